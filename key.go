@@ -1,0 +1,56 @@
+package universe
+
+import (
+	"regexp"
+	"time"
+)
+
+// Scope is the permission level of a key.
+type Scope string
+
+const (
+	// ScopeAll is full admin access to every endpoint; never rate limited.
+	ScopeAll Scope = "ALL"
+	// ScopePublic is read-only access to the public endpoints; rate limited.
+	ScopePublic Scope = "PUBLIC"
+)
+
+// ParseScope returns the scope named by s (exact, upper case as the console
+// grammar writes it; lower case is accepted too) or an EINVALID error.
+func ParseScope(s string) (Scope, error) {
+	switch s {
+	case "ALL", "all":
+		return ScopeAll, nil
+	case "PUBLIC", "public":
+		return ScopePublic, nil
+	}
+	return "", Errorf(EINVALID, "scope must be ALL or PUBLIC")
+}
+
+// KeyRecord is a stored API key. It never holds the token itself: only the
+// SHA-256 hash of it, from which the token cannot be recovered.
+type KeyRecord struct {
+	ID         string    `json:"id"`
+	Label      string    `json:"label"`
+	Scope      Scope     `json:"scope"`
+	Hash       [32]byte  `json:"hash"`
+	CreatedAt  time.Time `json:"createdAt"`
+	LastUsedAt time.Time `json:"lastUsedAt,omitzero"`
+	ExpiresAt  time.Time `json:"expiresAt,omitzero"`
+}
+
+// Expired reports whether the key has an expiry that is not after now.
+func (k *KeyRecord) Expired(now time.Time) bool {
+	return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)
+}
+
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// ValidateLabel returns an EINVALID error unless label is 1–64 characters of
+// [A-Za-z0-9._-].
+func ValidateLabel(label string) error {
+	if !labelRE.MatchString(label) {
+		return Errorf(EINVALID, "label must be 1-64 characters of A-Z a-z 0-9 . _ -")
+	}
+	return nil
+}

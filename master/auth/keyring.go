@@ -1,0 +1,359 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+)
+
+// Store is what the keyring needs of persistence; *storage.DB satisfies it.
+type Store interface {
+	CreateKey(universe.KeyRecord) error
+	DeleteKey(id string) error
+	ListKeys() ([]universe.KeyRecord, error)
+	TouchKeys(map[string]time.Time) error
+}
+
+// Authentication failures. They are preallocated so that a failed lookup
+// allocates nothing; all carry EUNAUTHORIZED and the same public message.
+var (
+	ErrMissing   = &universe.Error{Code: universe.EUNAUTHORIZED, Message: "Unauthorized"}
+	ErrMalformed = &universe.Error{Code: universe.EUNAUTHORIZED, Message: "Unauthorized"}
+	ErrUnknown   = &universe.Error{Code: universe.EUNAUTHORIZED, Message: "Unauthorized"}
+	ErrExpired   = &universe.Error{Code: universe.EUNAUTHORIZED, Message: "Unauthorized"}
+)
+
+// FailureReason names an authentication failure for metrics and logs.
+func FailureReason(err error) string {
+	switch err {
+	case ErrMissing:
+		return "missing"
+	case ErrMalformed:
+		return "malformed"
+	case ErrUnknown:
+		return "unknown"
+	case ErrExpired:
+		return "expired"
+	}
+	return "other"
+}
+
+// Key is a live key of the keyring. Its fields never change after creation,
+// except the last-used time; it is safe to share between goroutines.
+type Key struct {
+	rec       universe.KeyRecord // LastUsedAt of rec is the value at load time
+	expiresAt int64              // unix nanos, 0 = never
+	lastUsed  atomic.Int64       // unix nanos, 0 = never
+	flushed   int64              // last value written to the store; guarded by Keyring.flushMu
+	revoked   chan struct{}
+}
+
+// ID returns the key's public id.
+func (k *Key) ID() string { return k.rec.ID }
+
+// Label returns the key's label.
+func (k *Key) Label() string { return k.rec.Label }
+
+// Scope returns the key's scope.
+func (k *Key) Scope() universe.Scope { return k.rec.Scope }
+
+// ExpiresAt returns the expiry, zero if the key does not expire.
+func (k *Key) ExpiresAt() time.Time { return k.rec.ExpiresAt }
+
+// Revoked returns a channel closed when the key is revoked.
+func (k *Key) Revoked() <-chan struct{} { return k.revoked }
+
+// Record returns a copy of the key's record with its current last-used time.
+func (k *Key) Record() universe.KeyRecord {
+	r := k.rec
+	if n := k.lastUsed.Load(); n != 0 {
+		r.LastUsedAt = time.Unix(0, n).UTC()
+	}
+	return r
+}
+
+// Keyring is the set of API keys, persisted in a Store and indexed in memory.
+// Create it with OpenKeyring; run Run to persist last-used times in batches.
+type Keyring struct {
+	store Store
+	now   func() time.Time
+
+	writeMu sync.Mutex // serialises writers (store then memory)
+	mu      sync.RWMutex
+	byHash  map[[32]byte]*Key
+	byID    map[string]*Key
+	byLabel map[string]*Key
+
+	flushMu sync.Mutex
+
+	onRevoke []func(id string) // set before use; called after a revocation
+}
+
+// OnRevoke registers f to be called with the id of every key revoked from
+// now on. Register before the keyring is shared.
+func (r *Keyring) OnRevoke(f func(id string)) { r.onRevoke = append(r.onRevoke, f) }
+
+// OpenKeyring loads every key of store into memory. now is the clock (nil:
+// time.Now).
+func OpenKeyring(store Store, now func() time.Time) (*Keyring, error) {
+	if now == nil {
+		now = time.Now
+	}
+	recs, err := store.ListKeys()
+	if err != nil {
+		return nil, fmt.Errorf("load keys: %w", err)
+	}
+	r := &Keyring{
+		store:   store,
+		now:     now,
+		byHash:  make(map[[32]byte]*Key, len(recs)),
+		byID:    make(map[string]*Key, len(recs)),
+		byLabel: make(map[string]*Key, len(recs)),
+	}
+	for _, rec := range recs {
+		r.insert(newKey(rec))
+	}
+	return r, nil
+}
+
+func newKey(rec universe.KeyRecord) *Key {
+	k := &Key{rec: rec, revoked: make(chan struct{})}
+	if !rec.ExpiresAt.IsZero() {
+		k.expiresAt = rec.ExpiresAt.UnixNano()
+	}
+	if !rec.LastUsedAt.IsZero() {
+		k.lastUsed.Store(rec.LastUsedAt.UnixNano())
+		k.flushed = rec.LastUsedAt.UnixNano()
+	}
+	return k
+}
+
+func (r *Keyring) insert(k *Key) {
+	r.byHash[k.rec.Hash] = k
+	r.byID[k.rec.ID] = k
+	r.byLabel[k.rec.Label] = k
+}
+
+// Create makes a key and returns it with its token, which exists nowhere
+// else: it is not stored and cannot be shown again. expiresIn <= 0 means
+// never. The key is durable in the store before Create returns.
+// Errors: EINVALID (label, scope), ECONFLICT (label taken).
+func (r *Keyring) Create(label string, scope universe.Scope, expiresIn time.Duration) (*Key, string, error) {
+	if err := universe.ValidateLabel(label); err != nil {
+		return nil, "", err
+	}
+	if _, err := universe.ParseScope(string(scope)); err != nil {
+		return nil, "", err
+	}
+	if expiresIn < 0 {
+		return nil, "", universe.Errorf(universe.EINVALID, "expiry must be positive")
+	}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+
+	r.mu.RLock()
+	_, labelTaken := r.byLabel[label]
+	_, labelIsID := r.byID[label]
+	r.mu.RUnlock()
+	if labelTaken || labelIsID {
+		return nil, "", universe.Errorf(universe.ECONFLICT, "a key labelled %q exists already", label)
+	}
+	id := r.freshID()
+	token := NewToken()
+	now := r.now().UTC()
+	rec := universe.KeyRecord{ID: id, Label: label, Scope: scope, Hash: HashToken(token), CreatedAt: now}
+	if expiresIn > 0 {
+		rec.ExpiresAt = now.Add(expiresIn)
+	}
+	if err := r.store.CreateKey(rec); err != nil {
+		return nil, "", err
+	}
+	k := newKey(rec)
+	r.mu.Lock()
+	r.insert(k)
+	r.mu.Unlock()
+	return k, token, nil
+}
+
+// freshID returns an id used neither as an id nor as a label. Caller holds writeMu.
+func (r *Keyring) freshID() string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for {
+		id := newKeyID()
+		_, a := r.byID[id]
+		_, b := r.byLabel[id]
+		if !a && !b {
+			return id
+		}
+	}
+}
+
+// Revoke deletes the key with the given id or label. From the moment it
+// returns, the token no longer authenticates and the key's Revoked channel is
+// closed. Errors: ENOTFOUND.
+func (r *Keyring) Revoke(labelOrID string) (universe.KeyRecord, error) {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	r.mu.RLock()
+	k, ok := r.byID[labelOrID]
+	if !ok {
+		k, ok = r.byLabel[labelOrID]
+	}
+	r.mu.RUnlock()
+	if !ok {
+		return universe.KeyRecord{}, universe.Errorf(universe.ENOTFOUND, "no key with label or id %q", labelOrID)
+	}
+	if err := r.store.DeleteKey(k.rec.ID); err != nil {
+		return universe.KeyRecord{}, err
+	}
+	r.mu.Lock()
+	delete(r.byHash, k.rec.Hash)
+	delete(r.byID, k.rec.ID)
+	delete(r.byLabel, k.rec.Label)
+	r.mu.Unlock()
+	close(k.revoked)
+	for _, f := range r.onRevoke {
+		f(k.rec.ID)
+	}
+	return k.Record(), nil
+}
+
+// Authenticate returns the live key whose token is token. It does no I/O and
+// no allocation. Errors (preallocated, all EUNAUTHORIZED): ErrMissing,
+// ErrMalformed, ErrUnknown (never issued or revoked), ErrExpired.
+func (r *Keyring) Authenticate(token string) (*Key, error) {
+	if token == "" {
+		return nil, ErrMissing
+	}
+	if !wellFormed(token) {
+		return nil, ErrMalformed
+	}
+	h := HashToken(token)
+	r.mu.RLock()
+	k := r.byHash[h]
+	r.mu.RUnlock()
+	if k == nil {
+		return nil, ErrUnknown
+	}
+	now := r.now().UnixNano()
+	if k.expiresAt != 0 && now >= k.expiresAt {
+		return nil, ErrExpired
+	}
+	// Write the shared word only when it moves by a second: keeps the cache
+	// line quiet under load, and last-used needs no finer grain.
+	if now-k.lastUsed.Load() >= int64(time.Second) {
+		k.lastUsed.Store(now)
+	}
+	return k, nil
+}
+
+// Get returns the live key with the given id or label. Errors: ENOTFOUND.
+func (r *Keyring) Get(labelOrID string) (*Key, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if k, ok := r.byID[labelOrID]; ok {
+		return k, nil
+	}
+	if k, ok := r.byLabel[labelOrID]; ok {
+		return k, nil
+	}
+	return nil, universe.Errorf(universe.ENOTFOUND, "no key with label or id %q", labelOrID)
+}
+
+// List returns every key's record (with current last-used time), oldest first.
+func (r *Keyring) List() []universe.KeyRecord {
+	r.mu.RLock()
+	out := make([]universe.KeyRecord, 0, len(r.byID))
+	for _, k := range r.byID {
+		out = append(out, k.Record())
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Count returns the number of keys with the given scope.
+func (r *Keyring) Count(scope universe.Scope) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for _, k := range r.byID {
+		if k.rec.Scope == scope {
+			n++
+		}
+	}
+	return n
+}
+
+// Flush writes the last-used times that changed since the previous flush, in
+// one store transaction.
+func (r *Keyring) Flush() error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	changed := map[string]time.Time{}
+	var keys []*Key
+	r.mu.RLock()
+	for id, k := range r.byID {
+		if n := k.lastUsed.Load(); n > k.flushed {
+			changed[id] = time.Unix(0, n).UTC()
+			keys = append(keys, k)
+		}
+	}
+	r.mu.RUnlock()
+	if len(changed) == 0 {
+		return nil
+	}
+	if err := r.store.TouchKeys(changed); err != nil {
+		return fmt.Errorf("persist last-used times: %w", err)
+	}
+	for _, k := range keys {
+		k.flushed = changed[k.rec.ID].UnixNano()
+	}
+	return nil
+}
+
+// Run flushes last-used times every interval until ctx is done, then once
+// more. Flush errors go to onError (which may be nil).
+func (r *Keyring) Run(ctx context.Context, interval time.Duration, onError func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := r.Flush(); err != nil && onError != nil {
+				onError(err)
+			}
+			return
+		case <-t.C:
+			if err := r.Flush(); err != nil && onError != nil {
+				onError(err)
+			}
+		}
+	}
+}
+
+// CreateKey is Create returning the key's record (console.Keys).
+func (r *Keyring) CreateKey(label string, scope universe.Scope, expiresIn time.Duration) (universe.KeyRecord, string, error) {
+	k, token, err := r.Create(label, scope, expiresIn)
+	if err != nil {
+		return universe.KeyRecord{}, "", err
+	}
+	return k.Record(), token, nil
+}
+
+// ListKeys is List (console.Keys).
+func (r *Keyring) ListKeys() []universe.KeyRecord { return r.List() }
+
+// RevokeKey is Revoke (console.Keys).
+func (r *Keyring) RevokeKey(labelOrID string) (universe.KeyRecord, error) { return r.Revoke(labelOrID) }

@@ -1,0 +1,94 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+	bolt "go.etcd.io/bbolt"
+	boltErrors "go.etcd.io/bbolt/errors"
+)
+
+// FileName is the name of the bbolt file inside the data directory.
+const FileName = "universe.db"
+
+var (
+	bucketKeys        = []byte("keys")       // key id -> JSON KeyRecord
+	bucketKeyLabels   = []byte("key_labels") // label -> key id (unique labels)
+	bucketAudit       = []byte("audit")      // big-endian seq -> JSON AuditEntry
+	allBuckets        = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit}
+	defaultOpenTimout = 2 * time.Second
+)
+
+// ErrLocked is returned by Open when another process (normally a running
+// master) holds the database file.
+var ErrLocked = universe.Errorf(universe.EUNAVAILABLE,
+	"the data directory is in use by a running master; use its console or the REST API instead")
+
+// Options tune Open. The zero value is the production setting.
+type Options struct {
+	// Timeout bounds the wait for the file lock (default 2s).
+	Timeout time.Duration
+	// NoSync skips fsync on commit. Only for benchmarks that fill a db.
+	NoSync bool
+}
+
+// DB is the open bbolt database of one data directory.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	// AuditLimit is the number of audit entries kept (oldest dropped first).
+	auditLimit int
+}
+
+// Open creates dir (mode 0700) if needed and opens <dir>/universe.db (mode
+// 0600), creating its buckets. It returns ErrLocked if another process holds
+// the file after opts.Timeout.
+func Open(dir string, opts Options) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = defaultOpenTimout
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opts.NoSync})
+	if errors.Is(err, boltErrors.ErrTimeout) {
+		return nil, ErrLocked
+	} else if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// The file may predate us or have been created under a lax umask.
+	if err := os.Chmod(path, 0o600); err != nil && !errors.Is(err, fs.ErrPermission) {
+		_ = b.Close()
+		return nil, fmt.Errorf("chmod db: %w", err)
+	}
+	if err := b.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("create buckets: %w", err)
+	}
+	return &DB{bolt: b, path: path, auditLimit: 10000}, nil
+}
+
+// Path returns the path of the bbolt file.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the file and releases its lock.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close db: %w", err)
+	}
+	return nil
+}
