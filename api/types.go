@@ -1,0 +1,117 @@
+package api
+
+// Error is the one error body of the API: {"error":"..."}. RequestID is set
+// on 500s (match it with the master's log); RetryAfterMs on 429s; Output on
+// failed console commands.
+type Error struct {
+	Error        string   `json:"error"`
+	RequestID    string   `json:"requestId,omitempty"`
+	RetryAfterMs int64    `json:"retryAfterMs,omitempty"`
+	Output       []string `json:"output,omitempty"`
+}
+
+// Ping is the body of GET /api/ping.
+type Ping struct {
+	Status string `json:"status"`
+}
+
+// Node is the body of GET /api/node: public facts about the master node.
+// It carries no paths, commands or secrets, so PUBLIC keys may read it.
+type Node struct {
+	Version   string         `json:"version"`
+	StartedAt int64          `json:"startedAt"` // epoch milliseconds
+	UptimeMs  int64          `json:"uptimeMs"`
+	Instances InstanceCounts `json:"instances"`
+}
+
+// InstanceCounts counts the instances of a node by state.
+type InstanceCounts struct {
+	Total   int            `json:"total"`
+	ByState map[string]int `json:"byState"`
+}
+
+// Scopes of keys.
+const (
+	ScopeAll    = "ALL"
+	ScopePublic = "PUBLIC"
+)
+
+// Key describes an API key. It never carries the token or its hash.
+type Key struct {
+	ID         string `json:"id"`
+	Label      string `json:"label"`
+	Scope      string `json:"scope"`
+	CreatedAt  int64  `json:"createdAt"`            // epoch milliseconds
+	LastUsedAt int64  `json:"lastUsedAt,omitempty"` // epoch milliseconds; 0 = never
+	ExpiresAt  int64  `json:"expiresAt,omitempty"`  // epoch milliseconds; 0 = never
+	Expired    bool   `json:"expired,omitempty"`
+}
+
+// KeyCreateRequest is the body of POST /api/keys. ExpiresIn is a duration
+// such as "30d", "12h" or "90m"; empty means the key does not expire.
+type KeyCreateRequest struct {
+	Label     string `json:"label"`
+	Scope     string `json:"scope"`
+	ExpiresIn string `json:"expiresIn,omitempty"`
+}
+
+// KeyCreated is the answer to POST /api/keys: the key and its token. The
+// token is shown this once and can never be retrieved again.
+type KeyCreated struct {
+	Key
+	Token string `json:"token"`
+}
+
+// RateLimit is the rate-limit state of a PUBLIC key.
+type RateLimit struct {
+	Limit     int   `json:"limit"`
+	Remaining int   `json:"remaining"`
+	WindowMs  int64 `json:"windowMs"`
+	ResetMs   int64 `json:"resetMs"`
+}
+
+// Auth is the body of GET /api/auth and POST /api/auth/verify: who the
+// caller's key is. RateLimit is nil for ALL keys (they are never limited).
+type Auth struct {
+	ID        string     `json:"id"`
+	Label     string     `json:"label"`
+	Scope     string     `json:"scope"`
+	ExpiresAt int64      `json:"expiresAt,omitempty"`
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+}
+
+// CommandRequest is the body of POST /api/commands/execute.
+type CommandRequest struct {
+	Command string `json:"command"`
+}
+
+// CommandResponse is the answer of POST /api/commands/execute once the
+// command has finished: its output lines, free of terminal escape codes.
+type CommandResponse struct {
+	Command string   `json:"command"`
+	Output  []string `json:"output"`
+}
+
+// ConsoleEOT starts the frame that ends each command's output on the
+// console WebSocket (text format): EOT (U+0004) followed by a JSON
+// ConsoleEnd. Output lines never contain control characters, so it cannot be
+// mistaken for one.
+const ConsoleEOT = "\x04"
+
+// ConsoleEnd reports how a command sent over WS /api/console ended.
+type ConsoleEnd struct {
+	Type    string `json:"type"` // "end"
+	Command string `json:"command"`
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+}
+
+// ConsoleFrame is one frame of WS /api/console in ?format=json: either
+// {"type":"output","line":"..."} or a ConsoleEnd ({"type":"end",...}).
+type ConsoleFrame struct {
+	Type    string `json:"type"`
+	Line    string `json:"line,omitempty"`
+	Command string `json:"command,omitempty"`
+	OK      *bool  `json:"ok,omitempty"`
+	Error   string `json:"error,omitempty"`
+}

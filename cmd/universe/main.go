@@ -1,0 +1,267 @@
+// Command universe is the Universe control plane's one binary: the master
+// (`universe master`), offline key management against a data directory
+// (`universe key ...`), and its version.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/console"
+	"github.com/universe-orchestrator/universe/master"
+	"github.com/universe-orchestrator/universe/master/auth"
+	"github.com/universe-orchestrator/universe/storage"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+const usage = `Universe: a control plane for fleets of long-running processes.
+
+Usage:
+  universe master [flags]                      run the master (REST API on :7000)
+  universe key create <label> <ALL|PUBLIC> [--expires 30d] --data DIR
+  universe key list --data DIR
+  universe key revoke <label|id> --data DIR    offline key management (no master running)
+  universe version                             print the version
+
+Run "universe master --help" for the master's flags.
+`
+
+// run is main without the process: tests call it like main does.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "master":
+		return runMaster(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "key":
+		return runKey(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version", "-version", "-v":
+		fmt.Fprintln(stdout, "universe "+versionString())
+		return exitOK
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "universe: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// envOr returns the environment variable name, or def when it is unset.
+func envOr(getenv func(string) string, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func runMaster(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	def := master.DefaultConfig()
+	fs := flag.NewFlagSet("universe master", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", envOr(getenv, "UNIVERSE_ADDR", def.Addr), "listen address (env UNIVERSE_ADDR)")
+	data := fs.String("data", envOr(getenv, "UNIVERSE_DATA", def.DataDir), "data directory: bbolt file, console history (env UNIVERSE_DATA)")
+	allow := fs.String("allow-cidr", getenv("UNIVERSE_ALLOW_CIDR"), "comma-separated networks allowed to connect; empty = all (env UNIVERSE_ALLOW_CIDR)")
+	proxies := fs.String("trusted-proxies", getenv("UNIVERSE_TRUSTED_PROXIES"), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is honoured (env UNIVERSE_TRUSTED_PROXIES)")
+	pubRate := fs.String("public-rate-limit", envOr(getenv, "UNIVERSE_PUBLIC_RATE_LIMIT", def.PublicRate.String()), "calls per window for each PUBLIC key (env UNIVERSE_PUBLIC_RATE_LIMIT)")
+	failRate := fs.String("auth-failure-limit", envOr(getenv, "UNIVERSE_AUTH_FAILURE_LIMIT", def.AuthFailureRate.String()), "failed authentications per client address (env UNIVERSE_AUTH_FAILURE_LIMIT)")
+	cert := fs.String("tls-cert", getenv("UNIVERSE_TLS_CERT"), "TLS certificate file (env UNIVERSE_TLS_CERT)")
+	key := fs.String("tls-key", getenv("UNIVERSE_TLS_KEY"), "TLS key file (env UNIVERSE_TLS_KEY)")
+	shutdown := fs.Duration("shutdown-timeout", def.ShutdownTimeout, "bound on finishing in-flight requests at shutdown")
+	noConsole := fs.Bool("no-console", false, "do not read console commands from stdin")
+	accessLog := fs.Bool("access-log", true, "log one line per request")
+	logLevel := fs.String("log-level", envOr(getenv, "UNIVERSE_LOG_LEVEL", "info"), "debug, info, warn or error (env UNIVERSE_LOG_LEVEL)")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "universe: --log-level: %v\n", err)
+		return exitUsage
+	}
+	cfg := def
+	cfg.Addr, cfg.DataDir, cfg.TLSCert, cfg.TLSKey = *addr, *data, *cert, *key
+	cfg.ShutdownTimeout, cfg.AccessLog, cfg.Version = *shutdown, *accessLog, versionString()
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var err error
+	if cfg.AllowCIDRs, err = parsePrefixes(*allow); err != nil {
+		fmt.Fprintf(stderr, "universe: --allow-cidr: %v\n", err)
+		return exitUsage
+	}
+	cfg.TrustedProxies = splitList(*proxies)
+	if cfg.PublicRate, err = auth.ParseRate(*pubRate); err != nil {
+		fmt.Fprintf(stderr, "universe: --public-rate-limit: %v\n", err)
+		return exitUsage
+	}
+	if cfg.AuthFailureRate, err = auth.ParseRate(*failRate); err != nil {
+		fmt.Fprintf(stderr, "universe: --auth-failure-limit: %v\n", err)
+		return exitUsage
+	}
+	if !*noConsole {
+		cfg.Console, cfg.ConsoleOut = stdin, stdout
+	}
+
+	m, err := master.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "universe: %s\n", universe.ErrorMessage(err))
+		cfg.Logger.Debug("start failed", "err", err)
+		return exitError
+	}
+	if err := m.Open(); err != nil {
+		_ = m.Close()
+		fmt.Fprintf(stderr, "universe: %v\n", err)
+		return exitError
+	}
+	select {
+	case <-ctx.Done():
+	case <-m.Stopped():
+	}
+	if err := m.Close(); err != nil {
+		fmt.Fprintf(stderr, "universe: stop: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// runKey manages keys directly in a data directory, for when no master
+// runs (e.g. to bootstrap the first admin key of a headless install). It
+// runs the same commands as the console, so the rules are the same.
+func runKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	dir := envOr(getenv, "UNIVERSE_DATA", master.DefaultConfig().DataDir)
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--data" || a == "-data":
+			if i+1 >= len(args) {
+				fmt.Fprintln(stderr, "universe: --data needs a directory")
+				return exitUsage
+			}
+			i++
+			dir = args[i]
+		case strings.HasPrefix(a, "--data="):
+			dir = strings.TrimPrefix(a, "--data=")
+		default:
+			rest = append(rest, a)
+		}
+	}
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	db, err := storage.Open(dir, storage.Options{Timeout: 1500 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintf(stderr, "universe: %s (%s)\n", universe.ErrorMessage(err), dir)
+		return exitError
+	}
+	defer db.Close()
+	keys, err := auth.OpenKeyring(db, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "universe: could not read the key store")
+		return exitError
+	}
+	reg := console.NewRegistry()
+	_ = reg.Register(console.KeyCommands(keys, time.Now))
+	out := console.Lines{}
+	ctx = console.WithCaller(ctx, console.Caller{Source: "cli"})
+	err = reg.ExecuteArgs(ctx, append([]string{"key"}, rest...), &out)
+	for _, l := range out {
+		fmt.Fprintln(stdout, l)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "universe: "+universe.ErrorMessage(err))
+		if universe.ErrorCode(err) == universe.EINVALID {
+			return exitUsage
+		}
+		return exitError
+	}
+	return exitOK
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments, and returns the positionals.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parsePrefixes reads comma-separated CIDRs or single addresses.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range splitList(s) {
+		if !strings.Contains(p, "/") {
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address or CIDR", p)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		pr, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR", p)
+		}
+		out = append(out, pr.Masked())
+	}
+	return out, nil
+}

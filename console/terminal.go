@@ -1,0 +1,154 @@
+package console
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/chzyer/readline"
+	universe "github.com/universe-orchestrator/universe"
+)
+
+// Terminal is the master's interactive console: a readline prompt with
+// history and tab completion when In is a terminal, plain line reading
+// otherwise (pipes, `docker attach`, scripts). End of input ends Run but
+// not the master.
+type Terminal struct {
+	Registry    *Registry
+	In          io.Reader
+	Out         io.Writer
+	HistoryFile string // created with mode 0600; "" for no history
+	Prompt      string
+	Logger      *slog.Logger // internal errors of commands go here
+}
+
+type lineWriter struct{ w io.Writer }
+
+func (l lineWriter) WriteLine(s string) { fmt.Fprintln(l.w, s) }
+
+// Run reads and executes command lines until ctx is done or input ends.
+func (t *Terminal) Run(ctx context.Context) error {
+	if f, ok := t.In.(*os.File); ok && readline.IsTerminal(int(f.Fd())) {
+		return t.runReadline(ctx, f)
+	}
+	return t.runPlain(ctx)
+}
+
+func (t *Terminal) exec(ctx context.Context, line string, out io.Writer) {
+	ctx = WithCaller(ctx, Caller{Source: "terminal"})
+	if err := t.Registry.Execute(ctx, line, lineWriter{out}); err != nil {
+		if universe.ErrorCode(err) == universe.EINTERNAL && t.Logger != nil {
+			t.Logger.Error("console command failed", "err", err)
+		}
+		fmt.Fprintln(out, "error: "+universe.ErrorMessage(err))
+	}
+}
+
+func (t *Terminal) runPlain(ctx context.Context) error {
+	lines := make(chan string)
+	// This reader may stay blocked on a read of stdin after Run returns;
+	// a read of a terminal or pipe cannot be cancelled. It ends with the
+	// process and touches nothing shared but the channel.
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(t.In)
+		sc.Buffer(make([]byte, 64*1024), 64*1024)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			t.exec(ctx, line, t.Out)
+		}
+	}
+}
+
+func (t *Terminal) runReadline(ctx context.Context, in *os.File) error {
+	if t.HistoryFile != "" {
+		// readline would create it 0666: make it private first.
+		f, err := os.OpenFile(t.HistoryFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("console history: %w", err)
+		}
+		_ = f.Close()
+		_ = os.Chmod(t.HistoryFile, 0o600)
+	}
+	prompt := t.Prompt
+	if prompt == "" {
+		prompt = "universe> "
+	}
+	rl, err := readline.NewEx(&readline.Config{
+		Prompt:          prompt,
+		HistoryFile:     t.HistoryFile,
+		AutoComplete:    t.completer(),
+		InterruptPrompt: "^C",
+		EOFPrompt:       "",
+		Stdin:           in,
+		Stdout:          t.Out,
+	})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = rl.Close() // unblocks Readline
+		case <-done:
+		}
+	}()
+	defer rl.Close()
+	for {
+		line, err := rl.Readline()
+		if errors.Is(err, readline.ErrInterrupt) {
+			if line == "" {
+				fmt.Fprintln(rl.Stdout(), "(type stop to stop the master)")
+			}
+			continue
+		} else if err != nil { // io.EOF or closed
+			return nil
+		}
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		t.exec(ctx, line, rl.Stdout())
+	}
+}
+
+// completer builds readline's completion tree from the registry.
+func (t *Terminal) completer() *readline.PrefixCompleter {
+	var items []readline.PrefixCompleterInterface
+	var build func(c *Command) []readline.PrefixCompleterInterface
+	build = func(c *Command) []readline.PrefixCompleterInterface {
+		var out []readline.PrefixCompleterInterface
+		for _, n := range append([]string{c.Name}, c.Aliases...) {
+			var kids []readline.PrefixCompleterInterface
+			for _, s := range c.Sub {
+				kids = append(kids, build(s)...)
+			}
+			out = append(out, readline.PcItem(n, kids...))
+		}
+		return out
+	}
+	for _, c := range t.Registry.Commands() {
+		items = append(items, build(c)...)
+	}
+	return readline.NewPrefixCompleter(items...)
+}

@@ -1,0 +1,114 @@
+package master
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/master/auth"
+)
+
+// errUnauthorized is the one public answer to every failed authentication.
+var errUnauthorized = &universe.Error{Code: universe.EUNAUTHORIZED, Message: "Unauthorized"}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+// The scheme is case-insensitive (RFC 9110); anything else is malformed.
+func bearer(h string) (token string, present bool) {
+	if h == "" {
+		return "", false
+	}
+	const scheme = "bearer "
+	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", true
+	}
+	return strings.TrimSpace(h[len(scheme):]), true
+}
+
+// authenticate admits requests with a valid bearer token and puts the key
+// in the context. Clients with too many recent failures are answered 429
+// before their token is even looked at.
+func (m *Master) authenticate(c *gin.Context) {
+	now := m.cfg.Now()
+	addr := clientAddr(c)
+	if blocked, wait := m.throttle.Blocked(addr, now); blocked {
+		m.metrics.rateLimited.WithLabelValues("auth_failures").Inc()
+		m.rejectRate(c, wait, "Too many failed authentications. Retry after %dms.")
+		return
+	}
+	token, present := bearer(c.GetHeader("Authorization"))
+	k, err := m.keys.Authenticate(token)
+	if err != nil {
+		if present && token == "" {
+			err = auth.ErrMalformed
+		}
+		m.throttle.Fail(addr, now)
+		m.metrics.authFailures.WithLabelValues(auth.FailureReason(err)).Inc()
+		fail(c, errUnauthorized)
+		return
+	}
+	c.Set(ctxKey, k)
+	c.Next()
+}
+
+// rateLimit counts every call of a PUBLIC key against its sliding window and
+// reports the window in RateLimit-* headers. ALL keys are exempt.
+func (m *Master) rateLimit(c *gin.Context) {
+	k := callerKey(c)
+	if k.Scope() != universe.ScopePublic {
+		c.Next()
+		return
+	}
+	d := m.limiter.Allow(k.ID(), m.cfg.Now())
+	h := c.Writer.Header()
+	h["Ratelimit-Limit"] = []string{strconv.Itoa(d.Limit)}
+	h["Ratelimit-Remaining"] = []string{strconv.Itoa(d.Remaining)}
+	h["Ratelimit-Reset"] = []string{strconv.FormatInt(ceilDiv(d.Reset, time.Second), 10)}
+	if !d.Allowed {
+		m.metrics.rateLimited.WithLabelValues("public_key").Inc()
+		m.rejectRate(c, d.Reset, "Rate limit exceeded. Retry after %dms.")
+		return
+	}
+	c.Next()
+}
+
+// rejectRate answers 429 with the delay in the body (ms) and Retry-After (s).
+func (m *Master) rejectRate(c *gin.Context, wait time.Duration, format string) {
+	ms := ceilDiv(wait, time.Millisecond)
+	if ms < 1 {
+		ms = 1
+	}
+	c.Header("Retry-After", strconv.FormatInt(ceilDiv(wait, time.Second), 10))
+	c.Set(ctxRetryAfter, ms)
+	fail(c, universe.Errorf(universe.ERATELIMITED, format, ms))
+}
+
+func ceilDiv(d, unit time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + unit - 1) / unit)
+}
+
+// requireAll admits only ALL keys. Others get the documented 401 with an
+// insufficient_scope hint in WWW-Authenticate.
+func (m *Master) requireAll(c *gin.Context) {
+	if callerKey(c).Scope() != universe.ScopeAll {
+		m.metrics.authFailures.WithLabelValues("insufficient_scope").Inc()
+		c.Header("WWW-Authenticate", `Bearer realm="universe", error="insufficient_scope"`)
+		fail(c, errUnauthorized)
+		return
+	}
+	c.Next()
+}
+
+// callerKey returns the authenticated key; only valid behind authenticate.
+func callerKey(c *gin.Context) *auth.Key {
+	v, ok := c.Get(ctxKey)
+	if !ok {
+		panic(fmt.Sprintf("route %s is not behind authenticate", c.FullPath()))
+	}
+	return v.(*auth.Key)
+}

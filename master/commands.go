@@ -1,0 +1,99 @@
+package master
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/console"
+	"github.com/universe-orchestrator/universe/master/auth"
+)
+
+var (
+	// ansiRE matches terminal escape sequences (CSI and OSC).
+	ansiRE = regexp.MustCompile(`\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])`)
+	// tokenRE matches tokens we issue, for masking in the audit log.
+	tokenRE = regexp.MustCompile(auth.TokenPrefix + `[A-Za-z0-9_-]+`)
+)
+
+// cleanLine strips escape sequences and control characters (but tab) so
+// API clients get plain text, and the console EOT frame stays unambiguous.
+func cleanLine(s string) string {
+	s = ansiRE.ReplaceAllString(s, "")
+	return strings.Map(func(r rune) rune {
+		if (r < 0x20 && r != '\t') || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// maskTokens replaces every token in s by its prefix and stars.
+func maskTokens(s string) string { return tokenRE.ReplaceAllString(s, auth.TokenPrefix+"****") }
+
+// cleanWriter passes clean lines on and keeps a masked copy for the audit.
+type cleanWriter struct {
+	next   console.Writer
+	masked []string
+}
+
+func (w *cleanWriter) WriteLine(line string) {
+	line = cleanLine(line)
+	w.masked = append(w.masked, maskTokens(line))
+	w.next.WriteLine(line)
+}
+
+// execute runs one command line for key k from source ("rest",
+// "websocket"), streams its output to w and writes the audit entry.
+func (m *Master) execute(ctx context.Context, k *auth.Key, source, line string, w console.Writer) error {
+	ctx = console.WithCaller(ctx, console.Caller{KeyID: k.ID(), Label: k.Label(), Source: source})
+	cw := &cleanWriter{next: w}
+	err := m.commands.Execute(ctx, line, cw)
+	m.audit(k.ID(), source, line, cw.masked, err)
+	return err
+}
+
+// audit records one action in the audit log (bbolt) and the master's log.
+// Tokens in the command and output are masked first.
+func (m *Master) audit(keyID, source, command string, output []string, err error) {
+	e := universe.AuditEntry{
+		Time: m.cfg.Now().UTC(), KeyID: keyID, Source: source,
+		Command: maskTokens(command), Result: "ok", Output: output,
+	}
+	if err != nil {
+		e.Result, e.Error = "error", universe.ErrorMessage(err)
+		if universe.ErrorCode(err) == universe.EINTERNAL {
+			m.log.Error("command failed", "key", keyID, "command", e.Command, "err", err)
+		}
+	}
+	m.log.Info("audit", "key", keyID, "source", source, "command", e.Command, "result", e.Result)
+	if err := m.db.AppendAudit(e); err != nil {
+		m.log.Error("write audit entry", "err", err)
+	}
+}
+
+// handleCommandExecute runs a console command and answers when it has
+// finished, with all its output.
+func (m *Master) handleCommandExecute(c *gin.Context) {
+	var req api.CommandRequest
+	if err := bindJSON(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	if strings.TrimSpace(req.Command) == "" {
+		fail(c, universe.Errorf(universe.EINVALID, "command is required"))
+		return
+	}
+	out := console.Lines{}
+	if err := m.execute(c.Request.Context(), callerKey(c), "rest", req.Command, &out); err != nil {
+		c.Set(ctxOutput, []string(out))
+		fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, api.CommandResponse{Command: req.Command, Output: out})
+}

@@ -1,0 +1,91 @@
+package master
+
+import (
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/universe-orchestrator/universe/master/auth"
+)
+
+// Config is everything the master needs; cmd/universe fills it from flags
+// and the environment. DefaultConfig gives the production defaults.
+type Config struct {
+	Addr            string         // listen address, default ":7000"
+	DataDir         string         // bbolt file and console history live here, default "./data"
+	AllowCIDRs      []netip.Prefix // clients allowed; empty = everyone
+	TrustedProxies  []string       // IPs/CIDRs whose X-Forwarded-For is believed; empty = none
+	PublicRate      auth.Rate      // calls per window for PUBLIC keys (default 100/60s)
+	AuthFailureRate auth.Rate      // failed authentications per client address (default 20/1s)
+	TLSCert, TLSKey string         // serve HTTPS when both are set
+	ShutdownTimeout time.Duration  // bound on finishing in-flight requests (default 10s)
+	FlushInterval   time.Duration  // how often last-used times are persisted (default 30s)
+	WSPingInterval  time.Duration  // WebSocket keepalive pings (default 30s)
+	MaxBodyBytes    int64          // request body limit (default 1 MiB)
+	AccessLog       bool           // log one line per request (default true)
+	Version         string
+	Logger          *slog.Logger // nil: discard
+
+	// Console, when set, is read as the master's terminal console (readline
+	// when it is a terminal, lines otherwise); output goes to ConsoleOut.
+	Console    io.Reader
+	ConsoleOut io.Writer
+
+	Now func() time.Time // the clock; nil: time.Now
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            ":7000",
+		DataDir:         "./data",
+		PublicRate:      auth.Rate{Limit: 100, Window: 60 * time.Second},
+		AuthFailureRate: auth.Rate{Limit: 20, Window: time.Second},
+		ShutdownTimeout: 10 * time.Second,
+		FlushInterval:   30 * time.Second,
+		WSPingInterval:  30 * time.Second,
+		MaxBodyBytes:    1 << 20,
+		AccessLog:       true,
+		Version:         "dev",
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Addr == "" {
+		c.Addr = d.Addr
+	}
+	if c.DataDir == "" {
+		c.DataDir = d.DataDir
+	}
+	if c.PublicRate.Limit == 0 {
+		c.PublicRate = d.PublicRate
+	}
+	if c.AuthFailureRate.Limit == 0 {
+		c.AuthFailureRate = d.AuthFailureRate
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = d.FlushInterval
+	}
+	if c.WSPingInterval == 0 {
+		c.WSPingInterval = d.WSPingInterval
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.Version == "" {
+		c.Version = d.Version
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}

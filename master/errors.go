@@ -1,0 +1,149 @@
+package master
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// Keys of values that handlers and middleware leave in the gin context.
+const (
+	ctxKey        = "universe.key"        // *auth.Key of the caller
+	ctxRequestID  = "universe.requestId"  // string
+	ctxRetryAfter = "universe.retryAfter" // int64 milliseconds, with ERATELIMITED
+	ctxOutput     = "universe.output"     // []string, with a failed console command
+)
+
+// statusOf is the one mapping from error code to HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case universe.EINVALID:
+		return http.StatusBadRequest
+	case universe.ENOTFOUND:
+		return http.StatusNotFound
+	case universe.ECONFLICT:
+		return http.StatusConflict
+	case universe.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case universe.EFORBIDDEN:
+		return http.StatusForbidden
+	case universe.ERATELIMITED:
+		return http.StatusTooManyRequests
+	case universe.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case universe.EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
+	case universe.EMETHODNOTALLOWED:
+		return http.StatusMethodNotAllowed
+	case universe.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// renderErrors writes the last error a handler or middleware attached, if
+// nothing was written yet. It is the only writer of failure responses.
+func (m *Master) renderErrors(c *gin.Context) {
+	c.Next()
+	if len(c.Errors) == 0 || c.Writer.Written() {
+		return
+	}
+	m.writeError(c, c.Errors.Last().Err)
+}
+
+// writeError writes err as {"error": ...} with the status of its code.
+// Internal errors are logged with the request id and shown only as
+// "internal error" plus that id.
+func (m *Master) writeError(c *gin.Context, err error) {
+	code := universe.ErrorCode(err)
+	body := api.Error{Error: universe.ErrorMessage(err)}
+	switch code {
+	case universe.EINTERNAL:
+		body.RequestID = c.GetString(ctxRequestID)
+		m.log.Error("request failed", "requestId", body.RequestID, "route", c.FullPath(), "err", err)
+	case universe.EUNAUTHORIZED:
+		if c.Writer.Header().Get("WWW-Authenticate") == "" {
+			c.Header("WWW-Authenticate", `Bearer realm="universe"`)
+		}
+	case universe.ERATELIMITED:
+		body.RetryAfterMs = c.GetInt64(ctxRetryAfter)
+	}
+	if out, ok := c.Get(ctxOutput); ok {
+		body.Output = out.([]string)
+	}
+	c.AbortWithStatusJSON(statusOf(code), body)
+}
+
+// fail attaches err for renderErrors and stops the chain.
+func fail(c *gin.Context, err error) {
+	_ = c.Error(err)
+	c.Abort()
+}
+
+// bindJSON decodes the request body into v: JSON only, one value, within the
+// body limit. Errors: EUNSUPPORTED (Content-Type), ETOOLARGE, EINVALID.
+func bindJSON(c *gin.Context, v any) error {
+	if ct := c.GetHeader("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
+			return universe.Errorf(universe.EUNSUPPORTED, "Content-Type must be application/json")
+		}
+	}
+	dec := json.NewDecoder(c.Request.Body)
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return jsonError(err)
+		}
+		return universe.Errorf(universe.EINVALID, "malformed JSON: more than one value in the body")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return universe.Errorf(universe.ETOOLARGE, "request body is larger than %d bytes", tooLarge.Limit)
+	case errors.Is(err, io.EOF):
+		return universe.Errorf(universe.EINVALID, "request body is empty; expected a JSON object")
+	case errors.As(err, &syntax):
+		return universe.Errorf(universe.EINVALID, "malformed JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return universe.Errorf(universe.EINVALID, "malformed JSON: expected a JSON object")
+		}
+		return universe.Errorf(universe.EINVALID, "malformed JSON: field %q must be %s", typ.Field, jsonKind(typ.Type.Kind().String()))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return universe.Errorf(universe.EINVALID, "malformed JSON: unexpected end of body")
+	}
+	return universe.Errorf(universe.EINVALID, "malformed JSON")
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	}
+	return fmt.Sprintf("a number (%s)", k)
+}

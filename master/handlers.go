@@ -1,0 +1,153 @@
+package master
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// instanceStates are the states of the contract, reported even at zero.
+var instanceStates = []string{"CREATING", "ONLINE", "OFFLINE", "STOPPED"}
+
+func (m *Master) handlePing(c *gin.Context) {
+	c.JSON(http.StatusOK, api.Ping{Status: "ok"})
+}
+
+// handleNode answers public facts about this node: version, uptime and
+// instance counts. Nothing in it is a path, a command or a secret.
+func (m *Master) handleNode(c *gin.Context) {
+	now := m.cfg.Now()
+	counts := api.InstanceCounts{ByState: make(map[string]int, len(instanceStates))}
+	for _, s := range instanceStates {
+		counts.ByState[s] = 0
+	}
+	c.JSON(http.StatusOK, api.Node{
+		Version:   m.cfg.Version,
+		StartedAt: m.startedAt.UnixMilli(),
+		UptimeMs:  now.Sub(m.startedAt).Milliseconds(),
+		Instances: counts,
+	})
+}
+
+// handleAuth says who the caller is and, for PUBLIC keys, how much of the
+// rate window is left (after this call).
+func (m *Master) handleAuth(c *gin.Context) {
+	k := callerKey(c)
+	out := api.Auth{ID: k.ID(), Label: k.Label(), Scope: string(k.Scope()), ExpiresAt: millis(k.ExpiresAt())}
+	if k.Scope() == universe.ScopePublic {
+		d := m.limiter.Peek(k.ID(), m.cfg.Now())
+		out.RateLimit = &api.RateLimit{
+			Limit: d.Limit, Remaining: d.Remaining,
+			WindowMs: m.limiter.Rate().Window.Milliseconds(), ResetMs: ceilDiv(d.Reset, time.Millisecond),
+		}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (m *Master) handleAuthVerify(c *gin.Context) {
+	k := callerKey(c)
+	c.JSON(http.StatusOK, api.Auth{ID: k.ID(), Label: k.Label(), Scope: string(k.Scope())})
+}
+
+func (m *Master) handleKeyList(c *gin.Context) {
+	now := m.cfg.Now()
+	out := []api.Key{}
+	for _, r := range m.keys.List() {
+		out = append(out, keyJSON(r, now))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (m *Master) handleKeyGet(c *gin.Context) {
+	k, err := m.keys.Get(c.Param("key"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, keyJSON(k.Record(), m.cfg.Now()))
+}
+
+func (m *Master) handleKeyCreate(c *gin.Context) {
+	var req api.KeyCreateRequest
+	if err := bindJSON(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	if req.Label == "" || req.Scope == "" {
+		fail(c, universe.Errorf(universe.EINVALID, "label and scope are required"))
+		return
+	}
+	scope, err := universe.ParseScope(req.Scope)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var expiresIn time.Duration
+	if req.ExpiresIn != "" {
+		if expiresIn, err = universe.ParseDuration(req.ExpiresIn); err != nil {
+			fail(c, err)
+			return
+		}
+	}
+	k, token, err := m.keys.Create(req.Label, scope, expiresIn)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	caller := callerKey(c)
+	m.audit(caller.ID(), "rest", "POST /api/keys label="+req.Label+" scope="+string(scope), nil, nil)
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, api.KeyCreated{Key: keyJSON(k.Record(), m.cfg.Now()), Token: token})
+}
+
+func (m *Master) handleKeyRevoke(c *gin.Context) {
+	ref := c.Param("key")
+	rec, err := m.keys.Revoke(ref)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	m.audit(callerKey(c).ID(), "rest", "DELETE /api/keys/"+rec.ID+" label="+rec.Label, nil, nil)
+	c.Status(http.StatusNoContent)
+}
+
+// handleAuditList returns the newest audit entries (?limit=1..1000, default 100).
+func (m *Master) handleAuditList(c *gin.Context) {
+	limit := 100
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			fail(c, universe.Errorf(universe.EINVALID, "limit must be a whole number from 1 to 1000"))
+			return
+		}
+		limit = n
+	}
+	entries, err := m.db.ListAudit(limit)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if entries == nil {
+		entries = []universe.AuditEntry{}
+	}
+	c.JSON(http.StatusOK, entries)
+}
+
+func keyJSON(r universe.KeyRecord, now time.Time) api.Key {
+	return api.Key{
+		ID: r.ID, Label: r.Label, Scope: string(r.Scope),
+		CreatedAt: millis(r.CreatedAt), LastUsedAt: millis(r.LastUsedAt), ExpiresAt: millis(r.ExpiresAt),
+		Expired: r.Expired(now),
+	}
+}
+
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}

@@ -1,0 +1,220 @@
+package master
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/console"
+	"github.com/universe-orchestrator/universe/master/auth"
+	"github.com/universe-orchestrator/universe/storage"
+)
+
+func init() {
+	// gin's mode is process-global; the master never wants debug output.
+	gin.SetMode(gin.ReleaseMode)
+}
+
+// Master is one running master node. Build it with New, start it with Open,
+// stop it with Close. Stopped is closed when an operator asks it to stop.
+type Master struct {
+	cfg       Config
+	log       *slog.Logger
+	db        *storage.DB
+	keys      *auth.Keyring
+	limiter   *auth.Limiter
+	throttle  *auth.Throttle
+	commands  *console.Registry
+	metrics   *metrics
+	engine    *gin.Engine
+	srv       *http.Server
+	ln        net.Listener
+	startedAt time.Time
+
+	// ctx lives from Open to Close: background work and WebSocket sessions
+	// end when it is cancelled.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines (flusher, console)
+	wsWG   sync.WaitGroup // WebSocket sessions
+
+	stopOnce  sync.Once
+	stopped   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the data directory (bbolt file, keyring) and builds the router.
+// Nothing runs until Open. Errors: storage.ErrLocked if another master holds
+// the data directory.
+func New(cfg Config) (*Master, error) {
+	cfg = cfg.withDefaults()
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, universe.Errorf(universe.EINVALID, "--tls-cert and --tls-key go together")
+	}
+	db, err := storage.Open(cfg.DataDir, storage.Options{})
+	if err != nil {
+		return nil, err
+	}
+	keys, err := auth.OpenKeyring(db, cfg.Now)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	m := &Master{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		db:       db,
+		keys:     keys,
+		limiter:  auth.NewLimiter(cfg.PublicRate),
+		throttle: auth.NewThrottle(cfg.AuthFailureRate, 16384),
+		stopped:  make(chan struct{}),
+	}
+	keys.OnRevoke(m.limiter.Forget)
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.metrics = newMetrics(keys)
+	m.commands = console.NewRegistry()
+	if err := m.commands.Register(
+		console.HelpCommand(m.commands),
+		console.StopCommand(m.requestStop),
+		console.KeyCommands(keys, cfg.Now),
+	); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	m.engine, err = m.routes()
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Commands returns the console registry, for later subsystems to register
+// their commands in (before Open).
+func (m *Master) Commands() *console.Registry { return m.commands }
+
+// Handler returns the HTTP handler of the master (for tests and benchmarks).
+func (m *Master) Handler() http.Handler { return m.engine }
+
+// Keyring returns the master's keyring.
+func (m *Master) Keyring() *auth.Keyring { return m.keys }
+
+// Open listens on the configured address (a busy port fails here), then
+// serves in the background, persists last-used times and, if configured,
+// runs the terminal console.
+func (m *Master) Open() error {
+	ln, err := net.Listen("tcp", m.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.cfg.Addr, err)
+	}
+	m.ln = ln
+	m.startedAt = m.cfg.Now()
+	m.srv = &http.Server{
+		Handler:           m.engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return m.ctx },
+	}
+	if m.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(m.cfg.TLSCert, m.cfg.TLSKey)
+		if err != nil {
+			_ = ln.Close()
+			return universe.Errorf(universe.EINVALID, "load TLS certificate: %v", err)
+		}
+		m.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		var err error
+		if m.srv.TLSConfig != nil {
+			err = m.srv.ServeTLS(ln, "", "")
+		} else {
+			err = m.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("http server stopped", "err", err)
+		}
+	}()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.keys.Run(m.ctx, m.cfg.FlushInterval, func(err error) { m.log.Error("key store", "err", err) })
+	}()
+	if m.cfg.Console != nil {
+		t := &console.Terminal{
+			Registry:    m.commands,
+			In:          m.cfg.Console,
+			Out:         m.cfg.ConsoleOut,
+			HistoryFile: filepath.Join(m.cfg.DataDir, "console_history"),
+			Logger:      m.log,
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := t.Run(m.ctx); err != nil {
+				m.log.Error("console", "err", err)
+			}
+		}()
+	}
+	m.log.Info("master listening", "addr", ln.Addr().String(), "tls", m.srv.TLSConfig != nil, "version", m.cfg.Version)
+	return nil
+}
+
+// Addr returns the address the master listens on (after Open).
+func (m *Master) Addr() string { return m.ln.Addr().String() }
+
+// Stopped is closed when an operator asked the master to stop (the console's
+// stop command). The owner then calls Close.
+func (m *Master) Stopped() <-chan struct{} { return m.stopped }
+
+func (m *Master) requestStop() { m.stopOnce.Do(func() { close(m.stopped) }) }
+
+// Close stops the master gracefully: it stops accepting connections, lets
+// in-flight requests finish (within ShutdownTimeout), closes WebSockets with
+// a normal close, persists last-used times and closes the database.
+func (m *Master) Close() error {
+	m.closeOnce.Do(func() {
+		m.log.Info("master stopping")
+		m.cancel() // WebSocket sessions close normally; console and flusher end
+		if m.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+			if err := m.srv.Shutdown(ctx); err != nil {
+				m.log.Warn("in-flight requests cut off at shutdown timeout", "err", err)
+				_ = m.srv.Close()
+			}
+			cancel()
+		}
+		waitTimeout(&m.wsWG, m.cfg.ShutdownTimeout)
+		m.wg.Wait()
+		if err := m.keys.Flush(); err != nil {
+			m.closeErr = err
+		}
+		if err := m.db.Close(); err != nil && m.closeErr == nil {
+			m.closeErr = err
+		}
+		m.log.Info("master stopped")
+	})
+	return m.closeErr
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}

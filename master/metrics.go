@@ -1,0 +1,88 @@
+package master
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/master/auth"
+)
+
+// metrics are the master's Prometheus series, in a registry of its own (no
+// global state). No label ever carries a token, a key label or a key id.
+type metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	authFailures *prometheus.CounterVec
+	rateLimited  *prometheus.CounterVec
+	wsSessions   *prometheus.GaugeVec
+	statusLabel  [600]string
+}
+
+func newMetrics(keys *auth.Keyring) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "universe_http_requests_total",
+			Help: "HTTP requests served, by route template, method and status.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "universe_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by route template and method.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "universe_auth_failures_total",
+			Help: "Rejected authentications and authorizations, by reason.",
+		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "universe_rate_limited_total",
+			Help: "Requests answered 429, by limit: public_key or auth_failures.",
+		}, []string{"limit"}),
+		wsSessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "universe_websocket_sessions",
+			Help: "Open WebSocket sessions, by endpoint.",
+		}, []string{"endpoint"}),
+	}
+	for i := range m.statusLabel {
+		m.statusLabel[i] = strconv.Itoa(i)
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.authFailures, m.rateLimited, m.wsSessions,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	for _, s := range []universe.Scope{universe.ScopeAll, universe.ScopePublic} {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "universe_keys",
+			Help:        "API keys, by scope.",
+			ConstLabels: prometheus.Labels{"scope": string(s)},
+		}, func() float64 { return float64(keys.Count(s)) }))
+	}
+	// Pre-create the series operators alert on, so they exist at zero.
+	for _, r := range []string{"missing", "malformed", "unknown", "expired", "insufficient_scope"} {
+		m.authFailures.WithLabelValues(r)
+	}
+	for _, l := range []string{"public_key", "auth_failures"} {
+		m.rateLimited.WithLabelValues(l)
+	}
+	m.wsSessions.WithLabelValues("console")
+	return m
+}
+
+func (m *metrics) status(code int) string {
+	if code >= 0 && code < len(m.statusLabel) {
+		return m.statusLabel[code]
+	}
+	return "other"
+}
+
+// methodLabel bounds the method label to the methods we know.
+func methodLabel(method string) string {
+	switch method {
+	case "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS":
+		return method
+	}
+	return "OTHER"
+}

@@ -1,0 +1,119 @@
+package master
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/master/auth"
+)
+
+// requestID gives every request an id, echoed in X-Request-Id. A sane id
+// sent by the client (or a proxy) is kept so logs can be joined.
+func (m *Master) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !saneID(id) {
+		id = fmt.Sprintf("%016x", rand.Uint64())
+	}
+	c.Set(ctxRequestID, id)
+	h := c.Writer.Header()
+	h["X-Request-Id"] = []string{id}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	c.Next()
+}
+
+func saneID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// observe records metrics and the access log line of each request. The
+// access log names the key by its public id, never its token.
+func (m *Master) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	method := methodLabel(c.Request.Method)
+	status := c.Writer.Status()
+	d := time.Since(start)
+	m.metrics.requests.WithLabelValues(route, method, m.metrics.status(status)).Inc()
+	m.metrics.duration.WithLabelValues(route, method).Observe(d.Seconds())
+	if m.cfg.AccessLog {
+		keyID := "-"
+		if k, ok := c.Get(ctxKey); ok {
+			keyID = k.(*auth.Key).ID()
+		}
+		m.log.Info("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", status,
+			"duration", d, "key", keyID, "client", c.ClientIP(), "requestId", c.GetString(ctxRequestID))
+	}
+}
+
+// recoverPanics turns a panic into an internal error: logged with its stack
+// and request id, shown to the client as "internal error". Panics of ours
+// never carry tokens.
+func (m *Master) recoverPanics(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			m.log.Error("panic", "requestId", c.GetString(ctxRequestID), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				fail(c, fmt.Errorf("panic serving %s", c.FullPath()))
+			}
+		}
+	}()
+	c.Next()
+}
+
+// clientAddr is the client's address: the peer, or what a trusted proxy
+// says in X-Forwarded-For / X-Real-IP (gin's ClientIP implements that).
+func clientAddr(c *gin.Context) netip.Addr {
+	a, err := netip.ParseAddr(c.ClientIP())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// allowList refuses clients outside the configured networks with 403.
+func (m *Master) allowList(c *gin.Context) {
+	if len(m.cfg.AllowCIDRs) == 0 {
+		c.Next()
+		return
+	}
+	a := clientAddr(c)
+	for _, p := range m.cfg.AllowCIDRs {
+		if p.Contains(a) {
+			c.Next()
+			return
+		}
+	}
+	fail(c, universe.Errorf(universe.EFORBIDDEN, "Access denied from this IP address"))
+}
+
+// limitBody caps request bodies at MaxBodyBytes (413 beyond).
+func (m *Master) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > m.cfg.MaxBodyBytes {
+		fail(c, universe.Errorf(universe.ETOOLARGE, "request body is larger than %d bytes", m.cfg.MaxBodyBytes))
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, m.cfg.MaxBodyBytes)
+	c.Next()
+}

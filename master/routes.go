@@ -1,0 +1,51 @@
+package master
+
+import (
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	universe "github.com/universe-orchestrator/universe"
+)
+
+// routes builds the router: the middleware chain and every route, in this
+// one place. Only GET /api/ping and GET /api/metrics are open; everything
+// else, unknown paths included, needs a valid key first.
+func (m *Master) routes() (*gin.Engine, error) {
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
+	if err := e.SetTrustedProxies(m.cfg.TrustedProxies); err != nil {
+		return nil, universe.Errorf(universe.EINVALID, "--trusted-proxies: %v", err)
+	}
+	// Outermost first: id, metrics + access log, error rendering, panic
+	// recovery (inside rendering so a panic is rendered as a 500), then the
+	// checks that apply to every request.
+	e.Use(m.requestID, m.observe, m.renderErrors, m.recoverPanics, m.allowList, m.limitBody)
+
+	open := e.Group("/api")
+	open.GET("/ping", m.handlePing)
+	open.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{})))
+
+	// Any valid key (PUBLIC keys are rate limited here).
+	public := e.Group("/api", m.authenticate, m.rateLimit)
+	public.GET("/node", m.handleNode)
+	public.GET("/auth", m.handleAuth)
+	public.POST("/auth/verify", m.handleAuthVerify)
+
+	// ALL keys only.
+	admin := public.Group("", m.requireAll)
+	admin.GET("/keys", m.handleKeyList)
+	admin.POST("/keys", m.handleKeyCreate)
+	admin.GET("/keys/:key", m.handleKeyGet)
+	admin.DELETE("/keys/:key", m.handleKeyRevoke)
+	admin.POST("/commands/execute", m.handleCommandExecute)
+	admin.GET("/console", m.handleConsoleWS)
+	admin.GET("/audit", m.handleAuditList)
+
+	e.NoRoute(m.authenticate, m.rateLimit, func(c *gin.Context) {
+		fail(c, universe.Errorf(universe.ENOTFOUND, "no such endpoint"))
+	})
+	e.NoMethod(m.authenticate, m.rateLimit, func(c *gin.Context) {
+		fail(c, universe.Errorf(universe.EMETHODNOTALLOWED, "method not allowed on this endpoint"))
+	})
+	return e, nil
+}
