@@ -65,15 +65,16 @@ func (m *Master) observe(c *gin.Context) {
 }
 
 // recoverPanics turns a panic into an internal error: logged with its stack
-// and request id, shown to the client as "internal error". Panics of ours
-// never carry tokens.
+// and request id (tokens masked, should one be in the value), shown to the
+// client as "internal error".
 func (m *Master) recoverPanics(c *gin.Context) {
 	defer func() {
 		if r := recover(); r != nil {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
-			m.log.Error("panic", "requestId", c.GetString(ctxRequestID), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			m.log.Error("panic", "requestId", c.GetString(ctxRequestID),
+				"panic", maskTokens(fmt.Sprint(r)), "stack", maskTokens(string(debug.Stack())))
 			if !c.Writer.Written() {
 				fail(c, fmt.Errorf("panic serving %s", c.FullPath()))
 			}

@@ -1,0 +1,209 @@
+package master_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// readUntilEnd reads console frames up to and including the end frame.
+func readUntilEnd(t *testing.T, conn *websocket.Conn) (lines []string, end api.ConsoleEnd) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		typ, data, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if typ != websocket.MessageText {
+			t.Fatalf("frame type %v", typ)
+		}
+		s := string(data)
+		if rest, ok := strings.CutPrefix(s, api.ConsoleEOT); ok {
+			if err := json.Unmarshal([]byte(rest), &end); err != nil {
+				t.Fatal(err)
+			}
+			return lines, end
+		}
+		lines = append(lines, s)
+	}
+}
+
+func TestConsoleWebSocket(t *testing.T) {
+	e := newEnv(t, nil)
+	conn, _, err := e.dialWS("/api/console", e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	ctx := context.Background()
+
+	send := func(line string) {
+		if err := conn.Write(ctx, websocket.MessageText, []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("key create from-ws PUBLIC")
+	lines, end := readUntilEnd(t, conn)
+	if !end.OK || end.Command != "key create from-ws PUBLIC" || len(lines) != 2 || !strings.Contains(lines[1], "unv_") {
+		t.Fatalf("create: %q %+v", lines, end)
+	}
+	send("key list")
+	lines, end = readUntilEnd(t, conn)
+	if !end.OK || !strings.Contains(strings.Join(lines, "\n"), "from-ws") {
+		t.Fatalf("list: %q %+v", lines, end)
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "unv_") {
+			t.Fatal("key list shows a token")
+		}
+	}
+	send("key frobnicate")
+	_, end = readUntilEnd(t, conn)
+	if end.OK || !strings.Contains(end.Error, "unknown subcommand") {
+		t.Fatalf("bad command: %+v", end)
+	}
+
+	// The audit log has the commands, with the token masked.
+	entries := decode[[]universe.AuditEntry](t, e.do("GET", "/api/audit", e.admin, ""))
+	if len(entries) != 3 || entries[2].Source != "websocket" || entries[2].Command != "key create from-ws PUBLIC" {
+		t.Fatalf("audit: %+v", entries)
+	}
+	for _, a := range entries {
+		for _, l := range a.Output {
+			if strings.Contains(l, "unv_") && !strings.Contains(l, "unv_****") {
+				t.Fatalf("unmasked token in audit: %q", l)
+			}
+		}
+	}
+}
+
+func TestConsoleWebSocketJSON(t *testing.T) {
+	e := newEnv(t, nil)
+	conn, _, err := e.dialWS("/api/console?format=json", e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := conn.Write(ctx, websocket.MessageText, []byte("help")); err != nil {
+		t.Fatal(err)
+	}
+	var frames []api.ConsoleFrame
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f api.ConsoleFrame
+		if err := json.Unmarshal(data, &f); err != nil {
+			t.Fatalf("frame %q: %v", data, err)
+		}
+		frames = append(frames, f)
+		if f.Type == "end" {
+			break
+		}
+	}
+	if len(frames) < 3 || frames[0].Type != "output" || frames[0].Line != "Commands:" || frames[len(frames)-1].OK == nil || !*frames[len(frames)-1].OK {
+		t.Fatalf("frames: %+v", frames)
+	}
+}
+
+func TestWebSocketRefusedBeforeUpgrade(t *testing.T) {
+	e := newEnv(t, nil)
+	for name, token := range map[string]string{"no token": "", "bad token": "unv_" + strings.Repeat("x", 43), "public key": e.public} {
+		t.Run(name, func(t *testing.T) {
+			_, resp, err := e.dialWS("/api/console", token)
+			if err == nil {
+				t.Fatal("upgraded")
+			}
+			if resp == nil || resp.StatusCode != 401 {
+				t.Fatalf("response %v", resp)
+			}
+		})
+	}
+}
+
+// closeStatus waits for the server to close conn and returns how.
+func closeStatus(t *testing.T, conn *websocket.Conn, within time.Duration) (websocket.StatusCode, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		_, _, err := conn.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if ctx.Err() != nil {
+			t.Fatalf("not closed within %v", within)
+		}
+		if !asCloseError(err, &ce) {
+			t.Fatalf("read ended without a close frame: %v", err)
+		}
+		return ce.Code, ce.Reason
+	}
+}
+
+func TestRevocationClosesLiveWebSocket(t *testing.T) {
+	e := newEnv(t, nil)
+	_, token, _ := e.m.Keyring().Create("ops", universe.ScopeAll, 0)
+	conn, _, err := e.dialWS("/api/console", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	// Revoke over REST with another key.
+	if resp := e.do("DELETE", "/api/keys/ops", e.admin, ""); resp.StatusCode != 204 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	revokedAt := time.Now()
+	code, reason := closeStatus(t, conn, time.Second)
+	if code != websocket.StatusPolicyViolation || reason != "token revoked" {
+		t.Fatalf("closed with %v %q", code, reason)
+	}
+	t.Logf("closed %v after revocation", time.Since(revokedAt))
+	if resp := e.do("GET", "/api/node", token, ""); resp.StatusCode != 401 {
+		t.Fatalf("revoked token still works: %d", resp.StatusCode)
+	}
+}
+
+func TestExpiryClosesLiveWebSocket(t *testing.T) {
+	e := newEnv(t, nil)
+	_, token, _ := e.m.Keyring().Create("brief", universe.ScopeAll, 400*time.Millisecond)
+	conn, _, err := e.dialWS("/api/console", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	code, reason := closeStatus(t, conn, 3*time.Second)
+	if code != websocket.StatusPolicyViolation || reason != "token expired" {
+		t.Fatalf("closed with %v %q", code, reason)
+	}
+}
+
+func TestShutdownClosesWebSocketsNormally(t *testing.T) {
+	e := newEnv(t, nil)
+	conn, _, err := e.dialWS("/api/console", e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	closed := make(chan error, 1)
+	go func() { closed <- e.m.Close() }()
+	code, reason := closeStatus(t, conn, 5*time.Second)
+	if code != websocket.StatusNormalClosure || reason != "master shutting down" {
+		t.Fatalf("closed with %v %q", code, reason)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,4 @@
+package storage
+
+// SetAuditLimit lets tests use a small audit log.
+func SetAuditLimit(db *DB, n int) { db.auditLimit = n }

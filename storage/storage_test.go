@@ -1,0 +1,126 @@
+package storage_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/storage"
+)
+
+func openDB(t *testing.T, dir string) *storage.DB {
+	t.Helper()
+	db, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func rec(id, label string) universe.KeyRecord {
+	return universe.KeyRecord{ID: id, Label: label, Scope: universe.ScopeAll, Hash: [32]byte{1, 2, 3}, CreatedAt: time.Unix(1700000000, 0).UTC()}
+}
+
+func TestOpenModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	openDB(t, dir)
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, storage.FileName): 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
+	}
+}
+
+func TestOpenLockedFailsFast(t *testing.T) {
+	dir := t.TempDir()
+	openDB(t, dir)
+	start := time.Now()
+	_, err := storage.Open(dir, storage.Options{Timeout: 300 * time.Millisecond})
+	if !errors.Is(err, storage.ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("second open hung for %v", d)
+	}
+}
+
+func TestKeysCRUD(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	if err := db.CreateKey(rec("k1", "admin")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		rec  universe.KeyRecord
+		code string
+	}{
+		{"label taken", rec("k2", "admin"), universe.ECONFLICT},
+		{"id taken", rec("k1", "other"), universe.ECONFLICT},
+		{"label equal to an id", rec("k3", "k1"), universe.ECONFLICT},
+		{"id equal to a label", rec("admin", "x"), universe.ECONFLICT},
+		{"fresh", rec("k4", "ci"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := universe.ErrorCode(db.CreateKey(tt.rec)); got != tt.code {
+				t.Fatalf("code %q, want %q", got, tt.code)
+			}
+		})
+	}
+	used := time.Unix(1800000000, 0).UTC()
+	if err := db.TouchKeys(map[string]time.Time{"k1": used, "gone": used}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteKey("k4"); err != nil {
+		t.Fatal(err)
+	}
+	if got := universe.ErrorCode(db.DeleteKey("k4")); got != universe.ENOTFOUND {
+		t.Fatalf("delete twice: %q", got)
+	}
+	// Label is free again after delete.
+	if err := db.CreateKey(rec("k5", "ci")); err != nil {
+		t.Fatal(err)
+	}
+	// Everything survives a reopen.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, dir)
+	keys, err := db.ListKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0].ID != "k1" || keys[1].ID != "k5" {
+		t.Fatalf("keys after reopen: %+v", keys)
+	}
+	if !keys[0].LastUsedAt.Equal(used) || keys[0].Hash != [32]byte{1, 2, 3} {
+		t.Fatalf("k1 after reopen: %+v", keys[0])
+	}
+}
+
+func TestAuditTrimsOldest(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	storage.SetAuditLimit(db, 5)
+	for i := 0; i < 12; i++ {
+		if err := db.AppendAudit(universe.AuditEntry{Command: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.ListAudit(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 || got[0].Command != "11" || got[4].Command != "7" || got[0].Seq != 12 {
+		t.Fatalf("audit: %+v", got)
+	}
+}
