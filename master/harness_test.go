@@ -17,7 +17,7 @@ import (
 // env is a real master on a loopback port with a temp data dir, and one
 // key of each scope.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	m      *master.Master
 	url    string
 	admin  string // ALL token
@@ -25,7 +25,7 @@ type env struct {
 	logs   *logBuffer
 }
 
-func newEnv(t *testing.T, mutate func(*master.Config)) *env {
+func newEnv(t testing.TB, mutate func(*master.Config)) *env {
 	t.Helper()
 	cfg := master.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -90,7 +90,7 @@ func (e *env) do(method, path, token, body string, headers ...string) *http.Resp
 	return resp
 }
 
-func decode[T any](t *testing.T, resp *http.Response) T {
+func decode[T any](t testing.TB, resp *http.Response) T {
 	t.Helper()
 	var v T
 	b, _ := io.ReadAll(resp.Body)
