@@ -32,7 +32,7 @@ func bearer(h string) (token string, present bool) {
 // before their token is even looked at.
 func (m *Master) authenticate(c *gin.Context) {
 	now := m.cfg.Now()
-	addr := clientAddr(c)
+	addr := m.clientAddr(c)
 	if blocked, wait := m.throttle.Blocked(addr, now); blocked {
 		m.metrics.rateLimited.WithLabelValues("auth_failures").Inc()
 		m.rejectRate(c, wait, "Too many failed authentications. Retry after %dms.")
@@ -63,15 +63,32 @@ func (m *Master) rateLimit(c *gin.Context) {
 	}
 	d := m.limiter.Allow(k.ID(), m.cfg.Now())
 	h := c.Writer.Header()
-	h["Ratelimit-Limit"] = []string{strconv.Itoa(d.Limit)}
-	h["Ratelimit-Remaining"] = []string{strconv.Itoa(d.Remaining)}
-	h["Ratelimit-Reset"] = []string{strconv.FormatInt(ceilDiv(d.Reset, time.Second), 10)}
+	h["Ratelimit-Limit"] = m.limitHeader
+	h["Ratelimit-Remaining"] = headerNum(int64(d.Remaining))
+	h["Ratelimit-Reset"] = headerNum(ceilDiv(d.Reset, time.Second))
 	if !d.Allowed {
 		m.metrics.rateLimited.WithLabelValues("public_key").Inc()
 		m.rejectRate(c, d.Reset, "Rate limit exceeded. Retry after %dms.")
 		return
 	}
 	c.Next()
+}
+
+// smallNums holds header values for 0..1024, built once: rate-limit headers
+// then cost no allocation. The slices have len == cap == 1, so a later
+// Header.Add copies instead of writing into them; nothing else mutates them.
+var smallNums = func() (t [1025][]string) {
+	for i := range t {
+		t[i] = []string{strconv.Itoa(i)}[:1:1]
+	}
+	return t
+}()
+
+func headerNum(n int64) []string {
+	if n >= 0 && n < int64(len(smallNums)) {
+		return smallNums[n]
+	}
+	return []string{strconv.FormatInt(n, 10)}
 }
 
 // rejectRate answers 429 with the delay in the body (ms) and Retry-After (s).

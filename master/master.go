@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"time"
@@ -27,18 +28,20 @@ func init() {
 // Master is one running master node. Build it with New, start it with Open,
 // stop it with Close. Stopped is closed when an operator asks it to stop.
 type Master struct {
-	cfg       Config
-	log       *slog.Logger
-	db        *storage.DB
-	keys      *auth.Keyring
-	limiter   *auth.Limiter
-	throttle  *auth.Throttle
-	commands  *console.Registry
-	metrics   *metrics
-	engine    *gin.Engine
-	srv       *http.Server
-	ln        net.Listener
-	startedAt time.Time
+	cfg         Config
+	log         *slog.Logger
+	db          *storage.DB
+	keys        *auth.Keyring
+	trusted     []netip.Prefix // proxies whose forwarding headers are believed
+	limiter     *auth.Limiter
+	limitHeader []string // RateLimit-Limit value, built once
+	throttle    *auth.Throttle
+	commands    *console.Registry
+	metrics     *metrics
+	engine      *gin.Engine
+	srv         *http.Server
+	ln          net.Listener
+	startedAt   time.Time
 
 	// ctx lives from Open to Close: background work and WebSocket sessions
 	// end when it is cancelled.
@@ -61,6 +64,10 @@ func New(cfg Config) (*Master, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, universe.Errorf(universe.EINVALID, "--tls-cert and --tls-key go together")
 	}
+	trusted, err := parseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	db, err := storage.Open(cfg.DataDir, storage.Options{})
 	if err != nil {
 		return nil, err
@@ -75,10 +82,12 @@ func New(cfg Config) (*Master, error) {
 		log:      cfg.Logger,
 		db:       db,
 		keys:     keys,
+		trusted:  trusted,
 		limiter:  auth.NewLimiter(cfg.PublicRate),
 		throttle: auth.NewThrottle(cfg.AuthFailureRate, 16384),
 		stopped:  make(chan struct{}),
 	}
+	m.limitHeader = headerNum(int64(cfg.PublicRate.Limit))
 	keys.OnRevoke(m.limiter.Forget)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.metrics = newMetrics(keys)

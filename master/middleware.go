@@ -83,14 +83,49 @@ func (m *Master) recoverPanics(c *gin.Context) {
 	c.Next()
 }
 
-// clientAddr is the client's address: the peer, or what a trusted proxy
-// says in X-Forwarded-For / X-Real-IP (gin's ClientIP implements that).
-func clientAddr(c *gin.Context) netip.Addr {
+// clientAddr is the client's address: the TCP peer, or, when the peer is a
+// trusted proxy, what it says in X-Forwarded-For / X-Real-IP (gin's
+// ClientIP walks those). The common case allocates nothing.
+func (m *Master) clientAddr(c *gin.Context) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.Request.RemoteAddr)
+	if err == nil {
+		peer := ap.Addr().Unmap()
+		if !m.trustedPeer(peer) {
+			return peer
+		}
+	}
 	a, err := netip.ParseAddr(c.ClientIP())
 	if err != nil {
 		return netip.Addr{}
 	}
 	return a.Unmap()
+}
+
+func (m *Master) trustedPeer(a netip.Addr) bool {
+	for _, p := range m.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseTrusted reads --trusted-proxies entries (addresses or CIDRs).
+func parseTrusted(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, universe.Errorf(universe.EINVALID, "--trusted-proxies: %q is not an address or CIDR", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // allowList refuses clients outside the configured networks with 403.
@@ -99,7 +134,7 @@ func (m *Master) allowList(c *gin.Context) {
 		c.Next()
 		return
 	}
-	a := clientAddr(c)
+	a := m.clientAddr(c)
 	for _, p := range m.cfg.AllowCIDRs {
 		if p.Contains(a) {
 			c.Next()

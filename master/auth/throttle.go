@@ -3,6 +3,7 @@ package auth
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,7 @@ type Throttle struct {
 
 	mu      sync.Mutex
 	buckets map[netip.Addr]*bucket
+	size    atomic.Int64 // len(buckets), for a lock-free fast path
 }
 
 type bucket struct {
@@ -45,6 +47,9 @@ func (t *Throttle) refill(b *bucket, now int64) {
 // Blocked reports whether addr has no failures left, and how long until it
 // has one again.
 func (t *Throttle) Blocked(addr netip.Addr, now time.Time) (bool, time.Duration) {
+	if t.size.Load() == 0 {
+		return false, 0 // no failures anywhere lately: no lock taken
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := t.buckets[addr]
@@ -53,6 +58,10 @@ func (t *Throttle) Blocked(addr netip.Addr, now time.Time) (bool, time.Duration)
 	}
 	n := now.UnixNano()
 	t.refill(b, n)
+	if b.tokens >= float64(t.rate.Limit) {
+		t.remove(addr) // refilled: forget it, so the fast path comes back
+		return false, 0
+	}
 	if b.tokens >= 1 {
 		return false, 0
 	}
@@ -72,6 +81,7 @@ func (t *Throttle) Fail(addr netip.Addr, now time.Time) {
 		}
 		b = &bucket{tokens: float64(t.rate.Limit), last: n}
 		t.buckets[addr] = b
+		t.size.Store(int64(len(t.buckets)))
 	}
 	t.refill(b, n)
 	b.tokens--
@@ -92,14 +102,20 @@ func (t *Throttle) evict(now int64) {
 		seen++
 		t.refill(b, now)
 		if b.tokens >= float64(t.rate.Limit) {
-			delete(t.buckets, a) // refilled: the same as not tracked
+			t.remove(a) // refilled: the same as not tracked
 			return
 		}
 		if seen >= 128 {
 			break
 		}
 	}
-	delete(t.buckets, victim)
+	t.remove(victim)
+}
+
+// remove forgets addr. Caller holds mu.
+func (t *Throttle) remove(addr netip.Addr) {
+	delete(t.buckets, addr)
+	t.size.Store(int64(len(t.buckets)))
 }
 
 // Len returns the number of addresses tracked.
