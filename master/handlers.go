@@ -8,10 +8,8 @@ import (
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance"
 )
-
-// instanceStates are the states of the contract, reported even at zero.
-var instanceStates = []string{"CREATING", "ONLINE", "OFFLINE", "STOPPED"}
 
 func (m *Master) handlePing(c *gin.Context) {
 	c.JSON(http.StatusOK, api.Ping{Status: "ok"})
@@ -21,9 +19,11 @@ func (m *Master) handlePing(c *gin.Context) {
 // instance counts. Nothing in it is a path, a command or a secret.
 func (m *Master) handleNode(c *gin.Context) {
 	now := m.cfg.Now()
-	counts := api.InstanceCounts{ByState: make(map[string]int, len(instanceStates))}
-	for _, s := range instanceStates {
-		counts.ByState[s] = 0
+	// Every state is reported, at zero too; instances arrive with the
+	// instance manager.
+	counts := api.InstanceCounts{ByState: make(map[string]int, len(instance.States))}
+	for _, s := range instance.States {
+		counts.ByState[string(s)] = 0
 	}
 	c.JSON(http.StatusOK, api.Node{
 		Version:   m.cfg.Version,

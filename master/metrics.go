@@ -1,6 +1,7 @@
 package master
 
 import (
+	"regexp"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,7 +51,10 @@ func newMetrics(keys *auth.Keyring) *metrics {
 		m.statusLabel[i] = strconv.Itoa(i)
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.authFailures, m.rateLimited, m.wsSessions,
-		collectors.NewGoCollector(),
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			// The live heap after the last GC: the size of what the master keeps.
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)},
+		)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	for _, s := range []universe.Scope{universe.ScopeAll, universe.ScopePublic} {

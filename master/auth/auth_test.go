@@ -282,12 +282,35 @@ func TestThrottle(t *testing.T) {
 		t.Fatal("still blocked after refill")
 	}
 
-	// Memory stays bounded whatever the number of addresses.
-	for i := 0; i < 100000; i++ {
-		th.Fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), clk.Now())
+	// IPv6 clients count per /64.
+	v6a := netip.MustParseAddr("2001:db8:1:2::1")
+	v6b := netip.MustParseAddr("2001:db8:1:2:ffff::9")
+	for i := 0; i < 20; i++ {
+		th.Fail(v6a, clk.Now())
 	}
-	if n := th.Len(); n > 1000 {
-		t.Fatalf("throttle tracks %d addresses, bound is 1000", n)
+	if blocked, _ := th.Blocked(v6b, clk.Now()); !blocked {
+		t.Fatal("another address of the same /64 is not blocked")
+	}
+	if blocked, _ := th.Blocked(netip.MustParseAddr("2001:db8:1:3::1"), clk.Now()); blocked {
+		t.Fatal("another /64 is blocked")
+	}
+
+	// A flood of distinct addresses never grows the table; an address
+	// being throttled survives a flood of one-off failures in its set.
+	for i := 0; i < 200000; i++ {
+		th.Fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), clk.Now())
+		th.Fail(a, clk.Now())
+	}
+	if n := th.Len(clk.Now()); n > 1000 {
+		t.Fatalf("throttle tracks %d addresses, capacity is 1000", n)
+	}
+	if blocked, _ := th.Blocked(a, clk.Now()); !blocked {
+		t.Fatal("the throttled address was evicted by the flood")
+	}
+	// After a whole window without failures, nothing is blocked.
+	clk.Add(time.Second)
+	if blocked, _ := th.Blocked(a, clk.Now()); blocked {
+		t.Fatal("blocked a window after the last failure")
 	}
 }
 
