@@ -144,11 +144,13 @@ func (m *Master) Open() error {
 		}
 		m.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	// Decided before Serve starts: Serve itself writes srv.TLSConfig (HTTP/2).
+	useTLS := m.srv.TLSConfig != nil
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		var err error
-		if m.srv.TLSConfig != nil {
+		if useTLS {
 			err = m.srv.ServeTLS(ln, "", "")
 		} else {
 			err = m.srv.Serve(ln)
@@ -178,7 +180,7 @@ func (m *Master) Open() error {
 			}
 		}()
 	}
-	m.log.Info("master listening", "addr", ln.Addr().String(), "tls", m.srv.TLSConfig != nil, "version", m.cfg.Version)
+	m.log.Info("master listening", "addr", ln.Addr().String(), "tls", useTLS, "version", m.cfg.Version)
 	return nil
 }
 
