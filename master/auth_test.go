@@ -1,6 +1,7 @@
 package master_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -102,6 +103,28 @@ func TestAuthentication(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Fatal("a token reached the log")
 		}
+	}
+}
+
+// TestTokensNeverLogged sends tokens where careless clients put them (paths,
+// command arguments) and checks the log and the audit log mask them.
+func TestTokensNeverLogged(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.AccessLog = true })
+	e.do("DELETE", "/api/keys/"+e.public, e.admin, "")
+	e.do("POST", "/api/commands/execute", e.admin, `{"command":"key revoke `+e.public+`"}`)
+	e.do("GET", "/api/nothing/"+e.admin, e.admin, "")
+	audit := e.do("GET", "/api/audit", e.admin, "")
+	body := decode[[]map[string]any](t, audit)
+	if len(body) == 0 {
+		t.Fatal("no audit entries")
+	}
+	for _, where := range []string{e.logs.String(), fmt.Sprint(body)} {
+		if strings.Contains(where, e.public) || strings.Contains(where, e.admin) {
+			t.Fatalf("a token leaked: %s", where)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "/api/keys/unv_****") {
+		t.Fatal("the access log lacks the masked path")
 	}
 }
 

@@ -65,9 +65,9 @@ func (m *Master) audit(keyID, source, command string, output []string, err error
 		Command: maskTokens(command), Result: "ok", Output: output,
 	}
 	if err != nil {
-		e.Result, e.Error = "error", universe.ErrorMessage(err)
+		e.Result, e.Error = "error", maskTokens(universe.ErrorMessage(err))
 		if universe.ErrorCode(err) == universe.EINTERNAL {
-			m.log.Error("command failed", "key", keyID, "command", e.Command, "err", err)
+			m.log.Error("command failed", "key", keyID, "command", e.Command, "err", maskTokens(err.Error()))
 		}
 	}
 	m.log.Info("audit", "key", keyID, "source", source, "command", e.Command, "result", e.Result)

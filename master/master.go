@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -89,6 +90,10 @@ func New(cfg Config) (*Master, error) {
 	}
 	m.limitHeader = headerNum(int64(cfg.PublicRate.Limit))
 	keys.OnRevoke(m.limiter.Forget)
+	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		m.log.Warn("the data directory is open to other users; it holds secrets: chmod 700 it",
+			"dir", cfg.DataDir, "mode", fi.Mode().Perm().String())
+	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.metrics = newMetrics(keys)
 	m.commands = console.NewRegistry()

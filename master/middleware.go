@@ -59,7 +59,7 @@ func (m *Master) observe(c *gin.Context) {
 		if k, ok := c.Get(ctxKey); ok {
 			keyID = k.(*auth.Key).ID()
 		}
-		m.log.Info("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", status,
+		m.log.Info("request", "method", c.Request.Method, "path", maskTokens(c.Request.URL.Path), "status", status,
 			"duration", d, "key", keyID, "client", c.ClientIP(), "requestId", c.GetString(ctxRequestID))
 	}
 }
