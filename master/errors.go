@@ -21,29 +21,24 @@ const (
 	ctxOutput     = "universe.output"     // []string, with a failed console command
 )
 
-// statusOf is the one mapping from error code to HTTP status.
+// statusByCode is the one mapping from error code to HTTP status; any
+// other code (EINTERNAL, or one we forgot) is a 500.
+var statusByCode = map[string]int{
+	universe.EINVALID:          http.StatusBadRequest,
+	universe.ENOTFOUND:         http.StatusNotFound,
+	universe.ECONFLICT:         http.StatusConflict,
+	universe.EUNAUTHORIZED:     http.StatusUnauthorized,
+	universe.EFORBIDDEN:        http.StatusForbidden,
+	universe.ERATELIMITED:      http.StatusTooManyRequests,
+	universe.ETOOLARGE:         http.StatusRequestEntityTooLarge,
+	universe.EUNSUPPORTED:      http.StatusUnsupportedMediaType,
+	universe.EMETHODNOTALLOWED: http.StatusMethodNotAllowed,
+	universe.EUNAVAILABLE:      http.StatusServiceUnavailable,
+}
+
 func statusOf(code string) int {
-	switch code {
-	case universe.EINVALID:
-		return http.StatusBadRequest
-	case universe.ENOTFOUND:
-		return http.StatusNotFound
-	case universe.ECONFLICT:
-		return http.StatusConflict
-	case universe.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case universe.EFORBIDDEN:
-		return http.StatusForbidden
-	case universe.ERATELIMITED:
-		return http.StatusTooManyRequests
-	case universe.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case universe.EUNSUPPORTED:
-		return http.StatusUnsupportedMediaType
-	case universe.EMETHODNOTALLOWED:
-		return http.StatusMethodNotAllowed
-	case universe.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
+	if s, ok := statusByCode[code]; ok {
+		return s
 	}
 	return http.StatusInternalServerError
 }
