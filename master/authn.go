@@ -27,9 +27,10 @@ func bearer(h string) (token string, present bool) {
 	return strings.TrimSpace(h[len(scheme):]), true
 }
 
-// authenticate admits requests with a valid bearer token and puts the key
-// in the context. Clients with too many recent failures are answered 429
-// before their token is even looked at.
+// authenticate admits requests with a valid bearer token, puts the key in
+// the context and counts the call against the key's rate window (PUBLIC
+// keys). Clients with too many recent failures are answered 429 before
+// their token is even looked at. The clock is read once per request.
 func (m *Master) authenticate(c *gin.Context) {
 	now := m.cfg.Now()
 	addr := m.clientAddr(c)
@@ -39,7 +40,7 @@ func (m *Master) authenticate(c *gin.Context) {
 		return
 	}
 	token, present := bearer(c.GetHeader("Authorization"))
-	k, err := m.keys.Authenticate(token)
+	k, err := m.keys.AuthenticateAt(token, now)
 	if err != nil {
 		if present && token == "" {
 			err = auth.ErrMalformed
@@ -50,18 +51,17 @@ func (m *Master) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(ctxKey, k)
+	if k.Scope() == universe.ScopePublic && !m.rateLimit(c, k, now) {
+		return
+	}
 	c.Next()
 }
 
-// rateLimit counts every call of a PUBLIC key against its sliding window and
-// reports the window in RateLimit-* headers. ALL keys are exempt.
-func (m *Master) rateLimit(c *gin.Context) {
-	k := callerKey(c)
-	if k.Scope() != universe.ScopePublic {
-		c.Next()
-		return
-	}
-	d := m.limiter.Allow(k.ID(), m.cfg.Now())
+// rateLimit counts a call of a PUBLIC key against its sliding window and
+// reports the window in RateLimit-* headers; over the limit it answers 429
+// and returns false. ALL keys never come here.
+func (m *Master) rateLimit(c *gin.Context, k *auth.Key, now time.Time) bool {
+	d := m.limiter.Allow(k.ID(), now)
 	h := c.Writer.Header()
 	h["Ratelimit-Limit"] = m.limitHeader
 	h["Ratelimit-Remaining"] = headerNum(int64(d.Remaining))
@@ -69,9 +69,9 @@ func (m *Master) rateLimit(c *gin.Context) {
 	if !d.Allowed {
 		m.metrics.rateLimited.WithLabelValues("public_key").Inc()
 		m.rejectRate(c, d.Reset, "Rate limit exceeded. Retry after %dms.")
-		return
+		return false
 	}
-	c.Next()
+	return true
 }
 
 // smallNums holds header values for 0..1024, built once: rate-limit headers

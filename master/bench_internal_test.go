@@ -43,8 +43,8 @@ func (w *nopWriter) Header() http.Header         { return w.h }
 func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *nopWriter) WriteHeader(int)             {}
 
-// BenchmarkAuthMiddleware measures authenticate + rateLimit alone: an
-// engine with only those two in front of a no-op handler, against the
+// BenchmarkAuthMiddleware measures authenticate (which includes the rate
+// limit) alone: an engine with only it in front of a no-op handler, against the
 // same engine without them ("bare"). Subtract bare from the others.
 func BenchmarkAuthMiddleware(b *testing.B) {
 	m, admin, public := benchMaster(b)
@@ -52,7 +52,7 @@ func BenchmarkAuthMiddleware(b *testing.B) {
 	bare := gin.New()
 	bare.GET("/api/node", nop)
 	withAuth := gin.New()
-	withAuth.GET("/api/node", m.authenticate, m.rateLimit, nop)
+	withAuth.GET("/api/node", m.authenticate, nop)
 
 	for _, bc := range []struct {
 		name   string
@@ -83,7 +83,7 @@ func BenchmarkAuthMiddleware(b *testing.B) {
 // BenchmarkNodeThroughput measures GET /api/node on a real server over
 // loopback: the full master chain with an ALL key and with a PUBLIC key,
 // against the same handler and chain without the authenticate and
-// rateLimit middleware ("noauth"). The clients are raw HTTP/1.1 keep-alive
+// rate-limit middleware ("noauth"). The clients are raw HTTP/1.1 keep-alive
 // connections sending pre-built requests, so that the client's own work
 // (which shares the machine's cores) is as small as it can be and about the
 // same in every case. ns/op is the inverse of throughput (req/s = 1e9/ns).

@@ -26,7 +26,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	open.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{})))
 
 	// Any valid key (PUBLIC keys are rate limited here).
-	public := e.Group("/api", m.authenticate, m.rateLimit)
+	public := e.Group("/api", m.authenticate)
 	public.GET("/node", m.handleNode)
 	public.GET("/auth", m.handleAuth)
 	public.POST("/auth/verify", m.handleAuthVerify)
@@ -41,10 +41,10 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.GET("/console", m.handleConsoleWS)
 	admin.GET("/audit", m.handleAuditList)
 
-	e.NoRoute(m.authenticate, m.rateLimit, func(c *gin.Context) {
+	e.NoRoute(m.authenticate, func(c *gin.Context) {
 		fail(c, universe.Errorf(universe.ENOTFOUND, "no such endpoint"))
 	})
-	e.NoMethod(m.authenticate, m.rateLimit, func(c *gin.Context) {
+	e.NoMethod(m.authenticate, func(c *gin.Context) {
 		fail(c, universe.Errorf(universe.EMETHODNOTALLOWED, "method not allowed on this endpoint"))
 	})
 	return e, nil
