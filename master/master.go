@@ -46,10 +46,12 @@ type Master struct {
 
 	// ctx lives from Open to Close: background work and WebSocket sessions
 	// end when it is cancelled.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // background goroutines (flusher, console)
-	wsWG   sync.WaitGroup // WebSocket sessions
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // background goroutines (flusher, console)
+	wsMu    sync.Mutex     // guards closing, and wsWG.Add against Close's Wait
+	closing bool           // Close has begun: no new WebSocket sessions
+	wsWG    sync.WaitGroup // WebSocket sessions
 
 	stopOnce  sync.Once
 	stopped   chan struct{}
@@ -204,6 +206,9 @@ func (m *Master) requestStop() { m.stopOnce.Do(func() { close(m.stopped) }) }
 func (m *Master) Close() error {
 	m.closeOnce.Do(func() {
 		m.log.Info("master stopping")
+		m.wsMu.Lock()
+		m.closing = true // from here no session is added to wsWG
+		m.wsMu.Unlock()
 		m.cancel() // WebSocket sessions close normally; console and flusher end
 		if m.srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
@@ -224,6 +229,18 @@ func (m *Master) Close() error {
 		m.log.Info("master stopped")
 	})
 	return m.closeErr
+}
+
+// addSession registers a WebSocket session with Close, unless Close has
+// begun (then it returns false and the session must not start).
+func (m *Master) addSession() bool {
+	m.wsMu.Lock()
+	defer m.wsMu.Unlock()
+	if m.closing {
+		return false
+	}
+	m.wsWG.Add(1)
+	return true
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) {

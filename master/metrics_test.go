@@ -1,6 +1,9 @@
 package master_test
 
 import (
+	"context"
+
+	"github.com/coder/websocket"
 	"io"
 	"strings"
 	"testing"
@@ -19,6 +22,11 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.CloseNow()
+	// One command's round trip: the session is surely counted after it.
+	if err := conn.Write(context.Background(), websocket.MessageText, []byte("help")); err != nil {
+		t.Fatal(err)
+	}
+	readUntilEnd(t, conn)
 
 	resp := e.do("GET", "/api/metrics", "", "")
 	b, _ := io.ReadAll(resp.Body)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/master/auth"
 )
 
@@ -24,13 +25,16 @@ const (
 // revoked or expires (1008 with the reason), or the master shuts down (1000).
 func (m *Master) serveWS(c *gin.Context, endpoint string, readLimit int64, session func(ctx context.Context, conn *websocket.Conn) error) {
 	k := callerKey(c)
+	if !m.addSession() {
+		fail(c, universe.Errorf(universe.EUNAVAILABLE, "the master is shutting down"))
+		return
+	}
+	defer m.wsWG.Done()
 	conn, err := websocket.Accept(c.Writer, c.Request, nil)
 	if err != nil {
 		return // Accept has written the HTTP error
 	}
 	conn.SetReadLimit(readLimit)
-	m.wsWG.Add(1)
-	defer m.wsWG.Done()
 	gauge := m.metrics.wsSessions.WithLabelValues(endpoint)
 	gauge.Inc()
 	defer gauge.Dec()

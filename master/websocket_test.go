@@ -178,13 +178,13 @@ func TestRevocationClosesLiveWebSocket(t *testing.T) {
 
 func TestExpiryClosesLiveWebSocket(t *testing.T) {
 	e := newEnv(t, nil)
-	_, token, _ := e.m.Keyring().Create("brief", universe.ScopeAll, 400*time.Millisecond)
+	_, token, _ := e.m.Keyring().Create("brief", universe.ScopeAll, 1500*time.Millisecond)
 	conn, _, err := e.dialWS("/api/console", token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.CloseNow()
-	code, reason := closeStatus(t, conn, 3*time.Second)
+	code, reason := closeStatus(t, conn, 10*time.Second)
 	if code != websocket.StatusPolicyViolation || reason != "token expired" {
 		t.Fatalf("closed with %v %q", code, reason)
 	}
