@@ -151,7 +151,7 @@ func TestVerifyAndWhoAmI(t *testing.T) {
 func TestAllowListAndTrustedProxies(t *testing.T) {
 	e := newEnv(t, func(c *master.Config) {
 		c.AllowCIDRs = mustPrefixes("10.1.0.0/16", "127.0.0.1/32")
-		c.TrustedProxies = []string{"127.0.0.1"}
+		c.TrustedProxies = mustPrefixes("127.0.0.1/32")
 	})
 	tests := []struct {
 		name   string

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/master/auth"
 )
 
@@ -15,7 +16,7 @@ type Config struct {
 	Addr            string         // listen address, default ":7000"
 	DataDir         string         // bbolt file and console history live here, default "./data"
 	AllowCIDRs      []netip.Prefix // clients allowed; empty = everyone
-	TrustedProxies  []string       // IPs/CIDRs whose X-Forwarded-For is believed; empty = none
+	TrustedProxies  []netip.Prefix // proxies whose X-Forwarded-For is believed; empty = none
 	PublicRate      auth.Rate      // calls per window for PUBLIC keys (default 100/60s)
 	AuthFailureRate auth.Rate      // failed authentications per client address (default 20/1s)
 	TLSCert, TLSKey string         // serve HTTPS when both are set
@@ -88,4 +89,24 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	return c
+}
+
+// ParsePrefixes reads addresses or CIDRs ("10.0.0.0/8", "192.0.2.7",
+// "2001:db8::/32"); a single address becomes a one-address prefix. It is how
+// --allow-cidr and --trusted-proxies are read. Errors: EINVALID.
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, universe.Errorf(universe.EINVALID, "%q is not an address or CIDR", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -33,7 +32,6 @@ type Master struct {
 	log         *slog.Logger
 	db          *storage.DB
 	keys        *auth.Keyring
-	trusted     []netip.Prefix // proxies whose forwarding headers are believed
 	limiter     *auth.Limiter
 	limitHeader []string // RateLimit-Limit value, built once
 	throttle    *auth.Throttle
@@ -67,10 +65,6 @@ func New(cfg Config) (*Master, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, universe.Errorf(universe.EINVALID, "--tls-cert and --tls-key go together")
 	}
-	trusted, err := parseTrusted(cfg.TrustedProxies)
-	if err != nil {
-		return nil, err
-	}
 	db, err := storage.Open(cfg.DataDir, storage.Options{})
 	if err != nil {
 		return nil, err
@@ -85,7 +79,6 @@ func New(cfg Config) (*Master, error) {
 		log:      cfg.Logger,
 		db:       db,
 		keys:     keys,
-		trusted:  trusted,
 		limiter:  auth.NewLimiter(cfg.PublicRate),
 		throttle: auth.NewThrottle(cfg.AuthFailureRate, 16384),
 		stopped:  make(chan struct{}),

@@ -60,7 +60,7 @@ func (m *Master) observe(c *gin.Context) {
 			keyID = k.(*auth.Key).ID()
 		}
 		m.log.Info("request", "method", c.Request.Method, "path", maskTokens(c.Request.URL.Path), "status", status,
-			"duration", d, "key", keyID, "client", c.ClientIP(), "requestId", c.GetString(ctxRequestID))
+			"duration", d, "key", keyID, "client", m.clientAddr(c).String(), "requestId", c.GetString(ctxRequestID))
 	}
 }
 
@@ -102,30 +102,12 @@ func (m *Master) clientAddr(c *gin.Context) netip.Addr {
 }
 
 func (m *Master) trustedPeer(a netip.Addr) bool {
-	for _, p := range m.trusted {
+	for _, p := range m.cfg.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
 	}
 	return false
-}
-
-// parseTrusted reads --trusted-proxies entries (addresses or CIDRs).
-func parseTrusted(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range list {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, universe.Errorf(universe.EINVALID, "--trusted-proxies: %q is not an address or CIDR", s)
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
 }
 
 // allowList refuses clients outside the configured networks with 403.

@@ -102,7 +102,7 @@ func TestWebSocketUpgradeCountsAsOneCall(t *testing.T) {
 
 func TestFailedAuthThrottlePerClient(t *testing.T) {
 	e := newEnv(t, func(c *master.Config) {
-		c.TrustedProxies = []string{"127.0.0.1"}
+		c.TrustedProxies = mustPrefixes("127.0.0.1/32")
 		c.AuthFailureRate = auth.Rate{Limit: 20, Window: time.Minute} // slow refill: no timing in the test
 	})
 	bad := "Bearer unv_" + regexp.MustCompile(".").ReplaceAllString(e.admin[4:], "x")

@@ -13,7 +13,11 @@ func (m *Master) routes() (*gin.Engine, error) {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
-	if err := e.SetTrustedProxies(m.cfg.TrustedProxies); err != nil {
+	proxies := make([]string, len(m.cfg.TrustedProxies))
+	for i, p := range m.cfg.TrustedProxies {
+		proxies[i] = p.String()
+	}
+	if err := e.SetTrustedProxies(proxies); err != nil {
 		return nil, universe.Errorf(universe.EINVALID, "--trusted-proxies: %v", err)
 	}
 	// Outermost first: id, metrics + access log, error rendering, panic

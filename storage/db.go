@@ -17,11 +17,11 @@ import (
 const FileName = "universe.db"
 
 var (
-	bucketKeys        = []byte("keys")       // key id -> JSON KeyRecord
-	bucketKeyLabels   = []byte("key_labels") // label -> key id (unique labels)
-	bucketAudit       = []byte("audit")      // big-endian seq -> JSON AuditEntry
-	allBuckets        = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit}
-	defaultOpenTimout = 2 * time.Second
+	bucketKeys         = []byte("keys")       // key id -> JSON KeyRecord
+	bucketKeyLabels    = []byte("key_labels") // label -> key id (unique labels)
+	bucketAudit        = []byte("audit")      // big-endian seq -> JSON AuditEntry
+	allBuckets         = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit}
+	defaultOpenTimeout = 2 * time.Second
 )
 
 // ErrLocked is returned by Open when another process (normally a running
@@ -55,7 +55,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	path := filepath.Join(dir, FileName)
 	timeout := opts.Timeout
 	if timeout <= 0 {
-		timeout = defaultOpenTimout
+		timeout = defaultOpenTimeout
 	}
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opts.NoSync})
 	if errors.Is(err, boltErrors.ErrTimeout) {

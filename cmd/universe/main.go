@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -126,11 +125,14 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.ShutdownTimeout, cfg.AccessLog, cfg.Version = *shutdown, *accessLog, versionString()
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	var err error
-	if cfg.AllowCIDRs, err = parsePrefixes(*allow); err != nil {
-		fmt.Fprintf(stderr, "universe: --allow-cidr: %v\n", err)
+	if cfg.AllowCIDRs, err = master.ParsePrefixes(splitList(*allow)); err != nil {
+		fmt.Fprintf(stderr, "universe: --allow-cidr: %s\n", universe.ErrorMessage(err))
 		return exitUsage
 	}
-	cfg.TrustedProxies = splitList(*proxies)
+	if cfg.TrustedProxies, err = master.ParsePrefixes(splitList(*proxies)); err != nil {
+		fmt.Fprintf(stderr, "universe: --trusted-proxies: %s\n", universe.ErrorMessage(err))
+		return exitUsage
+	}
 	if cfg.PublicRate, err = auth.ParseRate(*pubRate); err != nil {
 		fmt.Fprintf(stderr, "universe: --public-rate-limit: %v\n", err)
 		return exitUsage
@@ -243,25 +245,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// parsePrefixes reads comma-separated CIDRs or single addresses.
-func parsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, p := range splitList(s) {
-		if !strings.Contains(p, "/") {
-			a, err := netip.ParseAddr(p)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an address or CIDR", p)
-			}
-			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-			continue
-		}
-		pr, err := netip.ParsePrefix(p)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an address or CIDR", p)
-		}
-		out = append(out, pr.Masked())
-	}
-	return out, nil
 }

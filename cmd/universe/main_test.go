@@ -253,6 +253,7 @@ func TestCLIUsage(t *testing.T) {
 		{"revoke unknown", []string{"key", "revoke", "nobody", "--data", dir}, 1, "no key"},
 		{"master bad flag", []string{"master", "--public-rate-limit", "lots"}, 2, "public-rate-limit"},
 		{"master bad cidr", []string{"master", "--allow-cidr", "10.0.0.0/99"}, 2, "allow-cidr"},
+		{"master bad proxy", []string{"master", "--trusted-proxies", "proxy.local"}, 2, `--trusted-proxies: "proxy.local" is not an address or CIDR`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

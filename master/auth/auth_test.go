@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"crypto/sha256"
 	"net/netip"
 	"strings"
 	"sync"
@@ -49,6 +50,17 @@ func TestTokenFormat(t *testing.T) {
 			t.Fatal("duplicate token")
 		}
 		seen[tok] = true
+	}
+}
+
+func TestHashTokenNeverTruncates(t *testing.T) {
+	long := strings.Repeat("a", 500)
+	if auth.HashToken(long) == auth.HashToken(long[:128]) || auth.HashToken(long) != sha256.Sum256([]byte(long)) {
+		t.Fatal("HashToken truncated a long input")
+	}
+	tok := auth.NewToken()
+	if auth.HashToken(tok) != sha256.Sum256([]byte(tok)) {
+		t.Fatal("HashToken differs from SHA-256")
 	}
 }
 

@@ -26,6 +26,9 @@ func NewToken() string {
 
 // HashToken returns the SHA-256 of token, the only form in which it is stored.
 func HashToken(token string) [32]byte {
+	if len(token) > maxTokenLen {
+		return sha256.Sum256([]byte(token)) // never truncate; only the fast path is bounded
+	}
 	// Copy into a stack buffer: hashing []byte(token) would allocate.
 	var buf [maxTokenLen]byte
 	n := copy(buf[:], token)
