@@ -19,6 +19,7 @@ type Ping struct {
 // It carries no paths, commands or secrets, so PUBLIC keys may read it.
 type Node struct {
 	Version   string         `json:"version"`
+	NodeID    string         `json:"nodeId"`
 	StartedAt int64          `json:"startedAt"` // epoch milliseconds
 	UptimeMs  int64          `json:"uptimeMs"`
 	Instances InstanceCounts `json:"instances"`

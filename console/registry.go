@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"text/tabwriter"
 
 	universe "github.com/universe-orchestrator/universe"
 )
@@ -226,4 +227,18 @@ func CallerFrom(ctx context.Context) Caller {
 		return c
 	}
 	return Caller{Source: "terminal"}
+}
+
+// Table writes rows under header as aligned columns, one line each.
+func Table(w Writer, header []string, rows [][]string) {
+	var buf strings.Builder
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	_ = tw.Flush()
+	for _, l := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+		w.WriteLine(strings.TrimRight(l, " "))
+	}
 }

@@ -23,6 +23,7 @@ func benchMaster(b *testing.B) (m *Master, admin, public string) {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = b.TempDir()
+	cfg.TemplatesDir = b.TempDir()
 	cfg.AccessLog = false
 	cfg.PublicRate = auth.Rate{Limit: 1000, Window: 100 * time.Microsecond}
 	m, err := New(cfg)

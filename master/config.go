@@ -7,6 +7,8 @@ import (
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/instance/logs"
+	"github.com/universe-orchestrator/universe/instance/template"
 	"github.com/universe-orchestrator/universe/master/auth"
 )
 
@@ -27,6 +29,14 @@ type Config struct {
 	AccessLog       bool           // log one line per request (default true)
 	Version         string
 	Logger          *slog.Logger // nil: discard
+
+	NodeID         string                // stable id of this node (default "node-1")
+	TemplatesDir   string                // template trees <group>/<name>/ (default "./templates")
+	ConfigDir      string                // where "config reload" imports *.json from (default "./configuration")
+	PublicURL      string                // the master's URL as instances see it (default http://127.0.0.1:<port>)
+	MaxUploadBytes int64                 // body limit of template file uploads and imports (default 256 MiB)
+	ImportLimits   template.ImportLimits // limits of one zip import
+	InstanceLog    logs.Options          // ring size, file rotation, line rate of instance logs
 
 	// Console, when set, is read as the master's terminal console (readline
 	// when it is a terminal, lines otherwise); output goes to ConsoleOut.
@@ -49,6 +59,10 @@ func DefaultConfig() Config {
 		MaxBodyBytes:    1 << 20,
 		AccessLog:       true,
 		Version:         "dev",
+		NodeID:          "node-1",
+		TemplatesDir:    "./templates",
+		ConfigDir:       "./configuration",
+		MaxUploadBytes:  256 << 20,
 	}
 }
 
@@ -78,6 +92,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.NodeID == "" {
+		c.NodeID = d.NodeID
+	}
+	if c.TemplatesDir == "" {
+		c.TemplatesDir = d.TemplatesDir
+	}
+	if c.ConfigDir == "" {
+		c.ConfigDir = d.ConfigDir
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = d.MaxUploadBytes
 	}
 	if c.Version == "" {
 		c.Version = d.Version

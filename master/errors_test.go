@@ -37,7 +37,7 @@ func TestErrorShapes(t *testing.T) {
 		{"body too large", "POST", "/api/commands/execute", big, nil, 413, "larger than"},
 		{"unknown key", "DELETE", "/api/keys/nobody", "", nil, 404, "no key"},
 		{"unknown key get", "GET", "/api/keys/nobody", "", nil, 404, "no key"},
-		{"unknown route", "GET", "/api/instances/abc123", "", nil, 404, "no such endpoint"},
+		{"unknown route", "GET", "/api/nothing/abc123", "", nil, 404, "no such endpoint"},
 		{"wrong method", "PUT", "/api/keys", "", nil, 405, "not allowed"},
 		{"missing command", "POST", "/api/commands/execute", `{}`, nil, 400, "command is required"},
 		{"unknown command", "POST", "/api/commands/execute", `{"command":"launch rockets"}`, nil, 400, "unknown command"},

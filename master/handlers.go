@@ -8,7 +8,6 @@ import (
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
-	"github.com/universe-orchestrator/universe/instance"
 )
 
 func (m *Master) handlePing(c *gin.Context) {
@@ -19,14 +18,14 @@ func (m *Master) handlePing(c *gin.Context) {
 // instance counts. Nothing in it is a path, a command or a secret.
 func (m *Master) handleNode(c *gin.Context) {
 	now := m.cfg.Now()
-	// Every state is reported, at zero too; instances arrive with the
-	// instance manager.
-	counts := api.InstanceCounts{ByState: make(map[string]int, len(instance.States))}
-	for _, s := range instance.States {
-		counts.ByState[string(s)] = 0
+	// Every state is reported, at zero too.
+	counts := api.InstanceCounts{ByState: m.instances.Counts()}
+	for _, n := range counts.ByState {
+		counts.Total += n
 	}
 	c.JSON(http.StatusOK, api.Node{
 		Version:   m.cfg.Version,
+		NodeID:    m.cfg.NodeID,
 		StartedAt: m.startedAt.UnixMilli(),
 		UptimeMs:  now.Sub(m.startedAt).Milliseconds(),
 		Instances: counts,

@@ -30,6 +30,7 @@ func newEnv(t testing.TB, mutate func(*master.Config)) *env {
 	cfg := master.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	cfg.TemplatesDir = t.TempDir()
 	cfg.WSPingInterval = time.Second
 	logs := &logBuffer{}
 	cfg.Logger = newLogger(logs)

@@ -16,6 +16,8 @@ import (
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/console"
+	"github.com/universe-orchestrator/universe/instance"
+	"github.com/universe-orchestrator/universe/instance/template"
 	"github.com/universe-orchestrator/universe/master/auth"
 	"github.com/universe-orchestrator/universe/storage"
 )
@@ -36,6 +38,9 @@ type Master struct {
 	limitHeader []string // RateLimit-Limit value, built once
 	throttle    *auth.Throttle
 	commands    *console.Registry
+	templates   *template.Store
+	instances   *instance.Manager
+	uploads     map[string]bool // routes whose body limit is MaxUploadBytes
 	metrics     *metrics
 	engine      *gin.Engine
 	srv         *http.Server
@@ -89,14 +94,44 @@ func New(cfg Config) (*Master, error) {
 		m.log.Warn("the data directory is open to other users; it holds secrets: chmod 700 it",
 			"dir", cfg.DataDir, "mode", fi.Mode().Perm().String())
 	}
+	if err := universe.ValidateName("node id", cfg.NodeID); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	m.templates, err = template.Open(cfg.TemplatesDir)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.metrics = newMetrics(keys)
+	m.instances = instance.New(instance.Options{
+		NodeID:    cfg.NodeID,
+		DataDir:   cfg.DataDir,
+		MasterURL: cfg.PublicURL,
+		Templates: m.templates,
+		Store:     db,
+		Log:       cfg.InstanceLog,
+		Logger:    m.log,
+		Now:       cfg.Now,
+		Hooks:     m.metrics.instanceHooks(),
+	})
+	m.metrics.registerInstances(m.instances)
+	if err := m.instances.Open(); err != nil {
+		_ = m.templates.Close()
+		_ = db.Close()
+		return nil, err
+	}
 	m.commands = console.NewRegistry()
 	if err := m.commands.Register(
 		console.HelpCommand(m.commands),
 		console.StopCommand(m.requestStop),
 		console.KeyCommands(keys, cfg.Now),
 	); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := m.commands.Register(m.instanceCommands()...); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -115,6 +150,9 @@ func (m *Master) Commands() *console.Registry { return m.commands }
 // Handler returns the HTTP handler of the master (for tests and benchmarks).
 func (m *Master) Handler() http.Handler { return m.engine }
 
+// Instances returns the instance manager.
+func (m *Master) Instances() *instance.Manager { return m.instances }
+
 // Keyring returns the master's keyring.
 func (m *Master) Keyring() *auth.Keyring { return m.keys }
 
@@ -128,6 +166,14 @@ func (m *Master) Open() error {
 	}
 	m.ln = ln
 	m.startedAt = m.cfg.Now()
+	if m.cfg.PublicURL == "" {
+		scheme := "http"
+		if m.cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		m.instances.SetMasterURL(fmt.Sprintf("%s://127.0.0.1:%d", scheme, port))
+	}
 	m.srv = &http.Server{
 		Handler:           m.engine,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -213,6 +259,11 @@ func (m *Master) Close() error {
 		}
 		waitTimeout(&m.wsWG, m.cfg.ShutdownTimeout)
 		m.wg.Wait()
+		// Instances stop gracefully, each within its stop timeout.
+		if err := m.instances.Close(); err != nil {
+			m.closeErr = err
+		}
+		_ = m.templates.Close()
 		if err := m.keys.Flush(); err != nil {
 			m.closeErr = err
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/master/auth"
 )
 
@@ -19,6 +20,11 @@ type metrics struct {
 	authFailures *prometheus.CounterVec
 	rateLimited  *prometheus.CounterVec
 	wsSessions   *prometheus.GaugeVec
+	starts       prometheus.Counter
+	exits        *prometheus.CounterVec
+	liveLogSubs  prometheus.Gauge
+	logLines     prometheus.Counter
+	logDropped   *prometheus.CounterVec
 	statusLabel  [600]string
 }
 
@@ -46,11 +52,32 @@ func newMetrics(keys *auth.Keyring) *metrics {
 			Name: "universe_websocket_sessions",
 			Help: "Open WebSocket sessions, by endpoint.",
 		}, []string{"endpoint"}),
+		starts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "universe_instance_starts_total",
+			Help: "Instance processes started.",
+		}),
+		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "universe_instance_exits_total",
+			Help: "Instance processes that ended, by reason: stopped (asked for), exited (code 0), failed (other codes), killed (by a signal).",
+		}, []string{"reason"}),
+		liveLogSubs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "universe_live_log_subscribers",
+			Help: "Open live-log streams.",
+		}),
+		logLines: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "universe_log_lines_total",
+			Help: "Instance log lines recorded.",
+		}),
+		logDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "universe_log_lines_dropped_total",
+			Help: "Instance log lines dropped, by cause: throttled (over the per-instance line rate) or slow_client (one live-log client fell behind).",
+		}, []string{"cause"}),
 	}
 	for i := range m.statusLabel {
 		m.statusLabel[i] = strconv.Itoa(i)
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.authFailures, m.rateLimited, m.wsSessions,
+		m.starts, m.exits, m.liveLogSubs, m.logLines, m.logDropped,
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
 			// The live heap after the last GC: the size of what the master keeps.
 			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)},
@@ -72,7 +99,43 @@ func newMetrics(keys *auth.Keyring) *metrics {
 		m.rateLimited.WithLabelValues(l)
 	}
 	m.wsSessions.WithLabelValues("console")
+	m.wsSessions.WithLabelValues("live-log")
+	for _, r := range []string{"stopped", "exited", "failed", "killed"} {
+		m.exits.WithLabelValues(r)
+	}
+	for _, c := range []string{"throttled", "slow_client"} {
+		m.logDropped.WithLabelValues(c)
+	}
 	return m
+}
+
+// instanceHooks count what the instance manager reports.
+func (m *metrics) instanceHooks() instance.Hooks {
+	dropped := map[string]prometheus.Counter{}
+	for _, c := range []string{"throttled", "slow_client"} {
+		dropped[c] = m.logDropped.WithLabelValues(c)
+	}
+	return instance.Hooks{
+		Started:  m.starts.Inc,
+		Exited:   func(reason string) { m.exits.WithLabelValues(reason).Inc() },
+		LogLines: func(n int) { m.logLines.Add(float64(n)) },
+		LogDropped: func(cause string, n int) {
+			if c, ok := dropped[cause]; ok {
+				c.Add(float64(n))
+			}
+		},
+	}
+}
+
+// registerInstances adds universe_instances{state}, counted at scrape time.
+func (m *metrics) registerInstances(mgr *instance.Manager) {
+	for _, s := range instance.States {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "universe_instances",
+			Help:        "Instances of this node, by state.",
+			ConstLabels: prometheus.Labels{"state": string(s)},
+		}, func() float64 { return float64(mgr.Counts()[string(s)]) }))
+	}
 }
 
 func (m *metrics) status(code int) string {

@@ -126,12 +126,17 @@ func (m *Master) allowList(c *gin.Context) {
 	fail(c, universe.Errorf(universe.EFORBIDDEN, "Access denied from this IP address"))
 }
 
-// limitBody caps request bodies at MaxBodyBytes (413 beyond).
+// limitBody caps request bodies at MaxBodyBytes, or MaxUploadBytes on the
+// upload routes (413 beyond).
 func (m *Master) limitBody(c *gin.Context) {
-	if c.Request.ContentLength > m.cfg.MaxBodyBytes {
-		fail(c, universe.Errorf(universe.ETOOLARGE, "request body is larger than %d bytes", m.cfg.MaxBodyBytes))
+	limit := m.cfg.MaxBodyBytes
+	if m.uploads[c.FullPath()] {
+		limit = m.cfg.MaxUploadBytes
+	}
+	if c.Request.ContentLength > limit {
+		fail(c, universe.Errorf(universe.ETOOLARGE, "request body is larger than %d bytes", limit))
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, m.cfg.MaxBodyBytes)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	c.Next()
 }

@@ -45,6 +45,40 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.GET("/console", m.handleConsoleWS)
 	admin.GET("/audit", m.handleAuditList)
 
+	admin.GET("/configurations", m.handleConfigList)
+	admin.GET("/configurations/:name", m.handleConfigGet)
+	admin.PUT("/configurations/:name", m.handleConfigPut)
+	admin.DELETE("/configurations/:name", m.handleConfigDelete)
+
+	admin.GET("/templates", m.handleTemplateList)
+	tpl := admin.Group("/templates/:group/:name")
+	tpl.GET("", m.handleTemplateGet)
+	tpl.POST("", m.handleTemplateCreate)
+	tpl.DELETE("", m.handleTemplateDelete)
+	tpl.GET("/files", m.handleTemplateFiles)
+	tpl.GET("/files/*path", m.handleTemplateFileGet)
+	tpl.POST("/files/*path", m.handleTemplateFileWrite)
+	tpl.PUT("/files/*path", m.handleTemplateFileWrite)
+	tpl.PATCH("/files/*path", m.handleTemplateFileWrite)
+	tpl.DELETE("/files/*path", m.handleTemplateFileDelete)
+	tpl.GET("/export", m.handleTemplateExport)
+	tpl.POST("/export", m.handleTemplateExport)
+	tpl.POST("/import", m.handleTemplateImport)
+	m.uploads = map[string]bool{
+		"/api/templates/:group/:name/files/*path": true,
+		"/api/templates/:group/:name/import":      true,
+	}
+
+	admin.GET("/instances", m.handleInstanceList)
+	admin.POST("/instances", m.handleInstanceCreate)
+	admin.GET("/instances/:id", m.handleInstanceGet)
+	admin.DELETE("/instances/:id", m.handleInstanceDelete)
+	admin.PATCH("/instances/:id/lifecycle", m.handleInstanceLifecycle)
+	admin.POST("/instances/:id/execute", m.handleInstanceExecute)
+	admin.PUT("/instances/:id/state", m.handleInstanceState)
+	admin.GET("/instances/:id/logs", m.handleInstanceLogs)
+	admin.GET("/instances/:id/live-log", m.handleLiveLog)
+
 	e.NoRoute(m.authenticate, func(c *gin.Context) {
 		fail(c, universe.Errorf(universe.ENOTFOUND, "no such endpoint"))
 	})

@@ -17,11 +17,13 @@ import (
 const FileName = "universe.db"
 
 var (
-	bucketKeys         = []byte("keys")       // key id -> JSON KeyRecord
-	bucketKeyLabels    = []byte("key_labels") // label -> key id (unique labels)
-	bucketAudit        = []byte("audit")      // big-endian seq -> JSON AuditEntry
-	allBuckets         = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit}
-	defaultOpenTimeout = 2 * time.Second
+	bucketKeys           = []byte("keys")           // key id -> JSON KeyRecord
+	bucketKeyLabels      = []byte("key_labels")     // label -> key id (unique labels)
+	bucketAudit          = []byte("audit")          // big-endian seq -> JSON AuditEntry
+	bucketConfigurations = []byte("configurations") // name -> JSON api.Configuration
+	bucketInstances      = []byte("instances")      // id -> JSON api.InstanceInfo
+	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances}
+	defaultOpenTimeout   = 2 * time.Second
 )
 
 // ErrLocked is returned by Open when another process (normally a running

@@ -108,6 +108,11 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	shutdown := fs.Duration("shutdown-timeout", def.ShutdownTimeout, "bound on finishing in-flight requests at shutdown")
 	noConsole := fs.Bool("no-console", false, "do not read console commands from stdin")
 	accessLog := fs.Bool("access-log", true, "log one line per request")
+	nodeID := fs.String("node-id", envOr(getenv, "UNIVERSE_NODE_ID", def.NodeID), "stable id of this node, in every instance's wrapperNodeId (env UNIVERSE_NODE_ID)")
+	templates := fs.String("templates", envOr(getenv, "UNIVERSE_TEMPLATES", def.TemplatesDir), "template folder: <group>/<name>/ trees (env UNIVERSE_TEMPLATES)")
+	configDir := fs.String("configurations", envOr(getenv, "UNIVERSE_CONFIGURATIONS", def.ConfigDir), "folder that 'config reload' imports *.json from (env UNIVERSE_CONFIGURATIONS)")
+	publicURL := fs.String("public-url", getenv("UNIVERSE_PUBLIC_URL"), "the master's URL as instances reach it; default http://127.0.0.1:<port> (env UNIVERSE_PUBLIC_URL)")
+	lineRate := fs.Int("log-line-rate", 10000, "stdout+stderr lines per second kept per instance; more are dropped and reported; -1 = no limit")
 	logLevel := fs.String("log-level", envOr(getenv, "UNIVERSE_LOG_LEVEL", "info"), "debug, info, warn or error (env UNIVERSE_LOG_LEVEL)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,6 +129,8 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.Addr, cfg.DataDir, cfg.TLSCert, cfg.TLSKey = *addr, *data, *cert, *key
 	cfg.ShutdownTimeout, cfg.AccessLog, cfg.Version = *shutdown, *accessLog, versionString()
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.NodeID, cfg.TemplatesDir, cfg.ConfigDir, cfg.PublicURL = *nodeID, *templates, *configDir, *publicURL
+	cfg.InstanceLog.LineRate = *lineRate
 	var err error
 	if cfg.AllowCIDRs, err = master.ParsePrefixes(splitList(*allow)); err != nil {
 		fmt.Fprintf(stderr, "universe: --allow-cidr: %s\n", universe.ErrorMessage(err))

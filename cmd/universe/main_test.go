@@ -337,7 +337,23 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("UNIVERSE_CRASH_HELPER_DIR"); dir != "" {
 		os.Exit(crashHelper(dir))
 	}
-	os.Exit(m.Run())
+	os.Exit(inTempDir(m))
+}
+
+// inTempDir runs the tests in a fresh working directory, so the relative
+// defaults (./templates, ./configuration) never land in the source tree.
+func inTempDir(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "universe-cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chdir(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
 
 func crashHelper(dir string) int {

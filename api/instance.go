@@ -1,0 +1,225 @@
+package api
+
+import (
+	"encoding/json"
+	"reflect"
+	"strconv"
+)
+
+// Ports is an inclusive port range.
+type Ports struct {
+	Min int `json:"min"`
+	Max int `json:"max"`
+}
+
+// AdditionalPort is an extra port an instance exposes (informational).
+type AdditionalPort struct {
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol,omitempty"` // default "TCP"
+	Name     string `json:"name,omitempty"`
+}
+
+// Template names one template of a configuration's install plan.
+type Template struct {
+	Name     string `json:"name"`
+	Group    string `json:"group"`
+	Storage  string `json:"storage,omitempty"` // "local" (the only storage)
+	Priority int    `json:"priority"`
+}
+
+// TemplateInstallationConfig says which templates an instance gets, see the
+// wire contract for the order and override rules.
+type TemplateInstallationConfig struct {
+	AllOf                               []Template `json:"allOf"`
+	AllInGroups                         []string   `json:"allInGroups"`
+	OneOf                               []Template `json:"oneOf"`
+	OneInGroups                         []string   `json:"oneInGroups"`
+	OnTemplatePasteOverridePresentFiles bool       `json:"onTemplatePasteOverridePresentFiles"`
+}
+
+// Restart policies of a configuration.
+const (
+	RestartNever     = "never"
+	RestartOnFailure = "on-failure"
+	RestartAlways    = "always"
+)
+
+// Configuration is what instances are started from: Universe's fields plus
+// stopCommand, stopTimeoutSeconds and restartPolicy. Every field is optional
+// on input; the master fills the defaults.
+type Configuration struct {
+	Name                       string                     `json:"name"`
+	Runtime                    string                     `json:"runtime"`
+	Command                    string                     `json:"command"`
+	Static                     bool                       `json:"static"`
+	RAMMB                      int                        `json:"ramMB"`
+	CPU                        int                        `json:"cpu"`
+	InstanceGroups             []string                   `json:"instanceGroups"`
+	Nodes                      []string                   `json:"nodes"`
+	HostAddress                string                     `json:"hostAddress"`
+	AvailablePorts             Ports                      `json:"availablePorts"`
+	MinimumServiceCount        int                        `json:"minimumServiceCount"`
+	EnvironmentVariables       map[string]string          `json:"environmentVariables"`
+	TemplateInstallationConfig TemplateInstallationConfig `json:"templateInstallationConfig"`
+	FileModifications          []string                   `json:"fileModifications"`
+	Properties                 map[string]string          `json:"properties"`
+	AdditionalPorts            []AdditionalPort           `json:"additionalPorts"`
+	StopCommand                string                     `json:"stopCommand"`
+	StopTimeoutSeconds         int                        `json:"stopTimeoutSeconds"`
+	RestartPolicy              string                     `json:"restartPolicy"`
+}
+
+// InstanceInfo describes one instance: the contract's fields plus
+// startedAt, exitCode, restarts, reason and properties.
+type InstanceInfo struct {
+	ID                string         `json:"id"`
+	ConfigurationName string         `json:"configurationName"`
+	WrapperNodeID     string         `json:"wrapperNodeId"`
+	HostAddress       string         `json:"hostAddress"`
+	AllocatedPort     int            `json:"allocatedPort"`
+	State             string         `json:"state"`
+	LastHeartbeat     int64          `json:"lastHeartbeat"` // epoch milliseconds
+	ProcessPid        *int64         `json:"processPid"`
+	AllocatedRAMMB    int            `json:"allocatedRamMB"`
+	AllocatedCPU      int            `json:"allocatedCpu"`
+	Runtime           string         `json:"runtime"`
+	Static            bool           `json:"static"`
+	CreatedAt         int64          `json:"createdAt"`           // epoch milliseconds
+	StartedAt         int64          `json:"startedAt,omitempty"` // epoch milliseconds of the last start
+	ExitCode          *int           `json:"exitCode"`            // of the last exit; null while running or never run
+	Restarts          int            `json:"restarts"`
+	Reason            string         `json:"reason,omitempty"` // why it is in its state, when not obvious
+	Properties        map[string]any `json:"properties,omitempty"`
+}
+
+// InstanceCreateRequest is the body of POST /api/instances.
+type InstanceCreateRequest struct {
+	ConfigurationName string `json:"configurationName"`
+}
+
+// ExecuteRequest is the body of POST /api/instances/{id}/execute: one line
+// for the instance's stdin.
+type ExecuteRequest struct {
+	Command string `json:"command"`
+}
+
+// LifecycleResponse answers PATCH /api/instances/{id}/lifecycle: 200 when
+// there was nothing to do or the action finished, 202 when it runs in the
+// background.
+type LifecycleResponse struct {
+	InstanceID string       `json:"instanceId"`
+	Target     string       `json:"target"`
+	Accepted   bool         `json:"accepted"` // the action runs in the background
+	Instance   InstanceInfo `json:"instance"`
+}
+
+// StateReport is the body of PUT /api/instances/{id}/state. State and
+// LastHeartbeat (a number or a numeric string) are read; every other field
+// is kept and returned under InstanceInfo.properties.
+type StateReport struct {
+	State         string
+	LastHeartbeat int64
+	Extra         map[string]json.RawMessage
+}
+
+// UnmarshalJSON reads a state report; lastHeartbeat may be a number or a
+// numeric string.
+func (r *StateReport) UnmarshalJSON(b []byte) error {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	if v, ok := all["state"]; ok {
+		if err := json.Unmarshal(v, &r.State); err != nil {
+			return &json.UnmarshalTypeError{Value: "state", Type: reflect.TypeOf(""), Field: "state"}
+		}
+		delete(all, "state")
+	}
+	if v, ok := all["lastHeartbeat"]; ok {
+		var n json.Number
+		if err := json.Unmarshal(v, &n); err != nil {
+			return &json.UnmarshalTypeError{Value: "lastHeartbeat", Type: reflect.TypeOf(int64(0)), Field: "lastHeartbeat"}
+		}
+		ms, err := strconv.ParseInt(n.String(), 10, 64)
+		if err != nil {
+			return &json.UnmarshalTypeError{Value: "lastHeartbeat", Type: reflect.TypeOf(int64(0)), Field: "lastHeartbeat"}
+		}
+		r.LastHeartbeat = ms
+		delete(all, "lastHeartbeat")
+	}
+	r.Extra = all
+	return nil
+}
+
+// Log streams.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+	StreamSystem = "system"
+)
+
+// LogLine is one line of an instance's log. Seq increases by one per line
+// and is never reused for that instance.
+type LogLine struct {
+	Seq    uint64 `json:"seq"`
+	TS     int64  `json:"ts"` // epoch milliseconds
+	Stream string `json:"stream"`
+	Line   string `json:"line"`
+}
+
+// Logs answers GET /api/instances/{id}/logs.
+type Logs struct {
+	InstanceID     string    `json:"instanceId"`
+	Lines          []string  `json:"lines"`
+	Entries        []LogLine `json:"entries"`
+	TotalLines     uint64    `json:"totalLines"`
+	RequestedLines int       `json:"requestedLines"`
+}
+
+// Live-log frame types in ?format=json (lines have no type).
+const (
+	FrameState = "state"
+	FrameGap   = "gap"
+)
+
+// LiveLogFrame is one frame of WS /api/instances/{id}/live-log?format=json:
+// a line ({"seq","ts","stream","line"}), a state change
+// ({"type":"state","state",...}) or a gap ({"type":"gap","from","to"}:
+// lines from..to, inclusive, were not delivered to this client).
+type LiveLogFrame struct {
+	Type     string        `json:"type,omitempty"`
+	Seq      uint64        `json:"seq,omitempty"`
+	TS       int64         `json:"ts,omitempty"`
+	Stream   string        `json:"stream,omitempty"`
+	Line     string        `json:"line,omitempty"`
+	State    string        `json:"state,omitempty"`
+	Deleted  bool          `json:"deleted,omitempty"`
+	Instance *InstanceInfo `json:"instance,omitempty"`
+	From     uint64        `json:"from,omitempty"`
+	To       uint64        `json:"to,omitempty"`
+}
+
+// TemplateInfo describes one template (GET /api/templates...).
+type TemplateInfo struct {
+	Group string `json:"group"`
+	Name  string `json:"name"`
+	Files int    `json:"files"`
+	Size  int64  `json:"size"`
+}
+
+// TemplateFile is one file of a template (GET .../files).
+type TemplateFile struct {
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+	Mode    string `json:"mode"` // e.g. "0644"
+	Dir     bool   `json:"dir,omitempty"`
+	ModTime int64  `json:"modTime"` // epoch milliseconds
+}
+
+// TemplateImport answers POST .../import.
+type TemplateImport struct {
+	Group string `json:"group"`
+	Name  string `json:"name"`
+	Files int    `json:"files"`
+	Size  int64  `json:"size"`
+}

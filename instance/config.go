@@ -1,0 +1,193 @@
+package instance
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/template"
+)
+
+// Defaults of configurations (the contract's, except runtime "process" and
+// minimumServiceCount 0).
+const (
+	DefaultRuntime     = "process"
+	DefaultRAMMB       = 2048
+	DefaultCPU         = 100
+	DefaultHostAddress = "127.0.0.1"
+	DefaultPortMin     = 25565
+	DefaultPortMax     = 25570
+	DefaultStopTimeout = 30
+)
+
+// Normalize fills the defaults of c and replaces nil lists and maps by
+// empty ones, so that every field is present on the wire.
+func Normalize(c api.Configuration) api.Configuration {
+	if c.Runtime == "" {
+		c.Runtime = DefaultRuntime
+	}
+	if c.RAMMB == 0 {
+		c.RAMMB = DefaultRAMMB
+	}
+	if c.CPU == 0 {
+		c.CPU = DefaultCPU
+	}
+	if c.HostAddress == "" {
+		c.HostAddress = DefaultHostAddress
+	}
+	if c.AvailablePorts.Min == 0 && c.AvailablePorts.Max == 0 {
+		c.AvailablePorts = api.Ports{Min: DefaultPortMin, Max: DefaultPortMax}
+	}
+	if c.StopTimeoutSeconds == 0 {
+		c.StopTimeoutSeconds = DefaultStopTimeout
+	}
+	if c.RestartPolicy == "" {
+		c.RestartPolicy = api.RestartNever
+	}
+	if c.InstanceGroups == nil {
+		c.InstanceGroups = []string{}
+	}
+	if c.Nodes == nil {
+		c.Nodes = []string{}
+	}
+	if c.EnvironmentVariables == nil {
+		c.EnvironmentVariables = map[string]string{}
+	}
+	if c.FileModifications == nil {
+		c.FileModifications = []string{}
+	}
+	if c.Properties == nil {
+		c.Properties = map[string]string{}
+	}
+	if c.AdditionalPorts == nil {
+		c.AdditionalPorts = []api.AdditionalPort{}
+	}
+	for i := range c.AdditionalPorts {
+		if c.AdditionalPorts[i].Protocol == "" {
+			c.AdditionalPorts[i].Protocol = "TCP"
+		}
+	}
+	t := &c.TemplateInstallationConfig
+	for _, l := range []*[]api.Template{&t.AllOf, &t.OneOf} {
+		if *l == nil {
+			*l = []api.Template{}
+		}
+		for i := range *l {
+			if (*l)[i].Storage == "" {
+				(*l)[i].Storage = "local"
+			}
+		}
+	}
+	if t.AllInGroups == nil {
+		t.AllInGroups = []string{}
+	}
+	if t.OneInGroups == nil {
+		t.OneInGroups = []string{}
+	}
+	return c
+}
+
+// Templates is what Validate needs to know of the template store.
+type Templates interface {
+	Exists(group, name string) bool
+}
+
+// Validate checks a normalized configuration. runtimes maps runtime keys to
+// the reason they cannot be used here (nil: usable). Errors: EINVALID
+// naming every bad field.
+func Validate(c api.Configuration, runtimes map[string]error, tpl Templates) error {
+	var bad []string
+	add := func(field, format string, args ...any) {
+		bad = append(bad, field+": "+fmt.Sprintf(format, args...))
+	}
+	if err := universe.ValidateName("configuration name", c.Name); err != nil {
+		add("name", "%s", universe.ErrorMessage(err))
+	}
+	if why, ok := runtimes[c.Runtime]; !ok {
+		known := make([]string, 0, len(runtimes))
+		for k := range runtimes {
+			known = append(known, k)
+		}
+		sort.Strings(known)
+		add("runtime", "unknown runtime %q (known: %s)", c.Runtime, strings.Join(known, ", "))
+	} else if why != nil {
+		add("runtime", "%s", universe.ErrorMessage(why))
+	}
+	if strings.TrimSpace(c.Command) == "" {
+		add("command", "must not be empty")
+	}
+	if strings.ContainsAny(c.Command, "\x00") {
+		add("command", "must not contain NUL")
+	}
+	p := c.AvailablePorts
+	if p.Min < 1 || p.Max > 65535 || p.Min > p.Max {
+		add("availablePorts", "need 1 <= min <= max <= 65535 (got %d..%d)", p.Min, p.Max)
+	}
+	if c.RAMMB < 0 {
+		add("ramMB", "must not be negative")
+	}
+	if c.CPU < 0 {
+		add("cpu", "must not be negative")
+	}
+	if c.MinimumServiceCount < 0 {
+		add("minimumServiceCount", "must not be negative")
+	}
+	if c.StopTimeoutSeconds < 0 || c.StopTimeoutSeconds > 3600 {
+		add("stopTimeoutSeconds", "must be 1 to 3600")
+	}
+	switch c.RestartPolicy {
+	case api.RestartNever, api.RestartOnFailure, api.RestartAlways:
+	default:
+		add("restartPolicy", "must be never, on-failure or always")
+	}
+	if strings.ContainsAny(c.StopCommand, "\r\n\x00") {
+		add("stopCommand", "must be one line")
+	}
+	for k := range c.EnvironmentVariables {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			add("environmentVariables", "%q is not a variable name", k)
+		} else if strings.HasPrefix(k, "UNIVERSE_") {
+			add("environmentVariables", "%s is set by the master", k)
+		}
+	}
+	for k := range c.Properties {
+		if k == "" || strings.ContainsAny(k, "%\x00") {
+			add("properties", "%q cannot be a placeholder name", k)
+		}
+	}
+	for _, f := range c.FileModifications {
+		if _, err := template.CleanPath(f); err != nil {
+			add("fileModifications", "%s", universe.ErrorMessage(err))
+		}
+	}
+	for _, ap := range c.AdditionalPorts {
+		if ap.Port < 1 || ap.Port > 65535 {
+			add("additionalPorts", "port %d is not 1..65535", ap.Port)
+		}
+	}
+	t := c.TemplateInstallationConfig
+	for _, l := range [][]api.Template{t.AllOf, t.OneOf} {
+		for _, tp := range l {
+			if err := template.ValidTemplate(tp.Group, tp.Name); err != nil {
+				add("templateInstallationConfig", "%s", universe.ErrorMessage(err))
+			} else if tp.Storage != "local" {
+				add("templateInstallationConfig", "template %s/%s: storage %q is not supported (only local)", tp.Group, tp.Name, tp.Storage)
+			} else if !tpl.Exists(tp.Group, tp.Name) {
+				add("templateInstallationConfig", "template %s/%s does not exist", tp.Group, tp.Name)
+			}
+		}
+	}
+	for _, l := range [][]string{t.AllInGroups, t.OneInGroups} {
+		for _, g := range l {
+			if err := universe.ValidateName("template group", g); err != nil {
+				add("templateInstallationConfig", "%s", universe.ErrorMessage(err))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return universe.Errorf(universe.EINVALID, "invalid configuration: %s", strings.Join(bad, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,319 @@
+// Package logs keeps the log of one instance: a ring of recent lines with
+// sequence numbers, a rotating file, a per-instance line-rate throttle, and
+// live subscribers fed through bounded buffers.
+//
+// A publisher never blocks on a subscriber: a subscriber whose buffer is
+// full gets one gap event in place of the lines it missed, in order.
+package logs
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// Options tune a Log. Zero values take the defaults.
+type Options struct {
+	RingLines  int   // lines kept in memory (default 10,000)
+	FileBytes  int64 // rotate the file beyond this size (default 10 MiB)
+	FileCount  int   // files kept, the current one included (default 3)
+	LineRate   int   // stdout+stderr lines per second before dropping (default 10,000; <0 = unlimited)
+	SubBuffer  int   // events a subscriber may have pending (default 4,096)
+	Now        func() time.Time
+	OnLines    func(n int)               // lines accepted (any stream)
+	OnDropped  func(cause string, n int) // lines dropped: "throttled" or "slow_client"
+	OnWarnFile func(err error)           // the log file could not be written
+}
+
+func (o Options) withDefaults() Options {
+	if o.RingLines <= 0 {
+		o.RingLines = 10000
+	}
+	if o.FileBytes <= 0 {
+		o.FileBytes = 10 << 20
+	}
+	if o.FileCount <= 0 {
+		o.FileCount = 3
+	}
+	if o.LineRate == 0 {
+		o.LineRate = 10000
+	}
+	if o.SubBuffer <= 0 {
+		o.SubBuffer = 4096
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.OnLines == nil {
+		o.OnLines = func(int) {}
+	}
+	if o.OnDropped == nil {
+		o.OnDropped = func(string, int) {}
+	}
+	if o.OnWarnFile == nil {
+		o.OnWarnFile = func(error) {}
+	}
+	return o
+}
+
+// Log is the log of one instance. It is safe for concurrent use.
+type Log struct {
+	opt  Options
+	mu   sync.Mutex
+	ring []api.LogLine // grows up to RingLines, then wraps at head
+	head int           // index of the oldest line once the ring is full
+	next uint64        // seq of the next line; the first line is 1
+	subs map[*Sub]struct{}
+	file *rotator
+	done bool
+
+	// throttle (token bucket over stdout+stderr lines)
+	tokens     float64
+	last       time.Time
+	dropped    int
+	dropReport time.Time   // when the unreported run of drops began
+	dropTimer  *time.Timer // reports the run if the output stops
+}
+
+// Open opens the log kept in dir (created if needed; "" keeps no file).
+// Lines already in the file are loaded into the ring and numbering goes on
+// after the last of them.
+func Open(dir string, opt Options) (*Log, error) {
+	opt = opt.withDefaults()
+	l := &Log{opt: opt, next: 1, subs: map[*Sub]struct{}{}, tokens: float64(opt.LineRate), last: opt.Now()}
+	if dir != "" {
+		f, old, err := openRotator(dir, opt.FileBytes, opt.FileCount, opt.RingLines)
+		if err != nil {
+			return nil, err
+		}
+		l.file = f
+		for _, ln := range old {
+			l.push(ln)
+		}
+		if len(old) > 0 {
+			l.next = old[len(old)-1].Seq + 1
+		}
+	}
+	return l, nil
+}
+
+// push stores one line in the ring. Caller holds mu (or owns l).
+func (l *Log) push(ln api.LogLine) {
+	if len(l.ring) < l.opt.RingLines {
+		l.ring = append(l.ring, ln)
+		return
+	}
+	l.ring[l.head] = ln
+	l.head++
+	if l.head == len(l.ring) {
+		l.head = 0
+	}
+}
+
+// at returns the i-th oldest line of the ring. Caller holds mu.
+func (l *Log) at(i int) api.LogLine {
+	if len(l.ring) < l.opt.RingLines {
+		return l.ring[i]
+	}
+	return l.ring[(l.head+i)%len(l.ring)]
+}
+
+// Write appends lines of one stream (stdout or stderr), subject to the line
+// rate: lines over it are dropped and reported by a system line. It never
+// blocks on subscribers.
+func (l *Log) Write(stream string, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return
+	}
+	now := l.opt.Now()
+	ts := now.UnixMilli()
+	accepted := lines
+	first := l.next
+	if l.opt.LineRate > 0 {
+		l.refill(now)
+		n := len(lines)
+		if float64(n) > l.tokens {
+			n = int(l.tokens)
+		}
+		l.tokens -= float64(n)
+		if n < len(lines) {
+			accepted = lines[:n]
+			d := len(lines) - n
+			if l.dropped == 0 {
+				// first drop of a run: say so within a second, also if the
+				// output stops
+				l.dropTimer = time.AfterFunc(time.Second, l.Flush)
+				l.dropReport = now
+			}
+			l.dropped += d
+			l.opt.OnDropped("throttled", d)
+		}
+	}
+	for _, s := range accepted {
+		l.appendLocked(api.LogLine{Seq: l.next, TS: ts, Stream: stream, Line: s})
+	}
+	if l.dropped > 0 && now.Sub(l.dropReport) >= time.Second {
+		l.reportDropped(ts)
+	}
+	l.publish(first)
+	l.opt.OnLines(len(accepted))
+}
+
+func (l *Log) refill(now time.Time) {
+	el := now.Sub(l.last).Seconds()
+	l.last = now
+	if el <= 0 {
+		return
+	}
+	l.tokens += el * float64(l.opt.LineRate)
+	if max := float64(l.opt.LineRate); l.tokens > max {
+		l.tokens = max
+	}
+}
+
+func (l *Log) reportDropped(ts int64) {
+	l.appendLocked(api.LogLine{Seq: l.next, TS: ts, Stream: api.StreamSystem,
+		Line: "output throttled: " + strconv.Itoa(l.dropped) + " lines dropped (limit " + strconv.Itoa(l.opt.LineRate) + " lines/s)"})
+	l.dropped = 0
+	if l.dropTimer != nil {
+		l.dropTimer.Stop()
+		l.dropTimer = nil
+	}
+}
+
+// System appends a system line (lifecycle events); never throttled.
+func (l *Log) System(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return
+	}
+	ts := l.opt.Now().UnixMilli()
+	if l.dropped > 0 {
+		l.reportDropped(ts)
+	}
+	first := l.next
+	l.appendLocked(api.LogLine{Seq: l.next, TS: ts, Stream: api.StreamSystem, Line: strings.ReplaceAll(line, "\n", " ")})
+	l.publish(first)
+	l.opt.OnLines(1)
+}
+
+// Flush reports lines dropped by the throttle that were not reported yet
+// (the output stopped while dropping) and flushes the file.
+func (l *Log) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return
+	}
+	if l.dropped > 0 {
+		first := l.next
+		l.reportDropped(l.opt.Now().UnixMilli())
+		l.publish(first)
+	}
+	if l.file != nil {
+		if err := l.file.flush(); err != nil {
+			l.opt.OnWarnFile(err)
+		}
+	}
+}
+
+func (l *Log) appendLocked(ln api.LogLine) {
+	l.next++
+	l.push(ln)
+	if l.file != nil {
+		if err := l.file.write(ln); err != nil {
+			l.opt.OnWarnFile(err)
+		}
+	}
+}
+
+// publish hands lines first..next-1 (in the ring) to every subscriber and
+// flushes the file. Caller holds mu.
+func (l *Log) publish(first uint64) {
+	if l.file != nil {
+		if err := l.file.flush(); err != nil {
+			l.opt.OnWarnFile(err)
+		}
+	}
+	n := int(l.next - first)
+	if n == 0 || len(l.subs) == 0 {
+		return
+	}
+	if n > len(l.ring) {
+		n = len(l.ring)
+	}
+	start := len(l.ring) - n
+	for s := range l.subs {
+		if d := s.offer(l, start, n); d > 0 {
+			l.opt.OnDropped("slow_client", d)
+		}
+	}
+}
+
+// Last returns the newest n lines (fewer if the ring holds fewer) and the
+// number of lines ever written.
+func (l *Log) Last(n int) ([]api.LogLine, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n > len(l.ring) {
+		n = len(l.ring)
+	}
+	out := make([]api.LogLine, 0, n)
+	for i := len(l.ring) - n; i < len(l.ring); i++ {
+		out = append(out, l.at(i))
+	}
+	return out, l.next - 1
+}
+
+// Total returns the number of lines ever written (the last sequence number).
+func (l *Log) Total() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next - 1
+}
+
+// State hands a state change to every subscriber. State events are never
+// dropped.
+func (l *Log) State(info api.InstanceInfo) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for s := range l.subs {
+		c := info
+		s.push(Event{Kind: KindState, Info: &c})
+	}
+}
+
+// Close ends the log: subscribers get final (a last state event, when not
+// nil) and then the end of their stream; the file is flushed and closed.
+// Lines written after Close are ignored.
+func (l *Log) Close(final *api.InstanceInfo) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return nil
+	}
+	l.done = true
+	if l.dropTimer != nil {
+		l.dropTimer.Stop()
+	}
+	for s := range l.subs {
+		if final != nil {
+			s.push(Event{Kind: KindState, Info: final, Final: true})
+		}
+		s.end()
+	}
+	l.subs = map[*Sub]struct{}{}
+	if l.file != nil {
+		return l.file.close()
+	}
+	return nil
+}

@@ -1,0 +1,504 @@
+package instance
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/logs"
+	"github.com/universe-orchestrator/universe/instance/runtime"
+	"github.com/universe-orchestrator/universe/instance/template"
+)
+
+// Store is the persistence the manager needs (storage.DB has it).
+type Store interface {
+	GetConfiguration(name string) (api.Configuration, error)
+	PutInstance(info api.InstanceInfo) error
+	DeleteInstance(id string) error
+	ListInstances() ([]api.InstanceInfo, error)
+}
+
+// Hooks let the owner count what happens (metrics). Any may be nil.
+type Hooks struct {
+	Started     func()
+	Exited      func(reason string) // "stopped", "exited", "failed", "killed"
+	LogLines    func(n int)
+	LogDropped  func(cause string, n int)
+	StateChange func(info api.InstanceInfo)
+}
+
+// Options configure a Manager.
+type Options struct {
+	NodeID    string // stable id of this node, default "node-1"
+	DataDir   string // running/<id>, static/<name> and logs/<id> live here
+	MasterURL string // given to instances as UNIVERSE_MASTER_URL
+	Templates *template.Store
+	Store     Store
+	Runtimes  []runtime.Runtime // default: process
+	Log       logs.Options      // callbacks are set by the manager
+	PortFree  func(port int) bool
+	Logger    *slog.Logger
+	Now       func() time.Time
+	Hooks     Hooks
+}
+
+// Manager runs the instances of this node. Build it with New, load the
+// records with Open, stop everything with Close.
+type Manager struct {
+	opt      Options
+	log      *slog.Logger
+	runtimes map[string]runtime.Runtime
+	ports    *Ports
+	baseEnv  []string
+
+	mu        sync.Mutex
+	instances map[string]*Instance
+	closing   bool
+	bg        sync.WaitGroup // background lifecycle actions and process watchers
+}
+
+// New builds a manager; nothing runs until Open.
+func New(opt Options) *Manager {
+	if opt.NodeID == "" {
+		opt.NodeID = "node-1"
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if len(opt.Runtimes) == 0 {
+		opt.Runtimes = []runtime.Runtime{runtime.ProcessRuntime{}}
+	}
+	h := &opt.Hooks
+	if h.Started == nil {
+		h.Started = func() {}
+	}
+	if h.Exited == nil {
+		h.Exited = func(string) {}
+	}
+	if h.StateChange == nil {
+		h.StateChange = func(api.InstanceInfo) {}
+	}
+	opt.Log.OnLines, opt.Log.OnDropped = h.LogLines, h.LogDropped
+	opt.Log.Now = opt.Now
+	m := &Manager{
+		opt:       opt,
+		log:       opt.Logger,
+		runtimes:  map[string]runtime.Runtime{},
+		ports:     NewPorts(opt.PortFree),
+		instances: map[string]*Instance{},
+	}
+	for _, r := range opt.Runtimes {
+		m.runtimes[r.Name()] = r
+	}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "UNIVERSE_") {
+			m.baseEnv = append(m.baseEnv, kv) // the master's own settings and token stay with it
+		}
+	}
+	return m
+}
+
+// Runtimes maps each runtime key to why it cannot be used here (nil when it
+// can), for configuration validation.
+func (m *Manager) Runtimes() map[string]error {
+	out := make(map[string]error, len(m.runtimes))
+	for k, r := range m.runtimes {
+		out[k] = r.Available()
+	}
+	return out
+}
+
+// SetMasterURL sets the URL instances get as UNIVERSE_MASTER_URL (before
+// any instance starts; the master knows its port only once it listens).
+func (m *Manager) SetMasterURL(u string) {
+	m.mu.Lock()
+	m.opt.MasterURL = u
+	m.mu.Unlock()
+}
+
+func (m *Manager) masterURL() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.opt.MasterURL
+}
+
+// NodeID returns the node id.
+func (m *Manager) NodeID() string { return m.opt.NodeID }
+
+func (m *Manager) runningDir(id string) string  { return filepath.Join(m.opt.DataDir, "running", id) }
+func (m *Manager) staticDir(name string) string { return filepath.Join(m.opt.DataDir, "static", name) }
+func (m *Manager) logDir(id string) string      { return filepath.Join(m.opt.DataDir, "logs", id) }
+
+// Open loads the stored instance records. A record whose process was
+// running when the master went down is marked OFFLINE ("master restarted");
+// a process of it that is still alive is killed, since nothing can
+// supervise it any more.
+func (m *Manager) Open() error {
+	recs, err := m.opt.Store.ListInstances()
+	if err != nil {
+		return fmt.Errorf("load instances: %w", err)
+	}
+	for _, info := range recs {
+		lg, err := logs.Open(m.logDir(info.ID), m.opt.Log)
+		if err != nil {
+			return fmt.Errorf("open log of %s: %w", info.ID, err)
+		}
+		inst := &Instance{m: m, id: info.ID, info: info, log: lg}
+		if s := State(info.State); s == StateCreating || s == StateOnline {
+			if info.ProcessPid != nil {
+				killLeftover(int(*info.ProcessPid), info.ID)
+			}
+			inst.info.State = string(StateOffline)
+			inst.info.Reason = "master restarted"
+			inst.info.ProcessPid = nil
+			lg.System("master restarted: the process is no longer supervised; start the instance again")
+			if err := m.opt.Store.PutInstance(inst.info); err != nil {
+				return fmt.Errorf("store instance %s: %w", info.ID, err)
+			}
+		}
+		m.ports.Reserve(info.ID, info.AllocatedPort)
+		m.instances[info.ID] = inst
+	}
+	return nil
+}
+
+// killLeftover kills the process group of pid if it is still the process
+// of instance id (its environment says so; pids are reused).
+func killLeftover(pid int, id string) {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil || !strings.Contains("\x00"+string(env), "\x00UNIVERSE_INSTANCE_ID="+id+"\x00") {
+		return
+	}
+	_ = killGroup(pid)
+}
+
+// Close stops every running instance gracefully (each within its stop
+// timeout, all at once), waits for background actions and closes the logs.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closing = true
+	all := make([]*Instance, 0, len(m.instances))
+	for _, in := range m.instances {
+		all = append(all, in)
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, in := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in.action.Lock()
+			defer in.action.Unlock()
+			in.stop("master shutting down")
+		}()
+	}
+	wg.Wait()
+	m.bg.Wait()
+	for _, in := range all {
+		_ = in.log.Close(nil)
+	}
+	return nil
+}
+
+// background runs f as a lifecycle action owned by the manager (Close waits
+// for it).
+func (m *Manager) background(f func()) {
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		f()
+	}()
+}
+
+// Get returns the instance with id. Errors: ENOTFOUND.
+func (m *Manager) Get(id string) (*Instance, error) {
+	m.mu.Lock()
+	in, ok := m.instances[id]
+	m.mu.Unlock()
+	if !ok {
+		return nil, universe.Errorf(universe.ENOTFOUND, "no instance %q", id)
+	}
+	return in, nil
+}
+
+// Filter selects instances in List; empty fields match all.
+type Filter struct {
+	State         string
+	Configuration string
+}
+
+// List returns the instances that match f, ordered by creation time, then id.
+func (m *Manager) List(f Filter) []api.InstanceInfo {
+	m.mu.Lock()
+	all := make([]*Instance, 0, len(m.instances))
+	for _, in := range m.instances {
+		all = append(all, in)
+	}
+	m.mu.Unlock()
+	out := make([]api.InstanceInfo, 0, len(all))
+	for _, in := range all {
+		info := in.Info()
+		if (f.State == "" || info.State == f.State) && (f.Configuration == "" || info.ConfigurationName == f.Configuration) {
+			out = append(out, info)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].CreatedAt != out[j].CreatedAt {
+			return out[i].CreatedAt < out[j].CreatedAt
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Counts returns the number of instances in each state.
+func (m *Manager) Counts() map[string]int {
+	out := make(map[string]int, len(States))
+	for _, s := range States {
+		out[string(s)] = 0
+	}
+	m.mu.Lock()
+	all := make([]*Instance, 0, len(m.instances))
+	for _, in := range m.instances {
+		all = append(all, in)
+	}
+	m.mu.Unlock()
+	for _, in := range all {
+		in.mu.Lock()
+		out[in.info.State]++
+		in.mu.Unlock()
+	}
+	return out
+}
+
+// Live returns the ids of the instances of configuration name that are
+// CREATING or ONLINE.
+func (m *Manager) Live(name string) []string {
+	var ids []string
+	for _, info := range m.List(Filter{Configuration: name}) {
+		if s := State(info.State); s == StateCreating || s == StateOnline {
+			ids = append(ids, info.ID)
+		}
+	}
+	return ids
+}
+
+const idChars = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// newID returns an unused id. Caller holds m.mu.
+func (m *Manager) newID() string {
+	for {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		for i := range b {
+			b[i] = idChars[int(b[i])%len(idChars)]
+		}
+		id := string(b)
+		if _, taken := m.instances[id]; !taken {
+			return id
+		}
+	}
+}
+
+// Create makes an instance of configuration name and starts it: it
+// allocates a port, stores a CREATING record, installs the templates,
+// replaces placeholders and starts the process. A failure after the record
+// exists leaves it OFFLINE with the reason (the record is returned with the
+// error). by names who asked (for the log). Errors: ENOTFOUND (no such
+// configuration), EINVALID (runtime unusable), ECONFLICT (a static
+// configuration already has its instance), EUNAVAILABLE (no free port, the
+// master is stopping).
+func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
+	cfg, err := m.opt.Store.GetConfiguration(name)
+	if err != nil {
+		return api.InstanceInfo{}, err
+	}
+	cfg = Normalize(cfg)
+	rt, ok := m.runtimes[cfg.Runtime]
+	if !ok {
+		return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "configuration %s uses runtime %q, which this node does not have", name, cfg.Runtime)
+	}
+	if err := rt.Available(); err != nil {
+		return api.InstanceInfo{}, err
+	}
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		return api.InstanceInfo{}, universe.Errorf(universe.EUNAVAILABLE, "the master is shutting down")
+	}
+	if cfg.Static {
+		for _, in := range m.instances {
+			if in.configName() == name {
+				m.mu.Unlock()
+				return api.InstanceInfo{}, universe.Errorf(universe.ECONFLICT, "static configuration %s already has its instance %s", name, in.id)
+			}
+		}
+	}
+	id := m.newID()
+	port, err := m.ports.Allocate(id, cfg.AvailablePorts)
+	if err != nil {
+		m.mu.Unlock()
+		return api.InstanceInfo{}, err
+	}
+	now := m.opt.Now()
+	info := api.InstanceInfo{
+		ID: id, ConfigurationName: name, WrapperNodeID: m.opt.NodeID, HostAddress: cfg.HostAddress,
+		AllocatedPort: port, State: string(StateCreating), AllocatedRAMMB: cfg.RAMMB, AllocatedCPU: cfg.CPU,
+		Runtime: cfg.Runtime, Static: cfg.Static, CreatedAt: now.UnixMilli(),
+	}
+	in := &Instance{m: m, id: id, info: info}
+	in.action.Lock() // nobody acts on it before it is deployed
+	m.instances[id] = in
+	m.mu.Unlock()
+	defer in.action.Unlock()
+
+	fail := func(err error) (api.InstanceInfo, error) {
+		m.mu.Lock()
+		delete(m.instances, id)
+		m.mu.Unlock()
+		m.ports.Release(id, port)
+		if in.log != nil {
+			_ = in.log.Close(nil)
+		}
+		_ = os.RemoveAll(m.logDir(id))
+		return api.InstanceInfo{}, err
+	}
+	lg, err := logs.Open(m.logDir(id), m.opt.Log)
+	if err != nil {
+		return fail(fmt.Errorf("open instance log: %w", err))
+	}
+	in.log = lg
+	if err := m.opt.Store.PutInstance(info); err != nil {
+		return fail(fmt.Errorf("store instance: %w", err))
+	}
+	lg.System("created from configuration " + name + " by " + by + ", port " + strconv.Itoa(port))
+	m.opt.Hooks.StateChange(info)
+
+	if err := m.deploy(in, cfg); err != nil {
+		m.log.Warn("instance deploy failed", "instance", id, "err", err)
+		in.setOffline("deploy failed: " + universe.ErrorMessage(err))
+		return in.Info(), nil
+	}
+	in.start(by)
+	return in.Info(), nil
+}
+
+// deploy prepares the working dir: templates (dynamic instances only) and
+// placeholder replacement in fileModifications.
+func (m *Manager) deploy(in *Instance, cfg api.Configuration) error {
+	dir := m.workDir(in.Info())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create working dir: %w", err)
+	}
+	if !cfg.Static {
+		plan, err := m.opt.Templates.Plan(cfg.TemplateInstallationConfig, mrand.IntN)
+		if err != nil {
+			return err
+		}
+		n, err := m.opt.Templates.Install(dir, plan, cfg.TemplateInstallationConfig.OnTemplatePasteOverridePresentFiles)
+		if err != nil {
+			return err
+		}
+		if len(plan) > 0 {
+			names := make([]string, len(plan))
+			for i, t := range plan {
+				names[i] = t.Group + "/" + t.Name
+			}
+			in.log.System(fmt.Sprintf("installed %d files from %s", n, strings.Join(names, ", ")))
+		}
+	}
+	rep, _ := m.vars(in.Info(), cfg).Replacer()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("open working dir: %w", err)
+	}
+	defer root.Close()
+	for _, f := range cfg.FileModifications {
+		data, err := root.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			in.log.System("fileModifications: " + f + " does not exist; skipped")
+			continue
+		} else if err != nil {
+			in.log.System("fileModifications: " + f + " cannot be read; skipped")
+			continue
+		}
+		if !isText(data) {
+			in.log.System("fileModifications: " + f + " is not UTF-8 text; left untouched")
+			m.log.Warn("fileModifications: not UTF-8 text, left untouched", "instance", in.id, "file", f)
+			continue
+		}
+		out := rep.Replace(string(data))
+		if out == string(data) {
+			continue
+		}
+		fi, _ := root.Stat(f)
+		if err := root.WriteFile(f, []byte(out), fi.Mode().Perm()); err != nil {
+			return fmt.Errorf("write %s: %w", f, err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) workDir(info api.InstanceInfo) string {
+	if info.Static {
+		return m.staticDir(info.ConfigurationName)
+	}
+	return m.runningDir(info.ID)
+}
+
+func (m *Manager) vars(info api.InstanceInfo, cfg api.Configuration) Vars {
+	return Vars{Port: info.AllocatedPort, InstanceID: info.ID, NodeID: m.opt.NodeID, Configuration: cfg, MasterURL: m.masterURL()}
+}
+
+// Delete stops the instance gracefully, then removes its record, its log
+// and (dynamic instances) its working dir. Live-log subscribers get a final
+// state frame. Errors: ENOTFOUND.
+func (m *Manager) Delete(id, by string) error {
+	in, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	in.action.Lock()
+	defer in.action.Unlock()
+	if in.isDeleted() {
+		return universe.Errorf(universe.ENOTFOUND, "no instance %q", id)
+	}
+	in.stop(by)
+	in.mu.Lock()
+	in.deleted = true
+	info := in.info
+	in.mu.Unlock()
+	if err := m.opt.Store.DeleteInstance(id); err != nil {
+		return fmt.Errorf("delete instance record: %w", err)
+	}
+	m.mu.Lock()
+	delete(m.instances, id)
+	m.mu.Unlock()
+	m.ports.Release(id, info.AllocatedPort)
+	_ = in.log.Close(&info)
+	if !info.Static {
+		if err := os.RemoveAll(m.runningDir(id)); err != nil {
+			m.log.Warn("remove working dir", "instance", id, "err", err)
+		}
+	}
+	if err := os.RemoveAll(m.logDir(id)); err != nil {
+		m.log.Warn("remove log dir", "instance", id, "err", err)
+	}
+	m.log.Info("instance deleted", "instance", id, "by", by)
+	return nil
+}

@@ -1,0 +1,71 @@
+package instance
+
+import (
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// Vars are the values of the contract's placeholders for one instance.
+type Vars struct {
+	Port          int
+	InstanceID    string
+	NodeID        string
+	Configuration api.Configuration
+	MasterURL     string // e.g. http://127.0.0.1:7000
+}
+
+// Replacer builds the replacer of every placeholder of the contract:
+// %PORT%, %INSTANCE_ID%, %MASTER_IP%, %MASTER_ADDRESS%, %MASTER_PORT%,
+// %MASTER_API_PORT%, %NODE_ID%, %HOST_ADDRESS%, %CONFIGURATION_NAME%,
+// %NODE_PORT%, %NODE_ADDRESS%, %RAM_MB%, %INSTANCE_GROUPS% and %key% for
+// each property (properties override the others). It replaces in one pass:
+// a replaced value is never scanned again. It also returns the host address
+// with its placeholders replaced.
+func (v Vars) Replacer() (*strings.Replacer, string) {
+	host, port := "127.0.0.1", "7000"
+	if u, err := url.Parse(v.MasterURL); err == nil && u.Host != "" {
+		if h, p, err := net.SplitHostPort(u.Host); err == nil {
+			host, port = h, p
+		} else {
+			host = u.Host
+		}
+	}
+	c := v.Configuration
+	vals := map[string]string{
+		"PORT":               strconv.Itoa(v.Port),
+		"INSTANCE_ID":        v.InstanceID,
+		"MASTER_IP":          host,
+		"MASTER_ADDRESS":     net.JoinHostPort(host, port),
+		"MASTER_PORT":        port,
+		"MASTER_API_PORT":    port,
+		"NODE_ID":            v.NodeID,
+		"CONFIGURATION_NAME": c.Name,
+		"NODE_PORT":          port,
+		"NODE_ADDRESS":       host,
+		"RAM_MB":             strconv.Itoa(c.RAMMB),
+		"INSTANCE_GROUPS":    strings.Join(c.InstanceGroups, ";"),
+	}
+	for k, val := range c.Properties {
+		vals[k] = val
+	}
+	hostAddress := c.HostAddress
+	if _, overridden := c.Properties["HOST_ADDRESS"]; !overridden {
+		hostAddress = newReplacer(vals).Replace(c.HostAddress)
+		vals["HOST_ADDRESS"] = hostAddress
+	} else {
+		hostAddress = vals["HOST_ADDRESS"]
+	}
+	return newReplacer(vals), hostAddress
+}
+
+func newReplacer(vals map[string]string) *strings.Replacer {
+	pairs := make([]string, 0, 2*len(vals))
+	for k, val := range vals {
+		pairs = append(pairs, "%"+k+"%", val)
+	}
+	return strings.NewReplacer(pairs...)
+}

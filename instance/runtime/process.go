@@ -1,0 +1,224 @@
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	universe "github.com/universe-orchestrator/universe"
+)
+
+// stdinTimeout bounds a write to a process that does not read its input.
+const stdinTimeout = 5 * time.Second
+
+// drainTimeout bounds reading output after the process group is gone (a
+// descendant in another session may still hold the pipes).
+const drainTimeout = 2 * time.Second
+
+// Process is the "process" runtime: /bin/sh -c <command> in its own process
+// group, stdin kept open, stdout and stderr read line by line.
+type ProcessRuntime struct{}
+
+// Name returns "process".
+func (ProcessRuntime) Name() string { return "process" }
+
+// Available returns nil if /bin/sh exists.
+func (ProcessRuntime) Available() error {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		return universe.Errorf(universe.EINVALID, "runtime process needs /bin/sh, which is missing")
+	}
+	return nil
+}
+
+type proc struct {
+	cmd      *exec.Cmd
+	pid      int
+	stdinMu  sync.Mutex
+	stdin    *os.File
+	done     chan struct{}
+	exitCode int
+	readers  sync.WaitGroup
+}
+
+// Start starts spec.Command with /bin/sh -c in spec.Dir, in a new process
+// group. When the shell exits, whatever is left of its group is killed, so
+// no child outlives it.
+func (ProcessRuntime) Start(spec Spec) (Process, error) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create stdin pipe: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		closeAll(inR, inW)
+		return nil, fmt.Errorf("create stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeAll(inR, inW, outR, outW)
+		return nil, fmt.Errorf("create stderr pipe: %w", err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", spec.Command)
+	cmd.Dir = spec.Dir
+	cmd.Env = spec.Env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	closeAll(inR, outW, errW) // the child has its copies
+	if err != nil {
+		closeAll(inW, outR, errR)
+		return nil, universe.Errorf(universe.EINVALID, "start process: %v", err)
+	}
+	p := &proc{cmd: cmd, pid: cmd.Process.Pid, stdin: inW, done: make(chan struct{})}
+	p.readers.Add(2)
+	go p.read(outR, "stdout", spec.Output)
+	go p.read(errR, "stderr", spec.Output)
+	go p.wait(outR, errR)
+	return p, nil
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		_ = f.Close()
+	}
+}
+
+func (p *proc) wait(outR, errR *os.File) {
+	state, err := p.cmd.Process.Wait()
+	// The shell is gone; so must its children be.
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	switch {
+	case err != nil:
+		p.exitCode = -1
+	default:
+		if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			p.exitCode = 128 + int(ws.Signal())
+		} else {
+			p.exitCode = state.ExitCode()
+		}
+	}
+	drained := make(chan struct{})
+	go func() { p.readers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		// A descendant in another session holds the pipes: stop reading.
+		closeAll(outR, errR)
+		<-drained
+	}
+	p.stdinMu.Lock()
+	_ = p.stdin.Close()
+	p.stdin = nil
+	p.stdinMu.Unlock()
+	close(p.done)
+}
+
+// read splits the output of one stream into lines and hands them out a
+// read at a time.
+func (p *proc) read(f *os.File, stream string, out func(string, []string)) {
+	defer p.readers.Done()
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	var (
+		carry []byte
+		lines []string
+	)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			lines = lines[:0]
+			data := buf[:n]
+			for {
+				i := bytes.IndexByte(data, '\n')
+				if i < 0 {
+					break
+				}
+				seg := data[:i]
+				if len(carry) > 0 {
+					carry = append(carry, seg...)
+					seg = carry
+				}
+				lines = splitLine(lines, bytes.TrimSuffix(seg, []byte{'\r'}))
+				carry = carry[:0]
+				data = data[i+1:]
+			}
+			carry = append(carry, data...)
+			for len(carry) > MaxLine {
+				cut := cutAt(carry, MaxLine)
+				lines = append(lines, string(carry[:cut])+SplitMarker)
+				carry = append(carry[:0], carry[cut:]...)
+			}
+			if len(lines) > 0 {
+				out(stream, lines)
+			}
+		}
+		if err != nil {
+			if len(carry) > 0 {
+				out(stream, splitLine(nil, carry))
+			}
+			return
+		}
+	}
+}
+
+// splitLine appends line, cut into pieces of at most MaxLine bytes.
+func splitLine(lines []string, line []byte) []string {
+	for len(line) > MaxLine {
+		cut := cutAt(line, MaxLine)
+		lines = append(lines, string(line[:cut])+SplitMarker)
+		line = line[cut:]
+	}
+	return append(lines, string(line))
+}
+
+// cutAt returns a cut point at or below max that does not split a UTF-8
+// sequence (when the text is UTF-8).
+func cutAt(b []byte, max int) int {
+	for i := max; i > max-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(b[i]) {
+			return i
+		}
+	}
+	return max
+}
+
+func (p *proc) Pid() int              { return p.pid }
+func (p *proc) Done() <-chan struct{} { return p.done }
+func (p *proc) ExitCode() int         { return p.exitCode }
+func (p *proc) Signal(sig syscall.Signal) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal process group: %w", err)
+	}
+	return nil
+}
+
+func (p *proc) WriteLine(line string) error {
+	p.stdinMu.Lock()
+	defer p.stdinMu.Unlock()
+	if p.stdin == nil {
+		return universe.Errorf(universe.ECONFLICT, "the instance is not running")
+	}
+	_ = p.stdin.SetWriteDeadline(time.Now().Add(stdinTimeout))
+	buf := make([]byte, 0, len(line)+1)
+	buf = append(append(buf, line...), '\n')
+	_, err := p.stdin.Write(buf)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return universe.Errorf(universe.EUNAVAILABLE, "the instance has not read its input for %s", stdinTimeout)
+	default:
+		return universe.Errorf(universe.ECONFLICT, "the instance does not accept input (it closed its stdin or exited)")
+	}
+}

@@ -1,0 +1,55 @@
+// Package runtime starts instance processes. A Runtime turns a Spec into a
+// running Process whose output arrives line by line; the instance manager
+// does the rest (logs, state, ports). The "process" runtime needs no other
+// program; tmux and screen come later.
+package runtime
+
+import (
+	"syscall"
+)
+
+// MaxLine is the longest line handed out; longer lines are split into
+// pieces of at most MaxLine bytes, each but the last ending in SplitMarker.
+const MaxLine = 64 << 10
+
+// SplitMarker ends every piece of a split line but the last.
+const SplitMarker = " [line split: continues]"
+
+// Spec is what to start.
+type Spec struct {
+	Dir     string   // working directory
+	Command string   // run through /bin/sh -c
+	Env     []string // the whole environment, KEY=value
+	// Output receives the lines of stdout or stderr (without newlines), in
+	// order per stream. It is called from the runtime's reader goroutines
+	// and must not block for long: the process waits meanwhile.
+	Output func(stream string, lines []string)
+}
+
+// Process is a started process and everything it spawned.
+type Process interface {
+	// Pid is the process id of the process (the leader of its group).
+	Pid() int
+	// WriteLine writes line and a newline to its stdin. Errors: ECONFLICT
+	// when it has exited or closed its input, EUNAVAILABLE when it has not
+	// read its input for a while.
+	WriteLine(line string) error
+	// Signal sends sig to its whole process group.
+	Signal(sig syscall.Signal) error
+	// Done is closed when it has exited and its output has been read.
+	Done() <-chan struct{}
+	// ExitCode is its exit status after Done: the exit code, or 128+n when
+	// killed by signal n.
+	ExitCode() int
+}
+
+// Runtime starts processes of one kind.
+type Runtime interface {
+	// Name is the runtime key of configurations ("process").
+	Name() string
+	// Available says why the runtime cannot be used here (a missing
+	// program), or nil.
+	Available() error
+	// Start starts spec. The process runs until it exits or is signalled.
+	Start(spec Spec) (Process, error)
+}

@@ -1,0 +1,362 @@
+package template
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// Store is the template folder: <dir>/<group>/<name>/ file trees. It is safe
+// for concurrent use; writes to one store are serialised.
+type Store struct {
+	dir  string
+	root *os.Root
+	mu   sync.Mutex // serialises writes (create-if-absent, import swaps)
+}
+
+// Open opens (and creates, mode 0755) the template folder dir. Close it
+// with Close.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create templates dir: %w", err)
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open templates dir: %w", err)
+	}
+	return &Store{dir: dir, root: r}, nil
+}
+
+// Close releases the folder.
+func (s *Store) Close() error { return s.root.Close() }
+
+// Dir returns the template folder.
+func (s *Store) Dir() string { return s.dir }
+
+var errNoTemplate = func(group, name string) error {
+	return universe.Errorf(universe.ENOTFOUND, "no template %s/%s", group, name)
+}
+
+// open opens the root of one template. Errors: EINVALID (names), ENOTFOUND,
+// EINVALID if the template folder is a symbolic link.
+func (s *Store) open(group, name string) (*os.Root, error) {
+	if err := ValidTemplate(group, name); err != nil {
+		return nil, err
+	}
+	for _, p := range []string{group, group + "/" + name} {
+		fi, err := s.root.Lstat(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, errNoTemplate(group, name)
+			}
+			return nil, fmt.Errorf("stat template: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, universe.Errorf(universe.EINVALID, "template %s/%s is not a folder", group, name)
+		}
+	}
+	r, err := s.root.OpenRoot(group + "/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("open template: %w", err)
+	}
+	return r, nil
+}
+
+// Exists says whether the template group/name exists.
+func (s *Store) Exists(group, name string) bool {
+	r, err := s.open(group, name)
+	if err != nil {
+		return false
+	}
+	_ = r.Close()
+	return true
+}
+
+// List returns every template, ordered by group and name.
+func (s *Store) List() ([]api.TemplateInfo, error) {
+	groups, err := s.Groups()
+	if err != nil {
+		return nil, err
+	}
+	out := []api.TemplateInfo{}
+	for _, g := range groups {
+		names, err := s.InGroup(g)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			info, err := s.Get(g, n)
+			if err != nil {
+				continue // deleted meanwhile
+			}
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// Groups returns the template groups (folders with a valid name).
+func (s *Store) Groups() ([]string, error) { return s.subdirs(".") }
+
+// InGroup returns the names of the templates of group, sorted; an unknown
+// group has none.
+func (s *Store) InGroup(group string) ([]string, error) {
+	if err := universe.ValidateName("template group", group); err != nil {
+		return nil, err
+	}
+	return s.subdirs(group)
+}
+
+func (s *Store) subdirs(dir string) ([]string, error) {
+	f, err := s.root.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read templates: %w", err)
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read templates: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && universe.ValidateName("", e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Get describes one template. Errors: EINVALID, ENOTFOUND.
+func (s *Store) Get(group, name string) (api.TemplateInfo, error) {
+	files, err := s.Files(group, name)
+	if err != nil {
+		return api.TemplateInfo{}, err
+	}
+	info := api.TemplateInfo{Group: group, Name: name}
+	for _, f := range files {
+		if !f.Dir {
+			info.Files++
+			info.Size += f.Size
+		}
+	}
+	return info, nil
+}
+
+// Create makes an empty template. Errors: EINVALID, ECONFLICT if it exists.
+func (s *Store) Create(group, name string) error {
+	if err := ValidTemplate(group, name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.root.Mkdir(group, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create template group: %w", err)
+	}
+	if err := s.root.Mkdir(group+"/"+name, 0o755); errors.Is(err, fs.ErrExist) {
+		return universe.Errorf(universe.ECONFLICT, "template %s/%s exists already", group, name)
+	} else if err != nil {
+		return fmt.Errorf("create template: %w", err)
+	}
+	return nil
+}
+
+// Delete removes a template and its files. Errors: EINVALID, ENOTFOUND.
+func (s *Store) Delete(group, name string) error {
+	r, err := s.open(group, name)
+	if err != nil {
+		return err
+	}
+	_ = r.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.root.RemoveAll(group + "/" + name); err != nil {
+		return fmt.Errorf("delete template: %w", err)
+	}
+	return nil
+}
+
+// Files lists the files and folders of a template (symbolic links are
+// left out), ordered by path.
+func (s *Store) Files(group, name string) ([]api.TemplateFile, error) {
+	r, err := s.open(group, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out := []api.TemplateFile{}
+	err = fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == "." || !(d.IsDir() || d.Type().IsRegular()) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		out = append(out, api.TemplateFile{
+			Path: p, Size: sizeOf(fi), Mode: fmt.Sprintf("%04o", fi.Mode().Perm()),
+			Dir: d.IsDir(), ModTime: fi.ModTime().UnixMilli(),
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list template files: %w", err)
+	}
+	return out, nil
+}
+
+func sizeOf(fi fs.FileInfo) int64 {
+	if fi.IsDir() {
+		return 0
+	}
+	return fi.Size()
+}
+
+// checkPath refuses a path through a symbolic link or a non-folder.
+func checkPath(r *os.Root, p string) error {
+	parts := strings.Split(p, "/")
+	for i := range parts {
+		sub := strings.Join(parts[:i+1], "/")
+		fi, err := r.Lstat(sub)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // the rest does not exist yet
+		} else if err != nil {
+			return universe.Errorf(universe.EINVALID, "path %q cannot be used", p)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return universe.Errorf(universe.EINVALID, "path %q goes through a symbolic link", p)
+		}
+		if i < len(parts)-1 && !fi.IsDir() {
+			return universe.Errorf(universe.EINVALID, "%q is a file, not a folder", sub)
+		}
+	}
+	return nil
+}
+
+// OpenFile opens one regular file of a template for reading. The caller
+// closes it. Errors: EINVALID (path), ENOTFOUND.
+func (s *Store) OpenFile(group, name, p string) (*os.File, fs.FileInfo, error) {
+	p, err := CleanPath(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := s.open(group, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	if err := checkPath(r, p); err != nil {
+		return nil, nil, err
+	}
+	f, err := r.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, universe.Errorf(universe.ENOTFOUND, "no file %q in template %s/%s", p, group, name)
+	} else if err != nil {
+		return nil, nil, universe.Errorf(universe.EINVALID, "file %q cannot be read", p)
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, nil, universe.Errorf(universe.EINVALID, "%q is not a regular file", p)
+	}
+	return f, fi, nil
+}
+
+// WriteFile writes one file of a template from src, creating its folders.
+// The file is replaced atomically: a failed write leaves the old content.
+// With create, an existing file is an ECONFLICT. Errors: EINVALID (path),
+// ENOTFOUND (template), ECONFLICT; src's errors are returned as they are.
+func (s *Store) WriteFile(group, name, p string, src io.Reader, create bool) (int64, error) {
+	p, err := CleanPath(p)
+	if err != nil {
+		return 0, err
+	}
+	r, err := s.open(group, name)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := checkPath(r, p); err != nil {
+		return 0, err
+	}
+	if fi, err := r.Lstat(p); err == nil {
+		if create {
+			return 0, universe.Errorf(universe.ECONFLICT, "file %q exists already; use PUT or PATCH to overwrite it", p)
+		}
+		if !fi.Mode().IsRegular() {
+			return 0, universe.Errorf(universe.EINVALID, "%q is not a regular file", p)
+		}
+	}
+	if dir := path.Dir(p); dir != "." {
+		if err := r.MkdirAll(dir, 0o755); err != nil {
+			return 0, universe.Errorf(universe.EINVALID, "cannot create folder %q", dir)
+		}
+	}
+	return writeAtomic(r, p, src, 0o644)
+}
+
+// writeAtomic writes src to a temporary file next to p and renames it over p.
+func writeAtomic(r *os.Root, p string, src io.Reader, mode fs.FileMode) (int64, error) {
+	tmp := path.Join(path.Dir(p), ".universe-tmp-"+path.Base(p)+"-"+strconv.FormatInt(int64(os.Getpid()), 36))
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", p, err)
+	}
+	n, err := io.Copy(f, src)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write %s: %w", p, cerr)
+	}
+	if err == nil {
+		if err = r.Rename(tmp, p); err != nil {
+			err = fmt.Errorf("rename %s: %w", p, err)
+		}
+	}
+	if err != nil {
+		_ = r.Remove(tmp)
+		return 0, err
+	}
+	return n, nil
+}
+
+// RemoveFile deletes one file (or an empty folder) of a template. Errors:
+// EINVALID, ENOTFOUND, ECONFLICT for a folder that is not empty.
+func (s *Store) RemoveFile(group, name, p string) error {
+	p, err := CleanPath(p)
+	if err != nil {
+		return err
+	}
+	r, err := s.open(group, name)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := checkPath(r, p); err != nil {
+		return err
+	}
+	if _, err := r.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return universe.Errorf(universe.ENOTFOUND, "no file %q in template %s/%s", p, group, name)
+	}
+	if err := r.Remove(p); err != nil {
+		return universe.Errorf(universe.ECONFLICT, "%q cannot be removed (a folder must be empty)", p)
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package master
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance"
+)
+
+func (m *Master) handleConfigList(c *gin.Context) {
+	list, err := m.db.ListConfigurations()
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	out := make([]api.Configuration, 0, len(list))
+	for _, cfg := range list {
+		out = append(out, instance.Normalize(cfg))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (m *Master) handleConfigGet(c *gin.Context) {
+	cfg, err := m.db.GetConfiguration(c.Param("name"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, instance.Normalize(cfg))
+}
+
+func (m *Master) handleConfigPut(c *gin.Context) {
+	var cfg api.Configuration
+	if err := bindJSON(c, &cfg); err != nil {
+		fail(c, err)
+		return
+	}
+	name := c.Param("name")
+	if cfg.Name != "" && cfg.Name != name {
+		fail(c, universe.Errorf(universe.EINVALID, "name: the body says %q but the URL says %q", cfg.Name, name))
+		return
+	}
+	cfg.Name = name
+	if err := m.putConfiguration(cfg); err != nil {
+		fail(c, err)
+		return
+	}
+	m.audit(callerKey(c).ID(), "rest", "PUT /api/configurations/"+name, nil, nil)
+	c.Status(http.StatusNoContent)
+}
+
+// putConfiguration normalizes, validates and stores cfg. Errors: EINVALID.
+func (m *Master) putConfiguration(cfg api.Configuration) error {
+	cfg = instance.Normalize(cfg)
+	if err := instance.Validate(cfg, m.instances.Runtimes(), m.templates); err != nil {
+		return err
+	}
+	return m.db.PutConfiguration(cfg)
+}
+
+func (m *Master) handleConfigDelete(c *gin.Context) {
+	name := c.Param("name")
+	if err := m.deleteConfiguration(name, c.Query("force") == "true", callerKey(c).Label()); err != nil {
+		fail(c, err)
+		return
+	}
+	m.audit(callerKey(c).ID(), "rest", "DELETE /api/configurations/"+name, nil, nil)
+	c.Status(http.StatusNoContent)
+}
+
+// deleteConfiguration removes a configuration. With live instances it is an
+// ECONFLICT unless force, which stops them first. Errors: ENOTFOUND,
+// ECONFLICT.
+func (m *Master) deleteConfiguration(name string, force bool, by string) error {
+	if _, err := m.db.GetConfiguration(name); err != nil {
+		return err
+	}
+	live := m.instances.Live(name)
+	if len(live) > 0 && !force {
+		return universe.Errorf(universe.ECONFLICT, "configuration %s has %d live instances; stop them first or delete with ?force=true", name, len(live))
+	}
+	for _, id := range live {
+		in, err := m.instances.Get(id)
+		if err != nil {
+			continue
+		}
+		in.StopWait(by)
+	}
+	return m.db.DeleteConfiguration(name)
+}

@@ -1,0 +1,164 @@
+package master
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance"
+)
+
+// maxLogLines bounds ?lines= of the logs endpoint and the live-log.
+const maxLogLines = 10000
+
+func (m *Master) handleInstanceList(c *gin.Context) {
+	f := instance.Filter{State: c.Query("state"), Configuration: c.Query("configuration")}
+	if f.State != "" && !instance.State(f.State).Valid() {
+		fail(c, universe.Errorf(universe.EINVALID, "state must be one of CREATING, ONLINE, OFFLINE, STOPPED"))
+		return
+	}
+	c.JSON(http.StatusOK, m.instances.List(f))
+}
+
+func (m *Master) handleInstanceCreate(c *gin.Context) {
+	var req api.InstanceCreateRequest
+	if err := bindJSON(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	if req.ConfigurationName == "" {
+		fail(c, universe.Errorf(universe.EINVALID, "configurationName is required"))
+		return
+	}
+	info, err := m.instances.Create(req.ConfigurationName, callerKey(c).Label())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Location", "/api/instances/"+info.ID)
+	c.JSON(http.StatusCreated, info)
+}
+
+// instanceOf finds the instance of the :id parameter, or fails with 404.
+func (m *Master) instanceOf(c *gin.Context) *instance.Instance {
+	in, err := m.instances.Get(c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return nil
+	}
+	return in
+}
+
+func (m *Master) handleInstanceGet(c *gin.Context) {
+	if in := m.instanceOf(c); in != nil {
+		c.JSON(http.StatusOK, in.Info())
+	}
+}
+
+func (m *Master) handleInstanceDelete(c *gin.Context) {
+	if err := m.instances.Delete(c.Param("id"), callerKey(c).Label()); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (m *Master) handleInstanceLifecycle(c *gin.Context) {
+	in := m.instanceOf(c)
+	if in == nil {
+		return
+	}
+	by := callerKey(c).Label()
+	target := c.Query("target")
+	var (
+		accepted bool
+		err      error
+	)
+	switch target {
+	case "start":
+		accepted, err = in.Start(by)
+	case "stop":
+		accepted, err = in.Stop(by)
+	case "restart":
+		accepted, err = true, in.Restart(by)
+	default:
+		err = universe.Errorf(universe.EINVALID, "target must be start, stop or restart")
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	status := http.StatusOK
+	if accepted {
+		status = http.StatusAccepted
+	}
+	c.JSON(status, api.LifecycleResponse{InstanceID: in.ID(), Target: target, Accepted: accepted, Instance: in.Info()})
+}
+
+func (m *Master) handleInstanceExecute(c *gin.Context) {
+	in := m.instanceOf(c)
+	if in == nil {
+		return
+	}
+	var req api.ExecuteRequest
+	if err := bindJSON(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := in.Execute(req.Command); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (m *Master) handleInstanceState(c *gin.Context) {
+	in := m.instanceOf(c)
+	if in == nil {
+		return
+	}
+	var req api.StateReport
+	if err := bindJSON(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	info, err := in.ReportState(req)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, info)
+}
+
+// linesParam reads ?lines= (1..10000, default 100). Errors: EINVALID.
+func linesParam(c *gin.Context) (int, error) {
+	s, ok := c.GetQuery("lines")
+	if !ok {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxLogLines {
+		return 0, universe.Errorf(universe.EINVALID, "lines must be a number from 1 to %d", maxLogLines)
+	}
+	return n, nil
+}
+
+func (m *Master) handleInstanceLogs(c *gin.Context) {
+	in := m.instanceOf(c)
+	if in == nil {
+		return
+	}
+	n, err := linesParam(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	lines, total := in.Log().Last(n)
+	out := api.Logs{InstanceID: in.ID(), Lines: make([]string, len(lines)), Entries: lines, TotalLines: total, RequestedLines: n}
+	for i, l := range lines {
+		out.Lines[i] = l.Line
+	}
+	c.JSON(http.StatusOK, out)
+}

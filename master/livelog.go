@@ -1,0 +1,136 @@
+package master
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/logs"
+)
+
+// liveLogWriteTimeout bounds one write to a live-log client; a client that
+// reads slower than its instance writes falls behind in its bounded buffer.
+const liveLogWriteTimeout = 10 * time.Second
+
+// handleLiveLog streams an instance's log over a WebSocket: the last
+// ?lines= lines (or everything after ?since=), then every new line as it is
+// written, across restarts of the instance, until the client leaves or the
+// instance is deleted (a final state frame, then a normal close). Text
+// frames carry one line each; ?format=json frames are api.LiveLogFrame.
+func (m *Master) handleLiveLog(c *gin.Context) {
+	in := m.instanceOf(c)
+	if in == nil {
+		return
+	}
+	pos := logs.Position{}
+	if s, ok := c.GetQuery("since"); ok {
+		seq, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			fail(c, universe.Errorf(universe.EINVALID, "since must be a sequence number"))
+			return
+		}
+		pos.Since, pos.HasSince = seq, true
+	} else {
+		n, err := linesParam(c)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		pos.Lines = n
+	}
+	var asJSON bool
+	switch c.Query("format") {
+	case "", "text":
+	case "json":
+		asJSON = true
+	default:
+		fail(c, universe.Errorf(universe.EINVALID, "format must be text or json"))
+		return
+	}
+	m.serveWS(c, "live-log", 1024, func(ctx context.Context, conn *websocket.Conn) error {
+		ctx = conn.CloseRead(ctx) // nothing is read from the client but control frames
+		sub, backlog := in.Log().Subscribe(pos)
+		defer sub.Close()
+		m.metrics.liveLogSubs.Inc()
+		defer m.metrics.liveLogSubs.Dec()
+		s := &liveLogSession{conn: conn, json: asJSON}
+		if asJSON {
+			info := in.Info()
+			if err := s.send(ctx, logs.Event{Kind: logs.KindState, Info: &info}, false); err != nil {
+				return err
+			}
+		}
+		for _, e := range backlog {
+			if err := s.send(ctx, e, false); err != nil {
+				return err
+			}
+		}
+		for {
+			evs, ok := sub.Next(ctx)
+			if !ok {
+				return ctx.Err() // nil when the log ended: the instance was deleted
+			}
+			for _, e := range evs {
+				if err := s.send(ctx, e, true); err != nil {
+					return err
+				}
+			}
+		}
+	})
+}
+
+type liveLogSession struct {
+	conn *websocket.Conn
+	json bool
+	buf  []byte
+}
+
+// errSlowClient ends a text-mode session that fell behind: its text frames
+// have no way to say that lines are missing.
+var errSlowClient = &websocket.CloseError{Code: websocket.StatusPolicyViolation, Reason: "client too slow: lines were dropped; reconnect with ?since= or use ?format=json"}
+
+// send writes one event; live is false for the backlog.
+func (s *liveLogSession) send(ctx context.Context, e logs.Event, live bool) error {
+	var data []byte
+	if s.json {
+		var f api.LiveLogFrame
+		switch e.Kind {
+		case logs.KindLine:
+			f = api.LiveLogFrame{Seq: e.Line.Seq, TS: e.Line.TS, Stream: e.Line.Stream, Line: e.Line.Line}
+		case logs.KindGap:
+			f = api.LiveLogFrame{Type: api.FrameGap, From: e.From, To: e.To}
+		case logs.KindState:
+			f = api.LiveLogFrame{Type: api.FrameState, State: e.Info.State, Deleted: e.Final, Instance: e.Info}
+		}
+		b, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		data = b
+	} else {
+		switch e.Kind {
+		case logs.KindLine:
+			data = append(s.buf[:0], e.Line.Line...)
+			s.buf = data
+		case logs.KindGap:
+			if !live {
+				// ?since= older than the ring: say so in-band, then go on.
+				data = []byte("[universe] lines " + strconv.FormatUint(e.From, 10) + " to " + strconv.FormatUint(e.To, 10) + " are no longer kept")
+				break
+			}
+			_ = s.conn.Close(errSlowClient.Code, errSlowClient.Reason)
+			return errSlowClient
+		case logs.KindState:
+			return nil // text clients read lines only
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, liveLogWriteTimeout)
+	defer cancel()
+	return s.conn.Write(wctx, websocket.MessageText, data)
+}
+

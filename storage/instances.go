@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"encoding/json"
+	"fmt"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// PutConfiguration stores c under c.Name, replacing any earlier version.
+func (db *DB) PutConfiguration(c api.Configuration) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketConfigurations), c.Name, c)
+	})
+}
+
+// GetConfiguration returns the configuration called name. Errors: ENOTFOUND.
+func (db *DB) GetConfiguration(name string) (api.Configuration, error) {
+	var c api.Configuration
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketConfigurations).Get([]byte(name))
+		if v == nil {
+			return universe.Errorf(universe.ENOTFOUND, "no configuration named %q", name)
+		}
+		return json.Unmarshal(v, &c)
+	})
+	return c, err
+}
+
+// DeleteConfiguration removes the configuration called name. Errors:
+// ENOTFOUND.
+func (db *DB) DeleteConfiguration(name string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketConfigurations)
+		if b.Get([]byte(name)) == nil {
+			return universe.Errorf(universe.ENOTFOUND, "no configuration named %q", name)
+		}
+		return b.Delete([]byte(name))
+	})
+}
+
+// ListConfigurations returns every configuration, ordered by name.
+func (db *DB) ListConfigurations() ([]api.Configuration, error) {
+	return listJSON[api.Configuration](db, bucketConfigurations)
+}
+
+// PutInstance stores the record of one instance. Concurrent calls are
+// committed together (one fsync for many).
+func (db *DB) PutInstance(info api.InstanceInfo) error {
+	return db.bolt.Batch(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketInstances), info.ID, info)
+	})
+}
+
+// DeleteInstance removes the record of one instance; a missing one is not
+// an error.
+func (db *DB) DeleteInstance(id string) error {
+	return db.bolt.Batch(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketInstances).Delete([]byte(id))
+	})
+}
+
+// ListInstances returns every instance record, ordered by id.
+func (db *DB) ListInstances() ([]api.InstanceInfo, error) {
+	return listJSON[api.InstanceInfo](db, bucketInstances)
+}
+
+func putJSON(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return b.Put([]byte(key), data)
+}
+
+func listJSON[T any](db *DB, bucket []byte) ([]T, error) {
+	var out []T
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			var x T
+			if err := json.Unmarshal(v, &x); err != nil {
+				return fmt.Errorf("decode %s: %w", k, err)
+			}
+			out = append(out, x)
+			return nil
+		})
+	})
+	return out, err
+}
