@@ -133,4 +133,3 @@ func (s *liveLogSession) send(ctx context.Context, e logs.Event, live bool) erro
 	defer cancel()
 	return s.conn.Write(wctx, websocket.MessageText, data)
 }
-
