@@ -131,11 +131,17 @@ func (in *Instance) start(by string) {
 		"UNIVERSE_CONFIGURATION="+info.ConfigurationName,
 	)
 	lg := in.log
+	// Output waits until the start is recorded, so that the log and the
+	// live-log show "started" and ONLINE before the first line of output.
+	started := make(chan struct{})
 	p, err := rt.Start(runtime.Spec{
 		Dir:     m.workDir(info),
 		Command: rep.Replace(cfg.Command),
 		Env:     env,
-		Output:  lg.Write,
+		Output: func(stream string, lines []string) {
+			<-started
+			lg.Write(stream, lines)
+		},
 	})
 	if err != nil {
 		in.setOffline("cannot start: " + universe.ErrorMessage(err))
@@ -154,6 +160,7 @@ func (in *Instance) start(by string) {
 	lg.System("started pid " + strconv.FormatInt(pid, 10) + " (by " + by + ")")
 	in.changedLocked()
 	in.mu.Unlock()
+	close(started)
 	m.opt.Hooks.Started()
 	m.background(func() { in.watch(p, exited) })
 }
