@@ -46,6 +46,11 @@ func newEnv(t testing.TB, mutate func(*master.Config)) *env {
 	}
 	t.Cleanup(func() { _ = m.Close() })
 	e := &env{t: t, m: m, url: "http://" + m.Addr(), logs: logs}
+	// A data dir reopened by a second env has the keys of the first: they
+	// are replaced, since their tokens are not kept.
+	for _, label := range []string{"test-admin", "test-public"} {
+		_, _ = m.Keyring().Revoke(label)
+	}
 	_, e.admin, err = m.Keyring().Create("test-admin", universe.ScopeAll, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -140,11 +140,11 @@ func TestInstanceLifecycleEndToEnd(t *testing.T) {
 			`while read l; do echo "got: $l"; [ "$l" = bye ] && exit 0; done`,
 		"stopCommand":        "bye",
 		"stopTimeoutSeconds": 5,
-		"availablePorts":     map[string]int{"min": 42100, "max": 42109},
+		"availablePorts":     map[string]int{"min": 21100, "max": 21109},
 	})
 
 	info := e.create("echo")
-	if info.State != "ONLINE" || info.ProcessPid == nil || info.AllocatedPort < 42100 || info.AllocatedPort > 42109 {
+	if info.State != "ONLINE" || info.ProcessPid == nil || info.AllocatedPort < 21100 || info.AllocatedPort > 21109 {
 		t.Fatalf("created %+v", info)
 	}
 	if info.WrapperNodeID != "node-1" || len(info.ID) != 6 {
@@ -257,7 +257,7 @@ func TestStopKillsStubbornProcessGroup(t *testing.T) {
 	e.putConfig("stubborn", map[string]any{
 		"command":            `trap "" TERM; sleep 600 & echo "child $!"; while true; do sleep 0.1; done`,
 		"stopTimeoutSeconds": 1,
-		"availablePorts":     map[string]int{"min": 42110, "max": 42119},
+		"availablePorts":     map[string]int{"min": 21110, "max": 21119},
 	})
 	info := e.create("stubborn")
 	ll := e.liveLog(info.ID, "?format=json")
@@ -291,7 +291,7 @@ func TestKillDuringStop(t *testing.T) {
 	e.putConfig("slow", map[string]any{
 		"command":            `trap "" TERM; while true; do sleep 0.1; done`,
 		"stopTimeoutSeconds": 60,
-		"availablePorts":     map[string]int{"min": 42120, "max": 42129},
+		"availablePorts":     map[string]int{"min": 21120, "max": 21129},
 	})
 	info := e.create("slow")
 	e.do("PATCH", "/api/instances/"+info.ID+"/lifecycle?target=stop", e.admin, "")
@@ -306,7 +306,7 @@ func TestCrashIsOffline(t *testing.T) {
 	e := newEnv(t, nil)
 	e.putConfig("crash", map[string]any{
 		"command":        `echo bye >&2; exit 3`,
-		"availablePorts": map[string]int{"min": 42130, "max": 42139},
+		"availablePorts": map[string]int{"min": 21130, "max": 21139},
 	})
 	info := e.create("crash")
 	off := e.waitState(info.ID, "OFFLINE")
@@ -337,7 +337,7 @@ func TestPortAllocationUnderConcurrency(t *testing.T) {
 	e.putConfig("many", map[string]any{
 		"command":            "exec sleep 600",
 		"stopTimeoutSeconds": 2,
-		"availablePorts":     map[string]int{"min": 42200, "max": 42249},
+		"availablePorts":     map[string]int{"min": 21200, "max": 21249},
 	})
 	var (
 		wg    sync.WaitGroup

@@ -1,0 +1,118 @@
+package runtime_test
+
+import (
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/instance/runtime"
+)
+
+type collected struct {
+	mu    sync.Mutex
+	lines map[string][]string
+}
+
+func (c *collected) out(stream string, lines []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lines == nil {
+		c.lines = map[string][]string{}
+	}
+	c.lines[stream] = append(c.lines[stream], lines...)
+}
+
+func start(t *testing.T, cmd string) (runtime.Process, *collected) {
+	t.Helper()
+	c := &collected{}
+	p, err := runtime.ProcessRuntime{}.Start(runtime.Spec{Dir: t.TempDir(), Command: cmd, Env: []string{"GREETING=hi"}, Output: c.out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Signal(syscall.SIGKILL); <-p.Done() })
+	return p, c
+}
+
+func wait(t *testing.T, p runtime.Process) {
+	t.Helper()
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("process did not end")
+	}
+}
+
+func TestOutputLines(t *testing.T) {
+	long := 3*runtime.MaxLine + 10
+	p, c := start(t, `echo "$GREETING"; printf 'no newline' >&2; printf 'crlf\r\n'; head -c `+itoa(long)+` /dev/zero | tr '\0' 'x'; echo; exit 7`)
+	wait(t, p)
+	if p.ExitCode() != 7 {
+		t.Fatalf("exit code %d", p.ExitCode())
+	}
+	out := c.lines["stdout"]
+	if len(out) != 6 || out[0] != "hi" || out[1] != "crlf" {
+		t.Fatalf("stdout %d lines: %.40q", len(out), out)
+	}
+	total := 0
+	for i, l := range out[2:] {
+		body := strings.TrimSuffix(l, runtime.SplitMarker)
+		if i < 3 && (body == l || len(body) != runtime.MaxLine) {
+			t.Fatalf("piece %d: %d bytes, marker %v", i, len(body), body != l)
+		}
+		total += len(body)
+	}
+	if total != long {
+		t.Fatalf("split pieces hold %d bytes, want %d", total, long)
+	}
+	if e := c.lines["stderr"]; len(e) != 1 || e[0] != "no newline" {
+		t.Fatalf("stderr %q", e)
+	}
+}
+
+func TestStdinStaysOpen(t *testing.T) {
+	p, c := start(t, `while read l; do echo "got $l"; done`)
+	for i := 0; i < 3; i++ {
+		if err := p.WriteLine("line " + itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.lines["stdout"])
+		c.mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d echoes", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	wait(t, p)
+	if err := p.WriteLine("late"); universe.ErrorCode(err) != universe.ECONFLICT {
+		t.Fatalf("write after exit: %v", err)
+	}
+}
+
+// When the shell exits, the children it left behind die with it, and
+// their hold on the pipes does not keep the process from ending.
+func TestNoOrphans(t *testing.T) {
+	p, c := start(t, `sleep 600 & echo "child $!"`)
+	wait(t, p)
+	c.mu.Lock()
+	line := c.lines["stdout"][0]
+	c.mu.Unlock()
+	pid := atoi(strings.TrimPrefix(line, "child "))
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil && !zombie(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("child %d outlived its shell", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,196 @@
+package master_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/master"
+	"github.com/universe-orchestrator/universe/storage"
+)
+
+func TestConfigurationValidation(t *testing.T) {
+	e := newEnv(t, nil)
+	cases := []struct {
+		name, path, body string
+		status           int
+		want             string // in the error
+	}{
+		{"bad name", "/api/configurations/Bad_Name", `{"command":"true"}`, 400, "name:"},
+		{"name too long", "/api/configurations/" + strings.Repeat("a", 64), `{"command":"true"}`, 400, "name:"},
+		{"name mismatch", "/api/configurations/a", `{"name":"b","command":"true"}`, 400, "name:"},
+		{"unknown runtime", "/api/configurations/a", `{"command":"true","runtime":"docker"}`, 400, "runtime: unknown runtime \"docker\""},
+		{"no command", "/api/configurations/a", `{}`, 400, "command: must not be empty"},
+		{"min above max", "/api/configurations/a", `{"command":"true","availablePorts":{"min":30000,"max":20000}}`, 400, "availablePorts"},
+		{"port zero", "/api/configurations/a", `{"command":"true","availablePorts":{"min":0,"max":10}}`, 400, "availablePorts"},
+		{"port too high", "/api/configurations/a", `{"command":"true","availablePorts":{"min":1,"max":70000}}`, 400, "availablePorts"},
+		{"escaping file", "/api/configurations/a", `{"command":"true","fileModifications":["../x"]}`, 400, "fileModifications"},
+		{"absolute file", "/api/configurations/a", `{"command":"true","fileModifications":["/etc/passwd"]}`, 400, "fileModifications"},
+		{"missing template", "/api/configurations/a", `{"command":"true","templateInstallationConfig":{"allOf":[{"group":"lobby","name":"base"}]}}`, 400, "template lobby/base does not exist"},
+		{"bad policy", "/api/configurations/a", `{"command":"true","restartPolicy":"sometimes"}`, 400, "restartPolicy"},
+		{"reserved env", "/api/configurations/a", `{"command":"true","environmentVariables":{"UNIVERSE_API_KEY":"x"}}`, 400, "environmentVariables"},
+		{"two bad fields", "/api/configurations/a", `{"runtime":"nope"}`, 400, "command: must not be empty"},
+		{"malformed", "/api/configurations/a", `{"command":`, 400, "malformed JSON"},
+		{"wrong type", "/api/configurations/a", `{"command":1}`, 400, `field "command" must be a string`},
+		{"ok", "/api/configurations/a", `{"command":"true"}`, 204, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := e.do("PUT", tc.path, e.admin, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, readAll(resp))
+			}
+			if tc.want != "" {
+				if msg := errorBody(t, resp); !strings.Contains(msg, tc.want) {
+					t.Fatalf("error %q, want it to contain %q", msg, tc.want)
+				}
+			}
+		})
+	}
+	// Defaults are filled and every field is present.
+	got := decode[map[string]any](t, e.do("GET", "/api/configurations/a", e.admin, ""))
+	for field, want := range map[string]any{"runtime": "process", "ramMB": 2048.0, "cpu": 100.0, "hostAddress": "127.0.0.1",
+		"minimumServiceCount": 0.0, "stopTimeoutSeconds": 30.0, "restartPolicy": "never", "static": false, "stopCommand": ""} {
+		if got[field] != want {
+			t.Errorf("%s = %v, want %v", field, got[field], want)
+		}
+	}
+	ports := got["availablePorts"].(map[string]any)
+	if ports["min"] != 25565.0 || ports["max"] != 25570.0 {
+		t.Errorf("ports %v", ports)
+	}
+	for _, f := range []string{"instanceGroups", "nodes", "environmentVariables", "templateInstallationConfig", "fileModifications", "properties", "additionalPorts"} {
+		if _, ok := got[f]; !ok {
+			t.Errorf("field %s missing", f)
+		}
+	}
+}
+
+func TestConfigurationDeleteAndPersistence(t *testing.T) {
+	dir, tpl := t.TempDir(), t.TempDir()
+	mut := func(c *master.Config) { c.DataDir, c.TemplatesDir = dir, tpl }
+	e := newEnv(t, mut)
+	e.putConfig("web", map[string]any{"command": "exec sleep 600", "stopTimeoutSeconds": 2,
+		"availablePorts": map[string]int{"min": 21300, "max": 21309}})
+	e.putConfig("idle", map[string]any{"command": "true"})
+	info := e.create("web")
+
+	if resp := e.do("DELETE", "/api/configurations/nope", e.admin, ""); resp.StatusCode != 404 {
+		t.Fatalf("delete unknown: %d", resp.StatusCode)
+	}
+	if resp := e.do("DELETE", "/api/configurations/web", e.admin, ""); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("delete with a live instance: %d, want 409", resp.StatusCode)
+	}
+	list := decode[[]api.Configuration](t, e.do("GET", "/api/configurations", e.admin, ""))
+	if len(list) != 2 || list[0].Name != "idle" || list[1].Name != "web" {
+		t.Fatalf("list %+v", list)
+	}
+
+	// Restart the master: configurations and records survive; the running
+	// instance is marked OFFLINE (re-adoption is a later issue's work).
+	if err := e.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2 := newEnv(t, mut)
+	if got := e2.info(info.ID); got.State != "STOPPED" {
+		// Close stopped it gracefully.
+		t.Fatalf("after a graceful master stop: %+v", got)
+	}
+	if resp := e2.do("GET", "/api/configurations/web", e2.admin, ""); resp.StatusCode != 200 {
+		t.Fatalf("configuration lost: %d", resp.StatusCode)
+	}
+	e2.do("PATCH", "/api/instances/"+info.ID+"/lifecycle?target=start", e2.admin, "")
+	e2.waitState(info.ID, "ONLINE")
+	if resp := e2.do("DELETE", "/api/configurations/web?force=true", e2.admin, ""); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("forced delete: %d", resp.StatusCode)
+	}
+	if got := e2.info(info.ID); got.State != "STOPPED" {
+		t.Fatalf("forced delete left the instance %s", got.State)
+	}
+}
+
+func TestConfigReloadAndConsole(t *testing.T) {
+	cfgDir := t.TempDir()
+	e := newEnv(t, func(c *master.Config) { c.ConfigDir = cfgDir })
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(cfgDir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("lobby.json", `{"command":"echo hi","runtime":"process","availablePorts":{"min":21400,"max":21401}}`)
+	write("broken.json", `{"command":`)
+	write("bad.json", `{"name":"bad","command":""}`)
+	run := func(cmd string) (int, api.CommandResponse, string) {
+		resp := e.do("POST", "/api/commands/execute", e.admin, `{"command":"`+cmd+`"}`)
+		if resp.StatusCode == 200 {
+			return 200, decode[api.CommandResponse](t, resp), ""
+		}
+		b := decode[api.Error](t, resp)
+		return resp.StatusCode, api.CommandResponse{Output: b.Output}, b.Error
+	}
+	code, out, msg := run("config reload")
+	if code != 400 || !strings.Contains(msg, "2 configuration files") || !strings.Contains(strings.Join(out.Output, "\n"), "lobby.json: imported as lobby") {
+		t.Fatalf("reload: %d %q %v", code, msg, out.Output)
+	}
+	if code, out, _ = run("config list"); code != 200 || !strings.Contains(strings.Join(out.Output, "\n"), "lobby") {
+		t.Fatalf("config list: %v", out.Output)
+	}
+	if code, _, msg = run("config create api process sleep 600"); code != 200 {
+		t.Fatalf("config create: %d %s", code, msg)
+	}
+	if code, _, _ = run("config create api process sleep 600"); code != 409 {
+		t.Fatalf("second config create: %d, want 409", code)
+	}
+	if code, out, msg = run("instance create lobby 2"); code != 200 || len(out.Output) != 2 {
+		t.Fatalf("instance create: %d %s %v", code, msg, out.Output)
+	}
+	if code, out, _ = run("instance list"); code != 200 || len(out.Output) != 3 {
+		t.Fatalf("instance list: %v", out.Output)
+	}
+	if code, _, msg = run("instance create lobby"); code != 503 {
+		t.Fatalf("third instance on two ports: %d %s", code, msg)
+	}
+	if code, _, _ = run("template create lobby/base"); code != 200 {
+		t.Fatalf("template create: %d", code)
+	}
+	if code, out, _ = run("template list"); code != 200 || !strings.Contains(strings.Join(out.Output, "\n"), "lobby/base") {
+		t.Fatalf("template list: %v", out.Output)
+	}
+	if code, _, _ = run("instance info nope00"); code != 404 {
+		t.Fatalf("info of an unknown instance: %d", code)
+	}
+}
+
+// A record left ONLINE by a master that died is OFFLINE ("master
+// restarted") on the next start, with its log and port kept.
+func TestRecordsAfterMasterCrash(t *testing.T) {
+	dir, tpl := t.TempDir(), t.TempDir()
+	db, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := int64(999999)
+	if err := db.PutConfiguration(api.Configuration{Name: "web", Command: "true"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutInstance(api.InstanceInfo{ID: "abc123", ConfigurationName: "web", State: "ONLINE", ProcessPid: &pid, AllocatedPort: 25565}); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	e := newEnv(t, func(c *master.Config) { c.DataDir, c.TemplatesDir = dir, tpl })
+	got := e.info("abc123")
+	if got.State != "OFFLINE" || got.Reason != "master restarted" || got.ProcessPid != nil {
+		t.Fatalf("after a crash %+v", got)
+	}
+	logs := decode[api.Logs](t, e.do("GET", "/api/instances/abc123/logs", e.admin, ""))
+	if len(logs.Lines) != 1 || !strings.Contains(logs.Lines[0], "master restarted") {
+		t.Fatalf("log %+v", logs.Lines)
+	}
+	node := decode[api.Node](t, e.do("GET", "/api/node", e.public, ""))
+	if node.Instances.Total != 1 || node.Instances.ByState["OFFLINE"] != 1 || node.NodeID != "node-1" {
+		t.Fatalf("node %+v", node)
+	}
+}
