@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/gin-gonic/gin"
@@ -65,21 +66,28 @@ func (m *Master) handleLiveLog(c *gin.Context) {
 				return err
 			}
 		}
+		wctx, cancel := context.WithTimeout(ctx, liveLogWriteTimeout)
 		for _, e := range backlog {
-			if err := s.send(ctx, e, false); err != nil {
+			if err := s.send(wctx, e, false); err != nil {
+				cancel()
 				return err
 			}
 		}
+		cancel()
 		for {
 			evs, ok := sub.Next(ctx)
 			if !ok {
 				return ctx.Err() // nil when the log ended: the instance was deleted
 			}
+			// One deadline per batch: a timer per frame costs more than the frame.
+			wctx, cancel := context.WithTimeout(ctx, liveLogWriteTimeout)
 			for _, e := range evs {
-				if err := s.send(ctx, e, true); err != nil {
+				if err := s.send(wctx, e, true); err != nil {
+					cancel()
 					return err
 				}
 			}
+			cancel()
 		}
 	})
 }
@@ -101,17 +109,21 @@ func (s *liveLogSession) send(ctx context.Context, e logs.Event, live bool) erro
 		var f api.LiveLogFrame
 		switch e.Kind {
 		case logs.KindLine:
-			f = api.LiveLogFrame{Seq: e.Line.Seq, TS: e.Line.TS, Stream: e.Line.Stream, Line: e.Line.Line}
+			// The hot path: appended by hand, no reflection.
+			s.buf = appendLineFrame(s.buf[:0], e.Line)
+			data = s.buf
 		case logs.KindGap:
 			f = api.LiveLogFrame{Type: api.FrameGap, From: e.From, To: e.To}
 		case logs.KindState:
 			f = api.LiveLogFrame{Type: api.FrameState, State: e.Info.State, Deleted: e.Final, Instance: e.Info}
 		}
-		b, err := json.Marshal(f)
-		if err != nil {
-			return err
+		if data == nil {
+			b, err := json.Marshal(f)
+			if err != nil {
+				return err
+			}
+			data = b
 		}
-		data = b
 	} else {
 		switch e.Kind {
 		case logs.KindLine:
@@ -129,7 +141,76 @@ func (s *liveLogSession) send(ctx context.Context, e logs.Event, live bool) erro
 			return nil // text clients read lines only
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, liveLogWriteTimeout)
-	defer cancel()
-	return s.conn.Write(wctx, websocket.MessageText, data)
+	return s.conn.Write(ctx, websocket.MessageText, data)
+}
+
+// appendLineFrame appends {"seq":..,"ts":..,"stream":"..","line":".."}, as
+// encoding/json would write api.LiveLogFrame for a line.
+func appendLineFrame(b []byte, l api.LogLine) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, l.Seq, 10)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, l.TS, 10)
+	b = append(b, `,"stream":`...)
+	b = appendJSONString(b, l.Stream)
+	b = append(b, `,"line":`...)
+	b = appendJSONString(b, l.Line)
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD, and <, >, &,
+// U+2028 and U+2029 escaped as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

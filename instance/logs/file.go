@@ -60,7 +60,7 @@ func (r *rotator) open() error {
 	}
 	r.f, r.size = f, fi.Size()
 	if r.w == nil {
-		r.w = bufio.NewWriterSize(f, 32<<10)
+		r.w = bufio.NewWriterSize(f, 8<<10) // flushed after every batch of lines
 	} else {
 		r.w.Reset(f)
 	}
@@ -103,6 +103,8 @@ func (r *rotator) rotate() error {
 	}
 	return r.open()
 }
+
+func (r *rotator) buffered() bool { return r.f != nil && r.w.Buffered() > 0 }
 
 func (r *rotator) flush() error {
 	if r.f == nil || r.w.Buffered() == 0 {

@@ -76,6 +76,7 @@ type Log struct {
 	dropped    int
 	dropReport time.Time   // when the unreported run of drops began
 	dropTimer  *time.Timer // reports the run if the output stops
+	flushTimer *time.Timer // flushes the file buffer
 }
 
 // Open opens the log kept in dir (created if needed; "" keeps no file).
@@ -236,13 +237,16 @@ func (l *Log) appendLocked(ln api.LogLine) {
 	}
 }
 
+// fileFlushDelay bounds how long a line may wait in the file buffer. One
+// write per batch of output would cost a syscall per line under a
+// line-at-a-time writer; the live-log does not wait for the file.
+const fileFlushDelay = 100 * time.Millisecond
+
 // publish hands lines first..next-1 (in the ring) to every subscriber and
-// flushes the file. Caller holds mu.
+// schedules a flush of the file. Caller holds mu.
 func (l *Log) publish(first uint64) {
-	if l.file != nil {
-		if err := l.file.flush(); err != nil {
-			l.opt.OnWarnFile(err)
-		}
+	if l.file != nil && l.flushTimer == nil && l.file.buffered() {
+		l.flushTimer = time.AfterFunc(fileFlushDelay, l.flushFile)
 	}
 	n := int(l.next - first)
 	if n == 0 || len(l.subs) == 0 {
@@ -256,6 +260,18 @@ func (l *Log) publish(first uint64) {
 		if d := s.offer(l, start, n); d > 0 {
 			l.opt.OnDropped("slow_client", d)
 		}
+	}
+}
+
+func (l *Log) flushFile() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushTimer = nil
+	if l.done || l.file == nil {
+		return
+	}
+	if err := l.file.flush(); err != nil {
+		l.opt.OnWarnFile(err)
 	}
 }
 
@@ -304,6 +320,9 @@ func (l *Log) Close(final *api.InstanceInfo) error {
 	l.done = true
 	if l.dropTimer != nil {
 		l.dropTimer.Stop()
+	}
+	if l.flushTimer != nil {
+		l.flushTimer.Stop()
 	}
 	for s := range l.subs {
 		if final != nil {

@@ -17,6 +17,10 @@ import (
 // stdinTimeout bounds a write to a process that does not read its input.
 const stdinTimeout = 5 * time.Second
 
+// readBuffer is the size of each read from an output pipe. Idle instances
+// hold two, so it is small; long lines are assembled across reads.
+var readBuffer = 16 << 10
+
 // drainTimeout bounds reading output after the process group is gone (a
 // descendant in another session may still hold the pipes).
 const drainTimeout = 2 * time.Second
@@ -124,7 +128,7 @@ func (p *proc) wait(outR, errR *os.File) {
 func (p *proc) read(f *os.File, stream string, out func(string, []string)) {
 	defer p.readers.Done()
 	defer f.Close()
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, readBuffer) // on the heap: a constant size would put it on the stack and grow it
 	var (
 		carry []byte
 		lines []string

@@ -1,0 +1,382 @@
+// Command instances measures the instance pipeline of a real master (in
+// this process, on loopback, with a temp data dir, real sh processes and
+// real WebSocket clients):
+//
+//	go run ./bench/instances latency    -clients 1   # live-log latency, p50/p99
+//	go run ./bench/instances latency    -clients 100
+//	go run ./bench/instances throughput -clients 10  # process output rate vs /dev/null
+//	go run ./bench/instances create                  # create -> ONLINE, 100-file template
+//	go run ./bench/instances memory     -n 200       # master memory per idle instance
+//
+// Latency: the instance runs `date +%s%N` in a loop; each line carries the
+// wall-clock time it was written, and each client subtracts it from the time
+// it received the line (one machine, one clock).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/master"
+)
+
+type bench struct {
+	m     *master.Master
+	url   string
+	token string
+	dir   string
+}
+
+func start(lineRate int) *bench {
+	dir, err := os.MkdirTemp("", "universe-bench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := master.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.TemplatesDir = filepath.Join(dir, "templates")
+	cfg.AccessLog = false
+	cfg.InstanceLog.LineRate = lineRate
+	m, err := master.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := m.Open(); err != nil {
+		log.Fatal(err)
+	}
+	_, token, err := m.Keyring().Create("bench", universe.ScopeAll, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return &bench{m: m, url: "http://" + m.Addr(), token: token, dir: dir}
+}
+
+func (b *bench) close() {
+	_ = b.m.Close()
+	_ = os.RemoveAll(b.dir)
+}
+
+func (b *bench) do(method, path string, body any) []byte {
+	var r io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		r = strings.NewReader(string(j))
+	}
+	req, _ := http.NewRequest(method, b.url+path, r)
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		log.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, out)
+	}
+	return out
+}
+
+func (b *bench) create(config string) api.InstanceInfo {
+	var info api.InstanceInfo
+	_ = json.Unmarshal(b.do("POST", "/api/instances", api.InstanceCreateRequest{ConfigurationName: config}), &info)
+	return info
+}
+
+func (b *bench) dial(id, query string) *websocket.Conn {
+	h := http.Header{"Authorization": {"Bearer " + b.token}}
+	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(b.url, "http")+"/api/instances/"+id+"/live-log"+query,
+		&websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn.SetReadLimit(1 << 20)
+	return conn
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[int(float64(len(d)-1)*p)]
+}
+
+func latency(args []string) {
+	fs := flag.NewFlagSet("latency", flag.ExitOnError)
+	clients := fs.Int("clients", 1, "live-log clients")
+	lines := fs.Int("lines", 1000, "lines to measure (after warm-up)")
+	interval := fs.Duration("interval", 5*time.Millisecond, "time between lines")
+	_ = fs.Parse(args)
+	b := start(0)
+	defer b.close()
+	b.do("PUT", "/api/configurations/lat", api.Configuration{
+		Command:        fmt.Sprintf("while true; do date +%%s%%N; sleep %g; done", interval.Seconds()),
+		AvailablePorts: api.Ports{Min: 20000, Max: 20010},
+	})
+	info := b.create("lat")
+	var (
+		mu  sync.Mutex
+		all []time.Duration
+		wg  sync.WaitGroup
+	)
+	ready := make(chan struct{}, *clients)
+	for i := 0; i < *clients; i++ {
+		conn := b.dial(info.ID, "?lines=1")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.CloseNow()
+			var mine []time.Duration
+			seen := 0
+			for len(mine) < *lines {
+				_, data, err := conn.Read(context.Background())
+				if err != nil {
+					log.Fatal(err)
+				}
+				now := time.Now().UnixNano()
+				sent, err := strconv.ParseInt(string(data), 10, 64)
+				if err != nil {
+					continue // a system line
+				}
+				seen++
+				if seen == 1 {
+					ready <- struct{}{}
+				}
+				if seen <= 20 { // warm-up, and the backlog line
+					continue
+				}
+				mine = append(mine, time.Duration(now-sent))
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	fmt.Printf("live-log latency, %d clients, %d samples: p50 %v  p90 %v  p99 %v  max %v\n",
+		*clients, len(all), pct(all, .50), pct(all, .90), pct(all, .99), all[len(all)-1])
+}
+
+func throughput(args []string) {
+	fs := flag.NewFlagSet("throughput", flag.ExitOnError)
+	clients := fs.Int("clients", 10, "live-log clients")
+	n := fs.Int("lines", 200000, "lines the process writes")
+	rate := fs.Int("line-rate", -1, "per-instance line rate (-1: unlimited, 0: the default)")
+	rounds := fs.Int("rounds", 5, "paired rounds")
+	_ = fs.Parse(args)
+	loop := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo "[12:00:00 INFO]: player$i joined the game at world spawn"; i=$((i+1)); done`, *n)
+	// The process times its own writing and reports it on stderr.
+	script := `s=$(date +%s%N); ` + loop + `; e=$(date +%s%N); echo "elapsed $((e-s))" >&2`
+	elapsed := func(out string) time.Duration {
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "elapsed "); ok {
+				ns, _ := strconv.ParseInt(v, 10, 64)
+				return time.Duration(ns)
+			}
+		}
+		log.Fatalf("no elapsed line in %q", out)
+		return 0
+	}
+	var ratios []float64
+	for r := 0; r < *rounds; r++ {
+		out, err := exec.Command("/bin/sh", "-c", "exec 3>&1; { "+script+"; } 2>&1 >/dev/null").Output()
+		if err != nil {
+			log.Fatal(err)
+		}
+		direct := elapsed(string(out))
+
+		b := start(*rate)
+		b.do("PUT", "/api/configurations/tp", api.Configuration{Command: "sleep 0.5; " + script, AvailablePorts: api.Ports{Min: 20000, Max: 20010}})
+		info := b.create("tp")
+		var wg sync.WaitGroup
+		got := make([]int, *clients)
+		gaps := make([]int, *clients)
+		for c := 0; c < *clients; c++ {
+			conn := b.dial(info.ID, "?format=json&lines=1")
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.CloseNow()
+				for {
+					_, data, err := conn.Read(context.Background())
+					if err != nil {
+						log.Fatal(err)
+					}
+					if !bytes.HasPrefix(data, []byte(`{"type"`)) {
+						got[c]++ // a line: counted without decoding, as a cheap client would
+						continue
+					}
+					var f api.LiveLogFrame
+					_ = json.Unmarshal(data, &f)
+					switch {
+					case f.Type == api.FrameGap:
+						gaps[c] += int(f.To - f.From + 1)
+					case f.Type == api.FrameState && f.State == "OFFLINE":
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for { // with no clients, wait here for the process to end
+			var cur api.InstanceInfo
+			_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID, nil), &cur)
+			if cur.State == "OFFLINE" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var logs api.Logs
+		_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID+"/logs?lines=50", nil), &logs)
+		b.close()
+		var supervised time.Duration
+		for _, l := range logs.Lines {
+			if strings.HasPrefix(l, "elapsed ") {
+				supervised = elapsed(l)
+			}
+		}
+		ratio := direct.Seconds() / supervised.Seconds()
+		ratios = append(ratios, ratio)
+		minGot, maxGap := 0, 0
+		if len(got) > 0 {
+			minGot = got[0]
+		}
+		for c := range got {
+			minGot = min(minGot, got[c])
+			maxGap = max(maxGap, gaps[c])
+		}
+		fmt.Printf("round %d: to /dev/null %v (%.0f lines/s); through the master %v (%.0f lines/s); ratio %.2f; each client got >= %d frames, <= %d lines in gap frames; %d lines logged\n",
+			r+1, direct.Round(time.Millisecond), float64(*n)/direct.Seconds(), supervised.Round(time.Millisecond), float64(*n)/supervised.Seconds(),
+			ratio, minGot, maxGap, logs.TotalLines)
+	}
+	sort.Float64s(ratios)
+	fmt.Printf("throughput ratio (supervised with %d live-log clients / /dev/null), median of %d: %.2f\n", *clients, *rounds, ratios[len(ratios)/2])
+}
+
+func create(args []string) {
+	fs := flag.NewFlagSet("create", flag.ExitOnError)
+	n := fs.Int("n", 200, "instances to create (one at a time)")
+	files := fs.Int("files", 100, "files in the template")
+	_ = fs.Parse(args)
+	b := start(0)
+	defer b.close()
+	b.do("POST", "/api/templates/bench/base", nil)
+	for i := 0; i < *files; i++ {
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/api/templates/bench/base/files/dir%d/file%d.txt", b.url, i%10, i), strings.NewReader(strings.Repeat("x", 2048)))
+		req.Header.Set("Authorization", "Bearer "+b.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 204 {
+			log.Fatalf("upload: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	cfg := api.Configuration{
+		Command: "exec sleep 600", StopTimeoutSeconds: 2, AvailablePorts: api.Ports{Min: 20000, Max: 20010},
+		TemplateInstallationConfig: api.TemplateInstallationConfig{AllOf: []api.Template{{Group: "bench", Name: "base"}}},
+		FileModifications:          []string{"dir0/file0.txt"},
+	}
+	b.do("PUT", "/api/configurations/c", cfg)
+	var d []time.Duration
+	for i := 0; i < *n; i++ {
+		t0 := time.Now()
+		info := b.create("c") // answers once the process runs: ONLINE with its pid
+		d = append(d, time.Since(t0))
+		if info.State != "ONLINE" {
+			log.Fatalf("instance %s is %s: %s", info.ID, info.State, info.Reason)
+		}
+		b.do("DELETE", "/api/instances/"+info.ID, nil)
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	fmt.Printf("create -> ONLINE with a %d-file template, %d runs: p50 %v  p90 %v  p99 %v\n", *files, *n, pct(d, .5), pct(d, .9), pct(d, .99))
+}
+
+func heap() (live, stacks uint64) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, ms.StackInuse
+}
+
+func rss() uint64 {
+	b, _ := os.ReadFile("/proc/self/statm")
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseUint(f[1], 10, 64)
+	return pages * uint64(os.Getpagesize())
+}
+
+func memory(args []string) {
+	fs := flag.NewFlagSet("memory", flag.ExitOnError)
+	n := fs.Int("n", 200, "idle instances")
+	_ = fs.Parse(args)
+	b := start(0)
+	defer b.close()
+	b.do("PUT", "/api/configurations/idle", api.Configuration{
+		Command: `echo "Done (1.2s)! For help, type \"help\""; exec sleep 3600`, StopTimeoutSeconds: 2,
+		AvailablePorts: api.Ports{Min: 20000, Max: 20000 + *n},
+	})
+	// One first, so that lazily built things (pools, maps) are not counted.
+	first := b.create("idle")
+	time.Sleep(200 * time.Millisecond)
+	h0, s0 := heap()
+	r0 := rss()
+	for i := 1; i < *n; i++ {
+		b.create("idle")
+	}
+	time.Sleep(time.Second) // every instance has written its line
+	h1, s1 := heap()
+	r1 := rss()
+	k := float64(*n - 1)
+	fmt.Printf("%d idle instances (first: %s): per instance heap %.1f KiB + goroutine stacks %.1f KiB = %.1f KiB; RSS %.1f KiB\n",
+		*n, first.ID, float64(h1-h0)/1024/k, float64(s1-s0)/1024/k, float64(h1-h0+s1-s0)/1024/k, float64(r1-r0)/1024/k)
+}
+
+func main() {
+	log.SetFlags(0)
+	if f := os.Getenv("CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(out)
+		defer pprof.StopCPUProfile()
+	}
+	if len(os.Args) < 2 {
+		log.Fatal("usage: instances latency|throughput|create|memory [flags]")
+	}
+	switch os.Args[1] {
+	case "latency":
+		latency(os.Args[2:])
+	case "throughput":
+		throughput(os.Args[2:])
+	case "create":
+		create(os.Args[2:])
+	case "memory":
+		memory(os.Args[2:])
+	default:
+		log.Fatalf("unknown benchmark %q", os.Args[1])
+	}
+}
