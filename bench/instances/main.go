@@ -304,6 +304,13 @@ func create(args []string) {
 		if info.State != "ONLINE" {
 			log.Fatalf("instance %s is %s: %s", info.ID, info.State, info.Reason)
 		}
+		if i == *n-1 { // where the time of the last one went, from the log's system lines
+			var l api.Logs
+			_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID+"/logs?lines=10", nil), &l)
+			for _, e := range l.Entries {
+				fmt.Printf("  %d ms  %s\n", e.TS-l.Entries[0].TS, e.Line)
+			}
+		}
 		b.do("DELETE", "/api/instances/"+info.ID, nil)
 	}
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
