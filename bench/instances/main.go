@@ -247,7 +247,7 @@ func throughput(args []string) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		var logs api.Logs
-		_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID+"/logs?lines=50", nil), &logs)
+		_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID+"/logs?lines=10000", nil), &logs) // stderr and stdout are read apart: "elapsed" may precede the last stdout lines
 		b.close()
 		var supervised time.Duration
 		for _, l := range logs.Lines {
