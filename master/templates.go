@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/instance/template"
 )
 
 func (m *Master) handleTemplateList(c *gin.Context) {
@@ -131,10 +132,14 @@ func (m *Master) handleTemplateFileDelete(c *gin.Context) {
 func (m *Master) handleTemplateExport(c *gin.Context) {
 	g, n := c.Param("group"), c.Param("name")
 	if !m.templates.Exists(g, n) {
-		if _, err := m.templates.Get(g, n); err != nil {
+		// The answer must come before the zip's headers: a bad name is 400,
+		// a missing template 404.
+		if err := template.ValidTemplate(g, n); err != nil {
 			fail(c, err)
 			return
 		}
+		fail(c, universe.Errorf(universe.ENOTFOUND, "no template %s/%s", g, n))
+		return
 	}
 	c.Header("Content-Type", "application/zip")
 	c.Header("Content-Disposition", `attachment; filename="`+g+"-"+n+`.zip"`)
