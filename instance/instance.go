@@ -87,7 +87,6 @@ func (in *Instance) changedLocked() {
 		in.m.log.Error("store instance", "instance", in.id, "err", err)
 	}
 	in.log.State(info)
-	in.m.opt.Hooks.StateChange(info)
 }
 
 func (in *Instance) setOffline(reason string) {

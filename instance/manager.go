@@ -32,11 +32,10 @@ type Store interface {
 
 // Hooks let the owner count what happens (metrics). Any may be nil.
 type Hooks struct {
-	Started     func()
-	Exited      func(reason string) // "stopped", "exited", "failed", "killed"
-	LogLines    func(n int)
-	LogDropped  func(cause string, n int)
-	StateChange func(info api.InstanceInfo)
+	Started    func()
+	Exited     func(reason string) // "stopped", "exited", "failed", "killed"
+	LogLines   func(n int)
+	LogDropped func(cause string, n int)
 }
 
 // Options configure a Manager.
@@ -90,9 +89,6 @@ func New(opt Options) *Manager {
 	if h.Exited == nil {
 		h.Exited = func(string) {}
 	}
-	if h.StateChange == nil {
-		h.StateChange = func(api.InstanceInfo) {}
-	}
 	opt.Log.OnLines, opt.Log.OnDropped = h.LogLines, h.LogDropped
 	opt.Log.Now = opt.Now
 	m := &Manager{
@@ -136,9 +132,6 @@ func (m *Manager) masterURL() string {
 	defer m.mu.Unlock()
 	return m.opt.MasterURL
 }
-
-// NodeID returns the node id.
-func (m *Manager) NodeID() string { return m.opt.NodeID }
 
 func (m *Manager) runningDir(id string) string  { return filepath.Join(m.opt.DataDir, "running", id) }
 func (m *Manager) staticDir(name string) string { return filepath.Join(m.opt.DataDir, "static", name) }
@@ -387,7 +380,6 @@ func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
 		return fail(fmt.Errorf("store instance: %w", err))
 	}
 	lg.System("created from configuration " + name + " by " + by + ", port " + strconv.Itoa(port))
-	m.opt.Hooks.StateChange(info)
 
 	if err := m.deploy(in, cfg); err != nil {
 		m.log.Warn("instance deploy failed", "instance", id, "err", err)

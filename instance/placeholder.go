@@ -52,14 +52,10 @@ func (v Vars) Replacer() (*strings.Replacer, string) {
 	for k, val := range c.Properties {
 		vals[k] = val
 	}
-	hostAddress := c.HostAddress
-	if _, overridden := c.Properties["HOST_ADDRESS"]; !overridden {
-		hostAddress = newReplacer(vals).Replace(c.HostAddress)
-		vals["HOST_ADDRESS"] = hostAddress
-	} else {
-		hostAddress = vals["HOST_ADDRESS"]
+	if _, overridden := vals["HOST_ADDRESS"]; !overridden {
+		vals["HOST_ADDRESS"] = newReplacer(vals).Replace(c.HostAddress)
 	}
-	return newReplacer(vals), hostAddress
+	return newReplacer(vals), vals["HOST_ADDRESS"]
 }
 
 func newReplacer(vals map[string]string) *strings.Replacer {

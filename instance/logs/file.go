@@ -178,12 +178,3 @@ func parseRecords(data []byte) []api.LogLine {
 	}
 	return out
 }
-
-// ReadFiles returns the newest n lines kept in the log folder dir, for a
-// log that is not open.
-func ReadFiles(dir string, count, n int) []api.LogLine {
-	if count <= 0 {
-		count = 3
-	}
-	return loadTail(dir, count, n)
-}

@@ -37,7 +37,6 @@ type Sub struct {
 	lines  int // line events pending
 	notify chan struct{}
 	ended  bool
-	closed bool
 }
 
 // Position says where a subscription starts.

@@ -21,10 +21,7 @@ import (
 // Ties keep their listed order. Errors: ENOTFOUND for a missing template or
 // an empty oneInGroups group, EINVALID for bad names.
 func (s *Store) Plan(c api.TemplateInstallationConfig, pick func(n int) int) ([]api.Template, error) {
-	var plan []api.Template
-	for _, t := range c.AllOf {
-		plan = append(plan, t)
-	}
+	plan := append([]api.Template(nil), c.AllOf...)
 	for _, g := range c.AllInGroups {
 		names, err := s.InGroup(g)
 		if err != nil {
