@@ -89,29 +89,16 @@ func (s *Store) Install(dst string, plan []api.Template, override bool) (int, er
 
 func copyTree(src, dst *os.Root, override bool) (int, error) {
 	n := 0
-	err := fs.WalkDir(src.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == "." {
-			return nil
-		}
-		switch {
-		case d.IsDir():
+	err := walkTree(src, func(p string, fi fs.FileInfo) error {
+		if fi.IsDir() {
 			if err := dst.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
-			return nil
-		case !d.Type().IsRegular():
 			return nil
 		}
 		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 		if !override {
 			flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
 		}
 		w, err := dst.OpenFile(p, flags, fi.Mode().Perm())
 		if errors.Is(err, fs.ErrExist) {

@@ -197,7 +197,24 @@ func (s *Store) Files(group, name string) ([]api.TemplateFile, error) {
 	}
 	defer r.Close()
 	out := []api.TemplateFile{}
-	err = fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+	err = walkTree(r, func(p string, fi fs.FileInfo) error {
+		out = append(out, api.TemplateFile{
+			Path: p, Size: sizeOf(fi), Mode: fmt.Sprintf("%04o", fi.Mode().Perm()),
+			Dir: fi.IsDir(), ModTime: fi.ModTime().UnixMilli(),
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list template files: %w", err)
+	}
+	return out, nil
+}
+
+// walkTree calls fn for every folder and regular file under r, parents
+// first, in lexical order. Symbolic links and other special files are
+// skipped, and so are entries removed during the walk.
+func walkTree(r *os.Root, fn func(p string, fi fs.FileInfo) error) error {
+	return fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -208,16 +225,8 @@ func (s *Store) Files(group, name string) ([]api.TemplateFile, error) {
 		if err != nil {
 			return nil // removed meanwhile
 		}
-		out = append(out, api.TemplateFile{
-			Path: p, Size: sizeOf(fi), Mode: fmt.Sprintf("%04o", fi.Mode().Perm()),
-			Dir: d.IsDir(), ModTime: fi.ModTime().UnixMilli(),
-		})
-		return nil
+		return fn(p, fi)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list template files: %w", err)
-	}
-	return out, nil
 }
 
 func sizeOf(fi fs.FileInfo) int64 {

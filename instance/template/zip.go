@@ -24,23 +24,13 @@ func (s *Store) Export(group, name string, w io.Writer) error {
 	}
 	defer r.Close()
 	zw := zip.NewWriter(w)
-	err = fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == "." || !(d.IsDir() || d.Type().IsRegular()) {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil
-		}
+	err = walkTree(r, func(p string, fi fs.FileInfo) error {
 		h, err := zip.FileInfoHeader(fi)
 		if err != nil {
 			return err
 		}
 		h.Name = p
-		if d.IsDir() {
+		if fi.IsDir() {
 			h.Name += "/"
 			_, err = zw.CreateHeader(h)
 			return err
