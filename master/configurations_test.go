@@ -159,6 +159,24 @@ func TestConfigReloadAndConsole(t *testing.T) {
 	if code, out, _ = run("template list"); code != 200 || !strings.Contains(strings.Join(out.Output, "\n"), "lobby/base") {
 		t.Fatalf("template list: %v", out.Output)
 	}
+	// Lifecycle commands wait for the action and say where it left the instance.
+	e.putConfig("api", map[string]any{"command": "exec sleep 600", "stopTimeoutSeconds": 2,
+		"availablePorts": map[string]int{"min": 21410, "max": 21411}})
+	id := e.create("api").ID
+	for _, step := range []struct{ cmd, want string }{
+		{"instance stop " + id, "is STOPPED"},
+		{"instance start " + id, "is ONLINE"},
+		{"instance restart " + id, "is ONLINE"},
+		{"instance info " + id, `"restarts": 1`},
+	} {
+		code, out, msg := run(step.cmd)
+		if code != 200 || !strings.Contains(strings.Join(out.Output, "\n"), step.want) {
+			t.Fatalf("%s: %d %s %v, want %q", step.cmd, code, msg, out.Output, step.want)
+		}
+	}
+	if code, _, _ = run("instance stop " + id + " extra"); code != 400 {
+		t.Fatalf("usage error: %d", code)
+	}
 	if code, _, _ = run("instance info nope00"); code != 404 {
 		t.Fatalf("info of an unknown instance: %d", code)
 	}

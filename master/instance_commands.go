@@ -61,10 +61,7 @@ func (m *Master) configCommand() *console.Command {
 			if err != nil {
 				return err
 			}
-			b, _ := json.MarshalIndent(instance.Normalize(c), "", "  ")
-			for _, l := range strings.Split(string(b), "\n") {
-				w.WriteLine(l)
-			}
+			writeJSON(w, instance.Normalize(c))
 			return nil
 		}}
 	create := &console.Command{Name: "create", Usage: "config create <name> <runtime> <command...>",
@@ -160,6 +157,14 @@ func (m *Master) reloadConfigurations(w console.Writer) error {
 		return universe.Errorf(universe.EINVALID, "%d configuration files could not be imported", bad)
 	}
 	return nil
+}
+
+// writeJSON writes v as indented JSON, a line at a time.
+func writeJSON(w console.Writer, v any) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	for _, l := range strings.Split(string(b), "\n") {
+		w.WriteLine(l)
+	}
 }
 
 func splitTemplate(s string) (string, string, error) {
@@ -291,26 +296,25 @@ func (m *Master) instanceCommand() *console.Command {
 			}
 			return nil
 		}}
-	stop := one("stop", "instance stop <id>", "stop an instance gracefully and wait for it",
-		func(ctx context.Context, in *instance.Instance, rest []string, w console.Writer) error {
-			if len(rest) != 0 {
-				return console.ErrUsage
-			}
-			in.StopWait(by(ctx))
-			state(in, w)
-			return nil
-		})
-	start := one("start", "instance start <id>", "start a stopped instance",
-		func(ctx context.Context, in *instance.Instance, rest []string, w console.Writer) error {
-			if len(rest) != 0 {
-				return console.ErrUsage
-			}
-			if err := in.StartWait(by(ctx)); err != nil {
-				return err
-			}
-			state(in, w)
-			return nil
-		})
+	// action is a lifecycle command: it waits for the action's end and
+	// says the state it left the instance in.
+	action := func(name, summary string, act func(in *instance.Instance, by string) error) *console.Command {
+		return one(name, "instance "+name+" <id>", summary,
+			func(ctx context.Context, in *instance.Instance, rest []string, w console.Writer) error {
+				if len(rest) != 0 {
+					return console.ErrUsage
+				}
+				if err := act(in, by(ctx)); err != nil {
+					return err
+				}
+				state(in, w)
+				return nil
+			})
+	}
+	stop := action("stop", "stop an instance gracefully and wait for it",
+		func(in *instance.Instance, by string) error { in.StopWait(by); return nil })
+	start := action("start", "start a stopped instance", (*instance.Instance).StartWait)
+	restart := action("restart", "stop and start an instance (same id and files)", (*instance.Instance).RestartWait)
 	kill := one("kill", "instance kill <id>", "kill an instance's processes at once (SIGKILL)",
 		func(ctx context.Context, in *instance.Instance, rest []string, w console.Writer) error {
 			if len(rest) != 0 {
@@ -322,26 +326,12 @@ func (m *Master) instanceCommand() *console.Command {
 			w.WriteLine("Killed instance " + in.ID() + ".")
 			return nil
 		})
-	restart := one("restart", "instance restart <id>", "stop and start an instance (same id and files)",
-		func(ctx context.Context, in *instance.Instance, rest []string, w console.Writer) error {
-			if len(rest) != 0 {
-				return console.ErrUsage
-			}
-			if err := in.RestartWait(by(ctx)); err != nil {
-				return err
-			}
-			state(in, w)
-			return nil
-		})
 	info := one("info", "instance info <id>", "show an instance as JSON",
 		func(_ context.Context, in *instance.Instance, rest []string, w console.Writer) error {
 			if len(rest) != 0 {
 				return console.ErrUsage
 			}
-			b, _ := json.MarshalIndent(in.Info(), "", "  ")
-			for _, l := range strings.Split(string(b), "\n") {
-				w.WriteLine(l)
-			}
+			writeJSON(w, in.Info())
 			return nil
 		})
 	execute := one("execute", "instance execute <id> <command...>", "send one line to an instance's stdin",
