@@ -252,11 +252,18 @@ func (l *Log) publish(first uint64) {
 	if n == 0 || len(l.subs) == 0 {
 		return
 	}
+	// One batch larger than the ring has pushed its first lines out
+	// already: subscribers are told, like any other miss.
+	var lost uint64
 	if n > len(l.ring) {
+		lost = uint64(n - len(l.ring))
 		n = len(l.ring)
 	}
 	start := len(l.ring) - n
 	for s := range l.subs {
+		if lost > 0 {
+			s.gap(first, first+lost-1)
+		}
 		if d := s.offer(l, start, n); d > 0 {
 			l.opt.OnDropped("slow_client", d)
 		}

@@ -162,3 +162,16 @@ func TestFileKeepsNumberingAcrossReopen(t *testing.T) {
 		t.Fatalf("numbering restarted: %+v", last)
 	}
 }
+
+// One write of more lines than the ring holds: a subscriber is told about
+// the lines that were pushed out before it could be handed them.
+func TestBatchLargerThanRing(t *testing.T) {
+	l, _ := logs.Open("", logs.Options{RingLines: 10, LineRate: -1})
+	s, _ := l.Subscribe(logs.Position{})
+	defer s.Close()
+	l.Write("stdout", lines(25, 1))
+	evs := drain(t, s)
+	if len(evs) != 11 || evs[0].Kind != logs.KindGap || evs[0].From != 1 || evs[0].To != 15 || evs[1].Line.Seq != 16 || evs[10].Line.Seq != 25 {
+		t.Fatalf("events %+v", evs)
+	}
+}

@@ -99,15 +99,28 @@ func (s *Sub) offer(l *Log, start, n int) int {
 			continue
 		}
 		dropped++
-		if k := len(s.q) - 1; k >= 0 && s.q[k].Kind == KindGap {
-			s.q[k].To = ln.Seq
-		} else {
-			s.q = append(s.q, Event{Kind: KindGap, From: ln.Seq, To: ln.Seq})
-		}
+		s.gapLocked(ln.Seq, ln.Seq)
 	}
 	s.mu.Unlock()
 	s.wake()
 	return dropped
+}
+
+// gapLocked records that lines from..to are not delivered, merged into a
+// gap that ends the queue. Caller holds s.mu.
+func (s *Sub) gapLocked(from, to uint64) {
+	if k := len(s.q) - 1; k >= 0 && s.q[k].Kind == KindGap && s.q[k].To+1 == from {
+		s.q[k].To = to
+		return
+	}
+	s.q = append(s.q, Event{Kind: KindGap, From: from, To: to})
+}
+
+// gap queues a gap event for lines from..to.
+func (s *Sub) gap(from, to uint64) {
+	s.mu.Lock()
+	s.gapLocked(from, to)
+	s.mu.Unlock()
 }
 
 func (s *Sub) push(e Event) {
