@@ -127,14 +127,23 @@ func (m *metrics) instanceHooks() instance.Hooks {
 	}
 }
 
-// registerInstances adds universe_instances{state}, counted at scrape time.
+// registerInstances adds universe_instances{state}, counted once per
+// scrape.
 func (m *metrics) registerInstances(mgr *instance.Manager) {
-	for _, s := range instance.States {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "universe_instances",
-			Help:        "Instances of this node, by state.",
-			ConstLabels: prometheus.Labels{"state": string(s)},
-		}, func() float64 { return float64(mgr.Counts()[string(s)]) }))
+	m.reg.MustRegister(instanceCollector{mgr: mgr, desc: prometheus.NewDesc(
+		"universe_instances", "Instances of this node, by state.", []string{"state"}, nil)})
+}
+
+type instanceCollector struct {
+	mgr  *instance.Manager
+	desc *prometheus.Desc
+}
+
+func (c instanceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c instanceCollector) Collect(ch chan<- prometheus.Metric) {
+	for state, n := range c.mgr.Counts() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
 	}
 }
 
