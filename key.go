@@ -13,6 +13,10 @@ const (
 	ScopeAll Scope = "ALL"
 	// ScopePublic is read-only access to the public endpoints; rate limited.
 	ScopePublic Scope = "PUBLIC"
+	// ScopeInstance is the key of one instance, given to its process as
+	// UNIVERSE_API_KEY: it may read that instance and report its state,
+	// nothing else. Only the master issues these.
+	ScopeInstance Scope = "INSTANCE"
 )
 
 // ParseScope returns the scope named by s (exact, upper case as the console
@@ -37,6 +41,7 @@ type KeyRecord struct {
 	CreatedAt  time.Time `json:"createdAt"`
 	LastUsedAt time.Time `json:"lastUsedAt,omitzero"`
 	ExpiresAt  time.Time `json:"expiresAt,omitzero"`
+	Instance   string    `json:"instance,omitempty"` // ScopeInstance: the instance it is bound to
 }
 
 // Expired reports whether the key has an expiry that is not after now.

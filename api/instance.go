@@ -67,6 +67,16 @@ type Configuration struct {
 	StopCommand                string                     `json:"stopCommand"`
 	StopTimeoutSeconds         int                        `json:"stopTimeoutSeconds"`
 	RestartPolicy              string                     `json:"restartPolicy"`
+	// MaximumServiceCount caps the active (CREATING or ONLINE) instances;
+	// 0 means no cap.
+	MaximumServiceCount int `json:"maximumServiceCount"`
+	// HeartbeatTimeoutSeconds: an instance that reported its state and then
+	// stays silent this long is taken OFFLINE ("heartbeat timeout"); 0 = off.
+	HeartbeatTimeoutSeconds int `json:"heartbeatTimeoutSeconds"`
+	// CrashLoopFailures unrequested exits within CrashLoopWindowSeconds stop
+	// the restart policy (defaults 5 and 60).
+	CrashLoopFailures      int `json:"crashLoopFailures"`
+	CrashLoopWindowSeconds int `json:"crashLoopWindowSeconds"`
 }
 
 // InstanceInfo describes one instance: the contract's fields plus
@@ -90,6 +100,16 @@ type InstanceInfo struct {
 	Restarts          int            `json:"restarts"`
 	Reason            string         `json:"reason,omitempty"` // why it is in its state, when not obvious
 	Properties        map[string]any `json:"properties,omitempty"`
+	// NextRestartAt is when the restart policy starts it again (epoch ms).
+	NextRestartAt int64 `json:"nextRestartAt,omitempty"`
+	// Limits says whether ramMB and cpu are enforced for this instance.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits reports the enforcement of resource limits.
+type Limits struct {
+	Enforced bool   `json:"enforced"`
+	Reason   string `json:"reason,omitempty"` // why not, when not
 }
 
 // InstanceCreateRequest is the body of POST /api/instances.

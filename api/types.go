@@ -23,6 +23,8 @@ type Node struct {
 	StartedAt int64          `json:"startedAt"` // epoch milliseconds
 	UptimeMs  int64          `json:"uptimeMs"`
 	Instances InstanceCounts `json:"instances"`
+	// Limits says whether ramMB and cpu are enforced on this node.
+	Limits Limits `json:"limits"`
 }
 
 // InstanceCounts counts the instances of a node by state.
@@ -35,6 +37,8 @@ type InstanceCounts struct {
 const (
 	ScopeAll    = "ALL"
 	ScopePublic = "PUBLIC"
+	// ScopeInstance keys are issued by the master to instances only.
+	ScopeInstance = "INSTANCE"
 )
 
 // Key describes an API key. It never carries the token or its hash.
@@ -46,6 +50,7 @@ type Key struct {
 	LastUsedAt int64  `json:"lastUsedAt,omitempty"` // epoch milliseconds; 0 = never
 	ExpiresAt  int64  `json:"expiresAt,omitempty"`  // epoch milliseconds; 0 = never
 	Expired    bool   `json:"expired,omitempty"`
+	Instance   string `json:"instance,omitempty"` // INSTANCE keys: the instance it is bound to
 }
 
 // KeyCreateRequest is the body of POST /api/keys. ExpiresIn is a duration

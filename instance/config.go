@@ -20,6 +20,8 @@ const (
 	DefaultPortMin     = 25565
 	DefaultPortMax     = 25570
 	DefaultStopTimeout = 30
+	DefaultCrashLoops  = 5
+	DefaultCrashWindow = 60
 )
 
 // Normalize fills the defaults of c and replaces nil lists and maps by
@@ -45,6 +47,12 @@ func Normalize(c api.Configuration) api.Configuration {
 	}
 	if c.RestartPolicy == "" {
 		c.RestartPolicy = api.RestartNever
+	}
+	if c.CrashLoopFailures == 0 {
+		c.CrashLoopFailures = DefaultCrashLoops
+	}
+	if c.CrashLoopWindowSeconds == 0 {
+		c.CrashLoopWindowSeconds = DefaultCrashWindow
 	}
 	if c.InstanceGroups == nil {
 		c.InstanceGroups = []string{}
@@ -133,6 +141,23 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates) err
 	}
 	if c.MinimumServiceCount < 0 {
 		add("minimumServiceCount", "must not be negative")
+	}
+	if c.MaximumServiceCount < 0 {
+		add("maximumServiceCount", "must not be negative")
+	} else if c.MaximumServiceCount > 0 && c.MaximumServiceCount < c.MinimumServiceCount {
+		add("maximumServiceCount", "must be at least minimumServiceCount (%d) or 0 for no maximum", c.MinimumServiceCount)
+	}
+	if c.Static && c.MaximumServiceCount > 1 {
+		add("maximumServiceCount", "a static configuration runs one instance at most")
+	}
+	if c.HeartbeatTimeoutSeconds < 0 || c.HeartbeatTimeoutSeconds > 86400 {
+		add("heartbeatTimeoutSeconds", "must be 0 (off) to 86400")
+	}
+	if c.CrashLoopFailures < 1 || c.CrashLoopFailures > 1000 {
+		add("crashLoopFailures", "must be 1 to 1000")
+	}
+	if c.CrashLoopWindowSeconds < 1 || c.CrashLoopWindowSeconds > 86400 {
+		add("crashLoopWindowSeconds", "must be 1 to 86400")
 	}
 	if c.StopTimeoutSeconds < 0 || c.StopTimeoutSeconds > 3600 {
 		add("stopTimeoutSeconds", "must be 1 to 3600")

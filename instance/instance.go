@@ -14,7 +14,20 @@ import (
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/instance/logs"
 	"github.com/universe-orchestrator/universe/instance/runtime"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
 )
+
+// process is a running instance process as the manager sees it: its
+// supervisor's client.
+type process interface {
+	runtime.Process
+	Detach()
+	Detached() bool
+	Lost() bool
+	Collected()
+}
+
+var _ process = (*supervisor.Client)(nil)
 
 // Instance is one instance of this node. Lifecycle actions (start, stop,
 // restart, delete) are serialised by a per-instance lock; Kill bypasses it.
@@ -26,10 +39,17 @@ type Instance struct {
 
 	mu       sync.Mutex // guards the fields below
 	info     api.InstanceInfo
-	proc     runtime.Process
+	proc     process
 	exited   chan struct{} // closed when the current process's exit is recorded
 	stopping string        // who asked for the running process to stop ("" = nobody)
+	failing  string        // the stop is a failure (heartbeat timeout), not a request
 	deleted  bool
+
+	// restart policy
+	restartTimer *time.Timer // a pending restart
+	backoff      time.Duration
+	failures     []time.Time // recent unrequested exits
+	heartbeat    *time.Timer // armed once the instance reported its state
 }
 
 // ID returns the instance id.
@@ -54,6 +74,10 @@ func (in *Instance) copyInfo() api.InstanceInfo {
 		}
 		info.Properties = p
 	}
+	if info.Limits != nil {
+		l := *info.Limits
+		info.Limits = &l
+	}
 	return info
 }
 
@@ -76,8 +100,16 @@ func (in *Instance) Running() bool {
 	return in.proc != nil
 }
 
-// changed stores the record and tells subscribers and hooks. Caller holds
-// in.mu.
+// activeLocked says whether the instance counts against its
+// configuration's minimum and maximum: CREATING, ONLINE, or waiting for a
+// restart of its policy. Caller holds in.mu.
+func (in *Instance) activeLocked() bool {
+	s := State(in.info.State)
+	return !in.deleted && (s == StateCreating || s == StateOnline || in.restartTimer != nil)
+}
+
+// changedLocked stores the record and tells subscribers, hooks and the
+// reconciler. Caller holds in.mu.
 func (in *Instance) changedLocked() {
 	info := in.copyInfo()
 	if in.deleted {
@@ -87,6 +119,7 @@ func (in *Instance) changedLocked() {
 		in.m.log.Error("store instance", "instance", in.id, "err", err)
 	}
 	in.log.State(info)
+	in.m.reconcileSoon()
 }
 
 func (in *Instance) setOffline(reason string) {
@@ -99,9 +132,10 @@ func (in *Instance) setOffline(reason string) {
 	in.changedLocked()
 }
 
-// start starts the process. Caller holds in.action. Failures leave the
-// instance OFFLINE with the reason.
+// start starts the process under a new supervisor. Caller holds
+// in.action. Failures leave the instance OFFLINE with the reason.
 func (in *Instance) start(by string) {
+	in.cancelRestart()
 	if in.Running() {
 		return
 	}
@@ -118,8 +152,12 @@ func (in *Instance) start(by string) {
 		in.setOffline("cannot start: runtime " + cfg.Runtime + " is not available")
 		return
 	}
+	if err := rt.Available(); err != nil {
+		in.setOffline("cannot start: " + universe.ErrorMessage(err))
+		return
+	}
 	rep, host := m.vars(info, cfg).Replacer()
-	env := make([]string, 0, len(m.baseEnv)+len(cfg.EnvironmentVariables)+3)
+	env := make([]string, 0, len(m.baseEnv)+len(cfg.EnvironmentVariables)+4)
 	env = append(env, m.baseEnv...)
 	for k, v := range cfg.EnvironmentVariables {
 		env = append(env, k+"="+rep.Replace(v))
@@ -129,57 +167,108 @@ func (in *Instance) start(by string) {
 		"UNIVERSE_MASTER_URL="+m.masterURL(),
 		"UNIVERSE_CONFIGURATION="+info.ConfigurationName,
 	)
-	lg := in.log
-	// Output waits until the start is recorded, so that the log and the
-	// live-log show "started" and ONLINE before the first line of output.
-	started := make(chan struct{})
-	p, err := rt.Start(runtime.Spec{
-		Dir:     m.workDir(info),
-		Command: rep.Replace(cfg.Command),
-		Env:     env,
-		Output: func(stream string, lines []string) {
-			<-started
-			lg.Write(stream, lines)
-		},
-	})
+	if m.opt.Keys != nil {
+		// A fresh key for every process: the one of the previous process
+		// is revoked.
+		token, err := m.opt.Keys.IssueInstanceKey(in.id)
+		if err != nil {
+			in.setOffline("cannot start: cannot issue the instance's key")
+			m.log.Error("issue instance key", "instance", in.id, "err", err)
+			return
+		}
+		env = append(env, "UNIVERSE_API_KEY="+token)
+	}
+	limits, cgroup := m.limits.prepare(in.id, cfg.RAMMB, cfg.CPU)
+	next, err := in.log.Handoff()
 	if err != nil {
+		m.log.Warn("hand off the log file", "instance", in.id, "err", err)
+	}
+	spec := supervisor.Spec{
+		InstanceID: in.id, Runtime: cfg.Runtime, Dir: m.workDir(info), Command: rep.Replace(cfg.Command), Env: env,
+		StartedBy: by, NextSeq: next, LineRate: m.opt.Log.LineRate, FileBytes: m.opt.Log.FileBytes,
+		FileCount: m.opt.Log.FileCount, Cgroup: cgroup,
+	}
+	p, err := supervisor.Start(m.supervisorCmd, m.stateDir(in.id), spec, supervisor.Options{Sink: in.log, Dropped: m.dropped})
+	if err != nil {
+		_ = in.log.Takeback()
+		m.limits.release(in.id)
 		in.setOffline("cannot start: " + universe.ErrorMessage(err))
 		return
 	}
+	in.running(p, host, limits, "")
+}
+
+// running records that p runs (started or adopted) and watches it.
+func (in *Instance) running(p process, host string, limits *api.Limits, note string) {
 	pid := int64(p.Pid())
 	exited := make(chan struct{})
 	in.mu.Lock()
-	in.proc, in.exited, in.stopping = p, exited, ""
+	in.proc, in.exited, in.stopping, in.failing = p, exited, "", ""
 	in.info.State = string(StateOnline)
-	in.info.HostAddress = host
+	if host != "" {
+		in.info.HostAddress = host
+		in.info.StartedAt = in.m.opt.Now().UnixMilli()
+		in.info.ExitCode = nil
+		in.info.LastHeartbeat = 0
+	}
+	if limits != nil {
+		in.info.Limits = limits
+	}
 	in.info.ProcessPid = &pid
-	in.info.StartedAt = m.opt.Now().UnixMilli()
-	in.info.ExitCode = nil
 	in.info.Reason = ""
-	lg.System("started pid " + strconv.FormatInt(pid, 10) + " (by " + by + ")")
+	in.info.NextRestartAt = 0
+	if note != "" {
+		in.log.System(note)
+	}
 	in.changedLocked()
 	in.mu.Unlock()
-	close(started)
-	m.opt.Hooks.Started()
-	m.background(func() { in.watch(p, exited) })
+	in.m.opt.Hooks.Started()
+	in.m.background(func() { in.watch(p, exited) })
 }
 
-// watch records the exit of p.
-func (in *Instance) watch(p runtime.Process, exited chan struct{}) {
+// watch records the exit of p and applies the restart policy.
+func (in *Instance) watch(p process, exited chan struct{}) {
 	<-p.Done()
+	if p.Detached() {
+		close(exited) // the master leaves; the process runs on
+		return
+	}
 	code := p.ExitCode()
-	in.log.Flush()
+	lost := p.Lost()
+	if err := in.log.Takeback(); err != nil {
+		in.m.log.Warn("take back the log file", "instance", in.id, "err", err)
+	}
+	p.Collected()
+	in.m.limits.release(in.id)
 	in.mu.Lock()
 	defer close(exited)
 	defer in.mu.Unlock()
 	if in.proc != p {
 		return
 	}
+	pid := 0
+	if in.info.ProcessPid != nil {
+		pid = int(*in.info.ProcessPid)
+	}
 	in.proc = nil
+	in.stopHeartbeat()
 	in.info.ProcessPid = nil
 	in.info.ExitCode = &code
 	var metric string
+	failed := false
 	switch {
+	case lost:
+		killLeftover(pid, in.id)
+		in.info.ExitCode = nil
+		in.info.State = string(StateOffline)
+		in.info.Reason = "supervisor lost: the process is gone"
+		metric, failed = "failed", true
+		in.log.System(in.info.Reason)
+	case in.failing != "":
+		in.info.State = string(StateOffline)
+		in.info.Reason = in.failing
+		metric, failed = "failed", true
+		in.log.System("exited with code " + strconv.Itoa(code) + " after " + in.failing)
 	case in.stopping != "":
 		in.info.State = string(StateStopped)
 		in.info.Reason = "stopped by " + in.stopping
@@ -188,33 +277,128 @@ func (in *Instance) watch(p runtime.Process, exited chan struct{}) {
 	case code > 128:
 		in.info.State = string(StateOffline)
 		in.info.Reason = "killed by signal " + strconv.Itoa(code-128)
-		metric = "killed"
+		metric, failed = "killed", true
 		in.log.System("killed by signal " + strconv.Itoa(code-128))
 	default:
 		in.info.State = string(StateOffline)
 		in.info.Reason = "exited with code " + strconv.Itoa(code)
 		metric = "exited"
 		if code != 0 {
-			metric = "failed"
+			metric, failed = "failed", true
 		}
 		in.log.System("exited with code " + strconv.Itoa(code))
 	}
-	in.stopping = ""
+	requested := in.stopping != "" && in.failing == ""
+	in.stopping, in.failing = "", ""
+	if !requested {
+		in.policyLocked(failed)
+	}
 	in.changedLocked()
 	in.m.opt.Hooks.Exited(metric)
+}
+
+// policyLocked applies the restart policy after an exit nobody asked for:
+// a restart after a backoff (1 s doubling to 5 min; back to 1 s after 10
+// min of running), unless the instance crash-loops. Caller holds in.mu.
+func (in *Instance) policyLocked(failed bool) {
+	m := in.m
+	cfg, err := m.opt.Store.GetConfiguration(in.info.ConfigurationName)
+	if err != nil || m.isClosing() || in.deleted {
+		return
+	}
+	cfg = Normalize(cfg)
+	switch {
+	case cfg.RestartPolicy == api.RestartAlways:
+	case cfg.RestartPolicy == api.RestartOnFailure && failed:
+	default:
+		return
+	}
+	now := m.opt.Now()
+	window := time.Duration(cfg.CrashLoopWindowSeconds) * time.Second
+	recent := in.failures[:0]
+	for _, t := range in.failures {
+		if now.Sub(t) < window {
+			recent = append(recent, t)
+		}
+	}
+	in.failures = append(recent, now)
+	if len(in.failures) >= cfg.CrashLoopFailures {
+		in.info.Reason = "crash loop: " + strconv.Itoa(len(in.failures)) + " exits within " + window.String() + "; not restarting until started again"
+		in.log.System(in.info.Reason)
+		in.failures, in.backoff = nil, 0
+		m.opt.Hooks.CrashLoop()
+		m.log.Warn("instance crash loop", "instance", in.id)
+		return
+	}
+	b := m.opt.Restart
+	ran := now.Sub(time.UnixMilli(in.info.StartedAt))
+	if in.backoff == 0 || ran >= b.Reset {
+		in.backoff = b.Base
+	}
+	delay := in.backoff
+	in.backoff = min(in.backoff*2, b.Max)
+	in.info.NextRestartAt = now.Add(delay).UnixMilli()
+	in.log.System("restarting in " + delay.String() + " (restart policy " + cfg.RestartPolicy + ")")
+	in.restartTimer = time.AfterFunc(delay, func() {
+		m.background(func() {
+			in.action.Lock()
+			defer in.action.Unlock()
+			in.mu.Lock()
+			pending := in.restartTimer != nil && !in.deleted && in.proc == nil
+			if pending {
+				in.info.Restarts++
+			}
+			in.mu.Unlock()
+			if pending && !m.isClosing() {
+				m.opt.Hooks.Restarted()
+				in.start("restart policy")
+			}
+		})
+	})
+}
+
+// cancelRestart drops a pending restart of the policy.
+func (in *Instance) cancelRestart() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.cancelRestartLocked()
+}
+
+func (in *Instance) cancelRestartLocked() {
+	if in.restartTimer != nil {
+		in.restartTimer.Stop()
+		in.restartTimer = nil
+		in.info.NextRestartAt = 0
+	}
+}
+
+// resetPolicy forgets recent failures: an operator started it.
+func (in *Instance) resetPolicy() {
+	in.mu.Lock()
+	in.failures, in.backoff = nil, 0
+	in.mu.Unlock()
 }
 
 // stop stops the process gracefully: the stop command on stdin (or SIGTERM
 // to its group), then SIGKILL to the group after the stop timeout. It
 // returns once the exit is recorded. Caller holds in.action.
 func (in *Instance) stop(by string) {
+	in.stopAs(by, "")
+}
+
+// stopAs stops the process; with failure set the exit counts as that
+// failure (the restart policy applies) rather than as a request.
+func (in *Instance) stopAs(by, failure string) {
 	in.mu.Lock()
+	if failure == "" {
+		in.cancelRestartLocked()
+	}
 	p, exited := in.proc, in.exited
 	if p == nil {
 		in.mu.Unlock()
 		return
 	}
-	in.stopping = by
+	in.stopping, in.failing = by, failure
 	in.mu.Unlock()
 	cfg, err := in.m.opt.Store.GetConfiguration(in.configName())
 	if err != nil {
@@ -244,7 +428,8 @@ func (in *Instance) stop(by string) {
 }
 
 // Start starts a stopped instance in the background (202) unless it runs
-// already (done=true, nothing to do). Errors: ENOTFOUND (deleted).
+// already (done=true, nothing to do). Errors: ENOTFOUND (deleted),
+// ECONFLICT (its configuration is at its maximum).
 func (in *Instance) Start(by string) (accepted bool, err error) {
 	if in.isDeleted() {
 		return false, universe.Errorf(universe.ENOTFOUND, "no instance %q", in.id)
@@ -252,21 +437,39 @@ func (in *Instance) Start(by string) (accepted bool, err error) {
 	if in.Running() {
 		return false, nil
 	}
+	if err := in.m.admit(in); err != nil {
+		return false, err
+	}
 	in.m.background(func() { _ = in.StartWait(by) })
 	return true, nil
 }
 
 // Stop stops the instance in the background (202) unless it is not
-// running.
+// running; a pending restart of the policy is cancelled either way.
 func (in *Instance) Stop(by string) (accepted bool, err error) {
 	if in.isDeleted() {
 		return false, universe.Errorf(universe.ENOTFOUND, "no instance %q", in.id)
 	}
 	if !in.Running() {
+		in.cancelPendingAsStop(by)
 		return false, nil
 	}
 	in.m.background(func() { in.StopWait(by) })
 	return true, nil
+}
+
+// cancelPendingAsStop turns a pending policy restart into STOPPED.
+func (in *Instance) cancelPendingAsStop(by string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.restartTimer == nil {
+		return
+	}
+	in.cancelRestartLocked()
+	in.info.State = string(StateStopped)
+	in.info.Reason = "stopped by " + by
+	in.log.System("pending restart cancelled by " + by)
+	in.changedLocked()
 }
 
 // Restart stops (if running) and starts the instance again in the
@@ -280,13 +483,19 @@ func (in *Instance) Restart(by string) error {
 }
 
 // StartWait starts the instance (if not running) and returns when it has
-// started or failed to. Errors: ENOTFOUND (deleted).
+// started or failed to. Errors: ENOTFOUND (deleted), ECONFLICT (maximum).
 func (in *Instance) StartWait(by string) error {
 	in.action.Lock()
 	defer in.action.Unlock()
 	if in.isDeleted() {
 		return universe.Errorf(universe.ENOTFOUND, "no instance %q", in.id)
 	}
+	if !in.Running() {
+		if err := in.m.admit(in); err != nil {
+			return err
+		}
+	}
+	in.resetPolicy()
 	in.start(by)
 	return nil
 }
@@ -307,6 +516,7 @@ func (in *Instance) restart(by string) error {
 	in.mu.Lock()
 	in.info.Restarts++
 	in.mu.Unlock()
+	in.resetPolicy()
 	in.start(by)
 	return nil
 }
@@ -316,6 +526,10 @@ func (in *Instance) restart(by string) error {
 func (in *Instance) StopWait(by string) {
 	in.action.Lock()
 	defer in.action.Unlock()
+	if !in.Running() {
+		in.cancelPendingAsStop(by)
+		return
+	}
 	in.stop(by)
 }
 
@@ -329,7 +543,8 @@ func (in *Instance) Kill(by string) error {
 		in.mu.Unlock()
 		return universe.Errorf(universe.ECONFLICT, "instance %s is not running", in.id)
 	}
-	in.stopping = by + " (killed)"
+	in.cancelRestartLocked()
+	in.stopping, in.failing = by+" (killed)", ""
 	in.mu.Unlock()
 	in.log.System("killed by " + by)
 	return p.Signal(syscall.SIGKILL)
@@ -351,8 +566,9 @@ func (in *Instance) Execute(line string) error {
 }
 
 // ReportState records what a plugin inside the instance reports: its
-// state, heartbeat and any other fields (kept under properties). Errors:
-// EINVALID for an unknown state.
+// state, heartbeat and any other fields (kept under properties). While the
+// process runs, a report arms the heartbeat timeout of its configuration.
+// Errors: EINVALID for an unknown state.
 func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 	if r.State != "" && !State(r.State).Valid() {
 		return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "state must be one of CREATING, ONLINE, OFFLINE, STOPPED")
@@ -364,6 +580,10 @@ func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 			return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "field %q is not valid JSON", k)
 		}
 		props[k] = v
+	}
+	timeout := time.Duration(0)
+	if cfg, err := in.m.opt.Store.GetConfiguration(in.configName()); err == nil {
+		timeout = time.Duration(cfg.HeartbeatTimeoutSeconds) * time.Second
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -386,8 +606,43 @@ func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 			in.info.Properties[k] = v
 		}
 	}
+	if timeout > 0 && in.proc != nil {
+		in.armHeartbeatLocked(in.proc, timeout)
+	}
 	in.changedLocked()
 	return in.copyInfo(), nil
+}
+
+// armHeartbeatLocked (re)starts the heartbeat timeout of process p. Caller
+// holds in.mu.
+func (in *Instance) armHeartbeatLocked(p process, timeout time.Duration) {
+	if in.heartbeat != nil {
+		in.heartbeat.Reset(timeout)
+		return
+	}
+	in.heartbeat = time.AfterFunc(timeout, func() {
+		in.m.background(func() {
+			in.action.Lock()
+			defer in.action.Unlock()
+			in.mu.Lock()
+			current := in.proc == p && in.heartbeat != nil
+			in.mu.Unlock()
+			if !current {
+				return
+			}
+			in.log.System("no heartbeat for " + timeout.String() + ": heartbeat timeout")
+			in.m.opt.Hooks.HeartbeatTimeout()
+			in.stopAs("heartbeat timeout", "heartbeat timeout")
+		})
+	})
+}
+
+// stopHeartbeat disarms the heartbeat timeout. Caller holds in.mu.
+func (in *Instance) stopHeartbeat() {
+	if in.heartbeat != nil {
+		in.heartbeat.Stop()
+		in.heartbeat = nil
+	}
 }
 
 func isText(b []byte) bool {

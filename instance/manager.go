@@ -19,12 +19,14 @@ import (
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/instance/logs"
 	"github.com/universe-orchestrator/universe/instance/runtime"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"github.com/universe-orchestrator/universe/instance/template"
 )
 
 // Store is the persistence the manager needs (storage.DB has it).
 type Store interface {
 	GetConfiguration(name string) (api.Configuration, error)
+	ListConfigurations() ([]api.Configuration, error)
 	PutInstance(info api.InstanceInfo) error
 	DeleteInstance(id string) error
 	ListInstances() ([]api.InstanceInfo, error)
@@ -32,10 +34,29 @@ type Store interface {
 
 // Hooks let the owner count what happens (metrics). Any may be nil.
 type Hooks struct {
-	Started    func()
-	Exited     func(reason string) // "stopped", "exited", "failed", "killed"
-	LogLines   func(n int)
-	LogDropped func(cause string, n int)
+	Started          func()
+	Exited           func(reason string) // "stopped", "exited", "failed", "killed"
+	Restarted        func()              // by the restart policy
+	CrashLoop        func()
+	HeartbeatTimeout func()
+	Adopted          func(outcome string) // "running", "exited", "lost"
+	LogLines         func(n int)
+	LogDropped       func(cause string, n int)
+}
+
+// Keys issues the per-instance API keys (the master's keyring).
+type Keys interface {
+	// IssueInstanceKey revokes the instance's key, if any, and returns the
+	// token of a new one, bound to the instance.
+	IssueInstanceKey(id string) (token string, err error)
+	// RevokeInstanceKeys revokes the instance's key (it was deleted).
+	RevokeInstanceKeys(id string)
+}
+
+// Backoff is the restart policy's delay: Base doubling up to Max, back to
+// Base once a process ran for Reset.
+type Backoff struct {
+	Base, Max, Reset time.Duration
 }
 
 // Options configure a Manager.
@@ -51,6 +72,21 @@ type Options struct {
 	Logger    *slog.Logger
 	Now       func() time.Time
 	Hooks     Hooks
+	Keys      Keys // nil: instances get no UNIVERSE_API_KEY
+
+	// Supervisor is the command that runs a supervisor: the universe binary
+	// (default: this executable), to which "supervise <dir>" is appended.
+	Supervisor []string
+	// KeepInstances makes Close leave the instances running under their
+	// supervisors, for the next master to adopt.
+	KeepInstances bool
+	// Restart is the restart policy's backoff (default 1 s, 5 min, 10 min).
+	Restart Backoff
+	// Resync is the period of the reconciler's full pass (default 10 s).
+	Resync time.Duration
+	// Cgroups is the cgroup v2 directory under which instances get their
+	// cgroups; "" disables resource limits, "auto" finds one.
+	Cgroups string
 }
 
 // Manager runs the instances of this node. Build it with New, load the
@@ -61,6 +97,13 @@ type Manager struct {
 	runtimes map[string]runtime.Runtime
 	ports    *Ports
 	baseEnv  []string
+	limits   *limits
+
+	supervisorCmd []string
+	reconcile     chan struct{} // a pass is wanted
+	stopReconcile chan struct{}
+	reconcileDone chan struct{}
+	createBackoff map[string]*createRetry // by configuration; the reconciler's own
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -89,14 +132,48 @@ func New(opt Options) *Manager {
 	if h.Exited == nil {
 		h.Exited = func(string) {}
 	}
+	for _, f := range []*func(){&h.Restarted, &h.CrashLoop, &h.HeartbeatTimeout} {
+		if *f == nil {
+			*f = func() {}
+		}
+	}
+	if h.Adopted == nil {
+		h.Adopted = func(string) {}
+	}
+	if h.LogDropped == nil {
+		h.LogDropped = func(string, int) {}
+	}
+	if opt.Restart.Base <= 0 {
+		opt.Restart.Base = time.Second
+	}
+	if opt.Restart.Max <= 0 {
+		opt.Restart.Max = 5 * time.Minute
+	}
+	if opt.Restart.Reset <= 0 {
+		opt.Restart.Reset = 10 * time.Minute
+	}
+	if opt.Resync <= 0 {
+		opt.Resync = 10 * time.Second
+	}
 	opt.Log.OnLines, opt.Log.OnDropped = h.LogLines, h.LogDropped
 	opt.Log.Now = opt.Now
 	m := &Manager{
-		opt:       opt,
-		log:       opt.Logger,
-		runtimes:  map[string]runtime.Runtime{},
-		ports:     NewPorts(opt.PortFree),
-		instances: map[string]*Instance{},
+		opt:           opt,
+		log:           opt.Logger,
+		runtimes:      map[string]runtime.Runtime{},
+		ports:         NewPorts(opt.PortFree),
+		instances:     map[string]*Instance{},
+		reconcile:     make(chan struct{}, 1),
+		limits:        newLimits(opt.Cgroups, opt.DataDir, opt.Logger),
+		createBackoff: map[string]*createRetry{},
+	}
+	m.supervisorCmd = opt.Supervisor
+	if len(m.supervisorCmd) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			exe = os.Args[0]
+		}
+		m.supervisorCmd = []string{exe}
 	}
 	for _, r := range opt.Runtimes {
 		m.runtimes[r.Name()] = r
@@ -135,44 +212,130 @@ func (m *Manager) masterURL() string {
 
 func (m *Manager) runningDir(id string) string  { return filepath.Join(m.opt.DataDir, "running", id) }
 func (m *Manager) staticDir(name string) string { return filepath.Join(m.opt.DataDir, "static", name) }
-func (m *Manager) logDir(id string) string      { return filepath.Join(m.opt.DataDir, "logs", id) }
 
-// Open loads the stored instance records. A record whose process was
-// running when the master went down is marked OFFLINE ("master restarted");
-// a process of it that is still alive is killed, since nothing can
-// supervise it any more.
+// stateDir holds an instance's log files and its supervisor's socket.
+func (m *Manager) stateDir(id string) string { return filepath.Join(m.opt.DataDir, "instances", id) }
+
+// dropped counts lines a supervisor's throttle dropped.
+func (m *Manager) dropped(n int) { m.opt.Hooks.LogDropped("throttled", n) }
+
+// Limits says whether resource limits are enforced on this node, and why
+// not when they are not.
+func (m *Manager) Limits() api.Limits { return m.limits.status() }
+
+func (m *Manager) isClosing() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closing
+}
+
+// Open loads the stored instance records and adopts every instance whose
+// supervisor still runs: it stays ONLINE with the same pid, and its log
+// goes on with the lines written meanwhile. An instance whose process
+// exited meanwhile becomes OFFLINE with its exit code (and its restart
+// policy applies); one whose supervisor is gone too is OFFLINE, and a
+// leftover process of it is killed. Open then starts the reconciler.
 func (m *Manager) Open() error {
 	recs, err := m.opt.Store.ListInstances()
 	if err != nil {
 		return fmt.Errorf("load instances: %w", err)
 	}
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+		sem   = make(chan struct{}, 16)
+	)
 	for _, info := range recs {
-		lg, err := logs.Open(m.logDir(info.ID), m.opt.Log)
+		lg, err := logs.Open(m.stateDir(info.ID), m.opt.Log)
 		if err != nil {
 			return fmt.Errorf("open log of %s: %w", info.ID, err)
 		}
 		inst := &Instance{m: m, id: info.ID, info: info, log: lg}
-		if s := State(info.State); s == StateCreating || s == StateOnline {
-			if info.ProcessPid != nil {
-				killLeftover(int(*info.ProcessPid), info.ID)
-			}
-			inst.info.State = string(StateOffline)
-			inst.info.Reason = "master restarted"
-			inst.info.ProcessPid = nil
-			lg.System("master restarted: the process is no longer supervised; start the instance again")
-			if err := m.opt.Store.PutInstance(inst.info); err != nil {
-				return fmt.Errorf("store instance %s: %w", info.ID, err)
-			}
-		}
 		m.ports.Reserve(info.ID, info.AllocatedPort)
 		m.instances[info.ID] = inst
+		if s := State(info.State); s != StateCreating && s != StateOnline {
+			supervisor.ClearExit(m.stateDir(info.ID))
+			if info.NextRestartAt != 0 || info.ProcessPid != nil {
+				inst.info.NextRestartAt, inst.info.ProcessPid = 0, nil
+				_ = m.opt.Store.PutInstance(inst.info)
+			}
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := m.adopt(inst); err != nil {
+				errMu.Lock()
+				if first == nil {
+					first = err
+				}
+				errMu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	m.stopReconcile = make(chan struct{})
+	m.reconcileDone = make(chan struct{})
+	go m.reconciler()
+	m.reconcileSoon()
+	return nil
+}
+
+// adopt attaches to the supervisor of an instance that was running when
+// the previous master stopped.
+func (m *Manager) adopt(in *Instance) error {
+	dir := m.stateDir(in.id)
+	if _, err := in.log.Handoff(); err != nil {
+		m.log.Warn("hand off the log file", "instance", in.id, "err", err)
+	}
+	info := in.Info()
+	cl, ok := supervisor.Adopt(dir, supervisor.Options{Sink: in.log, Dropped: m.dropped})
+	if ok {
+		select {
+		case <-cl.Done():
+		default:
+			m.limits.adopted(in.id, info.AllocatedRAMMB, info.AllocatedCPU)
+			in.running(cl, "", nil, "")
+			m.opt.Hooks.Adopted("running")
+			m.log.Info("instance adopted", "instance", in.id, "pid", cl.Pid())
+			return nil
+		}
+		// It exited while the master was down; the exit is recorded.
+		m.opt.Hooks.Adopted("exited")
+		in.mu.Lock()
+		in.proc, in.exited = cl, make(chan struct{})
+		in.mu.Unlock()
+		in.watch(cl, in.exited)
+		return nil
+	}
+	m.opt.Hooks.Adopted("lost")
+	if info.ProcessPid != nil {
+		killLeftover(int(*info.ProcessPid), in.id)
+	}
+	if err := in.log.Takeback(); err != nil {
+		m.log.Warn("take back the log file", "instance", in.id, "err", err)
+	}
+	m.limits.release(in.id)
+	reason := "supervisor lost while the master was down"
+	if State(info.State) == StateCreating {
+		reason = "the master stopped while it was being created"
+	}
+	in.setOffline(reason)
 	return nil
 }
 
 // killLeftover kills the process group of pid if it is still the process
 // of instance id (its environment says so; pids are reused).
 func killLeftover(pid int, id string) {
+	if pid <= 0 {
+		return
+	}
 	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil || !strings.Contains("\x00"+string(env), "\x00UNIVERSE_INSTANCE_ID="+id+"\x00") {
 		return
@@ -180,8 +343,10 @@ func killLeftover(pid int, id string) {
 	_ = killGroup(pid)
 }
 
-// Close stops every running instance gracefully (each within its stop
-// timeout, all at once), waits for background actions and closes the logs.
+// Close ends the manager. By default it stops every running instance
+// gracefully (each within its stop timeout, all at once); with
+// KeepInstances it detaches from them, and they run on under their
+// supervisors. It waits for background actions and closes the logs.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closing = true
@@ -190,11 +355,26 @@ func (m *Manager) Close() error {
 		all = append(all, in)
 	}
 	m.mu.Unlock()
+	if m.stopReconcile != nil {
+		close(m.stopReconcile)
+		<-m.reconcileDone
+	}
 	var wg sync.WaitGroup
 	for _, in := range all {
+		in.mu.Lock()
+		in.cancelRestartLocked()
+		in.stopHeartbeat()
+		p := in.proc
+		in.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if m.opt.KeepInstances {
+				if p != nil {
+					p.Detach()
+				}
+				return
+			}
 			in.action.Lock()
 			defer in.action.Unlock()
 			in.stop("master shutting down")
@@ -334,15 +514,21 @@ func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
 		m.mu.Unlock()
 		return api.InstanceInfo{}, universe.Errorf(universe.EUNAVAILABLE, "the master is shutting down")
 	}
+	id := ""
 	if cfg.Static {
-		for _, in := range m.instances {
-			if in.configName() == name {
-				m.mu.Unlock()
-				return api.InstanceInfo{}, universe.Errorf(universe.ECONFLICT, "static configuration %s already has its instance %s", name, in.id)
-			}
+		// A static configuration has one instance, whose id is its name.
+		if in, ok := m.instances[name]; ok {
+			m.mu.Unlock()
+			return api.InstanceInfo{}, universe.Errorf(universe.ECONFLICT, "static configuration %s already has its instance %s", name, in.id)
 		}
+		id = name
+	} else {
+		id = m.newID()
 	}
-	id := m.newID()
+	if max := maxActive(cfg); max > 0 && m.activeLocked(name, nil) >= max {
+		m.mu.Unlock()
+		return api.InstanceInfo{}, universe.Errorf(universe.ECONFLICT, "configuration %s has its maximum of %d active instances", name, max)
+	}
 	port, err := m.ports.Allocate(id, cfg.AvailablePorts)
 	if err != nil {
 		m.mu.Unlock()
@@ -368,10 +554,10 @@ func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
 		if in.log != nil {
 			_ = in.log.Close(nil)
 		}
-		_ = os.RemoveAll(m.logDir(id))
+		_ = os.RemoveAll(m.stateDir(id))
 		return api.InstanceInfo{}, err
 	}
-	lg, err := logs.Open(m.logDir(id), m.opt.Log)
+	lg, err := logs.Open(m.stateDir(id), m.opt.Log)
 	if err != nil {
 		return fail(fmt.Errorf("open instance log: %w", err))
 	}
@@ -388,6 +574,56 @@ func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
 	}
 	in.start(by)
 	return in.Info(), nil
+}
+
+// maxActive is the cap on active instances of cfg (0: none).
+func maxActive(cfg api.Configuration) int {
+	if cfg.Static {
+		return 1
+	}
+	return cfg.MaximumServiceCount
+}
+
+// activeLocked counts the active instances of configuration name, but
+// except. Caller holds m.mu.
+func (m *Manager) activeLocked(name string, except *Instance) int {
+	n := 0
+	for _, in := range m.instances {
+		if in == except {
+			continue
+		}
+		in.mu.Lock()
+		if in.info.ConfigurationName == name && in.activeLocked() {
+			n++
+		}
+		in.mu.Unlock()
+	}
+	return n
+}
+
+// admit checks that starting in keeps its configuration within its
+// maximum. Errors: ECONFLICT.
+func (m *Manager) admit(in *Instance) error {
+	name := in.configName()
+	cfg, err := m.opt.Store.GetConfiguration(name)
+	if err != nil {
+		return nil // start reports it
+	}
+	cfg = Normalize(cfg)
+	max := maxActive(cfg)
+	if max == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.activeLocked(name, in) >= max {
+		return universe.Errorf(universe.ECONFLICT, "configuration %s has its maximum of %d active instances", name, max)
+	}
+	// Counted from now on, so that a concurrent start or create sees it.
+	in.mu.Lock()
+	in.info.State = string(StateCreating)
+	in.mu.Unlock()
+	return nil
 }
 
 // deploy prepares the working dir: templates (dynamic instances only) and
@@ -488,9 +724,13 @@ func (m *Manager) Delete(id, by string) error {
 			m.log.Warn("remove working dir", "instance", id, "err", err)
 		}
 	}
-	if err := os.RemoveAll(m.logDir(id)); err != nil {
-		m.log.Warn("remove log dir", "instance", id, "err", err)
+	if err := os.RemoveAll(m.stateDir(id)); err != nil {
+		m.log.Warn("remove state dir", "instance", id, "err", err)
 	}
+	if m.opt.Keys != nil {
+		m.opt.Keys.RevokeInstanceKeys(id)
+	}
+	m.reconcileSoon()
 	m.log.Info("instance deleted", "instance", id, "by", by)
 	return nil
 }

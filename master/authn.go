@@ -113,12 +113,37 @@ func ceilDiv(d, unit time.Duration) int64 {
 // insufficient_scope hint in WWW-Authenticate.
 func (m *Master) requireAll(c *gin.Context) {
 	if callerKey(c).Scope() != universe.ScopeAll {
-		m.metrics.authFailures.WithLabelValues("insufficient_scope").Inc()
-		c.Header("WWW-Authenticate", `Bearer realm="universe", error="insufficient_scope"`)
-		fail(c, errUnauthorized)
+		m.rejectScope(c)
 		return
 	}
 	c.Next()
+}
+
+// requireUserKey admits ALL and PUBLIC keys: an instance's key gets the
+// same 401 as a PUBLIC key on an admin route.
+func (m *Master) requireUserKey(c *gin.Context) {
+	if callerKey(c).Scope() == universe.ScopeInstance {
+		m.rejectScope(c)
+		return
+	}
+	c.Next()
+}
+
+// requireAllOrInstance admits ALL keys, and the key of the instance named
+// by the route's :id.
+func (m *Master) requireAllOrInstance(c *gin.Context) {
+	k := callerKey(c)
+	if k.Scope() == universe.ScopeAll || (k.Scope() == universe.ScopeInstance && k.Instance() == c.Param("id")) {
+		c.Next()
+		return
+	}
+	m.rejectScope(c)
+}
+
+func (m *Master) rejectScope(c *gin.Context) {
+	m.metrics.authFailures.WithLabelValues("insufficient_scope").Inc()
+	c.Header("WWW-Authenticate", `Bearer realm="universe", error="insufficient_scope"`)
+	fail(c, errUnauthorized)
 }
 
 // callerKey returns the authenticated key; only valid behind authenticate.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/instance/logs"
 	"github.com/universe-orchestrator/universe/instance/template"
 	"github.com/universe-orchestrator/universe/master/auth"
@@ -37,6 +38,17 @@ type Config struct {
 	MaxUploadBytes int64                 // body limit of template file uploads and imports (default 256 MiB)
 	ImportLimits   template.ImportLimits // limits of one zip import
 	InstanceLog    logs.Options          // ring size, file rotation, line rate of instance logs
+	// KeepInstances leaves instances running when the master stops, for
+	// the next master to adopt (default: stop them gracefully).
+	KeepInstances bool
+	// CgroupParent is where instance cgroups go: "auto" (default), "off",
+	// or a cgroup v2 directory.
+	CgroupParent string
+	// Supervisor is the binary run as each instance's supervisor (default:
+	// this executable); RestartBackoff and Resync tune supervision.
+	Supervisor     []string
+	RestartBackoff instance.Backoff
+	Resync         time.Duration
 
 	// Console, when set, is read as the master's terminal console (readline
 	// when it is a terminal, lines otherwise); output goes to ConsoleOut.
@@ -63,6 +75,7 @@ func DefaultConfig() Config {
 		TemplatesDir:    "./templates",
 		ConfigDir:       "./configuration",
 		MaxUploadBytes:  256 << 20,
+		CgroupParent:    "auto",
 	}
 }
 

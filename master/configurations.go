@@ -57,7 +57,11 @@ func (m *Master) putConfiguration(cfg api.Configuration) error {
 	if err := instance.Validate(cfg, m.instances.Runtimes(), m.templates); err != nil {
 		return err
 	}
-	return m.db.PutConfiguration(cfg)
+	if err := m.db.PutConfiguration(cfg); err != nil {
+		return err
+	}
+	m.instances.ConfigurationChanged()
+	return nil
 }
 
 func (m *Master) handleConfigDelete(c *gin.Context) {
@@ -81,12 +85,19 @@ func (m *Master) deleteConfiguration(name string, force bool, by string) error {
 	if len(live) > 0 && !force {
 		return universe.Errorf(universe.ECONFLICT, "configuration %s has %d live instances; stop them first or delete with ?force=true", name, len(live))
 	}
-	for _, id := range live {
-		in, err := m.instances.Get(id)
-		if err != nil {
-			continue
+	stop := func() {
+		for _, id := range m.instances.Live(name) {
+			if in, err := m.instances.Get(id); err == nil {
+				in.StopWait(by)
+			}
 		}
-		in.StopWait(by)
 	}
-	return m.db.DeleteConfiguration(name)
+	stop()
+	if err := m.db.DeleteConfiguration(name); err != nil {
+		return err
+	}
+	if force {
+		stop() // one the reconciler started meanwhile
+	}
+	return nil
 }

@@ -182,8 +182,9 @@ func TestConfigReloadAndConsole(t *testing.T) {
 	}
 }
 
-// A record left ONLINE by a master that died is OFFLINE ("master
-// restarted") on the next start, with its log and port kept.
+// A record left ONLINE by a master that died, whose supervisor is gone too,
+// is OFFLINE ("supervisor lost ...") on the next start, with its log and
+// port kept.
 func TestRecordsAfterMasterCrash(t *testing.T) {
 	dir, tpl := t.TempDir(), t.TempDir()
 	db, err := storage.Open(dir, storage.Options{})
@@ -200,11 +201,11 @@ func TestRecordsAfterMasterCrash(t *testing.T) {
 	_ = db.Close()
 	e := newEnv(t, func(c *master.Config) { c.DataDir, c.TemplatesDir = dir, tpl })
 	got := e.info("abc123")
-	if got.State != "OFFLINE" || got.Reason != "master restarted" || got.ProcessPid != nil {
+	if got.State != "OFFLINE" || got.Reason != "supervisor lost while the master was down" || got.ProcessPid != nil {
 		t.Fatalf("after a crash %+v", got)
 	}
 	logs := decode[api.Logs](t, e.do("GET", "/api/instances/abc123/logs", e.admin, ""))
-	if len(logs.Lines) != 1 || !strings.Contains(logs.Lines[0], "master restarted") {
+	if len(logs.Lines) != 1 || !strings.Contains(logs.Lines[0], "supervisor lost") {
 		t.Fatalf("log %+v", logs.Lines)
 	}
 	node := decode[api.Node](t, e.do("GET", "/api/node", e.public, ""))

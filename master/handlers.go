@@ -29,6 +29,7 @@ func (m *Master) handleNode(c *gin.Context) {
 		StartedAt: m.startedAt.UnixMilli(),
 		UptimeMs:  now.Sub(m.startedAt).Milliseconds(),
 		Instances: counts,
+		Limits:    m.instances.Limits(),
 	})
 }
 
@@ -140,7 +141,7 @@ func keyJSON(r universe.KeyRecord, now time.Time) api.Key {
 	return api.Key{
 		ID: r.ID, Label: r.Label, Scope: string(r.Scope),
 		CreatedAt: millis(r.CreatedAt), LastUsedAt: millis(r.LastUsedAt), ExpiresAt: millis(r.ExpiresAt),
-		Expired: r.Expired(now),
+		Expired: r.Expired(now), Instance: r.Instance,
 	}
 }
 

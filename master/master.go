@@ -115,6 +115,13 @@ func New(cfg Config) (*Master, error) {
 		Logger:    m.log,
 		Now:       cfg.Now,
 		Hooks:     m.metrics.instanceHooks(),
+		Keys:      keys,
+
+		Supervisor:    cfg.Supervisor,
+		KeepInstances: cfg.KeepInstances,
+		Restart:       cfg.RestartBackoff,
+		Resync:        cfg.Resync,
+		Cgroups:       cfg.CgroupParent,
 	})
 	m.metrics.registerInstances(m.instances)
 	if err := m.instances.Open(); err != nil {

@@ -25,6 +25,10 @@ type metrics struct {
 	liveLogSubs  prometheus.Gauge
 	logLines     prometheus.Counter
 	logDropped   *prometheus.CounterVec
+	restarts     prometheus.Counter
+	crashLoops   prometheus.Counter
+	heartbeats   prometheus.Counter
+	adoptions    *prometheus.CounterVec
 	statusLabel  [600]string
 }
 
@@ -72,12 +76,28 @@ func newMetrics(keys *auth.Keyring) *metrics {
 			Name: "universe_log_lines_dropped_total",
 			Help: "Instance log lines dropped, by cause: throttled (over the per-instance line rate) or slow_client (one live-log client fell behind).",
 		}, []string{"cause"}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "universe_instance_policy_restarts_total",
+			Help: "Instance processes started again by their restart policy.",
+		}),
+		crashLoops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "universe_instance_crash_loops_total",
+			Help: "Instances whose restart policy gave up: too many exits within the crash-loop window.",
+		}),
+		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "universe_instance_heartbeat_timeouts_total",
+			Help: "Instances taken OFFLINE because their heartbeat stopped.",
+		}),
+		adoptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "universe_instance_adoptions_total",
+			Help: "Instances found running when the master started, by outcome: running (re-adopted), exited (exited meanwhile), lost (supervisor gone).",
+		}, []string{"outcome"}),
 	}
 	for i := range m.statusLabel {
 		m.statusLabel[i] = strconv.Itoa(i)
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.authFailures, m.rateLimited, m.wsSessions,
-		m.starts, m.exits, m.liveLogSubs, m.logLines, m.logDropped,
+		m.starts, m.exits, m.liveLogSubs, m.logLines, m.logDropped, m.restarts, m.crashLoops, m.heartbeats, m.adoptions,
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
 			// The live heap after the last GC: the size of what the master keeps.
 			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)},
@@ -116,9 +136,13 @@ func (m *metrics) instanceHooks() instance.Hooks {
 		dropped[c] = m.logDropped.WithLabelValues(c)
 	}
 	return instance.Hooks{
-		Started:  m.starts.Inc,
-		Exited:   func(reason string) { m.exits.WithLabelValues(reason).Inc() },
-		LogLines: func(n int) { m.logLines.Add(float64(n)) },
+		Started:          m.starts.Inc,
+		Exited:           func(reason string) { m.exits.WithLabelValues(reason).Inc() },
+		Restarted:        m.restarts.Inc,
+		CrashLoop:        m.crashLoops.Inc,
+		HeartbeatTimeout: m.heartbeats.Inc,
+		Adopted:          func(outcome string) { m.adoptions.WithLabelValues(outcome).Inc() },
+		LogLines:         func(n int) { m.logLines.Add(float64(n)) },
 		LogDropped: func(cause string, n int) {
 			if c, ok := dropped[cause]; ok {
 				c.Add(float64(n))

@@ -29,8 +29,13 @@ func (m *Master) routes() (*gin.Engine, error) {
 	open.GET("/ping", m.handlePing)
 	open.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{})))
 
-	// Any valid key (PUBLIC keys are rate limited here).
-	public := e.Group("/api", m.authenticate)
+	// Routes an instance's own key may use too, for its instance only.
+	keyed := e.Group("/api", m.authenticate)
+	keyed.GET("/instances/:id", m.requireAllOrInstance, m.handleInstanceGet)
+	keyed.PUT("/instances/:id/state", m.requireAllOrInstance, m.handleInstanceState)
+
+	// ALL and PUBLIC keys (PUBLIC keys are rate limited in authenticate).
+	public := keyed.Group("", m.requireUserKey)
 	public.GET("/node", m.handleNode)
 	public.GET("/auth", m.handleAuth)
 	public.POST("/auth/verify", m.handleAuthVerify)
@@ -71,11 +76,9 @@ func (m *Master) routes() (*gin.Engine, error) {
 
 	admin.GET("/instances", m.handleInstanceList)
 	admin.POST("/instances", m.handleInstanceCreate)
-	admin.GET("/instances/:id", m.handleInstanceGet)
 	admin.DELETE("/instances/:id", m.handleInstanceDelete)
 	admin.PATCH("/instances/:id/lifecycle", m.handleInstanceLifecycle)
 	admin.POST("/instances/:id/execute", m.handleInstanceExecute)
-	admin.PUT("/instances/:id/state", m.handleInstanceState)
 	admin.GET("/instances/:id/logs", m.handleInstanceLogs)
 	admin.GET("/instances/:id/live-log", m.handleLiveLog)
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"io"
 	"net/http"
 	"os"
@@ -334,6 +335,7 @@ func TestCrashSafety(t *testing.T) {
 // UNIVERSE_CRASH_HELPER_DIR set it creates keys until killed, printing each
 // one after Create has returned (acknowledged).
 func TestMain(m *testing.M) {
+	supervisor.RunIfChild()
 	if dir := os.Getenv("UNIVERSE_CRASH_HELPER_DIR"); dir != "" {
 		os.Exit(crashHelper(dir))
 	}

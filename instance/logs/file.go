@@ -156,6 +156,33 @@ func loadTail(dir string, count, keep int) []api.LogLine {
 	return out
 }
 
+// readSince returns the lines of the files in dir numbered from on, oldest
+// first (older files are read only while the newer ones start after from).
+func readSince(dir string, count int, from uint64) []api.LogLine {
+	r := &rotator{dir: dir}
+	var chunks [][]api.LogLine
+	for i := 0; i < count; i++ {
+		data, err := os.ReadFile(r.path(i))
+		if err != nil {
+			continue
+		}
+		lines := parseRecords(data)
+		chunks = append(chunks, lines)
+		if len(lines) > 0 && lines[0].Seq <= from {
+			break
+		}
+	}
+	var out []api.LogLine
+	for i := len(chunks) - 1; i >= 0; i-- {
+		for _, ln := range chunks[i] {
+			if ln.Seq >= from {
+				out = append(out, ln)
+			}
+		}
+	}
+	return out
+}
+
 func parseRecords(data []byte) []api.LogLine {
 	var out []api.LogLine
 	for len(data) > 0 {

@@ -26,6 +26,12 @@ type Options struct {
 	OnLines    func(n int)               // lines accepted (any stream)
 	OnDropped  func(cause string, n int) // lines dropped: "throttled" or "slow_client"
 	OnWarnFile func(err error)           // the log file could not be written
+	// FileSync writes every batch to the file at once instead of within
+	// 100 ms: the supervisor's log, which others read while it runs.
+	FileSync bool
+	// MinNext is the lowest sequence number the next line may get (the
+	// numbering of a log whose file was handed over).
+	MinNext uint64
 }
 
 func (o Options) withDefaults() Options {
@@ -68,7 +74,15 @@ type Log struct {
 	next uint64        // seq of the next line; the first line is 1
 	subs map[*Sub]struct{}
 	file *rotator
+	dir  string
 	done bool
+
+	// While another process (the instance's supervisor) owns the file, the
+	// log is external: lines arrive numbered through Append, and system
+	// lines go to forward (or wait in pending until it is set).
+	external bool
+	forward  func(line string)
+	pending  []string
 
 	// throttle (token bucket over stdout+stderr lines)
 	tokens     float64
@@ -84,7 +98,7 @@ type Log struct {
 // after the last of them.
 func Open(dir string, opt Options) (*Log, error) {
 	opt = opt.withDefaults()
-	l := &Log{opt: opt, next: 1, subs: map[*Sub]struct{}{}, tokens: float64(opt.LineRate), last: opt.Now()}
+	l := &Log{opt: opt, next: 1, dir: dir, subs: map[*Sub]struct{}{}, tokens: float64(opt.LineRate), last: opt.Now()}
 	if dir != "" {
 		f, old, err := openRotator(dir, opt.FileBytes, opt.FileCount, opt.RingLines)
 		if err != nil {
@@ -98,7 +112,148 @@ func Open(dir string, opt Options) (*Log, error) {
 			l.next = old[len(old)-1].Seq + 1
 		}
 	}
+	if l.next < opt.MinNext {
+		l.next = opt.MinNext
+	}
 	return l, nil
+}
+
+// Handoff gives the file to another writer: the file is flushed and closed,
+// and from now on lines arrive through Append and system lines go to the
+// forwarder set by Forward. It returns the sequence number the other writer
+// must continue with.
+func (l *Log) Handoff() (next uint64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.external {
+		l.external = true
+		if l.flushTimer != nil {
+			l.flushTimer.Stop()
+			l.flushTimer = nil
+		}
+		if l.file != nil {
+			err = l.file.close()
+		}
+	}
+	return l.next, err
+}
+
+// Forward sets where system lines go while the log is external; lines
+// written before it was set are handed to f first. f must not block.
+func (l *Log) Forward(f func(line string)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.external {
+		return
+	}
+	l.forward = f
+	for _, line := range l.pending {
+		f(line)
+	}
+	l.pending = nil
+}
+
+// Takeback makes the log own its file again (the other writer has closed
+// it): lines of the file this log has not seen yet are read first, and
+// system lines that could not be forwarded are written.
+func (l *Log) Takeback() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.external {
+		return nil
+	}
+	if l.dir != "" {
+		l.catchUpLocked(0)
+	}
+	l.external, l.forward = false, nil
+	var err error
+	if l.file != nil {
+		err = l.file.open()
+	}
+	pending := l.pending
+	l.pending = nil
+	for _, line := range pending {
+		l.systemLocked(line)
+	}
+	return err
+}
+
+// External says whether another writer owns the file.
+func (l *Log) External() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.external
+}
+
+// Append adds lines numbered by the writer that owns the file. Lines this
+// log has already are skipped; lines it missed are read from the file (or
+// given to subscribers as a gap if the file lacks them).
+func (l *Log) Append(lines []api.LogLine) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done || len(lines) == 0 {
+		return
+	}
+	first := l.next
+	n := 0
+	for _, ln := range lines {
+		if ln.Seq < l.next {
+			continue
+		}
+		if ln.Seq > l.next {
+			l.catchUpLocked(ln.Seq)
+		}
+		l.next = ln.Seq + 1
+		l.push(ln)
+		n++
+	}
+	l.publish(first)
+	l.opt.OnLines(n)
+}
+
+// CatchUp reads from the file the lines before seq to that this log has not
+// seen (the other writer wrote them while nobody listened).
+func (l *Log) CatchUp(to uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done || to <= l.next {
+		return
+	}
+	first := l.next
+	l.catchUpLocked(to)
+	l.publish(first)
+}
+
+// catchUpLocked pushes lines next..to-1 from the file into the ring (to 0:
+// every newer line of the file). Lines the file lacks become a gap for the
+// subscribers. It does not publish. Caller holds mu.
+func (l *Log) catchUpLocked(to uint64) {
+	if l.dir != "" {
+		for _, ln := range readSince(l.dir, l.opt.FileCount, l.next) {
+			if to != 0 && ln.Seq >= to {
+				break
+			}
+			if ln.Seq < l.next {
+				continue
+			}
+			if ln.Seq > l.next {
+				l.gapLocked(l.next, ln.Seq-1)
+			}
+			l.push(ln)
+			l.next = ln.Seq + 1
+		}
+	}
+	if to > l.next {
+		l.gapLocked(l.next, to-1)
+		l.next = to
+	}
+}
+
+// gapLocked tells subscribers lines from..to will never come. Caller holds mu.
+func (l *Log) gapLocked(from, to uint64) {
+	for s := range l.subs {
+		s.gap(from, to)
+	}
 }
 
 // push stores one line in the ring. Caller holds mu (or owns l).
@@ -190,19 +345,33 @@ func (l *Log) reportDropped(ts int64) {
 	}
 }
 
-// System appends a system line (lifecycle events); never throttled.
+// System appends a system line (lifecycle events); never throttled. While
+// the log is external the line goes to the file's owner.
 func (l *Log) System(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.done {
 		return
 	}
+	line = strings.ReplaceAll(line, "\n", " ")
+	if l.external {
+		if l.forward != nil {
+			l.forward(line)
+		} else {
+			l.pending = append(l.pending, line)
+		}
+		return
+	}
+	l.systemLocked(line)
+}
+
+func (l *Log) systemLocked(line string) {
 	ts := l.opt.Now().UnixMilli()
 	if l.dropped > 0 {
 		l.reportDropped(ts)
 	}
 	first := l.next
-	l.appendLocked(api.LogLine{Seq: l.next, TS: ts, Stream: api.StreamSystem, Line: strings.ReplaceAll(line, "\n", " ")})
+	l.appendLocked(api.LogLine{Seq: l.next, TS: ts, Stream: api.StreamSystem, Line: line})
 	l.publish(first)
 	l.opt.OnLines(1)
 }
@@ -220,7 +389,7 @@ func (l *Log) Flush() {
 		l.reportDropped(l.opt.Now().UnixMilli())
 		l.publish(first)
 	}
-	if l.file != nil {
+	if l.file != nil && !l.external {
 		if err := l.file.flush(); err != nil {
 			l.opt.OnWarnFile(err)
 		}
@@ -230,7 +399,7 @@ func (l *Log) Flush() {
 func (l *Log) appendLocked(ln api.LogLine) {
 	l.next++
 	l.push(ln)
-	if l.file != nil {
+	if l.file != nil && !l.external {
 		if err := l.file.write(ln); err != nil {
 			l.opt.OnWarnFile(err)
 		}
@@ -245,8 +414,14 @@ const fileFlushDelay = 100 * time.Millisecond
 // publish hands lines first..next-1 (in the ring) to every subscriber and
 // schedules a flush of the file. Caller holds mu.
 func (l *Log) publish(first uint64) {
-	if l.file != nil && l.flushTimer == nil && l.file.buffered() {
-		l.flushTimer = time.AfterFunc(fileFlushDelay, l.flushFile)
+	if l.file != nil && !l.external && l.file.buffered() {
+		if l.opt.FileSync {
+			if err := l.file.flush(); err != nil {
+				l.opt.OnWarnFile(err)
+			}
+		} else if l.flushTimer == nil {
+			l.flushTimer = time.AfterFunc(fileFlushDelay, l.flushFile)
+		}
 	}
 	n := int(l.next - first)
 	if n == 0 || len(l.subs) == 0 {
@@ -274,7 +449,7 @@ func (l *Log) flushFile() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.flushTimer = nil
-	if l.done || l.file == nil {
+	if l.done || l.file == nil || l.external {
 		return
 	}
 	if err := l.file.flush(); err != nil {
@@ -338,7 +513,7 @@ func (l *Log) Close(final *api.InstanceInfo) error {
 		s.end()
 	}
 	l.subs = map[*Sub]struct{}{}
-	if l.file != nil {
+	if l.file != nil && !l.external {
 		return l.file.close()
 	}
 	return nil

@@ -72,7 +72,12 @@ func (ProcessRuntime) Start(spec Spec) (Process, error) {
 	cmd.Dir = spec.Dir
 	cmd.Env = spec.Env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own group, so that signals reach everything it spawns; killed
+	// with its supervisor, so that it never runs unsupervised.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if spec.CgroupFD > 0 {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, spec.CgroupFD
+	}
 	err = cmd.Start()
 	closeAll(inR, outW, errW) // the child has its copies
 	if err != nil {

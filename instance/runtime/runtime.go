@@ -1,11 +1,14 @@
 // Package runtime starts instance processes. A Runtime turns a Spec into a
-// running Process whose output arrives line by line; the instance manager
-// does the rest (logs, state, ports). The "process" runtime needs no other
-// program; tmux and screen come later.
+// running Process whose output arrives line by line. Runtimes run inside an
+// instance's supervisor (package supervisor), which logs the output; the
+// master only asks whether a runtime is available here. The "process"
+// runtime needs no other program; "tmux" and "screen" need theirs.
 package runtime
 
 import (
 	"syscall"
+
+	universe "github.com/universe-orchestrator/universe"
 )
 
 // MaxLine is the longest line handed out; longer lines are split into
@@ -24,6 +27,13 @@ type Spec struct {
 	// order per stream. It is called from the runtime's reader goroutines
 	// and must not block for long: the process waits meanwhile.
 	Output func(stream string, lines []string)
+	// Name names the process for runtimes that show it (the tmux or screen
+	// session), StateDir is a private directory for the runtime's files.
+	Name     string
+	StateDir string
+	// CgroupFD, when > 0, is an open cgroup v2 directory the process starts
+	// in (it is never moved in after it started).
+	CgroupFD int
 }
 
 // Process is a started process and everything it spawned.
@@ -52,4 +62,19 @@ type Runtime interface {
 	Available() error
 	// Start starts spec. The process runs until it exits or is signalled.
 	Start(spec Spec) (Process, error)
+}
+
+// Builtin returns every runtime this binary has.
+func Builtin() []Runtime {
+	return []Runtime{ProcessRuntime{}, NewTmux(), NewScreen()}
+}
+
+// ByName returns the built-in runtime called name. Errors: EINVALID.
+func ByName(name string) (Runtime, error) {
+	for _, r := range Builtin() {
+		if r.Name() == name {
+			return r, nil
+		}
+	}
+	return nil, universe.Errorf(universe.EINVALID, "unknown runtime %q", name)
 }

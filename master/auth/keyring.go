@@ -62,6 +62,9 @@ func (k *Key) Label() string { return k.rec.Label }
 // Scope returns the key's scope.
 func (k *Key) Scope() universe.Scope { return k.rec.Scope }
 
+// Instance returns the instance an INSTANCE key is bound to ("" otherwise).
+func (k *Key) Instance() string { return k.rec.Instance }
+
 // ExpiresAt returns the expiry, zero if the key does not expire.
 func (k *Key) ExpiresAt() time.Time { return k.rec.ExpiresAt }
 
@@ -178,6 +181,41 @@ func (r *Keyring) Create(label string, scope universe.Scope, expiresIn time.Dura
 	r.insert(k)
 	r.mu.Unlock()
 	return k, token, nil
+}
+
+// IssueInstanceKey revokes the key of instance id, if any, and creates a
+// new ScopeInstance key bound to it; the token is returned, never stored.
+func (r *Keyring) IssueInstanceKey(id string) (string, error) {
+	r.RevokeInstanceKeys(id)
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	kid := r.freshID()
+	token := NewToken()
+	rec := universe.KeyRecord{ID: kid, Label: "instance." + id + "." + kid, Scope: universe.ScopeInstance,
+		Hash: HashToken(token), CreatedAt: r.now().UTC(), Instance: id}
+	if err := r.store.CreateKey(rec); err != nil {
+		return "", err
+	}
+	k := newKey(rec)
+	r.mu.Lock()
+	r.insert(k)
+	r.mu.Unlock()
+	return token, nil
+}
+
+// RevokeInstanceKeys revokes every key bound to instance id.
+func (r *Keyring) RevokeInstanceKeys(id string) {
+	r.mu.RLock()
+	var ids []string
+	for kid, k := range r.byID {
+		if k.rec.Scope == universe.ScopeInstance && k.rec.Instance == id {
+			ids = append(ids, kid)
+		}
+	}
+	r.mu.RUnlock()
+	for _, kid := range ids {
+		_, _ = r.Revoke(kid)
+	}
 }
 
 // freshID returns an id used neither as an id nor as a label. Caller holds writeMu.

@@ -1,0 +1,122 @@
+package instance
+
+import (
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+)
+
+// reconcileSoon asks for a reconciler pass (exits, deletes, configuration
+// changes). It never blocks.
+func (m *Manager) reconcileSoon() {
+	select {
+	case m.reconcile <- struct{}{}:
+	default:
+	}
+}
+
+// ConfigurationChanged tells the reconciler a configuration was stored or
+// deleted.
+func (m *Manager) ConfigurationChanged() { m.reconcileSoon() }
+
+// reconciler keeps every configuration at its minimumServiceCount of
+// active instances: one pass whenever something changed, and a full pass
+// every Resync. It is the only creator of instances besides the API, and
+// creates go through Create, which checks the maximum under the manager's
+// lock: concurrent calls cannot push a configuration above it.
+func (m *Manager) reconciler() {
+	defer close(m.reconcileDone)
+	t := time.NewTicker(m.opt.Resync)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stopReconcile:
+			return
+		case <-m.reconcile:
+		case <-t.C:
+		}
+		m.reconcilePass()
+	}
+}
+
+// createRetry is the reconciler's memory of its creates for one
+// configuration: instances it has to replace again and again (they crash,
+// fail to deploy, get deleted) are replaced with a growing delay.
+type createRetry struct {
+	last  time.Time     // last pass that created
+	delay time.Duration // current delay; 0 = none
+	until time.Time     // no create before
+}
+
+// reconcilePass creates the instances missing below each configuration's
+// minimum. Replacing within the backoff's reset period (10 min) of the
+// previous create doubles a delay (1 s to 5 min) before the next one, so a
+// configuration whose instances cannot run does not spawn without end. An
+// instance that failed stops counting as active as soon as it is OFFLINE
+// without a pending restart.
+func (m *Manager) reconcilePass() {
+	cfgs, err := m.opt.Store.ListConfigurations()
+	if err != nil {
+		m.log.Error("reconciler: list configurations", "err", err)
+		return
+	}
+	now := m.opt.Now()
+	b := m.opt.Restart
+	var wait time.Duration
+	for _, cfg := range cfgs {
+		cfg = Normalize(cfg)
+		want := cfg.MinimumServiceCount
+		if cfg.Static && want > 1 {
+			want = 1
+		}
+		if want == 0 {
+			continue
+		}
+		m.mu.Lock()
+		have := m.activeLocked(cfg.Name, nil)
+		closing := m.closing
+		m.mu.Unlock()
+		if closing {
+			return
+		}
+		if have >= want {
+			continue
+		}
+		r := m.createBackoff[cfg.Name]
+		if r == nil {
+			r = &createRetry{}
+			m.createBackoff[cfg.Name] = r
+		}
+		if now.Before(r.until) {
+			if d := r.until.Sub(now); wait == 0 || d < wait {
+				wait = d
+			}
+			continue
+		}
+		if !r.last.IsZero() && now.Sub(r.last) < b.Reset {
+			r.delay = min(max(r.delay*2, b.Base), b.Max)
+		} else {
+			r.delay = 0
+		}
+		r.last, r.until = now, now.Add(r.delay)
+		if cfg.Static {
+			if in, err := m.Get(cfg.Name); err == nil {
+				_ = in.StartWait("reconciler") // the static instance exists: start it again
+				continue
+			}
+		}
+		for ; have < want; have++ {
+			info, err := m.Create(cfg.Name, "reconciler")
+			if universe.ErrorCode(err) == universe.ECONFLICT {
+				break // at its maximum
+			}
+			if err != nil || info.State != string(StateOnline) {
+				m.log.Warn("reconciler: create failed", "configuration", cfg.Name, "err", err, "reason", info.Reason)
+				break
+			}
+		}
+	}
+	if wait > 0 {
+		time.AfterFunc(wait, m.reconcileSoon)
+	}
+}

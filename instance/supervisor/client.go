@@ -1,0 +1,391 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// Sink receives what a supervisor reports of its log (logs.Log is one, with
+// a counter for throttled lines added).
+type Sink interface {
+	// Total is the sequence number of the last line the sink has.
+	Total() uint64
+	// Append adds lines numbered by the supervisor.
+	Append(lines []api.LogLine)
+	// CatchUp reads lines before seq to from the file.
+	CatchUp(to uint64)
+	// Forward sets where the sink's system lines go.
+	Forward(func(line string))
+}
+
+// Options of a Client.
+type Options struct {
+	Sink    Sink
+	Dropped func(n int) // lines the supervisor's throttle dropped (may be nil)
+}
+
+// startTimeout bounds a supervisor's start: reading the spec, opening the
+// log and starting the process.
+const startTimeout = 15 * time.Second
+
+// Client is the master's side of one supervisor: a runtime.Process whose
+// output goes to the Sink. It ends (Done) when the process has exited and
+// the exit is collected, when the supervisor is lost, or when the master
+// detaches from it.
+type Client struct {
+	dir  string
+	opt  Options
+	pid  int
+	spid int // the supervisor's pid, 0 if unknown
+
+	sendMu sync.Mutex
+	c      *codec
+
+	mu       sync.Mutex
+	nextID   uint64
+	waiting  map[uint64]chan *msg
+	detached bool
+	lost     bool
+	code     int
+	done     chan struct{}
+}
+
+// Start starts a supervisor with command (the universe binary and its
+// arguments before the subcommand) for spec, with its state in dir, and
+// attaches to it. The log's file must have been handed off (spec.NextSeq).
+func Start(command []string, dir string, spec Spec, opt Options) (*Client, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	ClearExit(dir)
+	stderr, err := os.OpenFile(filepath.Join(dir, StderrName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open supervisor log: %w", err)
+	}
+	defer stderr.Close()
+	args := append(append(append([]string{}, command[1:]...), Command), dir)
+	cmd := exec.Command(command[0], args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Stderr = stderr
+	// Its own session: signals to the master's terminal or process group
+	// do not reach it, and it outlives the master.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, universe.Errorf(universe.EINTERNAL, "start supervisor: %v", err)
+	}
+	go func() { _ = cmd.Wait() }() // reaps it when it ends while the master runs
+	go func() {
+		_ = json.NewEncoder(in).Encode(spec)
+		_ = in.Close()
+	}()
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		answer <- strings.TrimSpace(line)
+	}()
+	var line string
+	select {
+	case line = <-answer:
+	case <-time.After(startTimeout):
+		_ = cmd.Process.Kill()
+		return nil, universe.Errorf(universe.EUNAVAILABLE, "the supervisor did not start within %s", startTimeout)
+	}
+	switch {
+	case strings.HasPrefix(line, "ok "):
+	case strings.HasPrefix(line, "error "):
+		return nil, universe.Errorf(universe.EINVALID, "%s", strings.TrimPrefix(line, "error "))
+	default:
+		return nil, universe.Errorf(universe.EINTERNAL, "the supervisor failed to start (see %s)", StderrName)
+	}
+	cl, err := attach(dir, opt)
+	if errors.Is(err, errNotRunning) {
+		// It ran and ended before we could attach: the exit is in the file.
+		return exited(dir, opt), nil
+	}
+	if cl != nil {
+		cl.spid = cmd.Process.Pid
+	}
+	return cl, err
+}
+
+// Adopt attaches to the supervisor of dir, started by an earlier master.
+// When none answers, the Client reports the exit it recorded (ok true), or
+// ok is false: the supervisor died without recording one.
+func Adopt(dir string, opt Options) (cl *Client, ok bool) {
+	cl, err := attach(dir, opt)
+	if err == nil {
+		return cl, true
+	}
+	if _, has := ReadExit(dir); has {
+		return exited(dir, opt), true
+	}
+	return nil, false
+}
+
+// exited is a Client for a process whose exit was recorded in dir.
+func exited(dir string, opt Options) *Client {
+	e, _ := ReadExit(dir)
+	cl := &Client{dir: dir, opt: opt, waiting: map[uint64]chan *msg{}, done: make(chan struct{}), code: e.Code}
+	close(cl.done)
+	return cl
+}
+
+func attach(dir string, opt Options) (*Client, error) {
+	cl := &Client{dir: dir, opt: opt, waiting: map[uint64]chan *msg{}, done: make(chan struct{})}
+	hello, err := cl.connect()
+	if err != nil {
+		return nil, err
+	}
+	cl.pid = hello.Pid
+	opt.Sink.Forward(cl.system)
+	go cl.read()
+	return cl, nil
+}
+
+// connect dials the supervisor and attaches from the sink's last line.
+func (cl *Client) connect() (*msg, error) {
+	conn, err := dial(cl.dir, 2*time.Second)
+	if err != nil {
+		return nil, errNotRunning
+	}
+	c := newCodec(conn)
+	if err := c.send(&msg{Op: opAttach, Version: Version, Since: cl.opt.Sink.Total()}); err != nil {
+		_ = conn.Close()
+		return nil, errNotRunning
+	}
+	var hello msg
+	_ = conn.SetReadDeadline(time.Now().Add(ioTimeout))
+	if err := c.recv(&hello); err != nil || hello.Op != opHello {
+		_ = conn.Close()
+		return nil, errNotRunning
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	cl.sendMu.Lock()
+	cl.c = c
+	cl.sendMu.Unlock()
+	return &hello, nil
+}
+
+// read handles what the supervisor sends until the exit, the loss of the
+// supervisor or a detach.
+func (cl *Client) read() {
+	for {
+		cl.sendMu.Lock()
+		c := cl.c
+		cl.sendMu.Unlock()
+		var m msg
+		for {
+			if err := c.recv(&m); err != nil {
+				break
+			}
+			switch m.Op {
+			case opLines:
+				cl.opt.Sink.Append(m.Lines)
+				if m.Dropped > 0 && cl.opt.Dropped != nil {
+					cl.opt.Dropped(m.Dropped)
+				}
+			case opGap:
+				cl.opt.Sink.CatchUp(m.To + 1)
+			case opReply:
+				cl.mu.Lock()
+				ch := cl.waiting[m.ID]
+				delete(cl.waiting, m.ID)
+				cl.mu.Unlock()
+				if ch != nil {
+					r := m
+					ch <- &r
+				}
+			case opExit:
+				_ = cl.send(&msg{Op: opBye})
+				_ = c.conn.Close()
+				cl.finish(m.Code, false)
+				return
+			}
+		}
+		_ = c.conn.Close()
+		cl.failWaiting()
+		cl.mu.Lock()
+		detached := cl.detached
+		cl.mu.Unlock()
+		if detached {
+			cl.finish(0, false)
+			return
+		}
+		// The connection broke: attach again (the supervisor dropped a
+		// slow reader), else it is gone: with an exit record or without.
+		if _, err := cl.connect(); err == nil {
+			continue
+		}
+		if e, ok := ReadExit(cl.dir); ok {
+			cl.finish(e.Code, false)
+		} else {
+			cl.finish(-1, true)
+		}
+		return
+	}
+}
+
+func (cl *Client) finish(code int, lost bool) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	select {
+	case <-cl.done:
+		return
+	default:
+	}
+	cl.code, cl.lost = code, lost
+	close(cl.done)
+}
+
+func (cl *Client) failWaiting() {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for id, ch := range cl.waiting {
+		close(ch)
+		delete(cl.waiting, id)
+	}
+}
+
+func (cl *Client) send(m *msg) error {
+	cl.sendMu.Lock()
+	defer cl.sendMu.Unlock()
+	if cl.c == nil {
+		return errNotRunning
+	}
+	return cl.c.send(m)
+}
+
+// request sends m and waits for the reply.
+func (cl *Client) request(m *msg) error {
+	ch := make(chan *msg, 1)
+	cl.mu.Lock()
+	select {
+	case <-cl.done:
+		cl.mu.Unlock()
+		return universe.Errorf(universe.ECONFLICT, "the instance is not running")
+	default:
+	}
+	cl.nextID++
+	m.ID = cl.nextID
+	cl.waiting[m.ID] = ch
+	cl.mu.Unlock()
+	if err := cl.send(m); err != nil {
+		cl.mu.Lock()
+		delete(cl.waiting, m.ID)
+		cl.mu.Unlock()
+		return universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			return universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
+		}
+		return replyErr(r)
+	case <-ctx.Done():
+		cl.mu.Lock()
+		delete(cl.waiting, m.ID)
+		cl.mu.Unlock()
+		return universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
+	}
+}
+
+// system forwards a system line to the supervisor's log. It never blocks
+// for long: a supervisor that does not read is dropped by the deadline.
+func (cl *Client) system(line string) {
+	go func() { _ = cl.send(&msg{Op: opSystem, Text: line}) }()
+}
+
+// Pid is the process's pid.
+func (cl *Client) Pid() int { return cl.pid }
+
+// SupervisorPid is the supervisor's pid when this master started it (0
+// after an adoption).
+func (cl *Client) SupervisorPid() int { return cl.spid }
+
+// Dir is the supervisor's state directory.
+func (cl *Client) Dir() string { return cl.dir }
+
+// WriteLine writes line to the process's stdin.
+func (cl *Client) WriteLine(line string) error {
+	return cl.request(&msg{Op: opWrite, Text: line})
+}
+
+// Signal sends sig to the process group.
+func (cl *Client) Signal(sig syscall.Signal) error {
+	err := cl.request(&msg{Op: opSignal, Sig: int(sig)})
+	if universe.ErrorCode(err) == universe.ECONFLICT {
+		return nil // exited meanwhile
+	}
+	return err
+}
+
+// Done is closed when the process's exit is collected, the supervisor is
+// lost, or the master detached.
+func (cl *Client) Done() <-chan struct{} { return cl.done }
+
+// ExitCode is the exit code after Done (-1 when lost).
+func (cl *Client) ExitCode() int {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.code
+}
+
+// Lost says the supervisor died without recording an exit.
+func (cl *Client) Lost() bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.lost
+}
+
+// Detached says Done came from Detach: the process still runs.
+func (cl *Client) Detached() bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.detached
+}
+
+// Detach leaves the process running under its supervisor, for a later
+// master to adopt, and ends this Client.
+func (cl *Client) Detach() {
+	cl.mu.Lock()
+	cl.detached = true
+	cl.mu.Unlock()
+	cl.sendMu.Lock()
+	if cl.c != nil {
+		_ = cl.c.conn.Close()
+	}
+	cl.sendMu.Unlock()
+	<-cl.done
+}
+
+// Collected removes the exit record once the master has recorded the exit.
+func (cl *Client) Collected() { ClearExit(cl.dir) }
+
+var _ = io.EOF
+var _ = strconv.Itoa

@@ -1,0 +1,186 @@
+// Package supervisor keeps instances running when the master does not: each
+// instance process is started by its own small supervisor (the universe
+// binary re-executed as "universe supervise <dir>"), which owns the
+// process, its pipes and its log file, and serves the master over a unix
+// socket in the instance's state directory. The master attaches to it after
+// starting it and again after a restart of its own.
+//
+// The master's side is Client; the supervisor's side is Main.
+package supervisor
+
+import (
+	"encoding/gob"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// Files in a supervisor's state directory.
+const (
+	SocketName = "supervisor.sock" // the master attaches here
+	ExitName   = "exit.json"       // written when the process has exited
+	StderrName = "supervisor.log"  // the supervisor's own diagnostics
+)
+
+// Version is the protocol version. A master speaks with supervisors started
+// by an older binary of the same version.
+const Version = 1
+
+// Spec is what the master hands a new supervisor, over its stdin (the
+// environment may hold secrets, which never touch the disk).
+type Spec struct {
+	InstanceID string   `json:"instanceId"`
+	Runtime    string   `json:"runtime"`
+	Dir        string   `json:"dir"` // working directory
+	Command    string   `json:"command"`
+	Env        []string `json:"env"`
+	StartedBy  string   `json:"startedBy"`
+	NextSeq    uint64   `json:"nextSeq"` // the log's numbering goes on here
+	LineRate   int      `json:"lineRate"`
+	FileBytes  int64    `json:"fileBytes"`
+	FileCount  int      `json:"fileCount"`
+	Cgroup     string   `json:"cgroup,omitempty"` // start the process in this cgroup v2 directory
+}
+
+// Exit is the content of ExitName.
+type Exit struct {
+	Code int   `json:"code"` // exit code, 128+n for signal n
+	At   int64 `json:"at"`   // epoch ms
+}
+
+// ReadExit returns the exit recorded in dir, if any.
+func ReadExit(dir string) (Exit, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, ExitName))
+	if err != nil {
+		return Exit{}, false
+	}
+	var e Exit
+	if json.Unmarshal(b, &e) != nil {
+		return Exit{Code: -1}, true
+	}
+	return e, true
+}
+
+// ClearExit removes the exit record of dir (the master has recorded it).
+func ClearExit(dir string) {
+	_ = os.Remove(filepath.Join(dir, ExitName))
+}
+
+func writeExit(dir string, e Exit) error {
+	b, _ := json.Marshal(e)
+	tmp := filepath.Join(dir, ExitName+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, ExitName))
+}
+
+type op uint8
+
+const (
+	opAttach op = iota + 1 // master → supervisor: Version, Since
+	opHello                // supervisor → master: Version, Pid
+	opLines                // supervisor → master: Lines, Dropped
+	opGap                  // supervisor → master: From..To are only in the file
+	opExit                 // supervisor → master: Code (the last message)
+	opWrite                // master → supervisor: Text to stdin; answered by opReply
+	opSignal               // master → supervisor: Sig to the process group; answered by opReply
+	opSystem               // master → supervisor: a system line for the log
+	opReply                // supervisor → master: ID, ErrCode, Text
+	opBye                  // master → supervisor: the exit is recorded
+)
+
+// msg is every message of the protocol, in both directions, gob-encoded.
+type msg struct {
+	Op      op
+	ID      uint64
+	Version int
+	Since   uint64
+	Pid     int
+	Lines   []api.LogLine
+	Dropped int
+	From    uint64
+	To      uint64
+	Code    int
+	Sig     int
+	Text    string
+	ErrCode string
+}
+
+// ioTimeout bounds one message write in either direction: a peer that does
+// not read for this long is dropped (lines stay in the file).
+const ioTimeout = 10 * time.Second
+
+type codec struct {
+	conn net.Conn
+	enc  *gob.Encoder
+	dec  *gob.Decoder
+}
+
+func newCodec(c net.Conn) *codec {
+	return &codec{conn: c, enc: gob.NewEncoder(c), dec: gob.NewDecoder(c)}
+}
+
+// send writes m; callers serialise sends.
+func (c *codec) send(m *msg) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(ioTimeout))
+	return c.enc.Encode(m)
+}
+
+func (c *codec) recv(m *msg) error {
+	*m = msg{}
+	return c.dec.Decode(m)
+}
+
+// maxSockPath is the longest path a unix socket address may have, less
+// the terminating NUL.
+const maxSockPath = 107
+
+// dial connects to the socket in dir. Paths too long for a socket address
+// are reached through /proc/self/fd.
+func dial(dir string, timeout time.Duration) (net.Conn, error) {
+	path := filepath.Join(dir, SocketName)
+	if len(path) <= maxSockPath {
+		return net.DialTimeout("unix", path, timeout)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return net.DialTimeout("unix", "/proc/self/fd/"+strconv.Itoa(int(d.Fd()))+"/"+SocketName, timeout)
+}
+
+// listen makes the socket in dir (removing a stale one), readable by the
+// owner only.
+func listen(dir string) (net.Listener, error) {
+	path := filepath.Join(dir, SocketName)
+	_ = os.Remove(path)
+	addr := path
+	if len(path) > maxSockPath {
+		// The supervisor's working directory is its own: bind relatively.
+		if err := os.Chdir(dir); err != nil {
+			return nil, err
+		}
+		addr = SocketName
+	}
+	ln, err := net.Listen("unix", addr)
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("chmod socket: %w", err)
+	}
+	return ln, nil
+}
+
+var errNotRunning = errors.New("no supervisor answers")

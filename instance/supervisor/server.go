@@ -1,0 +1,363 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/logs"
+	"github.com/universe-orchestrator/universe/instance/runtime"
+)
+
+// Command is the hidden subcommand that runs a supervisor: the master
+// starts "<its own binary> supervise <state dir>".
+const Command = "supervise"
+
+// lingerAfterExit is how long a supervisor whose process has exited waits
+// for a master to attach and collect the exit before leaving it in
+// ExitName only.
+const lingerAfterExit = 2 * time.Second
+
+// ringLines is the supervisor's memory of recent lines; a master that
+// attaches further behind reads the file.
+const ringLines = 256
+
+// sessionBuffer bounds the lines queued for a master that reads slowly;
+// beyond it the master gets a gap and reads the file.
+const sessionBuffer = 1024
+
+// Main runs a supervisor for the state directory args[0], reading its Spec
+// from stdin, and returns the exit status of the supervisor itself. It
+// reports "ok <pid>" or "error <message>" on stdout once the process runs
+// or could not start, then closes stdout.
+func Main(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: universe supervise <state dir> (started by the master, not by hand)")
+		return 2
+	}
+	debug.SetGCPercent(50) // a small heap: many supervisors run side by side
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	var spec Spec
+	if err := json.NewDecoder(io.LimitReader(os.Stdin, 16<<20)).Decode(&spec); err != nil {
+		fmt.Fprintln(os.Stdout, "error cannot read the spec:", err)
+		return 1
+	}
+	_ = os.Stdin.Close()
+	s, err := start(args[0], spec)
+	if err != nil {
+		fmt.Fprintln(os.Stdout, "error", universe.ErrorMessage(err))
+		return 1
+	}
+	fmt.Fprintln(os.Stdout, "ok", s.proc.Pid())
+	_ = os.Stdout.Close()
+	go func() {
+		for range term {
+			// Whoever stops the supervisor stops the instance, gracefully.
+			_ = s.proc.Signal(syscall.SIGTERM)
+		}
+	}()
+	s.run()
+	return 0
+}
+
+type server struct {
+	dir  string
+	log  *logs.Log
+	proc runtime.Process
+	ln   net.Listener
+
+	dropped sync.Mutex // guards drops
+	drops   int
+
+	mu       sync.Mutex
+	session  *session
+	attached chan struct{} // closed at the first attach after the exit
+	exited   chan struct{} // closed once the exit is recorded
+	exit     Exit
+}
+
+func start(dir string, spec Spec) (*server, error) {
+	rt, err := runtime.ByName(spec.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{dir: dir, attached: make(chan struct{}), exited: make(chan struct{})}
+	s.log, err = logs.Open(dir, logs.Options{
+		RingLines: ringLines, SubBuffer: sessionBuffer, FileSync: true, MinNext: spec.NextSeq,
+		LineRate: spec.LineRate, FileBytes: spec.FileBytes, FileCount: spec.FileCount,
+		OnDropped: func(cause string, n int) {
+			if cause == "throttled" {
+				s.dropped.Lock()
+				s.drops += n
+				s.dropped.Unlock()
+			}
+		},
+		OnWarnFile: func(err error) { fmt.Fprintln(os.Stderr, "log file:", err) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.ln, err = listen(dir); err != nil {
+		_ = s.log.Close(nil)
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	rs := runtime.Spec{Dir: spec.Dir, Command: spec.Command, Env: spec.Env, Name: "universe-" + spec.InstanceID, StateDir: dir}
+	if spec.Cgroup != "" {
+		cg, err := os.Open(spec.Cgroup)
+		if err != nil {
+			s.abort()
+			return nil, fmt.Errorf("open cgroup: %w", err)
+		}
+		defer cg.Close()
+		rs.CgroupFD = int(cg.Fd())
+	}
+	// Output waits for the "started" line, so that it comes first.
+	started := make(chan struct{})
+	lg := s.log
+	rs.Output = func(stream string, lines []string) {
+		<-started
+		lg.Write(stream, lines)
+	}
+	p, err := rt.Start(rs)
+	if err != nil {
+		s.abort()
+		return nil, err
+	}
+	s.proc = p
+	lg.System("started pid " + strconv.Itoa(p.Pid()) + " (by " + spec.StartedBy + ")")
+	close(started)
+	return s, nil
+}
+
+func (s *server) abort() {
+	_ = s.ln.Close()
+	_ = os.Remove(filepath.Join(s.dir, SocketName))
+	_ = s.log.Close(nil)
+}
+
+// run serves masters until the process has exited and the exit is
+// collected (or nobody came for it in time).
+func (s *server) run() {
+	go s.accept()
+	<-s.proc.Done()
+	code := s.proc.ExitCode()
+	_ = s.log.Close(nil) // flushes and closes the file; sessions end
+	if err := writeExit(s.dir, Exit{Code: code, At: time.Now().UnixMilli()}); err != nil {
+		fmt.Fprintln(os.Stderr, "write exit record:", err)
+	}
+	s.mu.Lock()
+	s.exit = Exit{Code: code}
+	close(s.exited)
+	sess := s.session
+	s.mu.Unlock()
+	if sess == nil {
+		select {
+		case <-s.attached:
+		case <-time.After(lingerAfterExit):
+		}
+		s.mu.Lock()
+		sess = s.session
+		s.mu.Unlock()
+	}
+	if sess != nil {
+		select {
+		case <-sess.done:
+		case <-time.After(ioTimeout):
+		}
+	}
+	_ = s.ln.Close()
+	_ = os.Remove(filepath.Join(s.dir, SocketName))
+}
+
+func (s *server) accept() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		go s.serve(c)
+	}
+}
+
+// session is one attached master. A newer attach replaces it.
+type session struct {
+	c      *codec
+	sendMu sync.Mutex
+	done   chan struct{} // closed when the master said bye or left
+	once   sync.Once
+}
+
+func (ss *session) send(m *msg) error {
+	ss.sendMu.Lock()
+	defer ss.sendMu.Unlock()
+	return ss.c.send(m)
+}
+
+func (ss *session) close() {
+	ss.once.Do(func() {
+		_ = ss.c.conn.Close()
+		close(ss.done)
+	})
+}
+
+func (s *server) serve(conn net.Conn) {
+	c := newCodec(conn)
+	var m msg
+	_ = conn.SetReadDeadline(time.Now().Add(ioTimeout))
+	if err := c.recv(&m); err != nil || m.Op != opAttach {
+		_ = conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	ss := &session{c: c, done: make(chan struct{})}
+	s.mu.Lock()
+	old := s.session
+	s.session = ss
+	select {
+	case <-s.attached:
+	default:
+		close(s.attached)
+	}
+	s.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	sub, backlog := s.log.Subscribe(logs.Position{Since: m.Since, HasSince: true})
+	go s.stream(ss, sub, backlog)
+	defer ss.close()
+	for {
+		if err := c.recv(&m); err != nil {
+			sub.Close()
+			return
+		}
+		switch m.Op {
+		case opWrite:
+			err := s.proc.WriteLine(m.Text)
+			_ = ss.send(reply(m.ID, err))
+		case opSignal:
+			err := s.proc.Signal(syscall.Signal(m.Sig))
+			_ = ss.send(reply(m.ID, err))
+		case opSystem:
+			s.log.System(m.Text)
+		case opBye:
+			sub.Close()
+			return
+		}
+	}
+}
+
+func reply(id uint64, err error) *msg {
+	r := &msg{Op: opReply, ID: id}
+	if err != nil {
+		r.ErrCode = universe.ErrorCode(err)
+		r.Text = universe.ErrorMessage(err)
+	}
+	return r
+}
+
+// stream sends the hello, the backlog and then every event of sub; once
+// the log has ended (the process exited), the exit.
+func (s *server) stream(ss *session, sub *logs.Sub, backlog []logs.Event) {
+	if err := ss.send(&msg{Op: opHello, Version: Version, Pid: s.proc.Pid()}); err != nil {
+		ss.close()
+		return
+	}
+	if err := s.sendEvents(ss, backlog); err != nil {
+		ss.close()
+		return
+	}
+	ctx := contextOf(ss.done)
+	for {
+		evs, ok := sub.Next(ctx)
+		if !ok {
+			break
+		}
+		if err := s.sendEvents(ss, evs); err != nil {
+			ss.close()
+			return
+		}
+	}
+	select {
+	case <-ss.done:
+		return // replaced or gone
+	case <-s.exited:
+	}
+	s.mu.Lock()
+	code := s.exit.Code
+	s.mu.Unlock()
+	if err := ss.send(&msg{Op: opExit, Code: code}); err != nil {
+		ss.close()
+	}
+}
+
+func (s *server) sendEvents(ss *session, evs []logs.Event) error {
+	var lines []api.LogLine
+	flush := func() error {
+		s.dropped.Lock()
+		d := s.drops
+		s.drops = 0
+		s.dropped.Unlock()
+		if len(lines) == 0 && d == 0 {
+			return nil
+		}
+		err := ss.send(&msg{Op: opLines, Lines: lines, Dropped: d})
+		lines = lines[:0]
+		return err
+	}
+	for _, e := range evs {
+		switch e.Kind {
+		case logs.KindLine:
+			lines = append(lines, e.Line)
+		case logs.KindGap:
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := ss.send(&msg{Op: opGap, From: e.From, To: e.To}); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// replyErr turns a reply back into an error.
+func replyErr(m *msg) error {
+	if m.ErrCode == "" {
+		return nil
+	}
+	return &universe.Error{Code: m.ErrCode, Message: m.Text}
+}
+
+// contextOf returns a context cancelled when done is closed.
+func contextOf(done <-chan struct{}) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-done; cancel() }()
+	return ctx
+}
+
+// RunIfChild runs a supervisor and exits when this process was started as
+// one ("<binary> supervise <dir>"); otherwise it returns at once. Every
+// binary that starts instances calls it first in main (tests: in TestMain),
+// since the master re-executes its own binary.
+func RunIfChild() {
+	if len(os.Args) > 1 && os.Args[1] == Command {
+		os.Exit(Main(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == runtime.ExecCommand {
+		os.Exit(runtime.ExecMain(os.Args[2:]))
+	}
+}
