@@ -21,6 +21,7 @@ import (
 // supervisor's client.
 type process interface {
 	runtime.Process
+	Begin()
 	Detach()
 	Detached() bool
 	Lost() bool
@@ -222,6 +223,7 @@ func (in *Instance) running(p process, host string, limits *api.Limits, note str
 	}
 	in.changedLocked()
 	in.mu.Unlock()
+	p.Begin()
 	in.m.opt.Hooks.Started()
 	in.m.background(func() { in.watch(p, exited) })
 }

@@ -122,6 +122,9 @@ func New(opt Options) *Manager {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if abs, err := filepath.Abs(opt.DataDir); err == nil {
+		opt.DataDir = abs // supervisors run elsewhere
+	}
 	if len(opt.Runtimes) == 0 {
 		opt.Runtimes = []runtime.Runtime{runtime.ProcessRuntime{}}
 	}

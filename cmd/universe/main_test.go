@@ -336,6 +336,9 @@ func TestCrashSafety(t *testing.T) {
 // one after Create has returned (acknowledged).
 func TestMain(m *testing.M) {
 	supervisor.RunIfChild()
+	if args := os.Getenv(masterHelperEnv); args != "" {
+		os.Exit(masterHelper(args))
+	}
 	if dir := os.Getenv("UNIVERSE_CRASH_HELPER_DIR"); dir != "" {
 		os.Exit(crashHelper(dir))
 	}

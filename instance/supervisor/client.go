@@ -56,6 +56,8 @@ type Client struct {
 	sendMu sync.Mutex
 	c      *codec
 
+	beginOnce sync.Once
+
 	mu       sync.Mutex
 	nextID   uint64
 	waiting  map[uint64]chan *msg
@@ -162,8 +164,20 @@ func attach(dir string, opt Options) (*Client, error) {
 	}
 	cl.pid = hello.Pid
 	opt.Sink.Forward(cl.system)
-	go cl.read()
 	return cl, nil
+}
+
+// Begin starts taking in what the supervisor sends: lines (which wait in
+// the socket meanwhile), replies and the exit. The owner calls it once it
+// has recorded the process as running, so that its state comes first.
+func (cl *Client) Begin() {
+	cl.beginOnce.Do(func() {
+		select {
+		case <-cl.done:
+		default:
+			go cl.read()
+		}
+	})
 }
 
 // connect dials the supervisor and attaches from the sink's last line.
@@ -381,6 +395,7 @@ func (cl *Client) Detach() {
 		_ = cl.c.conn.Close()
 	}
 	cl.sendMu.Unlock()
+	cl.beginOnce.Do(func() { cl.finish(0, false) }) // never begun: nothing reads
 	<-cl.done
 }
 
