@@ -302,3 +302,6 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// Config returns the master's configuration (defaults filled in).
+func (m *Master) Config() Config { return m.cfg }

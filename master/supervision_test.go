@@ -1,0 +1,188 @@
+package master_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/universe-orchestrator/universe/instance"
+	"github.com/universe-orchestrator/universe/master"
+)
+
+func fastBackoff(c *master.Config) {
+	c.RestartBackoff = instance.Backoff{Base: 50 * time.Millisecond, Max: 400 * time.Millisecond, Reset: time.Minute}
+	c.Resync = 200 * time.Millisecond
+}
+
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A process killed from outside is started again by on-failure, with a new
+// pid and the restart counted.
+func TestRestartPolicyRestartsAKilledProcess(t *testing.T) {
+	e := newEnv(t, fastBackoff)
+	e.putConfig("svc", map[string]any{"command": "sleep 60", "restartPolicy": "on-failure",
+		"availablePorts": map[string]int{"min": 21600, "max": 21610}, "stopTimeoutSeconds": 1})
+	info := e.create("svc")
+	pid := *info.ProcessPid
+	if err := syscall.Kill(-int(pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the restart", 10*time.Second, func() bool {
+		i := e.info(info.ID)
+		return i.State == "ONLINE" && i.ProcessPid != nil && *i.ProcessPid != pid
+	})
+	if got := e.info(info.ID); got.Restarts != 1 {
+		t.Fatalf("restarts %d, want 1", got.Restarts)
+	}
+}
+
+// Exits that keep coming stop the policy: OFFLINE with "crash loop".
+func TestCrashLoopStopsRestarting(t *testing.T) {
+	e := newEnv(t, fastBackoff)
+	e.putConfig("crash", map[string]any{"command": "exit 3", "restartPolicy": "always", "crashLoopFailures": 3,
+		"availablePorts": map[string]int{"min": 21611, "max": 21620}})
+	info := e.create("crash")
+	waitUntil(t, "the crash loop", 10*time.Second, func() bool {
+		return strings.HasPrefix(e.info(info.ID).Reason, "crash loop")
+	})
+	got := e.info(info.ID)
+	time.Sleep(500 * time.Millisecond) // longer than the backoff: no restart may come
+	if again := e.info(info.ID); again.State != "OFFLINE" || again.Restarts != got.Restarts || got.Restarts != 2 || *got.ExitCode != 3 {
+		t.Fatalf("after the crash loop %+v, then %+v", got, again)
+	}
+}
+
+// The reconciler under concurrent creates and deletes never exceeds the
+// maximum and comes back to the minimum.
+func TestReconcilerMinimumAndMaximum(t *testing.T) {
+	e := newEnv(t, fastBackoff)
+	e.putConfig("pool", map[string]any{"command": "sleep 60", "minimumServiceCount": 3, "maximumServiceCount": 5,
+		"availablePorts": map[string]int{"min": 21621, "max": 21680}, "stopTimeoutSeconds": 1})
+	mgr := e.m.Instances()
+	active := func() int { return len(mgr.Live("pool")) }
+	waitUntil(t, "the minimum", 10*time.Second, func() bool { return active() == 3 })
+	stop := make(chan struct{})
+	maxSeen := 0
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n := active(); n > maxSeen {
+				maxSeen = n
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				resp := e.do("POST", "/api/instances", e.admin, `{"configurationName":"pool"}`)
+				if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusConflict {
+					t.Errorf("create: %d %s", resp.StatusCode, readAll(resp))
+				}
+				return
+			}
+			if ids := mgr.Live("pool"); len(ids) > 0 {
+				_ = mgr.Delete(ids[i%len(ids)], "test")
+			}
+		}()
+	}
+	wg.Wait()
+	waitUntil(t, "the minimum again", 15*time.Second, func() bool { return active() >= 3 })
+	close(stop)
+	sampler.Wait()
+	if maxSeen > 5 {
+		t.Fatalf("%d active instances seen, maximum 5", maxSeen)
+	}
+}
+
+// The instance's own key reads its instance and reports its state, and
+// nothing else; it dies with the instance.
+func TestInstanceKeyAccessMatrix(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("keyed", map[string]any{"command": `printf %s "$UNIVERSE_API_KEY" > key.txt; exec sleep 60`,
+		"availablePorts": map[string]int{"min": 21690, "max": 21699}, "stopTimeoutSeconds": 1})
+	own, other := e.create("keyed"), e.create("keyed")
+	var token string
+	waitUntil(t, "the key file", 5*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(e.m.Config().DataDir, "running", own.ID, "key.txt"))
+		token = string(b)
+		return err == nil && strings.HasPrefix(token, "unv_")
+	})
+	cases := []struct {
+		method, path, body string
+		want               int
+	}{
+		{"GET", "/api/instances/" + own.ID, "", 200},
+		{"PUT", "/api/instances/" + own.ID + "/state", `{"state":"ONLINE","players":3}`, 200},
+		{"GET", "/api/instances/" + other.ID, "", 401},
+		{"PUT", "/api/instances/" + other.ID + "/state", `{"state":"ONLINE"}`, 401},
+		{"GET", "/api/instances", "", 401},
+		{"GET", "/api/node", "", 401},
+		{"GET", "/api/auth", "", 401},
+		{"GET", "/api/keys", "", 401},
+		{"GET", "/api/configurations", "", 401},
+		{"PATCH", "/api/instances/" + own.ID + "/lifecycle?target=stop", "", 401},
+		{"POST", "/api/instances/" + own.ID + "/execute", `{"command":"x"}`, 401},
+		{"GET", "/api/instances/" + own.ID + "/logs", "", 401},
+		{"DELETE", "/api/instances/" + own.ID, "", 401},
+		{"GET", "/api/ping", "", 200},
+	}
+	for _, tc := range cases {
+		resp := e.do(tc.method, tc.path, token, tc.body)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+		resp.Body.Close()
+	}
+	// The token is nowhere in the API's answers or the log.
+	for _, p := range []string{"/api/instances/" + own.ID, "/api/instances/" + own.ID + "/logs", "/api/keys"} {
+		if body := readAll(e.do("GET", p, e.admin, "")); strings.Contains(body, token) {
+			t.Fatalf("%s shows the token", p)
+		}
+	}
+	if resp := e.do("DELETE", "/api/instances/"+own.ID, e.admin, ""); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if resp := e.do("GET", "/api/instances/"+own.ID, token, ""); resp.StatusCode != 401 {
+		t.Fatalf("the key of a deleted instance: %d, want 401", resp.StatusCode)
+	}
+}
+
+// An instance that reported and then stays silent goes OFFLINE.
+func TestHeartbeatTimeout(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("hb", map[string]any{"command": "sleep 60", "heartbeatTimeoutSeconds": 1,
+		"availablePorts": map[string]int{"min": 21700, "max": 21709}, "stopTimeoutSeconds": 1})
+	info := e.create("hb")
+	if resp := e.do("PUT", "/api/instances/"+info.ID+"/state", e.admin, `{"state":"ONLINE"}`); resp.StatusCode != 200 {
+		t.Fatalf("state: %d", resp.StatusCode)
+	}
+	waitUntil(t, "the heartbeat timeout", 10*time.Second, func() bool {
+		i := e.info(info.ID)
+		return i.State == "OFFLINE" && i.Reason == "heartbeat timeout"
+	})
+}
