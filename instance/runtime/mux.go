@@ -25,9 +25,3 @@ func (r *muxRuntime) Available() error {
 func (r *muxRuntime) Start(spec Spec) (Process, error) {
 	return nil, r.Available()
 }
-
-// ExecCommand is the hidden subcommand that starts a multiplexed process.
-const ExecCommand = "supervise-exec"
-
-// ExecMain is the helper a tmux or screen session runs.
-func ExecMain(args []string) int { return 2 }

@@ -357,7 +357,4 @@ func RunIfChild() {
 	if len(os.Args) > 1 && os.Args[1] == Command {
 		os.Exit(Main(os.Args[2:]))
 	}
-	if len(os.Args) > 1 && os.Args[1] == runtime.ExecCommand {
-		os.Exit(runtime.ExecMain(os.Args[2:]))
-	}
 }
