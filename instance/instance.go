@@ -25,6 +25,7 @@ type process interface {
 	Detach()
 	Detached() bool
 	Lost() bool
+	NextSeq() uint64
 	Collected()
 }
 
@@ -191,16 +192,18 @@ func (in *Instance) start(by string) {
 	}
 	p, err := supervisor.Start(m.supervisorCmd, m.stateDir(in.id), spec, supervisor.Options{Sink: in.log, Dropped: m.dropped})
 	if err != nil {
-		_ = in.log.Takeback()
+		_ = in.log.Takeback(0)
 		m.limits.release(in.id)
 		in.setOffline("cannot start: " + universe.ErrorMessage(err))
 		return
 	}
-	in.running(p, host, limits, "")
+	in.running(p, host, limits)
 }
 
-// running records that p runs (started or adopted) and watches it.
-func (in *Instance) running(p process, host string, limits *api.Limits, note string) {
+// running records that p runs and watches it. host and limits are those of
+// a process just started; an adopted one passes "" and nil and keeps its
+// record's.
+func (in *Instance) running(p process, host string, limits *api.Limits) {
 	pid := int64(p.Pid())
 	exited := make(chan struct{})
 	in.mu.Lock()
@@ -218,9 +221,6 @@ func (in *Instance) running(p process, host string, limits *api.Limits, note str
 	in.info.ProcessPid = &pid
 	in.info.Reason = ""
 	in.info.NextRestartAt = 0
-	if note != "" {
-		in.log.System(note)
-	}
 	in.changedLocked()
 	in.mu.Unlock()
 	p.Begin()
@@ -237,7 +237,7 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	}
 	code := p.ExitCode()
 	lost := p.Lost()
-	if err := in.log.Takeback(); err != nil {
+	if err := in.log.Takeback(p.NextSeq()); err != nil {
 		in.m.log.Warn("take back the log file", "instance", in.id, "err", err)
 	}
 	p.Collected()

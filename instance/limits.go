@@ -182,9 +182,6 @@ func (l *limits) failed(id string, err error) (*api.Limits, string) {
 	return &api.Limits{Enforced: false, Reason: "its cgroup could not be set up: " + err.Error()}, ""
 }
 
-// adopted notes an adopted instance (its cgroup exists already).
-func (l *limits) adopted(string, int, int) {}
-
 // release removes the cgroup of instance id once its processes are gone.
 func (l *limits) release(id string) {
 	if l.parent == "" {

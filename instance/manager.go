@@ -303,8 +303,7 @@ func (m *Manager) adopt(in *Instance) error {
 		select {
 		case <-cl.Done():
 		default:
-			m.limits.adopted(in.id, info.AllocatedRAMMB, info.AllocatedCPU)
-			in.running(cl, "", nil, "")
+			in.running(cl, "", nil)
 			m.opt.Hooks.Adopted("running")
 			m.log.Info("instance adopted", "instance", in.id, "pid", cl.Pid())
 			return nil
@@ -321,7 +320,7 @@ func (m *Manager) adopt(in *Instance) error {
 	if info.ProcessPid != nil {
 		killLeftover(int(*info.ProcessPid), in.id)
 	}
-	if err := in.log.Takeback(); err != nil {
+	if err := in.log.Takeback(0); err != nil {
 		m.log.Warn("take back the log file", "instance", in.id, "err", err)
 	}
 	m.limits.release(in.id)

@@ -154,16 +154,20 @@ func (l *Log) Forward(f func(line string)) {
 }
 
 // Takeback makes the log own its file again (the other writer has closed
-// it): lines of the file this log has not seen yet are read first, and
-// system lines that could not be forwarded are written.
-func (l *Log) Takeback() error {
+// it). Lines before sequence number next that this log has not seen are
+// read from the file first (next 0: the other writer's last line is not
+// known, so the whole file is checked); system lines that could not be
+// forwarded are written.
+func (l *Log) Takeback(next uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.external {
 		return nil
 	}
-	if l.dir != "" {
-		l.catchUpLocked(0)
+	if l.dir != "" && (next == 0 || next > l.next) {
+		first := l.next
+		l.catchUpLocked(next)
+		l.publish(first)
 	}
 	l.external, l.forward = false, nil
 	var err error

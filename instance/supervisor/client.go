@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,6 +62,7 @@ type Client struct {
 	detached bool
 	lost     bool
 	code     int
+	next     uint64 // the log's next sequence number at the exit; 0 unknown
 	done     chan struct{}
 }
 
@@ -151,7 +150,7 @@ func Adopt(dir string, opt Options) (cl *Client, ok bool) {
 // exited is a Client for a process whose exit was recorded in dir.
 func exited(dir string, opt Options) *Client {
 	e, _ := ReadExit(dir)
-	cl := &Client{dir: dir, opt: opt, waiting: map[uint64]chan *msg{}, done: make(chan struct{}), code: e.Code}
+	cl := &Client{dir: dir, opt: opt, waiting: map[uint64]chan *msg{}, done: make(chan struct{}), code: e.Code, next: e.Next}
 	close(cl.done)
 	return cl
 }
@@ -236,7 +235,7 @@ func (cl *Client) read() {
 			case opExit:
 				_ = cl.send(&msg{Op: opBye})
 				_ = c.conn.Close()
-				cl.finish(m.Code, false)
+				cl.finish(m.Code, m.Since, false)
 				return
 			}
 		}
@@ -246,7 +245,7 @@ func (cl *Client) read() {
 		detached := cl.detached
 		cl.mu.Unlock()
 		if detached {
-			cl.finish(0, false)
+			cl.finish(0, 0, false)
 			return
 		}
 		// The connection broke: attach again (the supervisor dropped a
@@ -255,15 +254,15 @@ func (cl *Client) read() {
 			continue
 		}
 		if e, ok := ReadExit(cl.dir); ok {
-			cl.finish(e.Code, false)
+			cl.finish(e.Code, e.Next, false)
 		} else {
-			cl.finish(-1, true)
+			cl.finish(-1, 0, true)
 		}
 		return
 	}
 }
 
-func (cl *Client) finish(code int, lost bool) {
+func (cl *Client) finish(code int, next uint64, lost bool) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	select {
@@ -271,7 +270,7 @@ func (cl *Client) finish(code int, lost bool) {
 		return
 	default:
 	}
-	cl.code, cl.lost = code, lost
+	cl.code, cl.next, cl.lost = code, next, lost
 	close(cl.done)
 }
 
@@ -370,6 +369,14 @@ func (cl *Client) ExitCode() int {
 	return cl.code
 }
 
+// NextSeq is, after Done, the sequence number after the last line the
+// supervisor logged (0 when unknown: the supervisor was lost).
+func (cl *Client) NextSeq() uint64 {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.next
+}
+
 // Lost says the supervisor died without recording an exit.
 func (cl *Client) Lost() bool {
 	cl.mu.Lock()
@@ -395,12 +402,9 @@ func (cl *Client) Detach() {
 		_ = cl.c.conn.Close()
 	}
 	cl.sendMu.Unlock()
-	cl.beginOnce.Do(func() { cl.finish(0, false) }) // never begun: nothing reads
+	cl.beginOnce.Do(func() { cl.finish(0, 0, false) }) // never begun: nothing reads
 	<-cl.done
 }
 
 // Collected removes the exit record once the master has recorded the exit.
 func (cl *Client) Collected() { ClearExit(cl.dir) }
-
-var _ = io.EOF
-var _ = strconv.Itoa

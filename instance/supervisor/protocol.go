@@ -51,8 +51,9 @@ type Spec struct {
 
 // Exit is the content of ExitName.
 type Exit struct {
-	Code int   `json:"code"` // exit code, 128+n for signal n
-	At   int64 `json:"at"`   // epoch ms
+	Code int    `json:"code"` // exit code, 128+n for signal n
+	At   int64  `json:"at"`   // epoch ms
+	Next uint64 `json:"next"` // sequence number after the log's last line
 }
 
 // ReadExit returns the exit recorded in dir, if any.
@@ -89,7 +90,7 @@ const (
 	opHello                // supervisor → master: Version, Pid
 	opLines                // supervisor → master: Lines, Dropped
 	opGap                  // supervisor → master: From..To are only in the file
-	opExit                 // supervisor → master: Code (the last message)
+	opExit                 // supervisor → master: Code, Since (the log's next number); the last message
 	opWrite                // master → supervisor: Text to stdin; answered by opReply
 	opSignal               // master → supervisor: Sig to the process group; answered by opReply
 	opSystem               // master → supervisor: a system line for the log

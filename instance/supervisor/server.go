@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,8 +81,7 @@ type server struct {
 	proc runtime.Process
 	ln   net.Listener
 
-	dropped sync.Mutex // guards drops
-	drops   int
+	drops atomic.Int64 // lines the throttle dropped, not yet reported
 
 	mu       sync.Mutex
 	session  *session
@@ -101,9 +101,7 @@ func start(dir string, spec Spec) (*server, error) {
 		LineRate: spec.LineRate, FileBytes: spec.FileBytes, FileCount: spec.FileCount,
 		OnDropped: func(cause string, n int) {
 			if cause == "throttled" {
-				s.dropped.Lock()
-				s.drops += n
-				s.dropped.Unlock()
+				s.drops.Add(int64(n))
 			}
 		},
 		OnWarnFile: func(err error) { fmt.Fprintln(os.Stderr, "log file:", err) },
@@ -156,11 +154,12 @@ func (s *server) run() {
 	<-s.proc.Done()
 	code := s.proc.ExitCode()
 	_ = s.log.Close(nil) // flushes and closes the file; sessions end
-	if err := writeExit(s.dir, Exit{Code: code, At: time.Now().UnixMilli()}); err != nil {
+	exit := Exit{Code: code, At: time.Now().UnixMilli(), Next: s.log.Total() + 1}
+	if err := writeExit(s.dir, exit); err != nil {
 		fmt.Fprintln(os.Stderr, "write exit record:", err)
 	}
 	s.mu.Lock()
-	s.exit = Exit{Code: code}
+	s.exit = exit
 	close(s.exited)
 	sess := s.session
 	s.mu.Unlock()
@@ -297,9 +296,9 @@ func (s *server) stream(ss *session, sub *logs.Sub, backlog []logs.Event) {
 	case <-s.exited:
 	}
 	s.mu.Lock()
-	code := s.exit.Code
+	e := s.exit
 	s.mu.Unlock()
-	if err := ss.send(&msg{Op: opExit, Code: code}); err != nil {
+	if err := ss.send(&msg{Op: opExit, Code: e.Code, Since: e.Next}); err != nil {
 		ss.close()
 	}
 }
@@ -307,10 +306,7 @@ func (s *server) stream(ss *session, sub *logs.Sub, backlog []logs.Event) {
 func (s *server) sendEvents(ss *session, evs []logs.Event) error {
 	var lines []api.LogLine
 	flush := func() error {
-		s.dropped.Lock()
-		d := s.drops
-		s.drops = 0
-		s.dropped.Unlock()
+		d := int(s.drops.Swap(0))
 		if len(lines) == 0 && d == 0 {
 			return nil
 		}
