@@ -126,7 +126,7 @@ func New(opt Options) *Manager {
 		opt.DataDir = abs // supervisors run elsewhere
 	}
 	if len(opt.Runtimes) == 0 {
-		opt.Runtimes = []runtime.Runtime{runtime.ProcessRuntime{}}
+		opt.Runtimes = runtime.Builtin()
 	}
 	h := &opt.Hooks
 	if h.Started == nil {

@@ -12,6 +12,22 @@ import (
 	"github.com/universe-orchestrator/universe/storage"
 )
 
+// A runtime whose program is missing is refused when the configuration is
+// saved, naming the program (tmux and screen are found through PATH).
+func TestConfigurationRuntimeProgramMissing(t *testing.T) {
+	e := newEnv(t, nil)
+	t.Setenv("PATH", t.TempDir())
+	for _, rt := range []string{"tmux", "screen"} {
+		resp := e.do("PUT", "/api/configurations/a", e.admin, `{"command":"true","runtime":"`+rt+`"}`)
+		if resp.StatusCode != 400 {
+			t.Fatalf("%s: status %d: %s", rt, resp.StatusCode, readAll(resp))
+		}
+		if msg, want := errorBody(t, resp), "runtime "+rt+" needs the program "+rt+", which is not installed"; !strings.Contains(msg, want) {
+			t.Fatalf("%s: error %q, want %q", rt, msg, want)
+		}
+	}
+}
+
 func TestConfigurationValidation(t *testing.T) {
 	e := newEnv(t, nil)
 	cases := []struct {

@@ -130,14 +130,73 @@ func follow(t *testing.T, ctx context.Context, base, token, id, query string) <-
 	return out
 }
 
+// logFollower collects the json live-log lines of one instance.
+type logFollower struct {
+	t       *testing.T
+	id      string
+	frames  <-chan api.LiveLogFrame
+	seen    []api.LogLine
+	lastSeq uint64
+}
+
+// collect reads frames until until() holds.
+func (f *logFollower) collect(until func() bool) {
+	f.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for !until() {
+		select {
+		case fr, ok := <-f.frames:
+			if !ok {
+				return
+			}
+			if (fr.Type == "" || fr.Type == "line") && fr.Seq > 0 {
+				f.seen = append(f.seen, api.LogLine{Seq: fr.Seq, Stream: fr.Stream, Line: fr.Line})
+				f.lastSeq = fr.Seq
+			}
+		case <-deadline:
+			f.t.Fatalf("live-log of %s: what was awaited did not come (last seq %d)", f.id, f.lastSeq)
+		}
+	}
+}
+
+// checkContiguous fails unless every sequence number and every tick came
+// once, in order.
+func (f *logFollower) checkContiguous() {
+	f.t.Helper()
+	tick := 0
+	for i, ln := range f.seen {
+		if i > 0 && ln.Seq != f.seen[i-1].Seq+1 {
+			f.t.Fatalf("%s: sequence jumps from %d to %d", f.id, f.seen[i-1].Seq, ln.Seq)
+		}
+		if n, ok := strings.CutPrefix(ln.Line, "tick "); ok && ln.Stream == "stdout" {
+			k, _ := strconv.Atoi(n)
+			if tick != 0 && k != tick+1 {
+				f.t.Fatalf("%s: tick %d follows tick %d: a line was lost or repeated", f.id, k, tick)
+			}
+			tick = k
+		}
+	}
+	f.t.Logf("%s: %d lines seen, seq %d..%d, ticks up to %d, contiguous", f.id, len(f.seen), f.seen[0].Seq, f.lastSeq, tick)
+}
+
 // TestMasterSIGKILLKeepsInstances is the fault-injection test of issue 4:
-// instances write while a live-log client follows; the master is killed
+// instances write while live-log clients follow; the master is killed
 // with SIGKILL and started again. Every instance must still run with the
 // same pid, the log must hold every line exactly once with contiguous
 // sequence numbers (those written while no master ran included), the
-// live-log client resumes where it was, and stdin works again.
+// live-log clients resume where they were, and stdin works again. The
+// tmux and screen runtimes take part where they are installed.
 func TestMasterSIGKILLKeepsInstances(t *testing.T) {
 	dir := t.TempDir()
+	mux, err := os.MkdirTemp("", "umux") // tmux and screen servers of this test only; a short path
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(mux, 0o700)
+	t.Cleanup(func() { _ = exec.Command("tmux", "kill-server").Run(); _ = os.RemoveAll(mux) })
+	t.Setenv("TMUX_TMPDIR", mux)
+	t.Setenv("TMUX", "")
+	t.Setenv("SCREENDIR", mux)
 	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", dir)
 	if code != 0 {
 		t.Fatalf("key create: %s", errOut)
@@ -151,17 +210,24 @@ func TestMasterSIGKILLKeepsInstances(t *testing.T) {
 	// or repeated line shows. (An asynchronous list reads /dev/null unless
 	// given the saved stdin.)
 	cmd := `exec 3<&0; { while read l <&3; do echo "got $l"; done; } & i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.005; done`
-	cfg, _ := json.Marshal(api.Configuration{Command: cmd, AvailablePorts: api.Ports{Min: 21400, Max: 21420}, StopTimeoutSeconds: 2})
-	jsonReq[any](t, "PUT", base+"/api/configurations/ticker", admin, string(cfg), 204)
+	runtimes := []string{"process"}
+	for _, rt := range []string{"tmux", "screen"} {
+		if _, err := exec.LookPath(rt); err == nil {
+			runtimes = append(runtimes, rt)
+		} else {
+			t.Logf("%s is not installed: its instance is left out", rt)
+		}
+	}
 	var ids []string
 	pids := map[string]int64{}
-	for range 3 {
-		info := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"ticker"}`, 201)
+	create := func(cfgName string) string {
+		info := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"`+cfgName+`"}`, 201)
 		if info.State != "ONLINE" || info.ProcessPid == nil {
 			t.Fatalf("create: %+v", info)
 		}
 		ids = append(ids, info.ID)
 		pids[info.ID] = *info.ProcessPid
+		return info.ID
 	}
 	t.Cleanup(func() {
 		for _, pid := range pids {
@@ -170,28 +236,18 @@ func TestMasterSIGKILLKeepsInstances(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	frames := follow(t, ctx, base, admin, ids[0], "lines=10000")
-	var lastSeq uint64
-	var seen []api.LogLine
-	collect := func(ch <-chan api.LiveLogFrame, until func() bool) {
-		t.Helper()
-		deadline := time.After(20 * time.Second)
-		for !until() {
-			select {
-			case f, ok := <-ch:
-				if !ok {
-					return
-				}
-				if (f.Type == "" || f.Type == "line") && f.Seq > 0 {
-					seen = append(seen, api.LogLine{Seq: f.Seq, Stream: f.Stream, Line: f.Line})
-					lastSeq = f.Seq
-				}
-			case <-deadline:
-				t.Fatalf("live-log: what was awaited did not come (last seq %d)", lastSeq)
-			}
-		}
+	var followers []*logFollower
+	for i, rt := range runtimes {
+		cfg, _ := json.Marshal(api.Configuration{Command: cmd, Runtime: rt, AvailablePorts: api.Ports{Min: 21400 + 10*i, Max: 21409 + 10*i}, StopTimeoutSeconds: 2})
+		jsonReq[any](t, "PUT", base+"/api/configurations/ticker-"+rt, admin, string(cfg), 204)
+		id := create("ticker-" + rt)
+		followers = append(followers, &logFollower{t: t, id: id, frames: follow(t, ctx, base, admin, id, "lines=10000")})
 	}
-	collect(frames, func() bool { return lastSeq >= 50 })
+	create("ticker-process")
+	create("ticker-process")
+	for _, f := range followers {
+		f.collect(func() bool { return f.lastSeq >= 50 })
+	}
 
 	m1.signal(syscall.SIGKILL)
 	time.Sleep(300 * time.Millisecond) // the instances write on, unsupervised by any master
@@ -210,32 +266,20 @@ func TestMasterSIGKILLKeepsInstances(t *testing.T) {
 	}
 	t.Logf("master restart to all instances re-adopted and answering: %s", took)
 
-	// The live-log client resumes after the last line it had.
-	frames = follow(t, ctx, base, admin, ids[0], "since="+strconv.FormatUint(lastSeq, 10))
-	jsonReq[any](t, "POST", base+"/api/instances/"+ids[0]+"/execute", admin, `{"command":"hello again"}`, 204)
-	gotEcho := false
-	collect(frames, func() bool {
-		if n := len(seen); n > 0 && seen[n-1].Line == "got hello again" {
-			gotEcho = true
-		}
-		return gotEcho && lastSeq > 200
-	})
-
-	// Every sequence number once, in order; every tick once, in order.
-	tick := 0
-	for i, ln := range seen {
-		if i > 0 && ln.Seq != seen[i-1].Seq+1 {
-			t.Fatalf("sequence jumps from %d to %d", seen[i-1].Seq, ln.Seq)
-		}
-		if n, ok := strings.CutPrefix(ln.Line, "tick "); ok && ln.Stream == "stdout" {
-			k, _ := strconv.Atoi(n)
-			if tick != 0 && k != tick+1 {
-				t.Fatalf("tick %d follows tick %d: a line was lost or repeated", k, tick)
+	// The live-log clients resume after the last line they had, and stdin
+	// reaches each instance.
+	for _, f := range followers {
+		f.frames = follow(t, ctx, base, admin, f.id, "since="+strconv.FormatUint(f.lastSeq, 10))
+		jsonReq[any](t, "POST", base+"/api/instances/"+f.id+"/execute", admin, `{"command":"hello again"}`, 204)
+		gotEcho := false
+		f.collect(func() bool {
+			if n := len(f.seen); n > 0 && f.seen[n-1].Line == "got hello again" {
+				gotEcho = true
 			}
-			tick = k
-		}
+			return gotEcho && f.lastSeq > 200
+		})
+		f.checkContiguous()
 	}
-	t.Logf("%d lines seen, seq %d..%d, ticks up to %d, contiguous", len(seen), seen[0].Seq, lastSeq, tick)
 
 	// A graceful stop of the master stops the instances (the default).
 	m2.signal(syscall.SIGTERM)

@@ -86,8 +86,15 @@ func (ProcessRuntime) Start(spec Spec) (Process, error) {
 	}
 	p := &proc{cmd: cmd, pid: cmd.Process.Pid, stdin: inW, done: make(chan struct{})}
 	p.readers.Add(2)
-	go p.read(outR, "stdout", spec.Output)
-	go p.read(errR, "stderr", spec.Output)
+	for _, r := range []struct {
+		f      *os.File
+		stream string
+	}{{outR, "stdout"}, {errR, "stderr"}} {
+		go func() {
+			defer p.readers.Done()
+			readLines(r.f, r.stream, spec.Output)
+		}()
+	}
 	go p.wait(outR, errR)
 	return p, nil
 }
@@ -128,10 +135,9 @@ func (p *proc) wait(outR, errR *os.File) {
 	close(p.done)
 }
 
-// read splits the output of one stream into lines and hands them out a
-// read at a time.
-func (p *proc) read(f *os.File, stream string, out func(string, []string)) {
-	defer p.readers.Done()
+// readLines splits the output of one stream into lines and hands them out
+// a read at a time, until f ends; then it closes f.
+func readLines(f *os.File, stream string, out func(string, []string)) {
 	defer f.Close()
 	buf := make([]byte, readBuffer) // on the heap: a constant size would put it on the stack and grow it
 	var (

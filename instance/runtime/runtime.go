@@ -32,8 +32,11 @@ type Spec struct {
 	Name     string
 	StateDir string
 	// CgroupFD, when > 0, is an open cgroup v2 directory the process starts
-	// in (it is never moved in after it started).
+	// in (it is never moved in after it started). Cgroup is its path, for
+	// runtimes whose process is not our child: they join it before the
+	// command starts.
 	CgroupFD int
+	Cgroup   string
 }
 
 // Process is a started process and everything it spawned.

@@ -121,7 +121,7 @@ func start(dir string, spec Spec) (*server, error) {
 			return nil, fmt.Errorf("open cgroup: %w", err)
 		}
 		defer cg.Close()
-		rs.CgroupFD = int(cg.Fd())
+		rs.CgroupFD, rs.Cgroup = int(cg.Fd()), spec.Cgroup
 	}
 	// Output waits for the "started" line, so that it comes first.
 	started := make(chan struct{})
@@ -350,6 +350,7 @@ func contextOf(done <-chan struct{}) context.Context {
 // binary that starts instances calls it first in main (tests: in TestMain),
 // since the master re-executes its own binary.
 func RunIfChild() {
+	runtime.RunIfHelper()
 	if len(os.Args) > 1 && os.Args[1] == Command {
 		os.Exit(Main(os.Args[2:]))
 	}
