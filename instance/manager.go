@@ -172,11 +172,7 @@ func New(opt Options) *Manager {
 	}
 	m.supervisorCmd = opt.Supervisor
 	if len(m.supervisorCmd) == 0 {
-		exe, err := os.Executable()
-		if err != nil {
-			exe = os.Args[0]
-		}
-		m.supervisorCmd = []string{exe}
+		m.supervisorCmd = []string{DefaultSupervisor()}
 	}
 	for _, r := range opt.Runtimes {
 		m.runtimes[r.Name()] = r
@@ -187,6 +183,30 @@ func New(opt Options) *Manager {
 		}
 	}
 	return m
+}
+
+// SupervisorBinary is the name of the small supervisor-only binary
+// (cmd/universe-supervisor). Next to the master's executable, it runs the
+// supervisors instead of the master's own binary: it holds only what a
+// supervisor needs, so each supervisor takes a fraction of the memory.
+const SupervisorBinary = "universe-supervisor"
+
+// DefaultSupervisor is the binary that runs supervisors: SupervisorBinary
+// when it lies next to this executable, else this executable itself (as
+// with "go run"), whose "supervise" mode does the same.
+func DefaultSupervisor() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return os.Args[0]
+	}
+	sib := filepath.Join(filepath.Dir(exe), SupervisorBinary)
+	if st, err := os.Stat(sib); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return sib
+	}
+	return exe
 }
 
 // Runtimes maps each runtime key to why it cannot be used here (nil when it

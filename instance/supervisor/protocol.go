@@ -9,7 +9,6 @@
 package supervisor
 
 import (
-	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,8 +29,9 @@ const (
 )
 
 // Version is the protocol version. A master speaks with supervisors started
-// by an older binary of the same version.
-const Version = 1
+// by an older binary of the same version. (1 was gob-encoded; 2 is
+// codec.go's framing.)
+const Version = 2
 
 // Spec is what the master hands a new supervisor, over its stdin (the
 // environment may hold secrets, which never touch the disk).
@@ -98,7 +98,8 @@ const (
 	opBye                  // master → supervisor: the exit is recorded
 )
 
-// msg is every message of the protocol, in both directions, gob-encoded.
+// msg is every message of the protocol, in both directions (codec.go
+// encodes it).
 type msg struct {
 	Op      op
 	ID      uint64
@@ -118,27 +119,6 @@ type msg struct {
 // ioTimeout bounds one message write in either direction: a peer that does
 // not read for this long is dropped (lines stay in the file).
 const ioTimeout = 10 * time.Second
-
-type codec struct {
-	conn net.Conn
-	enc  *gob.Encoder
-	dec  *gob.Decoder
-}
-
-func newCodec(c net.Conn) *codec {
-	return &codec{conn: c, enc: gob.NewEncoder(c), dec: gob.NewDecoder(c)}
-}
-
-// send writes m; callers serialise sends.
-func (c *codec) send(m *msg) error {
-	_ = c.conn.SetWriteDeadline(time.Now().Add(ioTimeout))
-	return c.enc.Encode(m)
-}
-
-func (c *codec) recv(m *msg) error {
-	*m = msg{}
-	return c.dec.Decode(m)
-}
 
 // maxSockPath is the longest path a unix socket address may have, less
 // the terminating NUL.

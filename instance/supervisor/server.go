@@ -71,6 +71,10 @@ func Main(args []string) int {
 			_ = s.proc.Signal(syscall.SIGTERM)
 		}
 	}()
+	trimMemory()
+	// Again once the first master has attached and the process runs: what
+	// attaching touched is not needed either.
+	time.AfterFunc(5*time.Second, trimMemory)
 	s.run()
 	return 0
 }

@@ -1,0 +1,90 @@
+package supervisor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"reflect"
+	"testing"
+
+	"github.com/universe-orchestrator/universe/api"
+)
+
+func TestCodecRoundTrip(t *testing.T) {
+	cases := []msg{
+		{Op: opAttach, Version: Version, Since: 1<<64 - 1},
+		{Op: opHello, Version: Version, Pid: 4242},
+		{Op: opLines, Dropped: 3, Lines: []api.LogLine{{Seq: 1, TS: 1700000000000, Stream: "stdout", Line: "hello"}, {Seq: 2, TS: -1, Stream: "system", Line: ""}, {Seq: 3, Stream: "stderr", Line: "ü\x00\n"}}},
+		{Op: opGap, From: 5, To: 900},
+		{Op: opExit, Code: -1, Since: 77},
+		{Op: opWrite, ID: 9, Text: "say hi"},
+		{Op: opSignal, ID: 10, Sig: 15},
+		{Op: opReply, ID: 10, ErrCode: "conflict", Text: "not running"},
+		{Op: opBye},
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	ca, cb := newCodec(a), newCodec(b)
+	go func() {
+		for i := range cases {
+			_ = ca.send(&cases[i])
+		}
+	}()
+	for _, want := range cases {
+		var got msg
+		if err := cb.recv(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	}
+}
+
+func TestCodecRejects(t *testing.T) {
+	good := encode(nil, &msg{Op: opLines, Lines: []api.LogLine{{Seq: 1, Stream: "stdout", Line: "x"}}})[4:]
+	cases := map[string][]byte{
+		"empty":          {},
+		"truncated":      good[:len(good)-1],
+		"trailing bytes": append(append([]byte(nil), good...), 0),
+		"huge string":    append([]byte{byte(opWrite), 0, 0, 0, 0, 0, 0, 0, 0, 0}, binary.AppendUvarint(nil, 1<<40)...),
+		"too many lines": append([]byte{byte(opLines), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, binary.AppendUvarint(nil, 1<<30)...),
+	}
+	for name, p := range cases {
+		var m msg
+		if err := decode(p, &m); err == nil {
+			t.Errorf("%s: decoded %+v", name, m)
+		}
+	}
+	// A frame longer than maxFrame is refused before anything is read.
+	a, b := net.Pipe()
+	defer a.Close()
+	go func() { _, _ = a.Write([]byte{0xff, 0xff, 0xff, 0xff}) }()
+	var m msg
+	if err := newCodec(b).recv(&m); err == nil {
+		t.Fatal("a 4 GiB frame was accepted")
+	}
+}
+
+// FuzzDecode: no input makes decode panic or allocate beyond its input,
+// and whatever decodes encodes back to the same bytes.
+func FuzzDecode(f *testing.F) {
+	f.Add(encode(nil, &msg{Op: opHello, Version: Version, Pid: 1})[4:])
+	f.Add(encode(nil, &msg{Op: opLines, Lines: []api.LogLine{{Seq: 1, TS: 2, Stream: "stdout", Line: "x"}}})[4:])
+	f.Add(encode(nil, &msg{Op: opReply, ID: 3, ErrCode: "invalid", Text: "no"})[4:])
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var m msg
+		if decode(p, &m) != nil {
+			return
+		}
+		again := encode(nil, &m)[4:]
+		var m2 msg
+		if err := decode(again, &m2); err != nil || !reflect.DeepEqual(m, m2) {
+			t.Fatalf("re-encoded %x does not decode to %+v: %+v %v", again, m, m2, err)
+		}
+		if !bytes.Equal(encode(nil, &m2)[4:], again) {
+			t.Fatal("encoding is not stable")
+		}
+	})
+}
