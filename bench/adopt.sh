@@ -37,4 +37,5 @@ r=1; while [ $r -le "$ROUNDS" ]; do
   echo "round $r: $(( (e-s)/1000000 )) ms to answering, $n ONLINE"
   r=$((r+1))
 done
+[ -z "${KEEP:-}" ] || { echo "left running in $dir"; exit 0; }
 pkill -TERM -f "$bin master"; sleep 3; rm -rf "$dir"

@@ -283,20 +283,35 @@ func (p *muxProc) cleanFiles() {
 	}
 }
 
-// run runs one command of the multiplexer.
+// run runs one command of the multiplexer. (screen -X only sends the
+// command; screenQuery waits until the session has done what was sent.)
 func (p *muxProc) run(args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), muxCmdTimeout)
-	defer cancel()
 	if p.rt.name == "screen" {
 		args = append([]string{"-S", p.target, "-X"}, args...)
 	}
+	return p.exec(args...)
+}
+
+// screenQuery asks the screen session something and waits for the answer,
+// by which time it has carried out every command sent before.
+func (p *muxProc) screenQuery(args ...string) error {
+	return p.exec(append([]string{"-S", p.target, "-Q"}, args...)...)
+}
+
+func (p *muxProc) exec(args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), muxCmdTimeout)
+	defer cancel()
 	out, err := exec.CommandContext(ctx, p.rt.name, args...).CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
 		if msg == "" {
 			msg = err.Error()
 		}
-		return universe.Errorf(universe.EINVALID, "%s %s: %s", p.rt.name, args[0], msg)
+		what := args[0]
+		if p.rt.name == "screen" && len(args) > 3 {
+			what = args[3] // after -S <session> -X|-Q
+		}
+		return universe.Errorf(universe.EINVALID, "%s %s: %s", p.rt.name, what, msg)
 	}
 	return nil
 }
@@ -394,7 +409,9 @@ func (p *muxProc) WriteLine(line string) error {
 		in := filepath.Join(p.dir, muxInFile)
 		if err = os.WriteFile(in, []byte(line+"\n"), 0o600); err == nil {
 			if err = p.run("readbuf", in); err == nil {
-				err = p.run("paste", ".")
+				if err = p.run("paste", "."); err == nil {
+					err = p.screenQuery("number") // the file is read before it goes
+				}
 			}
 			_ = os.Remove(in)
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/universe-orchestrator/universe/api"
@@ -29,13 +28,13 @@ const maxFrame = 64 << 20
 var errFrame = errors.New("malformed supervisor frame")
 
 type codec struct {
-	conn net.Conn
+	conn conn
 	r    *bufio.Reader
 	out  []byte // send's buffer (callers serialise sends)
 	in   []byte // recv's buffer
 }
 
-func newCodec(c net.Conn) *codec {
+func newCodec(c conn) *codec {
 	return &codec{conn: c, r: bufio.NewReaderSize(c, 4096)}
 }
 

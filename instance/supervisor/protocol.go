@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -126,22 +125,22 @@ const maxSockPath = 107
 
 // dial connects to the socket in dir. Paths too long for a socket address
 // are reached through /proc/self/fd.
-func dial(dir string, timeout time.Duration) (net.Conn, error) {
+func dial(dir string, timeout time.Duration) (conn, error) {
 	path := filepath.Join(dir, SocketName)
 	if len(path) <= maxSockPath {
-		return net.DialTimeout("unix", path, timeout)
+		return dialUnix(path, timeout)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	return net.DialTimeout("unix", "/proc/self/fd/"+strconv.Itoa(int(d.Fd()))+"/"+SocketName, timeout)
+	return dialUnix("/proc/self/fd/"+strconv.Itoa(int(d.Fd()))+"/"+SocketName, timeout)
 }
 
 // listen makes the socket in dir (removing a stale one), readable by the
 // owner only.
-func listen(dir string) (net.Listener, error) {
+func listen(dir string) (*listener, error) {
 	path := filepath.Join(dir, SocketName)
 	_ = os.Remove(path)
 	addr := path
@@ -152,11 +151,10 @@ func listen(dir string) (net.Listener, error) {
 		}
 		addr = SocketName
 	}
-	ln, err := net.Listen("unix", addr)
+	ln, err := listenUnix(addr)
 	if err != nil {
 		return nil, err
 	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	if err := os.Chmod(path, 0o600); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("chmod socket: %w", err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -83,7 +82,7 @@ type server struct {
 	dir  string
 	log  *logs.Log
 	proc runtime.Process
-	ln   net.Listener
+	ln   *listener
 
 	drops atomic.Int64 // lines the throttle dropped, not yet reported
 
@@ -217,7 +216,7 @@ func (ss *session) close() {
 	})
 }
 
-func (s *server) serve(conn net.Conn) {
+func (s *server) serve(conn conn) {
 	c := newCodec(conn)
 	var m msg
 	_ = conn.SetReadDeadline(time.Now().Add(ioTimeout))
