@@ -341,6 +341,13 @@ func (in *Instance) policyLocked(failed bool) {
 	in.backoff = min(in.backoff*2, b.Max)
 	in.info.NextRestartAt = now.Add(delay).UnixMilli()
 	in.log.System("restarting in " + delay.String() + " (restart policy " + cfg.RestartPolicy + ")")
+	in.armRestartLocked(delay)
+}
+
+// armRestartLocked starts the timer of a pending restart (NextRestartAt is
+// set): after delay, the instance starts unless something cancelled it.
+func (in *Instance) armRestartLocked(delay time.Duration) {
+	m := in.m
 	in.restartTimer = time.AfterFunc(delay, func() {
 		m.background(func() {
 			in.action.Lock()

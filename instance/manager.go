@@ -268,6 +268,9 @@ func (m *Manager) Open() error {
 		errMu sync.Mutex
 		first error
 		sem   = make(chan struct{}, 16)
+		// pending are the instances whose policy restart the previous
+		// master had scheduled; their timers start once all are loaded.
+		pending []*Instance
 	)
 	for _, info := range recs {
 		lg, err := logs.Open(m.stateDir(info.ID), m.opt.Log)
@@ -279,9 +282,12 @@ func (m *Manager) Open() error {
 		m.instances[info.ID] = inst
 		if s := State(info.State); s != StateCreating && s != StateOnline {
 			supervisor.ClearExit(m.stateDir(info.ID))
-			if info.NextRestartAt != 0 || info.ProcessPid != nil {
-				inst.info.NextRestartAt, inst.info.ProcessPid = 0, nil
+			if info.ProcessPid != nil {
+				inst.info.ProcessPid = nil
 				_ = m.opt.Store.PutInstance(inst.info)
+			}
+			if info.NextRestartAt != 0 {
+				pending = append(pending, inst) // the policy's restart is still due
 			}
 			continue
 		}
@@ -302,6 +308,13 @@ func (m *Manager) Open() error {
 	wg.Wait()
 	if first != nil {
 		return first
+	}
+	for _, in := range pending {
+		in.mu.Lock()
+		delay := time.Until(time.UnixMilli(in.info.NextRestartAt))
+		in.log.System("restart still due in " + max(delay, 0).Round(time.Millisecond).String() + " (scheduled before the master restarted)")
+		in.armRestartLocked(max(delay, 0))
+		in.mu.Unlock()
 	}
 	m.stopReconcile = make(chan struct{})
 	m.reconcileDone = make(chan struct{})

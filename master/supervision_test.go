@@ -186,3 +186,34 @@ func TestHeartbeatTimeout(t *testing.T) {
 		return i.State == "OFFLINE" && i.Reason == "heartbeat timeout"
 	})
 }
+
+// A restart the policy had scheduled is still carried out by the next
+// master when the previous one went away before it was due.
+func TestPendingRestartSurvivesMasterRestart(t *testing.T) {
+	var dir string
+	slow := func(c *master.Config) {
+		c.RestartBackoff = instance.Backoff{Base: 1500 * time.Millisecond, Max: 1500 * time.Millisecond, Reset: time.Minute}
+		c.KeepInstances = true
+		if dir == "" {
+			dir = c.DataDir
+		}
+		c.DataDir = dir
+	}
+	e := newEnv(t, slow)
+	e.putConfig("late", map[string]any{"command": "exit 1", "restartPolicy": "on-failure",
+		"availablePorts": map[string]int{"min": 21621, "max": 21630}})
+	info := e.create("late")
+	waitUntil(t, "the restart to be scheduled", 10*time.Second, func() bool { return e.info(info.ID).NextRestartAt != 0 })
+	if err := e.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2 := newEnv(t, slow)
+	if got := e2.info(info.ID); got.NextRestartAt == 0 || got.Restarts != 0 {
+		t.Fatalf("after the master restart: %+v", got)
+	}
+	waitUntil(t, "the restart to happen", 10*time.Second, func() bool { return e2.info(info.ID).Restarts >= 1 })
+	resp := e2.do("GET", "/api/instances/"+info.ID+"/logs", e2.admin, "")
+	if body := readAll(resp); !strings.Contains(body, "restart still due") {
+		t.Fatalf("log: %s", body)
+	}
+}
