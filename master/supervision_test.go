@@ -217,3 +217,29 @@ func TestPendingRestartSurvivesMasterRestart(t *testing.T) {
 		t.Fatalf("log: %s", body)
 	}
 }
+
+// A supervisor killed while the master runs takes its process with it
+// (process runtime); the master notices, records why, and the policy
+// starts the instance again under a new supervisor.
+func TestSupervisorKilledWhileMasterRuns(t *testing.T) {
+	e := newEnv(t, fastBackoff)
+	e.putConfig("orphan", map[string]any{"command": "echo up; sleep 60", "restartPolicy": "on-failure",
+		"availablePorts": map[string]int{"min": 21631, "max": 21640}})
+	info := e.create("orphan")
+	sup := supervisorOf(t, info.ID)
+	if err := syscall.Kill(sup, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the restart", 10*time.Second, func() bool {
+		i := e.info(info.ID)
+		return i.State == "ONLINE" && i.Restarts == 1 && i.ProcessPid != nil && *i.ProcessPid != *info.ProcessPid
+	})
+	waitUntil(t, "the old process to be gone", 5*time.Second, func() bool { return !alive(int(*info.ProcessPid)) })
+	if again := supervisorOf(t, info.ID); again == sup {
+		t.Fatalf("still the killed supervisor %d", sup)
+	}
+	body := readAll(e.do("GET", "/api/instances/"+info.ID+"/logs", e.admin, ""))
+	if !strings.Contains(body, "supervisor lost: the process is gone") {
+		t.Fatalf("the log does not say what happened: %s", body)
+	}
+}
