@@ -379,17 +379,7 @@ func (p *muxProc) Pid() int              { return p.pid }
 func (p *muxProc) Done() <-chan struct{} { return p.done }
 func (p *muxProc) ExitCode() int         { return p.exitCode }
 
-func (p *muxProc) Signal(sig syscall.Signal) error {
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal process group: %w", err)
-	}
-	return nil
-}
+func (p *muxProc) Signal(sig syscall.Signal) error { return signalGroup(p.pid, p.done, sig) }
 
 // WriteLine types line and Enter into the session.
 func (p *muxProc) WriteLine(line string) error {

@@ -203,16 +203,20 @@ func cutAt(b []byte, max int) int {
 	return max
 }
 
-func (p *proc) Pid() int              { return p.pid }
-func (p *proc) Done() <-chan struct{} { return p.done }
-func (p *proc) ExitCode() int         { return p.exitCode }
-func (p *proc) Signal(sig syscall.Signal) error {
+func (p *proc) Pid() int                        { return p.pid }
+func (p *proc) Done() <-chan struct{}           { return p.done }
+func (p *proc) ExitCode() int                   { return p.exitCode }
+func (p *proc) Signal(sig syscall.Signal) error { return signalGroup(p.pid, p.done, sig) }
+
+// signalGroup sends sig to the process group pgid unless done is closed
+// (the group may be gone, or its id taken by another).
+func signalGroup(pgid int, done <-chan struct{}, sig syscall.Signal) error {
 	select {
-	case <-p.done:
+	case <-done:
 		return nil
 	default:
 	}
-	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signal process group: %w", err)
 	}
 	return nil
