@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Error is the one error body of the API: {"error":"..."}. RequestID is set
 // on 500s (match it with the master's log); RetryAfterMs on 429s; Output on
 // failed console commands.
@@ -120,4 +122,17 @@ type ConsoleFrame struct {
 	Command string `json:"command,omitempty"`
 	OK      *bool  `json:"ok,omitempty"`
 	Error   string `json:"error,omitempty"`
+}
+
+// AuditEntry is one entry of GET /api/audit: a command run through the
+// Commands endpoint, the console WebSocket or a key change.
+type AuditEntry struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	KeyID   string    `json:"keyId"`
+	Source  string    `json:"source"` // "rest" or "websocket"
+	Command string    `json:"command"`
+	Result  string    `json:"result"` // "ok" or "error"
+	Error   string    `json:"error,omitempty"`
+	Output  []string  `json:"output,omitempty"`
 }

@@ -33,6 +33,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	keyed := e.Group("/api", m.authenticate)
 	keyed.GET("/instances/:id", m.requireAllOrInstance, m.handleInstanceGet)
 	keyed.PUT("/instances/:id/state", m.requireAllOrInstance, m.handleInstanceState)
+	keyed.GET("/openapi.json", m.handleOpenAPI) // any valid key
 
 	// ALL and PUBLIC keys (PUBLIC keys are rate limited in authenticate).
 	public := keyed.Group("", m.requireUserKey)

@@ -1,0 +1,313 @@
+package master
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// The OpenAPI 3.1 document of the REST API (GET /api/openapi.json). The
+// operations are listed here by hand, next to nothing else, and their
+// schemas are reflected from the api package's types, so field names and
+// types cannot drift from what handlers send. TestOpenAPIMatchesRoutes
+// checks that every route is documented and every documented path is
+// routed.
+
+// access says who may call an operation.
+type access int
+
+const (
+	accessOpen     access = iota // no key
+	accessInstance               // ALL, or the instance's own INSTANCE key
+	accessAnyKey                 // any valid key
+	accessUser                   // ALL and PUBLIC (rate limited)
+	accessAll                    // ALL only
+)
+
+type param struct {
+	name, in, desc string
+	kind           string // "string", "integer", "boolean"
+	required       bool
+}
+
+type operation struct {
+	method, path, summary string
+	access                access
+	params                []param
+	body                  any    // a value of the request body's type; nil: none
+	bodyType              string // for non-JSON bodies: its media type
+	status                int    // the success status
+	resp                  any    // a value of the answer's type; nil: no body
+	respType              string // for non-JSON answers: its media type
+	ws                    bool   // a WebSocket upgrade
+}
+
+var (
+	pathID    = param{name: "id", in: "path", desc: "instance id", kind: "string", required: true}
+	pathName  = param{name: "name", in: "path", desc: "configuration or template name", kind: "string", required: true}
+	pathGroup = param{name: "group", in: "path", desc: "template group", kind: "string", required: true}
+	pathKey   = param{name: "key", in: "path", desc: "key id or label", kind: "string", required: true}
+	pathFile  = param{name: "path", in: "path", desc: "file path inside the template, segments as sent", kind: "string", required: true}
+	qLines    = param{name: "lines", in: "query", desc: "how many of the last lines (default 100, at most 10000)", kind: "integer"}
+	tplParams = []param{pathGroup, pathName}
+)
+
+func operations() []operation {
+	tplFile := append(append([]param{}, tplParams...), pathFile)
+	return []operation{
+		{method: "GET", path: "/api/ping", summary: "Liveness", access: accessOpen, status: 200, resp: api.Ping{}},
+		{method: "GET", path: "/api/metrics", summary: "Prometheus metrics", access: accessOpen, status: 200, respType: "text/plain"},
+		{method: "GET", path: "/api/openapi.json", summary: "This document", access: accessAnyKey, status: 200, respType: "application/json"},
+		{method: "GET", path: "/api/node", summary: "Facts about this node", access: accessUser, status: 200, resp: api.Node{}},
+		{method: "GET", path: "/api/auth", summary: "Who the caller's key is, with its rate-limit headroom", access: accessUser, status: 200, resp: api.Auth{}},
+		{method: "POST", path: "/api/auth/verify", summary: "Check the caller's key", access: accessUser, status: 200, resp: api.Auth{}},
+
+		{method: "GET", path: "/api/keys", summary: "List keys", access: accessAll, status: 200, resp: []api.Key{}},
+		{method: "POST", path: "/api/keys", summary: "Create a key; its token is in the answer, once", access: accessAll, body: api.KeyCreateRequest{}, status: 201, resp: api.KeyCreated{}},
+		{method: "GET", path: "/api/keys/{key}", summary: "One key", access: accessAll, params: []param{pathKey}, status: 200, resp: api.Key{}},
+		{method: "DELETE", path: "/api/keys/{key}", summary: "Revoke a key (at once)", access: accessAll, params: []param{pathKey}, status: 204},
+		{method: "POST", path: "/api/commands/execute", summary: "Run a console command; answers once it finished", access: accessAll, body: api.CommandRequest{}, status: 200, resp: api.CommandResponse{}},
+		{method: "GET", path: "/api/console", summary: "Console WebSocket: each text frame one command line (?format=text|json)", access: accessAll, ws: true,
+			params: []param{{name: "format", in: "query", desc: "text (default) or json", kind: "string"}}},
+		{method: "GET", path: "/api/audit", summary: "Newest audit entries", access: accessAll, status: 200, resp: []api.AuditEntry{},
+			params: []param{{name: "limit", in: "query", desc: "1 to 1000, default 100", kind: "integer"}}},
+
+		{method: "GET", path: "/api/configurations", summary: "List configurations", access: accessAll, status: 200, resp: []api.Configuration{}},
+		{method: "GET", path: "/api/configurations/{name}", summary: "One configuration", access: accessAll, params: []param{pathName}, status: 200, resp: api.Configuration{}},
+		{method: "PUT", path: "/api/configurations/{name}", summary: "Create or replace a configuration", access: accessAll, params: []param{pathName}, body: api.Configuration{}, status: 204},
+		{method: "DELETE", path: "/api/configurations/{name}", summary: "Delete a configuration (409 while it has instances, unless force)", access: accessAll, status: 204,
+			params: []param{pathName, {name: "force", in: "query", desc: "true: delete its instances too", kind: "boolean"}}},
+
+		{method: "GET", path: "/api/templates", summary: "List templates", access: accessAll, status: 200, resp: []api.TemplateInfo{}},
+		{method: "GET", path: "/api/templates/{group}/{name}", summary: "One template", access: accessAll, params: tplParams, status: 200, resp: api.TemplateInfo{}},
+		{method: "POST", path: "/api/templates/{group}/{name}", summary: "Create an empty template", access: accessAll, params: tplParams, status: 201, resp: api.TemplateInfo{}},
+		{method: "DELETE", path: "/api/templates/{group}/{name}", summary: "Delete a template and its files", access: accessAll, params: tplParams, status: 204},
+		{method: "GET", path: "/api/templates/{group}/{name}/files", summary: "List a template's files", access: accessAll, params: tplParams, status: 200, resp: []api.TemplateFile{}},
+		{method: "GET", path: "/api/templates/{group}/{name}/files/{path}", summary: "Read one file", access: accessAll, params: tplFile, status: 200, respType: "application/octet-stream"},
+		{method: "POST", path: "/api/templates/{group}/{name}/files/{path}", summary: "Create one file (409 if it exists)", access: accessAll, params: tplFile, bodyType: "application/octet-stream", status: 201},
+		{method: "PUT", path: "/api/templates/{group}/{name}/files/{path}", summary: "Create or overwrite one file", access: accessAll, params: tplFile, bodyType: "application/octet-stream", status: 204},
+		{method: "PATCH", path: "/api/templates/{group}/{name}/files/{path}", summary: "Create or overwrite one file", access: accessAll, params: tplFile, bodyType: "application/octet-stream", status: 204},
+		{method: "DELETE", path: "/api/templates/{group}/{name}/files/{path}", summary: "Delete one file or folder", access: accessAll, params: tplFile, status: 204},
+		{method: "GET", path: "/api/templates/{group}/{name}/export", summary: "The template as a zip", access: accessAll, params: tplParams, status: 200, respType: "application/zip"},
+		{method: "POST", path: "/api/templates/{group}/{name}/export", summary: "The template as a zip", access: accessAll, params: tplParams, status: 200, respType: "application/zip"},
+		{method: "POST", path: "/api/templates/{group}/{name}/import", summary: "Unpack a zip into the template", access: accessAll, bodyType: "application/zip", status: 201, resp: api.TemplateImport{},
+			params: append(append([]param{}, tplParams...), param{name: "replace", in: "query", desc: "true: empty an existing template first", kind: "boolean"})},
+
+		{method: "GET", path: "/api/instances", summary: "List instances", access: accessAll, status: 200, resp: []api.InstanceInfo{},
+			params: []param{{name: "state", in: "query", desc: "only this state", kind: "string"}, {name: "configuration", in: "query", desc: "only of this configuration", kind: "string"}}},
+		{method: "POST", path: "/api/instances", summary: "Create and start an instance", access: accessAll, body: api.InstanceCreateRequest{}, status: 201, resp: api.InstanceInfo{}},
+		{method: "GET", path: "/api/instances/{id}", summary: "One instance", access: accessInstance, params: []param{pathID}, status: 200, resp: api.InstanceInfo{}},
+		{method: "DELETE", path: "/api/instances/{id}", summary: "Stop and delete an instance", access: accessAll, params: []param{pathID}, status: 204},
+		{method: "PUT", path: "/api/instances/{id}/state", summary: "Report state and heartbeat from inside the instance; other fields become properties", access: accessInstance,
+			params: []param{pathID}, body: map[string]any{}, status: 200, resp: api.InstanceInfo{}},
+		{method: "PATCH", path: "/api/instances/{id}/lifecycle", summary: "Start, stop or restart (202 when it goes on in the background)", access: accessAll, status: 200, resp: api.LifecycleResponse{},
+			params: []param{pathID, {name: "target", in: "query", desc: "start, stop or restart", kind: "string", required: true}}},
+		{method: "POST", path: "/api/instances/{id}/execute", summary: "One line to the instance's stdin", access: accessAll, params: []param{pathID}, body: api.ExecuteRequest{}, status: 204},
+		{method: "GET", path: "/api/instances/{id}/logs", summary: "The last lines of the log", access: accessAll, params: []param{pathID, qLines}, status: 200, resp: api.Logs{}},
+		{method: "GET", path: "/api/instances/{id}/live-log", summary: "Live-log WebSocket: one frame per line (?format=json: api.LiveLogFrame)", access: accessAll, ws: true,
+			params: []param{pathID, qLines, {name: "since", in: "query", desc: "resume after this sequence number", kind: "integer"},
+				{name: "format", in: "query", desc: "text (default) or json", kind: "string"}}},
+	}
+}
+
+var (
+	openAPIOnce sync.Once
+	openAPIDoc  []byte
+)
+
+// openAPIDocument builds the document once (it depends on nothing but the
+// code).
+func openAPIDocument(version string) []byte {
+	openAPIOnce.Do(func() {
+		openAPIDoc, _ = json.MarshalIndent(buildOpenAPI(version), "", "  ")
+	})
+	return openAPIDoc
+}
+
+func (m *Master) handleOpenAPI(c *gin.Context) {
+	c.Data(http.StatusOK, "application/json", openAPIDocument(m.cfg.Version))
+}
+
+// schemas collects the component schemas reflected from Go types.
+type schemas map[string]any
+
+func buildOpenAPI(version string) map[string]any {
+	comps := schemas{}
+	comps.of(reflect.TypeOf(api.Error{}))
+	paths := map[string]map[string]any{}
+	for _, op := range operations() {
+		o := map[string]any{"summary": op.summary, "operationId": operationID(op)}
+		var params []any
+		for _, p := range op.params {
+			params = append(params, map[string]any{"name": p.name, "in": p.in, "description": p.desc,
+				"required": p.required || p.in == "path", "schema": map[string]any{"type": p.kind}})
+		}
+		if params != nil {
+			o["parameters"] = params
+		}
+		switch {
+		case op.body != nil:
+			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				"application/json": map[string]any{"schema": comps.of(reflect.TypeOf(op.body))}}}
+		case op.bodyType != "":
+			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				op.bodyType: map[string]any{"schema": map[string]any{"type": "string", "contentMediaType": op.bodyType}}}}
+		}
+		responses := map[string]any{}
+		switch {
+		case op.ws:
+			responses["101"] = map[string]any{"description": "switching to the WebSocket protocol"}
+		case op.resp != nil:
+			responses[strconv.Itoa(op.status)] = map[string]any{"description": http.StatusText(op.status), "content": map[string]any{
+				"application/json": map[string]any{"schema": comps.of(reflect.TypeOf(op.resp))}}}
+		case op.respType != "":
+			responses[strconv.Itoa(op.status)] = map[string]any{"description": http.StatusText(op.status), "content": map[string]any{
+				op.respType: map[string]any{"schema": map[string]any{"type": "string"}}}}
+		default:
+			responses[strconv.Itoa(op.status)] = map[string]any{"description": http.StatusText(op.status)}
+		}
+		errRef := map[string]any{"$ref": "#/components/responses/Error"}
+		responses["400"], responses["500"] = errRef, errRef
+		if op.access != accessOpen {
+			responses["401"] = errRef
+			o["security"] = []any{map[string]any{"bearer": []any{}}}
+		} else {
+			o["security"] = []any{}
+		}
+		if op.access == accessUser || op.access == accessAnyKey {
+			responses["429"] = errRef
+		}
+		if strings.Contains(op.path, "{") {
+			responses["404"] = errRef
+		}
+		o["responses"] = responses
+		o["x-universe-access"] = []string{"open", "ALL or the instance's own INSTANCE key", "any valid key", "ALL or PUBLIC (PUBLIC is rate limited)", "ALL"}[op.access]
+		if paths[op.path] == nil {
+			paths[op.path] = map[string]any{}
+		}
+		paths[op.path][strings.ToLower(op.method)] = o
+	}
+	return map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{"title": "Universe master API", "version": version,
+			"description": "REST and WebSocket API of the Universe master. Every error is {\"error\": \"...\"}."},
+		"servers": []any{map[string]any{"url": "http://localhost:7000"}},
+		"paths":   paths,
+		"components": map[string]any{
+			"schemas": comps,
+			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer",
+				"description": "Authorization: Bearer <token>"}},
+			"responses": map[string]any{"Error": map[string]any{"description": "an error",
+				"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}}},
+		},
+	}
+}
+
+func operationID(op operation) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(op.method))
+	for _, s := range strings.Split(op.path, "/") {
+		s = strings.Trim(s, "{}")
+		s = strings.TrimSuffix(s, ".json")
+		if s == "" || s == "api" {
+			continue
+		}
+		for _, part := range strings.Split(s, "-") {
+			if part != "" {
+				b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+			}
+		}
+	}
+	return b.String()
+}
+
+var timeType = reflect.TypeOf(time.Time{})
+
+// of returns the schema of t: a $ref for named structs (added to the
+// components), inline otherwise.
+func (s schemas) of(t reflect.Type) any {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return s.of(t.Elem())
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return map[string]any{"type": "integer"}
+	case reflect.Float32, reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return map[string]any{"type": "string", "contentEncoding": "base64"}
+		}
+		return map[string]any{"type": "array", "items": s.of(t.Elem())}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": s.of(t.Elem())}
+	case reflect.Interface:
+		return map[string]any{}
+	case reflect.Struct:
+		if t == timeType {
+			return map[string]any{"type": "string", "format": "date-time"}
+		}
+		if t.Name() == "" {
+			return s.object(t)
+		}
+		if _, ok := s[t.Name()]; !ok {
+			s[t.Name()] = nil // a placeholder: recursive types end here
+			s[t.Name()] = s.object(t)
+		}
+		return map[string]any{"$ref": "#/components/schemas/" + t.Name()}
+	}
+	return map[string]any{}
+}
+
+func (s schemas) object(t reflect.Type) map[string]any {
+	props := map[string]any{}
+	var required []string
+	s.fields(t, props, &required)
+	out := map[string]any{"type": "object", "properties": props}
+	if len(required) > 0 {
+		sort.Strings(required)
+		out["required"] = required
+	}
+	if t == reflect.TypeOf(api.StateReport{}) {
+		return map[string]any{"type": "object", "additionalProperties": true}
+	}
+	return out
+}
+
+// fields adds the JSON fields of struct t (embedded structs inlined).
+func (s schemas) fields(t reflect.Type, props map[string]any, required *[]string) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			s.fields(f.Type, props, required)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		props[name] = s.of(f.Type)
+		if !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
+			*required = append(*required, name)
+		}
+	}
+}
