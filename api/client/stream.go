@@ -69,10 +69,11 @@ func (c *Client) LiveLog(ctx context.Context, id string, opt LiveLogOptions) (*L
 	if err != nil {
 		return nil, err
 	}
+	s := &LogStream{conn: conn, ctx: ctx}
 	if opt.HasSince {
-		return &LogStream{conn: conn, ctx: conn.CloseRead(ctx), Last: opt.Since}, nil
+		s.Last = opt.Since
 	}
-	return &LogStream{conn: conn, ctx: conn.CloseRead(ctx)}, nil
+	return s, nil
 }
 
 // ErrLogEnded is returned by Next when the instance was deleted.

@@ -1,6 +1,7 @@
-// Command universe is the Universe control plane's one binary: the master
-// (`universe master`), offline key management against a data directory
-// (`universe key ...`), and its version.
+// Command universe is the Universe control plane's binary: the master
+// (`universe master`), the command-line client of a master (`universe
+// instance list`, ...; cli*.go), offline key management against a data
+// directory (`universe key ... --data DIR`), and its version.
 package main
 
 import (
@@ -52,12 +53,23 @@ const usage = `Universe: a control plane for fleets of long-running processes.
 
 Usage:
   universe master [flags]                      run the master (REST API on :7000)
-  universe key create <label> <ALL|PUBLIC> [--expires 30d] --data DIR
-  universe key list --data DIR
-  universe key revoke <label|id> --data DIR    offline key management (no master running)
+
+  universe status                              ping the master, show its node
+  universe auth status|verify                  who the token is, its rate-limit headroom
+  universe key create|list|revoke              API keys (add --data DIR to work offline,
+                                               on a data directory, with no master running)
+  universe instance list|create|info|start|stop|restart|delete|exec|logs
+  universe config list|show|apply|delete
+  universe template list|push|pull|export|import
+  universe console                             the master's console, remotely
+  universe completion bash|zsh|fish            shell completion
   universe version                             print the version
 
-Run "universe master --help" for the master's flags.
+The remote commands reach UNIVERSE_URL (default http://localhost:7000) with
+the token in UNIVERSE_TOKEN (or --token, or "token = ..." in
+~/.config/universe/config, which must be 0600). They print tables, or JSON
+with -o json. Exit codes: 0 ok, 1 error, 2 usage, 3 unauthorized, 4 rate
+limited. Add --help to any command for its flags.
 `
 
 // run is main without the process: tests call it like main does.
@@ -69,14 +81,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "master":
 		return runMaster(ctx, args[1:], getenv, stdin, stdout, stderr)
-	case "key":
-		return runKey(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintln(stdout, "universe "+versionString())
 		return exitOK
 	case "help", "--help", "-help", "-h":
 		fmt.Fprint(stdout, usage)
 		return exitOK
+	}
+	if code, ok := runCLI(cliEnv{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}, args); ok {
+		return code
 	}
 	fmt.Fprintf(stderr, "universe: unknown command %q\n\n%s", args[0], usage)
 	return exitUsage

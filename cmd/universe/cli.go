@@ -1,0 +1,589 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/api/client"
+)
+
+// cliEnv is what every remote command gets.
+type cliEnv struct {
+	ctx    context.Context
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// command is one remote subcommand: its flags and what it does.
+type command struct {
+	usage string // "instance logs <id> [-f] [--lines N] [--since SEQ]"
+	nargs [2]int // the positional arguments it takes: at least, at most (-1: any)
+	run   func(r *remote, args []string) int
+	// flags, for commands that have flags, defines them on fs and returns
+	// the run function that reads them (instead of run).
+	flags func(fs *flag.FlagSet) func(r *remote, args []string) int
+}
+
+// runRemote parses args for cmd, connects, and runs it.
+func runRemote(e cliEnv, cmd *command, args []string) int {
+	fs := flag.NewFlagSet("universe "+cmd.usage, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: universe %s\n\nFlags:\n", cmd.usage)
+		fs.PrintDefaults()
+	}
+	conn := addConnFlags(fs)
+	run := cmd.run
+	if cmd.flags != nil {
+		run = cmd.flags(fs)
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(pos) < cmd.nargs[0] || (cmd.nargs[1] >= 0 && len(pos) > cmd.nargs[1]) {
+		fmt.Fprintf(e.stderr, "Usage: universe %s\n", cmd.usage)
+		return exitUsage
+	}
+	r, code := connect(e.ctx, conn, e.getenv, e.stdin, e.stdout, e.stderr)
+	if r == nil {
+		return code
+	}
+	return run(r, pos)
+}
+
+// group is a command with subcommands ("instance list").
+type group struct {
+	name string
+	subs map[string]*command
+}
+
+func (g group) run(e cliEnv, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		fmt.Fprint(e.stderr, g.help())
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, ok := g.subs[args[0]]
+	if !ok {
+		fmt.Fprintf(e.stderr, "universe %s: unknown subcommand %q\n\n%s", g.name, args[0], g.help())
+		return exitUsage
+	}
+	return runRemote(e, cmd, args[1:])
+}
+
+func (g group) help() string {
+	var names []string
+	for n := range g.subs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("Usage:\n")
+	for _, n := range names {
+		b.WriteString("  universe " + g.subs[n].usage + "\n")
+	}
+	b.WriteString("\nEvery one takes --url, --token, -o table|json and --config; add --help for its own flags.\n")
+	return b.String()
+}
+
+// statusCommand: ping and node.
+var statusCommand = &command{usage: "status", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
+	start := time.Now()
+	if _, err := r.c.Ping(r.ctx); err != nil {
+		return r.fail(err)
+	}
+	rtt := time.Since(start)
+	node, err := r.c.Node(r.ctx)
+	if err != nil {
+		return r.fail(err)
+	}
+	if r.json {
+		r.printJSON(struct {
+			URL    string   `json:"url"`
+			PingMs float64  `json:"pingMs"`
+			Node   api.Node `json:"node"`
+		}{r.c.URL(), float64(rtt.Microseconds()) / 1000, node})
+		return exitOK
+	}
+	var states []string
+	for _, s := range []string{"ONLINE", "CREATING", "OFFLINE", "STOPPED"} {
+		states = append(states, fmt.Sprintf("%d %s", node.Instances.ByState[s], r.state(s)))
+	}
+	limits := "enforced"
+	if !node.Limits.Enforced {
+		limits = "not enforced: " + node.Limits.Reason
+	}
+	r.fields([][2]string{{"Master", r.c.URL() + " (ping " + rtt.Round(10*time.Microsecond).String() + ")"},
+		{"Version", node.Version}, {"Node", node.NodeID},
+		{"Uptime", (time.Duration(node.UptimeMs) * time.Millisecond).Round(time.Second).String()},
+		{"Instances", fmt.Sprintf("%d (%s)", node.Instances.Total, strings.Join(states, ", "))},
+		{"Limits", limits}})
+	return exitOK
+}}
+
+func authFields(r *remote, a api.Auth) {
+	kv := [][2]string{{"Key", a.Label + " (" + a.ID + ")"}, {"Scope", a.Scope}}
+	if a.ExpiresAt != 0 {
+		kv = append(kv, [2]string{"Expires", fmtTime(a.ExpiresAt)})
+	}
+	if rl := a.RateLimit; rl != nil {
+		kv = append(kv, [2]string{"Rate limit", fmt.Sprintf("%d of %d calls left in this %s window, full again in %s",
+			rl.Remaining, rl.Limit, time.Duration(rl.WindowMs)*time.Millisecond, (time.Duration(rl.ResetMs) * time.Millisecond).Round(time.Millisecond))})
+	} else {
+		kv = append(kv, [2]string{"Rate limit", "none (ALL keys are never limited)"})
+	}
+	r.fields(kv)
+}
+
+var authGroup = group{name: "auth", subs: map[string]*command{
+	"status": {usage: "auth status", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
+		a, err := r.c.Auth(r.ctx)
+		if err != nil {
+			return r.fail(err)
+		}
+		if r.json {
+			r.printJSON(a)
+		} else {
+			authFields(r, a)
+		}
+		return exitOK
+	}},
+	"verify": {usage: "auth verify", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
+		a, err := r.c.VerifyAuth(r.ctx)
+		if err != nil {
+			return r.fail(err)
+		}
+		if r.json {
+			r.printJSON(a)
+		} else {
+			fmt.Fprintf(r.stdout, "valid: %s (%s)\n", a.Label, a.Scope)
+		}
+		return exitOK
+	}},
+}}
+
+var keyGroup = group{name: "key", subs: map[string]*command{
+	"create": {usage: "key create <label> <ALL|PUBLIC> [--expires 30d]", nargs: [2]int{2, 2},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			expires := fs.String("expires", "", "lifetime such as 30d, 12h or 90m; empty = never expires")
+			return func(r *remote, a []string) int { return keyCreate(r, a, *expires) }
+		}},
+	"list": {usage: "key list", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
+		keys, err := r.c.Keys(r.ctx)
+		if err != nil {
+			return r.fail(err)
+		}
+		if r.json {
+			r.printJSON(keys)
+			return exitOK
+		}
+		rows := [][]string{}
+		for _, k := range keys {
+			exp := fmtTime(k.ExpiresAt)
+			if k.Expired {
+				exp += " (expired)"
+			}
+			rows = append(rows, []string{k.ID, k.Label, k.Scope, fmtTime(k.CreatedAt), fmtTime(k.LastUsedAt), exp, k.Instance})
+		}
+		r.table([]string{"ID", "LABEL", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "INSTANCE"}, rows)
+		return exitOK
+	}},
+	"revoke": {usage: "key revoke <label|id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		if err := r.c.RevokeKey(r.ctx, a[0]); err != nil {
+			return r.fail(err)
+		}
+		if !r.json {
+			fmt.Fprintf(r.stdout, "Revoked %s.\n", a[0])
+		}
+		return exitOK
+	}},
+}}
+
+func keyCreate(r *remote, a []string, expires string) int {
+	k, err := r.c.CreateKey(r.ctx, api.KeyCreateRequest{Label: a[0], Scope: strings.ToUpper(a[1]), ExpiresIn: expires})
+	if err != nil {
+		return r.fail(err)
+	}
+	if r.json {
+		r.printJSON(k)
+		return exitOK
+	}
+	fmt.Fprintf(r.stdout, "Created key %s (%s, id %s).\nToken (shown once, store it now): %s\n", k.Label, k.Scope, k.ID, k.Token)
+	return exitOK
+}
+
+// runKeyCommand is "universe key ...": offline against a data directory
+// with --data (as before a master runs), else remote through the API.
+func runKeyCommand(e cliEnv, args []string) int {
+	for _, a := range args {
+		if a == "--data" || a == "-data" || strings.HasPrefix(a, "--data=") || strings.HasPrefix(a, "-data=") {
+			return runKey(e.ctx, args, e.getenv, e.stdout, e.stderr)
+		}
+	}
+	if len(args) > 0 && args[0] == "delete" {
+		args = append([]string{"revoke"}, args[1:]...) // the console's word
+	}
+	return keyGroup.run(e, args)
+}
+
+func instanceRow(r *remote, in api.InstanceInfo) []string {
+	pid := "-"
+	if in.ProcessPid != nil {
+		pid = strconv.FormatInt(*in.ProcessPid, 10)
+	}
+	return []string{in.ID, in.ConfigurationName, r.state(in.State), in.HostAddress + ":" + strconv.Itoa(in.AllocatedPort), pid, in.Runtime, strconv.Itoa(in.Restarts), in.Reason}
+}
+
+var instanceHeaders = []string{"ID", "CONFIGURATION", "STATE", "ADDRESS", "PID", "RUNTIME", "RESTARTS", "REASON"}
+
+func (r *remote) instanceInfo(in api.InstanceInfo) {
+	if r.json {
+		r.printJSON(in)
+		return
+	}
+	pid := "-"
+	if in.ProcessPid != nil {
+		pid = strconv.FormatInt(*in.ProcessPid, 10)
+	}
+	exit := "-"
+	if in.ExitCode != nil {
+		exit = strconv.Itoa(*in.ExitCode)
+	}
+	kv := [][2]string{{"ID", in.ID}, {"Configuration", in.ConfigurationName}, {"State", r.state(in.State)},
+		{"Address", in.HostAddress + ":" + strconv.Itoa(in.AllocatedPort)}, {"Pid", pid}, {"Runtime", in.Runtime},
+		{"Node", in.WrapperNodeID}, {"Created", fmtTime(in.CreatedAt)}, {"Started", fmtTime(in.StartedAt)},
+		{"Last heartbeat", fmtAgo(in.LastHeartbeat)}, {"Exit code", exit}, {"Restarts", strconv.Itoa(in.Restarts)}}
+	if in.Reason != "" {
+		kv = append(kv, [2]string{"Reason", in.Reason})
+	}
+	if in.NextRestartAt != 0 {
+		kv = append(kv, [2]string{"Next restart", fmtTime(in.NextRestartAt)})
+	}
+	if in.Limits != nil {
+		l := fmt.Sprintf("%d MB RAM, cpu %d: enforced", in.AllocatedRAMMB, in.AllocatedCPU)
+		if !in.Limits.Enforced {
+			l = fmt.Sprintf("%d MB RAM, cpu %d: not enforced (%s)", in.AllocatedRAMMB, in.AllocatedCPU, in.Limits.Reason)
+		}
+		kv = append(kv, [2]string{"Limits", l})
+	}
+	r.fields(kv)
+}
+
+// lifecycle runs start, stop or restart and, unless --no-wait, waits for
+// the state it leads to, showing progress on a terminal.
+func lifecycle(target string) *command {
+	return &command{usage: "instance " + target + " <id> [--no-wait] [--timeout 5m]", nargs: [2]int{1, 1},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			noWait := fs.Bool("no-wait", false, "return once the master accepted it")
+			timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the instance")
+			return func(r *remote, a []string) int { return runLifecycle(r, target, a[0], *noWait, *timeout) }
+		}}
+}
+
+func runLifecycle(r *remote, target, id string, noWait bool, timeout time.Duration) int {
+	res, err := r.c.Lifecycle(r.ctx, id, target)
+	if err != nil {
+		return r.fail(err)
+	}
+	info := res.Instance
+	if res.Accepted && !noWait {
+		want := []string{"ONLINE", "OFFLINE"}
+		if target == "stop" {
+			want = []string{"STOPPED", "OFFLINE"}
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, timeout)
+		defer cancel()
+		p := r.progress()
+		info, err = r.c.WaitState(ctx, id, func(i api.InstanceInfo) { p.show("%s %s: %s", target, id, i.State) }, want...)
+		p.done()
+		if err != nil {
+			return r.fail(err)
+		}
+	}
+	r.instanceInfo(info)
+	return exitOK
+}
+
+var instanceGroup = group{name: "instance", subs: map[string]*command{
+	"list": {usage: "instance list [--state S] [--configuration NAME]", nargs: [2]int{0, 0},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			var f client.InstanceFilter
+			fs.StringVar(&f.State, "state", "", "only instances in this state")
+			fs.StringVar(&f.Configuration, "configuration", "", "only instances of this configuration")
+			return func(r *remote, _ []string) int { return instanceList(r, f) }
+		}},
+	"create": {usage: "instance create <configuration>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		in, err := r.c.CreateInstance(r.ctx, a[0])
+		if err != nil {
+			return r.fail(err)
+		}
+		r.instanceInfo(in)
+		return exitOK
+	}},
+	"info": {usage: "instance info <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		in, err := r.c.Instance(r.ctx, a[0])
+		if err != nil {
+			return r.fail(err)
+		}
+		r.instanceInfo(in)
+		return exitOK
+	}},
+	"start":   lifecycle("start"),
+	"stop":    lifecycle("stop"),
+	"restart": lifecycle("restart"),
+	"delete": {usage: "instance delete <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		p := r.progress()
+		p.show("deleting %s", a[0])
+		err := r.c.DeleteInstance(r.ctx, a[0])
+		p.done()
+		if err != nil {
+			return r.fail(err)
+		}
+		if !r.json {
+			fmt.Fprintf(r.stdout, "Deleted %s.\n", a[0])
+		}
+		return exitOK
+	}},
+	"exec": {usage: "instance exec <id> <line...>", nargs: [2]int{2, -1}, run: func(r *remote, a []string) int {
+		if err := r.c.Execute(r.ctx, a[0], strings.Join(a[1:], " ")); err != nil {
+			return r.fail(err)
+		}
+		return exitOK
+	}},
+	"logs": {usage: "instance logs <id> [-f] [--lines N] [--since SEQ]", nargs: [2]int{1, 1},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			var o logsOptions
+			fs.BoolVar(&o.follow, "f", false, "follow: stream new lines, reconnecting by itself, until the instance is deleted")
+			fs.IntVar(&o.lines, "lines", 0, "how many of the last lines (default 100)")
+			fs.StringVar(&o.since, "since", "", "only lines after this sequence number")
+			return func(r *remote, a []string) int { return instanceLogs(r, a[0], o) }
+		}},
+}}
+
+func instanceList(r *remote, f client.InstanceFilter) int {
+	list, err := r.c.Instances(r.ctx, f)
+	if err != nil {
+		return r.fail(err)
+	}
+	if r.json {
+		r.printJSON(list)
+		return exitOK
+	}
+	rows := [][]string{}
+	for _, in := range list {
+		rows = append(rows, instanceRow(r, in))
+	}
+	r.table(instanceHeaders, rows)
+	return exitOK
+}
+
+type logsOptions struct {
+	follow bool
+	lines  int
+	since  string
+}
+
+func instanceLogs(r *remote, id string, o logsOptions) int {
+	logsFollow, logsLines, logsSince := o.follow, o.lines, o.since // the flags
+	var since uint64
+	hasSince := logsSince != ""
+	if hasSince {
+		n, err := strconv.ParseUint(logsSince, 10, 64)
+		if err != nil {
+			fmt.Fprintln(r.stderr, "universe: --since wants a sequence number")
+			return exitUsage
+		}
+		since = n
+	}
+	print := func(l api.LogLine) {
+		if r.json {
+			b, _ := json.Marshal(l)
+			fmt.Fprintln(r.stdout, string(b))
+			return
+		}
+		fmt.Fprintln(r.stdout, l.Line)
+	}
+	if !logsFollow {
+		n := logsLines
+		if hasSince && n == 0 {
+			n = 10000
+		}
+		logs, err := r.c.Logs(r.ctx, id, n)
+		if err != nil {
+			return r.fail(err)
+		}
+		for _, l := range logs.Entries {
+			if !hasSince || l.Seq > since {
+				print(l)
+			}
+		}
+		return exitOK
+	}
+	opt := client.FollowOptions{LiveLogOptions: client.LiveLogOptions{Since: since, HasSince: hasSince, Lines: logsLines},
+		OnReconnect: func(err error, attempt int) {
+			fmt.Fprintf(r.stderr, "universe: live-log interrupted (%v); reconnecting (attempt %d)\n", err, attempt)
+		}}
+	err := r.c.Follow(r.ctx, id, opt, func(f api.LiveLogFrame) error {
+		switch f.Type {
+		case "":
+			print(api.LogLine{Seq: f.Seq, TS: f.TS, Stream: f.Stream, Line: f.Line})
+		case api.FrameGap:
+			fmt.Fprintf(r.stderr, "universe: lines %d to %d were not delivered\n", f.From, f.To)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, client.ErrLogEnded):
+		fmt.Fprintf(r.stderr, "universe: instance %s was deleted\n", id)
+		return exitOK
+	case errors.Is(err, context.Canceled) && r.ctx.Err() != nil:
+		return exitOK // interrupted by the user
+	case err != nil:
+		return r.fail(err)
+	}
+	return exitOK
+}
+
+var configGroup = group{name: "config", subs: map[string]*command{
+	"list": {usage: "config list", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
+		list, err := r.c.Configurations(r.ctx)
+		if err != nil {
+			return r.fail(err)
+		}
+		if r.json {
+			r.printJSON(list)
+			return exitOK
+		}
+		rows := [][]string{}
+		for _, c := range list {
+			rows = append(rows, []string{c.Name, c.Runtime, fmt.Sprintf("%d-%d", c.AvailablePorts.Min, c.AvailablePorts.Max),
+				fmt.Sprintf("%d/%d", c.MinimumServiceCount, c.MaximumServiceCount), c.RestartPolicy, c.Command})
+		}
+		r.table([]string{"NAME", "RUNTIME", "PORTS", "MIN/MAX", "RESTART", "COMMAND"}, rows)
+		return exitOK
+	}},
+	"show": {usage: "config show <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		c, err := r.c.Configuration(r.ctx, a[0])
+		if err != nil {
+			return r.fail(err)
+		}
+		r.printJSON(c) // a configuration reads best as the JSON it is written in
+		return exitOK
+	}},
+	"apply": {usage: "config apply -f <file.json|-> [name]", nargs: [2]int{0, 1},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			file := fs.String("f", "", "the configuration's JSON file (- for stdin)")
+			return func(r *remote, a []string) int { return configApply(r, a, *file) }
+		}},
+	"delete": {usage: "config delete <name> [--force]", nargs: [2]int{1, 1},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			force := fs.Bool("force", false, "delete its instances too")
+			return func(r *remote, a []string) int { return configDelete(r, a[0], *force) }
+		}},
+}}
+
+func configDelete(r *remote, name string, force bool) int {
+	if err := r.c.DeleteConfiguration(r.ctx, name, force); err != nil {
+		return r.fail(err)
+	}
+	if !r.json {
+		fmt.Fprintf(r.stdout, "Deleted configuration %s.\n", name)
+	}
+	return exitOK
+}
+
+// configApply PUTs a configuration file. Its name is the argument, else
+// its "name" field, else the file's name without .json.
+func configApply(r *remote, a []string, applyFile string) int {
+	if applyFile == "" {
+		fmt.Fprintln(r.stderr, "Usage: universe config apply -f <file.json|-> [name]")
+		return exitUsage
+	}
+	var (
+		b   []byte
+		err error
+	)
+	if applyFile == "-" {
+		b, err = io.ReadAll(io.LimitReader(r.stdin, 8<<20))
+	} else {
+		b, err = os.ReadFile(applyFile)
+	}
+	if err != nil {
+		fmt.Fprintln(r.stderr, "universe:", err)
+		return exitError
+	}
+	var head struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		fmt.Fprintf(r.stderr, "universe: %s is not a JSON object: %v\n", applyFile, err)
+		return exitUsage
+	}
+	name := head.Name
+	if len(a) == 1 {
+		name = a[0]
+	}
+	if name == "" && applyFile != "-" {
+		name = strings.TrimSuffix(baseName(applyFile), ".json")
+	}
+	if name == "" {
+		fmt.Fprintln(r.stderr, "universe: name the configuration: an argument or a \"name\" field")
+		return exitUsage
+	}
+	if err := r.c.PutConfiguration(r.ctx, name, json.RawMessage(b)); err != nil {
+		return r.fail(err)
+	}
+	if !r.json {
+		fmt.Fprintf(r.stdout, "Applied configuration %s.\n", name)
+	}
+	return exitOK
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// runCLI dispatches the remote commands; ok is false when args[0] is not
+// one of them.
+func runCLI(e cliEnv, args []string) (code int, ok bool) {
+	switch args[0] {
+	case "status":
+		return runRemote(e, statusCommand, args[1:]), true
+	case "auth":
+		return authGroup.run(e, args[1:]), true
+	case "key":
+		return runKeyCommand(e, args[1:]), true
+	case "instance":
+		return instanceGroup.run(e, args[1:]), true
+	case "config":
+		return configGroup.run(e, args[1:]), true
+	case "template":
+		return templateGroup.run(e, args[1:]), true
+	case "console":
+		return runRemote(e, consoleCommand, args[1:]), true
+	case "completion":
+		return runCompletion(e, args[1:]), true
+	}
+	return 0, false
+}

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cliMaster is a master (a child process) and the CLI's view of it.
+type cliMaster struct {
+	t      *testing.T
+	dir    string
+	url    string
+	admin  string
+	public string
+	home   string // HOME of the CLI: an empty config folder
+}
+
+func newCLIMaster(t *testing.T, extra ...string) (*cliMaster, *childMaster) {
+	t.Helper()
+	dir := t.TempDir()
+	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", dir)
+	if code != 0 {
+		t.Fatalf("key create: %s", errOut)
+	}
+	admin := tokenRE.FindString(out)
+	_, out, _ = cli(t, "key", "create", "viewer", "PUBLIC", "--data", dir)
+	public := tokenRE.FindString(out)
+	cm := startChildMaster(t, dir, freePort(t), extra...)
+	return &cliMaster{t: t, dir: dir, url: cm.base, admin: admin, public: public, home: t.TempDir()}, cm
+}
+
+// env is the CLI's environment: the master's URL and token.
+func (m *cliMaster) env(token string, more ...string) func(string) string {
+	vars := map[string]string{"UNIVERSE_URL": m.url, "UNIVERSE_TOKEN": token, "HOME": m.home}
+	for i := 0; i+1 < len(more); i += 2 {
+		vars[more[i]] = more[i+1]
+	}
+	return func(k string) string { return vars[k] }
+}
+
+// run runs the CLI with token and checks that no token it was given shows
+// up in its output.
+func (m *cliMaster) run(token, stdin string, args ...string) (int, string, string) {
+	m.t.Helper()
+	var out, errb strings.Builder
+	code := run(context.Background(), args, m.env(token), strings.NewReader(stdin), &out, &errb)
+	for _, secret := range []string{m.admin, m.public} {
+		if secret != "" && strings.Contains(out.String()+errb.String(), secret) {
+			m.t.Fatalf("%v: a token appears in the output", args)
+		}
+	}
+	return code, out.String(), errb.String()
+}
+
+// Every subcommand against a real master, in both output modes, with the
+// exit codes of 401, 429 and 404.
+func TestCLIAgainstMaster(t *testing.T) {
+	m, _ := newCLIMaster(t, "--public-rate-limit", "6/1m")
+	work := t.TempDir()
+	cfgFile := filepath.Join(work, "echo.json")
+	if err := os.WriteFile(cfgFile, []byte(`{"command":"echo ready; while read l; do echo \"got $l\"; done","availablePorts":{"min":21700,"max":21710},"stopTimeoutSeconds":5}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tplDir := filepath.Join(work, "tpl")
+	_ = os.MkdirAll(filepath.Join(tplDir, "plugins"), 0o755)
+	_ = os.WriteFile(filepath.Join(tplDir, "server.properties"), []byte("motd=hi\n"), 0o644)
+	_ = os.WriteFile(filepath.Join(tplDir, "plugins", "a.jar"), []byte("jar"), 0o644)
+
+	// The instance the steps below work on.
+	var id string
+	idOf := func(out string) {
+		var in struct{ ID string }
+		if err := json.Unmarshal([]byte(out), &in); err != nil || in.ID == "" {
+			t.Fatalf("no instance in %q", out)
+		}
+		id = in.ID
+	}
+	steps := []struct {
+		name  string
+		token string
+		stdin string
+		args  func() []string
+		code  int
+		want  string              // in stdout+stderr
+		after func(stdout string) // more checks
+		again bool                // what is wanted may take a moment: retry for up to 10 s
+	}{
+		{name: "status", args: func() []string { return []string{"status"} }, want: "Node:      node-1"},
+		{name: "status json", args: func() []string { return []string{"status", "-o", "json"} }, want: `"nodeId": "node-1"`},
+		{name: "auth status admin", args: func() []string { return []string{"auth", "status"} }, want: "never limited"},
+		{name: "auth status public", token: "public", args: func() []string { return []string{"auth", "status"} }, want: "calls left"},
+		{name: "auth verify json", args: func() []string { return []string{"auth", "verify", "-o", "json"} }, want: `"scope": "ALL"`},
+		{name: "key create", args: func() []string { return []string{"key", "create", "bot", "PUBLIC", "--expires", "1h"} }, want: "shown once"},
+		{name: "key list", args: func() []string { return []string{"key", "list"} }, want: "bot"},
+		{name: "key list json", args: func() []string { return []string{"key", "list", "-o", "json"} }, want: `"label": "bot"`},
+		{name: "key revoke", args: func() []string { return []string{"key", "revoke", "bot"} }, want: "Revoked bot"},
+		{name: "config apply", args: func() []string { return []string{"config", "apply", "-f", cfgFile} }, want: "Applied configuration echo"},
+		{name: "config apply stdin", stdin: `{"name":"other","command":"sleep 60"}`, args: func() []string { return []string{"config", "apply", "-f", "-"} }, want: "Applied configuration other"},
+		{name: "config list", args: func() []string { return []string{"config", "list"} }, want: "21700-21710"},
+		{name: "config show", args: func() []string { return []string{"config", "show", "echo"} }, want: `"stopTimeoutSeconds": 5`},
+		{name: "config delete", args: func() []string { return []string{"config", "delete", "other"} }, want: "Deleted configuration other"},
+		{name: "instance create", args: func() []string { return []string{"instance", "create", "echo", "-o", "json"} }, want: `"state": "ONLINE"`, after: idOf},
+		{name: "instance list", args: func() []string { return []string{"instance", "list"} }, want: "ONLINE"},
+		{name: "instance list json", args: func() []string { return []string{"instance", "list", "--state", "ONLINE", "-o", "json"} }, want: `"configurationName": "echo"`},
+		{name: "instance info", args: func() []string { return []string{"instance", "info", id} }, want: "Configuration:  echo"},
+		{name: "instance exec", args: func() []string { return []string{"instance", "exec", id, "hello", "world"} }},
+		{name: "instance logs", args: func() []string { return []string{"instance", "logs", id, "--lines", "50"} }, want: "got hello world", again: true},
+		{name: "instance logs json since", args: func() []string { return []string{"instance", "logs", id, "--since", "2", "-o", "json"} }, want: `"line":"ready"`,
+			after: func(out string) {
+				if strings.Contains(out, `"seq":2,`) || strings.Contains(out, `"seq":1,`) {
+					t.Fatalf("--since 2 printed older lines: %s", out)
+				}
+			}},
+		{name: "instance stop", args: func() []string { return []string{"instance", "stop", id} }, want: "STOPPED"},
+		{name: "instance start", args: func() []string { return []string{"instance", "start", id} }, want: "ONLINE"},
+		{name: "instance restart json", args: func() []string { return []string{"instance", "restart", id, "-o", "json"} }, want: `"state": "ONLINE"`},
+		{name: "template push", args: func() []string { return []string{"template", "push", tplDir, "lobby/base"} }, want: "2 files"},
+		{name: "template list", args: func() []string { return []string{"template", "list"} }, want: "lobby/base"},
+		{name: "template list json", args: func() []string { return []string{"template", "list", "-o", "json"} }, want: `"group": "lobby"`},
+		{name: "template pull", args: func() []string { return []string{"template", "pull", "lobby/base", filepath.Join(work, "pulled")} }, want: "2 files",
+			after: func(string) {
+				if b, err := os.ReadFile(filepath.Join(work, "pulled", "plugins", "a.jar")); err != nil || string(b) != "jar" {
+					t.Fatalf("pulled file: %q %v", b, err)
+				}
+			}},
+		{name: "template export", args: func() []string {
+			return []string{"template", "export", "lobby/base", "-f", filepath.Join(work, "base.zip")}
+		}, want: "Exported"},
+		{name: "template import", args: func() []string {
+			return []string{"template", "import", "lobby/copy", filepath.Join(work, "base.zip")}
+		}, want: "2 files"},
+		{name: "console", stdin: "config list\ninstance list\n", args: func() []string { return []string{"console"} }, want: id},
+		{name: "console failing command", stdin: "instance info nope\n", args: func() []string { return []string{"console"} }, code: 1, want: "nope"},
+		{name: "completion bash", args: func() []string { return []string{"completion", "bash"} }, want: "complete -o default -F _universe universe"},
+		{name: "completion fish", args: func() []string { return []string{"completion", "fish"} }, want: "__fish_seen_subcommand_from instance"},
+		{name: "completion zsh", args: func() []string { return []string{"completion", "zsh"} }, want: "bashcompinit"},
+
+		{name: "404", args: func() []string { return []string{"instance", "info", "nope00"} }, code: 1, want: `no instance "nope00"`},
+		{name: "404 json", args: func() []string { return []string{"config", "show", "missing", "-o", "json"} }, code: 1, want: "missing"},
+		{name: "401 bad token", token: "bad", args: func() []string { return []string{"status"} }, code: 3, want: "unauthorized"},
+		{name: "401 no token", token: "none", args: func() []string { return []string{"instance", "list"} }, code: 3, want: "UNIVERSE_TOKEN"},
+		{name: "PUBLIC may not list", token: "public", args: func() []string { return []string{"instance", "list"} }, code: 3, want: "unauthorized"},
+		{name: "usage: missing id", args: func() []string { return []string{"instance", "info"} }, code: 2, want: "Usage: universe instance info <id>"},
+		{name: "usage: unknown sub", args: func() []string { return []string{"instance", "frob"} }, code: 2, want: "unknown subcommand"},
+		{name: "usage: bad output", args: func() []string { return []string{"status", "-o", "yaml"} }, code: 2, want: "table or json"},
+		{name: "instance delete", args: func() []string { return []string{"instance", "delete", id} }, want: "Deleted " + id},
+	}
+	for _, s := range steps {
+		token := m.admin
+		switch s.token {
+		case "public":
+			token = m.public
+		case "bad":
+			token = "unv_" + strings.Repeat("x", 43)
+		case "none":
+			token = ""
+		}
+		code, out, errOut := m.run(token, s.stdin, s.args()...)
+		for deadline := time.Now().Add(10 * time.Second); s.again && !strings.Contains(out+errOut, s.want) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			code, out, errOut = m.run(token, s.stdin, s.args()...)
+		}
+		if code != s.code || !strings.Contains(out+errOut, s.want) {
+			t.Fatalf("%s: code %d (want %d), stdout %q, stderr %q (want %q)", s.name, code, s.code, out, errOut, s.want)
+		}
+		if strings.Contains(s.name, "json") && code == 0 && !json.Valid([]byte(strings.SplitN(out, "\n{", 2)[0])) && !strings.Contains(s.name, "logs") {
+			t.Fatalf("%s: not JSON: %q", s.name, out)
+		}
+		if s.after != nil {
+			s.after(out)
+		}
+	}
+
+	// 429: the PUBLIC key's 6 calls a minute run out (some were used above).
+	code := 0
+	var errOut string
+	for i := 0; i < 10 && code != exitRateLimited; i++ {
+		code, _, errOut = m.run(m.public, "", "auth", "status")
+	}
+	if code != exitRateLimited || !strings.Contains(errOut, "retry in") {
+		t.Fatalf("rate limited: code %d, %q", code, errOut)
+	}
+
+	// --token works, with a warning; a config file must be 0600.
+	var out, errb strings.Builder
+	code = run(context.Background(), []string{"auth", "verify", "--token", m.admin}, m.env(""), strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(errb.String(), "process listings") || strings.Contains(out.String()+errb.String(), m.admin) {
+		t.Fatalf("--token: %d %q %q", code, out.String(), errb.String())
+	}
+	conf := filepath.Join(m.home, ".config", "universe", "config")
+	_ = os.MkdirAll(filepath.Dir(conf), 0o700)
+	if err := os.WriteFile(conf, []byte("# test\nurl = "+m.url+"\ntoken = "+m.admin+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := m.run("", "", "status"); code != 1 || !strings.Contains(errOut, "must be 0600") {
+		t.Fatalf("0644 config file: %d %q", code, errOut)
+	}
+	_ = os.Chmod(conf, 0o600)
+	if code, out, errOut := m.run("", "", "auth", "verify"); code != 0 || !strings.Contains(out, "valid: admin") {
+		t.Fatalf("config file token: %d %q %q", code, out, errOut)
+	}
+}
+
+// cutProxy forwards TCP to a master and can drop every connection at once.
+type cutProxy struct {
+	ln    net.Listener
+	to    string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCutProxy(t *testing.T, to string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, to: to}
+	t.Cleanup(func() { _ = ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", to)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// logs -f resumes with since after a dropped connection and after a
+// master restart: every tick once, in order; it ends when the instance is
+// deleted.
+func TestCLILogsFollowAcrossDropAndRestart(t *testing.T) {
+	m, cm := newCLIMaster(t, "--keep-instances")
+	proxy := newCutProxy(t, strings.TrimPrefix(m.url, "http://"))
+	code, _, errOut := m.run(m.admin, `{"command":"i=0; while :; do i=$((i+1)); echo \"tick $i\"; sleep 0.01; done","availablePorts":{"min":21720,"max":21730}}`,
+		"config", "apply", "-f", "-", "ticker")
+	if code != 0 {
+		t.Fatalf("config apply: %s", errOut)
+	}
+	code, out, errOut := m.run(m.admin, "", "instance", "create", "ticker", "-o", "json")
+	if code != 0 {
+		t.Fatalf("create: %s", errOut)
+	}
+	var in struct{ ID string }
+	_ = json.Unmarshal([]byte(out), &in)
+
+	stdout, stderr := &buffer{}, &buffer{}
+	done := make(chan int, 1)
+	proxied := m.env(m.admin, "UNIVERSE_URL", "http://"+proxy.ln.Addr().String())
+	go func() {
+		done <- run(context.Background(), []string{"instance", "logs", in.ID, "-f", "--lines", "1000"}, proxied, strings.NewReader(""), stdout, stderr)
+	}()
+	ticks := func() int { return strings.Count(stdout.String(), "tick ") }
+	waitFor(t, "ticks", 10*time.Second, func() bool { return ticks() > 20 })
+
+	proxy.cut() // a dropped connection
+	n := ticks()
+	waitFor(t, "ticks after the drop", 10*time.Second, func() bool { return ticks() > n+20 })
+
+	cm.signal(syscall.SIGKILL) // the master dies; the instance writes on
+	time.Sleep(300 * time.Millisecond)
+	startChildMaster(t, m.dir, portOf(t, m.url), "--keep-instances")
+	n = ticks()
+	waitFor(t, "ticks after the restart", 20*time.Second, func() bool { return ticks() > n+20 })
+
+	if code, _, errOut := m.run(m.admin, "", "instance", "delete", in.ID); code != 0 {
+		t.Fatalf("delete: %s", errOut)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("logs -f ended with %d: %s", code, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("logs -f did not end when the instance was deleted")
+	}
+	if !strings.Contains(stderr.String(), "reconnecting") || !strings.Contains(stderr.String(), "was deleted") {
+		t.Fatalf("stderr: %s", stderr.String())
+	}
+	last := 0
+	for _, l := range strings.Split(stdout.String(), "\n") {
+		s, ok := strings.CutPrefix(l, "tick ")
+		if !ok {
+			continue
+		}
+		k, _ := strconv.Atoi(s)
+		if last != 0 && k != last+1 {
+			t.Fatalf("tick %d follows tick %d: a line was lost or printed twice", k, last)
+		}
+		last = k
+	}
+	t.Logf("%d ticks, contiguous, across a dropped connection and a master restart", last)
+}
+
+func portOf(t *testing.T, url string) int {
+	_, p, err := net.SplitHostPort(strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
