@@ -349,6 +349,16 @@ func (m *Manager) adopt(in *Instance) error {
 		in.watch(cl, in.exited)
 		return nil
 	}
+	if supervisor.Reachable(dir) {
+		// A supervisor runs but does not speak this master's protocol (a
+		// binary of another version): its process is not ours to kill, nor
+		// its log file ours to write.
+		m.opt.Hooks.Adopted("incompatible")
+		m.log.Warn("instance supervisor speaks another protocol version; left running", "instance", in.id)
+		in.setOffline("its supervisor does not speak protocol v" + strconv.Itoa(supervisor.Version) +
+			" of this master (started by another version?); the process was left running")
+		return nil
+	}
 	m.opt.Hooks.Adopted("lost")
 	if info.ProcessPid != nil {
 		killLeftover(int(*info.ProcessPid), in.id)

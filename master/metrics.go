@@ -90,7 +90,7 @@ func newMetrics(keys *auth.Keyring) *metrics {
 		}),
 		adoptions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "universe_instance_adoptions_total",
-			Help: "Instances found running when the master started, by outcome: running (re-adopted), exited (exited meanwhile), lost (supervisor gone).",
+			Help: "Instances found running when the master started, by outcome: running (re-adopted), exited (exited meanwhile), lost (supervisor gone), incompatible (its supervisor speaks another protocol version; left alone).",
 		}, []string{"outcome"}),
 	}
 	for i := range m.statusLabel {

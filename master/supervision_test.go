@@ -1,8 +1,10 @@
 package master_test
 
 import (
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -242,4 +244,68 @@ func TestSupervisorKilledWhileMasterRuns(t *testing.T) {
 	if !strings.Contains(body, "supervisor lost: the process is gone") {
 		t.Fatalf("the log does not say what happened: %s", body)
 	}
+}
+
+// A supervisor that answers on its socket but not in this master's
+// protocol (one started by another version of universe) is left alone
+// with its process: the instance says why, and nothing is killed. (The
+// process here is a tmux pane, which outlives its real supervisor; the
+// socket is a stand-in that speaks no known protocol.)
+func TestIncompatibleSupervisorIsLeftAlone(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("needs tmux")
+	}
+	sock, err := os.MkdirTemp("", "umux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exec.Command("tmux", "kill-server").Run(); _ = os.RemoveAll(sock) })
+	t.Setenv("TMUX_TMPDIR", sock)
+	t.Setenv("TMUX", "")
+	var dir string
+	keep := func(c *master.Config) {
+		c.KeepInstances = true
+		if dir == "" {
+			dir = c.DataDir
+		}
+		c.DataDir = dir
+	}
+	e := newEnv(t, keep)
+	e.putConfig("old", map[string]any{"runtime": "tmux", "command": "sleep 60", "availablePorts": map[string]int{"min": 21641, "max": 21650}})
+	info := e.create("old")
+	pid := int(*info.ProcessPid)
+	sup := supervisorOf(t, info.ID)
+	if err := e.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = syscall.Kill(sup, syscall.SIGKILL) // the pane lives on in tmux
+	waitUntil(t, "the supervisor to go", 5*time.Second, func() bool { return !alive(sup) })
+	sockPath := filepath.Join(dir, "instances", info.ID, "supervisor.sock")
+	_ = os.Remove(sockPath)
+	ln, err := net.Listen("unix", sockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("\x00\x00\x00\x02??")) // not a frame this master reads
+			time.Sleep(100 * time.Millisecond)
+			_ = c.Close()
+		}
+	}()
+	e2 := newEnv(t, keep)
+	got := e2.info(info.ID)
+	if got.State != "OFFLINE" || !strings.Contains(got.Reason, "does not speak protocol") {
+		t.Fatalf("after the restart: %+v", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if !alive(pid) {
+		t.Fatal("the process of the foreign supervisor was killed")
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }

@@ -133,6 +133,18 @@ func Start(command []string, dir string, spec Spec, opt Options) (*Client, error
 	return cl, err
 }
 
+// Reachable says whether something accepts connections on the supervisor
+// socket of dir: after a failed Adopt, a supervisor of another protocol
+// version (or one that hangs), whose process must be left alone.
+func Reachable(dir string) bool {
+	c, err := dial(dir, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
 // Adopt attaches to the supervisor of dir, started by an earlier master.
 // When none answers, the Client reports the exit it recorded (ok true), or
 // ok is false: the supervisor died without recording one.
@@ -192,9 +204,9 @@ func (cl *Client) connect() (*msg, error) {
 	}
 	var hello msg
 	_ = conn.SetReadDeadline(time.Now().Add(ioTimeout))
-	if err := c.recv(&hello); err != nil || hello.Op != opHello {
+	if err := c.recv(&hello); err != nil || hello.Op != opHello || hello.Version != Version {
 		_ = conn.Close()
-		return nil, errNotRunning
+		return nil, errNotRunning // Reachable tells a supervisor of another version apart
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	cl.sendMu.Lock()

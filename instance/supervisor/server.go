@@ -224,6 +224,13 @@ func (s *server) serve(conn conn) {
 		_ = conn.Close()
 		return
 	}
+	if m.Version != Version {
+		// A master of another protocol: say which one this is, and leave
+		// the session (and the process) as they are.
+		_ = c.send(&msg{Op: opHello, Version: Version, Pid: s.proc.Pid()})
+		_ = conn.Close()
+		return
+	}
 	_ = conn.SetReadDeadline(time.Time{})
 	ss := &session{c: c, done: make(chan struct{})}
 	s.mu.Lock()
