@@ -180,6 +180,24 @@ func TestCLIAgainstMaster(t *testing.T) {
 		if s.after != nil {
 			s.after(out)
 		}
+		// Both output modes: a command that succeeded prints JSON with -o
+		// json (a document, or one per line for logs), or nothing.
+		if s.code == 0 && !strings.Contains(s.name, "json") && !strings.HasPrefix(s.name, "co") && !strings.HasPrefix(s.name, "key create") &&
+			!strings.HasPrefix(s.name, "template import") && !strings.HasPrefix(s.name, "instance create") && !strings.HasSuffix(s.name, "delete") && !strings.HasSuffix(s.name, "revoke") {
+			code, out, errOut := m.run(token, s.stdin, append(s.args(), "-o", "json")...)
+			if code != 0 {
+				t.Fatalf("%s -o json: code %d %s", s.name, code, errOut)
+			}
+			docs := []string{out}
+			if strings.Contains(s.name, "logs") {
+				docs = strings.Split(strings.TrimSpace(out), "\n")
+			}
+			for _, d := range docs {
+				if strings.TrimSpace(d) != "" && !json.Valid([]byte(d)) {
+					t.Fatalf("%s -o json: not JSON: %q", s.name, d)
+				}
+			}
+		}
 	}
 
 	// 429: the PUBLIC key's 6 calls a minute run out (some were used above).
