@@ -104,6 +104,24 @@ func (g group) help() string {
 	return b.String()
 }
 
+// printList prints list: JSON with -o json, else a table of row(item)
+// under headers. It returns the exit code (err, if any, goes to fail).
+func printList[T any](r *remote, list []T, err error, headers []string, row func(T) []string) int {
+	if err != nil {
+		return r.fail(err)
+	}
+	if r.json {
+		r.printJSON(list)
+		return exitOK
+	}
+	rows := make([][]string, 0, len(list))
+	for _, v := range list {
+		rows = append(rows, row(v))
+	}
+	r.table(headers, rows)
+	return exitOK
+}
+
 // statusCommand: ping and node.
 var statusCommand = &command{usage: "status", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
 	start := time.Now()
@@ -188,23 +206,13 @@ var keyGroup = group{name: "key", subs: map[string]*command{
 		}},
 	"list": {usage: "key list", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
 		keys, err := r.c.Keys(r.ctx)
-		if err != nil {
-			return r.fail(err)
-		}
-		if r.json {
-			r.printJSON(keys)
-			return exitOK
-		}
-		rows := [][]string{}
-		for _, k := range keys {
+		return printList(r, keys, err, []string{"ID", "LABEL", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "INSTANCE"}, func(k api.Key) []string {
 			exp := fmtTime(k.ExpiresAt)
 			if k.Expired {
 				exp += " (expired)"
 			}
-			rows = append(rows, []string{k.ID, k.Label, k.Scope, fmtTime(k.CreatedAt), fmtTime(k.LastUsedAt), exp, k.Instance})
-		}
-		r.table([]string{"ID", "LABEL", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "INSTANCE"}, rows)
-		return exitOK
+			return []string{k.ID, k.Label, k.Scope, fmtTime(k.CreatedAt), fmtTime(k.LastUsedAt), exp, k.Instance}
+		})
 	}},
 	"revoke": {usage: "key revoke <label|id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
 		if err := r.c.RevokeKey(r.ctx, a[0]); err != nil {
@@ -380,19 +388,7 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 
 func instanceList(r *remote, f client.InstanceFilter) int {
 	list, err := r.c.Instances(r.ctx, f)
-	if err != nil {
-		return r.fail(err)
-	}
-	if r.json {
-		r.printJSON(list)
-		return exitOK
-	}
-	rows := [][]string{}
-	for _, in := range list {
-		rows = append(rows, instanceRow(r, in))
-	}
-	r.table(instanceHeaders, rows)
-	return exitOK
+	return printList(r, list, err, instanceHeaders, func(in api.InstanceInfo) []string { return instanceRow(r, in) })
 }
 
 type logsOptions struct {
@@ -465,20 +461,10 @@ func instanceLogs(r *remote, id string, o logsOptions) int {
 var configGroup = group{name: "config", subs: map[string]*command{
 	"list": {usage: "config list", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
 		list, err := r.c.Configurations(r.ctx)
-		if err != nil {
-			return r.fail(err)
-		}
-		if r.json {
-			r.printJSON(list)
-			return exitOK
-		}
-		rows := [][]string{}
-		for _, c := range list {
-			rows = append(rows, []string{c.Name, c.Runtime, fmt.Sprintf("%d-%d", c.AvailablePorts.Min, c.AvailablePorts.Max),
-				fmt.Sprintf("%d/%d", c.MinimumServiceCount, c.MaximumServiceCount), c.RestartPolicy, c.Command})
-		}
-		r.table([]string{"NAME", "RUNTIME", "PORTS", "MIN/MAX", "RESTART", "COMMAND"}, rows)
-		return exitOK
+		return printList(r, list, err, []string{"NAME", "RUNTIME", "PORTS", "MIN/MAX", "RESTART", "COMMAND"}, func(c api.Configuration) []string {
+			return []string{c.Name, c.Runtime, fmt.Sprintf("%d-%d", c.AvailablePorts.Min, c.AvailablePorts.Max),
+				fmt.Sprintf("%d/%d", c.MinimumServiceCount, c.MaximumServiceCount), c.RestartPolicy, c.Command}
+		})
 	}},
 	"show": {usage: "config show <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
 		c, err := r.c.Configuration(r.ctx, a[0])

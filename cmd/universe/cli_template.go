@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/universe-orchestrator/universe/api"
 )
 
 // splitTemplate splits "group/name".
@@ -25,19 +27,9 @@ func splitTemplate(r *remote, s string) (group, name string, ok bool) {
 var templateGroup = group{name: "template", subs: map[string]*command{
 	"list": {usage: "template list", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
 		list, err := r.c.Templates(r.ctx)
-		if err != nil {
-			return r.fail(err)
-		}
-		if r.json {
-			r.printJSON(list)
-			return exitOK
-		}
-		rows := [][]string{}
-		for _, t := range list {
-			rows = append(rows, []string{t.Group + "/" + t.Name, fmt.Sprint(t.Files), fmt.Sprint(t.Size)})
-		}
-		r.table([]string{"TEMPLATE", "FILES", "BYTES"}, rows)
-		return exitOK
+		return printList(r, list, err, []string{"TEMPLATE", "FILES", "BYTES"}, func(t api.TemplateInfo) []string {
+			return []string{t.Group + "/" + t.Name, fmt.Sprint(t.Files), fmt.Sprint(t.Size)}
+		})
 	}},
 	"push": {usage: "template push <dir> <group>/<name>", nargs: [2]int{2, 2}, run: templatePush},
 	"pull": {usage: "template pull <group>/<name> <dir>", nargs: [2]int{2, 2}, run: templatePull},
