@@ -1,17 +1,9 @@
 package universe
 
-import "time"
+import "github.com/universe-orchestrator/universe/api"
 
 // AuditEntry records one command run through the API (REST or console
 // WebSocket): who ran it, what, when and how it ended. Any token in the
-// command or its output is masked before the entry is built.
-type AuditEntry struct {
-	Seq     uint64    `json:"seq"`
-	Time    time.Time `json:"time"`
-	KeyID   string    `json:"keyId"`
-	Source  string    `json:"source"` // "rest" or "websocket"
-	Command string    `json:"command"`
-	Result  string    `json:"result"` // "ok" or "error"
-	Error   string    `json:"error,omitempty"`
-	Output  []string  `json:"output,omitempty"`
-}
+// command or its output is masked before the entry is built. It is the
+// wire's api.AuditEntry (GET /api/audit sends it as stored).
+type AuditEntry = api.AuditEntry
