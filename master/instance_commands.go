@@ -193,36 +193,27 @@ func (m *Master) templateCommand() *console.Command {
 			console.Table(w, []string{"TEMPLATE", "FILES", "BYTES"}, rows)
 			return nil
 		}}
-	create := &console.Command{Name: "create", Usage: "template create <group>/<name>", Summary: "create an empty template",
-		Run: func(_ context.Context, args []string, w console.Writer) error {
-			if len(args) != 1 {
-				return console.ErrUsage
-			}
-			g, n, err := splitTemplate(args[0])
-			if err != nil {
-				return err
-			}
-			if err := m.templates.Create(g, n); err != nil {
-				return err
-			}
-			w.WriteLine("Created template " + g + "/" + n + ".")
-			return nil
-		}}
-	del := &console.Command{Name: "delete", Usage: "template delete <group>/<name>", Summary: "delete a template and its files",
-		Run: func(_ context.Context, args []string, w console.Writer) error {
-			if len(args) != 1 {
-				return console.ErrUsage
-			}
-			g, n, err := splitTemplate(args[0])
-			if err != nil {
-				return err
-			}
-			if err := m.templates.Delete(g, n); err != nil {
-				return err
-			}
-			w.WriteLine("Deleted template " + g + "/" + n + ".")
-			return nil
-		}}
+	// onTemplate builds a command that does fn to the template named by
+	// its one argument and says what it did.
+	onTemplate := func(name, summary, did string, fn func(group, name string) error) *console.Command {
+		return &console.Command{Name: name, Usage: "template " + name + " <group>/<name>", Summary: summary,
+			Run: func(_ context.Context, args []string, w console.Writer) error {
+				if len(args) != 1 {
+					return console.ErrUsage
+				}
+				g, n, err := splitTemplate(args[0])
+				if err != nil {
+					return err
+				}
+				if err := fn(g, n); err != nil {
+					return err
+				}
+				w.WriteLine(did + " template " + g + "/" + n + ".")
+				return nil
+			}}
+	}
+	create := onTemplate("create", "create an empty template", "Created", m.templates.Create)
+	del := onTemplate("delete", "delete a template and its files", "Deleted", m.templates.Delete)
 	return &console.Command{Name: "template", Usage: "template", Summary: "manage templates",
 		Sub: []*console.Command{list, create, del}}
 }
