@@ -17,8 +17,10 @@ const (
 	ETOOLARGE         = "too_large"         // the request body is over the limit: 413
 	EUNSUPPORTED      = "unsupported_media" // wrong Content-Type: 415
 	EMETHODNOTALLOWED = "method_not_allowed"
-	EUNAVAILABLE      = "unavailable" // the service cannot do it now (shutting down, db busy): 503
-	EINTERNAL         = "internal"    // a bug or an infrastructure failure; details are logged, not shown: 500
+	ETIMEOUT          = "timeout"          // the client sent its request body too slowly: 408
+	EUPGRADE          = "upgrade_required" // a WebSocket endpoint called without an upgrade: 426
+	EUNAVAILABLE      = "unavailable"      // the service cannot do it now (shutting down, db busy): 503
+	EINTERNAL         = "internal"         // a bug or an infrastructure failure; details are logged, not shown: 500
 )
 
 // Error is the one error type of the domain: a code callers switch on and a

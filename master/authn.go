@@ -39,6 +39,11 @@ func (m *Master) authenticate(c *gin.Context) {
 		m.rejectRate(c, wait, "Too many failed authentications. Retry after %dms.")
 		return
 	}
+	if len(c.Request.Header["Authorization"]) > 1 {
+		m.throttle.Fail(addr, now)
+		fail(c, universe.Errorf(universe.EINVALID, "send one Authorization header, not several"))
+		return
+	}
 	token, present := bearer(c.GetHeader("Authorization"))
 	k, err := m.keys.AuthenticateAt(token, now)
 	if err != nil {

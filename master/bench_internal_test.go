@@ -91,7 +91,7 @@ func BenchmarkAuthMiddleware(b *testing.B) {
 func BenchmarkNodeThroughput(b *testing.B) {
 	m, admin, public := benchMaster(b)
 	noauth := gin.New()
-	noauth.Use(m.requestID, m.observe, m.renderErrors, m.recoverPanics, m.allowList, m.limitBody)
+	noauth.Use(m.requestID, m.observe, m.renderErrors, m.recoverPanics, m.allowList, m.guardBody)
 	noauth.GET("/api/node", m.handleNode)
 
 	for _, bc := range []struct {

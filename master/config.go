@@ -27,6 +27,8 @@ type Config struct {
 	FlushInterval   time.Duration  // how often last-used times are persisted (default 30s)
 	WSPingInterval  time.Duration  // WebSocket keepalive pings (default 30s)
 	MaxBodyBytes    int64          // request body limit (default 1 MiB)
+	BodyTimeout     time.Duration  // a request body must arrive within this (default 30s)
+	UploadMinRate   int64          // on upload routes each this many bytes add 1s to BodyTimeout (default 64 KiB)
 	AccessLog       bool           // log one line per request (default true)
 	Version         string
 	Logger          *slog.Logger // nil: discard
@@ -69,6 +71,8 @@ func DefaultConfig() Config {
 		FlushInterval:   30 * time.Second,
 		WSPingInterval:  30 * time.Second,
 		MaxBodyBytes:    1 << 20,
+		BodyTimeout:     30 * time.Second,
+		UploadMinRate:   64 << 10,
 		AccessLog:       true,
 		Version:         "dev",
 		NodeID:          "node-1",
@@ -105,6 +109,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = d.BodyTimeout
+	}
+	if c.UploadMinRate == 0 {
+		c.UploadMinRate = d.UploadMinRate
 	}
 	if c.NodeID == "" {
 		c.NodeID = d.NodeID

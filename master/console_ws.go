@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/gin-gonic/gin"
@@ -29,6 +30,10 @@ func (m *Master) handleConsoleWS(c *gin.Context) {
 			}
 			if typ != websocket.MessageText {
 				return conn.Close(websocket.StatusUnsupportedData, "send commands as text frames")
+			}
+			if !utf8.Valid(data) {
+				// RFC 6455 8.1: text frames are UTF-8; anything else fails the connection with 1007.
+				return conn.Close(websocket.StatusInvalidFramePayloadData, "text frames must be UTF-8")
 			}
 			w := &frameWriter{ctx: ctx, conn: conn, json: format == "json"}
 			line := string(data)

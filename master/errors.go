@@ -34,6 +34,8 @@ var statusByCode = map[string]int{
 	universe.EUNSUPPORTED:      http.StatusUnsupportedMediaType,
 	universe.EMETHODNOTALLOWED: http.StatusMethodNotAllowed,
 	universe.EUNAVAILABLE:      http.StatusServiceUnavailable,
+	universe.ETIMEOUT:          http.StatusRequestTimeout,
+	universe.EUPGRADE:          http.StatusUpgradeRequired,
 }
 
 func statusOf(code string) int {
@@ -73,6 +75,7 @@ func (m *Master) writeError(c *gin.Context, err error) {
 	if out, ok := c.Get(ctxOutput); ok {
 		body.Output = out.([]string)
 	}
+	closeUnread(c)
 	c.AbortWithStatusJSON(statusOf(code), body)
 }
 
@@ -97,7 +100,8 @@ func bindJSON(c *gin.Context, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		var own *universe.Error
+		if errors.As(err, &tooLarge) || errors.As(err, &own) {
 			return jsonError(err)
 		}
 		return universe.Errorf(universe.EINVALID, "malformed JSON: more than one value in the body")
@@ -110,8 +114,11 @@ func jsonError(err error) error {
 		tooLarge *http.MaxBytesError
 		syntax   *json.SyntaxError
 		typ      *json.UnmarshalTypeError
+		own      *universe.Error
 	)
 	switch {
+	case errors.As(err, &own): // from the body's reader (guardBody)
+		return err
 	case errors.As(err, &tooLarge):
 		return universe.Errorf(universe.ETOOLARGE, "request body is larger than %d bytes", tooLarge.Limit)
 	case errors.Is(err, io.EOF):

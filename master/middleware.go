@@ -125,18 +125,3 @@ func (m *Master) allowList(c *gin.Context) {
 	}
 	fail(c, universe.Errorf(universe.EFORBIDDEN, "Access denied from this IP address"))
 }
-
-// limitBody caps request bodies at MaxBodyBytes, or MaxUploadBytes on the
-// upload routes (413 beyond).
-func (m *Master) limitBody(c *gin.Context) {
-	limit := m.cfg.MaxBodyBytes
-	if m.uploads[c.FullPath()] {
-		limit = m.cfg.MaxUploadBytes
-	}
-	if c.Request.ContentLength > limit {
-		fail(c, universe.Errorf(universe.ETOOLARGE, "request body is larger than %d bytes", limit))
-		return
-	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
-	c.Next()
-}

@@ -12,6 +12,10 @@ import (
 func (m *Master) routes() (*gin.Engine, error) {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	// No redirects: they would answer before the middleware (no auth, no
+	// allow-list, no request id). /api/keys/ is simply not a route.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
 	e.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
 	proxies := make([]string, len(m.cfg.TrustedProxies))
 	for i, p := range m.cfg.TrustedProxies {
@@ -23,10 +27,11 @@ func (m *Master) routes() (*gin.Engine, error) {
 	// Outermost first: id, metrics + access log, error rendering, panic
 	// recovery (inside rendering so a panic is rendered as a 500), then the
 	// checks that apply to every request.
-	e.Use(m.requestID, m.observe, m.renderErrors, m.recoverPanics, m.allowList, m.limitBody)
+	e.Use(m.requestID, m.observe, m.renderErrors, m.recoverPanics, m.allowList, m.guardBody)
 
 	open := e.Group("/api")
 	open.GET("/ping", m.handlePing)
+	open.HEAD("/ping", m.handlePing)
 	open.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{})))
 
 	// Routes an instance's own key may use too, for its instance only.

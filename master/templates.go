@@ -1,7 +1,6 @@
 package master
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -97,7 +96,7 @@ func (m *Master) handleTemplateFileWrite(c *gin.Context) {
 	}
 	create := c.Request.Method == http.MethodPost
 	if _, err := m.templates.WriteFile(c.Param("group"), c.Param("name"), p, c.Request.Body, create); err != nil {
-		fail(c, bodyError(err))
+		fail(c, err)
 		return
 	}
 	if create {
@@ -107,14 +106,6 @@ func (m *Master) handleTemplateFileWrite(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// bodyError maps a body read beyond the limit to ETOOLARGE.
-func bodyError(err error) error {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return universe.Errorf(universe.ETOOLARGE, "request body is larger than %d bytes", tooLarge.Limit)
-	}
-	return err
-}
 
 func (m *Master) handleTemplateFileDelete(c *gin.Context) {
 	p, err := filePath(c)
@@ -161,7 +152,7 @@ func (m *Master) handleTemplateImport(c *gin.Context) {
 	defer tmp.Close()
 	size, err := io.Copy(tmp, c.Request.Body)
 	if err != nil {
-		fail(c, bodyError(err))
+		fail(c, err)
 		return
 	}
 	res, err := m.templates.Import(g, n, tmp, size, m.cfg.ImportLimits, c.Query("replace") == "true")

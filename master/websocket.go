@@ -3,6 +3,8 @@ package master
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,6 +27,11 @@ const (
 // revoked or expires (1008 with the reason), or the master shuts down (1000).
 func (m *Master) serveWS(c *gin.Context, endpoint string, readLimit int64, session func(ctx context.Context, conn *websocket.Conn) error) {
 	k := callerKey(c)
+	if !isUpgrade(c.Request) {
+		c.Header("Upgrade", "websocket")
+		fail(c, universe.Errorf(universe.EUPGRADE, "this endpoint is a WebSocket: connect with Upgrade: websocket"))
+		return
+	}
 	if !m.addSession() {
 		fail(c, universe.Errorf(universe.EUNAVAILABLE, "the master is shutting down"))
 		return
@@ -62,6 +69,23 @@ func (m *Master) serveWS(c *gin.Context, endpoint string, readLimit int64, sessi
 	default:
 		_ = conn.Close(websocket.StatusInternalError, "internal error")
 	}
+}
+
+// isUpgrade says whether r asks for a WebSocket (RFC 6455 4.1: Connection
+// has the token "upgrade", Upgrade has "websocket").
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[name] {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // watchSession closes conn when the key is revoked or expires, when the

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -300,31 +299,15 @@ func (s *Store) WriteFile(group, name, p string, src io.Reader, create bool) (in
 		return 0, err
 	}
 	defer r.Close()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := checkPath(r, p); err != nil {
+	// Refuse early what would be refused anyway, before the body is read.
+	if err := s.checkWrite(r, p, create); err != nil {
 		return 0, err
 	}
-	if fi, err := r.Lstat(p); err == nil {
-		if create {
-			return 0, universe.Errorf(universe.ECONFLICT, "file %q exists already; use PUT or PATCH to overwrite it", p)
-		}
-		if !fi.Mode().IsRegular() {
-			return 0, universe.Errorf(universe.EINVALID, "%q is not a regular file", p)
-		}
-	}
-	if dir := path.Dir(p); dir != "." {
-		if err := r.MkdirAll(dir, 0o755); err != nil {
-			return 0, universe.Errorf(universe.EINVALID, "cannot create folder %q", dir)
-		}
-	}
-	return writeAtomic(r, p, src, 0o644)
-}
-
-// writeAtomic writes src to a temporary file next to p and renames it over p.
-func writeAtomic(r *os.Root, p string, src io.Reader, mode fs.FileMode) (int64, error) {
-	tmp := path.Join(path.Dir(p), ".universe-tmp-"+path.Base(p)+"-"+strconv.FormatInt(int64(os.Getpid()), 36))
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	// The body is read outside the lock, into a file beside the template
+	// (in its group folder, which listings skip): a slow upload holds no
+	// other write up.
+	tmp := group + "/.upload-" + randomHex()
+	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", p, err)
 	}
@@ -332,16 +315,41 @@ func writeAtomic(r *os.Root, p string, src io.Reader, mode fs.FileMode) (int64, 
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write %s: %w", p, cerr)
 	}
-	if err == nil {
-		if err = r.Rename(tmp, p); err != nil {
-			err = fmt.Errorf("rename %s: %w", p, err)
-		}
-	}
+	defer s.root.Remove(tmp) // after a successful rename there is nothing left to remove
 	if err != nil {
-		_ = r.Remove(tmp)
 		return 0, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkWrite(r, p, create); err != nil {
+		return 0, err
+	}
+	if dir := path.Dir(p); dir != "." {
+		if err := r.MkdirAll(dir, 0o755); err != nil {
+			return 0, universe.Errorf(universe.EINVALID, "cannot create folder %q", dir)
+		}
+	}
+	if err := s.root.Rename(tmp, group+"/"+name+"/"+p); err != nil {
+		return 0, fmt.Errorf("rename %s: %w", p, err)
+	}
 	return n, nil
+}
+
+// checkWrite says whether p of the template r may be written: no symbolic
+// link on the way, not a folder, absent when create is set.
+func (s *Store) checkWrite(r *os.Root, p string, create bool) error {
+	if err := checkPath(r, p); err != nil {
+		return err
+	}
+	if fi, err := r.Lstat(p); err == nil {
+		if create {
+			return universe.Errorf(universe.ECONFLICT, "file %q exists already; use PUT or PATCH to overwrite it", p)
+		}
+		if !fi.Mode().IsRegular() {
+			return universe.Errorf(universe.EINVALID, "%q is not a regular file", p)
+		}
+	}
+	return nil
 }
 
 // RemoveFile deletes one file (or an empty folder) of a template. Errors:

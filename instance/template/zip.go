@@ -58,7 +58,7 @@ func (s *Store) Export(group, name string, w io.Writer) error {
 type ImportLimits struct {
 	MaxFiles int   // entries (files and folders), default 10,000
 	MaxBytes int64 // total uncompressed bytes, default 512 MiB
-	MaxRatio int64 // uncompressed/compressed per entry above 1 MiB, default 100
+	MaxRatio int64 // uncompressed/compressed, of the whole archive and of each entry above 1 MiB, default 100
 }
 
 func (l ImportLimits) withDefaults() ImportLimits {
@@ -94,10 +94,16 @@ func (s *Store) Import(group, name string, ra io.ReaderAt, size int64, lim Impor
 	}
 	// Check every name and the declared sizes before writing anything.
 	var declared uint64
+	seen := make(map[string]bool, len(zr.File))
 	for _, f := range zr.File {
-		if _, err := entryPath(f); err != nil {
+		p, err := entryPath(f)
+		if err != nil {
 			return out, err
 		}
+		if p != "" && seen[p] {
+			return out, universe.Errorf(universe.EINVALID, "the archive holds %q more than once", p)
+		}
+		seen[p] = true
 		declared += f.UncompressedSize64
 		if declared > uint64(lim.MaxBytes) {
 			return out, universe.Errorf(universe.ETOOLARGE, "the archive unpacks to more than %d bytes", lim.MaxBytes)
@@ -105,6 +111,10 @@ func (s *Store) Import(group, name string, ra io.ReaderAt, size int64, lim Impor
 		if f.UncompressedSize64 > 1<<20 && (f.CompressedSize64 == 0 || f.UncompressedSize64/f.CompressedSize64 > uint64(lim.MaxRatio)) {
 			return out, universe.Errorf(universe.ETOOLARGE, "entry %q is compressed more than %d:1", f.Name, lim.MaxRatio)
 		}
+	}
+	// Many small entries of zeros compress as well as one large one.
+	if declared > 1<<20 && (size <= 0 || declared/uint64(size) > uint64(lim.MaxRatio)) {
+		return out, universe.Errorf(universe.ETOOLARGE, "the archive is compressed more than %d:1", lim.MaxRatio)
 	}
 
 	if err := s.root.Mkdir(group, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -204,9 +214,14 @@ func unpack(st *os.Root, p string, f *zip.File, room int64) (int64, error) {
 		return 0, universe.Errorf(universe.EINVALID, "entry %q cannot be unpacked", f.Name)
 	}
 	defer w.Close()
-	n, err := io.Copy(w, io.LimitReader(rc, room+1))
+	dst := &writeErr{w: w}
+	n, err := io.Copy(dst, io.LimitReader(rc, room+1))
 	if n > room {
 		return n, universe.Errorf(universe.ETOOLARGE, "the archive unpacks to more bytes than allowed")
+	}
+	if dst.err != nil {
+		// Our disk, not the archive (a full disk, say): a server error.
+		return n, fmt.Errorf("unpack %s: %w", p, dst.err)
 	}
 	if err != nil {
 		return n, universe.Errorf(universe.EINVALID, "entry %q is damaged", f.Name)
@@ -215,6 +230,21 @@ func unpack(st *os.Root, p string, f *zip.File, room int64) (int64, error) {
 		return n, universe.Errorf(universe.EINVALID, "entry %q is not the size its header says", f.Name)
 	}
 	return n, nil
+}
+
+// writeErr remembers the error of its writer, so that a failed copy can
+// tell the archive's fault from the disk's.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (w *writeErr) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
 }
 
 func randomHex() string {
