@@ -106,7 +106,6 @@ func (m *Master) handleTemplateFileWrite(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-
 func (m *Master) handleTemplateFileDelete(c *gin.Context) {
 	p, err := filePath(c)
 	if err != nil {
