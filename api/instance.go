@@ -99,6 +99,10 @@ type InstanceInfo struct {
 	ExitCode          *int           `json:"exitCode"`            // of the last exit; null while running or never run
 	Restarts          int            `json:"restarts"`
 	Reason            string         `json:"reason,omitempty"` // why it is in its state, when not obvious
+	// ReportedState is the state the instance last reported about itself
+	// (PUT .../state). It never replaces State, which is what the master
+	// observed.
+	ReportedState string `json:"reportedState,omitempty"`
 	Properties        map[string]any `json:"properties,omitempty"`
 	// NextRestartAt is when the restart policy starts it again (epoch ms).
 	NextRestartAt int64 `json:"nextRestartAt,omitempty"`
@@ -134,8 +138,9 @@ type LifecycleResponse struct {
 }
 
 // StateReport is the body of PUT /api/instances/{id}/state. State and
-// LastHeartbeat (a number or a numeric string) are read; every other field
-// is kept and returned under InstanceInfo.properties.
+// LastHeartbeat (a number, a numeric string, or null for now) are read;
+// every other field is kept and returned under InstanceInfo.properties (a
+// field set to null removes that property).
 type StateReport struct {
 	State         string
 	LastHeartbeat int64
@@ -155,7 +160,9 @@ func (r *StateReport) UnmarshalJSON(b []byte) error {
 		}
 		delete(all, "state")
 	}
-	if v, ok := all["lastHeartbeat"]; ok {
+	if v, ok := all["lastHeartbeat"]; ok && string(v) == "null" {
+		delete(all, "lastHeartbeat") // the original took null as now
+	} else if ok {
 		var n json.Number
 		if err := json.Unmarshal(v, &n); err != nil {
 			return &json.UnmarshalTypeError{Value: "lastHeartbeat", Type: reflect.TypeOf(int64(0)), Field: "lastHeartbeat"}

@@ -214,6 +214,7 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 		in.info.StartedAt = in.m.opt.Now().UnixMilli()
 		in.info.ExitCode = nil
 		in.info.LastHeartbeat = 0
+		in.info.ReportedState = ""
 	}
 	if limits != nil {
 		in.info.Limits = limits
@@ -575,20 +576,32 @@ func (in *Instance) Execute(line string) error {
 }
 
 // ReportState records what a plugin inside the instance reports: its
-// state, heartbeat and any other fields (kept under properties). While the
-// process runs, a report arms the heartbeat timeout of its configuration.
-// Errors: EINVALID for an unknown state.
+// heartbeat, its own view of its state (kept as reportedState) and any
+// other fields (kept under properties; null removes one). A report never
+// overrides what the supervisor observed: an instance that reports STOPPED
+// or OFFLINE while its process runs is taken as asking to be stopped, and
+// is stopped for real (it stays ONLINE until its process has exited). While
+// the process runs, a report arms the heartbeat timeout of its
+// configuration. Errors: EINVALID for an unknown state or properties beyond
+// the limits.
 func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 	if r.State != "" && !State(r.State).Valid() {
 		return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "state must be one of CREATING, ONLINE, OFFLINE, STOPPED")
 	}
+	lim := in.m.opt.Reports
 	props := make(map[string]any, len(r.Extra))
 	for k, raw := range r.Extra {
+		if len(k) > lim.MaxKeyBytes {
+			return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "property names are at most %d bytes long", lim.MaxKeyBytes)
+		}
+		if len(raw) > lim.MaxValueBytes {
+			return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "property %q is longer than %d bytes", k, lim.MaxValueBytes)
+		}
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "field %q is not valid JSON", k)
 		}
-		props[k] = v
+		props[k] = v // nil: remove
 	}
 	timeout := time.Duration(0)
 	if cfg, err := in.m.opt.Store.GetConfiguration(in.configName()); err == nil {
@@ -599,24 +612,46 @@ func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 	if in.deleted {
 		return api.InstanceInfo{}, universe.Errorf(universe.ENOTFOUND, "no instance %q", in.id)
 	}
+	n := len(in.info.Properties)
+	for k, v := range props {
+		_, had := in.info.Properties[k]
+		switch {
+		case v == nil && had:
+			n--
+		case v != nil && !had:
+			n++
+		}
+	}
+	if n > lim.MaxProperties {
+		return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "an instance keeps at most %d properties; remove some by setting them to null", lim.MaxProperties)
+	}
 	if r.State != "" {
-		in.info.State = r.State
+		in.info.ReportedState = r.State
 	}
 	if r.LastHeartbeat != 0 {
 		in.info.LastHeartbeat = r.LastHeartbeat
 	} else {
 		in.info.LastHeartbeat = in.m.opt.Now().UnixMilli()
 	}
-	if len(props) > 0 {
+	for k, v := range props {
+		if v == nil {
+			delete(in.info.Properties, k)
+			continue
+		}
 		if in.info.Properties == nil {
 			in.info.Properties = map[string]any{}
 		}
-		for k, v := range props {
-			in.info.Properties[k] = v
-		}
+		in.info.Properties[k] = v
+	}
+	if len(in.info.Properties) == 0 {
+		in.info.Properties = nil
 	}
 	if timeout > 0 && in.proc != nil {
 		in.armHeartbeatLocked(in.proc, timeout)
+	}
+	if s := State(r.State); (s == StateStopped || s == StateOffline) && in.proc != nil && in.stopping == "" {
+		in.log.System("the instance reported " + r.State + ": stopping it")
+		in.m.background(func() { in.StopWait("its own report (" + r.State + ")") })
 	}
 	in.changedLocked()
 	return in.copyInfo(), nil

@@ -87,6 +87,29 @@ type Options struct {
 	// Cgroups is the cgroup v2 directory under which instances get their
 	// cgroups; "" disables resource limits, "auto" finds one.
 	Cgroups string
+	// Reports bound the properties an instance may report about itself.
+	Reports ReportLimits
+}
+
+// ReportLimits bound what an instance keeps in its record through its
+// state reports. Zero values take the defaults.
+type ReportLimits struct {
+	MaxProperties int // properties kept at most (default 64)
+	MaxKeyBytes   int // length of a property's name (default 64)
+	MaxValueBytes int // length of a property's value as JSON (default 1 KiB)
+}
+
+func (r ReportLimits) withDefaults() ReportLimits {
+	if r.MaxProperties <= 0 {
+		r.MaxProperties = 64
+	}
+	if r.MaxKeyBytes <= 0 {
+		r.MaxKeyBytes = 64
+	}
+	if r.MaxValueBytes <= 0 {
+		r.MaxValueBytes = 1 << 10
+	}
+	return r
 }
 
 // Manager runs the instances of this node. Build it with New, load the
@@ -158,6 +181,7 @@ func New(opt Options) *Manager {
 	if opt.Resync <= 0 {
 		opt.Resync = 10 * time.Second
 	}
+	opt.Reports = opt.Reports.withDefaults()
 	opt.Log.OnLines, opt.Log.OnDropped = h.LogLines, h.LogDropped
 	opt.Log.Now = opt.Now
 	m := &Manager{

@@ -56,8 +56,17 @@ func (m *Master) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(ctxKey, k)
-	if k.Scope() == universe.ScopePublic && !m.rateLimit(c, k, now) {
-		return
+	switch k.Scope() {
+	case universe.ScopePublic:
+		if !m.rateLimit(c, k, now) {
+			return
+		}
+	case universe.ScopeInstance:
+		if d := m.instLimiter.Allow(k.ID(), now); !d.Allowed {
+			m.metrics.rateLimited.WithLabelValues("instance_key").Inc()
+			m.rejectRate(c, d.Reset, "Rate limit exceeded. Retry after %dms.")
+			return
+		}
 	}
 	c.Next()
 }

@@ -16,7 +16,8 @@ const ctxBody = "universe.body"
 
 // guardBody bounds every request body in bytes and in time, before anything
 // reads it:
-//   - more than MaxBodyBytes (MaxUploadBytes on upload routes) is 413, by
+//   - more than MaxBodyBytes (MaxUploadBytes on upload routes, less on
+//     some: bodyLimits) is 413, by
 //     Content-Length at once or while reading;
 //   - the whole body must arrive within BodyTimeout; on upload routes each
 //     UploadMinRate bytes received extend that by one second, so an upload
@@ -37,6 +38,8 @@ func (m *Master) guardBody(c *gin.Context) {
 	upload := m.uploads[c.FullPath()]
 	if upload {
 		limit = m.cfg.MaxUploadBytes
+	} else if l, ok := m.bodyLimits[c.FullPath()]; ok {
+		limit = l
 	}
 	b := &guardedBody{
 		rc:    http.NewResponseController(c.Writer),

@@ -21,6 +21,7 @@ type Config struct {
 	AllowCIDRs      []netip.Prefix // clients allowed; empty = everyone
 	TrustedProxies  []netip.Prefix // proxies whose X-Forwarded-For is believed; empty = none
 	PublicRate      auth.Rate      // calls per window for PUBLIC keys (default 100/60s)
+	InstanceRate    auth.Rate      // calls per window for each instance's own key (default 20/1s)
 	AuthFailureRate auth.Rate      // failed authentications per client address (default 20/1s)
 	TLSCert, TLSKey string         // serve HTTPS when both are set
 	ShutdownTimeout time.Duration  // bound on finishing in-flight requests (default 10s)
@@ -38,6 +39,8 @@ type Config struct {
 	ConfigDir      string                // where "config reload" imports *.json from (default "./configuration")
 	PublicURL      string                // the master's URL as instances see it (default http://127.0.0.1:<port>)
 	MaxUploadBytes int64                 // body limit of template file uploads and imports (default 256 MiB)
+	MaxReportBytes int64                 // body limit of an instance's state report (default 16 KiB)
+	Reports        instance.ReportLimits // properties an instance may keep (64, names 64 B, values 1 KiB)
 	ImportLimits   template.ImportLimits // limits of one zip import
 	InstanceLog    logs.Options          // ring size, file rotation, line rate of instance logs
 	// KeepInstances leaves instances running when the master stops, for
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		Addr:            ":7000",
 		DataDir:         "./data",
 		PublicRate:      auth.Rate{Limit: 100, Window: 60 * time.Second},
+		InstanceRate:    auth.Rate{Limit: 20, Window: time.Second},
 		AuthFailureRate: auth.Rate{Limit: 20, Window: time.Second},
 		ShutdownTimeout: 10 * time.Second,
 		FlushInterval:   30 * time.Second,
@@ -79,6 +83,7 @@ func DefaultConfig() Config {
 		TemplatesDir:    "./templates",
 		ConfigDir:       "./configuration",
 		MaxUploadBytes:  256 << 20,
+		MaxReportBytes:  16 << 10,
 		CgroupParent:    "auto",
 	}
 }
@@ -94,6 +99,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PublicRate.Limit == 0 {
 		c.PublicRate = d.PublicRate
+	}
+	if c.InstanceRate.Limit == 0 {
+		c.InstanceRate = d.InstanceRate
+	}
+	if c.MaxReportBytes == 0 {
+		c.MaxReportBytes = d.MaxReportBytes
 	}
 	if c.AuthFailureRate.Limit == 0 {
 		c.AuthFailureRate = d.AuthFailureRate

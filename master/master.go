@@ -34,13 +34,15 @@ type Master struct {
 	log         *slog.Logger
 	db          *storage.DB
 	keys        *auth.Keyring
-	limiter     *auth.Limiter
-	limitHeader []string // RateLimit-Limit value, built once
+	limiter     *auth.Limiter // PUBLIC keys
+	instLimiter *auth.Limiter // instances' own keys
+	limitHeader []string      // RateLimit-Limit value, built once
 	throttle    *auth.Throttle
 	commands    *console.Registry
 	templates   *template.Store
 	instances   *instance.Manager
-	uploads     map[string]bool // routes whose body limit is MaxUploadBytes
+	uploads     map[string]bool  // routes whose body limit is MaxUploadBytes (and may take longer)
+	bodyLimits  map[string]int64 // routes with a body limit of their own
 	metrics     *metrics
 	engine      *gin.Engine
 	srv         *http.Server
@@ -80,16 +82,18 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	m := &Master{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		db:       db,
-		keys:     keys,
-		limiter:  auth.NewLimiter(cfg.PublicRate),
-		throttle: auth.NewThrottle(cfg.AuthFailureRate, 16384),
-		stopped:  make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		db:          db,
+		keys:        keys,
+		limiter:     auth.NewLimiter(cfg.PublicRate),
+		instLimiter: auth.NewLimiter(cfg.InstanceRate),
+		throttle:    auth.NewThrottle(cfg.AuthFailureRate, 16384),
+		stopped:     make(chan struct{}),
 	}
 	m.limitHeader = headerNum(int64(cfg.PublicRate.Limit))
 	keys.OnRevoke(m.limiter.Forget)
+	keys.OnRevoke(m.instLimiter.Forget)
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		m.log.Warn("the data directory is open to other users; it holds secrets: chmod 700 it",
 			"dir", cfg.DataDir, "mode", fi.Mode().Perm().String())
@@ -122,6 +126,7 @@ func New(cfg Config) (*Master, error) {
 		Restart:       cfg.RestartBackoff,
 		Resync:        cfg.Resync,
 		Cgroups:       cfg.CgroupParent,
+		Reports:       cfg.Reports,
 	})
 	m.metrics.registerInstances(m.instances)
 	if err := m.instances.Open(); err != nil {

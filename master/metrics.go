@@ -115,7 +115,7 @@ func newMetrics(keys *auth.Keyring) *metrics {
 	for _, r := range []string{"missing", "malformed", "unknown", "expired", "insufficient_scope"} {
 		m.authFailures.WithLabelValues(r)
 	}
-	for _, l := range []string{"public_key", "auth_failures"} {
+	for _, l := range []string{"public_key", "instance_key", "auth_failures"} {
 		m.rateLimited.WithLabelValues(l)
 	}
 	m.wsSessions.WithLabelValues("console")

@@ -75,6 +75,9 @@ func (m *Master) routes() (*gin.Engine, error) {
 	tpl.GET("/export", m.handleTemplateExport)
 	tpl.POST("/export", m.handleTemplateExport)
 	tpl.POST("/import", m.handleTemplateImport)
+	m.bodyLimits = map[string]int64{
+		"/api/instances/:id/state": m.cfg.MaxReportBytes,
+	}
 	m.uploads = map[string]bool{
 		"/api/templates/:group/:name/files/*path": true,
 		"/api/templates/:group/:name/import":      true,

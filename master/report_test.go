@@ -1,0 +1,166 @@
+package master_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance"
+	"github.com/universe-orchestrator/universe/master"
+	"github.com/universe-orchestrator/universe/master/auth"
+)
+
+// instanceToken waits for the instance to have written its own key into
+// key.txt of its working dir (the configuration's command does) and
+// returns it.
+func (e *env) instanceToken(id string) string {
+	e.t.Helper()
+	var token string
+	waitUntil(e.t.(*testing.T), "the key file of "+id, 10*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(e.m.Config().DataDir, "running", id, "key.txt"))
+		token = string(b)
+		return err == nil && strings.HasPrefix(token, "unv_")
+	})
+	return token
+}
+
+const writeKey = `printf %s "$UNIVERSE_API_KEY" > key.txt; `
+
+// An instance that reports itself STOPPED while its process runs cannot make
+// the reconciler count it as gone: it is stopped for real, and at no moment
+// do more processes run than the configuration's maximum.
+func TestLyingInstanceKeyCannotBreakMaximum(t *testing.T) {
+	e := newEnv(t, fastBackoff)
+	e.putConfig("one", map[string]any{"command": writeKey + "exec sleep 60", "minimumServiceCount": 1, "maximumServiceCount": 1,
+		"availablePorts": map[string]int{"min": 21710, "max": 21729}, "stopTimeoutSeconds": 1})
+	mgr := e.m.Instances()
+	running := func() (n int) {
+		for _, in := range mgr.List(instance.Filter{Configuration: "one"}) {
+			if in.ProcessPid != nil && alive(int(*in.ProcessPid)) {
+				n++
+			}
+		}
+		return n
+	}
+	waitUntil(t, "the minimum", 10*time.Second, func() bool { return len(mgr.Live("one")) == 1 })
+	stop := make(chan struct{})
+	var sampler sync.WaitGroup
+	maxSeen := 0
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			maxSeen = max(maxSeen, running())
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	for round := 0; round < 3; round++ {
+		var id string
+		waitUntil(t, "an instance", 10*time.Second, func() bool {
+			live := mgr.Live("one")
+			if len(live) == 1 {
+				id = live[0]
+			}
+			return id != ""
+		})
+		token := e.instanceToken(id)
+		for i := 0; i < 3; i++ {
+			resp := e.do("PUT", "/api/instances/"+id+"/state", token, `{"state":"STOPPED"}`)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("report: %d %s", resp.StatusCode, readAll(resp))
+			}
+			info := decode[api.InstanceInfo](t, resp)
+			if info.ReportedState != "STOPPED" {
+				t.Errorf("reportedState %q", info.ReportedState)
+			}
+		}
+		final := e.waitState(id, "STOPPED")
+		if !strings.Contains(final.Reason, "its own report") {
+			t.Errorf("reason %q", final.Reason)
+		}
+	}
+	waitUntil(t, "one running process", 10*time.Second, func() bool { return running() == 1 })
+	close(stop)
+	sampler.Wait()
+	if maxSeen > 1 {
+		t.Fatalf("%d processes of a configuration with maximum 1 ran at once", maxSeen)
+	}
+}
+
+// What an instance keeps about itself is bounded: how many properties, how
+// long their names and values, how large a report; null removes one.
+func TestStateReportBounds(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("rep", map[string]any{"command": writeKey + "exec sleep 60",
+		"availablePorts": map[string]int{"min": 21730, "max": 21739}, "stopTimeoutSeconds": 1})
+	id := e.create("rep").ID
+	token := e.instanceToken(id)
+	props := func(n int, prefix string) string {
+		m := map[string]any{}
+		for i := 0; i < n; i++ {
+			m[fmt.Sprintf("%s%d", prefix, i)] = i
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	cases := []struct {
+		name, body string
+		want       int
+	}{
+		{"64 properties", props(64, "p"), 200},
+		{"one more", `{"extra":1}`, 400},
+		{"one removed, one added", `{"p0":null,"extra":1}`, 200},
+		{"a long name", `{"` + strings.Repeat("k", 65) + `":1}`, 400},
+		{"a long value", `{"p1":"` + strings.Repeat("v", 1030) + `"}`, 400},
+		{"a large report", `{"state":"ONLINE","x":"` + strings.Repeat("v", 17<<10) + `"}`, 413},
+		{"lastHeartbeat null", `{"state":"ONLINE","lastHeartbeat":null}`, 200},
+	}
+	for _, tc := range cases {
+		resp := e.do("PUT", "/api/instances/"+id+"/state", token, tc.body)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, resp.StatusCode, readAll(resp), tc.want)
+		}
+		resp.Body.Close()
+	}
+	info := e.info(id)
+	if len(info.Properties) != 64 || info.Properties["p0"] != nil || info.Properties["extra"] == nil {
+		t.Errorf("properties after the reports: %d %v", len(info.Properties), info.Properties["p0"])
+	}
+	if info.LastHeartbeat == 0 || info.State != "ONLINE" {
+		t.Errorf("after a null heartbeat: %+v", info)
+	}
+}
+
+// An instance's own key is rate limited: it cannot flood the master.
+func TestInstanceKeyRateLimit(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.InstanceRate = auth.Rate{Limit: 5, Window: time.Minute} })
+	e.putConfig("rl", map[string]any{"command": writeKey + "exec sleep 60",
+		"availablePorts": map[string]int{"min": 21740, "max": 21749}, "stopTimeoutSeconds": 1})
+	id := e.create("rl").ID
+	token := e.instanceToken(id)
+	codes := []int{}
+	for i := 0; i < 7; i++ {
+		resp := e.do("GET", "/api/instances/"+id, token, "")
+		codes = append(codes, resp.StatusCode)
+		resp.Body.Close()
+	}
+	if fmt.Sprint(codes) != "[200 200 200 200 200 429 429]" {
+		t.Fatalf("statuses %v, want 5 × 200 then 429", codes)
+	}
+	// Other keys are not affected.
+	if resp := e.do("GET", "/api/instances/"+id, e.admin, ""); resp.StatusCode != 200 {
+		t.Fatalf("admin: %d", resp.StatusCode)
+	}
+}
