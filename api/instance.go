@@ -82,28 +82,28 @@ type Configuration struct {
 // InstanceInfo describes one instance: the contract's fields plus
 // startedAt, exitCode, restarts, reason and properties.
 type InstanceInfo struct {
-	ID                string         `json:"id"`
-	ConfigurationName string         `json:"configurationName"`
-	WrapperNodeID     string         `json:"wrapperNodeId"`
-	HostAddress       string         `json:"hostAddress"`
-	AllocatedPort     int            `json:"allocatedPort"`
-	State             string         `json:"state"`
-	LastHeartbeat     int64          `json:"lastHeartbeat"` // epoch milliseconds
-	ProcessPid        *int64         `json:"processPid"`
-	AllocatedRAMMB    int            `json:"allocatedRamMB"`
-	AllocatedCPU      int            `json:"allocatedCpu"`
-	Runtime           string         `json:"runtime"`
-	Static            bool           `json:"static"`
-	CreatedAt         int64          `json:"createdAt"`           // epoch milliseconds
-	StartedAt         int64          `json:"startedAt,omitempty"` // epoch milliseconds of the last start
-	ExitCode          *int           `json:"exitCode"`            // of the last exit; null while running or never run
-	Restarts          int            `json:"restarts"`
-	Reason            string         `json:"reason,omitempty"` // why it is in its state, when not obvious
+	ID                string `json:"id"`
+	ConfigurationName string `json:"configurationName"`
+	WrapperNodeID     string `json:"wrapperNodeId"`
+	HostAddress       string `json:"hostAddress"`
+	AllocatedPort     int    `json:"allocatedPort"`
+	State             string `json:"state"`
+	LastHeartbeat     int64  `json:"lastHeartbeat"` // epoch milliseconds
+	ProcessPid        *int64 `json:"processPid"`
+	AllocatedRAMMB    int    `json:"allocatedRamMB"`
+	AllocatedCPU      int    `json:"allocatedCpu"`
+	Runtime           string `json:"runtime"`
+	Static            bool   `json:"static"`
+	CreatedAt         int64  `json:"createdAt"`           // epoch milliseconds
+	StartedAt         int64  `json:"startedAt,omitempty"` // epoch milliseconds of the last start
+	ExitCode          *int   `json:"exitCode"`            // of the last exit; null while running or never run
+	Restarts          int    `json:"restarts"`
+	Reason            string `json:"reason,omitempty"` // why it is in its state, when not obvious
 	// ReportedState is the state the instance last reported about itself
 	// (PUT .../state). It never replaces State, which is what the master
 	// observed.
-	ReportedState string `json:"reportedState,omitempty"`
-	Properties        map[string]any `json:"properties,omitempty"`
+	ReportedState string         `json:"reportedState,omitempty"`
+	Properties    map[string]any `json:"properties,omitempty"`
 	// NextRestartAt is when the restart policy starts it again (epoch ms).
 	NextRestartAt int64 `json:"nextRestartAt,omitempty"`
 	// Limits says whether ramMB and cpu are enforced for this instance.
