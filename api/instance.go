@@ -194,13 +194,25 @@ type LogLine struct {
 	Line   string `json:"line"`
 }
 
-// Logs answers GET /api/instances/{id}/logs.
+// Logs answers GET /api/instances/{id}/logs: the lines' text, as the
+// original answered. The newest lines come first to the byte limit of a
+// response; OmittedLines counts the requested lines left out for it.
 type Logs struct {
+	InstanceID     string   `json:"instanceId"`
+	Lines          []string `json:"lines"`
+	TotalLines     uint64   `json:"totalLines"`
+	RequestedLines int      `json:"requestedLines"`
+	OmittedLines   int      `json:"omittedLines"`
+}
+
+// LogEntries answers GET /api/instances/{id}/logs?format=entries: the same
+// lines with their sequence numbers, times and streams.
+type LogEntries struct {
 	InstanceID     string    `json:"instanceId"`
-	Lines          []string  `json:"lines"`
 	Entries        []LogLine `json:"entries"`
 	TotalLines     uint64    `json:"totalLines"`
 	RequestedLines int       `json:"requestedLines"`
+	OmittedLines   int       `json:"omittedLines"`
 }
 
 // Live-log frame types in ?format=json (lines have no type).

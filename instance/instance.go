@@ -649,7 +649,9 @@ func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 	if timeout > 0 && in.proc != nil {
 		in.armHeartbeatLocked(in.proc, timeout)
 	}
-	if s := State(r.State); (s == StateStopped || s == StateOffline) && in.proc != nil && in.stopping == "" {
+	// A process being started (CREATING) is stopped once it has started.
+	starting := in.proc == nil && State(in.info.State) == StateCreating
+	if s := State(r.State); (s == StateStopped || s == StateOffline) && (in.proc != nil || starting) && in.stopping == "" {
 		in.log.System("the instance reported " + r.State + ": stopping it")
 		in.m.background(func() { in.StopWait("its own report (" + r.State + ")") })
 	}

@@ -34,15 +34,18 @@ type Config struct {
 	Version         string
 	Logger          *slog.Logger // nil: discard
 
-	NodeID         string                // stable id of this node (default "node-1")
-	TemplatesDir   string                // template trees <group>/<name>/ (default "./templates")
-	ConfigDir      string                // where "config reload" imports *.json from (default "./configuration")
-	PublicURL      string                // the master's URL as instances see it (default http://127.0.0.1:<port>)
-	MaxUploadBytes int64                 // body limit of template file uploads and imports (default 256 MiB)
-	MaxReportBytes int64                 // body limit of an instance's state report (default 16 KiB)
-	Reports        instance.ReportLimits // properties an instance may keep (64, names 64 B, values 1 KiB)
-	ImportLimits   template.ImportLimits // limits of one zip import
-	InstanceLog    logs.Options          // ring size, file rotation, line rate of instance logs
+	NodeID         string // stable id of this node (default "node-1")
+	TemplatesDir   string // template trees <group>/<name>/ (default "./templates")
+	ConfigDir      string // where "config reload" imports *.json from (default "./configuration")
+	PublicURL      string // the master's URL as instances see it (default http://127.0.0.1:<port>)
+	MaxUploadBytes int64  // body limit of template file uploads and imports (default 256 MiB)
+	MaxReportBytes int64  // body limit of an instance's state report (default 16 KiB)
+	// MaxLogResponseBytes bounds the log lines of one answer (logs
+	// endpoint, console "instance logs"; default 4 MiB).
+	MaxLogResponseBytes int
+	Reports             instance.ReportLimits // properties an instance may keep (64, names 64 B, values 1 KiB)
+	ImportLimits        template.ImportLimits // limits of one zip import
+	InstanceLog         logs.Options          // ring size, file rotation, line rate of instance logs
 	// KeepInstances leaves instances running when the master stops, for
 	// the next master to adopt (default: stop them gracefully).
 	KeepInstances bool
@@ -66,25 +69,26 @@ type Config struct {
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            ":7000",
-		DataDir:         "./data",
-		PublicRate:      auth.Rate{Limit: 100, Window: 60 * time.Second},
-		InstanceRate:    auth.Rate{Limit: 20, Window: time.Second},
-		AuthFailureRate: auth.Rate{Limit: 20, Window: time.Second},
-		ShutdownTimeout: 10 * time.Second,
-		FlushInterval:   30 * time.Second,
-		WSPingInterval:  30 * time.Second,
-		MaxBodyBytes:    1 << 20,
-		BodyTimeout:     30 * time.Second,
-		UploadMinRate:   64 << 10,
-		AccessLog:       true,
-		Version:         "dev",
-		NodeID:          "node-1",
-		TemplatesDir:    "./templates",
-		ConfigDir:       "./configuration",
-		MaxUploadBytes:  256 << 20,
-		MaxReportBytes:  16 << 10,
-		CgroupParent:    "auto",
+		Addr:                ":7000",
+		DataDir:             "./data",
+		PublicRate:          auth.Rate{Limit: 100, Window: 60 * time.Second},
+		InstanceRate:        auth.Rate{Limit: 20, Window: time.Second},
+		AuthFailureRate:     auth.Rate{Limit: 20, Window: time.Second},
+		ShutdownTimeout:     10 * time.Second,
+		FlushInterval:       30 * time.Second,
+		WSPingInterval:      30 * time.Second,
+		MaxBodyBytes:        1 << 20,
+		BodyTimeout:         30 * time.Second,
+		UploadMinRate:       64 << 10,
+		AccessLog:           true,
+		Version:             "dev",
+		NodeID:              "node-1",
+		TemplatesDir:        "./templates",
+		ConfigDir:           "./configuration",
+		MaxUploadBytes:      256 << 20,
+		MaxReportBytes:      16 << 10,
+		MaxLogResponseBytes: 4 << 20,
+		CgroupParent:        "auto",
 	}
 }
 
@@ -102,6 +106,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.InstanceRate.Limit == 0 {
 		c.InstanceRate = d.InstanceRate
+	}
+	if c.MaxLogResponseBytes == 0 {
+		c.MaxLogResponseBytes = d.MaxLogResponseBytes
 	}
 	if c.MaxReportBytes == 0 {
 		c.MaxReportBytes = d.MaxReportBytes

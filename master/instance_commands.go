@@ -349,7 +349,10 @@ func (m *Master) instanceCommand() *console.Command {
 				}
 				n = v
 			}
-			lines, _ := in.Log().Last(n)
+			lines, _, omitted := in.Log().Last(n, m.cfg.MaxLogResponseBytes)
+			if omitted > 0 {
+				w.WriteLine(fmt.Sprintf("(%d older lines left out: the answer is limited to %d bytes)", omitted, m.cfg.MaxLogResponseBytes))
+			}
 			for _, l := range lines {
 				w.WriteLine(l.Line)
 			}

@@ -145,6 +145,9 @@ func linesParam(c *gin.Context) (int, error) {
 	return n, nil
 }
 
+// handleInstanceLogs answers the newest lines of the log, bounded by
+// ?lines= and by MaxLogResponseBytes: the original's text lines, or with
+// ?format=entries the lines with their numbers (never both).
 func (m *Master) handleInstanceLogs(c *gin.Context) {
 	in := m.instanceOf(c)
 	if in == nil {
@@ -155,8 +158,17 @@ func (m *Master) handleInstanceLogs(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	lines, total := in.Log().Last(n)
-	out := api.Logs{InstanceID: in.ID(), Lines: make([]string, len(lines)), Entries: lines, TotalLines: total, RequestedLines: n}
+	format := c.DefaultQuery("format", "lines")
+	if format != "lines" && format != "entries" {
+		fail(c, universe.Errorf(universe.EINVALID, "format must be lines or entries"))
+		return
+	}
+	lines, total, omitted := in.Log().Last(n, m.cfg.MaxLogResponseBytes)
+	if format == "entries" {
+		c.JSON(http.StatusOK, api.LogEntries{InstanceID: in.ID(), Entries: lines, TotalLines: total, RequestedLines: n, OmittedLines: omitted})
+		return
+	}
+	out := api.Logs{InstanceID: in.ID(), Lines: make([]string, len(lines)), TotalLines: total, RequestedLines: n, OmittedLines: omitted}
 	for i, l := range lines {
 		out.Lines[i] = l.Line
 	}

@@ -313,8 +313,8 @@ func TestCrashIsOffline(t *testing.T) {
 	if off.ExitCode == nil || *off.ExitCode != 3 || off.Reason != "exited with code 3" {
 		t.Fatalf("offline %+v", off)
 	}
-	resp := e.do("GET", "/api/instances/"+info.ID+"/logs", e.admin, "")
-	logs := decode[api.Logs](t, resp)
+	resp := e.do("GET", "/api/instances/"+info.ID+"/logs?format=entries", e.admin, "")
+	logs := decode[api.LogEntries](t, resp)
 	var stderr, system bool
 	for _, l := range logs.Entries {
 		stderr = stderr || (l.Stream == "stderr" && l.Line == "bye")

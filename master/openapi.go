@@ -64,6 +64,7 @@ func operations() []operation {
 	tplFile := append(append([]param{}, tplParams...), pathFile)
 	return []operation{
 		{method: "GET", path: "/api/ping", summary: "Liveness", access: accessOpen, status: 200, resp: api.Ping{}},
+		{method: "HEAD", path: "/api/ping", summary: "Liveness, without a body", access: accessOpen, status: 200},
 		{method: "GET", path: "/api/metrics", summary: "Prometheus metrics", access: accessOpen, status: 200, respType: "text/plain"},
 		{method: "GET", path: "/api/openapi.json", summary: "This document", access: accessAnyKey, status: 200, respType: "application/json"},
 		{method: "GET", path: "/api/node", summary: "Facts about this node", access: accessUser, status: 200, resp: api.Node{}},

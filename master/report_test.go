@@ -164,3 +164,34 @@ func TestInstanceKeyRateLimit(t *testing.T) {
 		t.Fatalf("admin: %d", resp.StatusCode)
 	}
 }
+
+// An instance printing 64 KB lines: the logs answer is bounded in bytes,
+// says how many lines it left out, and never carries a line twice.
+func TestLongLinesBoundedAnswer(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.MaxLogResponseBytes = 1 << 20 })
+	e.putConfig("long", map[string]any{"command": `i=0; while [ $i -lt 60 ]; do head -c 65000 /dev/zero | tr '\0' x; echo " $i"; i=$((i+1)); done; exec sleep 60`,
+		"availablePorts": map[string]int{"min": 21750, "max": 21759}, "stopTimeoutSeconds": 1})
+	id := e.create("long").ID
+	var body string
+	waitUntil(t, "60 long lines", 20*time.Second, func() bool {
+		body = readAll(e.do("GET", "/api/instances/"+id+"/logs?lines=10000", e.admin, ""))
+		return strings.Contains(body, "x 59\"")
+	})
+	if len(body) > 1<<20+64<<10 {
+		t.Fatalf("answer of %d bytes, limit 1 MiB", len(body))
+	}
+	var logs api.Logs
+	if err := json.Unmarshal([]byte(body), &logs); err != nil {
+		t.Fatal(err)
+	}
+	if logs.OmittedLines == 0 || len(logs.Lines) == 0 || strings.Contains(body, `"entries"`) {
+		t.Fatalf("lines %d, omitted %d, entries in it: %v", len(logs.Lines), logs.OmittedLines, strings.Contains(body, `"entries"`))
+	}
+	var entries api.LogEntries
+	if err := json.Unmarshal([]byte(readAll(e.do("GET", "/api/instances/"+id+"/logs?lines=10000&format=entries", e.admin, ""))), &entries); err != nil {
+		t.Fatal(err)
+	}
+	if len(entries.Entries) != len(logs.Lines) || entries.OmittedLines != logs.OmittedLines {
+		t.Fatalf("entries %d/%d vs lines %d/%d", len(entries.Entries), entries.OmittedLines, len(logs.Lines), logs.OmittedLines)
+	}
+}

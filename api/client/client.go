@@ -463,12 +463,12 @@ func (c *Client) Execute(ctx context.Context, id, line string) error {
 
 // Logs returns the last lines of the log (GET .../logs?lines=N; 0: the
 // master's default).
-func (c *Client) Logs(ctx context.Context, id string, lines int) (api.Logs, error) {
-	q := url.Values{}
+func (c *Client) Logs(ctx context.Context, id string, lines int) (api.LogEntries, error) {
+	q := url.Values{"format": {"entries"}}
 	if lines > 0 {
 		q.Set("lines", strconv.Itoa(lines))
 	}
-	var out api.Logs
+	var out api.LogEntries
 	return out, c.do(ctx, "GET", "/api/instances/"+seg(id)+"/logs", q, nil, &out)
 }
 

@@ -306,8 +306,8 @@ func create(args []string) {
 			log.Fatalf("instance %s is %s: %s", info.ID, info.State, info.Reason)
 		}
 		if i == *n-1 { // where the time of the last one went, from the log's system lines
-			var l api.Logs
-			_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID+"/logs?lines=10", nil), &l)
+			var l api.LogEntries
+			_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID+"/logs?lines=10&format=entries", nil), &l)
 			for _, e := range l.Entries {
 				fmt.Printf("  %d ms  %s\n", e.TS-l.Entries[0].TS, e.Line)
 			}

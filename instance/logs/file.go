@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/universe-orchestrator/universe/api"
 )
@@ -27,13 +29,48 @@ type rotator struct {
 	w     *bufio.Writer
 	size  int64
 	buf   []byte
+
+	// good is the size of the file up to the last record known to be on
+	// it; the records after it (pending, numbered from..to) are in the
+	// buffer or were written since the last flush.
+	good     int64
+	pending  int
+	from, to uint64
 }
 
-func openRotator(dir string, max int64, count, keep int) (*rotator, []api.LogLine, error) {
+// lostLines is the error of a write that failed: the records not known to
+// be on the file were cut off (the file ends with a whole record) and are
+// lost from it.
+type lostLines struct {
+	from, to uint64
+	n        int
+	cause    string
+	err      error
+}
+
+func (e *lostLines) Error() string { return "write log file: " + e.err.Error() }
+func (e *lostLines) Unwrap() error { return e.err }
+
+// failed drops what was not written for good, puts the file back to its
+// last whole record and returns the loss.
+func (r *rotator) failed(err error) error {
+	lost := &lostLines{from: r.from, to: r.to, n: r.pending, cause: "could not write it", err: err}
+	if errors.Is(err, syscall.ENOSPC) {
+		lost.cause = "no space left on the device"
+	} else if errors.Is(err, syscall.EDQUOT) {
+		lost.cause = "disk quota exceeded"
+	}
+	r.w.Reset(r.f)
+	_ = r.f.Truncate(r.good)
+	r.size, r.pending = r.good, 0
+	return lost
+}
+
+func openRotator(dir string, max int64, count, keep, keepBytes int) (*rotator, []api.LogLine, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create log dir: %w", err)
 	}
-	old := loadTail(dir, count, keep)
+	old := loadTail(dir, count, keep, keepBytes)
 	r := &rotator{dir: dir, max: max, count: count}
 	if err := r.open(); err != nil {
 		return nil, nil, err
@@ -58,7 +95,7 @@ func (r *rotator) open() error {
 		_ = f.Close()
 		return fmt.Errorf("stat log file: %w", err)
 	}
-	r.f, r.size = f, fi.Size()
+	r.f, r.size, r.good, r.pending = f, fi.Size(), fi.Size(), 0
 	if r.w == nil {
 		r.w = bufio.NewWriterSize(f, 8<<10) // flushed after every batch of lines
 	} else {
@@ -69,7 +106,11 @@ func (r *rotator) open() error {
 
 func (r *rotator) write(ln api.LogLine) error {
 	if r.f == nil {
-		return nil // a failed rotation left no file; lines stay in memory
+		// A failed rotation left no file: try again, else the line is
+		// lost from the file (it stays in memory).
+		if err := r.open(); err != nil {
+			return &lostLines{from: ln.Seq, to: ln.Seq, n: 1, cause: "the log file cannot be opened", err: err}
+		}
 	}
 	b := r.buf[:0]
 	b = strconv.AppendUint(b, ln.Seq, 10)
@@ -81,10 +122,15 @@ func (r *rotator) write(ln api.LogLine) error {
 	b = append(b, ln.Line...)
 	b = append(b, '\n')
 	r.buf = b
+	if r.pending == 0 {
+		r.from = ln.Seq
+	}
+	r.pending++
+	r.to = ln.Seq
 	n, err := r.w.Write(b)
 	r.size += int64(n)
 	if err != nil {
-		return fmt.Errorf("write log file: %w", err)
+		return r.failed(err)
 	}
 	if r.size >= r.max {
 		return r.rotate()
@@ -111,8 +157,9 @@ func (r *rotator) flush() error {
 		return nil
 	}
 	if err := r.w.Flush(); err != nil {
-		return fmt.Errorf("write log file: %w", err)
+		return r.failed(err)
 	}
+	r.good, r.pending = r.size, 0
 	return nil
 }
 
@@ -121,39 +168,75 @@ func (r *rotator) close() error {
 		return nil
 	}
 	err := r.w.Flush()
+	if err != nil {
+		err = r.failed(err)
+	}
+	r.good, r.pending = r.size, 0
 	if cerr := r.f.Close(); err == nil {
 		err = cerr
 	}
 	r.f = nil
-	if err != nil {
-		return fmt.Errorf("close log file: %w", err)
-	}
-	return nil
+	return err
 }
 
-// loadTail reads the newest keep lines of the files in dir, oldest first.
-// Damaged records are skipped.
-func loadTail(dir string, count, keep int) []api.LogLine {
+// loadTail reads the newest lines of the files in dir, at most keep lines
+// and about keepBytes of them, oldest first. It reads the files from their
+// end, so a restart costs what is kept, not the size of the files. Damaged
+// records are skipped.
+func loadTail(dir string, count, keep, keepBytes int) []api.LogLine {
 	r := &rotator{dir: dir}
 	var chunks [][]api.LogLine
-	have := 0
-	for i := 0; i < count && have < keep; i++ {
-		data, err := os.ReadFile(r.path(i))
-		if err != nil {
-			continue
+	have, haveBytes := 0, 0
+	for i := 0; i < count && have < keep && haveBytes < keepBytes; i++ {
+		lines, whole := readTail(r.path(i), int64(keepBytes-haveBytes)+maxRecord)
+		if len(lines) > keep-have {
+			lines = lines[len(lines)-(keep-have):]
 		}
-		lines := parseRecords(data)
 		chunks = append(chunks, lines)
 		have += len(lines)
+		for _, ln := range lines {
+			haveBytes += lineCost(ln)
+		}
+		if !whole {
+			break // the file held more than the budget
+		}
 	}
 	var out []api.LogLine
 	for i := len(chunks) - 1; i >= 0; i-- {
 		out = append(out, chunks[i]...)
 	}
-	if len(out) > keep {
-		out = out[len(out)-keep:]
-	}
 	return out
+}
+
+// maxRecord bounds one record of the file (a line is split at 64 KiB).
+const maxRecord = 64<<10 + 64
+
+// readTail parses the records in the last n bytes of the file at path, and
+// says whether that was the whole file.
+func readTail(path string, n int64) (lines []api.LogLine, whole bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, true
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, true
+	}
+	off := max(fi.Size()-n, 0)
+	data := make([]byte, fi.Size()-off)
+	if _, err := f.ReadAt(data, off); err != nil && !errors.Is(err, io.EOF) {
+		return nil, true
+	}
+	if off > 0 {
+		// Begin at the first whole record.
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return nil, false
+		}
+		data = data[i+1:]
+	}
+	return parseRecords(data), off == 0
 }
 
 // readSince returns the lines of the files in dir numbered from on, oldest

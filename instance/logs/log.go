@@ -7,6 +7,7 @@
 package logs
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,10 +19,12 @@ import (
 // Options tune a Log. Zero values take the defaults.
 type Options struct {
 	RingLines  int   // lines kept in memory (default 10,000)
+	RingBytes  int   // bytes of lines kept in memory (default 4 MiB; the newest line is always kept)
 	FileBytes  int64 // rotate the file beyond this size (default 10 MiB)
 	FileCount  int   // files kept, the current one included (default 3)
 	LineRate   int   // stdout+stderr lines per second before dropping (default 10,000; <0 = unlimited)
 	SubBuffer  int   // events a subscriber may have pending (default 4,096)
+	SubBytes   int   // bytes of lines a subscriber may have pending (default 1 MiB)
 	Now        func() time.Time
 	OnLines    func(n int)               // lines accepted (any stream)
 	OnDropped  func(cause string, n int) // lines dropped: "throttled" or "slow_client"
@@ -37,6 +40,12 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.RingLines <= 0 {
 		o.RingLines = 10000
+	}
+	if o.RingBytes <= 0 {
+		o.RingBytes = 4 << 20
+	}
+	if o.SubBytes <= 0 {
+		o.SubBytes = 1 << 20
 	}
 	if o.FileBytes <= 0 {
 		o.FileBytes = 10 << 20
@@ -69,13 +78,15 @@ func (o Options) withDefaults() Options {
 type Log struct {
 	opt  Options
 	mu   sync.Mutex
-	ring []api.LogLine // grows up to RingLines, then wraps at head
-	head int           // index of the oldest line once the ring is full
-	next uint64        // seq of the next line; the first line is 1
-	subs map[*Sub]struct{}
-	file *rotator
-	dir  string
-	done bool
+	ring ring
+	next uint64 // seq of the next line; the first line is 1
+	// published is the last seq subscribers were told about (as a line or
+	// a gap): every method that numbers lines publishes before it returns.
+	published uint64
+	subs      map[*Sub]struct{}
+	file      *rotator
+	dir       string
+	done      bool
 
 	// While another process (the instance's supervisor) owns the file, the
 	// log is external: lines arrive numbered through Append, and system
@@ -91,6 +102,12 @@ type Log struct {
 	dropReport time.Time   // when the unreported run of drops began
 	dropTimer  *time.Timer // reports the run if the output stops
 	flushTimer *time.Timer // flushes the file buffer
+
+	// lines numbered but missing from the file (a write failed: a full
+	// disk, say), not yet said in the log
+	fileLost                 int
+	fileLostFrom, fileLostTo uint64
+	fileLostErr              string
 }
 
 // Open opens the log kept in dir (created if needed; "" keeps no file).
@@ -98,9 +115,10 @@ type Log struct {
 // after the last of them.
 func Open(dir string, opt Options) (*Log, error) {
 	opt = opt.withDefaults()
-	l := &Log{opt: opt, next: 1, dir: dir, subs: map[*Sub]struct{}{}, tokens: float64(opt.LineRate), last: opt.Now()}
+	l := &Log{opt: opt, next: 1, dir: dir, subs: map[*Sub]struct{}{}, tokens: float64(opt.LineRate), last: opt.Now(),
+		ring: ring{maxLines: opt.RingLines, maxBytes: opt.RingBytes}}
 	if dir != "" {
-		f, old, err := openRotator(dir, opt.FileBytes, opt.FileCount, opt.RingLines)
+		f, old, err := openRotator(dir, opt.FileBytes, opt.FileCount, opt.RingLines, opt.RingBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -115,6 +133,7 @@ func Open(dir string, opt Options) (*Log, error) {
 	if l.next < opt.MinNext {
 		l.next = opt.MinNext
 	}
+	l.published = l.next - 1
 	return l, nil
 }
 
@@ -165,9 +184,8 @@ func (l *Log) Takeback(next uint64) error {
 		return nil
 	}
 	if l.dir != "" && (next == 0 || next > l.next) {
-		first := l.next
 		l.catchUpLocked(next)
-		l.publish(first)
+		l.publish()
 	}
 	l.external, l.forward = false, nil
 	var err error
@@ -198,7 +216,6 @@ func (l *Log) Append(lines []api.LogLine) {
 	if l.done || len(lines) == 0 {
 		return
 	}
-	first := l.next
 	n := 0
 	for _, ln := range lines {
 		if ln.Seq < l.next {
@@ -211,7 +228,7 @@ func (l *Log) Append(lines []api.LogLine) {
 		l.push(ln)
 		n++
 	}
-	l.publish(first)
+	l.publish()
 	l.opt.OnLines(n)
 }
 
@@ -223,14 +240,14 @@ func (l *Log) CatchUp(to uint64) {
 	if l.done || to <= l.next {
 		return
 	}
-	first := l.next
 	l.catchUpLocked(to)
-	l.publish(first)
+	l.publish()
 }
 
 // catchUpLocked pushes lines next..to-1 from the file into the ring (to 0:
-// every newer line of the file). Lines the file lacks become a gap for the
-// subscribers. It does not publish. Caller holds mu.
+// every newer line of the file). Lines the file lacks are a hole in the
+// numbering, which publish turns into a gap. It does not publish. Caller
+// holds mu.
 func (l *Log) catchUpLocked(to uint64) {
 	if l.dir != "" {
 		for _, ln := range readSince(l.dir, l.opt.FileCount, l.next) {
@@ -240,46 +257,17 @@ func (l *Log) catchUpLocked(to uint64) {
 			if ln.Seq < l.next {
 				continue
 			}
-			if ln.Seq > l.next {
-				l.gapLocked(l.next, ln.Seq-1)
-			}
 			l.push(ln)
 			l.next = ln.Seq + 1
 		}
 	}
 	if to > l.next {
-		l.gapLocked(l.next, to-1)
 		l.next = to
 	}
 }
 
-// gapLocked tells subscribers lines from..to will never come. Caller holds mu.
-func (l *Log) gapLocked(from, to uint64) {
-	for s := range l.subs {
-		s.gap(from, to)
-	}
-}
-
 // push stores one line in the ring. Caller holds mu (or owns l).
-func (l *Log) push(ln api.LogLine) {
-	if len(l.ring) < l.opt.RingLines {
-		l.ring = append(l.ring, ln)
-		return
-	}
-	l.ring[l.head] = ln
-	l.head++
-	if l.head == len(l.ring) {
-		l.head = 0
-	}
-}
-
-// at returns the i-th oldest line of the ring. Caller holds mu.
-func (l *Log) at(i int) api.LogLine {
-	if len(l.ring) < l.opt.RingLines {
-		return l.ring[i]
-	}
-	return l.ring[(l.head+i)%len(l.ring)]
-}
+func (l *Log) push(ln api.LogLine) { l.ring.push(ln) }
 
 // Write appends lines of one stream (stdout or stderr), subject to the line
 // rate: lines over it are dropped and reported by a system line. It never
@@ -296,7 +284,6 @@ func (l *Log) Write(stream string, lines []string) {
 	now := l.opt.Now()
 	ts := now.UnixMilli()
 	accepted := lines
-	first := l.next
 	if l.opt.LineRate > 0 {
 		l.refill(now)
 		n := len(lines)
@@ -323,7 +310,7 @@ func (l *Log) Write(stream string, lines []string) {
 	if l.dropped > 0 && now.Sub(l.dropReport) >= time.Second {
 		l.reportDropped(ts)
 	}
-	l.publish(first)
+	l.publish()
 	l.opt.OnLines(len(accepted))
 }
 
@@ -374,9 +361,8 @@ func (l *Log) systemLocked(line string) {
 	if l.dropped > 0 {
 		l.reportDropped(ts)
 	}
-	first := l.next
 	l.appendLocked(api.LogLine{Seq: l.next, TS: ts, Stream: api.StreamSystem, Line: line})
-	l.publish(first)
+	l.publish()
 	l.opt.OnLines(1)
 }
 
@@ -389,25 +375,53 @@ func (l *Log) Flush() {
 		return
 	}
 	if l.dropped > 0 {
-		first := l.next
 		l.reportDropped(l.opt.Now().UnixMilli())
-		l.publish(first)
+		l.publish()
 	}
-	if l.file != nil && !l.external {
-		if err := l.file.flush(); err != nil {
-			l.opt.OnWarnFile(err)
-		}
-	}
+	l.flushLocked()
 }
 
 func (l *Log) appendLocked(ln api.LogLine) {
 	l.next++
 	l.push(ln)
 	if l.file != nil && !l.external {
-		if err := l.file.write(ln); err != nil {
-			l.opt.OnWarnFile(err)
-		}
+		l.fileFailed(l.file.write(ln))
 	}
+}
+
+// flushLocked writes the file buffer out; once the file takes lines again
+// after some were lost, the log says how many and why. Caller holds mu.
+func (l *Log) flushLocked() {
+	if l.file == nil || l.external {
+		return
+	}
+	if l.fileFailed(l.file.flush()) || l.fileLost == 0 {
+		return
+	}
+	msg := strconv.Itoa(l.fileLost) + " lines (" + strconv.FormatUint(l.fileLostFrom, 10) + " to " +
+		strconv.FormatUint(l.fileLostTo, 10) + ") are missing from the log file: " + l.fileLostErr
+	l.fileLost = 0
+	l.appendLocked(api.LogLine{Seq: l.next, TS: l.opt.Now().UnixMilli(), Stream: api.StreamSystem, Line: msg})
+	l.fileFailed(l.file.flush())
+}
+
+// fileFailed accounts for a failed write of the file (the lines it lost
+// are remembered for the report) and says whether there was one.
+func (l *Log) fileFailed(err error) bool {
+	if err == nil {
+		return false
+	}
+	l.opt.OnWarnFile(err)
+	var lf *lostLines
+	if errors.As(err, &lf) && lf.n > 0 {
+		if l.fileLost == 0 {
+			l.fileLostFrom = lf.from
+		}
+		l.fileLost += lf.n
+		l.fileLostTo = lf.to
+		l.fileLostErr = lf.cause
+	}
+	return true
 }
 
 // fileFlushDelay bounds how long a line may wait in the file buffer. One
@@ -415,65 +429,56 @@ func (l *Log) appendLocked(ln api.LogLine) {
 // line-at-a-time writer; the live-log does not wait for the file.
 const fileFlushDelay = 100 * time.Millisecond
 
-// publish hands lines first..next-1 (in the ring) to every subscriber and
-// schedules a flush of the file. Caller holds mu.
-func (l *Log) publish(first uint64) {
+// publish hands every line numbered since the last publish to the
+// subscribers: the lines still in the ring, and a gap for any that are not
+// (lost from the file, or pushed out of the ring by a batch larger than
+// it). It schedules a flush of the file. Caller holds mu.
+func (l *Log) publish() {
 	if l.file != nil && !l.external && l.file.buffered() {
 		if l.opt.FileSync {
-			if err := l.file.flush(); err != nil {
-				l.opt.OnWarnFile(err)
-			}
+			l.flushLocked()
 		} else if l.flushTimer == nil {
 			l.flushTimer = time.AfterFunc(fileFlushDelay, l.flushFile)
 		}
 	}
-	n := int(l.next - first)
-	if n == 0 || len(l.subs) == 0 {
+	last := l.next - 1
+	if last <= l.published {
 		return
 	}
-	// One batch larger than the ring has pushed its first lines out
-	// already: subscribers are told, like any other miss.
-	var lost uint64
-	if n > len(l.ring) {
-		lost = uint64(n - len(l.ring))
-		n = len(l.ring)
-	}
-	start := len(l.ring) - n
-	for s := range l.subs {
-		if lost > 0 {
-			s.gap(first, first+lost-1)
-		}
-		if d := s.offer(l, start, n); d > 0 {
-			l.opt.OnDropped("slow_client", d)
+	if len(l.subs) > 0 {
+		start := l.ring.after(l.published)
+		for s := range l.subs {
+			if d := s.offer(l, l.published, start, last); d > 0 {
+				l.opt.OnDropped("slow_client", d)
+			}
 		}
 	}
+	l.published = last
 }
 
 func (l *Log) flushFile() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.flushTimer = nil
-	if l.done || l.file == nil || l.external {
+	if l.done {
 		return
 	}
-	if err := l.file.flush(); err != nil {
-		l.opt.OnWarnFile(err)
-	}
+	l.flushLocked()
+	l.publish() // a report of lost lines is a line too
 }
 
-// Last returns the newest n lines (fewer if the ring holds fewer) and the
-// number of lines ever written.
-func (l *Log) Last(n int) ([]api.LogLine, uint64) {
+// Last returns the newest lines, at most n of them and at most maxBytes in
+// all (at least one), the number of lines ever written, and how many of
+// the n lines the ring holds were left out for maxBytes.
+func (l *Log) Last(n, maxBytes int) (lines []api.LogLine, total uint64, omitted int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n > len(l.ring) {
-		n = len(l.ring)
+	start := l.ring.tail(n, maxBytes)
+	out := make([]api.LogLine, 0, l.ring.len()-start)
+	for i := start; i < l.ring.len(); i++ {
+		out = append(out, l.ring.at(i))
 	}
-	out := make([]api.LogLine, 0, n)
-	for i := len(l.ring) - n; i < len(l.ring); i++ {
-		out = append(out, l.at(i))
-	}
-	return out, l.next - 1
+	return out, l.next - 1, min(n, l.ring.len()) - len(out)
 }
 
 // Total returns the number of lines ever written (the last sequence number).

@@ -38,7 +38,7 @@ func TestRingAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Write("stdout", lines(25, 1)) // seq 1..25; the ring keeps 16..25
-	last, total := l.Last(3)
+	last, total, _ := l.Last(3, 1<<20)
 	if total != 25 || len(last) != 3 || last[0].Seq != 23 || last[2].Line != "line 25" {
 		t.Fatalf("last %+v total %d", last, total)
 	}
@@ -126,7 +126,7 @@ func TestThrottleReportsDrops(t *testing.T) {
 	l.Write("stdout", lines(25, 1)) // 10 kept, 15 dropped
 	now = now.Add(2 * time.Second)
 	l.Write("stdout", lines(1, 26)) // the drop report comes with the next write a second later
-	last, _ := l.Last(100)
+	last, _, _ := l.Last(100, 1<<20)
 	var report string
 	for _, ln := range last {
 		if ln.Stream == "system" {
@@ -153,12 +153,12 @@ func TestFileKeepsNumberingAcrossReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last, total := l2.Last(5)
+	last, total, _ := l2.Last(5, 1<<20)
 	if total != 41 || len(last) == 0 || last[len(last)-1].Line != "stopped" {
 		t.Fatalf("reopened: total %d last %+v", total, last)
 	}
 	l2.Write("stdout", []string{"again"})
-	if last, _ := l2.Last(1); last[0].Seq != 42 {
+	if last, _, _ := l2.Last(1, 1<<20); last[0].Seq != 42 {
 		t.Fatalf("numbering restarted: %+v", last)
 	}
 }

@@ -29,14 +29,16 @@ type Event struct {
 // Sub is a live subscription to a Log. Read it with Next; end it with
 // Close.
 type Sub struct {
-	log    *Log
-	mu     sync.Mutex
-	q      []Event
-	spare  []Event
-	limit  int // line and gap events pending at most (+1 for a gap)
-	lines  int // line events pending
-	notify chan struct{}
-	ended  bool
+	log      *Log
+	mu       sync.Mutex
+	q        []Event
+	spare    []Event
+	limit    int // line events pending at most
+	lines    int // line events pending
+	maxBytes int // bytes of pending lines at most
+	bytes    int // bytes of pending lines
+	notify   chan struct{}
+	ended    bool
 }
 
 // Position says where a subscription starts.
@@ -49,34 +51,21 @@ type Position struct {
 // Subscribe registers a subscriber and returns the backlog it must send
 // first; both happen under the log's lock, so no line is missed or sent
 // twice between them. With HasSince, the backlog is every line after Since
-// that is still in the ring, preceded by a gap event if some are not.
+// that is still in the ring; lines that are not (older than the ring, or
+// missing from the file) are gap events in their place.
 func (l *Log) Subscribe(p Position) (*Sub, []Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := &Sub{log: l, limit: l.opt.SubBuffer, notify: make(chan struct{}, 1)}
+	s := &Sub{log: l, limit: l.opt.SubBuffer, maxBytes: l.opt.SubBytes, notify: make(chan struct{}, 1)}
+	last := l.next - 1
 	var backlog []Event
 	if p.HasSince {
-		last := l.next - 1
 		if p.Since < last {
-			oldest := l.next - uint64(len(l.ring)) // seq of the oldest line in the ring
-			from := p.Since + 1
-			if from < oldest {
-				backlog = append(backlog, Event{Kind: KindGap, From: from, To: oldest - 1})
-				from = oldest
-			}
-			for i := int(from - oldest); i < len(l.ring); i++ {
-				backlog = append(backlog, Event{Kind: KindLine, Line: l.at(i)})
-			}
+			backlog = l.events(p.Since, l.ring.after(p.Since), last, backlog)
 		}
-	} else {
-		n := p.Lines
-		if n > len(l.ring) {
-			n = len(l.ring)
-		}
-		backlog = make([]Event, 0, n)
-		for i := len(l.ring) - n; i < len(l.ring); i++ {
-			backlog = append(backlog, Event{Kind: KindLine, Line: l.at(i)})
-		}
+	} else if n := min(p.Lines, l.ring.len()); n > 0 {
+		start := l.ring.len() - n
+		backlog = l.events(l.ring.at(start).Seq-1, start, last, make([]Event, 0, n))
 	}
 	if l.done {
 		s.ended = true
@@ -86,20 +75,48 @@ func (l *Log) Subscribe(p Position) (*Sub, []Event) {
 	return s, backlog
 }
 
-// offer queues ring lines [start, start+n) and returns how many were
-// dropped because the buffer was full. Caller holds l.mu.
-func (s *Sub) offer(l *Log, start, n int) int {
+// events appends the lines after seq from, beginning at ring index start,
+// up to seq to, with a gap event for every hole. Caller holds l.mu.
+func (l *Log) events(from uint64, start int, to uint64, out []Event) []Event {
+	want := from + 1
+	for i := start; i < l.ring.len(); i++ {
+		ln := l.ring.at(i)
+		if ln.Seq > want {
+			out = append(out, Event{Kind: KindGap, From: want, To: ln.Seq - 1})
+		}
+		out = append(out, Event{Kind: KindLine, Line: ln})
+		want = ln.Seq + 1
+	}
+	if want <= to {
+		out = append(out, Event{Kind: KindGap, From: want, To: to})
+	}
+	return out
+}
+
+// offer queues the lines after seq from, beginning at ring index start, up
+// to seq to (gaps for holes), and returns how many lines were dropped
+// because the buffer was full. Caller holds l.mu.
+func (s *Sub) offer(l *Log, from uint64, start int, to uint64) int {
 	s.mu.Lock()
 	dropped := 0
-	for i := start; i < start+n; i++ {
-		ln := l.at(i)
-		if s.lines < s.limit {
+	want := from + 1
+	for i := start; i < l.ring.len(); i++ {
+		ln := l.ring.at(i)
+		if ln.Seq > want {
+			s.gapLocked(want, ln.Seq-1)
+		}
+		want = ln.Seq + 1
+		if c := lineCost(ln); s.lines < s.limit && s.bytes+c <= s.maxBytes {
 			s.q = append(s.q, Event{Kind: KindLine, Line: ln})
 			s.lines++
+			s.bytes += c
 			continue
 		}
 		dropped++
 		s.gapLocked(ln.Seq, ln.Seq)
+	}
+	if want <= to {
+		s.gapLocked(want, to)
 	}
 	s.mu.Unlock()
 	s.wake()
@@ -114,13 +131,6 @@ func (s *Sub) gapLocked(from, to uint64) {
 		return
 	}
 	s.q = append(s.q, Event{Kind: KindGap, From: from, To: to})
-}
-
-// gap queues a gap event for lines from..to.
-func (s *Sub) gap(from, to uint64) {
-	s.mu.Lock()
-	s.gapLocked(from, to)
-	s.mu.Unlock()
 }
 
 func (s *Sub) push(e Event) {
@@ -154,7 +164,7 @@ func (s *Sub) Next(ctx context.Context) (events []Event, ok bool) {
 		if len(s.q) > 0 {
 			events, s.q = s.q, s.spare[:0]
 			s.spare = events
-			s.lines = 0
+			s.lines, s.bytes = 0, 0
 			s.mu.Unlock()
 			return events, true
 		}

@@ -100,7 +100,7 @@ func start(dir string, spec Spec) (*server, error) {
 	}
 	s := &server{dir: dir, attached: make(chan struct{}), exited: make(chan struct{})}
 	s.log, err = logs.Open(dir, logs.Options{
-		RingLines: ringLines, SubBuffer: sessionBuffer, FileSync: true, MinNext: spec.NextSeq,
+		RingLines: ringLines, RingBytes: 1 << 20, SubBuffer: sessionBuffer, FileSync: true, MinNext: spec.NextSeq,
 		LineRate: spec.LineRate, FileBytes: spec.FileBytes, FileCount: spec.FileCount,
 		OnDropped: func(cause string, n int) {
 			if cause == "throttled" {
