@@ -102,8 +102,12 @@ type InstanceInfo struct {
 	// ReportedState is the state the instance last reported about itself
 	// (PUT .../state). It never replaces State, which is what the master
 	// observed.
-	ReportedState string         `json:"reportedState,omitempty"`
-	Properties    map[string]any `json:"properties,omitempty"`
+	ReportedState string `json:"reportedState,omitempty"`
+	// Transition is the lifecycle action under way: "starting",
+	// "stopping" or "restarting" ("" when none). State keeps the
+	// original's four values.
+	Transition string         `json:"transition,omitempty"`
+	Properties map[string]any `json:"properties,omitempty"`
 	// NextRestartAt is when the restart policy starts it again (epoch ms).
 	NextRestartAt int64 `json:"nextRestartAt,omitempty"`
 	// Limits says whether ramMB and cpu are enforced for this instance.

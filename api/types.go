@@ -134,5 +134,7 @@ type AuditEntry struct {
 	Command string    `json:"command"`
 	Result  string    `json:"result"` // "ok" or "error"
 	Error   string    `json:"error,omitempty"`
-	Output  []string  `json:"output,omitempty"`
+	Output  []string  `json:"output,omitempty"` // an excerpt: the first lines, up to 2 KiB
+	// OutputOmitted counts the lines of output not kept in the entry.
+	OutputOmitted int `json:"outputOmitted,omitempty"`
 }

@@ -107,7 +107,37 @@ func (in *Instance) Running() bool {
 // restart of its policy. Caller holds in.mu.
 func (in *Instance) activeLocked() bool {
 	s := State(in.info.State)
-	return !in.deleted && (s == StateCreating || s == StateOnline || in.restartTimer != nil)
+	return !in.deleted && (s == StateCreating || s == StateOnline || in.restartTimer != nil || in.info.Transition == TransitionRestarting)
+}
+
+// Lifecycle transitions (InstanceInfo.Transition).
+const (
+	TransitionStarting   = "starting"
+	TransitionStopping   = "stopping"
+	TransitionRestarting = "restarting"
+)
+
+// beginTransition shows that action t is under way (a restart covers the
+// stop and start it is made of).
+func (in *Instance) beginTransition(t string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.deleted || in.info.Transition == t || (in.info.Transition == TransitionRestarting && t != TransitionRestarting) {
+		return
+	}
+	in.info.Transition = t
+	in.changedLocked()
+}
+
+// endTransition shows that action t is over.
+func (in *Instance) endTransition(t string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.info.Transition != t {
+		return
+	}
+	in.info.Transition = ""
+	in.changedLocked()
 }
 
 // changedLocked stores the record and tells subscribers, hooks and the
@@ -450,6 +480,7 @@ func (in *Instance) Start(by string) (accepted bool, err error) {
 	if err := in.m.admit(in); err != nil {
 		return false, err
 	}
+	in.beginTransition(TransitionStarting)
 	in.m.background(func() { _ = in.StartWait(by) })
 	return true, nil
 }
@@ -464,6 +495,7 @@ func (in *Instance) Stop(by string) (accepted bool, err error) {
 		in.cancelPendingAsStop(by)
 		return false, nil
 	}
+	in.beginTransition(TransitionStopping)
 	in.m.background(func() { in.StopWait(by) })
 	return true, nil
 }
@@ -488,6 +520,7 @@ func (in *Instance) Restart(by string) error {
 	if in.isDeleted() {
 		return universe.Errorf(universe.ENOTFOUND, "no instance %q", in.id)
 	}
+	in.beginTransition(TransitionRestarting)
 	in.m.background(func() { _ = in.RestartWait(by) })
 	return nil
 }
@@ -497,6 +530,7 @@ func (in *Instance) Restart(by string) error {
 func (in *Instance) StartWait(by string) error {
 	in.action.Lock()
 	defer in.action.Unlock()
+	defer in.endTransition(TransitionStarting)
 	if in.isDeleted() {
 		return universe.Errorf(universe.ENOTFOUND, "no instance %q", in.id)
 	}
@@ -504,6 +538,7 @@ func (in *Instance) StartWait(by string) error {
 		if err := in.m.admit(in); err != nil {
 			return err
 		}
+		in.beginTransition(TransitionStarting)
 	}
 	in.resetPolicy()
 	in.start(by)
@@ -515,6 +550,8 @@ func (in *Instance) StartWait(by string) error {
 func (in *Instance) RestartWait(by string) error {
 	in.action.Lock()
 	defer in.action.Unlock()
+	in.beginTransition(TransitionRestarting)
+	defer in.endTransition(TransitionRestarting)
 	return in.restart(by)
 }
 
@@ -536,10 +573,12 @@ func (in *Instance) restart(by string) error {
 func (in *Instance) StopWait(by string) {
 	in.action.Lock()
 	defer in.action.Unlock()
+	defer in.endTransition(TransitionStopping)
 	if !in.Running() {
 		in.cancelPendingAsStop(by)
 		return
 	}
+	in.beginTransition(TransitionStopping)
 	in.stop(by)
 }
 

@@ -301,6 +301,7 @@ func (m *Manager) Open() error {
 		if err != nil {
 			return fmt.Errorf("open log of %s: %w", info.ID, err)
 		}
+		info.Transition = "" // an action the previous master did not finish is not under way
 		inst := &Instance{m: m, id: info.ID, info: info, log: lg}
 		m.ports.Reserve(info.ID, info.AllocatedPort)
 		m.instances[info.ID] = inst

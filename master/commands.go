@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
@@ -35,16 +36,43 @@ func cleanLine(s string) string {
 // maskTokens replaces every token in s by its prefix and stars.
 func maskTokens(s string) string { return tokenRE.ReplaceAllString(s, auth.TokenPrefix+"****") }
 
-// cleanWriter passes clean lines on and keeps a masked copy for the audit.
+// What an audit entry keeps of a command and its output.
+const (
+	auditCommandBytes = 1 << 10
+	auditOutputLines  = 20
+	auditOutputBytes  = 2 << 10
+)
+
+// cleanWriter passes clean lines on and keeps a masked excerpt of them for
+// the audit: the first lines, up to auditOutputLines and auditOutputBytes,
+// and a count of the rest.
 type cleanWriter struct {
-	next   console.Writer
-	masked []string
+	next    console.Writer
+	masked  []string
+	size    int
+	omitted int
 }
 
 func (w *cleanWriter) WriteLine(line string) {
 	line = cleanLine(line)
-	w.masked = append(w.masked, maskTokens(line))
+	if w.omitted == 0 && len(w.masked) < auditOutputLines && w.size+len(line) <= auditOutputBytes {
+		w.masked = append(w.masked, maskTokens(line))
+		w.size += len(line)
+	} else {
+		w.omitted++
+	}
 	w.next.WriteLine(line)
+}
+
+// truncate cuts s to at most n bytes (on a rune boundary), marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // execute runs one command line for key k from source ("rest",
@@ -53,16 +81,20 @@ func (m *Master) execute(ctx context.Context, k *auth.Key, source, line string, 
 	ctx = console.WithCaller(ctx, console.Caller{KeyID: k.ID(), Label: k.Label(), Source: source})
 	cw := &cleanWriter{next: w}
 	err := m.commands.Execute(ctx, line, cw)
-	m.audit(k.ID(), source, line, cw.masked, err)
+	m.audit(k.ID(), source, line, cw, err)
 	return err
 }
 
-// audit records one action in the audit log (bbolt) and the master's log.
-// Tokens in the command and output are masked first.
-func (m *Master) audit(keyID, source, command string, output []string, err error) {
+// audit records one action in the audit log (bbolt) and the master's log:
+// a bounded excerpt of it. Tokens in the command and output are masked
+// first. out may be nil.
+func (m *Master) audit(keyID, source, command string, out *cleanWriter, err error) {
 	e := universe.AuditEntry{
 		Time: m.cfg.Now().UTC(), KeyID: keyID, Source: source,
-		Command: maskTokens(command), Result: "ok", Output: output,
+		Command: truncate(maskTokens(command), auditCommandBytes), Result: "ok",
+	}
+	if out != nil {
+		e.Output, e.OutputOmitted = out.masked, out.omitted
 	}
 	if err != nil {
 		e.Result, e.Error = "error", maskTokens(universe.ErrorMessage(err))

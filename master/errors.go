@@ -15,10 +15,11 @@ import (
 
 // Keys of values that handlers and middleware leave in the gin context.
 const (
-	ctxKey        = "universe.key"        // *auth.Key of the caller
-	ctxRequestID  = "universe.requestId"  // string
-	ctxRetryAfter = "universe.retryAfter" // int64 milliseconds, with ERATELIMITED
-	ctxOutput     = "universe.output"     // []string, with a failed console command
+	ctxKey         = "universe.key"         // *auth.Key of the caller
+	ctxRequestID   = "universe.requestId"   // string
+	ctxRetryAfter  = "universe.retryAfter"  // int64 milliseconds, with ERATELIMITED
+	ctxOutput      = "universe.output"      // []string, with a failed console command
+	ctxAuditDetail = "universe.auditDetail" // string: what the audit entry of a change adds to method and path
 )
 
 // statusByCode is the one mapping from error code to HTTP status; any

@@ -98,8 +98,7 @@ func (m *Master) handleKeyCreate(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	caller := callerKey(c)
-	m.audit(caller.ID(), "rest", "POST /api/keys label="+req.Label+" scope="+string(scope), nil, nil)
+	c.Set(ctxAuditDetail, "label="+req.Label+" scope="+string(scope))
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, api.KeyCreated{Key: keyJSON(k.Record(), m.cfg.Now()), Token: token})
 }
@@ -111,7 +110,7 @@ func (m *Master) handleKeyRevoke(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	m.audit(callerKey(c).ID(), "rest", "DELETE /api/keys/"+rec.ID+" label="+rec.Label, nil, nil)
+	c.Set(ctxAuditDetail, "label="+rec.Label)
 	c.Status(http.StatusNoContent)
 }
 

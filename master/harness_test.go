@@ -59,6 +59,7 @@ func newEnv(t testing.TB, mutate func(*master.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { scrapeStatuses(e.url, e.admin) }) // before Close: cleanups run last first
 	return e
 }
 

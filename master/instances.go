@@ -32,7 +32,11 @@ func (m *Master) handleInstanceCreate(c *gin.Context) {
 		fail(c, universe.Errorf(universe.EINVALID, "configurationName is required"))
 		return
 	}
+	c.Set(ctxAuditDetail, "configuration="+req.ConfigurationName)
 	info, err := m.instances.Create(req.ConfigurationName, callerKey(c).Label())
+	if info.ID != "" {
+		c.Set(ctxAuditDetail, "configuration="+req.ConfigurationName+" id="+info.ID)
+	}
 	if err != nil {
 		fail(c, err)
 		return
@@ -83,8 +87,10 @@ func (m *Master) handleInstanceLifecycle(c *gin.Context) {
 		accepted, err = in.Stop(by)
 	case "restart":
 		accepted, err = true, in.Restart(by)
+	case "kill":
+		accepted, err = true, in.Kill(by)
 	default:
-		err = universe.Errorf(universe.EINVALID, "target must be start, stop or restart")
+		err = universe.Errorf(universe.EINVALID, "target must be start, stop, restart or kill")
 	}
 	if err != nil {
 		fail(c, err)
@@ -107,6 +113,7 @@ func (m *Master) handleInstanceExecute(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	c.Set(ctxAuditDetail, "command="+req.Command)
 	if err := in.Execute(req.Command); err != nil {
 		fail(c, err)
 		return

@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if code == 0 && !reportUndocumented() {
+		code = 1
+	}
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -64,6 +64,27 @@ func (m *Master) observe(c *gin.Context) {
 	}
 }
 
+// auditWrites records every change made through the REST API (any method
+// but GET and HEAD) in the audit log: who, method and path, what the
+// handler adds (ctxAuditDetail), and how it ended. The Commands endpoint
+// records its own entry, with the output.
+func (m *Master) auditWrites(c *gin.Context) {
+	if c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead || c.FullPath() == "/api/commands/execute" {
+		c.Next()
+		return
+	}
+	c.Next()
+	cmd := c.Request.Method + " " + c.Request.URL.Path
+	if d := c.GetString(ctxAuditDetail); d != "" {
+		cmd += " " + d
+	}
+	var err error
+	if len(c.Errors) > 0 {
+		err = c.Errors.Last().Err
+	}
+	m.audit(callerKey(c).ID(), "rest", cmd, nil, err)
+}
+
 // recoverPanics turns a panic into an internal error: logged with its stack
 // and request id (tokens masked, should one be in the value), shown to the
 // client as "internal error".

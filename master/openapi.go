@@ -48,6 +48,7 @@ type operation struct {
 	resp                  any    // a value of the answer's type; nil: no body
 	respType              string // for non-JSON answers: its media type
 	ws                    bool   // a WebSocket upgrade
+	also                  []int  // other statuses it answers, besides those every route of its kind has
 }
 
 var (
@@ -72,10 +73,10 @@ func operations() []operation {
 		{method: "POST", path: "/api/auth/verify", summary: "Check the caller's key", access: accessUser, status: 200, resp: api.Auth{}},
 
 		{method: "GET", path: "/api/keys", summary: "List keys", access: accessAll, status: 200, resp: []api.Key{}},
-		{method: "POST", path: "/api/keys", summary: "Create a key; its token is in the answer, once", access: accessAll, body: api.KeyCreateRequest{}, status: 201, resp: api.KeyCreated{}},
+		{method: "POST", path: "/api/keys", also: []int{409}, summary: "Create a key; its token is in the answer, once", access: accessAll, body: api.KeyCreateRequest{}, status: 201, resp: api.KeyCreated{}},
 		{method: "GET", path: "/api/keys/{key}", summary: "One key", access: accessAll, params: []param{pathKey}, status: 200, resp: api.Key{}},
 		{method: "DELETE", path: "/api/keys/{key}", summary: "Revoke a key (at once)", access: accessAll, params: []param{pathKey}, status: 204},
-		{method: "POST", path: "/api/commands/execute", summary: "Run a console command; answers once it finished", access: accessAll, body: api.CommandRequest{}, status: 200, resp: api.CommandResponse{}},
+		{method: "POST", path: "/api/commands/execute", also: []int{404, 409, 503}, summary: "Run a console command; answers once it finished", access: accessAll, body: api.CommandRequest{}, status: 200, resp: api.CommandResponse{}},
 		{method: "GET", path: "/api/console", summary: "Console WebSocket: each text frame one command line (?format=text|json)", access: accessAll, ws: true,
 			params: []param{{name: "format", in: "query", desc: "text (default) or json", kind: "string"}}},
 		{method: "GET", path: "/api/audit", summary: "Newest audit entries", access: accessAll, status: 200, resp: []api.AuditEntry{},
@@ -84,34 +85,34 @@ func operations() []operation {
 		{method: "GET", path: "/api/configurations", summary: "List configurations", access: accessAll, status: 200, resp: []api.Configuration{}},
 		{method: "GET", path: "/api/configurations/{name}", summary: "One configuration", access: accessAll, params: []param{pathName}, status: 200, resp: api.Configuration{}},
 		{method: "PUT", path: "/api/configurations/{name}", summary: "Create or replace a configuration", access: accessAll, params: []param{pathName}, body: api.Configuration{}, status: 204},
-		{method: "DELETE", path: "/api/configurations/{name}", summary: "Delete a configuration (409 while it has instances, unless force)", access: accessAll, status: 204,
+		{method: "DELETE", path: "/api/configurations/{name}", also: []int{409}, summary: "Delete a configuration (409 while it has instances, unless force)", access: accessAll, status: 204,
 			params: []param{pathName, {name: "force", in: "query", desc: "true: delete its instances too", kind: "boolean"}}},
 
 		{method: "GET", path: "/api/templates", summary: "List templates", access: accessAll, status: 200, resp: []api.TemplateInfo{}},
 		{method: "GET", path: "/api/templates/{group}/{name}", summary: "One template", access: accessAll, params: tplParams, status: 200, resp: api.TemplateInfo{}},
-		{method: "POST", path: "/api/templates/{group}/{name}", summary: "Create an empty template", access: accessAll, params: tplParams, status: 201, resp: api.TemplateInfo{}},
+		{method: "POST", path: "/api/templates/{group}/{name}", also: []int{409}, summary: "Create an empty template", access: accessAll, params: tplParams, status: 201, resp: api.TemplateInfo{}},
 		{method: "DELETE", path: "/api/templates/{group}/{name}", summary: "Delete a template and its files", access: accessAll, params: tplParams, status: 204},
 		{method: "GET", path: "/api/templates/{group}/{name}/files", summary: "List a template's files", access: accessAll, params: tplParams, status: 200, resp: []api.TemplateFile{}},
 		{method: "GET", path: "/api/templates/{group}/{name}/files/{path}", summary: "Read one file", access: accessAll, params: tplFile, status: 200, respType: "application/octet-stream"},
-		{method: "POST", path: "/api/templates/{group}/{name}/files/{path}", summary: "Create one file (409 if it exists)", access: accessAll, params: tplFile, bodyType: "application/octet-stream", status: 201},
+		{method: "POST", path: "/api/templates/{group}/{name}/files/{path}", also: []int{409}, summary: "Create one file (409 if it exists)", access: accessAll, params: tplFile, bodyType: "application/octet-stream", status: 201},
 		{method: "PUT", path: "/api/templates/{group}/{name}/files/{path}", summary: "Create or overwrite one file", access: accessAll, params: tplFile, bodyType: "application/octet-stream", status: 204},
 		{method: "PATCH", path: "/api/templates/{group}/{name}/files/{path}", summary: "Create or overwrite one file", access: accessAll, params: tplFile, bodyType: "application/octet-stream", status: 204},
 		{method: "DELETE", path: "/api/templates/{group}/{name}/files/{path}", summary: "Delete one file or folder", access: accessAll, params: tplFile, status: 204},
 		{method: "GET", path: "/api/templates/{group}/{name}/export", summary: "The template as a zip", access: accessAll, params: tplParams, status: 200, respType: "application/zip"},
 		{method: "POST", path: "/api/templates/{group}/{name}/export", summary: "The template as a zip", access: accessAll, params: tplParams, status: 200, respType: "application/zip"},
-		{method: "POST", path: "/api/templates/{group}/{name}/import", summary: "Unpack a zip into the template", access: accessAll, bodyType: "application/zip", status: 201, resp: api.TemplateImport{},
+		{method: "POST", path: "/api/templates/{group}/{name}/import", also: []int{409}, summary: "Unpack a zip into the template", access: accessAll, bodyType: "application/zip", status: 201, resp: api.TemplateImport{},
 			params: append(append([]param{}, tplParams...), param{name: "replace", in: "query", desc: "true: empty an existing template first", kind: "boolean"})},
 
 		{method: "GET", path: "/api/instances", summary: "List instances", access: accessAll, status: 200, resp: []api.InstanceInfo{},
 			params: []param{{name: "state", in: "query", desc: "only this state", kind: "string"}, {name: "configuration", in: "query", desc: "only of this configuration", kind: "string"}}},
-		{method: "POST", path: "/api/instances", summary: "Create and start an instance", access: accessAll, body: api.InstanceCreateRequest{}, status: 201, resp: api.InstanceInfo{}},
+		{method: "POST", path: "/api/instances", also: []int{404, 409, 503}, summary: "Create and start an instance", access: accessAll, body: api.InstanceCreateRequest{}, status: 201, resp: api.InstanceInfo{}},
 		{method: "GET", path: "/api/instances/{id}", summary: "One instance", access: accessInstance, params: []param{pathID}, status: 200, resp: api.InstanceInfo{}},
 		{method: "DELETE", path: "/api/instances/{id}", summary: "Stop and delete an instance", access: accessAll, params: []param{pathID}, status: 204},
 		{method: "PUT", path: "/api/instances/{id}/state", summary: "Report state and heartbeat from inside the instance; other fields become properties", access: accessInstance,
 			params: []param{pathID}, body: map[string]any{}, status: 200, resp: api.InstanceInfo{}},
-		{method: "PATCH", path: "/api/instances/{id}/lifecycle", summary: "Start, stop or restart (202 when it goes on in the background)", access: accessAll, status: 200, resp: api.LifecycleResponse{},
+		{method: "PATCH", path: "/api/instances/{id}/lifecycle", also: []int{202, 409}, summary: "Start, stop or restart (202 when it goes on in the background)", access: accessAll, status: 200, resp: api.LifecycleResponse{},
 			params: []param{pathID, {name: "target", in: "query", desc: "start, stop or restart", kind: "string", required: true}}},
-		{method: "POST", path: "/api/instances/{id}/execute", summary: "One line to the instance's stdin", access: accessAll, params: []param{pathID}, body: api.ExecuteRequest{}, status: 204},
+		{method: "POST", path: "/api/instances/{id}/execute", also: []int{409, 503}, summary: "One line to the instance's stdin", access: accessAll, params: []param{pathID}, body: api.ExecuteRequest{}, status: 204},
 		{method: "GET", path: "/api/instances/{id}/logs", summary: "The last lines of the log", access: accessAll, params: []param{pathID, qLines}, status: 200, resp: api.Logs{}},
 		{method: "GET", path: "/api/instances/{id}/live-log", summary: "Live-log WebSocket: one frame per line (?format=json: api.LiveLogFrame)", access: accessAll, ws: true,
 			params: []param{pathID, qLines, {name: "since", in: "query", desc: "resume after this sequence number", kind: "integer"},
@@ -176,18 +177,34 @@ func buildOpenAPI(version string) map[string]any {
 			responses[strconv.Itoa(op.status)] = map[string]any{"description": http.StatusText(op.status)}
 		}
 		errRef := map[string]any{"$ref": "#/components/responses/Error"}
-		responses["400"], responses["500"] = errRef, errRef
+		// Every route: 400, 500, and 403 outside --allow-cidr.
+		responses["400"], responses["500"], responses["403"] = errRef, errRef, errRef
 		if op.access != accessOpen {
-			responses["401"] = errRef
+			// 429: a client address with too many failed
+			// authentications, PUBLIC and INSTANCE keys over their rate.
+			responses["401"], responses["429"] = errRef, errRef
 			o["security"] = []any{map[string]any{"bearer": []any{}}}
 		} else {
 			o["security"] = []any{}
 		}
-		if op.access == accessUser || op.access == accessAnyKey {
-			responses["429"] = errRef
-		}
 		if strings.Contains(op.path, "{") {
 			responses["404"] = errRef
+		}
+		if op.body != nil || op.bodyType != "" {
+			responses["408"], responses["413"] = errRef, errRef // a body too slow, too large
+			if op.body != nil {
+				responses["415"] = errRef
+			}
+		}
+		if op.ws {
+			responses["426"] = errRef
+		}
+		for _, st := range op.also {
+			if st < 300 {
+				responses[strconv.Itoa(st)] = map[string]any{"description": http.StatusText(st)}
+			} else {
+				responses[strconv.Itoa(st)] = errRef
+			}
 		}
 		o["responses"] = responses
 		o["x-universe-access"] = []string{"open", "ALL or the instance's own INSTANCE key", "any valid key", "ALL or PUBLIC (PUBLIC is rate limited)", "ALL"}[op.access]

@@ -195,3 +195,57 @@ func TestLongLinesBoundedAnswer(t *testing.T) {
 		t.Fatalf("entries %d/%d vs lines %d/%d", len(entries.Entries), entries.OmittedLines, len(logs.Lines), logs.OmittedLines)
 	}
 }
+
+// Commands with huge output leave a bounded excerpt in the audit log, so
+// the database barely grows; REST changes are audited too.
+func TestAuditFloodAndRESTChanges(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("loud", map[string]any{"command": `i=0; while [ $i -lt 60 ]; do head -c 65000 /dev/zero | tr '\0' x; echo " $i"; i=$((i+1)); done; exec sleep 60`,
+		"availablePorts": map[string]int{"min": 21760, "max": 21769}, "stopTimeoutSeconds": 1})
+	id := e.create("loud").ID
+	waitUntil(t, "60 long lines", 20*time.Second, func() bool {
+		return strings.Contains(readAll(e.do("GET", "/api/instances/"+id+"/logs?lines=1", e.admin, "")), "x 59\"")
+	})
+	dbFile := filepath.Join(e.m.Config().DataDir, "universe.db")
+	before, _ := os.Stat(dbFile)
+	for i := 0; i < 20; i++ {
+		resp := e.do("POST", "/api/commands/execute", e.admin, `{"command":"instance logs `+id+` 10000"}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("command: %d", resp.StatusCode)
+		}
+		readAll(resp)
+	}
+	after, _ := os.Stat(dbFile)
+	if grow := after.Size() - before.Size(); grow > 1<<20 {
+		t.Errorf("20 commands with MBs of output grew the database by %d bytes", grow)
+	}
+	e.do("POST", "/api/instances/"+id+"/execute", e.admin, `{"command":"say hi"}`)
+	e.do("PATCH", "/api/instances/"+id+"/lifecycle?target=stop", e.admin, "")
+	e.do("POST", "/api/templates/g/t", e.admin, "")
+	e.do("PUT", "/api/templates/g/t/files/a.txt", e.admin, "x")
+	e.do("DELETE", "/api/instances/nosuch", e.admin, "")
+	var entries []api.AuditEntry
+	if err := json.Unmarshal([]byte(readAll(e.do("GET", "/api/audit?limit=30", e.admin, ""))), &entries); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, a := range entries {
+		all = append(all, a.Command+" "+a.Result)
+		if strings.HasPrefix(a.Command, "instance logs") && (a.OutputOmitted == 0 || len(strings.Join(a.Output, "")) > 2<<10) {
+			t.Errorf("audit of %q keeps %d bytes, omits %d lines", a.Command, len(strings.Join(a.Output, "")), a.OutputOmitted)
+		}
+	}
+	joined := strings.Join(all, "\n")
+	for _, want := range []string{
+		"POST /api/instances/" + id + "/execute command=say hi ok",
+		"PATCH /api/instances/" + id + "/lifecycle ok",
+		"POST /api/templates/g/t ok",
+		"PUT /api/templates/g/t/files/a.txt ok",
+		"DELETE /api/instances/nosuch error",
+		"POST /api/instances configuration=loud id=" + id + " ok",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("audit lacks %q:\n%s", want, joined)
+		}
+	}
+}

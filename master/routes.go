@@ -47,7 +47,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	public.POST("/auth/verify", m.handleAuthVerify)
 
 	// ALL keys only.
-	admin := public.Group("", m.requireAll)
+	admin := public.Group("", m.requireAll, m.auditWrites)
 	admin.GET("/keys", m.handleKeyList)
 	admin.POST("/keys", m.handleKeyCreate)
 	admin.GET("/keys/:key", m.handleKeyGet)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/master"
 )
@@ -308,4 +309,38 @@ func TestIncompatibleSupervisorIsLeftAlone(t *testing.T) {
 		t.Fatal("the process of the foreign supervisor was killed")
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+// Restarting an instance does not make the reconciler replace it: an
+// instance that is restarting is active, and the restart shows as a
+// transition.
+func TestRestartIsNoLoss(t *testing.T) {
+	e := newEnv(t, fastBackoff)
+	e.putConfig("four", map[string]any{"command": "sleep 60", "minimumServiceCount": 4,
+		"availablePorts": map[string]int{"min": 21770, "max": 21789}, "stopTimeoutSeconds": 2})
+	mgr := e.m.Instances()
+	waitUntil(t, "the minimum", 10*time.Second, func() bool { return len(mgr.Live("four")) == 4 })
+	id := mgr.Live("four")[0]
+	resp := e.do("PATCH", "/api/instances/"+id+"/lifecycle?target=restart", e.admin, "")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("restart: %d", resp.StatusCode)
+	}
+	if lr := decode[api.LifecycleResponse](t, resp); lr.Instance.Transition != "restarting" {
+		t.Errorf("the restart's answer shows transition %q", lr.Instance.Transition)
+	}
+	seen := map[string]bool{}
+	waitUntil(t, "the restart", 15*time.Second, func() bool {
+		for _, in := range mgr.List(instance.Filter{Configuration: "four"}) {
+			seen[in.ID] = true
+		}
+		i := e.info(id)
+		return i.Transition == "" && i.State == "ONLINE" && i.Restarts == 1
+	})
+	time.Sleep(300 * time.Millisecond) // a reconciler pass woken by the restart would have created by now
+	for _, in := range mgr.List(instance.Filter{Configuration: "four"}) {
+		seen[in.ID] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("%d instances of a configuration with minimum 4 existed across a restart", len(seen))
+	}
 }

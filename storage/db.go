@@ -22,7 +22,8 @@ var (
 	bucketAudit          = []byte("audit")          // big-endian seq -> JSON AuditEntry
 	bucketConfigurations = []byte("configurations") // name -> JSON api.Configuration
 	bucketInstances      = []byte("instances")      // id -> JSON api.InstanceInfo
-	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances}
+	bucketMeta           = []byte("meta")           // bookkeeping: metaAuditBytes
+	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta}
 	defaultOpenTimeout   = 2 * time.Second
 )
 
@@ -43,8 +44,10 @@ type Options struct {
 type DB struct {
 	bolt *bolt.DB
 	path string
-	// AuditLimit is the number of audit entries kept (oldest dropped first).
+	// The audit log keeps at most auditLimit entries and auditBytes bytes
+	// of them (oldest dropped first).
 	auditLimit int
+	auditBytes int
 }
 
 // Open creates dir (mode 0700) if needed and opens <dir>/universe.db (mode
@@ -81,7 +84,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("create buckets: %w", err)
 	}
-	return &DB{bolt: b, path: path, auditLimit: 10000}, nil
+	return &DB{bolt: b, path: path, auditLimit: 10000, auditBytes: 8 << 20}, nil
 }
 
 // Path returns the path of the bbolt file.

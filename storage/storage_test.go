@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +123,35 @@ func TestAuditTrimsOldest(t *testing.T) {
 	}
 	if len(got) != 5 || got[0].Command != "11" || got[4].Command != "7" || got[0].Seq != 12 {
 		t.Fatalf("audit: %+v", got)
+	}
+}
+
+func TestAuditBoundedInBytes(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	storage.SetAuditBytes(db, 64<<10)
+	big := strings.Repeat("o", 4000)
+	for i := 0; i < 200; i++ {
+		if err := db.AppendAudit(universe.AuditEntry{Command: fmt.Sprint(i), Output: []string{big}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.ListAudit(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for _, e := range got {
+		size += len(e.Output[0]) + 100
+	}
+	if len(got) < 10 || size > 64<<10+4200 || got[0].Command != "199" {
+		t.Fatalf("%d entries, about %d bytes, newest %q", len(got), size, got[0].Command)
+	}
+	// One entry larger than the bound is still kept, alone.
+	if err := db.AppendAudit(universe.AuditEntry{Command: "huge", Output: []string{strings.Repeat("h", 100<<10)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.ListAudit(1000); len(got) != 1 || got[0].Command != "huge" {
+		t.Fatalf("after a huge entry: %d entries", len(got))
 	}
 }

@@ -481,8 +481,8 @@ func (c *Client) ReportState(ctx context.Context, id string, report map[string]a
 	return out, c.do(ctx, "PUT", "/api/instances/"+seg(id)+"/state", nil, report, &out)
 }
 
-// WaitState polls the instance until its state is one of states, and
-// returns it. progress, when not nil, is called with each poll's answer.
+// WaitState polls the instance until its state is one of states with no
+// lifecycle action under way (transition ""), and returns it. progress, when not nil, is called with each poll's answer.
 func (c *Client) WaitState(ctx context.Context, id string, progress func(api.InstanceInfo), states ...string) (api.InstanceInfo, error) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -495,7 +495,7 @@ func (c *Client) WaitState(ctx context.Context, id string, progress func(api.Ins
 			progress(info)
 		}
 		for _, s := range states {
-			if info.State == s {
+			if info.State == s && info.Transition == "" {
 				return info, nil
 			}
 		}

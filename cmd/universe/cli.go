@@ -295,6 +295,52 @@ func (r *remote) instanceInfo(in api.InstanceInfo) {
 	r.fields(kv)
 }
 
+// instanceCreate makes one instance (shown in full) or amount of them
+// (listed), as the console's "instance create <config> <amount>".
+func instanceCreate(r *remote, a []string) int {
+	n := 1
+	if len(a) == 2 {
+		v, err := strconv.Atoi(a[1])
+		if err != nil || v < 1 || v > 100 {
+			fmt.Fprintln(r.stderr, "universe: amount must be a number from 1 to 100")
+			return exitUsage
+		}
+		n = v
+	}
+	var made []api.InstanceInfo
+	for i := 0; i < n; i++ {
+		in, err := r.c.CreateInstance(r.ctx, a[0])
+		if err != nil {
+			if len(made) > 0 {
+				printList(r, made, nil, instanceHeaders, func(in api.InstanceInfo) []string { return instanceRow(r, in) })
+			}
+			return r.fail(err)
+		}
+		made = append(made, in)
+	}
+	if n == 1 {
+		r.instanceInfo(made[0])
+		return exitOK
+	}
+	return printList(r, made, nil, instanceHeaders, func(in api.InstanceInfo) []string { return instanceRow(r, in) })
+}
+
+// auditCommand: the newest audit entries.
+var auditCommand = &command{usage: "audit [--limit N]", nargs: [2]int{0, 0},
+	flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+		limit := fs.Int("limit", 50, "how many of the newest entries (1-1000)")
+		return func(r *remote, _ []string) int {
+			list, err := r.c.Audit(r.ctx, *limit)
+			return printList(r, list, err, []string{"SEQ", "TIME", "KEY", "SOURCE", "COMMAND", "RESULT"}, func(e api.AuditEntry) []string {
+				res := e.Result
+				if e.Error != "" {
+					res += ": " + e.Error
+				}
+				return []string{strconv.FormatUint(e.Seq, 10), e.Time.UTC().Format(time.RFC3339), e.KeyID, e.Source, e.Command, res}
+			})
+		}
+	}}
+
 // lifecycle runs start, stop or restart and, unless --no-wait, waits for
 // the state it leads to, showing progress on a terminal.
 func lifecycle(target string) *command {
@@ -313,20 +359,28 @@ func runLifecycle(r *remote, target, id string, noWait bool, timeout time.Durati
 	}
 	info := res.Instance
 	if res.Accepted && !noWait {
-		want := []string{"ONLINE", "OFFLINE"}
-		if target == "stop" {
-			want = []string{"STOPPED", "OFFLINE"}
-		}
 		ctx, cancel := context.WithTimeout(r.ctx, timeout)
 		defer cancel()
 		p := r.progress()
-		info, err = r.c.WaitState(ctx, id, func(i api.InstanceInfo) { p.show("%s %s: %s", target, id, i.State) }, want...)
+		info, err = r.c.WaitState(ctx, id, func(i api.InstanceInfo) {
+			if i.Transition != "" {
+				p.show("%s %s: %s (%s)", target, id, i.State, i.Transition)
+			} else {
+				p.show("%s %s: %s", target, id, i.State)
+			}
+		}, "ONLINE", "OFFLINE", "STOPPED")
 		p.done()
 		if err != nil {
 			return r.fail(err)
 		}
 	}
 	r.instanceInfo(info)
+	// What the action led to, not only that it was accepted.
+	stopping := target == "stop" || target == "kill"
+	if ok := noWait || (!stopping && info.State == "ONLINE") || (stopping && info.State != "ONLINE"); !ok {
+		fmt.Fprintf(r.stderr, "universe: %s %s failed: it is %s (%s)\n", target, id, info.State, info.Reason)
+		return exitError
+	}
 	return exitOK
 }
 
@@ -338,14 +392,7 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 			fs.StringVar(&f.Configuration, "configuration", "", "only instances of this configuration")
 			return func(r *remote, _ []string) int { return instanceList(r, f) }
 		}},
-	"create": {usage: "instance create <configuration>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
-		in, err := r.c.CreateInstance(r.ctx, a[0])
-		if err != nil {
-			return r.fail(err)
-		}
-		r.instanceInfo(in)
-		return exitOK
-	}},
+	"create": {usage: "instance create <configuration> [amount]", nargs: [2]int{1, 2}, run: instanceCreate},
 	"info": {usage: "instance info <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
 		in, err := r.c.Instance(r.ctx, a[0])
 		if err != nil {
@@ -357,6 +404,7 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 	"start":   lifecycle("start"),
 	"stop":    lifecycle("stop"),
 	"restart": lifecycle("restart"),
+	"kill":    lifecycle("kill"),
 	"delete": {usage: "instance delete <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
 		p := r.progress()
 		p.show("deleting %s", a[0])
@@ -568,6 +616,8 @@ func runCLI(e cliEnv, args []string) (code int, ok bool) {
 		return templateGroup.run(e, args[1:]), true
 	case "console":
 		return runRemote(e, consoleCommand, args[1:]), true
+	case "audit":
+		return runRemote(e, auditCommand, args[1:]), true
 	case "completion":
 		return runCompletion(e, args[1:]), true
 	}

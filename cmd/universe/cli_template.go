@@ -32,6 +32,19 @@ var templateGroup = group{name: "template", subs: map[string]*command{
 		})
 	}},
 	"push": {usage: "template push <dir> <group>/<name>", nargs: [2]int{2, 2}, run: templatePush},
+	"delete": {usage: "template delete <group>/<name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		group, name, ok := splitTemplate(r, a[0])
+		if !ok {
+			return exitUsage
+		}
+		if err := r.c.DeleteTemplate(r.ctx, group, name); err != nil {
+			return r.fail(err)
+		}
+		if !r.json {
+			fmt.Fprintf(r.stdout, "Deleted template %s/%s.\n", group, name)
+		}
+		return exitOK
+	}},
 	"pull": {usage: "template pull <group>/<name> <dir>", nargs: [2]int{2, 2}, run: templatePull},
 	"export": {usage: "template export <group>/<name> [-f file.zip]", nargs: [2]int{1, 1},
 		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
