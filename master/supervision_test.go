@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -342,5 +343,54 @@ func TestRestartIsNoLoss(t *testing.T) {
 	}
 	if len(seen) != 4 {
 		t.Fatalf("%d instances of a configuration with minimum 4 existed across a restart", len(seen))
+	}
+}
+
+// Whatever an instance spawned dies with it, also what left its process
+// group and session (setsid), on a stop and on its own exit.
+func TestSetsidDescendantsDieWithTheInstance(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("setsid is not installed")
+	}
+	e := newEnv(t, nil)
+	// A grandchild in its own session whose parent exits at once (it is
+	// re-parented), and a child in its own session.
+	spawn := `sh -c 'setsid sleep 300 & echo $! > grandchild.pid' ; setsid sleep 300 & echo $! > child.pid; `
+	e.putConfig("stays", map[string]any{"command": spawn + "exec sleep 300",
+		"availablePorts": map[string]int{"min": 21790, "max": 21799}, "stopTimeoutSeconds": 1})
+	e.putConfig("exits", map[string]any{"command": spawn + "sleep 0.3; exit 0",
+		"availablePorts": map[string]int{"min": 21800, "max": 21809}, "stopTimeoutSeconds": 1})
+	pidsOf := func(id string) []int {
+		var pids []int
+		waitUntil(t, "the pid files", 10*time.Second, func() bool {
+			pids = pids[:0]
+			for _, f := range []string{"child.pid", "grandchild.pid"} {
+				b, err := os.ReadFile(filepath.Join(e.m.Config().DataDir, "running", id, f))
+				pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+				if err != nil || pid == 0 {
+					return false
+				}
+				pids = append(pids, pid)
+			}
+			return true
+		})
+		return pids
+	}
+	stays := e.create("stays").ID
+	stayPids := pidsOf(stays)
+	exits := e.create("exits").ID
+	exitPids := pidsOf(exits)
+	for _, pid := range append(append([]int{}, stayPids...), exitPids...) {
+		if !alive(pid) {
+			t.Fatalf("pid %d is not running to begin with", pid)
+		}
+	}
+	if resp := e.do("PATCH", "/api/instances/"+stays+"/lifecycle?target=stop", e.admin, ""); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("stop: %d", resp.StatusCode)
+	}
+	e.waitState(stays, "STOPPED")
+	e.waitState(exits, "OFFLINE")
+	for _, pid := range append(stayPids, exitPids...) {
+		waitUntil(t, "pid "+strconv.Itoa(pid)+" to be gone", 5*time.Second, func() bool { return !alive(pid) })
 	}
 }

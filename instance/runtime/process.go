@@ -95,7 +95,7 @@ func (ProcessRuntime) Start(spec Spec) (Process, error) {
 			readLines(r.f, r.stream, spec.Output)
 		}()
 	}
-	go p.wait(outR, errR)
+	go p.wait(outR, errR, spec.Subreaper)
 	return p, nil
 }
 
@@ -105,10 +105,32 @@ func closeAll(fs ...*os.File) {
 	}
 }
 
-func (p *proc) wait(outR, errR *os.File) {
+func (p *proc) wait(outR, errR *os.File, subreaper bool) {
+	var reaped chan struct{}
+	if subreaper {
+		// Orphans that exit while it runs are collected as they go.
+		reaped = make(chan struct{})
+		go func() {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-reaped:
+					return
+				case <-t.C:
+					reapOrphans(p.pid)
+				}
+			}
+		}()
+	}
 	state, err := p.cmd.Process.Wait()
-	// The shell is gone; so must its children be.
+	// The shell is gone; so must its children be: its group, and, under a
+	// subreaper, whatever left the group (setsid) too.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	if subreaper {
+		close(reaped)
+		killDescendants()
+	}
 	switch {
 	case err != nil:
 		p.exitCode = -1

@@ -37,6 +37,11 @@ type Spec struct {
 	// command starts.
 	CgroupFD int
 	Cgroup   string
+	// Subreaper says this process is the subreaper of what the command
+	// spawns (Subreaper was called): the process runtime then kills every
+	// descendant when the command ends, those that left its process group
+	// too, and reaps the orphans re-parented here meanwhile.
+	Subreaper bool
 }
 
 // Process is a started process and everything it spawned.

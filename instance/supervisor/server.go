@@ -117,6 +117,10 @@ func start(dir string, spec Spec) (*server, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	rs := runtime.Spec{Dir: spec.Dir, Command: spec.Command, Env: spec.Env, Name: "universe-" + spec.InstanceID, StateDir: dir}
+	// Whatever the process spawns stays ours to kill, also when it leaves
+	// the process group (setsid) and its parent exits: without a cgroup
+	// (cgroup v1 hosts) this is how nothing outlives the instance.
+	rs.Subreaper = spec.Runtime == "process" && runtime.Subreaper() == nil
 	if spec.Cgroup != "" {
 		cg, err := os.Open(spec.Cgroup)
 		if err != nil {

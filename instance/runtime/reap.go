@@ -1,0 +1,117 @@
+package runtime
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER of prctl(2).
+const prSetChildSubreaper = 36
+
+// Subreaper makes this process the reaper of its orphaned descendants: a
+// process that leaves its group and session (setsid) and whose parent
+// exits is re-parented here instead of to init, so it can still be found
+// and killed. A supervisor calls it once at start.
+func Subreaper() error {
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// procEntry is what /proc/<pid>/stat says of one process.
+type procEntry struct {
+	pid, ppid int
+	zombie    bool
+}
+
+// processes lists every process of the system (those that vanish while
+// it reads are left out).
+func processes() []procEntry {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	out := make([]procEntry, 0, len(names))
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + n + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 >= len(s) {
+			continue
+		}
+		f := strings.Fields(s[i+2:])
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		out = append(out, procEntry{pid: pid, ppid: ppid, zombie: f[0] == "Z"})
+	}
+	return out
+}
+
+// descendants returns the living processes below root.
+func descendants(root int) []int {
+	children := map[int][]procEntry{}
+	for _, p := range processes() {
+		children[p.ppid] = append(children[p.ppid], p)
+	}
+	var out []int
+	queue := []int{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			if !c.zombie {
+				out = append(out, c.pid)
+			}
+			queue = append(queue, c.pid)
+		}
+	}
+	return out
+}
+
+// killDescendants kills every process below this one (a subreaper) and
+// reaps its children among them, until none is left: a process forking
+// meanwhile is found in the next round.
+func killDescendants() {
+	self := os.Getpid()
+	for round := 0; round < 50; round++ {
+		pids := descendants(self)
+		if len(pids) == 0 {
+			break
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(time.Duration(round+1) * time.Millisecond)
+		reapOrphans(0)
+	}
+	reapOrphans(0)
+}
+
+// reapOrphans collects the exit of every dead child of this process but
+// keep (the child whose exit os/exec waits for): descendants that were
+// re-parented here and then exited.
+func reapOrphans(keep int) {
+	self := os.Getpid()
+	for _, p := range processes() {
+		if p.ppid == self && p.zombie && p.pid != keep {
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(p.pid, &ws, syscall.WNOHANG, nil)
+		}
+	}
+}
