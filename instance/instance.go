@@ -27,6 +27,7 @@ type process interface {
 	Lost() bool
 	NextSeq() uint64
 	Collected()
+	Unsent() []string
 }
 
 var _ process = (*supervisor.Client)(nil)
@@ -270,6 +271,9 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	lost := p.Lost()
 	if err := in.log.Takeback(p.NextSeq()); err != nil {
 		in.m.log.Warn("take back the log file", "instance", in.id, "err", err)
+	}
+	for _, line := range p.Unsent() {
+		in.log.System(line)
 	}
 	p.Collected()
 	in.m.limits.release(in.id)

@@ -54,6 +54,11 @@ type Client struct {
 	sendMu sync.Mutex
 	c      *codec
 
+	// System lines wait here to be sent, in order, before anything sent
+	// after them (a stop's notice comes before the signal it announces).
+	sysMu sync.Mutex
+	sysQ  []string
+
 	beginOnce sync.Once
 
 	mu       sync.Mutex
@@ -248,6 +253,7 @@ func (cl *Client) read() {
 				_ = cl.send(&msg{Op: opBye})
 				_ = c.conn.Close()
 				cl.finish(m.Code, m.Since, false)
+				cl.failWaiting() // a request the exit overtook gets its answer now
 				return
 			}
 		}
@@ -295,11 +301,24 @@ func (cl *Client) failWaiting() {
 	}
 }
 
+// send sends the queued system lines, then m (nil: only the lines).
 func (cl *Client) send(m *msg) error {
 	cl.sendMu.Lock()
 	defer cl.sendMu.Unlock()
 	if cl.c == nil {
 		return errNotRunning
+	}
+	cl.sysMu.Lock()
+	lines := cl.sysQ
+	cl.sysQ = nil
+	cl.sysMu.Unlock()
+	for _, line := range lines {
+		if err := cl.c.send(&msg{Op: opSystem, Text: line}); err != nil {
+			return err
+		}
+	}
+	if m == nil {
+		return nil
 	}
 	return cl.c.send(m)
 }
@@ -329,7 +348,12 @@ func (cl *Client) request(m *msg) error {
 	select {
 	case r, ok := <-ch:
 		if !ok {
-			return universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
+			select {
+			case <-cl.done:
+				return universe.Errorf(universe.ECONFLICT, "the instance is not running")
+			default:
+				return universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
+			}
 		}
 		return replyErr(r)
 	case <-ctx.Done():
@@ -340,10 +364,28 @@ func (cl *Client) request(m *msg) error {
 	}
 }
 
-// system forwards a system line to the supervisor's log. It never blocks
-// for long: a supervisor that does not read is dropped by the deadline.
+// maxSystemQueue bounds the system lines waiting to be sent.
+const maxSystemQueue = 1024
+
+// system forwards a system line to the supervisor's log. It does not
+// block: the line is queued, and sent before any message sent after it.
 func (cl *Client) system(line string) {
-	go func() { _ = cl.send(&msg{Op: opSystem, Text: line}) }()
+	cl.sysMu.Lock()
+	if len(cl.sysQ) < maxSystemQueue {
+		cl.sysQ = append(cl.sysQ, line)
+	}
+	cl.sysMu.Unlock()
+	go func() { _ = cl.send(nil) }()
+}
+
+// Unsent returns the system lines that were never sent (the supervisor
+// exited first) and forgets them: the owner writes them itself.
+func (cl *Client) Unsent() []string {
+	cl.sysMu.Lock()
+	defer cl.sysMu.Unlock()
+	lines := cl.sysQ
+	cl.sysQ = nil
+	return lines
 }
 
 // Pid is the process's pid.
