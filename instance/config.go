@@ -97,6 +97,18 @@ func Normalize(c api.Configuration) api.Configuration {
 	return c
 }
 
+// MaxServiceCount bounds minimumServiceCount and maximumServiceCount.
+const MaxServiceCount = 10000
+
+// MasterEnv are the variables the master sets in every instance, with the
+// placeholder each stands for. A configuration may say the same (the
+// original's defaults do: "UNIVERSE_INSTANCE_ID": "%INSTANCE_ID%"); the
+// master's value is used either way.
+var MasterEnv = map[string]string{
+	"UNIVERSE_INSTANCE_ID":   "%INSTANCE_ID%",
+	"UNIVERSE_CONFIGURATION": "%CONFIGURATION_NAME%",
+}
+
 // Templates is what Validate needs to know of the template store.
 type Templates interface {
 	Exists(group, name string) bool
@@ -139,11 +151,13 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates) err
 	if c.CPU < 0 {
 		add("cpu", "must not be negative")
 	}
-	if c.MinimumServiceCount < 0 {
-		add("minimumServiceCount", "must not be negative")
+	if ports := p.Max - p.Min + 1; c.MinimumServiceCount < 0 || c.MinimumServiceCount > MaxServiceCount {
+		add("minimumServiceCount", "must be 0 to %d", MaxServiceCount)
+	} else if p.Min >= 1 && p.Min <= p.Max && c.MinimumServiceCount > ports {
+		add("minimumServiceCount", "is more than the %d ports of availablePorts", ports)
 	}
-	if c.MaximumServiceCount < 0 {
-		add("maximumServiceCount", "must not be negative")
+	if c.MaximumServiceCount < 0 || c.MaximumServiceCount > MaxServiceCount {
+		add("maximumServiceCount", "must be 0 (no maximum) to %d", MaxServiceCount)
 	} else if c.MaximumServiceCount > 0 && c.MaximumServiceCount < c.MinimumServiceCount {
 		add("maximumServiceCount", "must be at least minimumServiceCount (%d) or 0 for no maximum", c.MinimumServiceCount)
 	}
@@ -173,8 +187,10 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates) err
 	for k := range c.EnvironmentVariables {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			add("environmentVariables", "%q is not a variable name", k)
-		} else if strings.HasPrefix(k, "UNIVERSE_") {
-			add("environmentVariables", "%s is set by the master", k)
+		} else if want, set := MasterEnv[k]; set && c.EnvironmentVariables[k] != want {
+			add("environmentVariables", "%s is set by the master (to %s); leave it out", k, want)
+		} else if !set && strings.HasPrefix(k, "UNIVERSE_") {
+			add("environmentVariables", "%s: UNIVERSE_* variables are the master's", k)
 		}
 	}
 	for k := range c.Properties {

@@ -193,7 +193,9 @@ func (in *Instance) start(by string) {
 	env := make([]string, 0, len(m.baseEnv)+len(cfg.EnvironmentVariables)+4)
 	env = append(env, m.baseEnv...)
 	for k, v := range cfg.EnvironmentVariables {
-		env = append(env, k+"="+rep.Replace(v))
+		if _, ours := MasterEnv[k]; !ours {
+			env = append(env, k+"="+rep.Replace(v))
+		}
 	}
 	env = append(env,
 		"UNIVERSE_INSTANCE_ID="+in.id,

@@ -51,6 +51,11 @@ func TestConfigurationValidation(t *testing.T) {
 		{"two bad fields", "/api/configurations/a", `{"runtime":"nope"}`, 400, "command: must not be empty"},
 		{"malformed", "/api/configurations/a", `{"command":`, 400, "malformed JSON"},
 		{"wrong type", "/api/configurations/a", `{"command":1}`, 400, `field "command" must be a string`},
+		{"huge minimum", "/api/configurations/a", `{"command":"true","minimumServiceCount":2000000000}`, 400, "minimumServiceCount: must be 0 to 10000"},
+		{"minimum above the ports", "/api/configurations/a", `{"command":"true","minimumServiceCount":7,"availablePorts":{"min":30000,"max":30005}}`, 400, "more than the 6 ports"},
+		{"huge maximum", "/api/configurations/a", `{"command":"true","maximumServiceCount":2000000000}`, 400, "maximumServiceCount"},
+		{"the master's env, otherwise", "/api/configurations/a", `{"command":"true","environmentVariables":{"UNIVERSE_INSTANCE_ID":"x"}}`, 400, "UNIVERSE_INSTANCE_ID is set by the master (to %INSTANCE_ID%)"},
+		{"the master's env, as the master sets it", "/api/configurations/b", `{"command":"true","environmentVariables":{"UNIVERSE_INSTANCE_ID":"%INSTANCE_ID%"}}`, 204, ""},
 		{"ok", "/api/configurations/a", `{"command":"true"}`, 204, ""},
 	}
 	for _, tc := range cases {
