@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/universe-orchestrator/universe/instance/runtime"
 	"github.com/universe-orchestrator/universe/master"
 )
 
@@ -34,7 +35,11 @@ func TestSmallSupervisorBinary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = exec.Command("tmux", "kill-server").Run(); _ = os.RemoveAll(sock) })
+		t.Cleanup(func() {
+			_ = exec.Command("tmux", "kill-server").Run()
+			_ = exec.Command("tmux", "-L", runtime.TmuxSocket, "kill-server").Run()
+			_ = os.RemoveAll(sock)
+		})
 		t.Setenv("TMUX_TMPDIR", sock)
 		t.Setenv("TMUX", "")
 		runtimes = append(runtimes, "tmux")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/instance"
+	"github.com/universe-orchestrator/universe/instance/runtime"
 	"github.com/universe-orchestrator/universe/master"
 )
 
@@ -261,7 +262,11 @@ func TestIncompatibleSupervisorIsLeftAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = exec.Command("tmux", "kill-server").Run(); _ = os.RemoveAll(sock) })
+	t.Cleanup(func() {
+		_ = exec.Command("tmux", "kill-server").Run()
+		_ = exec.Command("tmux", "-L", runtime.TmuxSocket, "kill-server").Run()
+		_ = os.RemoveAll(sock)
+	})
 	t.Setenv("TMUX_TMPDIR", sock)
 	t.Setenv("TMUX", "")
 	var dir string

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/runtime"
 )
 
 // masterHelperEnv makes the test binary run a master (TestMain): the
@@ -193,7 +194,11 @@ func TestMasterSIGKILLKeepsInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Chmod(mux, 0o700)
-	t.Cleanup(func() { _ = exec.Command("tmux", "kill-server").Run(); _ = os.RemoveAll(mux) })
+	t.Cleanup(func() {
+		_ = exec.Command("tmux", "kill-server").Run()
+		_ = exec.Command("tmux", "-L", runtime.TmuxSocket, "kill-server").Run()
+		_ = os.RemoveAll(mux)
+	})
 	t.Setenv("TMUX_TMPDIR", mux)
 	t.Setenv("TMUX", "")
 	t.Setenv("SCREENDIR", mux)

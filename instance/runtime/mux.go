@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -114,7 +115,13 @@ type muxProc struct {
 	inMu     sync.Mutex
 	done     chan struct{}
 	exitCode int
+	killedBy atomic.Int32 // the last signal we sent, for an exit the shell could not record
 }
+
+// TmuxSocket is the name of Universe's own tmux server socket (tmux -L):
+// instances never land on a tmux server the master happened to inherit.
+// Attach with: tmux -L universe attach -t universe-<id>
+const TmuxSocket = "universe"
 
 // Start starts spec in a new session named after spec.Name.
 func (r *muxRuntime) Start(spec Spec) (Process, error) {
@@ -301,13 +308,21 @@ func (p *muxProc) screenQuery(args ...string) error {
 func (p *muxProc) exec(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), muxCmdTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, p.rt.name, args...).CombinedOutput()
+	if p.rt.name == "tmux" {
+		args = append([]string{"-L", TmuxSocket}, args...)
+	}
+	c := exec.CommandContext(ctx, p.rt.name, args...)
+	c.Env = withoutVar(os.Environ(), "TMUX") // never the server of a tmux we run inside
+	out, err := c.CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
 		if msg == "" {
 			msg = err.Error()
 		}
 		what := args[0]
+		if p.rt.name == "tmux" {
+			what = args[2] // after -L <socket>
+		}
 		if p.rt.name == "screen" && len(args) > 3 {
 			what = args[3] // after -S <session> -X|-Q
 		}
@@ -333,6 +348,8 @@ func (p *muxProc) wait() {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			p.exitCode = n
 		}
+	} else if sig := p.killedBy.Load(); sig != 0 {
+		p.exitCode = 128 + int(sig) // killed before its shell could say so
 	}
 	if p.rt.name == "tmux" {
 		_ = p.run("kill-session", "-t", strings.TrimSuffix(p.target, ":")) // in case remain-on-exit kept it
@@ -379,7 +396,12 @@ func (p *muxProc) Pid() int              { return p.pid }
 func (p *muxProc) Done() <-chan struct{} { return p.done }
 func (p *muxProc) ExitCode() int         { return p.exitCode }
 
-func (p *muxProc) Signal(sig syscall.Signal) error { return signalGroup(p.pid, p.done, sig) }
+func (p *muxProc) Signal(sig syscall.Signal) error {
+	if sig == syscall.SIGKILL || sig == syscall.SIGTERM {
+		p.killedBy.Store(int32(sig))
+	}
+	return signalGroup(p.pid, p.done, sig)
+}
 
 // WriteLine types line and Enter into the session.
 func (p *muxProc) WriteLine(line string) error {
@@ -410,6 +432,17 @@ func (p *muxProc) WriteLine(line string) error {
 		return universe.Errorf(universe.ECONFLICT, "the instance does not accept input (%s)", universe.ErrorMessage(err))
 	}
 	return nil
+}
+
+// withoutVar returns env without the variable name.
+func withoutVar(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // shellQuote quotes s for /bin/sh.

@@ -41,6 +41,7 @@ func muxRuntimes(t *testing.T) []runtime.Runtime {
 	_ = os.Chmod(sock, 0o700)
 	t.Cleanup(func() {
 		_ = exec.Command("tmux", "kill-server").Run()
+		_ = exec.Command("tmux", "-L", runtime.TmuxSocket, "kill-server").Run()
 		_ = os.RemoveAll(sock)
 	})
 	t.Setenv("TMUX_TMPDIR", sock)
@@ -84,7 +85,9 @@ func TestMuxOutputEnvExit(t *testing.T) {
 	for _, r := range muxRuntimes(t) {
 		t.Run(r.Name(), func(t *testing.T) {
 			if r.Name() == "tmux" {
-				// A server already runs, with other values in its environment.
+				// A server already runs, with other values in its environment,
+				// and the supervisor runs inside it (TMUX set): instances go
+				// to Universe's own server all the same.
 				srv := exec.Command("tmux", "new-session", "-d", "-s", "other")
 				srv.Env = append(os.Environ(), "GREETING=server", "LEAK=yes")
 				if out, err := srv.CombinedOutput(); err != nil {
@@ -94,7 +97,19 @@ func TestMuxOutputEnvExit(t *testing.T) {
 					t.Fatalf("tmux: %v %s", err, out)
 				}
 			}
-			p, c := startMux(t, r, "out-"+r.Name(), `echo "$GREETING"; echo "leak=${LEAK:-no}"; i=0; while [ $i -lt 200 ]; do echo "n $i"; i=$((i+1)); done; exit 7`)
+			if r.Name() == "tmux" {
+				out, _ := exec.Command("tmux", "display-message", "-p", "#{socket_path},#{session_id}").CombinedOutput()
+				t.Setenv("TMUX", strings.TrimSpace(string(out))+",0")
+			}
+			p, c := startMux(t, r, "out-"+r.Name(), `echo "$GREETING"; echo "leak=${LEAK:-no}"; sleep 0.2; i=0; while [ $i -lt 200 ]; do echo "n $i"; i=$((i+1)); done; exit 7`)
+			if r.Name() == "tmux" {
+				if exec.Command("tmux", "has-session", "-t", "=out-tmux").Run() == nil {
+					t.Error("the instance's session is on the inherited tmux server")
+				}
+				if out, err := exec.Command("tmux", "-L", runtime.TmuxSocket, "has-session", "-t", "=out-tmux").CombinedOutput(); err != nil {
+					t.Errorf("the instance's session is not on Universe's tmux server: %s", out)
+				}
+			}
 			wait(t, p)
 			if p.ExitCode() != 7 {
 				t.Fatalf("exit code %d", p.ExitCode())
@@ -128,7 +143,7 @@ func TestMuxStdinSignal(t *testing.T) {
 				t.Fatalf("pid %d is not running", p.Pid())
 			}
 			if r.Name() == "tmux" {
-				if out, err := exec.Command("tmux", "has-session", "-t", "="+name).CombinedOutput(); err != nil {
+				if out, err := exec.Command("tmux", "-L", runtime.TmuxSocket, "has-session", "-t", "="+name).CombinedOutput(); err != nil {
 					t.Fatalf("no tmux session %s: %s", name, out)
 				}
 			} else if out, _ := exec.Command("screen", "-ls").CombinedOutput(); !strings.Contains(string(out), name) {
@@ -160,7 +175,7 @@ func TestMuxStdinSignal(t *testing.T) {
 				t.Fatalf("write after exit: %v", err)
 			}
 			if r.Name() == "tmux" {
-				if exec.Command("tmux", "has-session", "-t", "="+name).Run() == nil {
+				if exec.Command("tmux", "-L", runtime.TmuxSocket, "has-session", "-t", "="+name).Run() == nil {
 					t.Fatal("tmux session still there after the exit")
 				}
 			}
@@ -186,4 +201,22 @@ func TestMuxFailures(t *testing.T) {
 			t.Fatalf("available without tmux: %v", err)
 		}
 	})
+}
+
+// A command killed before its shell can record its status exits with
+// 128+9, as a killed process does, not with "unknown".
+func TestMuxKilledExitCode(t *testing.T) {
+	for _, r := range muxRuntimes(t) {
+		t.Run(r.Name(), func(t *testing.T) {
+			p, c := startMux(t, r, "kill-"+r.Name(), `trap '' TERM; echo ready; while true; do sleep 0.1; done`)
+			c.waitFor(t, "stdout", 1)
+			if err := p.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			wait(t, p)
+			if p.ExitCode() != 128+int(syscall.SIGKILL) {
+				t.Fatalf("exit code %d, want %d", p.ExitCode(), 128+int(syscall.SIGKILL))
+			}
+		})
+	}
 }
