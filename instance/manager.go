@@ -80,6 +80,9 @@ type Options struct {
 	// KeepInstances makes Close leave the instances running under their
 	// supervisors, for the next master to adopt.
 	KeepInstances bool
+	// NoResume leaves STOPPED the instances that Close stopped (by default
+	// Open starts them again, as Wings does with its servers).
+	NoResume bool
 	// Restart is the restart policy's backoff (default 1 s, 5 min, 10 min).
 	Restart Backoff
 	// Resync is the period of the reconciler's full pass (default 10 s).
@@ -295,6 +298,9 @@ func (m *Manager) Open() error {
 		// pending are the instances whose policy restart the previous
 		// master had scheduled; their timers start once all are loaded.
 		pending []*Instance
+		// resume are the instances the previous master's graceful stop
+		// stopped.
+		resume []*Instance
 	)
 	for _, info := range recs {
 		lg, err := logs.Open(m.stateDir(info.ID), m.opt.Log)
@@ -313,6 +319,9 @@ func (m *Manager) Open() error {
 			}
 			if info.NextRestartAt != 0 {
 				pending = append(pending, inst) // the policy's restart is still due
+			}
+			if info.State == string(StateStopped) && info.Reason == reasonMasterStopped && !m.opt.NoResume {
+				resume = append(resume, inst)
 			}
 			continue
 		}
@@ -340,6 +349,10 @@ func (m *Manager) Open() error {
 		in.log.System("restart still due in " + max(delay, 0).Round(time.Millisecond).String() + " (scheduled before the master restarted)")
 		in.armRestartLocked(max(delay, 0))
 		in.mu.Unlock()
+	}
+	for _, in := range resume {
+		in.log.System("starting again: the master's last stop stopped it")
+		in.m.background(func() { _ = in.StartWait("master start (resume)") })
 	}
 	m.stopReconcile = make(chan struct{})
 	m.reconcileDone = make(chan struct{})
@@ -400,6 +413,13 @@ func (m *Manager) adopt(in *Instance) error {
 	return nil
 }
 
+// Who stops the instances when the master stops gracefully, and the reason
+// that leaves in their records (Open starts those again).
+const (
+	masterStopping      = "master shutting down"
+	reasonMasterStopped = "stopped by " + masterStopping
+)
+
 // killLeftover kills the process group of pid if it is still the process
 // of instance id (its environment says so; pids are reused).
 func killLeftover(pid int, id string) {
@@ -447,7 +467,7 @@ func (m *Manager) Close() error {
 			}
 			in.action.Lock()
 			defer in.action.Unlock()
-			in.stop("master shutting down")
+			in.stop(masterStopping)
 		}()
 	}
 	wg.Wait()

@@ -49,6 +49,9 @@ type Config struct {
 	// KeepInstances leaves instances running when the master stops, for
 	// the next master to adopt (default: stop them gracefully).
 	KeepInstances bool
+	// NoResume keeps the instances that the last graceful stop of the
+	// master stopped STOPPED (default: they start again at Open).
+	NoResume bool
 	// CgroupParent is where instance cgroups go: "auto" (default), "off",
 	// or a cgroup v2 directory.
 	CgroupParent string

@@ -123,6 +123,7 @@ func New(cfg Config) (*Master, error) {
 
 		Supervisor:    cfg.Supervisor,
 		KeepInstances: cfg.KeepInstances,
+		NoResume:      cfg.NoResume,
 		Restart:       cfg.RestartBackoff,
 		Resync:        cfg.Resync,
 		Cgroups:       cfg.CgroupParent,

@@ -399,3 +399,42 @@ func TestSetsidDescendantsDieWithTheInstance(t *testing.T) {
 		waitUntil(t, "pid "+strconv.Itoa(pid)+" to be gone", 5*time.Second, func() bool { return !alive(pid) })
 	}
 }
+
+// Instances that a graceful stop of the master stopped start again with the
+// next master (unless NoResume); those an operator stopped stay stopped.
+func TestGracefulStopResumes(t *testing.T) {
+	for _, noResume := range []bool{false, true} {
+		var dir string
+		same := func(c *master.Config) {
+			c.NoResume = noResume
+			if dir == "" {
+				dir = c.DataDir
+			}
+			c.DataDir = dir
+		}
+		e := newEnv(t, same)
+		e.putConfig("back", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 1,
+			"availablePorts": map[string]int{"min": 21810, "max": 21819}})
+		running, stopped := e.create("back").ID, e.create("back").ID
+		if resp := e.do("PATCH", "/api/instances/"+stopped+"/lifecycle?target=stop", e.admin, ""); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("stop: %d", resp.StatusCode)
+		}
+		e.waitState(stopped, "STOPPED")
+		if err := e.m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e2 := newEnv(t, same)
+		if noResume {
+			time.Sleep(200 * time.Millisecond)
+			if got := e2.info(running); got.State != "STOPPED" {
+				t.Fatalf("with NoResume: %s", got.State)
+			}
+		} else {
+			e2.waitState(running, "ONLINE")
+		}
+		if got := e2.info(stopped); got.State != "STOPPED" {
+			t.Fatalf("an instance an operator stopped came back: %s", got.State)
+		}
+		_ = e2.m.Close()
+	}
+}

@@ -132,6 +132,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	templates := fs.String("templates", envOr(getenv, "UNIVERSE_TEMPLATES", def.TemplatesDir), "template folder: <group>/<name>/ trees (env UNIVERSE_TEMPLATES)")
 	configDir := fs.String("configurations", envOr(getenv, "UNIVERSE_CONFIGURATIONS", def.ConfigDir), "folder that 'config reload' imports *.json from (env UNIVERSE_CONFIGURATIONS)")
 	publicURL := fs.String("public-url", getenv("UNIVERSE_PUBLIC_URL"), "the master's URL as instances reach it; default http://127.0.0.1:<port> (env UNIVERSE_PUBLIC_URL)")
+	noResume := fs.Bool("no-resume", envOr(getenv, "UNIVERSE_NO_RESUME", "") == "true", "do not start again, at start, the instances the last graceful stop of the master stopped (env UNIVERSE_NO_RESUME=true)")
 	keep := fs.Bool("keep-instances", envOr(getenv, "UNIVERSE_KEEP_INSTANCES", "") == "true", "leave instances running when the master stops, for the next master to adopt (env UNIVERSE_KEEP_INSTANCES=true)")
 	cgroups := fs.String("cgroup-parent", envOr(getenv, "UNIVERSE_CGROUP_PARENT", def.CgroupParent), "cgroup v2 directory for instance cgroups (ramMB, cpu limits): auto, off, or a path (env UNIVERSE_CGROUP_PARENT)")
 	lineRate := fs.Int("log-line-rate", 10000, "stdout+stderr lines per second kept per instance; more are dropped and reported; -1 = no limit")
@@ -153,7 +154,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.NodeID, cfg.TemplatesDir, cfg.ConfigDir, cfg.PublicURL = *nodeID, *templates, *configDir, *publicURL
 	cfg.InstanceLog.LineRate = *lineRate
-	cfg.KeepInstances, cfg.CgroupParent = *keep, *cgroups
+	cfg.KeepInstances, cfg.CgroupParent, cfg.NoResume = *keep, *cgroups, *noResume
 	var err error
 	if cfg.AllowCIDRs, err = master.ParsePrefixes(splitList(*allow)); err != nil {
 		fmt.Fprintf(stderr, "universe: --allow-cidr: %s\n", universe.ErrorMessage(err))
