@@ -2,6 +2,7 @@ package master
 
 import (
 	"io"
+	"path/filepath"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -35,8 +36,8 @@ type Config struct {
 	Logger          *slog.Logger // nil: discard
 
 	NodeID         string // stable id of this node (default "node-1")
-	TemplatesDir   string // template trees <group>/<name>/ (default "./templates")
-	ConfigDir      string // where "config reload" imports *.json from (default "./configuration")
+	TemplatesDir   string // template trees <group>/<name>/ (default <DataDir>/templates)
+	ConfigDir      string // where "config reload" imports *.json from (default <DataDir>/configuration)
 	PublicURL      string // the master's URL as instances see it (default http://127.0.0.1:<port>)
 	MaxUploadBytes int64  // body limit of template file uploads and imports (default 256 MiB)
 	MaxReportBytes int64  // body limit of an instance's state report (default 16 KiB)
@@ -86,8 +87,6 @@ func DefaultConfig() Config {
 		AccessLog:           true,
 		Version:             "dev",
 		NodeID:              "node-1",
-		TemplatesDir:        "./templates",
-		ConfigDir:           "./configuration",
 		MaxUploadBytes:      256 << 20,
 		MaxReportBytes:      16 << 10,
 		MaxLogResponseBytes: 4 << 20,
@@ -141,10 +140,10 @@ func (c Config) withDefaults() Config {
 		c.NodeID = d.NodeID
 	}
 	if c.TemplatesDir == "" {
-		c.TemplatesDir = d.TemplatesDir
+		c.TemplatesDir = filepath.Join(c.DataDir, "templates")
 	}
 	if c.ConfigDir == "" {
-		c.ConfigDir = d.ConfigDir
+		c.ConfigDir = filepath.Join(c.DataDir, "configuration")
 	}
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = d.MaxUploadBytes

@@ -68,6 +68,13 @@ type Master struct {
 // Nothing runs until Open. Errors: storage.ErrLocked if another master holds
 // the data directory.
 func New(cfg Config) (*Master, error) {
+	// Earlier versions kept these in the working directory by default.
+	if cfg.TemplatesDir == "" {
+		cfg.TemplatesDir = moveLegacyDir(cfg.Logger, cfg.DataDir, "templates")
+	}
+	if cfg.ConfigDir == "" {
+		cfg.ConfigDir = moveLegacyDir(cfg.Logger, cfg.DataDir, "configuration")
+	}
 	cfg = cfg.withDefaults()
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, universe.Errorf(universe.EINVALID, "--tls-cert and --tls-key go together")
@@ -154,6 +161,42 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// moveLegacyDir moves ./<name>, where earlier versions kept it by default,
+// into the data directory when the data directory has none yet, and
+// returns the folder to use ("" for the default). When the move fails (it
+// may cross file systems), the old folder stays in use and the log says to
+// move it.
+func moveLegacyDir(log *slog.Logger, dataDir, name string) string {
+	if dataDir == "" {
+		dataDir = DefaultConfig().DataDir
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	old, dst := name, filepath.Join(dataDir, name)
+	if fi, err := os.Lstat(old); err != nil || !fi.IsDir() {
+		return ""
+	}
+	if a, err1 := filepath.Abs(old); err1 == nil {
+		if b, err2 := filepath.Abs(dst); err2 == nil && a == b {
+			return ""
+		}
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		log.Warn("an old folder is left in the working directory; the one in the data directory is used", "old", old, "used", dst)
+		return ""
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return old
+	}
+	if err := os.Rename(old, dst); err != nil {
+		log.Warn("could not move a folder into the data directory, so it is used where it is; move it by hand", "from", old, "to", dst, "err", err)
+		return old
+	}
+	log.Info("moved a folder into the data directory", "from", old, "to", dst)
+	return ""
 }
 
 // Commands returns the console registry, for later subsystems to register

@@ -438,3 +438,36 @@ func TestGracefulStopResumes(t *testing.T) {
 		_ = e2.m.Close()
 	}
 }
+
+// Templates and configuration files live in the data directory by default;
+// a layout of an earlier version (./templates, ./configuration) is moved
+// there on start.
+func TestLegacyFoldersMoveIntoData(t *testing.T) {
+	work := t.TempDir()
+	_ = os.MkdirAll(filepath.Join(work, "templates", "lobby", "base"), 0o755)
+	_ = os.WriteFile(filepath.Join(work, "templates", "lobby", "base", "a.txt"), []byte("x"), 0o644)
+	_ = os.MkdirAll(filepath.Join(work, "configuration"), 0o755)
+	_ = os.WriteFile(filepath.Join(work, "configuration", "lobby.json"), []byte(`{"command":"true"}`), 0o644)
+	old, _ := os.Getwd()
+	if err := os.Chdir(work); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(old)
+	data := filepath.Join(work, "data")
+	e := newEnv(t, func(c *master.Config) { c.DataDir, c.TemplatesDir, c.ConfigDir = data, "", "" })
+	if cfg := e.m.Config(); cfg.TemplatesDir != filepath.Join(data, "templates") || cfg.ConfigDir != filepath.Join(data, "configuration") {
+		t.Fatalf("folders %s %s", cfg.TemplatesDir, cfg.ConfigDir)
+	}
+	if _, err := os.Stat(filepath.Join(data, "templates", "lobby", "base", "a.txt")); err != nil {
+		t.Fatalf("template not moved: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(work, "templates")); !os.IsNotExist(err) {
+		t.Fatalf("old folder still there: %v", err)
+	}
+	if r := e.do("GET", "/api/templates", e.admin, ""); !strings.Contains(readAll(r), `"lobby"`) {
+		t.Fatal("the moved template is not served")
+	}
+	if _, err := os.Stat(filepath.Join(data, "configuration", "lobby.json")); err != nil {
+		t.Fatalf("configuration not moved: %v", err)
+	}
+}
