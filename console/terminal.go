@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/chzyer/readline"
 	universe "github.com/universe-orchestrator/universe"
+	"golang.org/x/sys/unix"
 )
 
 // Terminal is the master's interactive console: a readline prompt with
@@ -25,6 +27,36 @@ type Terminal struct {
 	HistoryFile string // created with mode 0600; "" for no history
 	Prompt      string
 	Logger      *slog.Logger // internal errors of commands go here
+	// Log, when set, is where the master's log output goes: while the
+	// prompt is shown it is redirected through the prompt, which is
+	// redrawn under each line instead of being written over.
+	Log *LogSink
+}
+
+// LogSink is a writer whose target can be swapped: the master's log writes
+// to it, and the console points it through its prompt while it runs.
+type LogSink struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewLogSink returns a sink writing to w.
+func NewLogSink(w io.Writer) *LogSink { return &LogSink{w: w} }
+
+// Write writes p to the current target.
+func (s *LogSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// set points the sink at w and returns the previous target.
+func (s *LogSink) set(w io.Writer) io.Writer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.w
+	s.w = w
+	return prev
 }
 
 type lineWriter struct{ w io.Writer }
@@ -93,6 +125,9 @@ func (t *Terminal) runReadline(ctx context.Context, in *os.File) error {
 	if prompt == "" {
 		prompt = "universe> "
 	}
+	// The terminal is In, whatever the process's own stdin is.
+	fd := int(in.Fd())
+	var saved *unix.Termios
 	rl, err := readline.NewEx(&readline.Config{
 		Prompt:          prompt,
 		HistoryFile:     t.HistoryFile,
@@ -101,6 +136,29 @@ func (t *Terminal) runReadline(ctx context.Context, in *os.File) error {
 		EOFPrompt:       "",
 		Stdin:           in,
 		Stdout:          t.Out,
+		Stderr:          t.Out,
+		FuncIsTerminal:  func() bool { return readline.IsTerminal(fd) },
+		FuncMakeRaw: func() error {
+			st, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+			if err != nil {
+				return err
+			}
+			saved = st
+			_, err = readline.MakeRaw(fd)
+			return err
+		},
+		FuncExitRaw: func() error {
+			if saved == nil {
+				return nil
+			}
+			return unix.IoctlSetTermios(fd, unix.TCSETS, saved)
+		},
+		FuncGetWidth: func() int {
+			if w, _, err := readline.GetSize(fd); err == nil && w > 0 {
+				return w
+			}
+			return 80
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
@@ -115,6 +173,10 @@ func (t *Terminal) runReadline(ctx context.Context, in *os.File) error {
 		}
 	}()
 	defer rl.Close()
+	if t.Log != nil {
+		prev := t.Log.set(rl.Stderr()) // clears the prompt, writes, redraws it
+		defer t.Log.set(prev)
+	}
 	for {
 		line, err := rl.Readline()
 		if errors.Is(err, readline.ErrInterrupt) {
@@ -122,7 +184,10 @@ func (t *Terminal) runReadline(ctx context.Context, in *os.File) error {
 				fmt.Fprintln(rl.Stdout(), "(type stop to stop the master)")
 			}
 			continue
-		} else if err != nil { // io.EOF or closed
+		} else if errors.Is(err, io.EOF) {
+			fmt.Fprintln(rl.Stdout(), "Console closed (Ctrl-D); the master keeps running. Stop it with Ctrl-C or SIGTERM.")
+			return nil
+		} else if err != nil { // closed
 			return nil
 		}
 		if strings.TrimSpace(line) == "" {

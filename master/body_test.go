@@ -277,3 +277,11 @@ func TestAbortedUploadIsNoServerError(t *testing.T) {
 		t.Errorf("template lists %v after aborted uploads", files)
 	}
 }
+
+// A master started without any ALL key says how to make the first one.
+func TestFirstKeyHint(t *testing.T) {
+	e := newEnv(t, nil) // its keys are made after the start
+	if !strings.Contains(e.logs.String(), `no ALL key exists yet: make the first with \"key create admin ALL\"`) {
+		t.Fatalf("no hint in the log:\n%s", e.logs.String())
+	}
+}

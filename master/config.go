@@ -2,9 +2,11 @@ package master
 
 import (
 	"io"
-	"path/filepath"
+
+	"github.com/universe-orchestrator/universe/console"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
@@ -66,6 +68,9 @@ type Config struct {
 	// when it is a terminal, lines otherwise); output goes to ConsoleOut.
 	Console    io.Reader
 	ConsoleOut io.Writer
+	// ConsoleLog, when set, is the sink Logger writes to: the console
+	// sends it through its prompt while the prompt is shown.
+	ConsoleLog *console.LogSink
 
 	Now func() time.Time // the clock; nil: time.Now
 }

@@ -273,6 +273,7 @@ func (m *Master) Open() error {
 			Out:         m.cfg.ConsoleOut,
 			HistoryFile: filepath.Join(m.cfg.DataDir, "console_history"),
 			Logger:      m.log,
+			Log:         m.cfg.ConsoleLog,
 		}
 		m.wg.Add(1)
 		go func() {
@@ -283,6 +284,10 @@ func (m *Master) Open() error {
 		}()
 	}
 	m.log.Info("master listening", "addr", ln.Addr().String(), "tls", useTLS, "version", m.cfg.Version)
+	if m.keys.Count(universe.ScopeAll) == 0 {
+		m.log.Warn("no ALL key exists yet: make the first with \"key create admin ALL\" on this console, " +
+			"or with \"universe key create admin ALL --data " + m.cfg.DataDir + "\" while no master runs")
+	}
 	return nil
 }
 

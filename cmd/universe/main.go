@@ -151,7 +151,9 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg := def
 	cfg.Addr, cfg.DataDir, cfg.TLSCert, cfg.TLSKey = *addr, *data, *cert, *key
 	cfg.ShutdownTimeout, cfg.AccessLog, cfg.Version = *shutdown, *accessLog, versionString()
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logOut := console.NewLogSink(stderr)
+	cfg.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	cfg.ConsoleLog = logOut
 	cfg.NodeID, cfg.TemplatesDir, cfg.ConfigDir, cfg.PublicURL = *nodeID, *templates, *configDir, *publicURL
 	cfg.InstanceLog.LineRate = *lineRate
 	cfg.KeepInstances, cfg.CgroupParent, cfg.NoResume = *keep, *cgroups, *noResume
