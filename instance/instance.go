@@ -334,6 +334,12 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	}
 	in.changedLocked()
 	in.m.opt.Hooks.Exited(metric)
+	// An instance whose configuration was deleted goes once it has stopped.
+	if name := in.info.ConfigurationName; !in.deleted {
+		if _, err := in.m.opt.Store.GetConfiguration(name); universe.ErrorCode(err) == universe.ENOTFOUND && !in.m.isClosing() {
+			in.m.background(func() { in.m.DropOrphans(name, "the master") })
+		}
+	}
 }
 
 // policyLocked applies the restart policy after an exit nobody asked for:

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
@@ -133,7 +134,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	instances map[string]*Instance
-	closing   bool
+	closing   atomic.Bool // set under mu; read without it (isClosing runs under an instance's mu)
 	bg        sync.WaitGroup // background lifecycle actions and process watchers
 }
 
@@ -273,11 +274,7 @@ func (m *Manager) dropped(n int) { m.opt.Hooks.LogDropped("throttled", n) }
 // not when they are not.
 func (m *Manager) Limits() api.Limits { return m.limits.status() }
 
-func (m *Manager) isClosing() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.closing
-}
+func (m *Manager) isClosing() bool { return m.closing.Load() }
 
 // Open loads the stored instance records and adopts every instance whose
 // supervisor still runs: it stays ONLINE with the same pid, and its log
@@ -439,7 +436,7 @@ func killLeftover(pid int, id string) {
 // supervisors. It waits for background actions and closes the logs.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	m.closing = true
+	m.closing.Store(true)
 	all := make([]*Instance, 0, len(m.instances))
 	for _, in := range m.instances {
 		all = append(all, in)
@@ -600,7 +597,7 @@ func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
 		return api.InstanceInfo{}, err
 	}
 	m.mu.Lock()
-	if m.closing {
+	if m.closing.Load() {
 		m.mu.Unlock()
 		return api.InstanceInfo{}, universe.Errorf(universe.EUNAVAILABLE, "the master is shutting down")
 	}
@@ -781,6 +778,24 @@ func (m *Manager) workDir(info api.InstanceInfo) string {
 
 func (m *Manager) vars(info api.InstanceInfo, cfg api.Configuration) Vars {
 	return Vars{Port: info.AllocatedPort, InstanceID: info.ID, NodeID: m.opt.NodeID, Configuration: cfg, MasterURL: m.masterURL()}
+}
+
+// DropOrphans deletes the instances of configuration name that do not run
+// while the configuration does not exist: they can never start again. An
+// instance of it that runs is deleted once it exits (see watch).
+func (m *Manager) DropOrphans(name, by string) {
+	if _, err := m.opt.Store.GetConfiguration(name); universe.ErrorCode(err) != universe.ENOTFOUND {
+		return
+	}
+	for _, info := range m.List(Filter{Configuration: name}) {
+		in, err := m.Get(info.ID)
+		if err != nil || in.Running() || State(info.State) == StateCreating {
+			continue
+		}
+		if err := m.Delete(info.ID, by+" (its configuration "+name+" was deleted)"); err != nil && universe.ErrorCode(err) != universe.ENOTFOUND {
+			m.log.Warn("delete an instance of a deleted configuration", "instance", info.ID, "err", err)
+		}
+	}
 }
 
 // Delete stops the instance gracefully, then removes its record, its log

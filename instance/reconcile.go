@@ -74,7 +74,7 @@ func (m *Manager) reconcilePass() {
 		}
 		m.mu.Lock()
 		have := m.activeLocked(cfg.Name, nil)
-		closing := m.closing
+		closing := m.closing.Load()
 		m.mu.Unlock()
 		if closing {
 			return

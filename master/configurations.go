@@ -72,30 +72,26 @@ func (m *Master) handleConfigDelete(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// deleteConfiguration removes a configuration. With live instances it is an
-// ECONFLICT unless force, which stops them first. Errors: ENOTFOUND,
-// ECONFLICT.
+// deleteConfiguration removes a configuration: no instance of it starts
+// again, and its instances that do not run are deleted. Its live instances
+// run on until they stop, and are deleted then (as the original's clients
+// expect); with force they are stopped and deleted at once. Errors:
+// ENOTFOUND.
 func (m *Master) deleteConfiguration(name string, force bool, by string) error {
 	if _, err := m.db.GetConfiguration(name); err != nil {
 		return err
 	}
-	live := m.instances.Live(name)
-	if len(live) > 0 && !force {
-		return universe.Errorf(universe.ECONFLICT, "configuration %s has %d live instances; stop them first or delete with ?force=true", name, len(live))
-	}
-	stop := func() {
-		for _, id := range m.instances.Live(name) {
-			if in, err := m.instances.Get(id); err == nil {
-				in.StopWait(by)
-			}
-		}
-	}
-	stop()
 	if err := m.db.DeleteConfiguration(name); err != nil {
 		return err
 	}
+	m.instances.ConfigurationChanged()
 	if force {
-		stop() // one the reconciler started meanwhile
+		for _, in := range m.instances.List(instance.Filter{Configuration: name}) {
+			if err := m.instances.Delete(in.ID, by); err != nil && universe.ErrorCode(err) != universe.ENOTFOUND {
+				return err
+			}
+		}
 	}
+	m.instances.DropOrphans(name, by)
 	return nil
 }

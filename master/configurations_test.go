@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/master"
@@ -102,34 +103,54 @@ func TestConfigurationDeleteAndPersistence(t *testing.T) {
 	if resp := e.do("DELETE", "/api/configurations/nope", e.admin, ""); resp.StatusCode != 404 {
 		t.Fatalf("delete unknown: %d", resp.StatusCode)
 	}
-	if resp := e.do("DELETE", "/api/configurations/web", e.admin, ""); resp.StatusCode != http.StatusConflict {
-		t.Fatalf("delete with a live instance: %d, want 409", resp.StatusCode)
-	}
 	list := decode[[]api.Configuration](t, e.do("GET", "/api/configurations", e.admin, ""))
 	if len(list) != 2 || list[0].Name != "idle" || list[1].Name != "web" {
 		t.Fatalf("list %+v", list)
 	}
 
-	// Restart the master: configurations and records survive; the running
-	// instance is marked OFFLINE (re-adoption is a later issue's work).
+	// Restart the master: configurations and records survive; the instance
+	// the graceful stop stopped starts again.
 	if err := e.m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	e2 := newEnv(t, mut)
-	if got := e2.info(info.ID); got.State != "STOPPED" {
-		// Close stopped it gracefully.
-		t.Fatalf("after a graceful master stop: %+v", got)
-	}
 	if resp := e2.do("GET", "/api/configurations/web", e2.admin, ""); resp.StatusCode != 200 {
 		t.Fatalf("configuration lost: %d", resp.StatusCode)
 	}
-	e2.do("PATCH", "/api/instances/"+info.ID+"/lifecycle?target=start", e2.admin, "")
 	e2.waitState(info.ID, "ONLINE")
+	stopped := e2.create("web")
+	e2.do("PATCH", "/api/instances/"+stopped.ID+"/lifecycle?target=stop", e2.admin, "")
+	e2.waitState(stopped.ID, "STOPPED")
+
+	// Without force (as the original's clients send it): 204; the live
+	// instance runs on until it stops, then it is gone; a stopped one,
+	// which can never start again, is gone at once.
+	if resp := e2.do("DELETE", "/api/configurations/web", e2.admin, ""); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete with a live instance: %d, want 204", resp.StatusCode)
+	}
+	if resp := e2.do("GET", "/api/instances/"+stopped.ID, e2.admin, ""); resp.StatusCode != 404 {
+		t.Fatalf("the stopped instance of a deleted configuration: %d, want 404", resp.StatusCode)
+	}
+	if got := e2.info(info.ID); got.State != "ONLINE" {
+		t.Fatalf("the live instance: %s", got.State)
+	}
+	e2.do("PATCH", "/api/instances/"+info.ID+"/lifecycle?target=stop", e2.admin, "")
+	waitUntil(t, "the stopped instance to go", 10*time.Second, func() bool {
+		return e2.do("GET", "/api/instances/"+info.ID, e2.admin, "").StatusCode == 404
+	})
+
+	// With force: stopped and gone at once.
+	e2.putConfig("web", map[string]any{"command": "exec sleep 600", "stopTimeoutSeconds": 2,
+		"availablePorts": map[string]int{"min": 21300, "max": 21309}})
+	again := e2.create("web")
 	if resp := e2.do("DELETE", "/api/configurations/web?force=true", e2.admin, ""); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("forced delete: %d", resp.StatusCode)
 	}
-	if got := e2.info(info.ID); got.State != "STOPPED" {
-		t.Fatalf("forced delete left the instance %s", got.State)
+	if resp := e2.do("GET", "/api/instances/"+again.ID, e2.admin, ""); resp.StatusCode != 404 {
+		t.Fatalf("forced delete left the instance: %d", resp.StatusCode)
+	}
+	if again.ProcessPid != nil && alive(int(*again.ProcessPid)) {
+		t.Fatal("forced delete left the process running")
 	}
 }
 
