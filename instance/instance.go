@@ -329,6 +329,9 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	}
 	requested := in.stopping != "" && in.failing == ""
 	in.stopping, in.failing = "", ""
+	if in.info.Transition == TransitionStopping {
+		in.info.Transition = "" // the process is gone
+	}
 	if !requested {
 		in.policyLocked(failed)
 	}
@@ -606,6 +609,10 @@ func (in *Instance) Kill(by string) error {
 	}
 	in.cancelRestartLocked()
 	in.stopping, in.failing = by+" (killed)", ""
+	if in.info.Transition == "" {
+		in.info.Transition = TransitionStopping // until watch records the exit
+		in.changedLocked()
+	}
 	in.mu.Unlock()
 	in.log.System("killed by " + by)
 	return p.Signal(syscall.SIGKILL)

@@ -134,7 +134,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	instances map[string]*Instance
-	closing   atomic.Bool // set under mu; read without it (isClosing runs under an instance's mu)
+	closing   atomic.Bool    // set under mu; read without it (isClosing runs under an instance's mu)
 	bg        sync.WaitGroup // background lifecycle actions and process watchers
 }
 

@@ -88,7 +88,9 @@ func (m *Master) handleInstanceLifecycle(c *gin.Context) {
 	case "restart":
 		accepted, err = true, in.Restart(by)
 	case "kill":
-		accepted, err = true, in.Kill(by)
+		if in.Running() { // as stop: nothing to do when it does not run
+			accepted, err = true, in.Kill(by)
+		}
 	default:
 		err = universe.Errorf(universe.EINVALID, "target must be start, stop, restart or kill")
 	}

@@ -77,7 +77,10 @@ type Error struct {
 	RequestID string
 	// Output is the output of a failed console command.
 	Output []string
-	err    error // the transport error when Status is 0
+	// InsufficientScope: the key is valid but may not do this (a 401
+	// whose WWW-Authenticate says error="insufficient_scope").
+	InsufficientScope bool
+	err               error // the transport error when Status is 0
 }
 
 func (e *Error) Error() string {
@@ -205,6 +208,7 @@ func errorFrom(resp *http.Response) *Error {
 	} else {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
+	e.InsufficientScope = strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`)
 	if e.RetryAfter == 0 {
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 			e.RetryAfter = time.Duration(s) * time.Second

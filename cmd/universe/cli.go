@@ -234,7 +234,8 @@ func keyCreate(r *remote, a []string, expires string) int {
 		r.printJSON(k)
 		return exitOK
 	}
-	fmt.Fprintf(r.stdout, "Created key %s (%s, id %s).\nToken (shown once, store it now): %s\n", k.Label, k.Scope, k.ID, k.Token)
+	// The console's words.
+	fmt.Fprintf(r.stdout, "Created key %q (id %s, scope %s, expires %s).\nToken (shown only now; store it safely): %s\n", k.Label, k.ID, k.Scope, fmtTime(k.ExpiresAt), k.Token)
 	return exitOK
 }
 

@@ -77,8 +77,8 @@ func TestCLIAgainstMaster(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(tplDir, "server.properties"), []byte("motd=hi\n"), 0o644)
 	_ = os.WriteFile(filepath.Join(tplDir, "plugins", "a.jar"), []byte("jar"), 0o644)
 
-	// The instance the steps below work on.
-	var id string
+	// The instance the steps below work on, and one that fails.
+	var id, badID string
 	idOf := func(out string) {
 		var in struct{ ID string }
 		if err := json.Unmarshal([]byte(out), &in); err != nil || in.ID == "" {
@@ -101,7 +101,7 @@ func TestCLIAgainstMaster(t *testing.T) {
 		{name: "auth status admin", args: func() []string { return []string{"auth", "status"} }, want: "never limited"},
 		{name: "auth status public", token: "public", args: func() []string { return []string{"auth", "status"} }, want: "calls left"},
 		{name: "auth verify json", args: func() []string { return []string{"auth", "verify", "-o", "json"} }, want: `"scope": "ALL"`},
-		{name: "key create", args: func() []string { return []string{"key", "create", "bot", "PUBLIC", "--expires", "1h"} }, want: "shown once"},
+		{name: "key create", args: func() []string { return []string{"key", "create", "bot", "PUBLIC", "--expires", "1h"} }, want: "shown only now"},
 		{name: "key list", args: func() []string { return []string{"key", "list"} }, want: "bot"},
 		{name: "key list json", args: func() []string { return []string{"key", "list", "-o", "json"} }, want: `"label": "bot"`},
 		{name: "key revoke", args: func() []string { return []string{"key", "revoke", "bot"} }, want: "Revoked bot"},
@@ -150,7 +150,20 @@ func TestCLIAgainstMaster(t *testing.T) {
 		{name: "404 json", args: func() []string { return []string{"config", "show", "missing", "-o", "json"} }, code: 1, want: "missing"},
 		{name: "401 bad token", token: "bad", args: func() []string { return []string{"status"} }, code: 3, want: "unauthorized"},
 		{name: "401 no token", token: "none", args: func() []string { return []string{"instance", "list"} }, code: 3, want: "UNIVERSE_TOKEN"},
-		{name: "PUBLIC may not list", token: "public", args: func() []string { return []string{"instance", "list"} }, code: 3, want: "unauthorized"},
+		{name: "PUBLIC may not list", token: "public", args: func() []string { return []string{"instance", "list"} }, code: 3, want: "lacks the ALL scope"},
+		{name: "config apply failing", stdin: `{"name":"bad","command":"exit 3","availablePorts":{"min":21711,"max":21715}}`, args: func() []string { return []string{"config", "apply", "-f", "-"} }, want: "Applied configuration bad"},
+		{name: "instance create failing", args: func() []string { return []string{"instance", "create", "bad", "-o", "json"} }, want: `"id"`,
+			after: func(out string) {
+				var in struct{ ID string }
+				_ = json.Unmarshal([]byte(out), &in)
+				badID = in.ID
+			}},
+		{name: "start that fails", args: func() []string { return []string{"instance", "start", badID} }, code: 1, want: "failed: it is OFFLINE (exited with code 3)", again: true},
+		{name: "instance kill", args: func() []string { return []string{"instance", "kill", id} }, want: "STOPPED"},
+		{name: "instance start after kill", args: func() []string { return []string{"instance", "start", id} }, want: "ONLINE"},
+		{name: "instance create two", args: func() []string { return []string{"instance", "create", "echo", "2"} }, want: "echo"},
+		{name: "audit", args: func() []string { return []string{"audit", "--limit", "100"} }, want: "POST /api/instances configuration=echo"},
+		{name: "template delete", args: func() []string { return []string{"template", "delete", "lobby/copy"} }, want: "Deleted template lobby/copy"},
 		{name: "usage: missing id", args: func() []string { return []string{"instance", "info"} }, code: 2, want: "Usage: universe instance info <id>"},
 		{name: "usage: unknown sub", args: func() []string { return []string{"instance", "frob"} }, code: 2, want: "unknown subcommand"},
 		{name: "usage: bad output", args: func() []string { return []string{"status", "-o", "yaml"} }, code: 2, want: "table or json"},

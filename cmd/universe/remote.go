@@ -176,13 +176,18 @@ func (r *remote) fail(err error) int {
 	if errors.As(err, &e) {
 		switch e.Status {
 		case http.StatusUnauthorized, http.StatusForbidden:
+			if e.InsufficientScope {
+				fmt.Fprintln(r.stderr, "universe: unauthorized: the key is valid but lacks the ALL scope this command needs")
+				return exitUnauthorized
+			}
 			fmt.Fprintf(r.stderr, "universe: unauthorized: the master refused the token (%s)\n", e.Message)
 			if e.Status == http.StatusUnauthorized {
 				fmt.Fprintln(r.stderr, "universe: set UNIVERSE_TOKEN (or token = ... in the config file) to a valid key")
 			}
 			return exitUnauthorized
 		case http.StatusTooManyRequests:
-			fmt.Fprintf(r.stderr, "universe: rate limited: %s; retry in %s\n", e.Message, e.RetryAfter.Round(time.Millisecond))
+			msg, _, _ := strings.Cut(e.Message, " Retry after") // the delay is said once, below
+			fmt.Fprintf(r.stderr, "universe: rate limited: %s retry in %s\n", msg, e.RetryAfter.Round(time.Millisecond))
 			return exitRateLimited
 		}
 		for _, l := range e.Output {
@@ -259,11 +264,12 @@ func (p *progress) done() {
 }
 
 // fmtTime formats epoch milliseconds for people ("-" for 0).
+// fmtTime formats epoch milliseconds as the console does (UTC, with Z).
 func fmtTime(ms int64) string {
 	if ms == 0 {
-		return "-"
+		return "never"
 	}
-	return time.UnixMilli(ms).Format("2006-01-02 15:04:05")
+	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05Z")
 }
 
 // fmtAgo formats the time since epoch milliseconds.
