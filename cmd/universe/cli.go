@@ -621,6 +621,8 @@ func runCLI(e cliEnv, args []string) (code int, ok bool) {
 		return runRemote(e, auditCommand, args[1:]), true
 	case "completion":
 		return runCompletion(e, args[1:]), true
+	case "__complete": // for the completion scripts
+		return runComplete(e, args[1:]), true
 	}
 	return 0, false
 }

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/universe-orchestrator/universe/api/client"
 )
 
 // The words of the command line, for shell completion.
 func completionTree() map[string][]string {
 	tree := map[string][]string{
-		"":           {"master", "status", "auth", "key", "instance", "config", "template", "console", "completion", "version", "help"},
+		"":           {"master", "status", "auth", "key", "instance", "config", "template", "audit", "console", "completion", "version", "help"},
 		"completion": {"bash", "zsh", "fish"},
 	}
 	for _, g := range []group{authGroup, keyGroup, instanceGroup, configGroup, templateGroup} {
@@ -42,10 +47,20 @@ func runCompletion(e cliEnv, args []string) int {
 				fmt.Fprintf(&b, "         %s) words=%q ;;\n", k, strings.Join(tree[k], " "))
 			}
 		}
+		b.WriteString("       esac ;;\n")
+		// The third word names something the master has: ask it.
+		b.WriteString("    3) case \"${COMP_WORDS[1]} ${COMP_WORDS[2]}\" in\n")
+		for _, k := range sortedKeys(dynamicCompletions) {
+			fmt.Fprintf(&b, "         %q) words=$(universe __complete %s 2>/dev/null) ;;\n", k, dynamicCompletions[k])
+		}
 		b.WriteString("       esac ;;\n  esac\n  COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n}\ncomplete -o default -F _universe universe\n")
 		fmt.Fprint(e.stdout, b.String())
 	case "fish":
 		fmt.Fprintf(e.stdout, "complete -c universe -f -n __fish_use_subcommand -a %q\n", strings.Join(tree[""], " "))
+		for _, k := range sortedKeys(dynamicCompletions) {
+			g, sub, _ := strings.Cut(k, " ")
+			fmt.Fprintf(e.stdout, "complete -c universe -f -n '__fish_seen_subcommand_from %s; and __fish_seen_subcommand_from %s' -a '(universe __complete %s 2>/dev/null)'\n", g, sub, dynamicCompletions[k])
+		}
 		for _, k := range sortedKeys(tree) {
 			if k != "" {
 				fmt.Fprintf(e.stdout, "complete -c universe -f -n '__fish_seen_subcommand_from %s' -a %q\n", k, strings.Join(tree[k], " "))
@@ -58,7 +73,60 @@ func runCompletion(e cliEnv, args []string) int {
 	return exitOK
 }
 
-func sortedKeys(m map[string][]string) []string {
+// dynamicCompletions: after these two words comes a name the master knows.
+var dynamicCompletions = map[string]string{
+	"instance info": "instances", "instance start": "instances", "instance stop": "instances", "instance restart": "instances",
+	"instance kill": "instances", "instance delete": "instances", "instance exec": "instances", "instance logs": "instances",
+	"instance create": "configurations", "config show": "configurations", "config delete": "configurations",
+	"template pull": "templates", "template export": "templates", "template delete": "templates",
+	"key revoke": "keys",
+}
+
+// runComplete prints the names of one kind the master has, one a line,
+// for the completion scripts; it prints nothing when the master cannot be
+// asked (no token, not running), quickly.
+func runComplete(e cliEnv, args []string) int {
+	if len(args) != 1 {
+		return exitUsage
+	}
+	r, code := connect(e.ctx, &connFlags{output: "table"}, e.getenv, e.stdin, e.stdout, io.Discard)
+	if r == nil {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+	defer cancel()
+	var names []string
+	switch args[0] {
+	case "instances":
+		list, _ := r.c.Instances(ctx, client.InstanceFilter{})
+		for _, in := range list {
+			names = append(names, in.ID)
+		}
+	case "configurations":
+		list, _ := r.c.Configurations(ctx)
+		for _, c := range list {
+			names = append(names, c.Name)
+		}
+	case "templates":
+		list, _ := r.c.Templates(ctx)
+		for _, t := range list {
+			names = append(names, t.Group+"/"+t.Name)
+		}
+	case "keys":
+		list, _ := r.c.Keys(ctx)
+		for _, k := range list {
+			names = append(names, k.Label)
+		}
+	default:
+		return exitUsage
+	}
+	for _, n := range names {
+		fmt.Fprintln(e.stdout, n)
+	}
+	return exitOK
+}
+
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -142,7 +142,11 @@ func TestCLIAgainstMaster(t *testing.T) {
 		}, want: "2 files"},
 		{name: "console", stdin: "config list\ninstance list\n", args: func() []string { return []string{"console"} }, want: id},
 		{name: "console failing command", stdin: "instance info nope\n", args: func() []string { return []string{"console"} }, code: 1, want: "nope"},
-		{name: "completion bash", args: func() []string { return []string{"completion", "bash"} }, want: "complete -o default -F _universe universe"},
+		{name: "completion bash", args: func() []string { return []string{"completion", "bash"} }, want: `"instance logs") words=$(universe __complete instances 2>/dev/null)`},
+		{name: "complete instances", args: func() []string { return []string{"__complete", "instances"} }, want: id},
+		{name: "complete configurations", args: func() []string { return []string{"__complete", "configurations"} }, want: "echo\n"},
+		{name: "complete templates", args: func() []string { return []string{"__complete", "templates"} }, want: "lobby/base\n"},
+		{name: "complete keys", args: func() []string { return []string{"__complete", "keys"} }, want: "viewer\n"},
 		{name: "completion fish", args: func() []string { return []string{"completion", "fish"} }, want: "__fish_seen_subcommand_from instance"},
 		{name: "completion zsh", args: func() []string { return []string{"completion", "zsh"} }, want: "bashcompinit"},
 
