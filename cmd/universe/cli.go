@@ -386,12 +386,13 @@ func runLifecycle(r *remote, target, id string, noWait bool, timeout time.Durati
 }
 
 var instanceGroup = group{name: "instance", subs: map[string]*command{
-	"list": {usage: "instance list [--state S] [--configuration NAME]", nargs: [2]int{0, 0},
+	"list": {usage: "instance list [--state S] [--configuration NAME] [-q]", nargs: [2]int{0, 0},
 		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
 			var f client.InstanceFilter
 			fs.StringVar(&f.State, "state", "", "only instances in this state")
 			fs.StringVar(&f.Configuration, "configuration", "", "only instances of this configuration")
-			return func(r *remote, _ []string) int { return instanceList(r, f) }
+			quiet := fs.Bool("q", false, "only the ids, one a line (for scripts)")
+			return func(r *remote, _ []string) int { return instanceList(r, f, *quiet) }
 		}},
 	"create": {usage: "instance create <configuration> [amount]", nargs: [2]int{1, 2}, run: instanceCreate},
 	"info": {usage: "instance info <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
@@ -435,8 +436,14 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 		}},
 }}
 
-func instanceList(r *remote, f client.InstanceFilter) int {
+func instanceList(r *remote, f client.InstanceFilter, quiet bool) int {
 	list, err := r.c.Instances(r.ctx, f)
+	if quiet && err == nil && !r.json {
+		for _, in := range list {
+			fmt.Fprintln(r.stdout, in.ID)
+		}
+		return exitOK
+	}
 	return printList(r, list, err, instanceHeaders, func(in api.InstanceInfo) []string { return instanceRow(r, in) })
 }
 
