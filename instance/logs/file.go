@@ -239,28 +239,43 @@ func readTail(path string, n int64) (lines []api.LogLine, whole bool) {
 	return parseRecords(data), off == 0
 }
 
-// readSince returns the lines of the files in dir numbered from on, oldest
-// first (older files are read only while the newer ones start after from).
-func readSince(dir string, count int, from uint64) []api.LogLine {
+// readSince returns the lines of the files in dir numbered from on (and
+// below to, unless to is 0), oldest first: the newest of them, about budget
+// bytes at most, read from the files' end. Older ones are left out: the
+// caller sees the hole in the numbering.
+func readSince(dir string, count int, from, to uint64, budget int) []api.LogLine {
 	r := &rotator{dir: dir}
 	var chunks [][]api.LogLine
-	for i := 0; i < count; i++ {
-		data, err := os.ReadFile(r.path(i))
-		if err != nil {
-			continue
+	have := 0
+	for i := 0; i < count && have < budget; i++ {
+		lines, whole := readTail(r.path(i), int64(budget-have)+maxRecord)
+		kept := lines[:0]
+		for _, ln := range lines {
+			if ln.Seq >= from && (to == 0 || ln.Seq < to) {
+				kept = append(kept, ln)
+				have += lineCost(ln)
+			}
 		}
-		lines := parseRecords(data)
-		chunks = append(chunks, lines)
-		if len(lines) > 0 && lines[0].Seq <= from {
-			break
+		chunks = append(chunks, kept)
+		if !whole || (len(lines) > 0 && lines[0].Seq <= from) {
+			break // the budget is spent, or the file goes back far enough
 		}
 	}
 	var out []api.LogLine
 	for i := len(chunks) - 1; i >= 0; i-- {
-		for _, ln := range chunks[i] {
-			if ln.Seq >= from {
-				out = append(out, ln)
-			}
+		out = append(out, chunks[i]...)
+	}
+	return trimToBudget(out, budget)
+}
+
+// trimToBudget keeps the newest lines of out that fit in budget bytes (at
+// least one).
+func trimToBudget(out []api.LogLine, budget int) []api.LogLine {
+	size := 0
+	for i := len(out) - 1; i >= 0; i-- {
+		size += lineCost(out[i])
+		if size > budget && i < len(out)-1 {
+			return out[i+1:]
 		}
 	}
 	return out

@@ -250,10 +250,9 @@ func (l *Log) CatchUp(to uint64) {
 // holds mu.
 func (l *Log) catchUpLocked(to uint64) {
 	if l.dir != "" {
-		for _, ln := range readSince(l.dir, l.opt.FileCount, l.next) {
-			if to != 0 && ln.Seq >= to {
-				break
-			}
+		// What the ring can hold, no more: older lines would only be
+		// pushed out again (subscribers get a gap for them).
+		for _, ln := range readSince(l.dir, l.opt.FileCount, l.next, to, l.opt.RingBytes) {
 			if ln.Seq < l.next {
 				continue
 			}

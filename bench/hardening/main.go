@@ -1,0 +1,290 @@
+// Command hardening measures what the hardening issue asks of a real master
+// (in this process, on loopback, with a temp data dir and real processes):
+//
+//	go run ./bench/hardening rss      -seconds 60  # RSS with one instance printing 64 KB lines, and a follower
+//	go run ./bench/hardening slowbody -clients 2000 -wait 30s  # connections slow-body clients still hold
+//	go run ./bench/hardening audit    -commands 100 # database growth from commands printing MBs
+//
+// Each prints its figure next to its baseline (idle RSS; the clients
+// started; the database before), and the goal.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
+	"github.com/universe-orchestrator/universe/master"
+)
+
+var memprofile *string
+
+type bench struct {
+	m     *master.Master
+	url   string
+	token string
+	dir   string
+}
+
+func start(mutate func(*master.Config)) *bench {
+	dir, err := os.MkdirTemp("", "universe-hardening-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := master.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.AccessLog = false
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	m, err := master.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := m.Open(); err != nil {
+		log.Fatal(err)
+	}
+	_, token, err := m.Keyring().Create("bench", universe.ScopeAll, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return &bench{m: m, url: "http://" + m.Addr(), token: token, dir: dir}
+}
+
+func (b *bench) close() {
+	_ = b.m.Close()
+	_ = os.RemoveAll(b.dir)
+}
+
+func (b *bench) do(method, path, body string) []byte {
+	req, _ := http.NewRequest(method, b.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		log.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, out)
+	}
+	return out
+}
+
+func (b *bench) create(config string) string {
+	var in struct{ ID string }
+	_ = json.Unmarshal(b.do("POST", "/api/instances", `{"configurationName":"`+config+`"}`), &in)
+	return in.ID
+}
+
+// rssKiB is this process's resident set size.
+func rssKiB() int {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			n, _ := strconv.Atoi(strings.Fields(l)[1])
+			return n
+		}
+	}
+	return 0
+}
+
+const longLines = `line=$(head -c 65000 /dev/zero | tr '\0' x); while true; do echo "$line"; done`
+
+func rss(seconds int) {
+	b := start(nil)
+	defer b.close()
+	b.do("PUT", "/api/configurations/long", `{"command":`+strconv.Quote(longLines)+`,"availablePorts":{"min":24100,"max":24110},"stopTimeoutSeconds":2}`)
+	runtime.GC()
+	debug.FreeOSMemory()
+	time.Sleep(time.Second)
+	idle := rssKiB()
+	id := b.create("long")
+	// One follower reads everything as it comes.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got atomic.Int64
+	go func() {
+		h := http.Header{"Authorization": {"Bearer " + b.token}}
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b.url, "http")+"/api/instances/"+id+"/live-log?format=json", &websocket.DialOptions{HTTPHeader: h})
+		if err != nil {
+			log.Print(err)
+			return
+		}
+		c.SetReadLimit(1 << 20)
+		for {
+			_, data, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			got.Add(int64(len(data)))
+		}
+	}()
+	peak := 0
+	var samples []int
+	var ms, peakMS runtime.MemStats
+	for i := 0; i < seconds; i++ {
+		time.Sleep(time.Second)
+		r := rssKiB()
+		samples = append(samples, r)
+		if r > peak {
+			runtime.ReadMemStats(&ms)
+			peak, peakMS = r, ms
+		}
+	}
+	if *memprofile != "" {
+		f, _ := os.Create(*memprofile)
+		_ = pprof.WriteHeapProfile(f)
+		f.Close()
+	}
+	fmt.Printf("rss: at the peak: heap in use %d KiB, heap from the OS %d KiB, stacks %d KiB, GC cycles %d\n",
+		peakMS.HeapInuse>>10, peakMS.HeapSys>>10, peakMS.StackInuse>>10, peakMS.NumGC)
+	var total struct{ TotalLines uint64 }
+	_ = json.Unmarshal(b.do("GET", "/api/instances/"+id+"/logs?lines=1", ""), &total)
+	logs := b.do("GET", "/api/instances/"+id+"/logs?lines=10000", "")
+	fmt.Printf("rss: idle %d KiB; with one instance printing 64 KB lines for %d s and one follower: peak %d KiB (+%.1f MiB), last %d KiB; %d lines written, %.0f MiB delivered to the follower; logs?lines=10000 answer %d bytes (goal: peak ≤ idle + 64 MiB)\n",
+		idle, seconds, peak, float64(peak-idle)/1024, samples[len(samples)-1], total.TotalLines, float64(got.Load())/(1<<20), len(logs))
+}
+
+func slowbody(clients int, wait time.Duration) {
+	b := start(nil)
+	defer b.close()
+	addr := strings.TrimPrefix(b.url, "http://")
+	conns := make([]net.Conn, 0, clients)
+	for i := 0; i < clients; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			log.Fatalf("dial %d: %v", i, err)
+		}
+		auth := ""
+		if i%100 != 0 { // a few without a token: more would have the address throttled (429 at once)
+			auth = "Authorization: Bearer " + b.token + "\r\n"
+		}
+		fmt.Fprintf(c, "POST /api/keys HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n%s\r\n", auth)
+		conns = append(conns, c)
+	}
+	// Every client trickles a byte a second.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					if _, err := c.Write([]byte(" ")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(wait)
+	// A connection the master closed reads EOF (after its answer).
+	open := 0
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		br := bufio.NewReader(c)
+		closed := false
+		for {
+			_, err := br.ReadByte()
+			if err != nil {
+				closed = !isTimeout(err)
+				break
+			}
+		}
+		if !closed {
+			open++
+		}
+	}
+	close(stop)
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	wg.Wait()
+	fmt.Printf("slowbody: %d clients trickling 1 byte/s (1 in 100 without a token); after %s the master holds %d of their connections (goal: 0)\n", clients, wait, open)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+func audit(commands int) {
+	b := start(nil)
+	defer b.close()
+	// An instance whose log holds about 4 MiB (the answer's limit): each
+	// "instance logs" prints it all.
+	b.do("PUT", "/api/configurations/loud", `{"command":`+strconv.Quote(`line=$(head -c 65000 /dev/zero | tr '\0' x); i=0; while [ $i -lt 200 ]; do echo "$line"; i=$((i+1)); done; exec sleep 600`)+`,"availablePorts":{"min":24120,"max":24130},"stopTimeoutSeconds":2}`)
+	id := b.create("loud")
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var l struct{ TotalLines int }
+		_ = json.Unmarshal(b.do("GET", "/api/instances/"+id+"/logs?lines=1", ""), &l)
+		if l.TotalLines >= 200 {
+			break
+		}
+	}
+	db := filepath.Join(b.m.Config().DataDir, "universe.db")
+	before, _ := os.Stat(db)
+	printed := 0
+	for i := 0; i < commands; i++ {
+		out := b.do("POST", "/api/commands/execute", `{"command":"instance logs `+id+` 10000"}`)
+		printed += len(out)
+	}
+	after, _ := os.Stat(db)
+	fmt.Printf("audit: %d commands printing %.1f MiB each (%.0f MiB in all): database %d KiB before, %d KiB after, +%d KiB (goal: ≤ 1024 KiB)\n",
+		commands, float64(printed)/float64(commands)/(1<<20), float64(printed)/(1<<20), before.Size()>>10, after.Size()>>10, (after.Size()-before.Size())>>10)
+}
+
+func main() {
+	supervisor.RunIfChild()
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: hardening rss|slowbody|audit [flags]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	seconds := fs.Int("seconds", 60, "rss: how long the instance prints")
+	clients := fs.Int("clients", 2000, "slowbody: how many clients")
+	wait := fs.Duration("wait", 30*time.Second, "slowbody: how long before counting")
+	commands := fs.Int("commands", 100, "audit: how many commands")
+	memprofile = fs.String("memprofile", "", "rss: write a heap profile at the end")
+	_ = fs.Parse(os.Args[2:])
+	switch os.Args[1] {
+	case "rss":
+		rss(*seconds)
+	case "slowbody":
+		slowbody(*clients, *wait)
+	case "audit":
+		audit(*commands)
+	default:
+		log.Fatalf("unknown benchmark %q", os.Args[1])
+	}
+}
