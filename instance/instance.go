@@ -312,6 +312,9 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 		in.info.State = string(StateStopped)
 		in.info.Reason = "stopped by " + in.stopping
 		metric = "stopped"
+		if code == 128+int(syscall.SIGKILL) {
+			metric = "killed" // it did not stop when asked (or was killed)
+		}
 		in.log.System("exited with code " + strconv.Itoa(code) + ", stopped by " + in.stopping)
 	case code > 128:
 		in.info.State = string(StateOffline)

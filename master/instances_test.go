@@ -277,6 +277,9 @@ func TestStopKillsStubbornProcessGroup(t *testing.T) {
 		t.Fatalf("exit code %v, want %d", stopped.ExitCode, 128+int(syscall.SIGKILL))
 	}
 	ll.until("kill notice", func(f api.LiveLogFrame) bool { return strings.Contains(f.Line, "did not stop within 1s") })
+	if m := readAll(e.do("GET", "/api/metrics", "", "")); !strings.Contains(m, `universe_instance_exits_total{reason="killed"} 1`) {
+		t.Errorf("a stop that had to kill is not counted as killed")
+	}
 	for _, pid := range []int{shell, child} {
 		if alive(pid) {
 			t.Errorf("pid %d outlived the stop", pid)

@@ -207,3 +207,26 @@ func TestShutdownClosesWebSocketsNormally(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A console text frame that is not UTF-8 fails the connection with 1007
+// (RFC 6455 8.1), and runs nothing.
+func TestConsoleWebSocketInvalidUTF8(t *testing.T) {
+	e := newEnv(t, nil)
+	conn, _, err := e.dialWS("/api/console", e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := conn.Write(ctx, websocket.MessageText, []byte("key create \xff\xfe PUBLIC")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = conn.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("read after an invalid frame: %v, want close 1007", err)
+	}
+	if body := readAll(e.do("GET", "/api/keys", e.admin, "")); strings.Contains(body, "\\ufffd") {
+		t.Fatalf("the command ran: %s", body)
+	}
+}
