@@ -77,6 +77,19 @@ type Configuration struct {
 	// the restart policy (defaults 5 and 60).
 	CrashLoopFailures      int `json:"crashLoopFailures"`
 	CrashLoopWindowSeconds int `json:"crashLoopWindowSeconds"`
+	// InstanceKeyAccess grants the instances' own keys more than their own
+	// instance: "instances:read" lets them read the instance list (a proxy
+	// polling it needs no admin token).
+	InstanceKeyAccess []string `json:"instanceKeyAccess"`
+}
+
+// InstanceKeyAccess values.
+const AccessInstancesRead = "instances:read"
+
+// TemplateSync answers POST /api/templates/sync.
+type TemplateSync struct {
+	Message string `json:"message"`
+	Nodes   int    `json:"nodes"` // nodes the templates went to
 }
 
 // InstanceInfo describes one instance: the contract's fields plus
@@ -107,11 +120,21 @@ type InstanceInfo struct {
 	// "stopping" or "restarting" ("" when none). State keeps the
 	// original's four values.
 	Transition string         `json:"transition,omitempty"`
-	Properties map[string]any `json:"properties,omitempty"`
+	// Properties are what the instance reported about itself beyond its
+	// state (GET /api/instances/{id}/properties). Not in this object on the
+	// wire: an instance is a flat object of scalars, as the original's
+	// clients read it (Gson, Map<String, String>).
+	Properties map[string]any `json:"-"`
+	// Players and MaxPlayers are the last reported player counts (proxies
+	// balance on them).
+	Players    int `json:"players"`
+	MaxPlayers int `json:"maxPlayers"`
 	// NextRestartAt is when the restart policy starts it again (epoch ms).
 	NextRestartAt int64 `json:"nextRestartAt,omitempty"`
-	// Limits says whether ramMB and cpu are enforced for this instance.
-	Limits *Limits `json:"limits,omitempty"`
+	// LimitsEnforced says whether ramMB and cpu are enforced for this
+	// instance; LimitsReason says why not.
+	LimitsEnforced bool   `json:"limitsEnforced"`
+	LimitsReason   string `json:"limitsReason,omitempty"`
 }
 
 // Limits reports the enforcement of resource limits.
@@ -123,6 +146,9 @@ type Limits struct {
 // InstanceCreateRequest is the body of POST /api/instances.
 type InstanceCreateRequest struct {
 	ConfigurationName string `json:"configurationName"`
+	// Name is read when ConfigurationName is absent: the original's
+	// clients may send a whole Configuration, whose name says which.
+	Name string `json:"name,omitempty"`
 }
 
 // ExecuteRequest is the body of POST /api/instances/{id}/execute: one line
@@ -248,6 +274,10 @@ type TemplateInfo struct {
 	Name  string `json:"name"`
 	Files int    `json:"files"`
 	Size  int64  `json:"size"`
+	// Storage ("local") and Priority (0) are the original's Template
+	// fields, which its clients read.
+	Storage  string `json:"storage"`
+	Priority int    `json:"priority"`
 }
 
 // TemplateFile is one file of a template (GET .../files).

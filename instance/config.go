@@ -94,7 +94,20 @@ func Normalize(c api.Configuration) api.Configuration {
 	if t.OneInGroups == nil {
 		t.OneInGroups = []string{}
 	}
+	if c.InstanceKeyAccess == nil {
+		c.InstanceKeyAccess = []string{}
+	}
 	return c
+}
+
+// Grants says whether cfg gives its instances' keys access.
+func Grants(cfg api.Configuration, access string) bool {
+	for _, a := range cfg.InstanceKeyAccess {
+		if a == access {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxServiceCount bounds minimumServiceCount and maximumServiceCount.
@@ -201,6 +214,11 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates) err
 	for _, f := range c.FileModifications {
 		if _, err := template.CleanPath(f); err != nil {
 			add("fileModifications", "%s", universe.ErrorMessage(err))
+		}
+	}
+	for _, a := range c.InstanceKeyAccess {
+		if a != api.AccessInstancesRead {
+			add("instanceKeyAccess", "%q is not an access (known: %s)", a, api.AccessInstancesRead)
 		}
 	}
 	for _, ap := range c.AdditionalPorts {

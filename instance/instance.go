@@ -77,10 +77,6 @@ func (in *Instance) copyInfo() api.InstanceInfo {
 		}
 		info.Properties = p
 	}
-	if info.Limits != nil {
-		l := *info.Limits
-		info.Limits = &l
-	}
 	return info
 }
 
@@ -248,9 +244,10 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 		in.info.ExitCode = nil
 		in.info.LastHeartbeat = 0
 		in.info.ReportedState = ""
+		in.info.Players, in.info.MaxPlayers = 0, 0
 	}
 	if limits != nil {
-		in.info.Limits = limits
+		in.info.LimitsEnforced, in.info.LimitsReason = limits.Enforced, limits.Reason
 	}
 	in.info.ProcessPid = &pid
 	in.info.Reason = ""
@@ -650,8 +647,24 @@ func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 		return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "state must be one of CREATING, ONLINE, OFFLINE, STOPPED")
 	}
 	lim := in.m.opt.Reports
+	// Player counts are fields of their own (proxies balance on them).
+	players, maxPlayers := -1, -1
+	for key, dst := range map[string]*int{"players": &players, "maxPlayers": &maxPlayers} {
+		raw, ok := r.Extra[key]
+		if !ok {
+			continue
+		}
+		var n float64
+		if err := json.Unmarshal(raw, &n); err != nil || n < 0 || n > 1e9 || n != float64(int(n)) {
+			return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "%s must be a whole number from 0", key)
+		}
+		*dst = int(n)
+	}
 	props := make(map[string]any, len(r.Extra))
 	for k, raw := range r.Extra {
+		if k == "players" || k == "maxPlayers" {
+			continue
+		}
 		if len(k) > lim.MaxKeyBytes {
 			return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "property names are at most %d bytes long", lim.MaxKeyBytes)
 		}
@@ -688,6 +701,12 @@ func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 	}
 	if r.State != "" {
 		in.info.ReportedState = r.State
+	}
+	if players >= 0 {
+		in.info.Players = players
+	}
+	if maxPlayers >= 0 {
+		in.info.MaxPlayers = maxPlayers
 	}
 	if r.LastHeartbeat != 0 {
 		in.info.LastHeartbeat = r.LastHeartbeat

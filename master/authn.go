@@ -2,6 +2,9 @@ package master
 
 import (
 	"fmt"
+
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance"
 	"strconv"
 	"strings"
 	"time"
@@ -152,6 +155,33 @@ func (m *Master) requireAllOrInstance(c *gin.Context) {
 		return
 	}
 	m.rejectScope(c)
+}
+
+// requireInstancesRead admits ALL keys, the key of the instance named by
+// :id (if the route has one), and the keys of instances whose configuration
+// grants "instances:read" (instanceKeyAccess): read-only routes of the
+// instance list. PUBLIC keys never pass.
+func (m *Master) requireInstancesRead(c *gin.Context) {
+	k := callerKey(c)
+	switch {
+	case k.Scope() == universe.ScopeAll:
+	case k.Scope() != universe.ScopeInstance:
+		m.rejectScope(c)
+		return
+	case k.Instance() == c.Param("id") && c.Param("id") != "":
+	default:
+		in, err := m.instances.Get(k.Instance())
+		if err != nil {
+			m.rejectScope(c)
+			return
+		}
+		cfg, err := m.db.GetConfiguration(in.Info().ConfigurationName)
+		if err != nil || !instance.Grants(cfg, api.AccessInstancesRead) {
+			m.rejectScope(c)
+			return
+		}
+	}
+	c.Next()
 }
 
 func (m *Master) rejectScope(c *gin.Context) {

@@ -29,6 +29,9 @@ func (m *Master) handleInstanceCreate(c *gin.Context) {
 		return
 	}
 	if req.ConfigurationName == "" {
+		req.ConfigurationName = req.Name // a whole Configuration, as the original's clients send it
+	}
+	if req.ConfigurationName == "" {
 		fail(c, universe.Errorf(universe.EINVALID, "configurationName is required"))
 		return
 	}
@@ -55,6 +58,22 @@ func (m *Master) instanceOf(c *gin.Context) *instance.Instance {
 	return in
 }
 
+// handleInstanceStop is POST /api/instances/{id}/stop, which the original's
+// clients call: lifecycle stop, with an empty body.
+func (m *Master) handleInstanceStop(c *gin.Context) { m.lifecycle(c, "stop") }
+
+// handleInstanceProperties answers what the instance reported about itself
+// beyond its state.
+func (m *Master) handleInstanceProperties(c *gin.Context) {
+	if in := m.instanceOf(c); in != nil {
+		p := in.Info().Properties
+		if p == nil {
+			p = map[string]any{}
+		}
+		c.JSON(http.StatusOK, p)
+	}
+}
+
 func (m *Master) handleInstanceGet(c *gin.Context) {
 	if in := m.instanceOf(c); in != nil {
 		c.JSON(http.StatusOK, in.Info())
@@ -69,13 +88,16 @@ func (m *Master) handleInstanceDelete(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-func (m *Master) handleInstanceLifecycle(c *gin.Context) {
+func (m *Master) handleInstanceLifecycle(c *gin.Context) { m.lifecycle(c, c.Query("target")) }
+
+// lifecycle starts, stops, restarts or kills the instance of :id: 202 when
+// it goes on in the background, 200 when there is nothing to do.
+func (m *Master) lifecycle(c *gin.Context, target string) {
 	in := m.instanceOf(c)
 	if in == nil {
 		return
 	}
 	by := callerKey(c).Label()
-	target := c.Query("target")
 	var (
 		accepted bool
 		err      error

@@ -89,6 +89,7 @@ func operations() []operation {
 			params: []param{pathName, {name: "force", in: "query", desc: "true: delete its instances too", kind: "boolean"}}},
 
 		{method: "GET", path: "/api/templates", summary: "List templates", access: accessAll, status: 200, resp: []api.TemplateInfo{}},
+		{method: "POST", path: "/api/templates/sync", summary: "Distribute the templates to the nodes (with one node, nothing to do)", access: accessAll, status: 200, resp: api.TemplateSync{}},
 		{method: "GET", path: "/api/templates/{group}/{name}", summary: "One template", access: accessAll, params: tplParams, status: 200, resp: api.TemplateInfo{}},
 		{method: "POST", path: "/api/templates/{group}/{name}", also: []int{409}, summary: "Create an empty template", access: accessAll, params: tplParams, status: 201, resp: api.TemplateInfo{}},
 		{method: "DELETE", path: "/api/templates/{group}/{name}", summary: "Delete a template and its files", access: accessAll, params: tplParams, status: 204},
@@ -103,7 +104,7 @@ func operations() []operation {
 		{method: "POST", path: "/api/templates/{group}/{name}/import", also: []int{409}, summary: "Unpack a zip into the template", access: accessAll, bodyType: "application/zip", status: 201, resp: api.TemplateImport{},
 			params: append(append([]param{}, tplParams...), param{name: "replace", in: "query", desc: "true: empty an existing template first", kind: "boolean"})},
 
-		{method: "GET", path: "/api/instances", summary: "List instances", access: accessAll, status: 200, resp: []api.InstanceInfo{},
+		{method: "GET", path: "/api/instances", summary: "List instances (also instance keys whose configuration grants instances:read)", access: accessInstance, status: 200, resp: []api.InstanceInfo{},
 			params: []param{{name: "state", in: "query", desc: "only this state", kind: "string"}, {name: "configuration", in: "query", desc: "only of this configuration", kind: "string"}}},
 		{method: "POST", path: "/api/instances", also: []int{404, 409, 503}, summary: "Create and start an instance", access: accessAll, body: api.InstanceCreateRequest{}, status: 201, resp: api.InstanceInfo{}},
 		{method: "GET", path: "/api/instances/{id}", summary: "One instance", access: accessInstance, params: []param{pathID}, status: 200, resp: api.InstanceInfo{}},
@@ -113,6 +114,9 @@ func operations() []operation {
 		{method: "PATCH", path: "/api/instances/{id}/lifecycle", also: []int{202, 409}, summary: "Start, stop or restart (202 when it goes on in the background)", access: accessAll, status: 200, resp: api.LifecycleResponse{},
 			params: []param{pathID, {name: "target", in: "query", desc: "start, stop or restart", kind: "string", required: true}}},
 		{method: "POST", path: "/api/instances/{id}/execute", also: []int{409, 503}, summary: "One line to the instance's stdin", access: accessAll, params: []param{pathID}, body: api.ExecuteRequest{}, status: 204},
+		{method: "POST", path: "/api/instances/{id}/command", also: []int{409, 503}, summary: "The same as execute (the original's clients call it)", access: accessAll, params: []param{pathID}, body: api.ExecuteRequest{}, status: 204},
+		{method: "POST", path: "/api/instances/{id}/stop", also: []int{202, 409}, summary: "The same as lifecycle stop (the original's clients call it)", access: accessAll, params: []param{pathID}, status: 200, resp: api.LifecycleResponse{}},
+		{method: "GET", path: "/api/instances/{id}/properties", summary: "What the instance reported about itself beyond its state", access: accessInstance, params: []param{pathID}, status: 200, resp: map[string]any{}},
 		{method: "GET", path: "/api/instances/{id}/logs", summary: "The last lines of the log", access: accessAll, params: []param{pathID, qLines}, status: 200, resp: api.Logs{}},
 		{method: "GET", path: "/api/instances/{id}/live-log", summary: "Live-log WebSocket: one frame per line (?format=json: api.LiveLogFrame)", access: accessAll, ws: true,
 			params: []param{pathID, qLines, {name: "since", in: "query", desc: "resume after this sequence number", kind: "integer"},

@@ -36,7 +36,9 @@ func (m *Master) routes() (*gin.Engine, error) {
 
 	// Routes an instance's own key may use too, for its instance only.
 	keyed := e.Group("/api", m.authenticate)
-	keyed.GET("/instances/:id", m.requireAllOrInstance, m.handleInstanceGet)
+	keyed.GET("/instances", m.requireInstancesRead, m.handleInstanceList)
+	keyed.GET("/instances/:id", m.requireInstancesRead, m.handleInstanceGet)
+	keyed.GET("/instances/:id/properties", m.requireAllOrInstance, m.handleInstanceProperties)
 	keyed.PUT("/instances/:id/state", m.requireAllOrInstance, m.handleInstanceState)
 	keyed.GET("/openapi.json", m.handleOpenAPI) // any valid key
 
@@ -62,6 +64,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.DELETE("/configurations/:name", m.handleConfigDelete)
 
 	admin.GET("/templates", m.handleTemplateList)
+	admin.POST("/templates/sync", m.handleTemplateSync)
 	tpl := admin.Group("/templates/:group/:name")
 	tpl.GET("", m.handleTemplateGet)
 	tpl.POST("", m.handleTemplateCreate)
@@ -83,11 +86,12 @@ func (m *Master) routes() (*gin.Engine, error) {
 		"/api/templates/:group/:name/import":      true,
 	}
 
-	admin.GET("/instances", m.handleInstanceList)
 	admin.POST("/instances", m.handleInstanceCreate)
 	admin.DELETE("/instances/:id", m.handleInstanceDelete)
 	admin.PATCH("/instances/:id/lifecycle", m.handleInstanceLifecycle)
+	admin.POST("/instances/:id/stop", m.handleInstanceStop) // the original's clients
 	admin.POST("/instances/:id/execute", m.handleInstanceExecute)
+	admin.POST("/instances/:id/command", m.handleInstanceExecute) // the original's clients
 	admin.GET("/instances/:id/logs", m.handleInstanceLogs)
 	admin.GET("/instances/:id/live-log", m.handleLiveLog)
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/instance/template"
 )
 
@@ -18,6 +19,13 @@ func (m *Master) handleTemplateList(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, list)
+}
+
+// handleTemplateSync is POST /api/templates/sync of the original's clients:
+// it distributes the templates to the nodes. With one node (this master)
+// they are where instances are made already.
+func (m *Master) handleTemplateSync(c *gin.Context) {
+	c.JSON(http.StatusOK, api.TemplateSync{Message: "nothing to sync: the templates are on this master, the only node", Nodes: 0})
 }
 
 func (m *Master) handleTemplateGet(c *gin.Context) {

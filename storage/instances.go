@@ -46,11 +46,18 @@ func (db *DB) ListConfigurations() ([]api.Configuration, error) {
 	return listJSON[api.Configuration](db, bucketConfigurations)
 }
 
+// storedInstance is an instance record as stored: the wire's InstanceInfo
+// and its properties, which the wire leaves out.
+type storedInstance struct {
+	api.InstanceInfo
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
 // PutInstance stores the record of one instance. (Not bbolt's Batch: its
 // 10 ms coalescing delay would be paid by every state change.)
 func (db *DB) PutInstance(info api.InstanceInfo) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketInstances), info.ID, info)
+		return putJSON(tx.Bucket(bucketInstances), info.ID, storedInstance{InstanceInfo: info, Properties: info.Properties})
 	})
 }
 
@@ -64,7 +71,13 @@ func (db *DB) DeleteInstance(id string) error {
 
 // ListInstances returns every instance record, ordered by id.
 func (db *DB) ListInstances() ([]api.InstanceInfo, error) {
-	return listJSON[api.InstanceInfo](db, bucketInstances)
+	recs, err := listJSON[storedInstance](db, bucketInstances)
+	out := make([]api.InstanceInfo, len(recs))
+	for i, r := range recs {
+		out[i] = r.InstanceInfo
+		out[i].Properties = r.Properties
+	}
+	return out, err
 }
 
 func putJSON(b *bolt.Bucket, key string, v any) error {

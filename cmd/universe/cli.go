@@ -286,10 +286,10 @@ func (r *remote) instanceInfo(in api.InstanceInfo) {
 	if in.NextRestartAt != 0 {
 		kv = append(kv, [2]string{"Next restart", fmtTime(in.NextRestartAt)})
 	}
-	if in.Limits != nil {
+	if in.LimitsEnforced || in.LimitsReason != "" {
 		l := fmt.Sprintf("%d MB RAM, cpu %d: enforced", in.AllocatedRAMMB, in.AllocatedCPU)
-		if !in.Limits.Enforced {
-			l = fmt.Sprintf("%d MB RAM, cpu %d: not enforced (%s)", in.AllocatedRAMMB, in.AllocatedCPU, in.Limits.Reason)
+		if !in.LimitsEnforced {
+			l = fmt.Sprintf("%d MB RAM, cpu %d: not enforced (%s)", in.AllocatedRAMMB, in.AllocatedCPU, in.LimitsReason)
 		}
 		kv = append(kv, [2]string{"Limits", l})
 	}

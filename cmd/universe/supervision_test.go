@@ -41,7 +41,7 @@ type childMaster struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	base string
-	done chan error
+	done chan struct{} // closed when the process has exited
 }
 
 func startChildMaster(t *testing.T, dir string, port int, extra ...string) *childMaster {
@@ -60,9 +60,19 @@ func startChildMaster(t *testing.T, dir string, port int, extra ...string) *chil
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	cm := &childMaster{t: t, cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan error, 1)}
-	go func() { cm.done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	cm := &childMaster{t: t, cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(cm.done) }()
+	t.Cleanup(func() {
+		// A graceful stop stops the instances; what a SIGKILLed master
+		// left behind (supervisors outlive it, by design) goes too.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-cm.done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		killSupervisorsUnder(dir)
+	})
 	waitFor(t, "the child master to answer", 20*time.Second, func() bool {
 		resp, err := http.Get(cm.base + "/api/ping")
 		if err == nil {
@@ -290,5 +300,26 @@ func TestMasterSIGKILLKeepsInstances(t *testing.T) {
 	m2.signal(syscall.SIGTERM)
 	for id, pid := range pids {
 		waitFor(t, "instance "+id+" to stop", 10*time.Second, func() bool { return syscall.Kill(int(pid), 0) != nil })
+	}
+}
+
+// killSupervisorsUnder kills every supervisor whose state directory is
+// under dir, with its process group.
+func killSupervisorsUnder(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) >= 3 && args[1] == "supervise" && strings.HasPrefix(args[2], dir) {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }

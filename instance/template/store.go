@@ -144,7 +144,7 @@ func (s *Store) Get(group, name string) (api.TemplateInfo, error) {
 	if err != nil {
 		return api.TemplateInfo{}, err
 	}
-	info := api.TemplateInfo{Group: group, Name: name}
+	info := api.TemplateInfo{Group: group, Name: name, Storage: "local"}
 	for _, f := range files {
 		if !f.Dir {
 			info.Files++
