@@ -119,7 +119,7 @@ type InstanceInfo struct {
 	// Transition is the lifecycle action under way: "starting",
 	// "stopping" or "restarting" ("" when none). State keeps the
 	// original's four values.
-	Transition string         `json:"transition,omitempty"`
+	Transition string `json:"transition,omitempty"`
 	// Properties are what the instance reported about itself beyond its
 	// state (GET /api/instances/{id}/properties). Not in this object on the
 	// wire: an instance is a flat object of scalars, as the original's
