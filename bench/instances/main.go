@@ -336,6 +336,18 @@ func rss() uint64 {
 	return pages * uint64(os.Getpagesize())
 }
 
+// threads is the number of OS threads of this process.
+func threads() int {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Threads:") {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(l, "Threads:")))
+			return n
+		}
+	}
+	return 0
+}
+
 func memory(args []string) {
 	fs := flag.NewFlagSet("memory", flag.ExitOnError)
 	n := fs.Int("n", 200, "idle instances")
@@ -360,6 +372,7 @@ func memory(args []string) {
 	k := float64(*n - 1)
 	fmt.Printf("%d idle instances (first: %s): per instance heap %.1f KiB + goroutine stacks %.1f KiB = %.1f KiB; RSS %.1f KiB\n",
 		*n, first.ID, float64(h1-h0)/1024/k, float64(s1-s0)/1024/k, float64(h1-h0+s1-s0)/1024/k, float64(r1-r0)/1024/k)
+	fmt.Printf("%d idle instances: the master has %d OS threads (goal: <= 64 at 1000)\n", *n, threads())
 }
 
 func main() {

@@ -103,7 +103,7 @@ func Start(command []string, dir string, spec Spec, opt Options) (*Client, error
 	if err := cmd.Start(); err != nil {
 		return nil, universe.Errorf(universe.EINTERNAL, "start supervisor: %v", err)
 	}
-	go func() { _ = cmd.Wait() }() // reaps it when it ends while the master runs
+	go reap(cmd) // when it ends while the master runs
 	go func() {
 		_ = json.NewEncoder(in).Encode(spec)
 		_ = in.Close()
@@ -111,6 +111,7 @@ func Start(command []string, dir string, spec Spec, opt Options) (*Client, error
 	answer := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(out).ReadString('\n')
+		_ = out.Close() // nothing more comes that way
 		answer <- strings.TrimSpace(line)
 	}()
 	var line string
