@@ -285,3 +285,25 @@ func TestFirstKeyHint(t *testing.T) {
 		t.Fatalf("no hint in the log:\n%s", e.logs.String())
 	}
 }
+
+// Profiles of the master, for ALL keys only; the command line is not
+// served.
+func TestPprofForAdminsOnly(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tc := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/api/debug/pprof/heap", e.admin, 200},
+		{"/api/debug/pprof/", e.admin, 200},
+		{"/api/debug/pprof/goroutine?debug=1", e.admin, 200},
+		{"/api/debug/pprof/cmdline", e.admin, 404},
+		{"/api/debug/pprof/heap", e.public, 401},
+		{"/api/debug/pprof/heap", "", 401},
+	} {
+		r := e.do("GET", tc.path, tc.token, "")
+		if r.StatusCode != tc.want {
+			t.Errorf("%s (token %v): %d, want %d", tc.path, tc.token != "", r.StatusCode, tc.want)
+		}
+	}
+}

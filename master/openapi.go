@@ -79,6 +79,8 @@ func operations() []operation {
 		{method: "POST", path: "/api/commands/execute", also: []int{404, 409, 503}, summary: "Run a console command; answers once it finished", access: accessAll, body: api.CommandRequest{}, status: 200, resp: api.CommandResponse{}},
 		{method: "GET", path: "/api/console", summary: "Console WebSocket: each text frame one command line (?format=text|json)", access: accessAll, ws: true,
 			params: []param{{name: "format", in: "query", desc: "text (default) or json", kind: "string"}}},
+		{method: "GET", path: "/api/debug/pprof/{name}", summary: "Go profiles of the master (index, profile, trace, symbol, heap, goroutine, allocs, block, mutex, threadcreate)", access: accessAll,
+			params: []param{{name: "name", in: "path", desc: "the profile; empty for the index", kind: "string", required: true}}, status: 200, respType: "application/octet-stream"},
 		{method: "GET", path: "/api/audit", summary: "Newest audit entries", access: accessAll, status: 200, resp: []api.AuditEntry{},
 			params: []param{{name: "limit", in: "query", desc: "1 to 1000, default 100", kind: "integer"}}},
 

@@ -57,6 +57,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.POST("/commands/execute", m.handleCommandExecute)
 	admin.GET("/console", m.handleConsoleWS)
 	admin.GET("/audit", m.handleAuditList)
+	admin.GET("/debug/pprof/*name", m.handlePprof)
 
 	admin.GET("/configurations", m.handleConfigList)
 	admin.GET("/configurations/:name", m.handleConfigGet)
