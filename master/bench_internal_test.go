@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -173,4 +176,57 @@ func (c *rawClient) roundTrip() (int, error) {
 	}
 	_, err := c.br.Discard(length)
 	return status, err
+}
+
+// BenchmarkNodeVsBareGin measures GET /api/node with an ALL key on a real
+// server over loopback at 32 connections: the master's whole chain with
+// the default configuration (access log on, written by a text handler to
+// nowhere), against bare gin serving the same handler ("bare"). The ratio
+// of their ns/op is what bench/request-overhead.sh reports.
+func BenchmarkNodeVsBareGin(b *testing.B) {
+	m, admin, _ := benchMaster(b)
+	m.cfg.AccessLog = true
+	m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	bare := gin.New()
+	bare.GET("/api/node", m.handleNode)
+	for _, bc := range []struct {
+		name    string
+		handler http.Handler
+		token   string
+	}{
+		{"bare", bare, ""},
+		{"default", m.engine, admin},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := &http.Server{Handler: bc.handler}
+			go func() { _ = srv.Serve(ln) }()
+			defer srv.Close()
+			req := "GET /api/node HTTP/1.1\r\nHost: bench\r\n"
+			if bc.token != "" {
+				req += "Authorization: Bearer " + bc.token + "\r\n"
+			}
+			req += "\r\n"
+			b.SetParallelism(32 / max(1, runtime.GOMAXPROCS(0)))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				conn, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer conn.Close()
+				rc := newRawClient(conn, req)
+				for pb.Next() {
+					if status, err := rc.roundTrip(); err != nil || status != 200 {
+						b.Errorf("status %d, %v", status, err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -89,6 +89,14 @@ func (m *Master) execute(ctx context.Context, k *auth.Key, source, line string, 
 // a bounded excerpt of it. Tokens in the command and output are masked
 // first. out may be nil.
 func (m *Master) audit(keyID, source, command string, out *cleanWriter, err error) {
+	e := m.auditEntry(keyID, source, command, out, err)
+	if err := m.db.AppendAudit(e); err != nil {
+		m.log.Error("write audit entry", "err", err)
+	}
+}
+
+// auditEntry builds the audit entry of one action and logs it.
+func (m *Master) auditEntry(keyID, source, command string, out *cleanWriter, err error) universe.AuditEntry {
 	e := universe.AuditEntry{
 		Time: m.cfg.Now().UTC(), KeyID: keyID, Source: source,
 		Command: truncate(maskTokens(command), auditCommandBytes), Result: "ok",
@@ -103,9 +111,7 @@ func (m *Master) audit(keyID, source, command string, out *cleanWriter, err erro
 		}
 	}
 	m.log.Info("audit", "key", keyID, "source", source, "command", e.Command, "result", e.Result)
-	if err := m.db.AppendAudit(e); err != nil {
-		m.log.Error("write audit entry", "err", err)
-	}
+	return e
 }
 
 // handleCommandExecute runs a console command and answers when it has

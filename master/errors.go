@@ -20,6 +20,7 @@ const (
 	ctxRetryAfter  = "universe.retryAfter"  // int64 milliseconds, with ERATELIMITED
 	ctxOutput      = "universe.output"      // []string, with a failed console command
 	ctxAuditDetail = "universe.auditDetail" // string: what the audit entry of a change adds to method and path
+	ctxAudited     = "universe.audited"     // bool: the handler wrote the audit entry itself
 )
 
 // statusByCode is the one mapping from error code to HTTP status; any

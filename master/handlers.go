@@ -93,12 +93,17 @@ func (m *Master) handleKeyCreate(c *gin.Context) {
 			return
 		}
 	}
-	k, token, err := m.keys.Create(req.Label, scope, expiresIn)
+	// The key and its audit entry are one transaction.
+	detail := "label=" + req.Label + " scope=" + string(scope)
+	k, token, err := m.keys.CreateAudited(req.Label, scope, expiresIn, func(universe.KeyRecord) universe.AuditEntry {
+		return m.auditEntry(callerKey(c).ID(), "rest", "POST /api/keys "+detail, nil, nil)
+	})
 	if err != nil {
+		c.Set(ctxAuditDetail, detail)
 		fail(c, err)
 		return
 	}
-	c.Set(ctxAuditDetail, "label="+req.Label+" scope="+string(scope))
+	c.Set(ctxAudited, true)
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, api.KeyCreated{Key: keyJSON(k.Record(), m.cfg.Now()), Token: token})
 }

@@ -2,10 +2,12 @@ package master
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -18,13 +20,24 @@ import (
 func (m *Master) requestID(c *gin.Context) {
 	id := c.GetHeader("X-Request-Id")
 	if !saneID(id) {
-		id = fmt.Sprintf("%016x", rand.Uint64())
+		var b [16]byte
+		hexUint64(b[:], rand.Uint64())
+		id = string(b[:])
 	}
 	c.Set(ctxRequestID, id)
 	h := c.Writer.Header()
 	h["X-Request-Id"] = []string{id}
 	h["X-Content-Type-Options"] = []string{"nosniff"}
 	c.Next()
+}
+
+// hexUint64 writes v as 16 lower-case hex digits into b.
+func hexUint64(b []byte, v uint64) {
+	const digits = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[v&0xf]
+		v >>= 4
+	}
 }
 
 func saneID(s string) bool {
@@ -54,13 +67,19 @@ func (m *Master) observe(c *gin.Context) {
 	d := time.Since(start)
 	m.metrics.requests.WithLabelValues(route, method, m.metrics.status(status)).Inc()
 	m.metrics.duration.WithLabelValues(route, method).Observe(d.Seconds())
-	if m.cfg.AccessLog {
+	if m.cfg.AccessLog && m.log.Enabled(c.Request.Context(), slog.LevelInfo) {
 		keyID := "-"
 		if k, ok := c.Get(ctxKey); ok {
 			keyID = k.(*auth.Key).ID()
 		}
-		m.log.Info("request", "method", c.Request.Method, "path", maskTokens(c.Request.URL.Path), "status", status,
-			"duration", d, "key", keyID, "client", m.clientAddr(c).String(), "requestId", c.GetString(ctxRequestID))
+		path := c.Request.URL.Path
+		if strings.Contains(path, auth.TokenPrefix) {
+			path = maskTokens(path)
+		}
+		// LogAttrs: no interface conversions of the attributes.
+		m.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", slog.String("method", c.Request.Method),
+			slog.String("path", path), slog.Int("status", status), slog.Duration("duration", d), slog.String("key", keyID),
+			slog.String("client", m.clientAddr(c).String()), slog.String("requestId", c.GetString(ctxRequestID)))
 	}
 }
 
@@ -74,6 +93,9 @@ func (m *Master) auditWrites(c *gin.Context) {
 		return
 	}
 	c.Next()
+	if c.GetBool(ctxAudited) {
+		return
+	}
 	cmd := c.Request.Method + " " + c.Request.URL.Path
 	if d := c.GetString(ctxAuditDetail); d != "" {
 		cmd += " " + d

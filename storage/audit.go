@@ -15,7 +15,7 @@ var metaAuditBytes = []byte("audit_bytes")
 // AppendAudit stores e with the next sequence number and drops the oldest
 // entries beyond the audit limits (entries and bytes), in one transaction.
 func (db *DB) AppendAudit(e universe.AuditEntry) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error { return db.appendAudit(tx, e) })
+	return db.group.update(func(tx *bolt.Tx) error { return db.appendAudit(tx, e) })
 }
 
 func (db *DB) appendAudit(tx *bolt.Tx, e universe.AuditEntry) error {

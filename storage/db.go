@@ -48,6 +48,7 @@ type DB struct {
 	// of them (oldest dropped first).
 	auditLimit int
 	auditBytes int
+	group      *groupCommit // key and audit writes
 }
 
 // Open creates dir (mode 0700) if needed and opens <dir>/universe.db (mode
@@ -84,7 +85,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("create buckets: %w", err)
 	}
-	return &DB{bolt: b, path: path, auditLimit: 10000, auditBytes: 8 << 20}, nil
+	return &DB{bolt: b, path: path, auditLimit: 10000, auditBytes: 8 << 20, group: &groupCommit{db: b}}, nil
 }
 
 // Path returns the path of the bbolt file.

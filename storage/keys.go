@@ -9,10 +9,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// CreateKey stores k. Returns ECONFLICT if its label or id is taken (labels
-// and ids share one namespace so that "revoke <label|id>" is never ambiguous).
-func (db *DB) CreateKey(k universe.KeyRecord) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+// CreateKey stores k, and the audit entry of its creation when audit is not
+// nil, in one transaction (committed together with writes that arrive at
+// the same time). Returns ECONFLICT if its label or id is taken (labels and
+// ids share one namespace so that "revoke <label|id>" is never ambiguous).
+func (db *DB) CreateKey(k universe.KeyRecord, audit *universe.AuditEntry) error {
+	return db.group.update(func(tx *bolt.Tx) error {
 		labels := tx.Bucket(bucketKeyLabels)
 		keys := tx.Bucket(bucketKeys)
 		if labels.Get([]byte(k.Label)) != nil || keys.Get([]byte(k.Label)) != nil {
@@ -24,7 +26,13 @@ func (db *DB) CreateKey(k universe.KeyRecord) error {
 		if err := labels.Put([]byte(k.Label), []byte(k.ID)); err != nil {
 			return fmt.Errorf("put label: %w", err)
 		}
-		return putKey(tx, &k)
+		if err := putKey(tx, &k); err != nil {
+			return err
+		}
+		if audit != nil {
+			return db.appendAudit(tx, *audit)
+		}
+		return nil
 	})
 }
 

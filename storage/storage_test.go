@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestOpenLockedFailsFast(t *testing.T) {
 func TestKeysCRUD(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, dir)
-	if err := db.CreateKey(rec("k1", "admin")); err != nil {
+	if err := db.CreateKey(rec("k1", "admin"), nil); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -73,7 +74,7 @@ func TestKeysCRUD(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := universe.ErrorCode(db.CreateKey(tt.rec)); got != tt.code {
+			if got := universe.ErrorCode(db.CreateKey(tt.rec, nil)); got != tt.code {
 				t.Fatalf("code %q, want %q", got, tt.code)
 			}
 		})
@@ -89,7 +90,7 @@ func TestKeysCRUD(t *testing.T) {
 		t.Fatalf("delete twice: %q", got)
 	}
 	// Label is free again after delete.
-	if err := db.CreateKey(rec("k5", "ci")); err != nil {
+	if err := db.CreateKey(rec("k5", "ci"), nil); err != nil {
 		t.Fatal(err)
 	}
 	// Everything survives a reopen.
@@ -153,5 +154,47 @@ func TestAuditBoundedInBytes(t *testing.T) {
 	}
 	if got, _ := db.ListAudit(1000); len(got) != 1 || got[0].Command != "huge" {
 		t.Fatalf("after a huge entry: %d entries", len(got))
+	}
+}
+
+// Concurrent key creations share commits; one that conflicts fails alone,
+// and every one that was acknowledged is on disk with its audit entry.
+func TestGroupCommitKeepsEachWriteItsOwn(t *testing.T) {
+	dir := t.TempDir()
+	db, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 64
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			label := fmt.Sprintf("k%d", i/2) // two writers per label: one must lose
+			errs[i] = db.CreateKey(rec(fmt.Sprintf("id%02d", i), label), &universe.AuditEntry{Command: "create " + label + " " + fmt.Sprint(i)})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch universe.ErrorCode(err) {
+		case "":
+			won++
+		case universe.ECONFLICT:
+		default:
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if won != n/2 {
+		t.Fatalf("%d writes won, want %d (one per label)", won, n/2)
+	}
+	_ = db.Close()
+	db = openDB(t, dir)
+	keys, _ := db.ListKeys()
+	audit, _ := db.ListAudit(1000)
+	if len(keys) != n/2 || len(audit) != n/2 {
+		t.Fatalf("after reopening: %d keys, %d audit entries, want %d of each", len(keys), len(audit), n/2)
 	}
 }

@@ -13,7 +13,9 @@ import (
 
 // Store is what the keyring needs of persistence; *storage.DB satisfies it.
 type Store interface {
-	CreateKey(universe.KeyRecord) error
+	// CreateKey stores a key and, when audit is not nil, the audit entry
+	// of its creation, in one transaction.
+	CreateKey(rec universe.KeyRecord, audit *universe.AuditEntry) error
 	DeleteKey(id string) error
 	ListKeys() ([]universe.KeyRecord, error)
 	TouchKeys(map[string]time.Time) error
@@ -87,10 +89,14 @@ type Keyring struct {
 	now   func() time.Time
 
 	writeMu sync.Mutex // serialises writers (store then memory)
-	mu      sync.RWMutex
-	byHash  map[[32]byte]*Key
-	byID    map[string]*Key
-	byLabel map[string]*Key
+	// creating holds the labels and ids of keys being created: Create
+	// reserves them under writeMu, then stores without holding it, so
+	// that concurrent creates share a commit.
+	creating map[string]bool
+	mu       sync.RWMutex
+	byHash   map[[32]byte]*Key
+	byID     map[string]*Key
+	byLabel  map[string]*Key
 
 	flushMu sync.Mutex
 
@@ -147,6 +153,13 @@ func (r *Keyring) insert(k *Key) {
 // never. The key is durable in the store before Create returns.
 // Errors: EINVALID (label, scope), ECONFLICT (label taken).
 func (r *Keyring) Create(label string, scope universe.Scope, expiresIn time.Duration) (*Key, string, error) {
+	return r.CreateAudited(label, scope, expiresIn, nil)
+}
+
+// CreateAudited is Create that stores audit (completed with the new key's
+// id and label by the caller's func) in the same transaction as the key:
+// the key exists if and only if its audit entry does.
+func (r *Keyring) CreateAudited(label string, scope universe.Scope, expiresIn time.Duration, audit func(universe.KeyRecord) universe.AuditEntry) (*Key, string, error) {
 	if err := universe.ValidateLabel(label); err != nil {
 		return nil, "", err
 	}
@@ -157,29 +170,49 @@ func (r *Keyring) Create(label string, scope universe.Scope, expiresIn time.Dura
 		return nil, "", universe.Errorf(universe.EINVALID, "expiry must be positive")
 	}
 	r.writeMu.Lock()
-	defer r.writeMu.Unlock()
-
 	r.mu.RLock()
 	_, labelTaken := r.byLabel[label]
 	_, labelIsID := r.byID[label]
 	r.mu.RUnlock()
-	if labelTaken || labelIsID {
+	if labelTaken || labelIsID || r.creating[label] {
+		r.writeMu.Unlock()
 		return nil, "", universe.Errorf(universe.ECONFLICT, "a key labelled %q exists already", label)
 	}
 	id := r.freshID()
+	for r.creating[id] {
+		id = r.freshID()
+	}
+	if r.creating == nil {
+		r.creating = map[string]bool{}
+	}
+	r.creating[label], r.creating[id] = true, true
+	r.writeMu.Unlock()
+	defer func() {
+		r.writeMu.Lock()
+		delete(r.creating, label)
+		delete(r.creating, id)
+		r.writeMu.Unlock()
+	}()
 	token := NewToken()
 	now := r.now().UTC()
 	rec := universe.KeyRecord{ID: id, Label: label, Scope: scope, Hash: HashToken(token), CreatedAt: now}
 	if expiresIn > 0 {
 		rec.ExpiresAt = now.Add(expiresIn)
 	}
-	if err := r.store.CreateKey(rec); err != nil {
+	var entry *universe.AuditEntry
+	if audit != nil {
+		e := audit(rec)
+		entry = &e
+	}
+	if err := r.store.CreateKey(rec, entry); err != nil {
 		return nil, "", err
 	}
 	k := newKey(rec)
+	r.writeMu.Lock() // in memory before the reservation goes (the deferred func)
 	r.mu.Lock()
 	r.insert(k)
 	r.mu.Unlock()
+	r.writeMu.Unlock()
 	return k, token, nil
 }
 
@@ -193,7 +226,7 @@ func (r *Keyring) IssueInstanceKey(id string) (string, error) {
 	token := NewToken()
 	rec := universe.KeyRecord{ID: kid, Label: "instance." + id + "." + kid, Scope: universe.ScopeInstance,
 		Hash: HashToken(token), CreatedAt: r.now().UTC(), Instance: id}
-	if err := r.store.CreateKey(rec); err != nil {
+	if err := r.store.CreateKey(rec, nil); err != nil {
 		return "", err
 	}
 	k := newKey(rec)

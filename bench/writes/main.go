@@ -1,0 +1,130 @@
+// Command writes measures key creation through the API against raw bbolt
+// on the same disk, in the same process, in paired rounds:
+//
+//	go run ./bench/writes -rounds 5 -seconds 2
+//
+// baseline: one bbolt Update (fsync'd) per key-sized record, one writer.
+// api-1, api-8: POST /api/keys (key and audit entry) from 1 and 8 clients.
+// It prints each round and the medians, with api-1/raw and api-8/api-1.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
+	"github.com/universe-orchestrator/universe/master"
+	bolt "go.etcd.io/bbolt"
+)
+
+func rawRate(dir string, d time.Duration) float64 {
+	db, err := bolt.Open(filepath.Join(dir, "raw.db"), 0o600, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	val := bytes.Repeat([]byte("k"), 300) // about a key record
+	n := 0
+	start := time.Now()
+	for time.Since(start) < d {
+		err := db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("keys"))
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte(strconv.Itoa(n)), val)
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		n++
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func apiRate(url, token string, clients int, d time.Duration, seq *atomic.Int64) float64 {
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	cl := &http.Client{Transport: tr}
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < d {
+				body := fmt.Sprintf(`{"label":"b%d","scope":"PUBLIC"}`, seq.Add(1))
+				req, _ := http.NewRequest("POST", url+"/api/keys", bytes.NewBufferString(body))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := cl.Do(req)
+				if err != nil {
+					log.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					log.Fatalf("create: %d", resp.StatusCode)
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(start).Seconds()
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func main() {
+	supervisor.RunIfChild()
+	rounds := flag.Int("rounds", 5, "paired rounds")
+	seconds := flag.Float64("seconds", 2, "seconds per measurement")
+	flag.Parse()
+	d := time.Duration(*seconds * float64(time.Second))
+	dir, err := os.MkdirTemp("", "universe-writes-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := master.DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.AccessLog = "127.0.0.1:0", filepath.Join(dir, "data"), false
+	m, err := master.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := m.Open(); err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	_, token, err := m.Keyring().Create("bench", universe.ScopeAll, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	url := "http://" + m.Addr()
+	var seq atomic.Int64
+	var raw, one, eight []float64
+	for r := 0; r < *rounds; r++ {
+		_ = os.Remove(filepath.Join(dir, "raw.db"))
+		raw = append(raw, rawRate(dir, d))
+		one = append(one, apiRate(url, token, 1, d, &seq))
+		eight = append(eight, apiRate(url, token, 8, d, &seq))
+		fmt.Printf("round %d: raw bbolt %.0f tx/s, POST /api/keys 1 client %.0f/s, 8 clients %.0f/s\n", r+1, raw[r], one[r], eight[r])
+	}
+	fmt.Printf("median: raw %.0f tx/s; api-1 %.0f/s (%.2f of raw; goal >= 0.8); api-8 %.0f/s (%.2f x api-1; goal >= 2)\n",
+		median(raw), median(one), median(one)/median(raw), median(eight), median(eight)/median(one))
+}
