@@ -12,10 +12,12 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -72,6 +74,7 @@ func apiRate(url, token string, clients int, d time.Duration, seq *atomic.Int64)
 				if err != nil {
 					log.Fatal(err)
 				}
+				_, _ = io.Copy(io.Discard, resp.Body) // read to the end: the connection is reused
 				resp.Body.Close()
 				if resp.StatusCode != 201 {
 					log.Fatalf("create: %d", resp.StatusCode)
@@ -94,6 +97,7 @@ func main() {
 	supervisor.RunIfChild()
 	rounds := flag.Int("rounds", 5, "paired rounds")
 	seconds := flag.Float64("seconds", 2, "seconds per measurement")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the 1-client API runs")
 	flag.Parse()
 	d := time.Duration(*seconds * float64(time.Second))
 	dir, err := os.MkdirTemp("", "universe-writes-")
@@ -121,7 +125,14 @@ func main() {
 	for r := 0; r < *rounds; r++ {
 		_ = os.Remove(filepath.Join(dir, "raw.db"))
 		raw = append(raw, rawRate(dir, d))
+		if *cpuprofile != "" {
+			f, _ := os.Create(*cpuprofile)
+			_ = pprof.StartCPUProfile(f)
+		}
 		one = append(one, apiRate(url, token, 1, d, &seq))
+		if *cpuprofile != "" {
+			pprof.StopCPUProfile()
+		}
 		eight = append(eight, apiRate(url, token, 8, d, &seq))
 		fmt.Printf("round %d: raw bbolt %.0f tx/s, POST /api/keys 1 client %.0f/s, 8 clients %.0f/s\n", r+1, raw[r], one[r], eight[r])
 	}
