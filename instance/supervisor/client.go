@@ -103,7 +103,8 @@ func Start(command []string, dir string, spec Spec, opt Options) (*Client, error
 	if err := cmd.Start(); err != nil {
 		return nil, universe.Errorf(universe.EINTERNAL, "start supervisor: %v", err)
 	}
-	go reap(cmd) // when it ends while the master runs
+	spid := cmd.Process.Pid // reap releases cmd.Process
+	go reap(cmd)            // when it ends while the master runs
 	go func() {
 		_ = json.NewEncoder(in).Encode(spec)
 		_ = in.Close()
@@ -118,7 +119,7 @@ func Start(command []string, dir string, spec Spec, opt Options) (*Client, error
 	select {
 	case line = <-answer:
 	case <-time.After(startTimeout):
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(spid, syscall.SIGKILL)
 		return nil, universe.Errorf(universe.EUNAVAILABLE, "the supervisor did not start within %s", startTimeout)
 	}
 	switch {
@@ -134,7 +135,7 @@ func Start(command []string, dir string, spec Spec, opt Options) (*Client, error
 		return exited(dir, opt), nil
 	}
 	if cl != nil {
-		cl.spid = cmd.Process.Pid
+		cl.spid = spid
 	}
 	return cl, err
 }

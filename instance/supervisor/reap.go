@@ -13,6 +13,7 @@ import (
 // the runtime's poller wakes us when it exits; then waitid reaps it. The
 // pipes os/exec would close in Wait are closed by the caller. Without
 // pidfds (Linux before 5.10) it falls back to cmd.Wait.
+// The caller must not use cmd.Process once reap runs: it is released.
 func reap(cmd *exec.Cmd) {
 	pid := cmd.Process.Pid
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
