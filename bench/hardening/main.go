@@ -174,13 +174,14 @@ func slowbody(clients int, wait time.Duration) {
 	defer b.close()
 	addr := strings.TrimPrefix(b.url, "http://")
 	conns := make([]net.Conn, 0, clients)
+	setup := time.Now()
 	for i := 0; i < clients; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			log.Fatalf("dial %d: %v", i, err)
 		}
 		auth := ""
-		if i%100 != 0 { // a few without a token: more would have the address throttled (429 at once)
+		if i%200 != 0 { // a few without a token: more than the failed-auth throttle allows (20/s) would get the address 429s at once
 			auth = "Authorization: Bearer " + b.token + "\r\n"
 		}
 		fmt.Fprintf(c, "POST /api/keys HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n%s\r\n", auth)
@@ -207,30 +208,46 @@ func slowbody(clients int, wait time.Duration) {
 			}
 		}()
 	}
+	setupTook := time.Since(setup)
 	time.Sleep(wait)
 	// A connection the master closed reads EOF (after its answer).
-	open := 0
+	// All at once: a connection still open does not answer within the
+	// deadline (checking them one after another would let time pass).
+	var open atomic.Int64
+	var amu sync.Mutex
+	answers := map[string]int{}
+	var cw sync.WaitGroup
+	deadline := time.Now().Add(500 * time.Millisecond)
 	for _, c := range conns {
-		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		br := bufio.NewReader(c)
-		closed := false
-		for {
-			_, err := br.ReadByte()
-			if err != nil {
-				closed = !isTimeout(err)
-				break
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			_ = c.SetReadDeadline(deadline)
+			br := bufio.NewReader(c)
+			if line, err := br.ReadString('\n'); err == nil {
+				amu.Lock()
+				answers[strings.TrimSpace(line)]++
+				amu.Unlock()
 			}
-		}
-		if !closed {
-			open++
-		}
+			for {
+				if _, err := br.ReadByte(); err != nil {
+					if isTimeout(err) {
+						open.Add(1)
+					}
+					return
+				}
+			}
+		}()
 	}
+	cw.Wait()
+	fmt.Printf("slowbody: answers seen: %v\n", answers)
 	close(stop)
 	for _, c := range conns {
 		_ = c.Close()
 	}
 	wg.Wait()
-	fmt.Printf("slowbody: %d clients trickling 1 byte/s (1 in 100 without a token); after %s the master holds %d of their connections (goal: 0)\n", clients, wait, open)
+	fmt.Printf("slowbody: %d clients trickling 1 byte/s (1 in 200 without a token), started within %s; %s after the last started, the master holds %d of their connections (goal: 0)\n",
+		clients, setupTook.Round(time.Millisecond), wait, open.Load())
 }
 
 func isTimeout(err error) bool {
