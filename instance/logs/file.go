@@ -66,16 +66,23 @@ func (r *rotator) failed(err error) error {
 	return lost
 }
 
-func openRotator(dir string, max int64, count, keep, keepBytes int) (*rotator, []api.LogLine, error) {
+// openRotator opens the log files of dir and returns the sequence number
+// of their last record (0: none), reading only that record.
+func openRotator(dir string, max int64, count int) (*rotator, uint64, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create log dir: %w", err)
+		return nil, 0, fmt.Errorf("create log dir: %w", err)
 	}
-	old := loadTail(dir, count, keep, keepBytes)
 	r := &rotator{dir: dir, max: max, count: count}
-	if err := r.open(); err != nil {
-		return nil, nil, err
+	var last uint64
+	for i := 0; i < count && last == 0; i++ {
+		if lines, _ := readTail(r.path(i), maxRecord); len(lines) > 0 {
+			last = lines[len(lines)-1].Seq
+		}
 	}
-	return r, old, nil
+	if err := r.open(); err != nil {
+		return nil, 0, err
+	}
+	return r, last, nil
 }
 
 func (r *rotator) path(i int) string {

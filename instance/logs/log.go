@@ -83,6 +83,10 @@ type Log struct {
 	// published is the last seq subscribers were told about (as a line or
 	// a gap): every method that numbers lines publishes before it returns.
 	published uint64
+	// unloaded is the last seq of the lines in the file that are not in
+	// the ring yet (0: none): Open reads only the file's last record, and
+	// the ring is filled from the file when it is first read.
+	unloaded uint64
 	subs      map[*Sub]struct{}
 	file      *rotator
 	dir       string
@@ -118,16 +122,13 @@ func Open(dir string, opt Options) (*Log, error) {
 	l := &Log{opt: opt, next: 1, dir: dir, subs: map[*Sub]struct{}{}, tokens: float64(opt.LineRate), last: opt.Now(),
 		ring: ring{maxLines: opt.RingLines, maxBytes: opt.RingBytes}}
 	if dir != "" {
-		f, old, err := openRotator(dir, opt.FileBytes, opt.FileCount, opt.RingLines, opt.RingBytes)
+		f, last, err := openRotator(dir, opt.FileBytes, opt.FileCount)
 		if err != nil {
 			return nil, err
 		}
 		l.file = f
-		for _, ln := range old {
-			l.push(ln)
-		}
-		if len(old) > 0 {
-			l.next = old[len(old)-1].Seq + 1
+		if last > 0 {
+			l.next, l.unloaded = last+1, last
 		}
 	}
 	if l.next < opt.MinNext {
@@ -267,6 +268,29 @@ func (l *Log) catchUpLocked(to uint64) {
 
 // push stores one line in the ring. Caller holds mu (or owns l).
 func (l *Log) push(ln api.LogLine) { l.ring.push(ln) }
+
+// loadLocked fills the ring with the newest lines of the file that are not
+// in it yet, older than those it has. Caller holds mu.
+func (l *Log) loadLocked() {
+	if l.unloaded == 0 {
+		return
+	}
+	old := loadTail(l.dir, l.opt.FileCount, l.opt.RingLines, l.opt.RingBytes)
+	newer := make([]api.LogLine, 0, l.ring.len())
+	for i := 0; i < l.ring.len(); i++ {
+		newer = append(newer, l.ring.at(i))
+	}
+	l.ring = ring{maxLines: l.opt.RingLines, maxBytes: l.opt.RingBytes}
+	for _, ln := range old {
+		if ln.Seq <= l.unloaded {
+			l.ring.push(ln)
+		}
+	}
+	for _, ln := range newer {
+		l.ring.push(ln)
+	}
+	l.unloaded = 0
+}
 
 // Write appends lines of one stream (stdout or stderr), subject to the line
 // rate: lines over it are dropped and reported by a system line. It never
@@ -472,6 +496,7 @@ func (l *Log) flushFile() {
 func (l *Log) Last(n, maxBytes int) (lines []api.LogLine, total uint64, omitted int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.loadLocked()
 	start := l.ring.tail(n, maxBytes)
 	out := make([]api.LogLine, 0, l.ring.len()-start)
 	for i := start; i < l.ring.len(); i++ {

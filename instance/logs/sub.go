@@ -56,6 +56,7 @@ type Position struct {
 func (l *Log) Subscribe(p Position) (*Sub, []Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.loadLocked()
 	s := &Sub{log: l, limit: l.opt.SubBuffer, maxBytes: l.opt.SubBytes, notify: make(chan struct{}, 1)}
 	last := l.next - 1
 	var backlog []Event
