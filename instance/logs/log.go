@@ -87,10 +87,10 @@ type Log struct {
 	// the ring yet (0: none): Open reads only the file's last record, and
 	// the ring is filled from the file when it is first read.
 	unloaded uint64
-	subs      map[*Sub]struct{}
-	file      *rotator
-	dir       string
-	done      bool
+	subs     map[*Sub]struct{}
+	file     *rotator
+	dir      string
+	done     bool
 
 	// While another process (the instance's supervisor) owns the file, the
 	// log is external: lines arrive numbered through Append, and system
