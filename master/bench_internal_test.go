@@ -106,37 +106,7 @@ func BenchmarkNodeThroughput(b *testing.B) {
 		{"ALL", m.engine, admin},
 		{"PUBLIC", m.engine, public},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv := &http.Server{Handler: bc.handler}
-			go func() { _ = srv.Serve(ln) }()
-			defer srv.Close()
-			req := "GET /api/node HTTP/1.1\r\nHost: bench\r\n"
-			if bc.token != "" {
-				req += "Authorization: Bearer " + bc.token + "\r\n"
-			}
-			req += "\r\n"
-			b.SetParallelism(4)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				conn, err := net.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer conn.Close()
-				rc := newRawClient(conn, req)
-				for pb.Next() {
-					if status, err := rc.roundTrip(); err != nil || status != 200 {
-						b.Errorf("status %d, %v", status, err)
-						return
-					}
-				}
-			})
-		})
+		b.Run(bc.name, func(b *testing.B) { serveLoopback(b, bc.handler, bc.token, 4) })
 	}
 }
 
@@ -197,36 +167,41 @@ func BenchmarkNodeVsBareGin(b *testing.B) {
 		{"bare", bare, ""},
 		{"default", m.engine, admin},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv := &http.Server{Handler: bc.handler}
-			go func() { _ = srv.Serve(ln) }()
-			defer srv.Close()
-			req := "GET /api/node HTTP/1.1\r\nHost: bench\r\n"
-			if bc.token != "" {
-				req += "Authorization: Bearer " + bc.token + "\r\n"
-			}
-			req += "\r\n"
-			b.SetParallelism(32 / max(1, runtime.GOMAXPROCS(0)))
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				conn, err := net.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer conn.Close()
-				rc := newRawClient(conn, req)
-				for pb.Next() {
-					if status, err := rc.roundTrip(); err != nil || status != 200 {
-						b.Errorf("status %d, %v", status, err)
-						return
-					}
-				}
-			})
-		})
+		b.Run(bc.name, func(b *testing.B) { serveLoopback(b, bc.handler, bc.token, 32/max(1, runtime.GOMAXPROCS(0))) })
 	}
+}
+
+// serveLoopback serves handler on a loopback port and measures GET
+// /api/node (with token, when set) from parallelism×GOMAXPROCS keep-alive
+// connections.
+func serveLoopback(b *testing.B, handler http.Handler, token string, parallelism int) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	req := "GET /api/node HTTP/1.1\r\nHost: bench\r\n"
+	if token != "" {
+		req += "Authorization: Bearer " + token + "\r\n"
+	}
+	req += "\r\n"
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer conn.Close()
+		rc := newRawClient(conn, req)
+		for pb.Next() {
+			if status, err := rc.roundTrip(); err != nil || status != 200 {
+				b.Errorf("status %d, %v", status, err)
+				return
+			}
+		}
+	})
 }
