@@ -72,6 +72,16 @@ func startChildMaster(t *testing.T, dir string, port int, extra ...string) *chil
 			_ = cmd.Process.Kill()
 		}
 		killSupervisorsUnder(dir)
+		if t.Failed() { // what the master and the supervisors said
+			if b, err := os.ReadFile(filepath.Join(dir, "master.log")); err == nil {
+				t.Logf("master.log:\n%s", tail(string(b), 60))
+			}
+			logs, _ := filepath.Glob(filepath.Join(dir, "instances", "*", "instance.log"))
+			for _, f := range logs {
+				b, _ := os.ReadFile(f)
+				t.Logf("%s:\n%s", f, tail(string(b), 30))
+			}
+		}
 	})
 	waitFor(t, "the child master to answer", 20*time.Second, func() bool {
 		resp, err := http.Get(cm.base + "/api/ping")
@@ -322,4 +332,13 @@ func killSupervisorsUnder(dir string) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
