@@ -250,3 +250,36 @@ func TestAuditFloodAndRESTChanges(t *testing.T) {
 		}
 	}
 }
+
+// Output over the line rate is dropped before it is copied, and every
+// dropped line is counted in a system line: kept + dropped = written.
+func TestThrottledOutputIsCounted(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.InstanceLog.LineRate = 200 })
+	e.putConfig("flood", map[string]any{"command": `yes | head -n 20000; echo done > done.txt; exec sleep 60`,
+		"availablePorts": map[string]int{"min": 21840, "max": 21849}, "stopTimeoutSeconds": 1})
+	id := e.create("flood").ID
+	var entries api.LogEntries
+	dropped := 0
+	waitUntil(t, "the drop report", 15*time.Second, func() bool {
+		_ = json.Unmarshal([]byte(readAll(e.do("GET", "/api/instances/"+id+"/logs?lines=10000&format=entries", e.admin, ""))), &entries)
+		dropped = 0
+		for _, l := range entries.Entries {
+			var n int
+			if _, err := fmt.Sscanf(l.Line, "output throttled: %d lines dropped", &n); err == nil && l.Stream == "system" {
+				dropped += n
+			}
+		}
+		_, err := os.Stat(filepath.Join(e.m.Config().DataDir, "running", id, "done.txt"))
+		return err == nil && dropped > 0 && kept(entries)+dropped == 20000
+	})
+}
+
+func kept(l api.LogEntries) int {
+	n := 0
+	for _, e := range l.Entries {
+		if e.Stream == "stdout" && e.Line == "y" {
+			n++
+		}
+	}
+	return n
+}

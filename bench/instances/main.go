@@ -336,6 +336,60 @@ func rss() uint64 {
 	return pages * uint64(os.Getpagesize())
 }
 
+// flood measures an instance writing -mb MB of "y" lines (yes | head -c)
+// with the default line-rate limit, against the same command writing to
+// /dev/null, in paired rounds (goal: <= 2x).
+func flood(args []string) {
+	fs := flag.NewFlagSet("flood", flag.ExitOnError)
+	mb := fs.Int("mb", 500, "MB the process writes")
+	rounds := fs.Int("rounds", 5, "paired rounds")
+	_ = fs.Parse(args)
+	// The time goes to a file: a line could be dropped by the throttle.
+	script := fmt.Sprintf(`s=$(date +%%s%%N); yes | head -c %d000000; e=$(date +%%s%%N); echo "elapsed $((e-s))" >elapsed.txt`, *mb)
+	elapsedOf := func(out string) time.Duration {
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "elapsed "); ok {
+				ns, _ := strconv.ParseInt(v, 10, 64)
+				return time.Duration(ns)
+			}
+		}
+		log.Fatalf("no elapsed line in %q", out)
+		return 0
+	}
+	var ratios []float64
+	for r := 0; r < *rounds; r++ {
+		tmp, _ := os.MkdirTemp("", "flood-")
+		c := exec.Command("/bin/sh", "-c", "{ "+script+"; } >/dev/null")
+		c.Dir = tmp
+		c.Stdout = io.Discard
+		if err := c.Run(); err != nil {
+			log.Fatal(err)
+		}
+		got, _ := os.ReadFile(filepath.Join(tmp, "elapsed.txt"))
+		_ = os.RemoveAll(tmp)
+		direct := elapsedOf(string(got))
+		b := start(0) // the default line rate
+		b.do("PUT", "/api/configurations/fl", api.Configuration{Command: "sleep 0.3; " + script, AvailablePorts: api.Ports{Min: 20000, Max: 20010}})
+		info := b.create("fl")
+		var inst time.Duration
+		for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			var cur api.InstanceInfo
+			_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID, nil), &cur)
+			if cur.State != "OFFLINE" {
+				continue
+			}
+			got, _ := os.ReadFile(filepath.Join(b.m.Config().DataDir, "running", info.ID, "elapsed.txt"))
+			inst = elapsedOf(string(got))
+			break
+		}
+		b.close()
+		ratios = append(ratios, inst.Seconds()/direct.Seconds())
+		fmt.Printf("round %d: %d MB to /dev/null %s, through an instance %s: %.2fx\n", r+1, *mb, direct.Round(time.Millisecond), inst.Round(time.Millisecond), ratios[r])
+	}
+	sort.Float64s(ratios)
+	fmt.Printf("median %.2fx (range %.2f-%.2f; goal <= 2x)\n", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+}
+
 // threads is the number of OS threads of this process.
 func threads() int {
 	b, _ := os.ReadFile("/proc/self/status")
@@ -390,6 +444,8 @@ func main() {
 		log.Fatal("usage: instances latency|throughput|create|memory [flags]")
 	}
 	switch os.Args[1] {
+	case "flood":
+		flood(os.Args[2:])
 	case "latency":
 		latency(os.Args[2:])
 	case "throughput":

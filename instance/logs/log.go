@@ -305,36 +305,71 @@ func (l *Log) Write(stream string, lines []string) {
 		return
 	}
 	now := l.opt.Now()
-	ts := now.UnixMilli()
-	accepted := lines
-	if l.opt.LineRate > 0 {
-		l.refill(now)
-		n := len(lines)
-		if float64(n) > l.tokens {
-			n = int(l.tokens)
-		}
-		l.tokens -= float64(n)
-		if n < len(lines) {
-			accepted = lines[:n]
-			d := len(lines) - n
-			if l.dropped == 0 {
-				// first drop of a run: say so within a second, also if the
-				// output stops
-				l.dropTimer = time.AfterFunc(time.Second, l.Flush)
-				l.dropReport = now
-			}
-			l.dropped += d
-			l.opt.OnDropped("throttled", d)
-		}
+	l.writeLocked(stream, lines[:l.admitLocked(len(lines), now)], now)
+}
+
+// Admit takes n lines through the line-rate throttle before they are
+// written: it returns how many may be kept (the first ones), and counts the
+// rest as dropped, to be reported like any throttled line. The kept ones
+// go to WriteAdmitted. A reader asks before it makes strings of its
+// lines, so that dropping costs no copy.
+func (l *Log) Admit(n int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return 0
 	}
-	for _, s := range accepted {
+	return l.admitLocked(n, l.opt.Now())
+}
+
+// WriteAdmitted appends lines that Admit let through.
+func (l *Log) WriteAdmitted(stream string, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return
+	}
+	l.writeLocked(stream, lines, l.opt.Now())
+}
+
+// admitLocked is the token bucket over stdout+stderr lines. Caller holds mu.
+func (l *Log) admitLocked(n int, now time.Time) int {
+	if l.opt.LineRate <= 0 || n == 0 {
+		return n
+	}
+	l.refill(now)
+	k := n
+	if float64(k) > l.tokens {
+		k = int(l.tokens)
+	}
+	l.tokens -= float64(k)
+	if d := n - k; d > 0 {
+		if l.dropped == 0 {
+			// first drop of a run: say so within a second, also if the
+			// output stops
+			l.dropTimer = time.AfterFunc(time.Second, l.Flush)
+			l.dropReport = now
+		}
+		l.dropped += d
+		l.opt.OnDropped("throttled", d)
+	}
+	return k
+}
+
+// writeLocked numbers and stores admitted lines. Caller holds mu.
+func (l *Log) writeLocked(stream string, lines []string, now time.Time) {
+	ts := now.UnixMilli()
+	for _, s := range lines {
 		l.appendLocked(api.LogLine{Seq: l.next, TS: ts, Stream: stream, Line: s})
 	}
 	if l.dropped > 0 && now.Sub(l.dropReport) >= time.Second {
 		l.reportDropped(ts)
 	}
 	l.publish()
-	l.opt.OnLines(len(accepted))
+	l.opt.OnLines(len(lines))
 }
 
 func (l *Log) refill(now time.Time) {

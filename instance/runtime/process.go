@@ -21,6 +21,10 @@ const stdinTimeout = 5 * time.Second
 // hold two, so it is small; long lines are assembled across reads.
 var readBuffer = 16 << 10
 
+// maxReadBuffer is what a reader's buffer grows to while its stream keeps
+// filling it.
+const maxReadBuffer = 256 << 10
+
 // drainTimeout bounds reading output after the process group is gone (a
 // descendant in another session may still hold the pipes).
 const drainTimeout = 2 * time.Second
@@ -92,7 +96,7 @@ func (ProcessRuntime) Start(spec Spec) (Process, error) {
 	}{{outR, "stdout"}, {errR, "stderr"}} {
 		go func() {
 			defer p.readers.Done()
-			readLines(r.f, r.stream, spec.Output)
+			readLines(r.f, r.stream, spec.Output, spec.Admit)
 		}()
 	}
 	go p.wait(outR, errR, spec.Subreaper)
@@ -158,8 +162,10 @@ func (p *proc) wait(outR, errR *os.File, subreaper bool) {
 }
 
 // readLines splits the output of one stream into lines and hands them out
-// a read at a time, until f ends; then it closes f.
-func readLines(f *os.File, stream string, out func(string, []string)) {
+// a read at a time, until f ends; then it closes f. With admit, the
+// complete lines of a read that it does not admit are skipped before any
+// copy is made of them.
+func readLines(f *os.File, stream string, out func(string, []string), admit func(int) int) {
 	defer f.Close()
 	buf := make([]byte, readBuffer) // on the heap: a constant size would put it on the stack and grow it
 	var (
@@ -168,14 +174,35 @@ func readLines(f *os.File, stream string, out func(string, []string)) {
 	)
 	for {
 		n, err := f.Read(buf)
+		if n == len(buf) && len(buf) < maxReadBuffer {
+			// A busy stream: fewer, larger reads (an idle one keeps the
+			// small buffer). The next read fills the new one.
+			grown := make([]byte, 4*len(buf))
+			copy(grown, buf[:n])
+			buf = grown
+		}
 		if n > 0 {
 			lines = lines[:0]
 			data := buf[:n]
+			keep := -1 // lines of this read still admitted (-1: all)
+			if admit != nil {
+				keep = admit(bytes.Count(data, nl))
+			}
 			for {
+				if keep == 0 {
+					// The rest of the complete lines are dropped: skipped at
+					// once, not line by line, and never copied.
+					if j := bytes.LastIndexByte(data, '\n'); j >= 0 {
+						carry = carry[:0]
+						data = data[j+1:]
+					}
+					break
+				}
 				i := bytes.IndexByte(data, '\n')
 				if i < 0 {
 					break
 				}
+				keep--
 				seg := data[:i]
 				if len(carry) > 0 {
 					carry = append(carry, seg...)
@@ -203,6 +230,8 @@ func readLines(f *os.File, stream string, out func(string, []string)) {
 		}
 	}
 }
+
+var nl = []byte{'\n'}
 
 // splitLine appends line, cut into pieces of at most MaxLine bytes.
 func splitLine(lines []string, line []byte) []string {

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -114,5 +115,43 @@ func TestNoOrphans(t *testing.T) {
 			t.Fatalf("child %d outlived its shell", pid)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Admit is asked before lines are copied: only the lines it admits arrive,
+// the first of each read, in order, whole; the others are skipped.
+func TestAdmitDropsBeforeCopying(t *testing.T) {
+	c := &collected{}
+	var mu sync.Mutex
+	asked, admitted := 0, 0
+	admit := func(n int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		asked += n
+		k := min(n, 3) // three lines of each read
+		admitted += k
+		return k
+	}
+	p, err := runtime.ProcessRuntime{}.Start(runtime.Spec{Dir: t.TempDir(), Env: []string{},
+		Command: `i=0; while [ $i -lt 5000 ]; do echo "line $i"; i=$((i+1)); done`, Output: c.out, Admit: admit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, p)
+	c.mu.Lock()
+	out := c.lines["stdout"]
+	c.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	if asked != 5000 || len(out) != admitted || admitted == 0 || admitted == 5000 {
+		t.Fatalf("asked about %d lines, admitted %d, got %d", asked, admitted, len(out))
+	}
+	last := -1
+	for _, l := range out {
+		n, err := strconv.Atoi(strings.TrimPrefix(l, "line "))
+		if err != nil || n <= last {
+			t.Fatalf("line %q after %d: not whole or out of order", l, last)
+		}
+		last = n
 	}
 }

@@ -27,6 +27,11 @@ type Spec struct {
 	// order per stream. It is called from the runtime's reader goroutines
 	// and must not block for long: the process waits meanwhile.
 	Output func(stream string, lines []string)
+	// Admit, when set, is asked before the lines of each read are made
+	// into strings: of n complete lines it returns how many may be kept
+	// (the first ones); the rest are dropped without being copied (the
+	// line-rate throttle, counted in the log).
+	Admit func(n int) int
 	// Name names the process for runtimes that show it (the tmux or screen
 	// session), StateDir is a private directory for the runtime's files.
 	Name     string

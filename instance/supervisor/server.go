@@ -135,8 +135,9 @@ func start(dir string, spec Spec) (*server, error) {
 	lg := s.log
 	rs.Output = func(stream string, lines []string) {
 		<-started
-		lg.Write(stream, lines)
+		lg.WriteAdmitted(stream, lines)
 	}
+	rs.Admit = lg.Admit // dropped lines are never made into strings
 	p, err := rt.Start(rs)
 	if err != nil {
 		s.abort()
