@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,6 +273,23 @@ func TestThrottledOutputIsCounted(t *testing.T) {
 		}
 		_, err := os.Stat(filepath.Join(e.m.Config().DataDir, "running", id, "done.txt"))
 		return err == nil && dropped > 0 && kept(entries)+dropped == 20000
+	}, func() string {
+		seqs := map[uint64]int{}
+		var sys []string
+		for _, l := range entries.Entries {
+			seqs[l.Seq]++
+			if l.Stream == "system" {
+				sys = append(sys, fmt.Sprintf("%d:%s", l.Seq, l.Line))
+			}
+		}
+		dups := 0
+		for _, n := range seqs {
+			if n > 1 {
+				dups++
+			}
+		}
+		return fmt.Sprintf("kept %d, dropped %d, %d entries, %d duplicate seqs, first %d last %d, system: %v", kept(entries), dropped,
+			len(entries.Entries), dups, entries.Entries[0].Seq, entries.Entries[len(entries.Entries)-1].Seq, sys)
 	})
 }
 
@@ -282,4 +301,33 @@ func kept(l api.LogEntries) int {
 		}
 	}
 	return n
+}
+
+// An instance's process starts with the default signal dispositions: it is
+// not left ignoring SIGPIPE, SIGINT or SIGHUP because its supervisor
+// ignores them.
+func TestInstanceSignalsAreDefault(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("sig", map[string]any{"command": `grep SigIgn /proc/$$/status; exec sleep 60`,
+		"availablePorts": map[string]int{"min": 21850, "max": 21859}, "stopTimeoutSeconds": 1})
+	id := e.create("sig").ID
+	var line string
+	waitUntil(t, "the SigIgn line", 10*time.Second, func() bool {
+		for _, l := range strings.Split(readAll(e.do("GET", "/api/instances/"+id+"/logs", e.admin, "")), `"`) {
+			if strings.HasPrefix(l, "SigIgn:") {
+				line = l
+				return true
+			}
+		}
+		return false
+	})
+	mask, err := strconv.ParseUint(strings.TrimSpace(strings.ReplaceAll(strings.TrimPrefix(line, "SigIgn:"), `\t`, "")), 16, 64)
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE} {
+		if mask&(1<<(uint(sig)-1)) != 0 {
+			t.Errorf("the instance ignores %v (SigIgn %s)", sig, line)
+		}
+	}
 }

@@ -24,12 +24,18 @@ func fastBackoff(c *master.Config) {
 	c.Resync = 200 * time.Millisecond
 }
 
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+// waitUntil polls cond until it holds; past d the test fails, saying what
+// it waited for and what the optional state funcs tell.
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool, state ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			msg := "timed out waiting for " + what
+			for _, s := range state {
+				msg += "; " + s()
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -48,7 +48,15 @@ func Main(args []string) int {
 		return 2
 	}
 	debug.SetGCPercent(50) // a small heap: many supervisors run side by side
-	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+	// Caught and dropped, not ignored: an ignored signal stays ignored in
+	// the process the supervisor starts (exec keeps SIG_IGN), which would
+	// then not die of SIGPIPE, nor stop on SIGINT.
+	shrug := make(chan os.Signal, 8)
+	signal.Notify(shrug, syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+	go func() {
+		for range shrug {
+		}
+	}()
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	var spec Spec
