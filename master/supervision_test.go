@@ -137,12 +137,7 @@ func TestInstanceKeyAccessMatrix(t *testing.T) {
 	e.putConfig("keyed", map[string]any{"command": `printf %s "$UNIVERSE_API_KEY" > key.txt; exec sleep 60`,
 		"availablePorts": map[string]int{"min": 21690, "max": 21699}, "stopTimeoutSeconds": 1})
 	own, other := e.create("keyed"), e.create("keyed")
-	var token string
-	waitUntil(t, "the key file", 5*time.Second, func() bool {
-		b, err := os.ReadFile(filepath.Join(e.m.Config().DataDir, "running", own.ID, "key.txt"))
-		token = string(b)
-		return err == nil && strings.HasPrefix(token, "unv_")
-	})
+	token := e.instanceToken(own.ID)
 	cases := []struct {
 		method, path, body string
 		want               int

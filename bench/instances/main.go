@@ -188,16 +188,7 @@ func throughput(args []string) {
 	loop := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo "[12:00:00 INFO]: player$i joined the game at world spawn"; i=$((i+1)); done`, *n)
 	// The process times its own writing and reports it on stderr.
 	script := `s=$(date +%s%N); ` + loop + `; e=$(date +%s%N); echo "elapsed $((e-s))" >&2`
-	elapsed := func(out string) time.Duration {
-		for _, l := range strings.Split(out, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "elapsed "); ok {
-				ns, _ := strconv.ParseInt(v, 10, 64)
-				return time.Duration(ns)
-			}
-		}
-		log.Fatalf("no elapsed line in %q", out)
-		return 0
-	}
+	elapsed := elapsedIn
 	var ratios []float64
 	for r := 0; r < *rounds; r++ {
 		out, err := exec.Command("/bin/sh", "-c", "exec 3>&1; { "+script+"; } 2>&1 >/dev/null").Output()
@@ -336,6 +327,18 @@ func rss() uint64 {
 	return pages * uint64(os.Getpagesize())
 }
 
+// elapsedIn reads the "elapsed <ns>" line a benchmarked command prints.
+func elapsedIn(out string) time.Duration {
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "elapsed "); ok {
+			ns, _ := strconv.ParseInt(v, 10, 64)
+			return time.Duration(ns)
+		}
+	}
+	log.Fatalf("no elapsed line in %q", out)
+	return 0
+}
+
 // flood measures an instance writing -mb MB of "y" lines (yes | head -c)
 // with the default line-rate limit, against the same command writing to
 // /dev/null, in paired rounds (goal: <= 2x).
@@ -346,16 +349,7 @@ func flood(args []string) {
 	_ = fs.Parse(args)
 	// The time goes to a file: a line could be dropped by the throttle.
 	script := fmt.Sprintf(`s=$(date +%%s%%N); yes | head -c %d000000; e=$(date +%%s%%N); echo "elapsed $((e-s))" >elapsed.txt`, *mb)
-	elapsedOf := func(out string) time.Duration {
-		for _, l := range strings.Split(out, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "elapsed "); ok {
-				ns, _ := strconv.ParseInt(v, 10, 64)
-				return time.Duration(ns)
-			}
-		}
-		log.Fatalf("no elapsed line in %q", out)
-		return 0
-	}
+	elapsedOf := elapsedIn
 	var ratios []float64
 	for r := 0; r < *rounds; r++ {
 		tmp, _ := os.MkdirTemp("", "flood-")
