@@ -49,4 +49,10 @@ r=1; while [ $r -le "$ROUNDS" ]; do
   r=$((r+1))
 done
 [ -z "${KEEP:-}" ] || { echo "left running in $dir"; exit 0; }
-pkill -TERM -f "$bin master"; sleep 3; rm -rf "$dir"
+# Graceful stop: SIGTERM until the master has stopped every instance and exited.
+mp=$(pgrep -f "$bin master" | head -n 1)
+s=$(date +%s%N); kill -TERM "$mp"
+while kill -0 "$mp" 2>/dev/null; do sleep 0.005; done
+e=$(date +%s%N)
+echo "graceful stop of the master with $N instances: $(( (e-s)/1000000 )) ms, $(pgrep -c -f "$dir/universe[-a-z]* supervise" || true) supervisors left"
+rm -rf "$dir"

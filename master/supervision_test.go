@@ -472,3 +472,40 @@ func TestLegacyFoldersMoveIntoData(t *testing.T) {
 		t.Fatalf("configuration not moved: %v", err)
 	}
 }
+
+// Descendants that are re-parented to the supervisor and exit while the
+// instance runs are reaped as they go: no zombies pile up.
+func TestOrphansAreReaped(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("orphans", map[string]any{"command": `i=0; while [ $i -lt 20 ]; do sh -c 'sleep 0.05 &'; i=$((i+1)); done; sleep 0.5; echo spawned; exec sleep 60`,
+		"availablePorts": map[string]int{"min": 21860, "max": 21869}, "stopTimeoutSeconds": 1})
+	info := e.create("orphans")
+	waitUntil(t, "the orphans", 10*time.Second, func() bool {
+		return strings.Contains(readAll(e.do("GET", "/api/instances/"+info.ID+"/logs", e.admin, "")), "spawned")
+	})
+	shell := int(*e.info(info.ID).ProcessPid)
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(shell) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
+	supervisor := f[1]
+	zombies := func() int {
+		n := 0
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			s := string(st)
+			rest := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+			if len(rest) > 1 && rest[1] == supervisor && rest[0] == "Z" {
+				n++
+			}
+		}
+		return n
+	}
+	waitUntil(t, "no zombies under the supervisor", 10*time.Second, func() bool { return zombies() == 0 },
+		func() string { return strconv.Itoa(zombies()) + " zombies" })
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sync"
 	"syscall"
 	"time"
@@ -112,16 +113,18 @@ func closeAll(fs ...*os.File) {
 func (p *proc) wait(outR, errR *os.File, subreaper bool) {
 	var reaped chan struct{}
 	if subreaper {
-		// Orphans that exit while it runs are collected as they go.
+		// Orphans that exit while it runs are collected as they go: each
+		// exit of a child (re-parented ones included) is a SIGCHLD here.
 		reaped = make(chan struct{})
+		chld := make(chan os.Signal, 1)
+		signal.Notify(chld, syscall.SIGCHLD)
 		go func() {
-			t := time.NewTicker(2 * time.Second)
-			defer t.Stop()
+			defer signal.Stop(chld)
 			for {
 				select {
 				case <-reaped:
 					return
-				case <-t.C:
+				case <-chld:
 					reapOrphans(p.pid)
 				}
 			}

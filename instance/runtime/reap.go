@@ -6,6 +6,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER of prctl(2).
@@ -105,13 +108,31 @@ func killDescendants() {
 
 // reapOrphans collects the exit of every dead child of this process but
 // keep (the child whose exit os/exec waits for): descendants that were
-// re-parented here and then exited.
+// re-parented here and then exited. It asks the kernel which child is
+// waitable (waitid with WNOWAIT, so keep's exit is left for os/exec) and
+// reaps those one by one; when keep is the waitable one, the others wait
+// for the next call.
 func reapOrphans(keep int) {
-	self := os.Getpid()
-	for _, p := range processes() {
-		if p.ppid == self && p.zombie && p.pid != keep {
-			var ws syscall.WaitStatus
-			_, _ = syscall.Wait4(p.pid, &ws, syscall.WNOHANG, nil)
+	for {
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil {
+			return // no children
+		}
+		pid := int(siginfoPid(&info))
+		if pid == 0 || pid == keep {
+			return
+		}
+		var ws syscall.WaitStatus
+		if _, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); err != nil {
+			return
 		}
 	}
+}
+
+// siginfoPid is si_pid of a SIGCHLD siginfo: the first field of the union
+// that follows signo, errno and code, aligned to 8 bytes (offset 16 on
+// 64-bit Linux).
+func siginfoPid(info *unix.Siginfo) int32 {
+	b := (*[20]byte)(unsafe.Pointer(info))
+	return *(*int32)(unsafe.Pointer(&b[16]))
 }
