@@ -89,10 +89,13 @@ func descendants(root int) []int {
 
 // killDescendants kills every process below this one (a subreaper) and
 // reaps its children among them, until none is left: a process forking
-// meanwhile is found in the next round.
+// meanwhile is found in the next round. With no child at all there is no
+// descendant either (an orphan below us is re-parented to us), and /proc
+// is not scanned: the common case, cheap when hundreds of supervisors stop
+// at once.
 func killDescendants() {
 	self := os.Getpid()
-	for round := 0; round < 50; round++ {
+	for round := 0; round < 50 && hasChildren(); round++ {
 		pids := descendants(self)
 		if len(pids) == 0 {
 			break
@@ -104,6 +107,12 @@ func killDescendants() {
 		reapOrphans(0)
 	}
 	reapOrphans(0)
+}
+
+// hasChildren says whether this process has any child, living or dead.
+func hasChildren() bool {
+	var info unix.Siginfo
+	return unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil) != unix.ECHILD
 }
 
 // reapOrphans collects the exit of every dead child of this process but
