@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,22 +51,7 @@ func TestLyingInstanceKeyCannotBreakMaximum(t *testing.T) {
 		return n
 	}
 	waitUntil(t, "the minimum", 10*time.Second, func() bool { return len(mgr.Live("one")) == 1 })
-	stop := make(chan struct{})
-	var sampler sync.WaitGroup
-	maxSeen := 0
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			maxSeen = max(maxSeen, running())
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	maxSeen := sampleMax(running)
 	for round := 0; round < 3; round++ {
 		var id string
 		waitUntil(t, "an instance", 10*time.Second, func() bool {
@@ -94,10 +78,8 @@ func TestLyingInstanceKeyCannotBreakMaximum(t *testing.T) {
 		}
 	}
 	waitUntil(t, "one running process", 10*time.Second, func() bool { return running() == 1 })
-	close(stop)
-	sampler.Wait()
-	if maxSeen > 1 {
-		t.Fatalf("%d processes of a configuration with maximum 1 ran at once", maxSeen)
+	if n := maxSeen(); n > 1 {
+		t.Fatalf("%d processes of a configuration with maximum 1 ran at once", n)
 	}
 }
 

@@ -24,6 +24,27 @@ func fastBackoff(c *master.Config) {
 	c.Resync = 200 * time.Millisecond
 }
 
+// sampleMax samples f every millisecond from now on; the returned func
+// stops the sampling and returns the largest value seen.
+func sampleMax(f func() int) (stop func() int) {
+	done := make(chan struct{})
+	result := make(chan int, 1)
+	go func() {
+		best := f()
+		for {
+			select {
+			case <-done:
+				result <- best
+				return
+			default:
+			}
+			best = max(best, f())
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return func() int { close(done); return <-result }
+}
+
 // waitUntil polls cond until it holds; past d the test fails, saying what
 // it waited for and what the optional state funcs tell.
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool, state ...func() string) {
@@ -86,24 +107,7 @@ func TestReconcilerMinimumAndMaximum(t *testing.T) {
 	mgr := e.m.Instances()
 	active := func() int { return len(mgr.Live("pool")) }
 	waitUntil(t, "the minimum", 10*time.Second, func() bool { return active() == 3 })
-	stop := make(chan struct{})
-	maxSeen := 0
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if n := active(); n > maxSeen {
-				maxSeen = n
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
+	maxSeen := sampleMax(active)
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Add(1)
@@ -123,10 +127,8 @@ func TestReconcilerMinimumAndMaximum(t *testing.T) {
 	}
 	wg.Wait()
 	waitUntil(t, "the minimum again", 15*time.Second, func() bool { return active() >= 3 })
-	close(stop)
-	sampler.Wait()
-	if maxSeen > 5 {
-		t.Fatalf("%d active instances seen, maximum 5", maxSeen)
+	if n := maxSeen(); n > 5 {
+		t.Fatalf("%d active instances seen, maximum 5", n)
 	}
 }
 
