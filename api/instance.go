@@ -249,12 +249,16 @@ type LogEntries struct {
 const (
 	FrameState = "state"
 	FrameGap   = "gap"
+	FrameLines = "lines" // ?batch=1: several lines in one frame
 )
 
 // LiveLogFrame is one frame of WS /api/instances/{id}/live-log?format=json:
 // a line ({"seq","ts","stream","line"}), a state change
 // ({"type":"state","state",...}) or a gap ({"type":"gap","from","to"}:
-// lines from..to, inclusive, were not delivered to this client).
+// lines from..to, inclusive, were not delivered to this client). With
+// ?batch=1, consecutive lines come together as {"type":"lines","lines":[...]}
+// (each element a LogLine, in order; a frame holds at most
+// LiveLogBatchBytes of JSON unless a single line alone is longer).
 type LiveLogFrame struct {
 	Type     string        `json:"type,omitempty"`
 	Seq      uint64        `json:"seq,omitempty"`
@@ -266,7 +270,12 @@ type LiveLogFrame struct {
 	Instance *InstanceInfo `json:"instance,omitempty"`
 	From     uint64        `json:"from,omitempty"`
 	To       uint64        `json:"to,omitempty"`
+	Lines    []LogLine     `json:"lines,omitempty"`
 }
+
+// LiveLogBatchBytes bounds a batched live-log frame ("type":"lines"), so a
+// client's read limit of 64 KiB is enough for any frame of short lines.
+const LiveLogBatchBytes = 60 << 10
 
 // TemplateInfo describes one template (GET /api/templates...).
 type TemplateInfo struct {

@@ -120,7 +120,7 @@ func operations() []operation {
 		{method: "POST", path: "/api/instances/{id}/stop", also: []int{202, 409}, summary: "The same as lifecycle stop (the original's clients call it)", access: accessAll, params: []param{pathID}, status: 200, resp: api.LifecycleResponse{}},
 		{method: "GET", path: "/api/instances/{id}/properties", summary: "What the instance reported about itself beyond its state", access: accessInstance, params: []param{pathID}, status: 200, resp: map[string]any{}},
 		{method: "GET", path: "/api/instances/{id}/logs", summary: "The last lines of the log", access: accessAll, params: []param{pathID, qLines}, status: 200, resp: api.Logs{}},
-		{method: "GET", path: "/api/instances/{id}/live-log", summary: "Live-log WebSocket: one frame per line (?format=json: api.LiveLogFrame)", access: accessAll, ws: true,
+		{method: "GET", path: "/api/instances/{id}/live-log", summary: "Live-log WebSocket: one frame per line (?format=json: api.LiveLogFrame; &batch=1: lines share frames)", access: accessAll, ws: true,
 			params: []param{pathID, qLines, {name: "since", in: "query", desc: "resume after this sequence number", kind: "integer"},
 				{name: "format", in: "query", desc: "text (default) or json", kind: "string"}}},
 	}

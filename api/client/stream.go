@@ -42,8 +42,9 @@ func (c *Client) wsHTTP() *http.Client {
 
 // LogStream is an open live-log WebSocket in JSON format.
 type LogStream struct {
-	conn *websocket.Conn
-	ctx  context.Context
+	conn    *websocket.Conn
+	ctx     context.Context
+	pending []api.LogLine // lines of a batched frame not returned yet
 	// Last is the sequence number of the last line received.
 	Last uint64
 }
@@ -56,10 +57,11 @@ type LiveLogOptions struct {
 	Lines    int
 }
 
-// LiveLog opens WS /api/instances/{id}/live-log?format=json. The first
-// frame is the instance's state; then the backlog; then lines as they come.
+// LiveLog opens WS /api/instances/{id}/live-log?format=json&batch=1. The
+// first frame is the instance's state; then the backlog; then lines as they
+// come. Next hands out the lines of a batched frame one by one.
 func (c *Client) LiveLog(ctx context.Context, id string, opt LiveLogOptions) (*LogStream, error) {
-	q := url.Values{"format": {"json"}}
+	q := url.Values{"format": {"json"}, "batch": {"1"}}
 	if opt.HasSince {
 		q.Set("since", strconv.FormatUint(opt.Since, 10))
 	} else if opt.Lines > 0 {
@@ -84,14 +86,25 @@ var ErrLogEnded = errors.New("the instance was deleted")
 // stopping included), another error.
 func (s *LogStream) Next() (api.LiveLogFrame, error) {
 	var f api.LiveLogFrame
-	_, b, err := s.conn.Read(s.ctx)
-	if err != nil {
-		// A normal closure without the deleted frame is the master
-		// shutting down: the log goes on elsewhere or later.
-		return f, err
+	for len(s.pending) == 0 {
+		_, b, err := s.conn.Read(s.ctx)
+		if err != nil {
+			// A normal closure without the deleted frame is the master
+			// shutting down: the log goes on elsewhere or later.
+			return f, err
+		}
+		if err := json.Unmarshal(b, &f); err != nil {
+			return f, err
+		}
+		if f.Type != api.FrameLines {
+			break
+		}
+		s.pending, f = f.Lines, api.LiveLogFrame{}
 	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		return f, err
+	if len(s.pending) > 0 {
+		l := s.pending[0]
+		s.pending = s.pending[1:]
+		f = api.LiveLogFrame{Seq: l.Seq, TS: l.TS, Stream: l.Stream, Line: l.Line}
 	}
 	if f.Type == "" && f.Seq > s.Last {
 		s.Last = f.Seq

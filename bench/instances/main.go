@@ -7,6 +7,8 @@
 //	go run ./bench/instances throughput -clients 10  # process output rate vs /dev/null
 //	go run ./bench/instances create                  # create -> ONLINE, 100-file template
 //	go run ./bench/instances memory     -n 200       # master memory per idle instance
+//	go run ./bench/instances ingest     -mb 2        # unlimited output: lines/s into the master, and to a batched follower
+//	go run ./bench/instances flood      -mb 500      # the default line rate: time against /dev/null
 //
 // Latency: the instance runs `date +%s%N` in a loop; each line carries the
 // wall-clock time it was written, and each client subtracts it from the time
@@ -449,6 +451,8 @@ func main() {
 	switch os.Args[1] {
 	case "flood":
 		flood(os.Args[2:])
+	case "ingest":
+		ingest(os.Args[2:])
 	case "latency":
 		latency(os.Args[2:])
 	case "throughput":
@@ -460,4 +464,120 @@ func main() {
 	default:
 		log.Fatalf("unknown benchmark %q", os.Args[1])
 	}
+}
+
+// ingest measures how fast the master takes in an instance's output at an
+// unlimited line rate: `yes | head -c` of -mb MB (2 bytes a line), from the
+// process's start until the master's log holds every line (file and ring),
+// with no follower, and with one follower that asks for batched frames
+// (?format=json&batch=1), until it has received every line. Baseline in the
+// same round: a Go reader counting the lines of the same command on a pipe.
+func ingest(args []string) {
+	fs := flag.NewFlagSet("ingest", flag.ExitOnError)
+	mb := fs.Float64("mb", 2, "MB the process writes (2 bytes a line)")
+	rounds := fs.Int("rounds", 5, "paired rounds")
+	_ = fs.Parse(args)
+	size := int(*mb * 1e6)
+	lines := uint64(size / 2)
+	script := fmt.Sprintf(`date +%%s%%N >start.txt; yes | head -c %d`, size)
+	startOf := func(dir string) time.Time {
+		got, err := os.ReadFile(filepath.Join(dir, "start.txt"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		ns, _ := strconv.ParseInt(strings.TrimSpace(string(got)), 10, 64)
+		return time.Unix(0, ns)
+	}
+	var base, alone, followed []float64
+	for r := 0; r < *rounds; r++ {
+		// Baseline: a Go reader on the pipe.
+		tmp, _ := os.MkdirTemp("", "ingest-")
+		c := exec.Command("/bin/sh", "-c", script)
+		c.Dir = tmp
+		out, _ := c.StdoutPipe()
+		if err := c.Start(); err != nil {
+			log.Fatal(err)
+		}
+		buf := make([]byte, 256<<10)
+		var n uint64
+		for {
+			k, err := out.Read(buf)
+			n += uint64(bytes.Count(buf[:k], []byte{'\n'}))
+			if err != nil {
+				break
+			}
+		}
+		end := time.Now()
+		_ = c.Wait()
+		baseRate := float64(n) / end.Sub(startOf(tmp)).Seconds()
+		_ = os.RemoveAll(tmp)
+
+		rate := func(follow bool) float64 {
+			b := start(-1)
+			defer b.close()
+			b.do("PUT", "/api/configurations/in", api.Configuration{Command: "sleep 0.3; " + script, AvailablePorts: api.Ports{Min: 20000, Max: 20010}})
+			info := b.create("in")
+			in, err := b.m.Instances().Get(info.ID)
+			if err != nil {
+				log.Fatal(err)
+			}
+			var end time.Time
+			if follow {
+				conn := b.dial(info.ID, "?format=json&batch=1&since="+strconv.FormatUint(in.Log().Total(), 10))
+				conn.SetReadLimit(8 << 20)
+				var got, gap, last uint64
+				for got+gap < lines {
+					_, data, err := conn.Read(context.Background())
+					if err != nil {
+						log.Fatal(err)
+					}
+					var f api.LiveLogFrame
+					if err := json.Unmarshal(data, &f); err != nil {
+						log.Fatal(err)
+					}
+					switch f.Type {
+					case api.FrameLines:
+						for _, l := range f.Lines {
+							if last != 0 && l.Seq != last+1 {
+								log.Fatalf("line %d after %d", l.Seq, last)
+							}
+							last = l.Seq
+							if l.Stream == api.StreamStdout {
+								got++
+							}
+						}
+					case api.FrameGap:
+						gap += f.To - f.From + 1
+						last = f.To
+					}
+				}
+				end = time.Now()
+				conn.CloseNow()
+				if gap > 0 {
+					fmt.Printf("  the follower was told of a gap of %d lines\n", gap)
+				}
+			} else {
+				first := in.Log().Total()
+				for in.Log().Total() < first+lines {
+					time.Sleep(200 * time.Microsecond)
+				}
+				end = time.Now()
+			}
+			return float64(lines) / end.Sub(startOf(filepath.Join(b.m.Config().DataDir, "running", info.ID))).Seconds()
+		}
+		a, f := rate(false), rate(true)
+		base, alone, followed = append(base, baseRate), append(alone, a), append(followed, f)
+		fmt.Printf("round %d: Go reader on the pipe %.0f lines/s; master, no follower %.0f lines/s (%.2f of the reader); one batched follower %.0f lines/s (%.2f)\n",
+			r+1, baseRate, a, a/baseRate, f, f/baseRate)
+	}
+	med := func(v []float64) (float64, float64, float64) {
+		s := append([]float64(nil), v...)
+		sort.Float64s(s)
+		return s[len(s)/2], s[0], s[len(s)-1]
+	}
+	bm, _, _ := med(base)
+	am, alo, ahi := med(alone)
+	fm, flo, fhi := med(followed)
+	fmt.Printf("median of %d rounds, %d lines: Go reader %.0f lines/s; master alone %.0f lines/s (%.0f-%.0f; goal >= 1M); batched follower %.0f lines/s (%.0f-%.0f; goal >= 300k)\n",
+		*rounds, lines, bm, am, alo, ahi, fm, flo, fhi)
 }

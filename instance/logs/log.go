@@ -253,7 +253,11 @@ func (l *Log) catchUpLocked(to uint64) {
 	if l.dir != "" {
 		// What the ring can hold, no more: older lines would only be
 		// pushed out again (subscribers get a gap for them).
-		for _, ln := range readSince(l.dir, l.opt.FileCount, l.next, to, l.opt.RingBytes) {
+		from := l.next
+		if to > from+uint64(l.opt.RingLines) {
+			from = to - uint64(l.opt.RingLines)
+		}
+		for _, ln := range readRange(l.dir, l.opt.FileCount, from, to, l.opt.RingBytes, true) {
 			if ln.Seq < l.next {
 				continue
 			}
@@ -538,6 +542,38 @@ func (l *Log) Last(n, maxBytes int) (lines []api.LogLine, total uint64, omitted 
 		out = append(out, l.ring.at(i))
 	}
 	return out, l.next - 1, min(n, l.ring.len()) - len(out)
+}
+
+// Read returns the lines numbered from to to-1, oldest first and about
+// maxBytes at most (at least one line): from the ring while it still holds
+// from, else from the files. It is how a reader that fell behind (a gap)
+// gets the lines it missed. Lines neither has (rotated away, lost from the
+// file) are left out: the caller reports them as a gap.
+func (l *Log) Read(from, to uint64, maxBytes int) []api.LogLine {
+	l.mu.Lock()
+	l.loadLocked()
+	if n := l.ring.len(); n > 0 && l.ring.at(0).Seq <= from {
+		var out []api.LogLine
+		size := 0
+		for i := l.ring.after(from - 1); i < n; i++ {
+			ln := l.ring.at(i)
+			size += lineCost(ln)
+			if ln.Seq >= to || (size > maxBytes && len(out) > 0) {
+				break
+			}
+			out = append(out, ln)
+		}
+		l.mu.Unlock()
+		return out
+	}
+	l.flushLocked() // the file holds every line written so far
+	l.publish()
+	dir, count := l.dir, l.opt.FileCount
+	l.mu.Unlock()
+	if dir == "" {
+		return nil
+	}
+	return readRange(dir, count, from, to, maxBytes, false)
 }
 
 // Total returns the number of lines ever written (the last sequence number).
