@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/sys/unix"
+
 	universe "github.com/universe-orchestrator/universe"
 )
 
@@ -25,6 +27,16 @@ var readBuffer = 16 << 10
 // maxReadBuffer is what a reader's buffer grows to while its stream keeps
 // filling it.
 const maxReadBuffer = 256 << 10
+
+// busyPipeSize is the capacity a busy stream's pipe is given: its writer
+// is woken, and its reader reads, 16 times less often than with Linux's
+// default 64 KiB. Only busy streams get it, and give it back when they
+// calm down: pipe pages count against a per-user limit (pipe-user-pages-soft,
+// 64 MiB by default) beyond which every new pipe of the user is cut to 8 KiB.
+const busyPipeSize = 1 << 20
+
+// calmReads is how many small reads in a row make a busy stream calm again.
+const calmReads = 64
 
 // drainTimeout bounds reading output after the process group is gone (a
 // descendant in another session may still hold the pipes).
@@ -174,6 +186,8 @@ func readLines(f *os.File, stream string, out func(string, []string), admit func
 	var (
 		carry []byte
 		lines []string
+		busy  bool // the pipe was grown
+		small int  // small reads in a row while busy
 	)
 	for {
 		n, err := f.Read(buf)
@@ -183,6 +197,21 @@ func readLines(f *os.File, stream string, out func(string, []string), admit func
 			grown := make([]byte, 4*len(buf))
 			copy(grown, buf[:n])
 			buf = grown
+			if len(buf) == maxReadBuffer && !busy {
+				busy = setPipeSize(f, busyPipeSize)
+			}
+		}
+		if busy {
+			if small++; n >= len(buf)/16 {
+				small = 0
+			} else if small == calmReads {
+				// Calm again: the default pipe, and a small buffer.
+				setPipeSize(f, 64<<10)
+				busy, small = false, 0
+				nb := make([]byte, readBuffer) // n < readBuffer: the read fits
+				copy(nb, buf[:n])
+				buf = nb
+			}
 		}
 		if n > 0 {
 			lines = lines[:0]
@@ -235,6 +264,21 @@ func readLines(f *os.File, stream string, out func(string, []string), admit func
 }
 
 var nl = []byte{'\n'}
+
+// setPipeSize asks the kernel for a pipe capacity (F_SETPIPE_SZ), and says
+// whether it was granted.
+func setPipeSize(f *os.File, size int) bool {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok := false
+	_ = sc.Control(func(fd uintptr) {
+		_, e := unix.FcntlInt(fd, unix.F_SETPIPE_SZ, size)
+		ok = e == nil
+	})
+	return ok
+}
 
 // splitLine appends line, cut into pieces of at most MaxLine bytes.
 func splitLine(lines []string, line []byte) []string {

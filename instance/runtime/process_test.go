@@ -1,12 +1,15 @@
 package runtime_test
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/instance/runtime"
@@ -153,5 +156,62 @@ func TestAdmitDropsBeforeCopying(t *testing.T) {
 			t.Fatalf("line %q after %d: not whole or out of order", l, last)
 		}
 		last = n
+	}
+}
+
+// pipeSize reads the capacity of the pipe behind fd of process pid.
+func pipeSize(pid, fd int) int {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	n, err := unix.FcntlInt(f.Fd(), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// A flooding stream gets a 1 MiB pipe while it floods, and the default
+// back once it writes a line at a time again.
+func TestBusyStreamPipeGrowsAndShrinks(t *testing.T) {
+	c := &collected{}
+	p, err := runtime.ProcessRuntime{}.Start(runtime.Spec{Dir: t.TempDir(), Output: c.out,
+		Admit:   func(n int) int { return min(n, 10) }, // a throttle: most of the flood is skipped
+		Command: `echo go; read x; yes | head -c 200000000; i=0; while [ $i -lt 100 ]; do echo calm; sleep 0.01; i=$((i+1)); done; echo done; exec cat`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Signal(syscall.SIGKILL); <-p.Done() })
+	if got := pipeSize(p.Pid(), 1); got != 64<<10 {
+		t.Fatalf("pipe of %d bytes at the start, want the default 64 KiB", got)
+	}
+	if err := p.WriteLine("x"); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if n := pipeSize(p.Pid(), 1); n > seen {
+			seen = n
+		}
+		c.mu.Lock()
+		out := c.lines["stdout"]
+		finished := len(out) > 0 && out[len(out)-1] == "done"
+		c.mu.Unlock()
+		if finished {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flood did not end")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if seen != 1<<20 {
+		t.Errorf("largest pipe seen during the flood: %d bytes, want 1 MiB", seen)
+	}
+	if got := pipeSize(p.Pid(), 1); got != 64<<10 {
+		t.Errorf("pipe of %d bytes after 100 calm lines, want 64 KiB", got)
 	}
 }
