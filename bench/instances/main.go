@@ -30,10 +30,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -395,6 +397,26 @@ func flood(args []string) {
 	fmt.Printf("median %.2fx (range %.2f-%.2f; goal <= 2x)\n", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 }
 
+// machineCPU is the CPU time all processes of the machine used so far
+// (user, nice, system, irq, softirq of /proc/stat).
+func machineCPU() time.Duration {
+	b, _ := os.ReadFile("/proc/stat")
+	f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// selfCPU is the CPU time of this process so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // threads is the number of OS threads of this process.
 func threads() int {
 	b, _ := os.ReadFile("/proc/self/status")
@@ -412,7 +434,7 @@ func memory(args []string) {
 	n := fs.Int("n", 200, "idle instances")
 	_ = fs.Parse(args)
 	b := start(0)
-	defer b.close()
+	defer func() { _ = os.RemoveAll(b.dir) }()
 	b.do("PUT", "/api/configurations/idle", api.Configuration{
 		Command: `echo "Done (1.2s)! For help, type \"help\""; exec sleep 3600`, StopTimeoutSeconds: 2,
 		AvailablePorts: api.Ports{Min: 20000, Max: 20000 + *n},
@@ -432,6 +454,22 @@ func memory(args []string) {
 	fmt.Printf("%d idle instances (first: %s): per instance heap %.1f KiB + goroutine stacks %.1f KiB = %.1f KiB; RSS %.1f KiB\n",
 		*n, first.ID, float64(h1-h0)/1024/k, float64(s1-s0)/1024/k, float64(h1-h0+s1-s0)/1024/k, float64(r1-r0)/1024/k)
 	fmt.Printf("%d idle instances: the master has %d OS threads (goal: <= 64 at 1000)\n", *n, threads())
+	if f := os.Getenv("STOPTRACE"); f != "" {
+		out, _ := os.Create(f)
+		_ = trace.Start(out)
+		defer trace.Stop()
+	}
+	if f := os.Getenv("STOPWAIT"); f != "" { // for a profiler of the whole machine: go when f exists
+		for _, err := os.Stat(f); err != nil; _, err = os.Stat(f) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	s := time.Now()
+	cpu0, self0 := machineCPU(), selfCPU()
+	_ = b.m.Close()
+	d := time.Since(s)
+	fmt.Printf("graceful stop of the master with %d instances: %v (goal: <= 500 ms at 990); CPU time meanwhile: the machine %v, the master %v\n",
+		*n, d.Round(time.Millisecond), (machineCPU() - cpu0).Round(time.Millisecond), (selfCPU() - self0).Round(time.Millisecond))
 }
 
 func main() {

@@ -66,8 +66,20 @@ func processes() []procEntry {
 	return out
 }
 
-// descendants returns the living processes below root.
+// descendants returns the living processes below root. It follows the
+// kernel's lists of children (/proc/<pid>/task/<tid>/children), which costs
+// a few reads per descendant; where the kernel has no such lists it scans
+// every process of the system.
 func descendants(root int) []int {
+	if out, ok := descendantsByChildren(root); ok {
+		return out
+	}
+	return descendantsByScan(root)
+}
+
+// descendantsByScan finds the living processes below root by reading
+// every process of the system.
+func descendantsByScan(root int) []int {
 	children := map[int][]procEntry{}
 	for _, p := range processes() {
 		children[p.ppid] = append(children[p.ppid], p)
@@ -85,6 +97,67 @@ func descendants(root int) []int {
 		}
 	}
 	return out
+}
+
+// descendantsByChildren walks the children lists from root; ok is false
+// when the kernel does not keep them.
+func descendantsByChildren(root int) (out []int, ok bool) {
+	queue := []int{root}
+	for first := true; len(queue) > 0; first = false {
+		p := queue[0]
+		queue = queue[1:]
+		kids, ok := childrenOf(p)
+		if !ok {
+			if first {
+				return nil, false
+			}
+			continue // p exited meanwhile
+		}
+		for _, c := range kids {
+			if !zombie(c) {
+				out = append(out, c)
+			}
+			queue = append(queue, c)
+		}
+	}
+	return out, true
+}
+
+// childrenOf lists the children of pid, from each of its threads' lists.
+func childrenOf(pid int) ([]int, bool) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, false
+	}
+	tids, _ := d.Readdirnames(-1)
+	_ = d.Close()
+	var out []int
+	found := false
+	for _, tid := range tids {
+		b, err := os.ReadFile(dir + "/" + tid + "/children")
+		if err != nil {
+			continue
+		}
+		found = true
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, found
+}
+
+// zombie says whether pid has exited and waits to be reaped (or is gone).
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z'
 }
 
 // killDescendants kills every process below this one (a subreaper) and
