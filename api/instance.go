@@ -81,6 +81,29 @@ type Configuration struct {
 	// instance: "instances:read" lets them read the instance list (a proxy
 	// polling it needs no admin token).
 	InstanceKeyAccess []string `json:"instanceKeyAccess"`
+	// Image is the container image of the docker runtime (required there,
+	// refused elsewhere).
+	Image string `json:"image,omitempty"`
+	// DockerOptions tune the container of the docker runtime.
+	DockerOptions *DockerOptions `json:"dockerOptions,omitempty"`
+}
+
+// DockerOptions tune an instance's container (runtime "docker").
+type DockerOptions struct {
+	// User runs the command as this user (name or uid[:gid]) instead of
+	// the image's.
+	User string `json:"user,omitempty"`
+	// Mounts are extra bind mounts "host:container[:ro]"; the host path
+	// must lie inside one of the master's --docker-mount-root folders.
+	Mounts []string `json:"mounts,omitempty"`
+	// NetworkMode is the container's network: "bridge" (default), "host",
+	// "none" or the name of a Docker network.
+	NetworkMode string `json:"networkMode,omitempty"`
+	// CapAdd gives capabilities back (every capability is dropped by
+	// default), e.g. "NET_BIND_SERVICE".
+	CapAdd []string `json:"capAdd,omitempty"`
+	// ImagePullPolicy: "never", "missing" (default) or "always".
+	ImagePullPolicy string `json:"imagePullPolicy,omitempty"`
 }
 
 // InstanceKeyAccess values.

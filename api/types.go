@@ -25,8 +25,22 @@ type Node struct {
 	StartedAt int64          `json:"startedAt"` // epoch milliseconds
 	UptimeMs  int64          `json:"uptimeMs"`
 	Instances InstanceCounts `json:"instances"`
-	// Limits says whether ramMB and cpu are enforced on this node.
+	// Limits says whether ramMB and cpu are enforced on this node (for
+	// the process, tmux and screen runtimes).
 	Limits Limits `json:"limits"`
+	// Runtimes lists every runtime of this node: whether it can be used
+	// here (and why not), and whether it enforces ramMB and cpu.
+	Runtimes []RuntimeInfo `json:"runtimes"`
+}
+
+// RuntimeInfo describes one runtime of a node.
+type RuntimeInfo struct {
+	Name      string `json:"name"`
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"` // why it is not available
+	// LimitsEnforced says whether ramMB and cpu hold for its instances.
+	LimitsEnforced bool   `json:"limitsEnforced"`
+	LimitsReason   string `json:"limitsReason,omitempty"`
 }
 
 // InstanceCounts counts the instances of a node by state.

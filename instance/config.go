@@ -2,11 +2,14 @@ package instance
 
 import (
 	"fmt"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/runtime"
 	"github.com/universe-orchestrator/universe/instance/template"
 )
 
@@ -29,6 +32,14 @@ const (
 func Normalize(c api.Configuration) api.Configuration {
 	if c.Runtime == "" {
 		c.Runtime = DefaultRuntime
+	}
+	if c.Runtime == DockerRuntime {
+		if c.DockerOptions == nil {
+			c.DockerOptions = &api.DockerOptions{}
+		}
+		if c.DockerOptions.ImagePullPolicy == "" {
+			c.DockerOptions.ImagePullPolicy = "missing"
+		}
 	}
 	if c.RAMMB == 0 {
 		c.RAMMB = DefaultRAMMB
@@ -127,10 +138,87 @@ type Templates interface {
 	Exists(group, name string) bool
 }
 
+// DockerRuntime is the runtime key of containers.
+const DockerRuntime = "docker"
+
+var (
+	dockerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	capRE        = regexp.MustCompile(`^[A-Z][A-Z_]{1,31}$`)
+	imageRE      = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$`)
+)
+
+// validateDocker checks the container fields of a docker configuration.
+func validateDocker(c api.Configuration, mountRoots []string, add func(field, format string, args ...any)) {
+	if c.Image == "" {
+		add("image", "the docker runtime needs an image")
+	} else if !imageRE.MatchString(c.Image) {
+		add("image", "%q is not an image reference", c.Image)
+	}
+	if strings.ContainsAny(c.Command, "\x00") {
+		add("command", "must not contain NUL")
+	}
+	o := c.DockerOptions
+	if o == nil {
+		return
+	}
+	switch o.ImagePullPolicy {
+	case "never", "missing", "always":
+	default:
+		add("dockerOptions.imagePullPolicy", "must be never, missing or always")
+	}
+	if strings.ContainsAny(o.User, "\x00\r\n ") || len(o.User) > 64 {
+		add("dockerOptions.user", "%q is not a user", o.User)
+	}
+	if o.NetworkMode != "" && !dockerNameRE.MatchString(o.NetworkMode) {
+		add("dockerOptions.networkMode", "%q is not a network", o.NetworkMode)
+	}
+	for _, cp := range o.CapAdd {
+		if !capRE.MatchString(strings.TrimPrefix(cp, "CAP_")) {
+			add("dockerOptions.capAdd", "%q is not a capability", cp)
+		}
+	}
+	for _, m := range o.Mounts {
+		if _, err := ParseMount(m, mountRoots); err != nil {
+			add("dockerOptions.mounts", "%s", universe.ErrorMessage(err))
+		}
+	}
+}
+
+// ParseMount parses "host:container[:ro]". The host path must be absolute
+// and lie inside one of roots (none: no extra mount is allowed); the
+// container path must be absolute. Neither may hold "..".
+func ParseMount(s string, roots []string) (runtime.Mount, error) {
+	parts := strings.Split(s, ":")
+	var m runtime.Mount
+	switch {
+	case len(parts) == 2:
+	case len(parts) == 3 && parts[2] == "ro":
+		m.ReadOnly = true
+	case len(parts) == 3 && parts[2] == "rw":
+	default:
+		return m, universe.Errorf(universe.EINVALID, "mount %q: want host:container[:ro]", s)
+	}
+	m.Host, m.Container = parts[0], parts[1]
+	for _, p := range []string{m.Host, m.Container} {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.Contains(p, "..") {
+			return m, universe.Errorf(universe.EINVALID, "mount %q: %q must be a clean absolute path", s, p)
+		}
+	}
+	for _, r := range roots {
+		if rel, err := filepath.Rel(r, m.Host); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return m, nil
+		}
+	}
+	if len(roots) == 0 {
+		return m, universe.Errorf(universe.EINVALID, "mount %q: no extra mounts are allowed (the master has no --docker-mount-root)", s)
+	}
+	return m, universe.Errorf(universe.EINVALID, "mount %q: %s is outside the allowed roots (%s)", s, m.Host, strings.Join(roots, ", "))
+}
+
 // Validate checks a normalized configuration. runtimes maps runtime keys to
 // the reason they cannot be used here (nil: usable). Errors: EINVALID
 // naming every bad field.
-func Validate(c api.Configuration, runtimes map[string]error, tpl Templates) error {
+func Validate(c api.Configuration, runtimes map[string]error, tpl Templates, mountRoots ...string) error {
 	var bad []string
 	add := func(field, format string, args ...any) {
 		bad = append(bad, field+": "+fmt.Sprintf(format, args...))
@@ -148,8 +236,15 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates) err
 	} else if why != nil {
 		add("runtime", "%s", universe.ErrorMessage(why))
 	}
-	if strings.TrimSpace(c.Command) == "" {
-		add("command", "must not be empty")
+	if c.Runtime == DockerRuntime {
+		validateDocker(c, mountRoots, add)
+	} else {
+		if strings.TrimSpace(c.Command) == "" {
+			add("command", "must not be empty")
+		}
+		if c.Image != "" || c.DockerOptions != nil {
+			add("image", "image and dockerOptions are for the docker runtime only")
+		}
 	}
 	if strings.ContainsAny(c.Command, "\x00") {
 		add("command", "must not contain NUL")

@@ -21,6 +21,7 @@ import (
 // supervisor's client.
 type process interface {
 	runtime.Process
+	ExitReason() string
 	Begin()
 	Detach()
 	Detached() bool
@@ -186,8 +187,11 @@ func (in *Instance) start(by string) {
 		return
 	}
 	rep, host := m.vars(info, cfg).Replacer()
+	docker := cfg.Runtime == DockerRuntime
 	env := make([]string, 0, len(m.baseEnv)+len(cfg.EnvironmentVariables)+4)
-	env = append(env, m.baseEnv...)
+	if !docker {
+		env = append(env, m.baseEnv...) // a container has its image's
+	}
 	for k, v := range cfg.EnvironmentVariables {
 		if _, ours := MasterEnv[k]; !ours {
 			env = append(env, k+"="+rep.Replace(v))
@@ -195,7 +199,7 @@ func (in *Instance) start(by string) {
 	}
 	env = append(env,
 		"UNIVERSE_INSTANCE_ID="+in.id,
-		"UNIVERSE_MASTER_URL="+m.masterURL(),
+		"UNIVERSE_MASTER_URL="+containerURL(m.masterURL(), docker && cfg.DockerOptions.NetworkMode != "host"),
 		"UNIVERSE_CONFIGURATION="+info.ConfigurationName,
 	)
 	if m.opt.Keys != nil {
@@ -209,7 +213,15 @@ func (in *Instance) start(by string) {
 		}
 		env = append(env, "UNIVERSE_API_KEY="+token)
 	}
-	limits, cgroup := m.limits.prepare(in.id, cfg.RAMMB, cfg.CPU)
+	var limits *api.Limits
+	var cgroup string
+	var container *runtime.ContainerSpec
+	if docker {
+		limits = &api.Limits{Enforced: true, Reason: dockerLimits}
+		container = m.containerSpec(info, cfg, rep)
+	} else {
+		limits, cgroup = m.limits.prepare(in.id, cfg.RAMMB, cfg.CPU)
+	}
 	next, err := in.log.Handoff()
 	if err != nil {
 		m.log.Warn("hand off the log file", "instance", in.id, "err", err)
@@ -217,9 +229,9 @@ func (in *Instance) start(by string) {
 	spec := supervisor.Spec{
 		InstanceID: in.id, Runtime: cfg.Runtime, Dir: m.workDir(info), Command: rep.Replace(cfg.Command), Env: env,
 		StartedBy: by, NextSeq: next, LineRate: m.opt.Log.LineRate, FileBytes: m.opt.Log.FileBytes,
-		FileCount: m.opt.Log.FileCount, Cgroup: cgroup,
+		FileCount: m.opt.Log.FileCount, Cgroup: cgroup, Container: container,
 	}
-	p, err := supervisor.Start(m.supervisorCmd, m.stateDir(in.id), spec, supervisor.Options{Sink: in.log, Dropped: m.dropped})
+	p, err := supervisor.Start(m.supervisorFor(cfg.Runtime), m.stateDir(in.id), spec, supervisor.Options{Sink: in.log, Dropped: m.dropped})
 	if err != nil {
 		_ = in.log.Takeback(0)
 		m.limits.release(in.id)
@@ -267,6 +279,7 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 		return
 	}
 	code := p.ExitCode()
+	reason := p.ExitReason()
 	lost := p.Lost()
 	if err := in.log.Takeback(p.NextSeq()); err != nil {
 		in.m.log.Warn("take back the log file", "instance", in.id, "err", err)
@@ -294,7 +307,11 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	failed := false
 	switch {
 	case lost:
-		killLeftover(pid, in.id)
+		if in.info.Runtime == DockerRuntime {
+			in.m.removeContainer(in.id)
+		} else {
+			killLeftover(pid, in.id)
+		}
 		in.info.ExitCode = nil
 		in.info.State = string(StateOffline)
 		in.info.Reason = "supervisor lost: the process is gone"
@@ -313,6 +330,11 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 			metric = "killed" // it did not stop when asked (or was killed)
 		}
 		in.log.System("exited with code " + strconv.Itoa(code) + ", stopped by " + in.stopping)
+	case reason != "":
+		in.info.State = string(StateOffline)
+		in.info.Reason = reason
+		metric, failed = "killed", true
+		in.log.System(reason + " (exit code " + strconv.Itoa(code) + ")")
 	case code > 128:
 		in.info.State = string(StateOffline)
 		in.info.Reason = "killed by signal " + strconv.Itoa(code-128)

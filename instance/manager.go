@@ -93,6 +93,10 @@ type Options struct {
 	Cgroups string
 	// Reports bound the properties an instance may report about itself.
 	Reports ReportLimits
+	// MountRoots are the host folders under which docker configurations
+	// may bind-mount extra paths (dockerOptions.mounts); none: no extra
+	// mount.
+	MountRoots []string
 }
 
 // ReportLimits bound what an instance keeps in its record through its
@@ -127,10 +131,13 @@ type Manager struct {
 	limits   *limits
 
 	supervisorCmd []string
-	reconcile     chan struct{} // a pass is wanted
-	stopReconcile chan struct{}
-	reconcileDone chan struct{}
-	createBackoff map[string]*createRetry // by configuration; the reconciler's own
+	// fullSupervisorCmd runs supervisors of runtimes the small supervisor
+	// binary does not link (docker): the master's own binary.
+	fullSupervisorCmd []string
+	reconcile         chan struct{} // a pass is wanted
+	stopReconcile     chan struct{}
+	reconcileDone     chan struct{}
+	createBackoff     map[string]*createRetry // by configuration; the reconciler's own
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -199,8 +206,10 @@ func New(opt Options) *Manager {
 		createBackoff: map[string]*createRetry{},
 	}
 	m.supervisorCmd = opt.Supervisor
+	m.fullSupervisorCmd = opt.Supervisor
 	if len(m.supervisorCmd) == 0 {
 		m.supervisorCmd = []string{DefaultSupervisor()}
+		m.fullSupervisorCmd = []string{selfBinary()}
 	}
 	for _, r := range opt.Runtimes {
 		m.runtimes[r.Name()] = r
@@ -236,6 +245,126 @@ func DefaultSupervisor() string {
 	}
 	return exe
 }
+
+// selfBinary is this executable.
+func selfBinary() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return os.Args[0]
+	}
+	return exe
+}
+
+// supervisorFor is the supervisor command of an instance of runtime rt:
+// the small supervisor binary links the built-in runtimes only.
+func (m *Manager) supervisorFor(rt string) []string {
+	for _, r := range runtime.Builtin() {
+		if r.Name() == rt {
+			return m.supervisorCmd
+		}
+	}
+	return m.fullSupervisorCmd
+}
+
+// Validate checks a configuration (normalized) against this node: its
+// runtimes, templates and the roots docker mounts may use. Errors:
+// EINVALID naming every bad field.
+func (m *Manager) Validate(c api.Configuration, tpl Templates) error {
+	return Validate(c, m.Runtimes(), tpl, m.opt.MountRoots...)
+}
+
+// RuntimeInfos describes every runtime of this node, for GET /api/node.
+func (m *Manager) RuntimeInfos() []api.RuntimeInfo {
+	lim := m.limits.status()
+	out := make([]api.RuntimeInfo, 0, len(m.runtimes))
+	for name, r := range m.runtimes {
+		ri := api.RuntimeInfo{Name: name, Available: true, LimitsEnforced: lim.Enforced, LimitsReason: lim.Reason}
+		if err := r.Available(); err != nil {
+			ri.Available, ri.Reason = false, universe.ErrorMessage(err)
+		}
+		if name == DockerRuntime {
+			ri.LimitsEnforced, ri.LimitsReason = true, dockerLimits
+		}
+		out = append(out, ri)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// containerSpec is the container of an instance of a docker configuration.
+func (m *Manager) containerSpec(info api.InstanceInfo, cfg api.Configuration, rep *strings.Replacer) *runtime.ContainerSpec {
+	o := cfg.DockerOptions
+	c := &runtime.ContainerSpec{
+		Name:  ContainerName(info.ID),
+		Image: rep.Replace(cfg.Image),
+		Labels: map[string]string{
+			"universe.instance":      info.ID,
+			"universe.configuration": cfg.Name,
+			"universe.node":          m.opt.NodeID,
+		},
+		WorkDir:     "/data",
+		User:        o.User,
+		NetworkMode: o.NetworkMode,
+		CapAdd:      o.CapAdd,
+		PullPolicy:  o.ImagePullPolicy,
+		MemoryMB:    cfg.RAMMB,
+		CPU:         cfg.CPU,
+	}
+	for _, s := range o.Mounts {
+		if mt, err := ParseMount(s, m.opt.MountRoots); err == nil {
+			c.Mounts = append(c.Mounts, mt)
+		}
+	}
+	if info.AllocatedPort > 0 {
+		// Games listen on TCP, UDP or both on their port.
+		c.Ports = append(c.Ports, runtime.Port{Port: info.AllocatedPort, Protocol: "tcp"}, runtime.Port{Port: info.AllocatedPort, Protocol: "udp"})
+	}
+	for _, ap := range cfg.AdditionalPorts {
+		c.Ports = append(c.Ports, runtime.Port{Port: ap.Port, Protocol: strings.ToLower(ap.Protocol)})
+	}
+	if o.NetworkMode != "host" {
+		c.ExtraHosts = []string{dockerHostAlias + ":host-gateway"}
+	}
+	return c
+}
+
+// ContainerName is the name of an instance's container.
+func ContainerName(id string) string { return "universe-" + id }
+
+// dockerHostAlias is the name a container reaches the master's machine by.
+const dockerHostAlias = "host.docker.internal"
+
+// containerURL is the master URL as a container sees it: loopback of the
+// host is not the container's, so a loopback host becomes the host's alias.
+func containerURL(u string, bridged bool) string {
+	if !bridged {
+		return u
+	}
+	for _, lo := range []string{"//127.0.0.1:", "//localhost:", "//[::1]:"} {
+		if i := strings.Index(u, lo); i >= 0 {
+			return u[:i] + "//" + dockerHostAlias + ":" + u[i+len(lo):]
+		}
+	}
+	return u
+}
+
+// removeContainer removes the container of an instance whose supervisor
+// died (the container outlives it).
+func (m *Manager) removeContainer(id string) {
+	r, ok := m.runtimes[DockerRuntime].(interface{ Remove(name string) error })
+	if !ok {
+		return
+	}
+	if err := r.Remove(ContainerName(id)); err != nil {
+		m.log.Warn("remove the container of a lost instance", "instance", id, "err", err)
+	}
+}
+
+// dockerLimits says how the docker runtime holds ramMB and cpu.
+const dockerLimits = "enforced by Docker: the container's memory limit (no swap beyond it) and CPU quota"
 
 // Runtimes maps each runtime key to why it cannot be used here (nil when it
 // can), for configuration validation.

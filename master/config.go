@@ -58,6 +58,9 @@ type Config struct {
 	// CgroupParent is where instance cgroups go: "auto" (default), "off",
 	// or a cgroup v2 directory.
 	CgroupParent string
+	// DockerMountRoots are the host folders under which docker
+	// configurations may bind-mount extra paths (none: no extra mount).
+	DockerMountRoots []string
 	// Supervisor is the binary run as each instance's supervisor (default:
 	// this executable); RestartBackoff and Resync tune supervision.
 	Supervisor     []string

@@ -53,7 +53,7 @@ func (m *Master) handleConfigPut(c *gin.Context) {
 // putConfiguration normalizes, validates and stores cfg. Errors: EINVALID.
 func (m *Master) putConfiguration(cfg api.Configuration) error {
 	cfg = instance.Normalize(cfg)
-	if err := instance.Validate(cfg, m.instances.Runtimes(), m.templates); err != nil {
+	if err := m.instances.Validate(cfg, m.templates); err != nil {
 		return err
 	}
 	if err := m.db.PutConfiguration(cfg); err != nil {

@@ -30,6 +30,7 @@ func (m *Master) handleNode(c *gin.Context) {
 		UptimeMs:  now.Sub(m.startedAt).Milliseconds(),
 		Instances: counts,
 		Limits:    m.instances.Limits(),
+		Runtimes:  m.instances.RuntimeInfos(),
 	})
 }
 

@@ -5,13 +5,14 @@ import (
 	"os"
 	"testing"
 
+	"github.com/universe-orchestrator/universe/instance/runtime/docker"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
 )
 
 // TestMain runs the tests in a fresh working directory, so the relative
 // defaults (./templates, ./configuration) never land in the source tree.
 func TestMain(m *testing.M) {
-	supervisor.RunIfChild() // instances' supervisors are this test binary
+	supervisor.RunIfChild(docker.New()) // instances' supervisors are this test binary
 	dir, err := os.MkdirTemp("", "universe-master-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -17,6 +17,8 @@ import (
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/console"
 	"github.com/universe-orchestrator/universe/instance"
+	"github.com/universe-orchestrator/universe/instance/runtime"
+	"github.com/universe-orchestrator/universe/instance/runtime/docker"
 	"github.com/universe-orchestrator/universe/instance/template"
 	"github.com/universe-orchestrator/universe/master/auth"
 	"github.com/universe-orchestrator/universe/storage"
@@ -135,6 +137,8 @@ func New(cfg Config) (*Master, error) {
 		Resync:        cfg.Resync,
 		Cgroups:       cfg.CgroupParent,
 		Reports:       cfg.Reports,
+		Runtimes:      append(runtime.Builtin(), docker.New()),
+		MountRoots:    cfg.DockerMountRoots,
 	})
 	m.metrics.registerInstances(m.instances)
 	if err := m.instances.Open(); err != nil {

@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"io"
 	"log"
 	"net/http"
@@ -41,6 +40,7 @@ import (
 	"github.com/coder/websocket"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"github.com/universe-orchestrator/universe/master"
 )
 

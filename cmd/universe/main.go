@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/console"
+	"github.com/universe-orchestrator/universe/instance/runtime/docker"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"github.com/universe-orchestrator/universe/master"
 	"github.com/universe-orchestrator/universe/master/auth"
@@ -30,7 +32,7 @@ import (
 var version = ""
 
 func main() {
-	supervisor.RunIfChild() // the master re-executes this binary as each instance's supervisor
+	supervisor.RunIfChild(docker.New()) // the master re-executes this binary as each instance's supervisor
 	ctx, stop := signalContext()
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -134,6 +136,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	publicURL := fs.String("public-url", getenv("UNIVERSE_PUBLIC_URL"), "the master's URL as instances reach it; default http://127.0.0.1:<port> (env UNIVERSE_PUBLIC_URL)")
 	noResume := fs.Bool("no-resume", envOr(getenv, "UNIVERSE_NO_RESUME", "") == "true", "do not start again, at start, the instances the last graceful stop of the master stopped (env UNIVERSE_NO_RESUME=true)")
 	keep := fs.Bool("keep-instances", envOr(getenv, "UNIVERSE_KEEP_INSTANCES", "") == "true", "leave instances running when the master stops, for the next master to adopt (env UNIVERSE_KEEP_INSTANCES=true)")
+	mountRoots := fs.String("docker-mount-root", envOr(getenv, "UNIVERSE_DOCKER_MOUNT_ROOT", ""), "comma-separated host folders under which docker configurations may bind-mount paths (dockerOptions.mounts; default none) (env UNIVERSE_DOCKER_MOUNT_ROOT)")
 	cgroups := fs.String("cgroup-parent", envOr(getenv, "UNIVERSE_CGROUP_PARENT", def.CgroupParent), "cgroup v2 directory for instance cgroups (ramMB, cpu limits): auto, off, or a path (env UNIVERSE_CGROUP_PARENT)")
 	lineRate := fs.Int("log-line-rate", 10000, "stdout+stderr lines per second kept per instance; more are dropped and reported; -1 = no limit")
 	logLevel := fs.String("log-level", envOr(getenv, "UNIVERSE_LOG_LEVEL", "info"), "debug, info, warn or error (env UNIVERSE_LOG_LEVEL)")
@@ -157,6 +160,11 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.NodeID, cfg.TemplatesDir, cfg.ConfigDir, cfg.PublicURL = *nodeID, *templates, *configDir, *publicURL
 	cfg.InstanceLog.LineRate = *lineRate
 	cfg.KeepInstances, cfg.CgroupParent, cfg.NoResume = *keep, *cgroups, *noResume
+	for _, r := range strings.Split(*mountRoots, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			cfg.DockerMountRoots = append(cfg.DockerMountRoots, filepath.Clean(r))
+		}
+	}
 	var err error
 	if cfg.AllowCIDRs, err = master.ParsePrefixes(splitList(*allow)); err != nil {
 		fmt.Fprintf(stderr, "universe: --allow-cidr: %s\n", universe.ErrorMessage(err))

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"io"
 	"net/http"
 	"os"
@@ -21,6 +20,8 @@ import (
 	"github.com/coder/websocket"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/runtime/docker"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"github.com/universe-orchestrator/universe/master/auth"
 	"github.com/universe-orchestrator/universe/storage"
 )
@@ -335,7 +336,7 @@ func TestCrashSafety(t *testing.T) {
 // UNIVERSE_CRASH_HELPER_DIR set it creates keys until killed, printing each
 // one after Create has returned (acknowledged).
 func TestMain(m *testing.M) {
-	supervisor.RunIfChild()
+	supervisor.RunIfChild(docker.New())
 	if args := os.Getenv(masterHelperEnv); args != "" {
 		os.Exit(masterHelper(args))
 	}

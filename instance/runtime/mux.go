@@ -170,7 +170,7 @@ func (r *muxRuntime) Start(spec Spec) (Process, error) {
 	}
 	go func() {
 		defer close(p.readDone)
-		readLines(p.out, "stdout", spec.Output, spec.Admit)
+		ReadLines(p.out, "stdout", spec.Output, spec.Admit)
 	}()
 	go p.wait()
 	return p, nil

@@ -109,7 +109,7 @@ func (ProcessRuntime) Start(spec Spec) (Process, error) {
 	}{{outR, "stdout"}, {errR, "stderr"}} {
 		go func() {
 			defer p.readers.Done()
-			readLines(r.f, r.stream, spec.Output, spec.Admit)
+			ReadLines(r.f, r.stream, spec.Output, spec.Admit)
 		}()
 	}
 	go p.wait(outR, errR, spec.Subreaper)
@@ -176,11 +176,11 @@ func (p *proc) wait(outR, errR *os.File, subreaper bool) {
 	close(p.done)
 }
 
-// readLines splits the output of one stream into lines and hands them out
+// ReadLines splits the output of one stream into lines and hands them out
 // a read at a time, until f ends; then it closes f. With admit, the
 // complete lines of a read that it does not admit are skipped before any
 // copy is made of them.
-func readLines(f *os.File, stream string, out func(string, []string), admit func(int) int) {
+func ReadLines(f *os.File, stream string, out func(string, []string), admit func(int) int) {
 	defer f.Close()
 	buf := make([]byte, readBuffer) // on the heap: a constant size would put it on the stack and grow it
 	var (

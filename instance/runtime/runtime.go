@@ -47,6 +47,48 @@ type Spec struct {
 	// descendant when the command ends, those that left its process group
 	// too, and reaps the orphans re-parented here meanwhile.
 	Subreaper bool
+	// Container is what a container runtime ("docker") needs besides the
+	// above; nil for the others.
+	Container *ContainerSpec `json:"container,omitempty"`
+}
+
+// ContainerSpec describes an instance's container. Command, Env and Dir of
+// the Spec apply inside it: Command (when not empty) is split into words
+// as a shell would and replaces the image's command; Env is the whole
+// environment; Dir is mounted at WorkDir, which is the working directory.
+type ContainerSpec struct {
+	Name        string            `json:"name"`   // the container's name
+	Image       string            `json:"image"`  // the image reference
+	Labels      map[string]string `json:"labels"` // labels of the container
+	WorkDir     string            `json:"workDir"`
+	User        string            `json:"user,omitempty"`
+	Mounts      []Mount           `json:"mounts,omitempty"`
+	NetworkMode string            `json:"networkMode,omitempty"`
+	CapAdd      []string          `json:"capAdd,omitempty"` // every other capability is dropped
+	PullPolicy  string            `json:"pullPolicy"`       // never, missing or always
+	Ports       []Port            `json:"ports,omitempty"`  // published under the same number
+	MemoryMB    int               `json:"memoryMB,omitempty"`
+	CPU         int               `json:"cpu,omitempty"` // 100 = one core
+	ExtraHosts  []string          `json:"extraHosts,omitempty"`
+}
+
+// Mount is a bind mount of a container.
+type Mount struct {
+	Host      string `json:"host"`
+	Container string `json:"container"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+}
+
+// Port is a port published by a container.
+type Port struct {
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"` // tcp or udp
+}
+
+// ExitReasoner is a Process that can say why it exited beyond its code
+// (a container killed for its memory limit).
+type ExitReasoner interface {
+	ExitReason() string
 }
 
 // Process is a started process and everything it spawned.

@@ -67,6 +67,7 @@ type Client struct {
 	detached bool
 	lost     bool
 	code     int
+	reason   string // why, beyond the code (exit.json)
 	next     uint64 // the log's next sequence number at the exit; 0 unknown
 	done     chan struct{}
 }
@@ -291,6 +292,9 @@ func (cl *Client) finish(code int, next uint64, lost bool) {
 	default:
 	}
 	cl.code, cl.next, cl.lost = code, next, lost
+	if e, ok := ReadExit(cl.dir); ok && !lost {
+		cl.reason = e.Reason
+	}
 	close(cl.done)
 }
 
@@ -423,6 +427,14 @@ func (cl *Client) ExitCode() int {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	return cl.code
+}
+
+// ExitReason says, after Done, why the process exited beyond its code,
+// when its runtime knew ("" otherwise).
+func (cl *Client) ExitReason() string {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.reason
 }
 
 // NextSeq is, after Done, the sequence number after the last line the

@@ -9,6 +9,8 @@
 package supervisor
 
 import (
+	"github.com/universe-orchestrator/universe/instance/runtime"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +48,8 @@ type Spec struct {
 	FileBytes  int64    `json:"fileBytes"`
 	FileCount  int      `json:"fileCount"`
 	Cgroup     string   `json:"cgroup,omitempty"` // start the process in this cgroup v2 directory
+	// Container is the container of a container runtime ("docker").
+	Container *runtime.ContainerSpec `json:"container,omitempty"`
 }
 
 // Exit is the content of ExitName.
@@ -53,6 +57,9 @@ type Exit struct {
 	Code int    `json:"code"` // exit code, 128+n for signal n
 	At   int64  `json:"at"`   // epoch ms
 	Next uint64 `json:"next"` // sequence number after the log's last line
+	// Reason says why beyond the code, when the runtime knows (a
+	// container killed for its memory limit).
+	Reason string `json:"reason,omitempty"`
 }
 
 // ReadExit returns the exit recorded in dir, if any.

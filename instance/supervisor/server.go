@@ -42,7 +42,7 @@ const sessionBuffer = 1024
 // from stdin, and returns the exit status of the supervisor itself. It
 // reports "ok <pid>" or "error <message>" on stdout once the process runs
 // or could not start, then closes stdout.
-func Main(args []string) int {
+func Main(args []string, extra ...runtime.Runtime) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: universe supervise <state dir> (started by the master, not by hand)")
 		return 2
@@ -65,7 +65,7 @@ func Main(args []string) int {
 		return 1
 	}
 	_ = os.Stdin.Close()
-	s, err := start(args[0], spec)
+	s, err := start(args[0], spec, extra)
 	if err != nil {
 		fmt.Fprintln(os.Stdout, "error", universe.ErrorMessage(err))
 		return 1
@@ -101,8 +101,13 @@ type server struct {
 	exit     Exit
 }
 
-func start(dir string, spec Spec) (*server, error) {
+func start(dir string, spec Spec, extra []runtime.Runtime) (*server, error) {
 	rt, err := runtime.ByName(spec.Runtime)
+	for _, r := range extra {
+		if r.Name() == spec.Runtime {
+			rt, err = r, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +129,7 @@ func start(dir string, spec Spec) (*server, error) {
 		_ = s.log.Close(nil)
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	rs := runtime.Spec{Dir: spec.Dir, Command: spec.Command, Env: spec.Env, Name: "universe-" + spec.InstanceID, StateDir: dir}
+	rs := runtime.Spec{Dir: spec.Dir, Command: spec.Command, Env: spec.Env, Name: "universe-" + spec.InstanceID, StateDir: dir, Container: spec.Container}
 	// Whatever the process spawns stays ours to kill, also when it leaves
 	// the process group (setsid) and its parent exits: without a cgroup
 	// (cgroup v1 hosts) this is how nothing outlives the instance.
@@ -171,6 +176,9 @@ func (s *server) run() {
 	code := s.proc.ExitCode()
 	_ = s.log.Close(nil) // flushes and closes the file; sessions end
 	exit := Exit{Code: code, At: time.Now().UnixMilli(), Next: s.log.Total() + 1}
+	if r, ok := s.proc.(runtime.ExitReasoner); ok {
+		exit.Reason = r.ExitReason()
+	}
 	if err := writeExit(s.dir, exit); err != nil {
 		fmt.Fprintln(os.Stderr, "write exit record:", err)
 	}
@@ -369,12 +377,14 @@ func contextOf(done <-chan struct{}) context.Context {
 }
 
 // RunIfChild runs a supervisor and exits when this process was started as
-// one ("<binary> supervise <dir>"); otherwise it returns at once. Every
+// one ("<binary> supervise <dir>"); otherwise it returns at once. extra
+// are runtimes beyond the built-in ones (docker: the master's binary
+// links it, the small supervisor does not). Every
 // binary that starts instances calls it first in main (tests: in TestMain),
 // since the master re-executes its own binary.
-func RunIfChild() {
+func RunIfChild(extra ...runtime.Runtime) {
 	runtime.RunIfHelper()
 	if len(os.Args) > 1 && os.Args[1] == Command {
-		os.Exit(Main(os.Args[2:]))
+		os.Exit(Main(os.Args[2:], extra...))
 	}
 }

@@ -1,0 +1,108 @@
+// Package dockertest gives tests of the docker runtime a real engine and
+// an image of their own: no registry is reachable, so the image is built
+// here, FROM scratch, holding the static program in testdata/echo.
+package dockertest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+)
+
+// ImageTag is the test image.
+const ImageTag = "universe-test-echo:latest"
+
+var (
+	once   sync.Once
+	image  string
+	reason string
+)
+
+// Client returns a client of the engine, or skips t when none answers
+// (except in CI, where .ci/run starts one: there the test fails).
+func Client(t testing.TB) *client.Client {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err = cli.Ping(ctx)
+		cancel()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI needs a Docker Engine (.ci/run starts dockerd): %v", err)
+		}
+		t.Skipf("no Docker Engine answers (%v): the docker runtime is not tested here", err)
+	}
+	return cli
+}
+
+// Image builds the test image once per test binary and returns its tag.
+func Image(t testing.TB) string {
+	t.Helper()
+	cli := Client(t)
+	once.Do(func() { image, reason = buildImage(cli) })
+	if image == "" {
+		t.Fatalf("build the test image: %s", reason)
+	}
+	return image
+}
+
+func buildImage(cli *client.Client) (string, string) {
+	dir, err := os.MkdirTemp("", "universe-dockertest-")
+	if err != nil {
+		return "", err.Error()
+	}
+	defer os.RemoveAll(dir)
+	_, here, _, _ := goruntime.Caller(0)
+	src := filepath.Join(filepath.Dir(here), "testdata", "echo")
+	bin := filepath.Join(dir, "echo")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", "go build: " + err.Error() + ": " + string(out)
+	}
+	prog, err := os.ReadFile(bin)
+	if err != nil {
+		return "", err.Error()
+	}
+	var ctxTar bytes.Buffer
+	tw := tar.NewWriter(&ctxTar)
+	files := []struct {
+		name string
+		mode int64
+		data []byte
+	}{
+		{"Dockerfile", 0o644, []byte("FROM scratch\nCOPY echo /echo\nCMD [\"/echo\", \"image-default\"]\n")},
+		{"echo", 0o755, prog},
+	}
+	for _, f := range files {
+		_ = tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))})
+		_, _ = tw.Write(f.data)
+	}
+	_ = tw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := cli.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{Tags: []string{ImageTag}, Remove: true, ForceRemove: true})
+	if err != nil {
+		return "", err.Error()
+	}
+	defer resp.Body.Close()
+	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil); err != nil {
+		return "", err.Error()
+	}
+	return ImageTag, ""
+}
