@@ -259,3 +259,29 @@ func TestRecordsAfterMasterCrash(t *testing.T) {
 		t.Fatalf("node %+v", node)
 	}
 }
+
+// With no engine, a docker configuration is refused saying why, as tmux
+// and screen are where their programs are missing; GET /api/node says so.
+func TestDockerUnavailable(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix://"+t.TempDir()+"/docker.sock")
+	e := newEnv(t, nil)
+	resp := e.do("PUT", "/api/configurations/box", e.admin, `{"runtime":"docker","image":"alpine"}`)
+	body := readAll(resp)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "docker is unavailable") || !strings.Contains(body, "docker.sock") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	node := decode[api.Node](t, e.do("GET", "/api/node", e.admin, ""))
+	names := []string{}
+	for _, r := range node.Runtimes {
+		names = append(names, r.Name)
+		if r.Name == "docker" && (r.Available || !strings.Contains(r.Reason, "docker is unavailable")) {
+			t.Errorf("docker runtime: %+v", r)
+		}
+		if r.Name == "process" && !r.Available {
+			t.Errorf("process runtime: %+v", r)
+		}
+	}
+	if strings.Join(names, ",") != "docker,process,screen,tmux" {
+		t.Errorf("runtimes %v", names)
+	}
+}
