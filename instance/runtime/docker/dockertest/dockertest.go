@@ -7,6 +7,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -53,31 +54,46 @@ func Client(t testing.TB) *client.Client {
 func Image(t testing.TB) string {
 	t.Helper()
 	cli := Client(t)
-	once.Do(func() { image, reason = buildImage(cli) })
+	once.Do(func() {
+		if err := Build(cli); err != nil {
+			reason = err.Error()
+		} else {
+			image = ImageTag
+		}
+	})
 	if image == "" {
 		t.Fatalf("build the test image: %s", reason)
 	}
 	return image
 }
 
-func buildImage(cli *client.Client) (string, string) {
-	dir, err := os.MkdirTemp("", "universe-dockertest-")
-	if err != nil {
-		return "", err.Error()
-	}
-	defer os.RemoveAll(dir)
+// Program builds the image's program (static) to path: benchmarks run it
+// as a plain process too, to compare the runtimes on the same program.
+func Program(path string) error {
 	_, here, _, _ := goruntime.Caller(0)
-	src := filepath.Join(filepath.Dir(here), "testdata", "echo")
-	bin := filepath.Join(dir, "echo")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
-	cmd.Dir = src
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", path, ".")
+	cmd.Dir = filepath.Join(filepath.Dir(here), "testdata", "echo")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", "go build: " + err.Error() + ": " + string(out)
+		return fmt.Errorf("go build: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Build builds ImageTag: FROM scratch, with the program at /echo.
+func Build(cli *client.Client) error {
+	dir, err := os.MkdirTemp("", "universe-dockertest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "echo")
+	if err := Program(bin); err != nil {
+		return err
 	}
 	prog, err := os.ReadFile(bin)
 	if err != nil {
-		return "", err.Error()
+		return err
 	}
 	var ctxTar bytes.Buffer
 	tw := tar.NewWriter(&ctxTar)
@@ -98,11 +114,8 @@ func buildImage(cli *client.Client) (string, string) {
 	defer cancel()
 	resp, err := cli.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{Tags: []string{ImageTag}, Remove: true, ForceRemove: true})
 	if err != nil {
-		return "", err.Error()
+		return err
 	}
 	defer resp.Body.Close()
-	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil); err != nil {
-		return "", err.Error()
-	}
-	return ImageTag, ""
+	return jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil)
 }

@@ -8,7 +8,8 @@
 //	anything     prints "echo: anything"
 //
 // With -port it serves TCP there: each connection gets "hello <id>".
-// With -tick it prints "tick N" every that often. SIGTERM: "bye", exit 0.
+// With -tick it prints "tick N" every that often, with -stamp the wall
+// clock in unix nanoseconds. SIGTERM: "bye", exit 0.
 package main
 
 import (
@@ -28,6 +29,7 @@ import (
 func main() {
 	port := flag.Int("port", 0, "TCP port to serve")
 	tick := flag.Duration("tick", 0, "print a tick this often")
+	stamp := flag.Duration("stamp", 0, "print the wall clock (unix ns) this often")
 	flag.Parse()
 	var mu sync.Mutex
 	say := func(f *os.File, s string) {
@@ -58,6 +60,14 @@ func main() {
 			for i := 1; ; i++ {
 				time.Sleep(*tick)
 				say(os.Stdout, "tick "+strconv.Itoa(i))
+			}
+		}()
+	}
+	if *stamp > 0 {
+		go func() {
+			for {
+				time.Sleep(*stamp)
+				say(os.Stdout, "stamp "+strconv.FormatInt(time.Now().UnixNano(), 10))
 			}
 		}()
 	}
