@@ -303,8 +303,10 @@ func main() {
 		}
 		return float64(int64(m1)-int64(m0)) / 1024 / float64(*n), float64(s) / float64(max(k, 1))
 	}
-	pm, ps := mem("pm")
+	time.Sleep(2 * time.Second) // the followers' buffers go first
+	inUse()
 	dm, ds := mem("dm")
+	pm, ps := mem("pm")
 	fmt.Printf("memory per idle instance (%d of each): master heap+stacks +%.1f KiB process, +%.1f KiB docker; supervisor RSS %.0f KiB process, %.0f KiB docker (both this binary)\n",
 		*n, pm, dm, ps, ds)
 }
