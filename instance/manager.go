@@ -139,6 +139,10 @@ type Manager struct {
 	reconcileDone     chan struct{}
 	createBackoff     map[string]*createRetry // by configuration; the reconciler's own
 
+	rtInfoMu sync.Mutex // guards the cached answer of RuntimeInfos
+	rtInfo   []api.RuntimeInfo
+	rtInfoAt time.Time
+
 	mu        sync.Mutex
 	instances map[string]*Instance
 	closing   atomic.Bool    // set under mu; read without it (isClosing runs under an instance's mu)
@@ -277,7 +281,21 @@ func (m *Manager) Validate(c api.Configuration, tpl Templates) error {
 }
 
 // RuntimeInfos describes every runtime of this node, for GET /api/node.
+// The answer is kept for runtimeInfoTTL: asking a runtime costs a search
+// of PATH or a call to the engine, too much for every request.
 func (m *Manager) RuntimeInfos() []api.RuntimeInfo {
+	m.rtInfoMu.Lock()
+	defer m.rtInfoMu.Unlock()
+	if now := time.Now(); m.rtInfo == nil || now.Sub(m.rtInfoAt) > runtimeInfoTTL {
+		m.rtInfo, m.rtInfoAt = m.runtimeInfos(), now
+	}
+	return append([]api.RuntimeInfo(nil), m.rtInfo...)
+}
+
+// runtimeInfoTTL bounds how old GET /api/node's runtime list may be.
+const runtimeInfoTTL = 2 * time.Second
+
+func (m *Manager) runtimeInfos() []api.RuntimeInfo {
 	lim := m.limits.status()
 	out := make([]api.RuntimeInfo, 0, len(m.runtimes))
 	for name, r := range m.runtimes {
