@@ -152,3 +152,65 @@ type AuditEntry struct {
 	// OutputOmitted counts the lines of output not kept in the entry.
 	OutputOmitted int `json:"outputOmitted,omitempty"`
 }
+
+// Node states (GET /api/cluster/nodes).
+const (
+	NodeOnline       = "ONLINE"
+	NodeDisconnected = "DISCONNECTED"
+	NodeDraining     = "DRAINING"
+	NodeRevoked      = "REVOKED"
+)
+
+// ClusterNode describes one node of the cluster: the master's own (local)
+// or an agent.
+type ClusterNode struct {
+	ID            string            `json:"id"` // = name, stable across restarts
+	Name          string            `json:"name"`
+	Address       string            `json:"address"` // where the agent connects from
+	State         string            `json:"state"`
+	Local         bool              `json:"local"`
+	LastHeartbeat int64             `json:"lastHeartbeat"` // epoch ms; 0: never
+	Version       string            `json:"version"`
+	Capacity      NodeCapacity      `json:"capacity"`
+	Resources     NodeResources     `json:"resources"`
+	Ports         Ports             `json:"ports"`
+	Labels        map[string]string `json:"labels"`
+	InstanceCount int               `json:"instanceCount"`
+	// Instances are the ids of its instances (GET of one node only).
+	Instances []string `json:"instances,omitempty"`
+}
+
+// NodeCapacity is what a node offers.
+type NodeCapacity struct {
+	RAMMB int `json:"ramMB"`
+	CPU   int `json:"cpu"` // 100 = one core
+}
+
+// NodeResources is what the instances placed on a node reserve.
+type NodeResources struct {
+	UsedRAMMB int `json:"usedRamMB"`
+	UsedCPU   int `json:"usedCpu"`
+}
+
+// NodeCreateRequest is the body of POST /api/cluster/nodes.
+type NodeCreateRequest struct {
+	Name   string            `json:"name"`
+	RAMMB  int               `json:"ramMB,omitempty"`
+	CPU    int               `json:"cpu,omitempty"`
+	Ports  *Ports            `json:"ports,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// NodeCreated answers POST /api/cluster/nodes: the node, and its
+// credential, shown this once, in the line an operator pastes on the
+// node's machine.
+type NodeCreated struct {
+	ClusterNode
+	Key         string `json:"key"`
+	JoinCommand string `json:"joinCommand"`
+}
+
+// NodePatch is the body of PATCH /api/cluster/nodes/{name}.
+type NodePatch struct {
+	Draining *bool `json:"draining"`
+}

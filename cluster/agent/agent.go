@@ -1,0 +1,146 @@
+// Package agent is a node's side of the cluster: "universe agent" connects
+// to the master's NATS server with its node credential, sends a heartbeat
+// every second, and reconnects forever with backoff, until the master
+// revokes it (then Run returns ErrRevoked and the process exits non-zero
+// instead of retrying).
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/universe-orchestrator/universe/cluster"
+)
+
+// ErrRevoked is Run's error when the master revoked this node (or refuses
+// its credential).
+var ErrRevoked = errors.New("this node was revoked by the master (or its credential is not the master's): not retrying")
+
+// Options configure an agent.
+type Options struct {
+	Master     string // nats://host:port (a comma-separated list is tried in turn)
+	Credential string // unvn_...
+	DataDir    string
+	Version    string
+	Logger     *slog.Logger
+	// Heartbeat is the period of heartbeats (default 1 s).
+	Heartbeat time.Duration
+	// MaxBackoff caps the wait between reconnection attempts (default 5 s).
+	MaxBackoff time.Duration
+}
+
+// Run runs the agent until ctx ends (nil) or the node is revoked
+// (ErrRevoked).
+func Run(ctx context.Context, opt Options) error {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Heartbeat <= 0 {
+		opt.Heartbeat = time.Second
+	}
+	if opt.MaxBackoff <= 0 {
+		opt.MaxBackoff = 5 * time.Second
+	}
+	node, kp, err := cluster.ParseCredential(opt.Credential)
+	if err != nil {
+		return err
+	}
+	if opt.DataDir != "" {
+		if err := os.MkdirAll(filepath.Join(opt.DataDir), 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+	pub, _ := kp.PublicKey()
+	log := opt.Logger.With("node", node)
+	revoked := make(chan string, 1)
+	say := func(why string) {
+		select {
+		case revoked <- why:
+		default:
+		}
+	}
+	authFailed := func(err error) bool {
+		if err == nil || !(errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation")) {
+			return false
+		}
+		// The master's server knows every key it accepts from its own
+		// records at all times: a refusal means revoked (or never valid).
+		say("the master refuses this node's credential")
+		return true
+	}
+	nc, err := nats.Connect(opt.Master,
+		nats.Name("universe-agent-"+node),
+		nats.Nkey(pub, kp.Sign),
+		nats.CustomInboxPrefix(cluster.Inbox(node)),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1), // forever: NATS gives up after 60 tries by default
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			d := min(time.Duration(1<<min(attempts, 10))*100*time.Millisecond, opt.MaxBackoff)
+			return d/2 + rand.N(d/2+1)
+		}),
+		nats.PingInterval(time.Second), // a dead master is noticed in seconds,
+		nats.MaxPingsOutstanding(3),    // not after NATS's default of minutes
+		nats.Timeout(5*time.Second),
+		nats.IgnoreAuthErrorAbort(), // we decide when to give up (above), not the client
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if !authFailed(err) {
+				log.Warn("cluster connection", "err", err)
+			}
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { authFailed(err) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from the master", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("reconnected to the master", "url", c.ConnectedUrlRedacted())
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("connect to the master: %w", err)
+	}
+	defer nc.Close()
+	if _, err := nc.Subscribe(cluster.To(node, "revoked"), func(m *nats.Msg) {
+		var r cluster.Revoked
+		_ = json.Unmarshal(m.Data, &r)
+		say(r.Reason)
+	}); err != nil {
+		return err
+	}
+	log.Info("agent started", "master", opt.Master)
+	t := time.NewTicker(opt.Heartbeat)
+	defer t.Stop()
+	var seq uint64
+	beat := func() {
+		seq++
+		b, _ := json.Marshal(cluster.Heartbeat{Version: opt.Version, Seq: seq, Time: time.Now().UnixMilli()})
+		_ = nc.Publish(cluster.From(node, "hb"), b) // buffered while disconnected
+	}
+	if nc.IsConnected() {
+		beat()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case why := <-revoked:
+			log.Error("revoked", "reason", why)
+			return fmt.Errorf("%w (%s)", ErrRevoked, why)
+		case <-t.C:
+			if nc.IsConnected() {
+				beat()
+			}
+		}
+	}
+}

@@ -1,0 +1,446 @@
+// Package hub is the master's side of the cluster: an embedded NATS server
+// that agent nodes connect to, each with a credential whose public key the
+// master registered and whose permissions allow only that node's subjects
+// (package cluster), and the registry of nodes in bbolt with what the
+// master observes of them (heartbeats, the address they connect from).
+//
+// The server listens only while at least one node is registered and not
+// revoked. Revoking a node tells it so, then removes its key from the
+// server's configuration (a reload), which closes its connection at once.
+package hub
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster"
+	"github.com/universe-orchestrator/universe/storage"
+)
+
+// OnlineWithin is how recent a heartbeat must be for a node to be ONLINE
+// (agents send one a second).
+const OnlineWithin = 3 * time.Second
+
+// Store is the part of the database the hub uses.
+type Store interface {
+	CreateNode(n storage.NodeRecord) error
+	UpdateNode(name string, f func(*storage.NodeRecord) error) (storage.NodeRecord, error)
+	GetNode(name string) (storage.NodeRecord, error)
+	ListNodes() ([]storage.NodeRecord, error)
+}
+
+// Options configure a Hub.
+type Options struct {
+	Store Store
+	// Addr is where agents connect (host:port; default ":7001").
+	Addr string
+	// Advertise is the host:port agents are told to connect to (default:
+	// the public URL's host and Addr's port).
+	Advertise string
+	TLS       *tls.Config // nil: plain TCP
+	Version   string
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Hub runs the embedded server and tracks the nodes. Start it with Open,
+// stop it with Close.
+type Hub struct {
+	opt Options
+	log *slog.Logger
+
+	mu       sync.Mutex
+	srv      *server.Server
+	nc       *nats.Conn
+	masterKP nkeys.KeyPair
+	seen     map[string]*observed // by node name
+	closed   bool
+}
+
+// observed is what the master saw of a node itself.
+type observed struct {
+	lastHeartbeat time.Time
+	version       string
+	address       string
+	seq           uint64
+}
+
+// New builds a hub; nothing listens until Open finds a node (or a node is
+// created).
+func New(opt Options) *Hub {
+	if opt.Addr == "" {
+		opt.Addr = ":7001"
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Hub{opt: opt, log: opt.Logger, seen: map[string]*observed{}}
+}
+
+// Open starts the server when a node is registered.
+func (h *Hub) Open() error {
+	nodes, err := h.opt.Store.ListNodes()
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if !n.Revoked {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.startLocked(nodes)
+		}
+	}
+	return nil
+}
+
+// Close stops the server (agents reconnect to the next master).
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	if h.nc != nil {
+		h.nc.Close()
+		h.nc = nil
+	}
+	if h.srv != nil {
+		h.srv.Shutdown()
+		h.srv.WaitForShutdown()
+		h.srv = nil
+	}
+}
+
+// Listening returns the address the server listens on ("" when it does
+// not).
+func (h *Hub) Listening() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.srv == nil {
+		return ""
+	}
+	if a := h.srv.Addr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+func (h *Hub) serverOptions(nodes []storage.NodeRecord) (*server.Options, error) {
+	host, portS, err := net.SplitHostPort(h.opt.Addr)
+	if err != nil {
+		return nil, universe.Errorf(universe.EINVALID, "cluster address %q: %v", h.opt.Addr, err)
+	}
+	port, err := strconv.Atoi(portS)
+	if err != nil {
+		return nil, universe.Errorf(universe.EINVALID, "cluster address %q: bad port", h.opt.Addr)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	masterPub, _ := h.masterKP.PublicKey()
+	users := []*server.NkeyUser{{Nkey: masterPub}} // the master: every subject
+	for _, n := range nodes {
+		if n.Revoked {
+			continue
+		}
+		users = append(users, &server.NkeyUser{Nkey: n.PublicKey, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: cluster.PublishAllowed(n.Name)},
+			Subscribe: &server.SubjectPermission{Allow: cluster.SubscribeAllowed(n.Name)},
+			// It may answer the master's requests, and nothing more.
+			Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
+		}})
+	}
+	o := &server.Options{
+		ServerName:    "universe-master",
+		Host:          host,
+		Port:          port,
+		Nkeys:         users,
+		NoLog:         true,
+		NoSigs:        true,
+		MaxPayload:    1 << 20,
+		PingInterval:  time.Second, // a dead agent is noticed within seconds,
+		MaxPingsOut:   3,           // not after NATS's default of minutes
+		WriteDeadline: 5 * time.Second,
+		AuthTimeout:   2,
+	}
+	if h.opt.TLS != nil {
+		o.TLSConfig, o.TLS, o.TLSTimeout = h.opt.TLS, true, 2
+	}
+	return o, nil
+}
+
+// startLocked starts the server with nodes' keys and connects the master.
+func (h *Hub) startLocked(nodes []storage.NodeRecord) error {
+	if h.srv != nil || h.closed {
+		return nil
+	}
+	if h.masterKP == nil {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			return err
+		}
+		h.masterKP = kp
+	}
+	o, err := h.serverOptions(nodes)
+	if err != nil {
+		return err
+	}
+	srv, err := server.NewServer(o)
+	if err != nil {
+		return fmt.Errorf("cluster server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return fmt.Errorf("cluster server: not listening on %s", h.opt.Addr)
+	}
+	pub, _ := h.masterKP.PublicKey()
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("universe-master"),
+		nats.Nkey(pub, h.masterKP.Sign), nats.MaxReconnects(-1))
+	if err != nil {
+		srv.Shutdown()
+		return fmt.Errorf("cluster server: connect: %w", err)
+	}
+	if _, err := nc.Subscribe(cluster.FromAll("hb"), h.heartbeat); err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return err
+	}
+	h.srv, h.nc = srv, nc
+	h.log.Info("cluster server listening", "addr", srv.Addr().String())
+	return nil
+}
+
+// heartbeat records a node's heartbeat: the node is the subject's (the
+// server let only that node publish there), the address the server's.
+func (h *Hub) heartbeat(m *nats.Msg) {
+	node := cluster.NodeOf(m.Subject)
+	var hb cluster.Heartbeat
+	if json.Unmarshal(m.Data, &hb) != nil {
+		return
+	}
+	h.mu.Lock()
+	o := h.seen[node]
+	if o == nil {
+		o = &observed{}
+		h.seen[node] = o
+	}
+	fresh := o.address == "" || hb.Seq < o.seq || h.opt.Now().Sub(o.lastHeartbeat) > OnlineWithin
+	o.lastHeartbeat, o.version, o.seq = h.opt.Now(), truncate(hb.Version, 64), hb.Seq
+	srv := h.srv
+	h.mu.Unlock()
+	if fresh && srv != nil {
+		h.refreshAddress(srv, node)
+	}
+}
+
+// refreshAddress asks the server where node's connection comes from.
+func (h *Hub) refreshAddress(srv *server.Server, node string) {
+	rec, err := h.opt.Store.GetNode(node)
+	if err != nil {
+		return
+	}
+	cz, err := srv.Connz(&server.ConnzOptions{Username: true, Limit: 100000})
+	if err != nil {
+		return
+	}
+	for _, c := range cz.Conns {
+		if c.AuthorizedUser == rec.PublicKey {
+			h.mu.Lock()
+			if o := h.seen[node]; o != nil {
+				o.address = c.IP
+			}
+			h.mu.Unlock()
+			return
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// Create registers a node and returns it with its credential (shown once;
+// only its public key is kept). The server starts if it did not run.
+// Errors: EINVALID, ECONFLICT.
+func (h *Hub) Create(req api.NodeCreateRequest) (api.ClusterNode, string, error) {
+	if !cluster.ValidName(req.Name) {
+		return api.ClusterNode{}, "", universe.Errorf(universe.EINVALID, "name: %q is not a node name (lower-case letters, digits and dashes, 1 to 32)", req.Name)
+	}
+	if req.RAMMB < 0 || req.CPU < 0 {
+		return api.ClusterNode{}, "", universe.Errorf(universe.EINVALID, "ramMB and cpu must not be negative")
+	}
+	rec := storage.NodeRecord{Name: req.Name, Capacity: api.NodeCapacity{RAMMB: req.RAMMB, CPU: req.CPU}, Labels: req.Labels, CreatedAt: h.opt.Now().UnixMilli()}
+	if req.Ports != nil {
+		p := *req.Ports
+		if p.Min < 1 || p.Max > 65535 || p.Min > p.Max {
+			return api.ClusterNode{}, "", universe.Errorf(universe.EINVALID, "ports: need 1 <= min <= max <= 65535")
+		}
+		rec.Ports = p
+	}
+	for k, v := range req.Labels {
+		if k == "" || len(k) > 64 || len(v) > 256 {
+			return api.ClusterNode{}, "", universe.Errorf(universe.EINVALID, "labels: %q is not a label", k)
+		}
+	}
+	cred, pub, err := cluster.NewCredential(req.Name)
+	if err != nil {
+		return api.ClusterNode{}, "", err
+	}
+	rec.PublicKey = pub
+	if err := h.opt.Store.CreateNode(rec); err != nil {
+		return api.ClusterNode{}, "", err
+	}
+	if err := h.reload(); err != nil {
+		return api.ClusterNode{}, "", err
+	}
+	return h.describe(rec), cred, nil
+}
+
+// reload gives the server the current set of node keys (starting it when
+// it did not run).
+func (h *Hub) reload() error {
+	nodes, err := h.opt.Store.ListNodes()
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.srv == nil {
+		return h.startLocked(nodes)
+	}
+	o, err := h.serverOptions(nodes)
+	if err != nil {
+		return err
+	}
+	if err := h.srv.ReloadOptions(o); err != nil {
+		return fmt.Errorf("cluster server: reload: %w", err)
+	}
+	return nil
+}
+
+// SetDraining marks a node draining (no new instances go there) or not.
+// Errors: ENOTFOUND, ECONFLICT (revoked).
+func (h *Hub) SetDraining(name string, draining bool) (api.ClusterNode, error) {
+	rec, err := h.opt.Store.UpdateNode(name, func(n *storage.NodeRecord) error {
+		if n.Revoked {
+			return universe.Errorf(universe.ECONFLICT, "node %s is revoked", name)
+		}
+		n.Draining = draining
+		return nil
+	})
+	if err != nil {
+		return api.ClusterNode{}, err
+	}
+	return h.describe(rec), nil
+}
+
+// Revoke revokes a node: it is told so, and its connection is closed by
+// the server as its key leaves the configuration. Errors: ENOTFOUND.
+func (h *Hub) Revoke(name string) error {
+	rec, err := h.opt.Store.UpdateNode(name, func(n *storage.NodeRecord) error {
+		if !n.Revoked {
+			n.Revoked, n.RevokedAt = true, h.opt.Now().UnixMilli()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	nc := h.nc
+	h.mu.Unlock()
+	if nc != nil {
+		b, _ := json.Marshal(cluster.Revoked{Reason: "revoked by the master"})
+		_ = nc.Publish(cluster.To(rec.Name, "revoked"), b)
+		_ = nc.FlushTimeout(500 * time.Millisecond)
+	}
+	return h.reload()
+}
+
+// Get describes one node. Errors: ENOTFOUND.
+func (h *Hub) Get(name string) (api.ClusterNode, error) {
+	rec, err := h.opt.Store.GetNode(name)
+	if err != nil {
+		return api.ClusterNode{}, err
+	}
+	return h.describe(rec), nil
+}
+
+// List describes every registered node, ordered by name.
+func (h *Hub) List() ([]api.ClusterNode, error) {
+	recs, err := h.opt.Store.ListNodes()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.ClusterNode, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, h.describe(r))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// describe is a node as the API shows it: its record and what the master
+// observed of it.
+func (h *Hub) describe(r storage.NodeRecord) api.ClusterNode {
+	n := api.ClusterNode{ID: r.Name, Name: r.Name, Capacity: r.Capacity, Ports: r.Ports, Labels: r.Labels, State: api.NodeDisconnected}
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+	h.mu.Lock()
+	o := h.seen[r.Name]
+	if o != nil {
+		n.Address, n.Version = o.address, o.version
+		if !o.lastHeartbeat.IsZero() {
+			n.LastHeartbeat = o.lastHeartbeat.UnixMilli()
+		}
+	}
+	h.mu.Unlock()
+	switch {
+	case r.Revoked:
+		n.State = api.NodeRevoked
+	case o != nil && h.opt.Now().Sub(o.lastHeartbeat) <= OnlineWithin:
+		n.State = api.NodeOnline
+		if r.Draining {
+			n.State = api.NodeDraining
+		}
+	}
+	return n
+}
+
+// JoinURL is the URL agents are told to connect to.
+func (h *Hub) JoinURL(publicHost string) string {
+	adv := h.opt.Advertise
+	if adv == "" {
+		_, port, _ := net.SplitHostPort(h.opt.Addr)
+		if l := h.Listening(); l != "" {
+			_, port, _ = net.SplitHostPort(l)
+		}
+		adv = net.JoinHostPort(publicHost, port)
+	}
+	if h.opt.TLS != nil {
+		return "tls://" + adv
+	}
+	return "nats://" + adv
+}

@@ -1,0 +1,71 @@
+package storage
+
+import (
+	"encoding/json"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// NodeRecord is a registered agent node. Its credential is not kept: only
+// the public key it proves (an nkey).
+type NodeRecord struct {
+	Name      string            `json:"name"`
+	PublicKey string            `json:"publicKey"`
+	Capacity  api.NodeCapacity  `json:"capacity"`
+	Ports     api.Ports         `json:"ports"` // 0-0: any
+	Labels    map[string]string `json:"labels,omitempty"`
+	Draining  bool              `json:"draining,omitempty"`
+	Revoked   bool              `json:"revoked,omitempty"`
+	CreatedAt int64             `json:"createdAt"`
+	RevokedAt int64             `json:"revokedAt,omitempty"`
+}
+
+// CreateNode stores a new node. Errors: ECONFLICT when the name is taken
+// (a revoked node's name too: its instances' records name it).
+func (db *DB) CreateNode(n NodeRecord) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketNodes)
+		if b.Get([]byte(n.Name)) != nil {
+			return universe.Errorf(universe.ECONFLICT, "a node named %q exists already", n.Name)
+		}
+		return putJSON(b, n.Name, n)
+	})
+}
+
+// UpdateNode changes the node called name with f. Errors: ENOTFOUND.
+func (db *DB) UpdateNode(name string, f func(*NodeRecord) error) (NodeRecord, error) {
+	var n NodeRecord
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketNodes)
+		v := b.Get([]byte(name))
+		if v == nil {
+			return universe.Errorf(universe.ENOTFOUND, "no node named %q", name)
+		}
+		if err := json.Unmarshal(v, &n); err != nil {
+			return err
+		}
+		if err := f(&n); err != nil {
+			return err
+		}
+		return putJSON(b, name, n)
+	})
+	return n, err
+}
+
+// GetNode returns the node called name. Errors: ENOTFOUND.
+func (db *DB) GetNode(name string) (NodeRecord, error) {
+	var n NodeRecord
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketNodes).Get([]byte(name))
+		if v == nil {
+			return universe.Errorf(universe.ENOTFOUND, "no node named %q", name)
+		}
+		return json.Unmarshal(v, &n)
+	})
+	return n, err
+}
+
+// ListNodes returns every node, revoked ones too, ordered by name.
+func (db *DB) ListNodes() ([]NodeRecord, error) { return listJSON[NodeRecord](db, bucketNodes) }
