@@ -52,8 +52,10 @@ func NodeOf(subject string) string {
 func Inbox(node string) string { return "_INBOX." + node }
 
 // Permissions of a node, as subject patterns.
-func PublishAllowed(node string) []string   { return []string{fromPrefix + node + ".>"} }
-func SubscribeAllowed(node string) []string { return []string{toPrefix + node + ".>", Inbox(node) + ".>"} }
+func PublishAllowed(node string) []string { return []string{fromPrefix + node + ".>"} }
+func SubscribeAllowed(node string) []string {
+	return []string{toPrefix + node + ".>", Inbox(node) + ".>"}
+}
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
 
