@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster"
 	"github.com/universe-orchestrator/universe/console"
 	"github.com/universe-orchestrator/universe/master/auth"
 )
@@ -17,8 +18,9 @@ import (
 var (
 	// ansiRE matches terminal escape sequences (CSI and OSC).
 	ansiRE = regexp.MustCompile(`\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])`)
-	// tokenRE matches tokens we issue, for masking in the audit log.
-	tokenRE = regexp.MustCompile(auth.TokenPrefix + `[A-Za-z0-9_-]+`)
+	// tokenRE matches tokens and node credentials we issue, for masking in
+	// the audit log.
+	tokenRE = regexp.MustCompile(`(` + auth.TokenPrefix + `|` + cluster.CredentialPrefix + `)[A-Za-z0-9_-]+`)
 )
 
 // cleanLine strips escape sequences and control characters (but tab) so
@@ -34,7 +36,7 @@ func cleanLine(s string) string {
 }
 
 // maskTokens replaces every token in s by its prefix and stars.
-func maskTokens(s string) string { return tokenRE.ReplaceAllString(s, auth.TokenPrefix+"****") }
+func maskTokens(s string) string { return tokenRE.ReplaceAllString(s, "${1}****") }
 
 // What an audit entry keeps of a command and its output.
 const (

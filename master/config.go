@@ -58,6 +58,14 @@ type Config struct {
 	// CgroupParent is where instance cgroups go: "auto" (default), "off",
 	// or a cgroup v2 directory.
 	CgroupParent string
+	// ClusterAddr is where agent nodes connect (NATS; default ":7001"). It
+	// listens only while a node is registered. ClusterAdvertise is the
+	// host:port put in join commands (default: the public URL's host and
+	// ClusterAddr's port). ClusterTLSCert/Key serve it with TLS.
+	ClusterAddr      string
+	ClusterAdvertise string
+	ClusterTLSCert   string
+	ClusterTLSKey    string
 	// DockerMountRoots are the host folders under which docker
 	// configurations may bind-mount extra paths (none: no extra mount).
 	DockerMountRoots []string
@@ -99,6 +107,7 @@ func DefaultConfig() Config {
 		MaxReportBytes:      16 << 10,
 		MaxLogResponseBytes: 4 << 20,
 		CgroupParent:        "auto",
+		ClusterAddr:         ":7001",
 	}
 }
 

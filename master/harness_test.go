@@ -32,6 +32,7 @@ func newEnv(t testing.TB, mutate func(*master.Config)) *env {
 	cfg.DataDir = t.TempDir()
 	cfg.TemplatesDir = t.TempDir()
 	cfg.WSPingInterval = time.Second
+	cfg.ClusterAddr = "127.0.0.1:0"
 	logs := &logBuffer{}
 	cfg.Logger = newLogger(logs)
 	if mutate != nil {

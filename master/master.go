@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/cluster/hub"
 	"github.com/universe-orchestrator/universe/console"
 	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/instance/runtime"
@@ -43,6 +44,7 @@ type Master struct {
 	commands    *console.Registry
 	templates   *template.Store
 	instances   *instance.Manager
+	hub         *hub.Hub         // agent nodes
 	uploads     map[string]bool  // routes whose body limit is MaxUploadBytes (and may take longer)
 	bodyLimits  map[string]int64 // routes with a body limit of their own
 	metrics     *metrics
@@ -141,6 +143,18 @@ func New(cfg Config) (*Master, error) {
 		MountRoots:    cfg.DockerMountRoots,
 	})
 	m.metrics.registerInstances(m.instances)
+	var clusterTLS *tls.Config
+	if cfg.ClusterTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.ClusterTLSCert, cfg.ClusterTLSKey)
+		if err != nil {
+			_ = m.templates.Close()
+			_ = db.Close()
+			return nil, universe.Errorf(universe.EINVALID, "load the cluster TLS certificate: %v", err)
+		}
+		clusterTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	m.hub = hub.New(hub.Options{Store: db, Addr: cfg.ClusterAddr, Advertise: cfg.ClusterAdvertise, TLS: clusterTLS,
+		Version: cfg.Version, Logger: m.log, Now: cfg.Now})
 	if err := m.instances.Open(); err != nil {
 		_ = m.templates.Close()
 		_ = db.Close()
@@ -152,6 +166,10 @@ func New(cfg Config) (*Master, error) {
 		console.StopCommand(m.requestStop),
 		console.KeyCommands(keys, cfg.Now),
 	); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := m.commands.Register(m.nodeCommands()...); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -287,6 +305,9 @@ func (m *Master) Open() error {
 			}
 		}()
 	}
+	if err := m.hub.Open(); err != nil {
+		m.log.Error("cluster server: agent nodes cannot connect", "err", err)
+	}
 	m.log.Info("master listening", "addr", ln.Addr().String(), "tls", useTLS, "version", m.cfg.Version)
 	if m.keys.Count(universe.ScopeAll) == 0 {
 		m.log.Warn("no ALL key exists yet: make the first with \"key create admin ALL\" on this console, " +
@@ -328,6 +349,7 @@ func (m *Master) Close() error {
 		if err := m.instances.Close(); err != nil {
 			m.closeErr = err
 		}
+		m.hub.Close()
 		_ = m.templates.Close()
 		if err := m.keys.Flush(); err != nil {
 			m.closeErr = err

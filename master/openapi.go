@@ -123,8 +123,16 @@ func operations() []operation {
 		{method: "GET", path: "/api/instances/{id}/live-log", summary: "Live-log WebSocket: one frame per line (?format=json: api.LiveLogFrame; &batch=1: lines share frames)", access: accessAll, ws: true,
 			params: []param{pathID, qLines, {name: "since", in: "query", desc: "resume after this sequence number", kind: "integer"},
 				{name: "format", in: "query", desc: "text (default) or json", kind: "string"}}},
+
+		{method: "GET", path: "/api/cluster/nodes", summary: "Every node: the master's own first, then the agents", access: accessAll, status: 200, resp: []api.ClusterNode{}},
+		{method: "POST", path: "/api/cluster/nodes", also: []int{409}, summary: "Register an agent node: its credential and join command, shown once", access: accessAll, body: api.NodeCreateRequest{}, status: 201, resp: api.NodeCreated{}},
+		{method: "GET", path: "/api/cluster/nodes/{name}", summary: "One node, with the ids of its instances", access: accessAll, params: []param{pathNode}, status: 200, resp: api.ClusterNode{}},
+		{method: "PATCH", path: "/api/cluster/nodes/{name}", also: []int{409}, summary: "Drain a node or take it back", access: accessAll, params: []param{pathNode}, body: api.NodePatch{}, status: 200, resp: api.ClusterNode{}},
+		{method: "DELETE", path: "/api/cluster/nodes/{name}", also: []int{409}, summary: "Revoke a node: it is disconnected at once and cannot connect again", access: accessAll, params: []param{pathNode}, status: 204},
 	}
 }
+
+var pathNode = param{name: "name", in: "path", desc: "node name", kind: "string", required: true}
 
 var (
 	openAPIOnce sync.Once

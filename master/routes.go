@@ -96,6 +96,12 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.GET("/instances/:id/logs", m.handleInstanceLogs)
 	admin.GET("/instances/:id/live-log", m.handleLiveLog)
 
+	admin.GET("/cluster/nodes", m.handleNodeList)
+	admin.POST("/cluster/nodes", m.handleNodeCreate)
+	admin.GET("/cluster/nodes/:name", m.handleNodeGet)
+	admin.PATCH("/cluster/nodes/:name", m.handleNodePatch)
+	admin.DELETE("/cluster/nodes/:name", m.handleNodeRevoke)
+
 	e.NoRoute(m.authenticate, func(c *gin.Context) {
 		fail(c, universe.Errorf(universe.ENOTFOUND, "no such endpoint"))
 	})

@@ -23,7 +23,7 @@ var (
 	bucketConfigurations = []byte("configurations") // name -> JSON api.Configuration
 	bucketInstances      = []byte("instances")      // id -> JSON api.InstanceInfo
 	bucketMeta           = []byte("meta")           // bookkeeping: metaAuditBytes
-	bucketNodes          = []byte("nodes") // name -> JSON NodeRecord
+	bucketNodes          = []byte("nodes")          // name -> JSON NodeRecord
 	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes}
 	defaultOpenTimeout   = 2 * time.Second
 )
