@@ -510,3 +510,36 @@ func (c *Client) WaitState(ctx context.Context, id string, progress func(api.Ins
 		}
 	}
 }
+
+// Nodes lists the cluster's nodes, the master's own first (GET
+// /api/cluster/nodes).
+func (c *Client) Nodes(ctx context.Context) ([]api.ClusterNode, error) {
+	var out []api.ClusterNode
+	return out, c.do(ctx, "GET", "/api/cluster/nodes", nil, nil, &out)
+}
+
+// ClusterNode returns one node with its instances' ids (GET
+// /api/cluster/nodes/{name}).
+func (c *Client) ClusterNode(ctx context.Context, name string) (api.ClusterNode, error) {
+	var out api.ClusterNode
+	return out, c.do(ctx, "GET", "/api/cluster/nodes/"+seg(name), nil, nil, &out)
+}
+
+// CreateNode registers an agent node (POST /api/cluster/nodes); the answer
+// holds its credential and join command, shown this once.
+func (c *Client) CreateNode(ctx context.Context, req api.NodeCreateRequest) (api.NodeCreated, error) {
+	var out api.NodeCreated
+	return out, c.do(ctx, "POST", "/api/cluster/nodes", nil, req, &out)
+}
+
+// SetNodeDraining drains a node or takes it back (PATCH
+// /api/cluster/nodes/{name}).
+func (c *Client) SetNodeDraining(ctx context.Context, name string, draining bool) (api.ClusterNode, error) {
+	var out api.ClusterNode
+	return out, c.do(ctx, "PATCH", "/api/cluster/nodes/"+seg(name), nil, api.NodePatch{Draining: &draining}, &out)
+}
+
+// RevokeNode revokes a node (DELETE /api/cluster/nodes/{name}).
+func (c *Client) RevokeNode(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/api/cluster/nodes/"+seg(name), nil, nil, nil)
+}

@@ -67,7 +67,10 @@ type Hub struct {
 	nc       *nats.Conn
 	masterKP nkeys.KeyPair
 	seen     map[string]*observed // by node name
+	conns    map[string]string    // public key → address of its connection, from the server
 	closed   bool
+	stop     chan struct{} // ends watchConns
+	watching sync.WaitGroup
 }
 
 // observed is what the master saw of a node itself.
@@ -90,7 +93,7 @@ func New(opt Options) *Hub {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Hub{opt: opt, log: opt.Logger, seen: map[string]*observed{}}
+	return &Hub{opt: opt, log: opt.Logger, seen: map[string]*observed{}, stop: make(chan struct{})}
 }
 
 // Open starts the server when a node is registered.
@@ -112,8 +115,14 @@ func (h *Hub) Open() error {
 // Close stops the server (agents reconnect to the next master).
 func (h *Hub) Close() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	if !h.closed {
+		close(h.stop)
+	}
 	h.closed = true
+	h.mu.Unlock()
+	h.watching.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.nc != nil {
 		h.nc.Close()
 		h.nc = nil
@@ -225,7 +234,39 @@ func (h *Hub) startLocked(nodes []storage.NodeRecord) error {
 	}
 	h.srv, h.nc = srv, nc
 	h.log.Info("cluster server listening", "addr", srv.Addr().String())
+	h.watching.Add(1)
+	go h.watchConns(srv)
 	return nil
+}
+
+// ConnPoll is how often the hub asks the server which nodes are
+// connected: a node whose connection closed (its process died, its host
+// rebooted) is DISCONNECTED within it, without waiting for heartbeats to
+// stop (those tell a silent partition, within OnlineWithin).
+const ConnPoll = 200 * time.Millisecond
+
+func (h *Hub) watchConns(srv *server.Server) {
+	defer h.watching.Done()
+	t := time.NewTicker(ConnPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		cz, err := srv.Connz(&server.ConnzOptions{Username: true, Limit: 100000})
+		if err != nil {
+			continue
+		}
+		conns := make(map[string]string, len(cz.Conns))
+		for _, c := range cz.Conns {
+			conns[c.AuthorizedUser] = c.IP
+		}
+		h.mu.Lock()
+		h.conns = conns
+		h.mu.Unlock()
+	}
 }
 
 // heartbeat records a node's heartbeat: the node is the subject's (the
@@ -410,17 +451,24 @@ func (h *Hub) describe(r storage.NodeRecord) api.ClusterNode {
 	}
 	h.mu.Lock()
 	o := h.seen[r.Name]
+	var beat time.Time
 	if o != nil {
-		n.Address, n.Version = o.address, o.version
-		if !o.lastHeartbeat.IsZero() {
-			n.LastHeartbeat = o.lastHeartbeat.UnixMilli()
+		n.Address, n.Version, beat = o.address, o.version, o.lastHeartbeat
+		if !beat.IsZero() {
+			n.LastHeartbeat = beat.UnixMilli()
 		}
+	}
+	// Not connected as the server last saw it: disconnected, whatever the
+	// last heartbeat (a connection seen after it counts once it beats).
+	_, connected := h.conns[r.PublicKey]
+	if h.conns == nil {
+		connected = true // not polled yet
 	}
 	h.mu.Unlock()
 	switch {
 	case r.Revoked:
 		n.State = api.NodeRevoked
-	case o != nil && h.opt.Now().Sub(o.lastHeartbeat) <= OnlineWithin:
+	case o != nil && connected && h.opt.Now().Sub(beat) <= OnlineWithin:
 		n.State = api.NodeOnline
 		if r.Draining {
 			n.State = api.NodeDraining

@@ -620,6 +620,11 @@ func runCLI(e cliEnv, args []string) (code int, ok bool) {
 		return instanceGroup.run(e, args[1:]), true
 	case "config":
 		return configGroup.run(e, args[1:]), true
+	case "node":
+		if len(args) > 1 && args[1] == "delete" {
+			args = append([]string{"node", "revoke"}, args[2:]...) // the console's alias
+		}
+		return nodeGroup.run(e, args[1:]), true
 	case "template":
 		return templateGroup.run(e, args[1:]), true
 	case "console":

@@ -55,6 +55,9 @@ const usage = `Universe: a control plane for fleets of long-running processes.
 
 Usage:
   universe master [flags]                      run the master (REST API on :7000)
+  universe agent --master nats://HOST:PORT --data DIR
+                                               run a node of the cluster (credential in
+                                               UNIVERSE_NODE_KEY or --key-file)
 
   universe status                              ping the master, show its node
   universe auth status|verify                  who the token is, its rate-limit headroom
@@ -62,6 +65,7 @@ Usage:
                                                on a data directory, with no master running)
   universe instance list|create|info|start|stop|restart|delete|exec|logs
   universe config list|show|apply|delete
+  universe node list|info|create|drain|undrain|revoke
   universe template list|push|pull|export|import
   universe console                             the master's console, remotely
   universe completion bash|zsh|fish            shell completion
@@ -83,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "master":
 		return runMaster(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "agent":
+		return runAgent(ctx, args[1:], getenv, stderr)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintln(stdout, "universe "+versionString())
 		return exitOK
@@ -138,6 +144,10 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	keep := fs.Bool("keep-instances", envOr(getenv, "UNIVERSE_KEEP_INSTANCES", "") == "true", "leave instances running when the master stops, for the next master to adopt (env UNIVERSE_KEEP_INSTANCES=true)")
 	mountRoots := fs.String("docker-mount-root", envOr(getenv, "UNIVERSE_DOCKER_MOUNT_ROOT", ""), "comma-separated host folders under which docker configurations may bind-mount paths (dockerOptions.mounts; default none) (env UNIVERSE_DOCKER_MOUNT_ROOT)")
 	cgroups := fs.String("cgroup-parent", envOr(getenv, "UNIVERSE_CGROUP_PARENT", def.CgroupParent), "cgroup v2 directory for instance cgroups (ramMB, cpu limits): auto, off, or a path (env UNIVERSE_CGROUP_PARENT)")
+	clusterAddr := fs.String("cluster-addr", envOr(getenv, "UNIVERSE_CLUSTER_ADDR", def.ClusterAddr), "where agent nodes connect (NATS); it listens only while a node is registered (env UNIVERSE_CLUSTER_ADDR)")
+	clusterAdv := fs.String("cluster-advertise", getenv("UNIVERSE_CLUSTER_ADVERTISE"), "host:port put in nodes' join commands; default the public URL's host and --cluster-addr's port (env UNIVERSE_CLUSTER_ADVERTISE)")
+	clusterCert := fs.String("cluster-tls-cert", getenv("UNIVERSE_CLUSTER_TLS_CERT"), "TLS certificate of the node port (env UNIVERSE_CLUSTER_TLS_CERT)")
+	clusterKey := fs.String("cluster-tls-key", getenv("UNIVERSE_CLUSTER_TLS_KEY"), "TLS key of the node port (env UNIVERSE_CLUSTER_TLS_KEY)")
 	lineRate := fs.Int("log-line-rate", 10000, "stdout+stderr lines per second kept per instance; more are dropped and reported; -1 = no limit")
 	logLevel := fs.String("log-level", envOr(getenv, "UNIVERSE_LOG_LEVEL", "info"), "debug, info, warn or error (env UNIVERSE_LOG_LEVEL)")
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -160,6 +170,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.NodeID, cfg.TemplatesDir, cfg.ConfigDir, cfg.PublicURL = *nodeID, *templates, *configDir, *publicURL
 	cfg.InstanceLog.LineRate = *lineRate
 	cfg.KeepInstances, cfg.CgroupParent, cfg.NoResume = *keep, *cgroups, *noResume
+	cfg.ClusterAddr, cfg.ClusterAdvertise, cfg.ClusterTLSCert, cfg.ClusterTLSKey = *clusterAddr, *clusterAdv, *clusterCert, *clusterKey
 	for _, r := range strings.Split(*mountRoots, ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			cfg.DockerMountRoots = append(cfg.DockerMountRoots, filepath.Clean(r))

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster/agent"
+)
+
+var nodeGroup = group{name: "node", subs: map[string]*command{
+	"list": {usage: "node list", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
+		nodes, err := r.c.Nodes(r.ctx)
+		return printList(r, nodes, err, []string{"NAME", "STATE", "LOCAL", "ADDRESS", "HEARTBEAT", "RAM MB", "CPU", "INSTANCES"}, func(n api.ClusterNode) []string {
+			hb := fmtAgo(n.LastHeartbeat)
+			if n.Local {
+				hb = "-"
+			}
+			return []string{n.Name, r.state(n.State), strconv.FormatBool(n.Local), orDash(n.Address), hb,
+				strconv.Itoa(n.Capacity.RAMMB), strconv.Itoa(n.Capacity.CPU), strconv.Itoa(n.InstanceCount)}
+		})
+	}},
+	"info": {usage: "node info <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		n, err := r.c.ClusterNode(r.ctx, a[0])
+		if err != nil {
+			return r.fail(err)
+		}
+		if r.json {
+			r.printJSON(n)
+			return exitOK
+		}
+		r.fields([][2]string{{"Name", n.Name}, {"State", r.state(n.State)}, {"Local", strconv.FormatBool(n.Local)},
+			{"Address", orDash(n.Address)}, {"Version", orDash(n.Version)}, {"Last heartbeat", fmtAgo(n.LastHeartbeat)},
+			{"Capacity", fmt.Sprintf("%d MB RAM, cpu %d", n.Capacity.RAMMB, n.Capacity.CPU)},
+			{"Reserved", fmt.Sprintf("%d MB RAM, cpu %d", n.Resources.UsedRAMMB, n.Resources.UsedCPU)},
+			{"Instances", strings.Join(n.Instances, " ")}})
+		return exitOK
+	}},
+	"create": {usage: "node create <name> [--ram MB] [--cpu N] [--ports MIN-MAX] [--labels k=v,...]", nargs: [2]int{1, 1},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			ram := fs.Int("ram", 0, "memory the node offers, MB")
+			cpu := fs.Int("cpu", 0, "CPU the node offers (100 = one core)")
+			ports := fs.String("ports", "", "the node's port range MIN-MAX")
+			labels := fs.String("labels", "", "labels k=v,...")
+			return func(r *remote, a []string) int {
+				req := api.NodeCreateRequest{Name: a[0], RAMMB: *ram, CPU: *cpu}
+				if *ports != "" {
+					lo, hi, ok := strings.Cut(*ports, "-")
+					min, err1 := strconv.Atoi(lo)
+					max, err2 := strconv.Atoi(hi)
+					if !ok || err1 != nil || err2 != nil {
+						fmt.Fprintln(r.stderr, "universe: --ports: want MIN-MAX")
+						return exitUsage
+					}
+					req.Ports = &api.Ports{Min: min, Max: max}
+				}
+				if *labels != "" {
+					req.Labels = map[string]string{}
+					for _, kv := range strings.Split(*labels, ",") {
+						k, v, ok := strings.Cut(kv, "=")
+						if !ok {
+							fmt.Fprintln(r.stderr, "universe: --labels: want k=v,...")
+							return exitUsage
+						}
+						req.Labels[k] = v
+					}
+				}
+				n, err := r.c.CreateNode(r.ctx, req)
+				if err != nil {
+					return r.fail(err)
+				}
+				if r.json {
+					r.printJSON(n)
+					return exitOK
+				}
+				fmt.Fprintf(r.stdout, "Created node %s. Its credential is shown only now; on the node's machine run:\n%s\n", n.Name, n.JoinCommand)
+				return exitOK
+			}
+		}},
+	"drain":   {usage: "node drain <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int { return nodeDrain(r, a[0], true) }},
+	"undrain": {usage: "node undrain <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int { return nodeDrain(r, a[0], false) }},
+	"revoke": {usage: "node revoke <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		if err := r.c.RevokeNode(r.ctx, a[0]); err != nil {
+			return r.fail(err)
+		}
+		if !r.json {
+			fmt.Fprintf(r.stdout, "Revoked node %s.\n", a[0])
+		}
+		return exitOK
+	}},
+}}
+
+func nodeDrain(r *remote, name string, draining bool) int {
+	n, err := r.c.SetNodeDraining(r.ctx, name, draining)
+	if err != nil {
+		return r.fail(err)
+	}
+	if r.json {
+		r.printJSON(n)
+	} else {
+		fmt.Fprintf(r.stdout, "Node %s is %s.\n", n.Name, n.State)
+	}
+	return exitOK
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// exitRevoked is the exit code of an agent whose node was revoked.
+const exitRevoked = 3
+
+// runAgent is "universe agent": a node of the cluster.
+func runAgent(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("universe agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	masterURL := fs.String("master", getenv("UNIVERSE_NATS_URL"), "the master's node address, nats://HOST:PORT (or tls://)")
+	data := fs.String("data", envOr(getenv, "UNIVERSE_DATA", "./data"), "this node's data directory")
+	keyFile := fs.String("key-file", "", "file holding the node credential (mode 0600); else env UNIVERSE_NODE_KEY")
+	logLevel := fs.String("log-level", envOr(getenv, "UNIVERSE_LOG_LEVEL", "info"), "debug, info, warn or error")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "universe agent: --log-level: %v\n", err)
+		return exitUsage
+	}
+	if *masterURL == "" {
+		fmt.Fprintln(stderr, "universe agent: --master nats://HOST:PORT is required (the join command of \"node create\" has it)")
+		return exitUsage
+	}
+	cred := getenv("UNIVERSE_NODE_KEY")
+	if *keyFile != "" {
+		st, err := os.Stat(*keyFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "universe agent: --key-file: %v\n", err)
+			return exitUsage
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(stderr, "universe agent: --key-file %s is readable by others (mode %o): chmod 600 it\n", *keyFile, st.Mode().Perm())
+			return exitUsage
+		}
+		b, err := os.ReadFile(*keyFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "universe agent: --key-file: %v\n", err)
+			return exitUsage
+		}
+		cred = strings.TrimSpace(string(b))
+	}
+	if cred == "" {
+		fmt.Fprintln(stderr, "universe agent: no node credential: set UNIVERSE_NODE_KEY or --key-file (never a flag: flags show in process listings)")
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	err := agent.Run(ctx, agent.Options{Master: *masterURL, Credential: cred, DataDir: *data, Version: versionString(), Logger: log})
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, agent.ErrRevoked):
+		fmt.Fprintln(stderr, "universe agent:", err)
+		return exitRevoked
+	default:
+		fmt.Fprintln(stderr, "universe agent:", err)
+		return exitError
+	}
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// startAgent runs "universe agent" as a process of its own (this test
+// binary, through the master helper), with the credential in env.
+func startAgent(t *testing.T, dir string, env []string, args ...string) (*exec.Cmd, chan struct{}) {
+	t.Helper()
+	b, _ := json.Marshal(append([]string{"agent"}, args...))
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(append(os.Environ(), masterHelperEnv+"="+string(b)), env...)
+	logf, err := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
+			t.Logf("agent.log:\n%s", tail(string(b), 30))
+		}
+	})
+	return cmd, done
+}
+
+// TestAgentProcess: a node made with the CLI joins as a real agent process;
+// the credential is never in its arguments; SIGKILL shows the node
+// DISCONNECTED within seconds and a new agent brings it back; revocation
+// ends the agent within a second with exit code 3; a key file others can
+// read is refused.
+func TestAgentProcess(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", dir)
+	if code != 0 {
+		t.Fatalf("key create: %s", errOut)
+	}
+	admin := tokenRE.FindString(out)
+	port, nodePort := freePort(t), freePort(t)
+	m := startChildMaster(t, dir, port, "--cluster-addr", "127.0.0.1:"+strconv.Itoa(nodePort))
+	env := []string{"UNIVERSE_URL=" + m.base, "UNIVERSE_TOKEN=" + admin}
+	code, out, errOut = cliEnvRun(t, env, "node", "create", "edge-1", "--ram", "1024", "--cpu", "200", "--labels", "zone=eu")
+	if code != 0 {
+		t.Fatalf("node create: %d %s %s", code, out, errOut)
+	}
+	join := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "UNIVERSE_NODE_KEY=") {
+			join = l
+		}
+	}
+	if !strings.Contains(join, " universe agent --master nats://127.0.0.1:"+strconv.Itoa(nodePort)+" --data ") {
+		t.Fatalf("join line %q", join)
+	}
+	cred := strings.TrimPrefix(strings.Fields(join)[0], "UNIVERSE_NODE_KEY=")
+	agentDir := t.TempDir()
+	url := "nats://127.0.0.1:" + strconv.Itoa(nodePort)
+	a1, _ := startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + cred}, "--master", url, "--data", agentDir)
+	state := func() api.ClusterNode {
+		return jsonReq[api.ClusterNode](t, "GET", m.base+"/api/cluster/nodes/edge-1", admin, "", 200)
+	}
+	waitFor(t, "edge-1 to come online", 15*time.Second, func() bool { return state().State == api.NodeOnline })
+	if args, _ := os.ReadFile("/proc/" + strconv.Itoa(a1.Process.Pid) + "/cmdline"); strings.Contains(string(args), "unvn_") {
+		t.Fatal("the credential is in the agent's arguments")
+	}
+	_, out, _ = cliEnvRun(t, env, "node", "list")
+	if !strings.Contains(out, "edge-1") || !strings.Contains(out, "ONLINE") || !strings.Contains(out, "node-1") {
+		t.Fatalf("node list: %s", out)
+	}
+
+	// A killed agent: DISCONNECTED once its heartbeats stop.
+	killed := time.Now()
+	_ = a1.Process.Signal(syscall.SIGKILL)
+	waitFor(t, "edge-1 to be seen disconnected", 15*time.Second, func() bool { return state().State == api.NodeDisconnected })
+	t.Logf("agent SIGKILL to DISCONNECTED: %v", time.Since(killed))
+	_, done2 := startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + cred}, "--master", url, "--data", agentDir)
+	waitFor(t, "edge-1 to come back", 15*time.Second, func() bool { return state().State == api.NodeOnline })
+
+	// Revocation: the agent exits, saying so, with code 3.
+	revoked := time.Now()
+	if code, out, errOut := cliEnvRun(t, env, "node", "revoke", "edge-1"); code != 0 {
+		t.Fatalf("node revoke: %d %s %s", code, out, errOut)
+	}
+	select {
+	case <-done2:
+		t.Logf("revocation to the agent's exit: %v", time.Since(revoked))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revoked agent runs on")
+	}
+	b, _ := os.ReadFile(filepath.Join(agentDir, "agent.log"))
+	if !strings.Contains(string(b), "revoked") {
+		t.Fatalf("the agent did not say it was revoked:\n%s", b)
+	}
+
+	// A key file others can read is refused.
+	kf := filepath.Join(t.TempDir(), "node.key")
+	_ = os.WriteFile(kf, []byte(cred), 0o644)
+	if code, _, errOut := cliEnvRun(t, nil, "agent", "--master", url, "--key-file", kf); code != exitUsage || !strings.Contains(errOut, "chmod 600") {
+		t.Fatalf("a 0644 key file: %d %s", code, errOut)
+	}
+}
+
+// cliEnvRun runs the CLI in this process with env (KEY=value) as its
+// environment.
+func cliEnvRun(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	vars := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	var out, errb strings.Builder
+	code = run(t.Context(), args, func(k string) string { return vars[k] }, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
