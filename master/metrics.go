@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/master/auth"
 )
@@ -185,4 +186,49 @@ func methodLabel(method string) string {
 		return method
 	}
 	return "OTHER"
+}
+
+// registerNodes adds the per-node series: one per registered node (the
+// master's own included), so their number is bounded by the nodes an
+// operator created.
+func (m *metrics) registerNodes(nodes func() ([]api.ClusterNode, error)) {
+	m.reg.MustRegister(nodeCollector{nodes: nodes,
+		state:     prometheus.NewDesc("universe_node_state", "1 for the state each node is in (ONLINE, DISCONNECTED, DRAINING, REVOKED).", []string{"node", "state"}, nil),
+		capacity:  prometheus.NewDesc("universe_node_capacity", "What each node offers: ram_mb, or cpu (100 = one core).", []string{"node", "resource"}, nil),
+		reserved:  prometheus.NewDesc("universe_node_reserved", "What the instances placed on each node reserve: ram_mb or cpu.", []string{"node", "resource"}, nil),
+		instances: prometheus.NewDesc("universe_node_instances", "Instances on each node.", []string{"node"}, nil),
+	})
+}
+
+type nodeCollector struct {
+	nodes                                func() ([]api.ClusterNode, error)
+	state, capacity, reserved, instances *prometheus.Desc
+}
+
+func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.state
+	ch <- c.capacity
+	ch <- c.reserved
+	ch <- c.instances
+}
+
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	nodes, err := c.nodes()
+	if err != nil {
+		return
+	}
+	for _, n := range nodes {
+		for _, s := range []string{api.NodeOnline, api.NodeDisconnected, api.NodeDraining, api.NodeRevoked} {
+			v := 0.0
+			if n.State == s {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, n.Name, s)
+		}
+		ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(n.Capacity.RAMMB), n.Name, "ram_mb")
+		ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(n.Capacity.CPU), n.Name, "cpu")
+		ch <- prometheus.MustNewConstMetric(c.reserved, prometheus.GaugeValue, float64(n.Resources.UsedRAMMB), n.Name, "ram_mb")
+		ch <- prometheus.MustNewConstMetric(c.reserved, prometheus.GaugeValue, float64(n.Resources.UsedCPU), n.Name, "cpu")
+		ch <- prometheus.MustNewConstMetric(c.instances, prometheus.GaugeValue, float64(n.InstanceCount), n.Name)
+	}
 }
