@@ -127,16 +127,12 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 	masterURL := fs.String("master", getenv("UNIVERSE_NATS_URL"), "the master's node address, nats://HOST:PORT (or tls://)")
 	data := fs.String("data", envOr(getenv, "UNIVERSE_DATA", "./data"), "this node's data directory")
 	keyFile := fs.String("key-file", "", "file holding the node credential (mode 0600); else env UNIVERSE_NODE_KEY")
-	logLevel := fs.String("log-level", envOr(getenv, "UNIVERSE_LOG_LEVEL", "info"), "debug, info, warn or error")
-	if _, err := parseInterleaved(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	logLevel := logLevelFlag(fs, getenv)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "universe agent: --log-level: %v\n", err)
+	level, ok := parseLevel(*logLevel, "universe agent", stderr)
+	if !ok {
 		return exitUsage
 	}
 	if *masterURL == "" {

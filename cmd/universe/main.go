@@ -113,6 +113,33 @@ func versionString() string {
 	return "dev"
 }
 
+// logLevelFlag defines --log-level (env UNIVERSE_LOG_LEVEL).
+func logLevelFlag(fs *flag.FlagSet, getenv func(string) string) *string {
+	return fs.String("log-level", envOr(getenv, "UNIVERSE_LOG_LEVEL", "info"), "debug, info, warn or error (env UNIVERSE_LOG_LEVEL)")
+}
+
+// parseFlags parses args into fs; ok is false when the command must end
+// with code (--help: 0; a bad flag: usage).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if _, err := parseInterleaved(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+// parseLevel parses a --log-level value, saying what is wrong on stderr.
+func parseLevel(s, cmd string, stderr io.Writer) (slog.Level, bool) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		fmt.Fprintf(stderr, "%s: --log-level: %v\n", cmd, err)
+		return level, false
+	}
+	return level, true
+}
+
 // envOr returns the environment variable name, or def when it is unset.
 func envOr(getenv func(string) string, name, def string) string {
 	if v := getenv(name); v != "" {
@@ -149,16 +176,12 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	clusterCert := fs.String("cluster-tls-cert", getenv("UNIVERSE_CLUSTER_TLS_CERT"), "TLS certificate of the node port (env UNIVERSE_CLUSTER_TLS_CERT)")
 	clusterKey := fs.String("cluster-tls-key", getenv("UNIVERSE_CLUSTER_TLS_KEY"), "TLS key of the node port (env UNIVERSE_CLUSTER_TLS_KEY)")
 	lineRate := fs.Int("log-line-rate", 10000, "stdout+stderr lines per second kept per instance; more are dropped and reported; -1 = no limit")
-	logLevel := fs.String("log-level", envOr(getenv, "UNIVERSE_LOG_LEVEL", "info"), "debug, info, warn or error (env UNIVERSE_LOG_LEVEL)")
-	if _, err := parseInterleaved(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	logLevel := logLevelFlag(fs, getenv)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "universe: --log-level: %v\n", err)
+	level, ok := parseLevel(*logLevel, "universe", stderr)
+	if !ok {
 		return exitUsage
 	}
 	cfg := def
