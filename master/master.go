@@ -154,7 +154,7 @@ func New(cfg Config) (*Master, error) {
 		clusterTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	m.hub = hub.New(hub.Options{Store: db, Addr: cfg.ClusterAddr, Advertise: cfg.ClusterAdvertise, TLS: clusterTLS,
-		Version: cfg.Version, Logger: m.log, Now: cfg.Now})
+		Templates: m.templates, Version: cfg.Version, Logger: m.log, Now: cfg.Now})
 	m.metrics.registerNodes(m.nodes)
 	if err := m.instances.Open(); err != nil {
 		_ = m.templates.Close()

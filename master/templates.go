@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -24,8 +25,15 @@ func (m *Master) handleTemplateList(c *gin.Context) {
 // handleTemplateSync is POST /api/templates/sync of the original's clients:
 // it distributes the templates to the nodes. With one node (this master)
 // they are where instances are made already.
+// handleTemplateSync asks every connected agent node to fetch the
+// templates it lacks now (they also do at every connection).
 func (m *Master) handleTemplateSync(c *gin.Context) {
-	c.JSON(http.StatusOK, api.TemplateSync{Message: "nothing to sync: the templates are on this master, the only node", Nodes: 0})
+	n := m.hub.SyncTemplates()
+	msg := "sync asked of " + strconv.Itoa(n) + " connected nodes"
+	if n == 0 {
+		msg = "no node is connected: the templates are on this master"
+	}
+	c.JSON(http.StatusOK, api.TemplateSync{Message: msg, Nodes: n})
 }
 
 func (m *Master) handleTemplateGet(c *gin.Context) {

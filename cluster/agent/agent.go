@@ -69,6 +69,15 @@ func Run(ctx context.Context, opt Options) error {
 		default:
 		}
 	}
+	// Templates: synced at the start, after every reconnection and when
+	// the master asks; one sync at a time, requests meanwhile coalesced.
+	syncWanted := make(chan struct{}, 1)
+	wantSync := func() {
+		select {
+		case syncWanted <- struct{}{}:
+		default:
+		}
+	}
 	authFailed := func(err error) bool {
 		if err == nil || !(errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation")) {
 			return false
@@ -98,25 +107,59 @@ func Run(ctx context.Context, opt Options) error {
 			}
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { authFailed(err) }),
+		nats.ConnectHandler(func(*nats.Conn) { wantSync() }), // a first connection made late
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("reconnected to the master", "url", c.ConnectedUrlRedacted())
+			wantSync()
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("disconnected from the master", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) {
-			log.Info("reconnected to the master", "url", c.ConnectedUrlRedacted())
-		}),
 	)
 	if err != nil {
 		return fmt.Errorf("connect to the master: %w", err)
 	}
-	defer nc.Close()
+	defer nc.Close() // last: after the sync has ended
 	if _, err := nc.Subscribe(cluster.To(node, "revoked"), func(m *nats.Msg) {
 		var r cluster.Revoked
 		_ = json.Unmarshal(m.Data, &r)
 		say(r.Reason)
 	}); err != nil {
 		return err
+	}
+	if _, err := nc.Subscribe(cluster.To(node, "tpl.sync"), func(*nats.Msg) { wantSync() }); err != nil {
+		return err
+	}
+	syncDone := make(chan struct{})
+	defer func() { <-syncDone }()
+	syncCtx, stopSync := context.WithCancel(ctx)
+	defer stopSync()
+	go func() {
+		defer close(syncDone)
+		for {
+			select {
+			case <-syncCtx.Done():
+				return
+			case <-syncWanted:
+			}
+			if !nc.IsConnected() {
+				continue // the reconnection asks again
+			}
+			st, err := SyncTemplates(nc, node, opt.DataDir)
+			switch {
+			case err != nil:
+				log.Warn("template sync", "err", err)
+			case st.FirstError != nil:
+				log.Warn("template sync", "err", st.FirstError, "installed", st.Installed, "files", st.Blobs)
+			default:
+				log.Info("templates synced", "templates", st.Templates, "installed", st.Installed, "removed", st.Removed, "files", st.Blobs, "bytes", st.BlobBytes)
+			}
+		}
+	}()
+	if nc.IsConnected() {
+		wantSync()
 	}
 	log.Info("agent started", "master", opt.Master)
 	t := time.NewTicker(opt.Heartbeat)

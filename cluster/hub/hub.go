@@ -51,6 +51,7 @@ type Options struct {
 	// the public URL's host and Addr's port).
 	Advertise string
 	TLS       *tls.Config // nil: plain TCP
+	Templates Templates   // served to nodes (nil: none)
 	Version   string
 	Logger    *slog.Logger
 	Now       func() time.Time
@@ -228,6 +229,11 @@ func (h *Hub) startLocked(nodes []storage.NodeRecord) error {
 		return fmt.Errorf("cluster server: connect: %w", err)
 	}
 	if _, err := nc.Subscribe(cluster.FromAll("hb"), h.heartbeat); err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return err
+	}
+	if err := h.serveTemplates(nc); err != nil {
 		nc.Close()
 		srv.Shutdown()
 		return err

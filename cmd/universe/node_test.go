@@ -72,6 +72,11 @@ func TestAgentProcess(t *testing.T) {
 		t.Fatalf("join line %q", join)
 	}
 	cred := strings.TrimPrefix(strings.Fields(join)[0], "UNIVERSE_NODE_KEY=")
+	// A template, to reach the node when it joins.
+	jsonReq[any](t, "POST", m.base+"/api/templates/lobby/base", admin, "", 201)
+	if resp, b := request(t, "PUT", m.base+"/api/templates/lobby/base/files/server.properties", admin, "motd=hello\n"); resp.StatusCode != 204 {
+		t.Fatalf("put a template file: %d %s", resp.StatusCode, b)
+	}
 	agentDir := t.TempDir()
 	url := "nats://127.0.0.1:" + strconv.Itoa(nodePort)
 	a1, _ := startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + cred}, "--master", url, "--data", agentDir)
@@ -82,6 +87,20 @@ func TestAgentProcess(t *testing.T) {
 	if args, _ := os.ReadFile("/proc/" + strconv.Itoa(a1.Process.Pid) + "/cmdline"); strings.Contains(string(args), "unvn_") {
 		t.Fatal("the credential is in the agent's arguments")
 	}
+	nodeFile := filepath.Join(agentDir, "templates", "lobby", "base", "server.properties")
+	waitFor(t, "the template to reach the node", 15*time.Second, func() bool {
+		b, _ := os.ReadFile(nodeFile)
+		return string(b) == "motd=hello\n"
+	})
+	// A change reaches it when the templates are synced.
+	request(t, "PUT", m.base+"/api/templates/lobby/base/files/server.properties", admin, "motd=changed\n")
+	if sync := jsonReq[api.TemplateSync](t, "POST", m.base+"/api/templates/sync", admin, "", 200); sync.Nodes != 1 {
+		t.Fatalf("template sync: %+v", sync)
+	}
+	waitFor(t, "the changed template to reach the node", 15*time.Second, func() bool {
+		b, _ := os.ReadFile(nodeFile)
+		return string(b) == "motd=changed\n"
+	})
 	_, out, _ = cliEnvRun(t, env, "node", "list")
 	if !strings.Contains(out, "edge-1") || !strings.Contains(out, "ONLINE") || !strings.Contains(out, "node-1") {
 		t.Fatalf("node list: %s", out)

@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/universe-orchestrator/universe/cluster"
+	"github.com/universe-orchestrator/universe/instance/template"
+)
+
+// The node's copy of the master's templates: <data>/blobs/<sha256> holds
+// each file's content once; <data>/templates/<group>/<name>/ is built from
+// them in a staging folder and renamed into place only when complete, with
+// <name>/.manifest recording what it was built from.
+
+const manifestFile = ".universe-manifest.json"
+
+// requestTimeout bounds one request to the master.
+const requestTimeout = 10 * time.Second
+
+var hexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// SyncStats says what a sync did.
+type SyncStats struct {
+	Templates  int   // templates the master has
+	Installed  int   // templates (re)installed
+	Removed    int   // templates the master no longer has
+	Blobs      int   // files fetched
+	BlobBytes  int64 // bytes fetched
+	Unchanged  int   // templates already up to date
+	FirstError error // the first template that could not be synced (the others were)
+}
+
+// SyncTemplates brings the node's templates in line with the master's.
+func SyncTemplates(nc *nats.Conn, node, dataDir string) (SyncStats, error) {
+	var st SyncStats
+	var list cluster.TemplateList
+	if err := request(nc, cluster.From(node, "tpl.list"), struct{}{}, &list); err != nil {
+		return st, err
+	}
+	if list.Error != "" {
+		return st, errors.New(list.Error)
+	}
+	st.Templates = len(list.Templates)
+	root := filepath.Join(dataDir, "templates")
+	blobs := filepath.Join(dataDir, "blobs")
+	for _, d := range []string{root, blobs} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return st, err
+		}
+	}
+	keep := map[string]bool{}
+	for _, ref := range list.Templates {
+		if template.ValidTemplate(ref.Group, ref.Name) != nil {
+			continue // not a name the master would hand out
+		}
+		keep[ref.Group+"/"+ref.Name] = true
+		installed, err := syncOne(nc, node, root, blobs, ref, &st)
+		switch {
+		case err != nil && st.FirstError == nil:
+			st.FirstError = fmt.Errorf("template %s/%s: %w", ref.Group, ref.Name, err)
+		case err == nil && installed:
+			st.Installed++
+		case err == nil:
+			st.Unchanged++
+		}
+	}
+	// Templates the master no longer has.
+	groups, _ := os.ReadDir(root)
+	for _, g := range groups {
+		if !g.IsDir() || strings.HasPrefix(g.Name(), ".") {
+			continue
+		}
+		names, _ := os.ReadDir(filepath.Join(root, g.Name()))
+		for _, n := range names {
+			if n.IsDir() && !strings.HasPrefix(n.Name(), ".") && !keep[g.Name()+"/"+n.Name()] {
+				if os.RemoveAll(filepath.Join(root, g.Name(), n.Name())) == nil {
+					st.Removed++
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
+// syncOne installs one template unless the installed copy was built from
+// the same manifest.
+func syncOne(nc *nats.Conn, node, root, blobs string, ref cluster.TemplateRef, st *SyncStats) (bool, error) {
+	var man cluster.Manifest
+	if err := request(nc, cluster.From(node, "tpl.manifest"), ref, &man); err != nil {
+		return false, err
+	}
+	if man.Error != "" {
+		return false, errors.New(man.Error)
+	}
+	want, _ := json.Marshal(man.Files)
+	dst := filepath.Join(root, ref.Group, ref.Name)
+	if have, err := os.ReadFile(filepath.Join(dst, manifestFile)); err == nil && string(have) == string(want) {
+		return false, nil
+	}
+	// Every blob first: nothing is installed from an incomplete set.
+	for _, f := range man.Files {
+		if f.Dir {
+			continue
+		}
+		if !hexRE.MatchString(f.SHA256) {
+			return false, fmt.Errorf("file %s: bad digest", f.Path)
+		}
+		if _, err := os.Stat(filepath.Join(blobs, f.SHA256)); err == nil {
+			continue
+		}
+		n, err := fetchBlob(nc, node, blobs, f.SHA256)
+		if err != nil {
+			return false, fmt.Errorf("file %s: %w", f.Path, err)
+		}
+		st.Blobs++
+		st.BlobBytes += n
+	}
+	// Build it beside, then swap it in.
+	if err := os.MkdirAll(filepath.Join(root, ref.Group), 0o700); err != nil {
+		return false, err
+	}
+	stage, err := os.MkdirTemp(filepath.Join(root, ref.Group), ".staging-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(stage)
+	for _, f := range man.Files {
+		p, err := template.CleanPath(f.Path)
+		if err != nil {
+			return false, fmt.Errorf("file %q: %w", f.Path, err)
+		}
+		target := filepath.Join(stage, filepath.FromSlash(p))
+		mode := fs.FileMode(f.Mode) & fs.ModePerm
+		if f.Dir {
+			if err := os.MkdirAll(target, mode|0o700); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+			return false, err
+		}
+		if err := copyFile(filepath.Join(blobs, f.SHA256), target, mode|0o600); err != nil {
+			return false, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(stage, manifestFile), want, 0o600); err != nil {
+		return false, err
+	}
+	old := filepath.Join(root, ref.Group, ".old-"+ref.Name+"-"+randomSuffix())
+	if err := os.Rename(dst, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if err := os.Rename(stage, dst); err != nil {
+		_ = os.Rename(old, dst)
+		return false, err
+	}
+	_ = os.RemoveAll(old)
+	return true, nil
+}
+
+// fetchBlob fetches a blob in chunks, verifies its digest and stores it.
+func fetchBlob(nc *nats.Conn, node, blobs, sum string) (int64, error) {
+	tmp, err := os.CreateTemp(blobs, ".fetch-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	w := io.MultiWriter(tmp, h)
+	var off, size int64 = 0, -1
+	for size < 0 || off < size {
+		b, _ := json.Marshal(cluster.BlobRequest{SHA256: sum, Offset: off})
+		m, err := nc.Request(cluster.From(node, "tpl.blob"), b, requestTimeout)
+		if err != nil {
+			return 0, err
+		}
+		if e := m.Header.Get(cluster.HeaderError); e != "" {
+			return 0, errors.New(e)
+		}
+		total, err := strconv.ParseInt(m.Header.Get(cluster.HeaderSize), 10, 64)
+		if err != nil || total < 0 || (size >= 0 && total != size) {
+			return 0, errors.New("the blob's size changed while it was fetched")
+		}
+		size = total
+		if len(m.Data) == 0 && off < size {
+			return 0, errors.New("an empty chunk")
+		}
+		if _, err := w.Write(m.Data); err != nil {
+			return 0, err
+		}
+		off += int64(len(m.Data))
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		return 0, fmt.Errorf("the content does not match its digest (got %s)", got[:12])
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	return size, os.Rename(tmp.Name(), filepath.Join(blobs, sum))
+}
+
+func copyFile(src, dst string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func request(nc *nats.Conn, subject string, req, out any) error {
+	b, _ := json.Marshal(req)
+	m, err := nc.Request(subject, b, requestTimeout)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(m.Data, out)
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
