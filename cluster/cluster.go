@@ -109,6 +109,7 @@ func ParseCredential(credential string) (node string, kp nkeys.KeyPair, err erro
 type Heartbeat struct {
 	Version string `json:"version"`
 	Seq     uint64 `json:"seq"`  // counts up from 1 at the agent's start
+	Boot    string `json:"boot"` // random, new at every start of the agent
 	Time    int64  `json:"time"` // the node's clock, epoch ms (informational)
 }
 

@@ -44,6 +44,7 @@ type Instance struct {
 	mu       sync.Mutex // guards the fields below
 	info     api.InstanceInfo
 	proc     process
+	epoch    int64         // epoch ms of the current start (StartedAt)
 	exited   chan struct{} // closed when the current process's exit is recorded
 	stopping string        // who asked for the running process to stop ("" = nobody)
 	failing  string        // the stop is a failure (heartbeat timeout), not a request
@@ -177,20 +178,27 @@ func (in *Instance) start(by string) {
 		return
 	}
 	cfg = Normalize(cfg)
-	rt, ok := m.runtimes[cfg.Runtime]
-	if !ok {
-		in.setOffline("cannot start: runtime " + cfg.Runtime + " is not available")
+	remote := m.remote(info)
+	if remote && m.opt.Remote == nil {
+		in.setOffline("cannot start: its node " + info.WrapperNodeID + " is not known to this master")
 		return
 	}
-	if err := rt.Available(); err != nil {
-		in.setOffline("cannot start: " + universe.ErrorMessage(err))
-		return
+	if !remote {
+		rt, ok := m.runtimes[cfg.Runtime]
+		if !ok {
+			in.setOffline("cannot start: runtime " + cfg.Runtime + " is not available")
+			return
+		}
+		if err := rt.Available(); err != nil {
+			in.setOffline("cannot start: " + universe.ErrorMessage(err))
+			return
+		}
 	}
 	rep, host := m.vars(info, cfg).Replacer()
 	docker := cfg.Runtime == DockerRuntime
 	env := make([]string, 0, len(m.baseEnv)+len(cfg.EnvironmentVariables)+4)
-	if !docker {
-		env = append(env, m.baseEnv...) // a container has its image's
+	if !docker && !remote {
+		env = append(env, m.baseEnv...) // a container has its image's, a node its own
 	}
 	for k, v := range cfg.EnvironmentVariables {
 		if _, ours := MasterEnv[k]; !ours {
@@ -216,10 +224,13 @@ func (in *Instance) start(by string) {
 	var limits *api.Limits
 	var cgroup string
 	var container *runtime.ContainerSpec
-	if docker {
+	switch {
+	case docker:
 		limits = &api.Limits{Enforced: true, Reason: dockerLimits}
 		container = m.containerSpec(info, cfg, rep)
-	} else {
+	case remote:
+		limits = &api.Limits{Enforced: false, Reason: "not enforced on agent nodes yet"}
+	default:
 		limits, cgroup = m.limits.prepare(in.id, cfg.RAMMB, cfg.CPU)
 	}
 	next, err := in.log.Handoff()
@@ -231,13 +242,22 @@ func (in *Instance) start(by string) {
 		StartedBy: by, NextSeq: next, LineRate: m.opt.Log.LineRate, FileBytes: m.opt.Log.FileBytes,
 		FileCount: m.opt.Log.FileCount, Cgroup: cgroup, Container: container,
 	}
-	p, err := supervisor.Start(m.supervisorFor(cfg.Runtime), m.stateDir(in.id), spec, supervisor.Options{Sink: in.log, Dropped: m.dropped})
+	var p process
+	epoch := m.opt.Now().UnixMilli()
+	if remote {
+		p, err = m.opt.Remote.Start(info.WrapperNodeID, epoch, spec, in.log)
+	} else {
+		p, err = supervisor.Start(m.supervisorFor(cfg.Runtime), m.stateDir(in.id), spec, supervisor.Options{Sink: in.log, Dropped: m.dropped})
+	}
 	if err != nil {
 		_ = in.log.Takeback(0)
 		m.limits.release(in.id)
 		in.setOffline("cannot start: " + universe.ErrorMessage(err))
 		return
 	}
+	in.mu.Lock()
+	in.epoch = epoch
+	in.mu.Unlock()
 	in.running(p, host, limits)
 }
 
@@ -252,7 +272,7 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 	in.info.State = string(StateOnline)
 	if host != "" {
 		in.info.HostAddress = host
-		in.info.StartedAt = in.m.opt.Now().UnixMilli()
+		in.info.StartedAt = in.epoch // a node's process is known by it
 		in.info.ExitCode = nil
 		in.info.LastHeartbeat = 0
 		in.info.ReportedState = ""
@@ -307,9 +327,12 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	failed := false
 	switch {
 	case lost:
-		if in.info.Runtime == DockerRuntime {
+		switch {
+		case in.m.remote(in.info):
+			// Nothing of it is on this machine.
+		case in.info.Runtime == DockerRuntime:
 			in.m.removeContainer(in.id)
-		} else {
+		default:
 			killLeftover(pid, in.id)
 		}
 		in.info.ExitCode = nil

@@ -97,6 +97,8 @@ type Options struct {
 	// may bind-mount extra paths (dockerOptions.mounts); none: no extra
 	// mount.
 	MountRoots []string
+	// Remote runs instances on agent nodes; nil: every instance runs here.
+	Remote Remote
 }
 
 // ReportLimits bound what an instance keeps in its record through its
@@ -224,6 +226,56 @@ func New(opt Options) *Manager {
 		}
 	}
 	return m
+}
+
+// Process is an instance's running process as the manager drives it: a
+// local supervisor (supervisor.Client) or a process on an agent node.
+type Process = process
+
+// Remote runs instances on agent nodes (the cluster hub).
+type Remote interface {
+	// Place picks the agent node an instance of cfg goes to and a port
+	// there, or says (local) that it goes on this node. usage tells what
+	// the instances on a node hold. Errors: EUNAVAILABLE naming why no
+	// node fits.
+	Place(cfg api.Configuration, usage func(node string) NodeUsage) (node string, port int, local bool, err error)
+	// Start starts an instance on node under epoch; lines go to sink.
+	Start(node string, epoch int64, spec supervisor.Spec, sink supervisor.Sink) (Process, error)
+	// Adopt is the process of an instance a previous master started.
+	Adopt(node, id string, epoch int64, pid int, sink supervisor.Sink) Process
+}
+
+// remote says whether info's instance runs on an agent node.
+func (m *Manager) remote(info api.InstanceInfo) bool {
+	return info.WrapperNodeID != "" && info.WrapperNodeID != m.opt.NodeID
+}
+
+// NodeUsage is what the instances on one node hold, for placement.
+type NodeUsage struct {
+	Ports     map[int]bool   // ports of every instance on it
+	RAMMB     int            // reserved by its active instances
+	CPU       int            // reserved by its active instances
+	Instances int            // its active instances
+	ByConfig  map[string]int // its active instances by configuration
+}
+
+// usageLocked tells what the instances on node hold. Caller holds m.mu.
+func (m *Manager) usageLocked(node string) NodeUsage {
+	u := NodeUsage{Ports: map[int]bool{}, ByConfig: map[string]int{}}
+	for _, in := range m.instances {
+		in.mu.Lock()
+		if in.info.WrapperNodeID == node {
+			u.Ports[in.info.AllocatedPort] = true
+			if in.activeLocked() {
+				u.RAMMB += in.info.AllocatedRAMMB
+				u.CPU += in.info.AllocatedCPU
+				u.Instances++
+				u.ByConfig[in.info.ConfigurationName]++
+			}
+		}
+		in.mu.Unlock()
+	}
+	return u
 }
 
 // SupervisorBinary is the name of the small supervisor-only binary
@@ -453,7 +505,9 @@ func (m *Manager) Open() error {
 		}
 		info.Transition = "" // an action the previous master did not finish is not under way
 		inst := &Instance{m: m, id: info.ID, info: info, log: lg}
-		m.ports.Reserve(info.ID, info.AllocatedPort)
+		if !m.remote(info) {
+			m.ports.Reserve(info.ID, info.AllocatedPort)
+		}
 		m.instances[info.ID] = inst
 		if s := State(info.State); s != StateCreating && s != StateOnline {
 			supervisor.ClearExit(m.stateDir(info.ID))
@@ -509,10 +563,26 @@ func (m *Manager) Open() error {
 // the previous master stopped.
 func (m *Manager) adopt(in *Instance) error {
 	dir := m.stateDir(in.id)
+	info := in.Info()
+	if m.remote(info) {
+		if m.opt.Remote == nil {
+			in.setOffline("its node " + info.WrapperNodeID + " is not known to this master")
+			return nil
+		}
+		if _, err := in.log.Handoff(); err != nil {
+			m.log.Warn("hand off the log file", "instance", in.id, "err", err)
+		}
+		pid := 0
+		if info.ProcessPid != nil {
+			pid = int(*info.ProcessPid)
+		}
+		in.running(m.opt.Remote.Adopt(info.WrapperNodeID, in.id, info.StartedAt, pid, in.log), "", nil)
+		m.opt.Hooks.Adopted("running")
+		return nil
+	}
 	if _, err := in.log.Handoff(); err != nil {
 		m.log.Warn("hand off the log file", "instance", in.id, "err", err)
 	}
-	info := in.Info()
 	cl, ok := supervisor.Adopt(dir, supervisor.Options{Sink: in.log, Dropped: m.dropped})
 	if ok {
 		select {
@@ -763,14 +833,26 @@ func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
 		m.mu.Unlock()
 		return api.InstanceInfo{}, universe.Errorf(universe.ECONFLICT, "configuration %s has its maximum of %d active instances", name, max)
 	}
-	port, err := m.ports.Allocate(id, cfg.AvailablePorts)
-	if err != nil {
-		m.mu.Unlock()
-		return api.InstanceInfo{}, err
+	node, port, local := m.opt.NodeID, 0, true
+	if m.opt.Remote != nil {
+		var placed string
+		if placed, port, local, err = m.opt.Remote.Place(cfg, m.usageLocked); err != nil {
+			m.mu.Unlock()
+			return api.InstanceInfo{}, err
+		}
+		if !local {
+			node = placed
+		}
+	}
+	if local {
+		if port, err = m.ports.Allocate(id, cfg.AvailablePorts); err != nil {
+			m.mu.Unlock()
+			return api.InstanceInfo{}, err
+		}
 	}
 	now := m.opt.Now()
 	info := api.InstanceInfo{
-		ID: id, ConfigurationName: name, WrapperNodeID: m.opt.NodeID, HostAddress: cfg.HostAddress,
+		ID: id, ConfigurationName: name, WrapperNodeID: node, HostAddress: cfg.HostAddress,
 		AllocatedPort: port, State: string(StateCreating), AllocatedRAMMB: cfg.RAMMB, AllocatedCPU: cfg.CPU,
 		Runtime: cfg.Runtime, Static: cfg.Static, CreatedAt: now.UnixMilli(),
 	}
@@ -784,7 +866,9 @@ func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
 		m.mu.Lock()
 		delete(m.instances, id)
 		m.mu.Unlock()
-		m.ports.Release(id, port)
+		if local {
+			m.ports.Release(id, port)
+		}
 		if in.log != nil {
 			_ = in.log.Close(nil)
 		}
@@ -799,8 +883,11 @@ func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
 	if err := m.opt.Store.PutInstance(info); err != nil {
 		return fail(fmt.Errorf("store instance: %w", err))
 	}
-	lg.System("created from configuration " + name + " by " + by + ", port " + strconv.Itoa(port))
-
+	lg.System("created from configuration " + name + " by " + by + " on node " + node + ", port " + strconv.Itoa(port))
+	if !local {
+		in.start(by) // the node makes its own working folder
+		return in.Info(), nil
+	}
 	if err := m.deploy(in, cfg); err != nil {
 		m.log.Warn("instance deploy failed", "instance", id, "err", err)
 		in.setOffline("deploy failed: " + universe.ErrorMessage(err))

@@ -120,6 +120,18 @@ func New(cfg Config) (*Master, error) {
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.metrics = newMetrics(keys)
+	var clusterTLS *tls.Config
+	if cfg.ClusterTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.ClusterTLSCert, cfg.ClusterTLSKey)
+		if err != nil {
+			_ = m.templates.Close()
+			_ = db.Close()
+			return nil, universe.Errorf(universe.EINVALID, "load the cluster TLS certificate: %v", err)
+		}
+		clusterTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	m.hub = hub.New(hub.Options{Store: db, Addr: cfg.ClusterAddr, Advertise: cfg.ClusterAdvertise, TLS: clusterTLS,
+		Templates: m.templates, Version: cfg.Version, Logger: m.log, Now: cfg.Now})
 	m.instances = instance.New(instance.Options{
 		NodeID:    cfg.NodeID,
 		DataDir:   cfg.DataDir,
@@ -141,21 +153,11 @@ func New(cfg Config) (*Master, error) {
 		Reports:       cfg.Reports,
 		Runtimes:      append(runtime.Builtin(), docker.New()),
 		MountRoots:    cfg.DockerMountRoots,
+		Remote:        remote{m},
 	})
 	m.metrics.registerInstances(m.instances)
-	var clusterTLS *tls.Config
-	if cfg.ClusterTLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.ClusterTLSCert, cfg.ClusterTLSKey)
-		if err != nil {
-			_ = m.templates.Close()
-			_ = db.Close()
-			return nil, universe.Errorf(universe.EINVALID, "load the cluster TLS certificate: %v", err)
-		}
-		clusterTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	m.hub = hub.New(hub.Options{Store: db, Addr: cfg.ClusterAddr, Advertise: cfg.ClusterAdvertise, TLS: clusterTLS,
-		Templates: m.templates, Version: cfg.Version, Logger: m.log, Now: cfg.Now})
 	m.metrics.registerNodes(m.nodes)
+
 	if err := m.instances.Open(); err != nil {
 		_ = m.templates.Close()
 		_ = db.Close()

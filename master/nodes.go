@@ -22,13 +22,29 @@ import (
 // The cluster's nodes: the master's own (local) and the agents of the hub.
 
 // localNode describes the master's own node.
-func (m *Master) localNode(withInstances bool) api.ClusterNode {
-	n := api.ClusterNode{ID: m.cfg.NodeID, Name: m.cfg.NodeID, Address: m.publicHost(), State: api.NodeOnline, Local: true,
+func (m *Master) localNode() api.ClusterNode {
+	return api.ClusterNode{ID: m.cfg.NodeID, Name: m.cfg.NodeID, Address: m.publicHost(), State: api.NodeOnline, Local: true,
 		LastHeartbeat: m.cfg.Now().UnixMilli(), Version: m.cfg.Version, Labels: map[string]string{},
 		Capacity: api.NodeCapacity{RAMMB: machineRAMMB(), CPU: 100 * runtime.NumCPU()}}
+}
+
+// withInstances adds to each node its instances (their count, what the
+// active ones reserve, and with ids their ids).
+func (m *Master) withInstances(nodes []api.ClusterNode, ids bool) {
+	at := map[string]*api.ClusterNode{}
+	for i := range nodes {
+		at[nodes[i].Name] = &nodes[i]
+		if ids {
+			nodes[i].Instances = []string{}
+		}
+	}
 	for _, info := range m.instances.List(instance.Filter{}) {
+		n := at[info.WrapperNodeID]
+		if n == nil {
+			continue
+		}
 		n.InstanceCount++
-		if withInstances {
+		if ids {
 			n.Instances = append(n.Instances, info.ID)
 		}
 		if info.State == "ONLINE" || info.State == "CREATING" {
@@ -36,7 +52,6 @@ func (m *Master) localNode(withInstances bool) api.ClusterNode {
 			n.Resources.UsedCPU += info.AllocatedCPU
 		}
 	}
-	return n
 }
 
 // publicHost is the master's host as others reach it.
@@ -53,19 +68,25 @@ func (m *Master) nodes() ([]api.ClusterNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]api.ClusterNode{m.localNode(false)}, agents...), nil
+	nodes := append([]api.ClusterNode{m.localNode()}, agents...)
+	m.withInstances(nodes, false)
+	return nodes, nil
 }
 
 // node describes one node, with the ids of its instances.
 func (m *Master) node(name string) (api.ClusterNode, error) {
+	var n api.ClusterNode
 	if name == m.cfg.NodeID {
-		return m.localNode(true), nil
+		n = m.localNode()
+	} else {
+		var err error
+		if n, err = m.hub.Get(name); err != nil {
+			return n, err
+		}
 	}
-	n, err := m.hub.Get(name)
-	if err == nil {
-		n.Instances = []string{}
-	}
-	return n, err
+	one := []api.ClusterNode{n}
+	m.withInstances(one, true)
+	return one[0], nil
 }
 
 // createNode registers an agent node; the credential is in the join

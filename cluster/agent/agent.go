@@ -161,13 +161,20 @@ func Run(ctx context.Context, opt Options) error {
 	if nc.IsConnected() {
 		wantSync()
 	}
+	runCtx, stopRuns := context.WithCancel(context.Background())
+	defer stopRuns()
+	r, err := newRunner(runCtx, nc, node, opt.DataDir, log)
+	if err != nil {
+		return err
+	}
 	log.Info("agent started", "master", opt.Master)
 	t := time.NewTicker(opt.Heartbeat)
 	defer t.Stop()
 	var seq uint64
+	boot := randomSuffix()
 	beat := func() {
 		seq++
-		b, _ := json.Marshal(cluster.Heartbeat{Version: opt.Version, Seq: seq, Time: time.Now().UnixMilli()})
+		b, _ := json.Marshal(cluster.Heartbeat{Version: opt.Version, Seq: seq, Boot: boot, Time: time.Now().UnixMilli()})
 		_ = nc.Publish(cluster.From(node, "hb"), b) // buffered while disconnected
 	}
 	if nc.IsConnected() {
@@ -176,9 +183,11 @@ func Run(ctx context.Context, opt Options) error {
 	for {
 		select {
 		case <-ctx.Done():
+			r.detachAll() // the instances run on; the next agent adopts them
 			return nil
 		case why := <-revoked:
 			log.Error("revoked", "reason", why)
+			r.killAll()
 			return fmt.Errorf("%w (%s)", ErrRevoked, why)
 		case <-t.C:
 			if nc.IsConnected() {

@@ -69,6 +69,7 @@ type Hub struct {
 	masterKP nkeys.KeyPair
 	seen     map[string]*observed // by node name
 	conns    map[string]string    // public key → address of its connection, from the server
+	procs    map[string]*Proc     // instances' processes on nodes, by node/id
 	closed   bool
 	stop     chan struct{} // ends watchConns
 	watching sync.WaitGroup
@@ -80,6 +81,7 @@ type observed struct {
 	version       string
 	address       string
 	seq           uint64
+	boot          string
 }
 
 // New builds a hub; nothing listens until Open finds a node (or a node is
@@ -94,7 +96,7 @@ func New(opt Options) *Hub {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Hub{opt: opt, log: opt.Logger, seen: map[string]*observed{}, stop: make(chan struct{})}
+	return &Hub{opt: opt, log: opt.Logger, seen: map[string]*observed{}, procs: map[string]*Proc{}, stop: make(chan struct{})}
 }
 
 // Open starts the server when a node is registered.
@@ -233,6 +235,11 @@ func (h *Hub) startLocked(nodes []storage.NodeRecord) error {
 		srv.Shutdown()
 		return err
 	}
+	if err := h.serveInstances(nc); err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return err
+	}
 	if err := h.serveTemplates(nc); err != nil {
 		nc.Close()
 		srv.Shutdown()
@@ -289,12 +296,36 @@ func (h *Hub) heartbeat(m *nats.Msg) {
 		o = &observed{}
 		h.seen[node] = o
 	}
-	fresh := o.address == "" || hb.Seq < o.seq || h.opt.Now().Sub(o.lastHeartbeat) > OnlineWithin
-	o.lastHeartbeat, o.version, o.seq = h.opt.Now(), truncate(hb.Version, 64), hb.Seq
+	// A new agent (another boot), or one heard again after a silence.
+	fresh := o.address == "" || hb.Boot != o.boot || hb.Seq <= o.seq || h.opt.Now().Sub(o.lastHeartbeat) > OnlineWithin
+	o.lastHeartbeat, o.version, o.seq, o.boot = h.opt.Now(), truncate(hb.Version, 64), hb.Seq, truncate(hb.Boot, 32)
 	srv := h.srv
 	h.mu.Unlock()
 	if fresh && srv != nil {
 		h.refreshAddress(srv, node)
+		// The node (re)connected or its agent restarted: its instances'
+		// lines go on from where the master has them.
+		h.reattach(node)
+	}
+}
+
+// reattach asks node again for the lines of each of its instances.
+func (h *Hub) reattach(node string) {
+	h.mu.Lock()
+	var ps []*Proc
+	for _, p := range h.procs {
+		if p.node == node {
+			ps = append(ps, p)
+		}
+	}
+	h.mu.Unlock()
+	for _, p := range ps {
+		p.mu.Lock()
+		begun := p.begun
+		p.mu.Unlock()
+		if begun {
+			go p.attach()
+		}
 	}
 }
 
@@ -422,6 +453,7 @@ func (h *Hub) Revoke(name string) error {
 		_ = nc.Publish(cluster.To(rec.Name, "revoked"), b)
 		_ = nc.FlushTimeout(500 * time.Millisecond)
 	}
+	h.loseNode(rec.Name)
 	return h.reload()
 }
 

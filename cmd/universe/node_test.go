@@ -38,6 +38,11 @@ func startAgent(t *testing.T, dir string, env []string, args ...string) (*exec.C
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
 			t.Logf("agent.log:\n%s", tail(string(b), 30))
+			logs, _ := filepath.Glob(filepath.Join(dir, "instances", "*", "*.log"))
+			for _, f := range logs {
+				b, _ := os.ReadFile(f)
+				t.Logf("node's %s:\n%s", f, tail(string(b), 15))
+			}
 		}
 	})
 	return cmd, done

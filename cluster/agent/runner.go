@@ -1,0 +1,417 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster"
+	"github.com/universe-orchestrator/universe/instance/logs"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
+)
+
+// runner runs the node's instances, each under its own supervisor (as on
+// the master), with a log of its own here that the master reads through
+// inst.log batches. Its supervisors outlive the agent: a new agent adopts
+// them (same pids) from <data>/instances/<id>.
+type runner struct {
+	nc         *nats.Conn
+	node, dir  string
+	log        *slog.Logger
+	supervisor []string
+
+	mu   sync.Mutex
+	runs map[string]*run
+	ctx  context.Context
+}
+
+// run is one instance of this node.
+type run struct {
+	id    string
+	epoch int64
+	log   *logs.Log
+	cl    *supervisor.Client
+
+	mu      sync.Mutex
+	fwdStop context.CancelFunc
+	fwdDone chan struct{}
+	exit    *cluster.ExitReport // set once the process ended
+}
+
+var idRE = regexp.MustCompile(`^[a-z0-9]{1,32}$`)
+
+const epochFile = "epoch"
+
+func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.Logger) (*runner, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{nc: nc, node: node, dir: dir, log: log, supervisor: []string{exe}, runs: map[string]*run{}, ctx: ctx}
+	for what, h := range map[string]nats.MsgHandler{
+		"inst.start": r.handleStart, "inst.attach": r.handleAttach, "inst.stdin": r.handleStdin,
+		"inst.signal": r.handleSignal, "inst.system": r.handleSystem,
+	} {
+		if _, err := nc.Subscribe(cluster.To(node, what), h); err != nil {
+			return nil, err
+		}
+	}
+	r.adoptAll()
+	return r, nil
+}
+
+func (r *runner) stateDir(id string) string { return filepath.Join(r.dir, "instances", id) }
+func (r *runner) workDir(id string) string  { return filepath.Join(r.dir, "running", id) }
+
+// adoptAll attaches to the supervisors a previous agent left running.
+func (r *runner) adoptAll() {
+	ents, _ := os.ReadDir(filepath.Join(r.dir, "instances"))
+	for _, e := range ents {
+		id := e.Name()
+		b, err := os.ReadFile(filepath.Join(r.stateDir(id), epochFile))
+		if err != nil || !idRE.MatchString(id) {
+			continue
+		}
+		epoch, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		lg, err := logs.Open(r.stateDir(id), logs.Options{LineRate: -1})
+		if err != nil {
+			continue
+		}
+		if _, err := lg.Handoff(); err != nil {
+			r.log.Warn("hand off a log", "instance", id, "err", err)
+		}
+		cl, ok := supervisor.Adopt(r.stateDir(id), supervisor.Options{Sink: lg})
+		ru := &run{id: id, epoch: epoch, log: lg, cl: cl}
+		r.mu.Lock()
+		r.runs[id] = ru
+		r.mu.Unlock()
+		if !ok {
+			// Its supervisor died with no exit recorded: the process is gone
+			// (it dies with its supervisor).
+			_ = lg.Takeback(0)
+			go r.report(ru, cluster.ExitReport{Instance: id, Epoch: epoch, Code: -1, Reason: "supervisor lost", Next: lg.Total() + 1, Lost: true})
+			continue
+		}
+		cl.Begin()
+		go r.watch(ru)
+		r.log.Info("instance adopted", "instance", id, "pid", cl.Pid())
+	}
+}
+
+func respond(m *nats.Msg, rep cluster.Reply) {
+	b, _ := json.Marshal(rep)
+	_ = m.Respond(b)
+}
+
+func errReply(err error) cluster.Reply {
+	return cluster.Reply{Error: universe.ErrorMessage(err), Code: universe.ErrorCode(err)}
+}
+
+// current returns the run of id if it is of epoch.
+func (r *runner) current(id string, epoch int64) *run {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ru := r.runs[id]
+	if ru == nil || ru.epoch != epoch {
+		return nil
+	}
+	return ru
+}
+
+func (r *runner) handleStart(m *nats.Msg) {
+	var req cluster.StartRequest
+	if json.Unmarshal(m.Data, &req) != nil || !idRE.MatchString(req.Instance) || req.Spec.InstanceID != req.Instance {
+		respond(m, cluster.Reply{Error: "bad start request", Code: universe.EINVALID})
+		return
+	}
+	r.mu.Lock()
+	old := r.runs[req.Instance]
+	r.mu.Unlock()
+	if old != nil {
+		if old.epoch == req.Epoch && old.cl != nil {
+			respond(m, cluster.Reply{Pid: old.cl.Pid(), Running: !old.ended()}) // a repeated request
+			return
+		}
+		if old.epoch > req.Epoch {
+			respond(m, cluster.Reply{Error: "a newer start of this instance runs here", Code: universe.ECONFLICT})
+			return
+		}
+		// A stale start of it: it goes first.
+		if !old.ended() && old.cl != nil {
+			_ = old.cl.Signal(syscall.SIGKILL)
+			<-old.cl.Done()
+		}
+	}
+	id := req.Instance
+	if err := os.MkdirAll(r.workDir(id), 0o700); err != nil {
+		respond(m, errReply(err))
+		return
+	}
+	lg, err := logs.Open(r.stateDir(id), logs.Options{LineRate: -1, MinNext: req.Spec.NextSeq})
+	if err != nil {
+		respond(m, errReply(err))
+		return
+	}
+	next, err := lg.Handoff()
+	if err != nil {
+		r.log.Warn("hand off a log", "instance", id, "err", err)
+	}
+	spec := req.Spec
+	spec.Dir = r.workDir(id)
+	spec.NextSeq = max(spec.NextSeq, next)
+	if err := os.WriteFile(filepath.Join(r.stateDir(id), epochFile), []byte(strconv.FormatInt(req.Epoch, 10)), 0o600); err != nil {
+		respond(m, errReply(err))
+		return
+	}
+	cl, err := supervisor.Start(r.supervisor, r.stateDir(id), spec, supervisor.Options{Sink: lg})
+	if err != nil {
+		_ = lg.Takeback(0)
+		_ = lg.Close(nil)
+		respond(m, errReply(err))
+		return
+	}
+	ru := &run{id: id, epoch: req.Epoch, log: lg, cl: cl}
+	r.mu.Lock()
+	r.runs[id] = ru
+	r.mu.Unlock()
+	cl.Begin()
+	go r.watch(ru)
+	respond(m, cluster.Reply{Pid: cl.Pid(), Running: true})
+}
+
+func (ru *run) ended() bool {
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	return ru.exit != nil
+}
+
+// watch reports the exit to the master, again until it answers, once the
+// lines are in the node's log file.
+func (r *runner) watch(ru *run) {
+	<-ru.cl.Done()
+	if ru.cl.Detached() {
+		return
+	}
+	if err := ru.log.Takeback(ru.cl.NextSeq()); err != nil {
+		r.log.Warn("take back a log", "instance", ru.id, "err", err)
+	}
+	for _, l := range ru.cl.Unsent() {
+		ru.log.System(l)
+	}
+	ru.log.Flush()
+	ru.cl.Collected()
+	r.report(ru, cluster.ExitReport{Instance: ru.id, Epoch: ru.epoch, Code: ru.cl.ExitCode(), Reason: ru.cl.ExitReason(), Next: ru.log.Total() + 1, Lost: ru.cl.Lost()})
+}
+
+// report records the exit and sends it to the master until it answers.
+func (r *runner) report(ru *run, rep cluster.ExitReport) {
+	ru.mu.Lock()
+	ru.exit = &rep
+	ru.mu.Unlock()
+	b, _ := json.Marshal(rep)
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		if _, err := r.nc.Request(cluster.From(r.node, "inst.exit"), b, 5*time.Second); err == nil {
+			break
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+	r.mu.Lock()
+	if r.runs[ru.id] == ru {
+		delete(r.runs, ru.id)
+		_ = os.Remove(filepath.Join(r.stateDir(ru.id), epochFile))
+	}
+	r.mu.Unlock()
+	ru.stopForward()
+	_ = ru.log.Close(nil)
+}
+
+func (r *runner) handleAttach(m *nats.Msg) {
+	var req cluster.InstanceRequest
+	_ = json.Unmarshal(m.Data, &req)
+	ru := r.current(req.Instance, req.Epoch)
+	if ru == nil {
+		respond(m, cluster.Reply{Error: "this node does not run " + req.Instance + " under that epoch", Code: universe.ENOTFOUND})
+		return
+	}
+	r.forward(ru, req.Since)
+	rep := cluster.Reply{Running: !ru.ended()}
+	if ru.cl != nil {
+		rep.Pid = ru.cl.Pid()
+	}
+	respond(m, rep)
+}
+
+// forward (re)starts sending the lines of ru after since to the master.
+func (r *runner) forward(ru *run, since uint64) {
+	ru.stopForward()
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan struct{})
+	ru.mu.Lock()
+	ru.fwdStop, ru.fwdDone = cancel, done
+	ru.mu.Unlock()
+	sub, backlog := ru.log.Subscribe(logs.Position{Since: since, HasSince: true})
+	go func() {
+		defer close(done)
+		defer sub.Close()
+		b := &batcher{r: r, ru: ru}
+		b.events(backlog)
+		for {
+			evs, ok := sub.Next(ctx)
+			if !ok {
+				b.flush()
+				return
+			}
+			b.events(evs)
+		}
+	}()
+}
+
+func (ru *run) stopForward() {
+	ru.mu.Lock()
+	stop, done := ru.fwdStop, ru.fwdDone
+	ru.fwdStop, ru.fwdDone = nil, nil
+	ru.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+// batcher publishes lines in batches of at most MaxBatchBytes; a gap (the
+// master read too slowly, or since is older than the ring) is filled from
+// the log files.
+type batcher struct {
+	r     *runner
+	ru    *run
+	lines []api.LogLine
+	size  int
+}
+
+func (b *batcher) events(evs []logs.Event) {
+	for _, e := range evs {
+		switch e.Kind {
+		case logs.KindLine:
+			b.add(e.Line)
+		case logs.KindGap:
+			for from := e.From; from <= e.To; {
+				lines := b.ru.log.Read(from, e.To+1, cluster.MaxBatchBytes)
+				if len(lines) == 0 {
+					break // not in the files either: the master sees the hole
+				}
+				for _, l := range lines {
+					b.add(l)
+				}
+				from = lines[len(lines)-1].Seq + 1
+			}
+		}
+	}
+	b.flush()
+}
+
+func (b *batcher) add(l api.LogLine) {
+	if b.size+len(l.Line)+64 > cluster.MaxBatchBytes {
+		b.flush()
+	}
+	b.lines = append(b.lines, l)
+	b.size += len(l.Line) + 64
+}
+
+func (b *batcher) flush() {
+	if len(b.lines) == 0 {
+		return
+	}
+	data, _ := json.Marshal(cluster.LogBatch{Instance: b.ru.id, Epoch: b.ru.epoch, Lines: b.lines})
+	_ = b.r.nc.Publish(cluster.From(b.r.node, "inst.log"), data)
+	b.lines, b.size = b.lines[:0], 0
+}
+
+func (r *runner) handleStdin(m *nats.Msg) {
+	var req cluster.InstanceRequest
+	_ = json.Unmarshal(m.Data, &req)
+	ru := r.current(req.Instance, req.Epoch)
+	if ru == nil || ru.ended() {
+		respond(m, cluster.Reply{Error: "the instance does not run here", Code: universe.ECONFLICT})
+		return
+	}
+	if err := ru.cl.WriteLine(req.Line); err != nil {
+		respond(m, errReply(err))
+		return
+	}
+	respond(m, cluster.Reply{})
+}
+
+func (r *runner) handleSignal(m *nats.Msg) {
+	var req cluster.InstanceRequest
+	_ = json.Unmarshal(m.Data, &req)
+	ru := r.current(req.Instance, req.Epoch)
+	if ru == nil || ru.ended() {
+		respond(m, cluster.Reply{}) // nothing runs under that epoch: nothing to signal
+		return
+	}
+	if err := ru.cl.Signal(syscall.Signal(req.Signal)); err != nil {
+		respond(m, errReply(err))
+		return
+	}
+	respond(m, cluster.Reply{})
+}
+
+func (r *runner) handleSystem(m *nats.Msg) {
+	var req cluster.InstanceRequest
+	_ = json.Unmarshal(m.Data, &req)
+	if ru := r.current(req.Instance, req.Epoch); ru != nil && !ru.ended() && req.Line != "" && len(req.Line) <= 4096 {
+		ru.log.System(req.Line)
+	}
+}
+
+// detachAll leaves the supervisors running for the next agent.
+func (r *runner) detachAll() {
+	r.mu.Lock()
+	runs := make([]*run, 0, len(r.runs))
+	for _, ru := range r.runs {
+		runs = append(runs, ru)
+	}
+	r.mu.Unlock()
+	for _, ru := range runs {
+		ru.stopForward()
+		if !ru.ended() && ru.cl != nil {
+			ru.cl.Detach()
+		}
+	}
+}
+
+// killAll kills every instance of this node (it was revoked: the master
+// treats them as lost and may run them elsewhere).
+func (r *runner) killAll() {
+	r.mu.Lock()
+	runs := make([]*run, 0, len(r.runs))
+	for _, ru := range r.runs {
+		runs = append(runs, ru)
+	}
+	r.mu.Unlock()
+	for _, ru := range runs {
+		ru.stopForward()
+		if !ru.ended() && ru.cl != nil {
+			_ = ru.cl.Signal(syscall.SIGKILL)
+			select {
+			case <-ru.cl.Done():
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}
+}

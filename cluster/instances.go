@@ -1,0 +1,70 @@
+package cluster
+
+import (
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
+)
+
+// Instances on nodes. The master's bbolt says which node runs which
+// instance; a node runs what the master asks, each start under an epoch
+// (the start's time, epoch ms): a request or report of another epoch than
+// the instance's current one is stale and does nothing.
+//
+//	To(node, "inst.start")    request StartRequest → Reply (pid)
+//	To(node, "inst.attach")   request InstanceRequest{Since} → Reply
+//	                          (running, pid); the node then sends the
+//	                          lines after Since, and goes on sending
+//	To(node, "inst.stdin")    request InstanceRequest{Line} → Reply
+//	To(node, "inst.signal")   request InstanceRequest{Signal} → Reply
+//	To(node, "inst.system")   publish InstanceRequest{Line}: a line for
+//	                          the instance's log, numbered by the node
+//	From(node, "inst.log")    publish LogBatch
+//	From(node, "inst.exit")   request ExitReport → Reply (the node sends
+//	                          it again until the master answered)
+
+// StartRequest starts an instance on a node. Spec.Dir is the node's own
+// choice (<data>/running/<instance>).
+type StartRequest struct {
+	Instance string          `json:"instance"`
+	Epoch    int64           `json:"epoch"`
+	Spec     supervisor.Spec `json:"spec"`
+}
+
+// InstanceRequest acts on an instance of a node.
+type InstanceRequest struct {
+	Instance string `json:"instance"`
+	Epoch    int64  `json:"epoch"`
+	Line     string `json:"line,omitempty"`
+	Signal   int    `json:"signal,omitempty"`
+	Since    uint64 `json:"since,omitempty"`
+}
+
+// Reply answers the requests about instances. Code is a universe error
+// code when Error is set.
+type Reply struct {
+	Error   string `json:"error,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Pid     int    `json:"pid,omitempty"`
+	Running bool   `json:"running,omitempty"`
+}
+
+// LogBatch carries an instance's log lines, in order, from a node.
+type LogBatch struct {
+	Instance string        `json:"instance"`
+	Epoch    int64         `json:"epoch"`
+	Lines    []api.LogLine `json:"lines"`
+}
+
+// ExitReport says an instance's process ended on its node. Next is the
+// sequence number after its log's last line.
+type ExitReport struct {
+	Instance string `json:"instance"`
+	Epoch    int64  `json:"epoch"`
+	Code     int    `json:"code"`
+	Reason   string `json:"reason,omitempty"`
+	Next     uint64 `json:"next"`
+	Lost     bool   `json:"lost,omitempty"` // its supervisor died: the process is gone
+}
+
+// MaxBatchBytes bounds the lines of one LogBatch (under NATS's 1 MiB).
+const MaxBatchBytes = 512 << 10

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// TestRemoteInstance runs an instance on an agent process: placed by its
+// configuration's nodes, ONLINE with the node's pid, its lines in the
+// master's live-log, stdin echoed; the agent SIGKILLed and started again
+// re-adopts it (same pid, no line lost); the master SIGKILLed and started
+// again finds it running; a stop stops it; a revoked node's instance is
+// killed with its agent.
+func TestRemoteInstance(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", dir)
+	if code != 0 {
+		t.Fatalf("key create: %s", errOut)
+	}
+	admin := tokenRE.FindString(out)
+	port, nodePort := freePort(t), freePort(t)
+	clusterArgs := []string{"--cluster-addr", "127.0.0.1:" + strconv.Itoa(nodePort)}
+	m1 := startChildMaster(t, dir, port, clusterArgs...)
+	base := m1.base
+	created := jsonReq[api.NodeCreated](t, "POST", base+"/api/cluster/nodes", admin, `{"name":"edge-1"}`, 201)
+	agentDir := t.TempDir()
+	url := "nats://127.0.0.1:" + strconv.Itoa(nodePort)
+	env := []string{"UNIVERSE_NODE_KEY=" + created.Key}
+	a1, _ := startAgent(t, agentDir, env, "--master", url, "--data", agentDir)
+	waitFor(t, "edge-1 online", 15*time.Second, func() bool {
+		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-1", admin, "", 200).State == api.NodeOnline
+	})
+
+	cmd := `exec 3<&0; { while read l <&3; do echo "got $l"; done; } & i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.01; done`
+	cfg, _ := json.Marshal(api.Configuration{Command: cmd, Nodes: []string{"edge-1"}, AvailablePorts: api.Ports{Min: 21900, Max: 21909}, StopTimeoutSeconds: 2})
+	jsonReq[any](t, "PUT", base+"/api/configurations/far", admin, string(cfg), 204)
+	info := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"far"}`, 201)
+	if info.State != "ONLINE" || info.WrapperNodeID != "edge-1" || info.ProcessPid == nil || info.AllocatedPort != 21900 {
+		t.Fatalf("created: %+v", info)
+	}
+	pid := int(*info.ProcessPid)
+	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	if env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ"); !strings.Contains(string(env), "UNIVERSE_INSTANCE_ID="+info.ID) {
+		t.Fatalf("pid %d is not the instance's process", pid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f := &logFollower{t: t, id: info.ID, frames: follow(t, ctx, base, admin, info.ID, "lines=10000")}
+	f.collect(func() bool { return f.lastSeq > 20 })
+	jsonReq[any](t, "POST", base+"/api/instances/"+info.ID+"/execute", admin, `{"command":"hello"}`, 204)
+	f.collect(func() bool {
+		n := len(f.seen)
+		return n > 0 && f.seen[n-1].Line == "got hello" || hasLine(f, "got hello")
+	})
+
+	// The agent dies; its instance runs on; a new agent adopts it.
+	_ = a1.Process.Signal(syscall.SIGKILL)
+	time.Sleep(300 * time.Millisecond)
+	startAgent(t, agentDir, env, "--master", url, "--data", agentDir)
+	f.collect(func() bool { return f.lastSeq > 120 })
+	got := jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200)
+	if got.State != "ONLINE" || got.ProcessPid == nil || int(*got.ProcessPid) != pid {
+		t.Fatalf("after the agent restart: %+v", got)
+	}
+
+	// The master dies; the next finds it running on its node.
+	m1.signal(syscall.SIGKILL)
+	m2 := startChildMaster(t, dir, port, clusterArgs...)
+	got = jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200)
+	if got.State != "ONLINE" || got.ProcessPid == nil || int(*got.ProcessPid) != pid {
+		t.Fatalf("after the master restart: %+v", got)
+	}
+	waitFor(t, "the agent to reconnect to the new master", 15*time.Second, func() bool {
+		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-1", admin, "", 200).State == api.NodeOnline
+	})
+	f.frames = follow(t, ctx, base, admin, info.ID, "since="+strconv.FormatUint(f.lastSeq, 10))
+	jsonReq[any](t, "POST", base+"/api/instances/"+info.ID+"/execute", admin, `{"command":"again"}`, 204)
+	f.collect(func() bool { return hasLine(f, "got again") && f.lastSeq > 250 })
+	f.checkContiguous()
+
+	// A stop stops it on its node.
+	jsonReq[any](t, "POST", base+"/api/instances/"+info.ID+"/stop", admin, "", 202)
+	waitFor(t, "the remote instance to stop", 20*time.Second, func() bool {
+		return jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200).State == "STOPPED"
+	})
+	waitFor(t, "its process to end", 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+
+	// No node fits: 503 naming why.
+	cfg, _ = json.Marshal(api.Configuration{Command: "sleep 60", Nodes: []string{"nope"}, AvailablePorts: api.Ports{Min: 21910, Max: 21911}})
+	jsonReq[any](t, "PUT", base+"/api/configurations/nowhere", admin, string(cfg), 204)
+	if resp, b := request(t, "POST", base+"/api/instances", admin, `{"configurationName":"nowhere"}`); resp.StatusCode != 503 || !strings.Contains(string(b), "nope: unknown") {
+		t.Fatalf("no node: %d %s", resp.StatusCode, b)
+	}
+	// Revoking the node kills its instances with its agent; the master
+	// takes them as lost.
+	info2 := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"far"}`, 201)
+	if info2.State != "ONLINE" || info2.ProcessPid == nil {
+		t.Fatalf("second instance: %+v", info2)
+	}
+	pid2 := int(*info2.ProcessPid)
+	t.Cleanup(func() { _ = syscall.Kill(-pid2, syscall.SIGKILL) })
+	jsonReq[any](t, "DELETE", base+"/api/cluster/nodes/edge-1", admin, "", 204)
+	waitFor(t, "the revoked node's instance to be lost", 10*time.Second, func() bool {
+		return jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info2.ID, admin, "", 200).State == "OFFLINE"
+	})
+	waitFor(t, "its process to be killed", 10*time.Second, func() bool { return syscall.Kill(pid2, 0) != nil })
+	m2.signal(syscall.SIGTERM)
+}
+
+func hasLine(f *logFollower, line string) bool {
+	for _, l := range f.seen {
+		if l.Line == line {
+			return true
+		}
+	}
+	return false
+}
