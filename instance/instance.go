@@ -523,9 +523,23 @@ func (in *Instance) stopAs(by, failure string) {
 	case <-t.C:
 	}
 	in.log.System("did not stop within " + timeout.String() + ": killing its process group")
-	_ = p.Signal(syscall.SIGKILL)
+	err = p.Signal(syscall.SIGKILL)
+	if in.m.remote(in.Info()) {
+		// Its node may not answer (a partition): the stop is not waited
+		// for forever; the node's exit report ends it when it comes.
+		select {
+		case <-exited:
+		case <-time.After(remoteKillWait):
+			in.log.System("its node " + in.Info().WrapperNodeID + " did not confirm the kill (" + universe.ErrorMessage(err) + ")")
+		}
+		return
+	}
 	<-exited
 }
+
+// remoteKillWait bounds how long a stop waits for the node of an instance
+// to report the exit after the kill.
+const remoteKillWait = 10 * time.Second
 
 // Start starts a stopped instance in the background (202) unless it runs
 // already (done=true, nothing to do). Errors: ENOTFOUND (deleted),

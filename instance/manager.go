@@ -669,11 +669,14 @@ func (m *Manager) Close() error {
 		in.cancelRestartLocked()
 		in.stopHeartbeat()
 		p := in.proc
+		remote := m.remote(in.info)
 		in.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if m.opt.KeepInstances {
+			// Instances on agent nodes outlive the master whatever it is
+			// told: a master's stop is not the cluster's.
+			if m.opt.KeepInstances || remote {
 				if p != nil {
 					p.Detach()
 				}

@@ -62,7 +62,9 @@ type Config struct {
 	// listens only while a node is registered. ClusterAdvertise is the
 	// host:port put in join commands (default: the public URL's host and
 	// ClusterAddr's port). ClusterTLSCert/Key serve it with TLS.
-	ClusterAddr      string
+	ClusterAddr string
+	// NoLocalInstances places no instance on the master's own node.
+	NoLocalInstances bool
 	ClusterAdvertise string
 	ClusterTLSCert   string
 	ClusterTLSKey    string

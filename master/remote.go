@@ -1,7 +1,6 @@
 package master
 
 import (
-	"slices"
 	"sort"
 	"strings"
 
@@ -17,16 +16,29 @@ type remote struct{ m *Master }
 
 var _ instance.Remote = remote{}
 
-// Place puts an instance of cfg on an agent node when its configuration's
-// nodes name agents and not this master's node; else here. Among the
-// allowed agents that are connected and not draining, those with the
-// capacity left (a node's declared ramMB and cpu minus what its active
-// instances reserve; 0 declares no limit) and a free port in its range and
-// the configuration's, the one with the fewest instances of the
-// configuration, then the fewest in all, is chosen.
+// Place chooses the node of a new instance of cfg among those its
+// configuration's nodes allow (empty: every node, this master's own too
+// unless --no-local-instances) that are connected and not draining, have
+// the capacity left (a node's declared ramMB and cpu minus what its active
+// instances reserve; 0 declares no limit; this master's own node declares
+// none) and a free port in both its range and the configuration's: the one
+// with the fewest instances of the configuration, then the fewest in all.
+// The local answer means this master's node (its port is allocated there).
 func (r remote) Place(cfg api.Configuration, usage func(node string) instance.NodeUsage) (string, int, bool, error) {
-	if len(cfg.Nodes) == 0 || slices.Contains(cfg.Nodes, r.m.cfg.NodeID) {
-		return "", 0, true, nil
+	local := r.m.cfg.NodeID
+	allowed := cfg.Nodes
+	if len(allowed) == 0 {
+		agents, err := r.m.hub.List()
+		if err != nil {
+			return "", 0, false, err
+		}
+		if len(agents) == 0 && !r.m.cfg.NoLocalInstances {
+			return "", 0, true, nil // a lone master: the common case
+		}
+		allowed = []string{local}
+		for _, a := range agents {
+			allowed = append(allowed, a.Name)
+		}
 	}
 	type cand struct {
 		name         string
@@ -35,7 +47,16 @@ func (r remote) Place(cfg api.Configuration, usage func(node string) instance.No
 	}
 	var cands []cand
 	why := map[string]string{}
-	for _, name := range cfg.Nodes {
+	for _, name := range allowed {
+		if name == local {
+			if r.m.cfg.NoLocalInstances {
+				why[name] = "takes no instances (--no-local-instances)"
+				continue
+			}
+			u := usage(name)
+			cands = append(cands, cand{name: name, ofCfg: u.ByConfig[cfg.Name], total: u.Instances})
+			continue
+		}
 		n, err := r.m.hub.Get(name)
 		if err != nil {
 			why[name] = "unknown"
@@ -80,17 +101,15 @@ func (r remote) Place(cfg api.Configuration, usage func(node string) instance.No
 		sort.Strings(reasons)
 		return "", 0, false, universe.Errorf(universe.EUNAVAILABLE, "no node can host an instance of %s (%s)", cfg.Name, strings.Join(reasons, "; "))
 	}
-	sort.Slice(cands, func(i, j int) bool {
+	sort.SliceStable(cands, func(i, j int) bool {
 		a, b := cands[i], cands[j]
 		if a.ofCfg != b.ofCfg {
 			return a.ofCfg < b.ofCfg
 		}
-		if a.total != b.total {
-			return a.total < b.total
-		}
-		return a.name < b.name
+		return a.total < b.total
 	})
-	return cands[0].name, cands[0].port, false, nil
+	c := cands[0]
+	return c.name, c.port, c.name == local, nil
 }
 
 func (r remote) Start(node string, epoch int64, spec supervisor.Spec, sink supervisor.Sink) (instance.Process, error) {

@@ -171,6 +171,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	keep := fs.Bool("keep-instances", envOr(getenv, "UNIVERSE_KEEP_INSTANCES", "") == "true", "leave instances running when the master stops, for the next master to adopt (env UNIVERSE_KEEP_INSTANCES=true)")
 	mountRoots := fs.String("docker-mount-root", envOr(getenv, "UNIVERSE_DOCKER_MOUNT_ROOT", ""), "comma-separated host folders under which docker configurations may bind-mount paths (dockerOptions.mounts; default none) (env UNIVERSE_DOCKER_MOUNT_ROOT)")
 	cgroups := fs.String("cgroup-parent", envOr(getenv, "UNIVERSE_CGROUP_PARENT", def.CgroupParent), "cgroup v2 directory for instance cgroups (ramMB, cpu limits): auto, off, or a path (env UNIVERSE_CGROUP_PARENT)")
+	noLocal := fs.Bool("no-local-instances", envOr(getenv, "UNIVERSE_NO_LOCAL_INSTANCES", "") == "true", "place no instance on the master's own node, only on agents (env UNIVERSE_NO_LOCAL_INSTANCES=true)")
 	clusterAddr := fs.String("cluster-addr", envOr(getenv, "UNIVERSE_CLUSTER_ADDR", def.ClusterAddr), "where agent nodes connect (NATS); it listens only while a node is registered (env UNIVERSE_CLUSTER_ADDR)")
 	clusterAdv := fs.String("cluster-advertise", getenv("UNIVERSE_CLUSTER_ADVERTISE"), "host:port put in nodes' join commands; default the public URL's host and --cluster-addr's port (env UNIVERSE_CLUSTER_ADVERTISE)")
 	clusterCert := fs.String("cluster-tls-cert", getenv("UNIVERSE_CLUSTER_TLS_CERT"), "TLS certificate of the node port (env UNIVERSE_CLUSTER_TLS_CERT)")
@@ -194,6 +195,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.InstanceLog.LineRate = *lineRate
 	cfg.KeepInstances, cfg.CgroupParent, cfg.NoResume = *keep, *cgroups, *noResume
 	cfg.ClusterAddr, cfg.ClusterAdvertise, cfg.ClusterTLSCert, cfg.ClusterTLSKey = *clusterAddr, *clusterAdv, *clusterCert, *clusterKey
+	cfg.NoLocalInstances = *noLocal
 	for _, r := range strings.Split(*mountRoots, ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			cfg.DockerMountRoots = append(cfg.DockerMountRoots, filepath.Clean(r))

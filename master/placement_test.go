@@ -1,0 +1,132 @@
+package master_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster/agent"
+	"github.com/universe-orchestrator/universe/master"
+)
+
+// Placement over real agents (in this process; their supervisors are this
+// test binary): concurrent creates spread over the nodes within one, never
+// beyond a node's declared capacity nor twice on one port of a node, and
+// the first that fits nowhere gets 503 naming why.
+func TestPlacementSpreadsAndNeverOvercommits(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.NoLocalInstances = true })
+	ctx, cancel := context.WithCancel(context.Background())
+	var agents sync.WaitGroup
+	var dirs []string
+	// The agents leave their instances running (as they do when stopped):
+	// their supervisors go after them, and the processes with them.
+	t.Cleanup(func() {
+		cancel()
+		agents.Wait()
+		for _, d := range dirs {
+			killSupervisorsIn(d)
+		}
+	})
+	for _, name := range []string{"a1", "a2"} {
+		resp := e.do("POST", "/api/cluster/nodes", e.admin, `{"name":"`+name+`","ramMB":4096,"cpu":400,"ports":{"min":21950,"max":21999}}`)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create node: %d %s", resp.StatusCode, readAll(resp))
+		}
+		n := decode[api.NodeCreated](t, resp)
+		url := n.JoinCommand[strings.Index(n.JoinCommand, "--master ")+9 : strings.Index(n.JoinCommand, " --data")]
+		dir := t.TempDir()
+		dirs = append(dirs, dir)
+		agents.Add(1)
+		go func() {
+			defer agents.Done()
+			_ = agent.Run(ctx, agent.Options{Master: url, Credential: n.Key, DataDir: dir, MaxBackoff: 200 * time.Millisecond})
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		nodes := decode[[]api.ClusterNode](t, e.do("GET", "/api/cluster/nodes", e.admin, ""))
+		online := 0
+		for _, n := range nodes {
+			if n.State == api.NodeOnline && !n.Local {
+				online++
+			}
+		}
+		if online == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agents not online: %+v", nodes)
+		}
+	}
+	e.putConfig("spread", map[string]any{"command": "exec sleep 600", "ramMB": 1024, "cpu": 50, "stopTimeoutSeconds": 2,
+		"availablePorts": map[string]int{"min": 21950, "max": 21999}})
+	var wg sync.WaitGroup
+	codes := make([]int, 10)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp := e.do("POST", "/api/instances", e.admin, `{"configurationName":"spread"}`)
+			codes[i] = resp.StatusCode
+			if resp.StatusCode != http.StatusCreated {
+				body := readAll(resp)
+				if !strings.Contains(body, "a1: full") || !strings.Contains(body, "a2: full") {
+					t.Errorf("refused with %d %s", resp.StatusCode, body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for _, c := range codes {
+		if c == http.StatusCreated {
+			created++
+		}
+	}
+	if created != 8 {
+		t.Fatalf("%d instances placed of 10 (codes %v), want 8 (two nodes of 4 GiB, 1 GiB each)", created, codes)
+	}
+	byNode := map[string]int{}
+	ports := map[string]bool{}
+	for _, in := range decode[[]api.InstanceInfo](t, e.do("GET", "/api/instances", e.admin, "")) {
+		if in.State != "ONLINE" {
+			t.Errorf("%s is %s (%s)", in.ID, in.State, in.Reason)
+		}
+		byNode[in.WrapperNodeID]++
+		key := fmt.Sprintf("%s:%d", in.WrapperNodeID, in.AllocatedPort)
+		if ports[key] {
+			t.Errorf("port %s given twice", key)
+		}
+		ports[key] = true
+	}
+	if byNode["a1"] != 4 || byNode["a2"] != 4 || byNode["node-1"] != 0 {
+		t.Fatalf("spread: %v", byNode)
+	}
+	n := decode[api.ClusterNode](t, e.do("GET", "/api/cluster/nodes/a1", e.admin, ""))
+	if n.Resources.UsedRAMMB != 4096 || n.InstanceCount != 4 || len(n.Instances) != 4 {
+		t.Fatalf("a1: %+v", n)
+	}
+}
+
+// killSupervisorsIn kills the supervisors whose state folder is under dir.
+func killSupervisorsIn(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		args := strings.Split(string(b), "\x00")
+		if len(args) >= 3 && args[1] == "supervise" && strings.HasPrefix(args[2], dir) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
