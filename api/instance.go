@@ -81,6 +81,10 @@ type Configuration struct {
 	// instance: "instances:read" lets them read the instance list (a proxy
 	// polling it needs no admin token).
 	InstanceKeyAccess []string `json:"instanceKeyAccess"`
+	// LostAfterSeconds: an instance on an agent node the master cannot
+	// reach for this long (counted from when it last heard from the node)
+	// is lost, and a dynamic one is replaced (default 120).
+	LostAfterSeconds int `json:"lostAfterSeconds,omitempty"`
 	// Image is the container image of the docker runtime (required there,
 	// refused elsewhere).
 	Image string `json:"image,omitempty"`

@@ -18,6 +18,10 @@ import (
 //	To(node, "inst.signal")   request InstanceRequest{Signal} → Reply
 //	To(node, "inst.system")   publish InstanceRequest{Line}: a line for
 //	                          the instance's log, numbered by the node
+//	To(node, "inst.expect")   request Expected → Reply: the node kills
+//	                          every instance it runs that is not listed
+//	                          under the same epoch (stale: replaced while
+//	                          the node was unreachable)
 //	From(node, "inst.log")    publish LogBatch
 //	From(node, "inst.exit")   request ExitReport → Reply (the node sends
 //	                          it again until the master answered)
@@ -68,3 +72,9 @@ type ExitReport struct {
 
 // MaxBatchBytes bounds the lines of one LogBatch (under NATS's 1 MiB).
 const MaxBatchBytes = 512 << 10
+
+// Expected lists the instances (and their epochs) the master has on a
+// node.
+type Expected struct {
+	Instances map[string]int64 `json:"instances"`
+}

@@ -281,6 +281,9 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates, mou
 	if c.CrashLoopWindowSeconds < 1 || c.CrashLoopWindowSeconds > 86400 {
 		add("crashLoopWindowSeconds", "must be 1 to 86400")
 	}
+	if c.LostAfterSeconds < 0 || c.LostAfterSeconds > 86400 {
+		add("lostAfterSeconds", "must be 0 (the default, 120) to 86400")
+	}
 	if c.StopTimeoutSeconds < 0 || c.StopTimeoutSeconds > 3600 {
 		add("stopTimeoutSeconds", "must be 1 to 3600")
 	}

@@ -41,14 +41,18 @@ type Instance struct {
 	action sync.Mutex // serialises lifecycle actions
 	log    *logs.Log
 
-	mu       sync.Mutex // guards the fields below
-	info     api.InstanceInfo
-	proc     process
-	epoch    int64         // epoch ms of the current start (StartedAt)
-	exited   chan struct{} // closed when the current process's exit is recorded
-	stopping string        // who asked for the running process to stop ("" = nobody)
-	failing  string        // the stop is a failure (heartbeat timeout), not a request
-	deleted  bool
+	mu    sync.Mutex // guards the fields below
+	info  api.InstanceInfo
+	proc  process
+	epoch int64 // epoch ms of the current start (StartedAt)
+	// unreachableSince is when the master last heard from the node of an
+	// instance on an unreachable agent node (zero: reachable). Such an
+	// instance shows OFFLINE yet counts as active, until lostAfterSeconds.
+	unreachableSince time.Time
+	exited           chan struct{} // closed when the current process's exit is recorded
+	stopping         string        // who asked for the running process to stop ("" = nobody)
+	failing          string        // the stop is a failure (heartbeat timeout), not a request
+	deleted          bool
 
 	// restart policy
 	restartTimer *time.Timer // a pending restart
@@ -106,7 +110,8 @@ func (in *Instance) Running() bool {
 // restart of its policy. Caller holds in.mu.
 func (in *Instance) activeLocked() bool {
 	s := State(in.info.State)
-	return !in.deleted && (s == StateCreating || s == StateOnline || in.restartTimer != nil || in.info.Transition == TransitionRestarting)
+	return !in.deleted && (s == StateCreating || s == StateOnline || in.restartTimer != nil || in.info.Transition == TransitionRestarting ||
+		(!in.unreachableSince.IsZero() && in.proc != nil))
 }
 
 // Lifecycle transitions (InstanceInfo.Transition).
@@ -269,6 +274,7 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 	exited := make(chan struct{})
 	in.mu.Lock()
 	in.proc, in.exited, in.stopping, in.failing = p, exited, "", ""
+	in.unreachableSince = time.Time{}
 	in.info.State = string(StateOnline)
 	if host != "" {
 		in.info.HostAddress = host
@@ -326,10 +332,19 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	var metric string
 	failed := false
 	switch {
+	case lost && in.m.remote(in.info):
+		// Nothing of it is on this machine; its node knows (or is gone).
+		in.info.ExitCode = nil
+		in.info.State = string(StateOffline)
+		in.info.Reason = reason
+		if in.info.Reason == "" {
+			in.info.Reason = "lost on its node " + in.info.WrapperNodeID
+		}
+		in.unreachableSince = time.Time{}
+		metric, failed = "failed", true
+		in.log.System(in.info.Reason)
 	case lost:
 		switch {
-		case in.m.remote(in.info):
-			// Nothing of it is on this machine.
 		case in.info.Runtime == DockerRuntime:
 			in.m.removeContainer(in.id)
 		default:

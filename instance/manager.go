@@ -259,6 +259,91 @@ type NodeUsage struct {
 	ByConfig  map[string]int // its active instances by configuration
 }
 
+// DefaultLostAfter is lostAfterSeconds when a configuration leaves it 0.
+const DefaultLostAfter = 120 * time.Second
+
+// NodeChanged takes a node's reachability, as the hub sees it. The
+// running instances of an unreachable node show OFFLINE with a reason
+// naming it (so that proxies stop routing to them) yet count as active,
+// and nothing replaces them before their configuration's
+// lostAfterSeconds, counted from when the master last heard from the node
+// (from now if it never did since it started: a grace period). Reachable
+// again, they are ONLINE, same ids and pids.
+func (m *Manager) NodeChanged(node string, reachable bool, lastHeard time.Time) {
+	since := lastHeard
+	if since.IsZero() {
+		since = m.opt.Now()
+	}
+	m.mu.Lock()
+	ins := make([]*Instance, 0)
+	for _, in := range m.instances {
+		ins = append(ins, in)
+	}
+	m.mu.Unlock()
+	var soonest time.Duration
+	for _, in := range ins {
+		in.mu.Lock()
+		if in.info.WrapperNodeID != node || in.proc == nil {
+			in.mu.Unlock()
+			continue
+		}
+		switch {
+		case !reachable && in.unreachableSince.IsZero():
+			in.unreachableSince = since
+			in.info.State = string(StateOffline)
+			in.info.Reason = "its node " + node + " is unreachable (last heard " + since.UTC().Format(time.RFC3339) + "); still counted as running"
+			in.changedLocked()
+			if d := m.lostAfter(in.info.ConfigurationName); soonest == 0 || d < soonest {
+				soonest = d
+			}
+		case reachable && !in.unreachableSince.IsZero():
+			in.unreachableSince = time.Time{}
+			in.info.State = string(StateOnline)
+			in.info.Reason = ""
+			in.changedLocked()
+		}
+		in.mu.Unlock()
+	}
+	if soonest > 0 {
+		time.AfterFunc(soonest+100*time.Millisecond, m.reconcileSoon)
+	}
+}
+
+func (m *Manager) lostAfter(config string) time.Duration {
+	cfg, err := m.opt.Store.GetConfiguration(config)
+	if err != nil || cfg.LostAfterSeconds <= 0 {
+		return DefaultLostAfter
+	}
+	return time.Duration(cfg.LostAfterSeconds) * time.Second
+}
+
+// loseUnreachable gives up the dynamic instances whose node has been
+// unreachable for longer than their lostAfterSeconds: they are lost, and
+// the reconciler replaces them under new ids (the node kills them when it
+// comes back: it is told what the master has there). Static instances
+// never move on their own.
+func (m *Manager) loseUnreachable() {
+	m.mu.Lock()
+	ins := make([]*Instance, 0)
+	for _, in := range m.instances {
+		ins = append(ins, in)
+	}
+	m.mu.Unlock()
+	now := m.opt.Now()
+	for _, in := range ins {
+		in.mu.Lock()
+		since, p, static := in.unreachableSince, in.proc, in.info.Static
+		config, node := in.info.ConfigurationName, in.info.WrapperNodeID
+		in.mu.Unlock()
+		if since.IsZero() || p == nil || static || now.Sub(since) < m.lostAfter(config) {
+			continue
+		}
+		if l, ok := p.(interface{ Lose(reason string) }); ok {
+			l.Lose("lost: its node " + node + " was unreachable for longer than lostAfterSeconds")
+		}
+	}
+}
+
 // usageLocked tells what the instances on node hold. Caller holds m.mu.
 func (m *Manager) usageLocked(node string) NodeUsage {
 	u := NodeUsage{Ports: map[int]bool{}, ByConfig: map[string]int{}}

@@ -55,6 +55,7 @@ type createRetry struct {
 // instance that failed stops counting as active as soon as it is OFFLINE
 // without a pending restart.
 func (m *Manager) reconcilePass() {
+	m.loseUnreachable()
 	cfgs, err := m.opt.Store.ListConfigurations()
 	if err != nil {
 		m.log.Error("reconciler: list configurations", "err", err)

@@ -131,7 +131,10 @@ func New(cfg Config) (*Master, error) {
 		clusterTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	m.hub = hub.New(hub.Options{Store: db, Addr: cfg.ClusterAddr, Advertise: cfg.ClusterAdvertise, TLS: clusterTLS,
-		Templates: m.templates, Version: cfg.Version, Logger: m.log, Now: cfg.Now})
+		Templates: m.templates, Version: cfg.Version, Logger: m.log, Now: cfg.Now,
+		OnNodeChange: func(node string, reachable bool, lastHeard time.Time) {
+			m.instances.NodeChanged(node, reachable, lastHeard)
+		}})
 	m.instances = instance.New(instance.Options{
 		NodeID:    cfg.NodeID,
 		DataDir:   cfg.DataDir,

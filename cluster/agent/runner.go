@@ -62,7 +62,7 @@ func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.L
 	r := &runner{nc: nc, node: node, dir: dir, log: log, supervisor: []string{exe}, runs: map[string]*run{}, ctx: ctx}
 	for what, h := range map[string]nats.MsgHandler{
 		"inst.start": r.handleStart, "inst.attach": r.handleAttach, "inst.stdin": r.handleStdin,
-		"inst.signal": r.handleSignal, "inst.system": r.handleSystem,
+		"inst.signal": r.handleSignal, "inst.system": r.handleSystem, "inst.expect": r.handleExpect,
 	} {
 		if _, err := nc.Subscribe(cluster.To(node, what), h); err != nil {
 			return nil, err
@@ -414,4 +414,30 @@ func (r *runner) killAll() {
 			}
 		}
 	}
+}
+
+// handleExpect kills what runs here that the master does not expect under
+// the same epoch: an instance it replaced elsewhere while this node was
+// out of reach. No instance id runs on two nodes.
+func (r *runner) handleExpect(m *nats.Msg) {
+	var exp cluster.Expected
+	if json.Unmarshal(m.Data, &exp) != nil {
+		respond(m, cluster.Reply{Error: "bad request", Code: universe.EINVALID})
+		return
+	}
+	r.mu.Lock()
+	var stale []*run
+	for id, ru := range r.runs {
+		if e, ok := exp.Instances[id]; !ok || e != ru.epoch {
+			stale = append(stale, ru)
+		}
+	}
+	r.mu.Unlock()
+	for _, ru := range stale {
+		if !ru.ended() && ru.cl != nil {
+			r.log.Warn("killing a stale instance: the master no longer has it here", "instance", ru.id)
+			_ = ru.cl.Signal(syscall.SIGKILL)
+		}
+	}
+	respond(m, cluster.Reply{})
 }

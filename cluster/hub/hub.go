@@ -52,9 +52,12 @@ type Options struct {
 	Advertise string
 	TLS       *tls.Config // nil: plain TCP
 	Templates Templates   // served to nodes (nil: none)
-	Version   string
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// OnNodeChange is told when a node becomes reachable (ONLINE or
+	// DRAINING) or unreachable, with when the master last heard from it.
+	OnNodeChange func(node string, reachable bool, lastHeard time.Time)
+	Version      string
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Hub runs the embedded server and tracks the nodes. Start it with Open,
@@ -63,16 +66,17 @@ type Hub struct {
 	opt Options
 	log *slog.Logger
 
-	mu       sync.Mutex
-	srv      *server.Server
-	nc       *nats.Conn
-	masterKP nkeys.KeyPair
-	seen     map[string]*observed // by node name
-	conns    map[string]string    // public key → address of its connection, from the server
-	procs    map[string]*Proc     // instances' processes on nodes, by node/id
-	closed   bool
-	stop     chan struct{} // ends watchConns
-	watching sync.WaitGroup
+	mu        sync.Mutex
+	srv       *server.Server
+	nc        *nats.Conn
+	masterKP  nkeys.KeyPair
+	seen      map[string]*observed // by node name
+	conns     map[string]string    // public key → address of its connection, from the server
+	procs     map[string]*Proc     // instances' processes on nodes, by node/id
+	reachable map[string]bool      // by node, as last told to OnNodeChange
+	closed    bool
+	stop      chan struct{} // ends watchConns
+	watching  sync.WaitGroup
 }
 
 // observed is what the master saw of a node itself.
@@ -279,6 +283,47 @@ func (h *Hub) watchConns(srv *server.Server) {
 		h.mu.Lock()
 		h.conns = conns
 		h.mu.Unlock()
+		h.checkNodes()
+	}
+}
+
+// checkNodes tells OnNodeChange of every node whose reachability changed.
+func (h *Hub) checkNodes() {
+	if h.opt.OnNodeChange == nil {
+		return
+	}
+	recs, err := h.opt.Store.ListNodes()
+	if err != nil {
+		return
+	}
+	type change struct {
+		node  string
+		up    bool
+		heard time.Time
+	}
+	var changes []change
+	h.mu.Lock()
+	if h.reachable == nil {
+		h.reachable = map[string]bool{}
+	}
+	for _, r := range recs {
+		_, connected := h.conns[r.PublicKey]
+		o := h.seen[r.Name]
+		var heard time.Time
+		if o != nil {
+			heard = o.lastHeartbeat
+		}
+		up := !r.Revoked && connected && o != nil && h.opt.Now().Sub(heard) <= OnlineWithin
+		if was, known := h.reachable[r.Name]; !known || was != up {
+			h.reachable[r.Name] = up
+			if known || !up {
+				changes = append(changes, change{r.Name, up, heard})
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range changes {
+		h.opt.OnNodeChange(c.node, c.up, c.heard)
 	}
 }
 
@@ -303,9 +348,28 @@ func (h *Hub) heartbeat(m *nats.Msg) {
 	h.mu.Unlock()
 	if fresh && srv != nil {
 		h.refreshAddress(srv, node)
-		// The node (re)connected or its agent restarted: its instances'
+		// The node (re)connected or its agent restarted: it stops what it
+		// runs that the master replaced meanwhile, and its instances'
 		// lines go on from where the master has them.
+		go h.expect(node)
 		h.reattach(node)
+	}
+}
+
+// expect tells node which instances the master has there.
+func (h *Hub) expect(node string) {
+	exp := cluster.Expected{Instances: map[string]int64{}}
+	h.mu.Lock()
+	for _, p := range h.procs {
+		if p.node == node {
+			exp.Instances[p.id] = p.epoch
+		}
+	}
+	nc := h.nc
+	h.mu.Unlock()
+	var rep cluster.Reply
+	if err := h.request(nc, cluster.To(node, "inst.expect"), exp, &rep, requestTimeout); err != nil {
+		h.log.Warn("tell a node its instances", "node", node, "err", err)
 	}
 }
 
@@ -453,7 +517,7 @@ func (h *Hub) Revoke(name string) error {
 		_ = nc.Publish(cluster.To(rec.Name, "revoked"), b)
 		_ = nc.FlushTimeout(500 * time.Millisecond)
 	}
-	h.loseNode(rec.Name)
+	h.loseNode(rec.Name, "lost: its node "+rec.Name+" was revoked")
 	return h.reload()
 }
 

@@ -39,6 +39,7 @@ type Proc struct {
 	done      chan struct{}
 	detached  bool
 	lost      bool
+	lostWhy   string
 	unsent    []string
 }
 
@@ -235,6 +236,9 @@ func (p *Proc) finish(_ error, lost bool) {
 	default:
 	}
 	p.lost = lost
+	if lost && p.lostWhy == "" && p.exit == nil {
+		p.lostWhy = "lost: its node " + p.node + " no longer runs it"
+	}
 	acks := p.exitAck
 	p.exitAck = nil
 	close(p.done)
@@ -309,14 +313,27 @@ func (p *Proc) ExitCode() int {
 	return p.exit.Code
 }
 
-// ExitReason says why beyond the code, when the node knew.
+// ExitReason says why beyond the code, when the node knew (or why the
+// master gave it up).
 func (p *Proc) ExitReason() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.lostWhy != "" {
+		return p.lostWhy
+	}
 	if p.exit == nil {
 		return ""
 	}
 	return p.exit.Reason
+}
+
+// Lose gives the process up: the master no longer counts on it (its node
+// was unreachable too long); the node kills it when it comes back.
+func (p *Proc) Lose(reason string) {
+	p.mu.Lock()
+	p.lostWhy = reason
+	p.mu.Unlock()
+	p.finish(nil, true)
 }
 
 // Lost says the process is gone without an exit report of its node.
@@ -407,7 +424,7 @@ func (h *Hub) proc(node, id string, epoch int64) *Proc {
 }
 
 // loseNode ends the processes on a revoked node: they are lost.
-func (h *Hub) loseNode(node string) {
+func (h *Hub) loseNode(node, reason string) {
 	h.mu.Lock()
 	var lost []*Proc
 	for _, p := range h.procs {
@@ -417,6 +434,6 @@ func (h *Hub) loseNode(node string) {
 	}
 	h.mu.Unlock()
 	for _, p := range lost {
-		p.finish(nil, true)
+		p.Lose(reason)
 	}
 }

@@ -35,6 +35,7 @@ func startAgent(t *testing.T, dir string, env []string, args ...string) (*exec.C
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-done
+		killSupervisorsUnder(dir) // the instances it left running (agents leave them, by design)
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
 			t.Logf("agent.log:\n%s", tail(string(b), 30))
