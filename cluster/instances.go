@@ -32,6 +32,17 @@ type StartRequest struct {
 	Instance string          `json:"instance"`
 	Epoch    int64           `json:"epoch"`
 	Spec     supervisor.Spec `json:"spec"`
+	Install  *Install        `json:"install,omitempty"`
+}
+
+// Install says how the node fills a new working folder: the templates of
+// Plan from its synced copy (syncing first if one is missing), then the
+// placeholders (names without %) replaced in Files.
+type Install struct {
+	Plan         []api.Template    `json:"plan,omitempty"`
+	Override     bool              `json:"override,omitempty"`
+	Files        []string          `json:"files,omitempty"`
+	Placeholders map[string]string `json:"placeholders,omitempty"`
 }
 
 // InstanceRequest acts on an instance of a node.

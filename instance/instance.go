@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	mrand "math/rand/v2"
 	"strconv"
 	"sync"
 	"syscall"
@@ -250,7 +251,16 @@ func (in *Instance) start(by string) {
 	var p process
 	epoch := m.opt.Now().UnixMilli()
 	if remote {
-		p, err = m.opt.Remote.Start(info.WrapperNodeID, epoch, spec, in.log)
+		install := Install{Override: cfg.TemplateInstallationConfig.OnTemplatePasteOverridePresentFiles, Files: cfg.FileModifications,
+			Placeholders: m.vars(info, cfg).Values()}
+		if !cfg.Static && m.opt.Templates != nil {
+			if install.Plan, err = m.opt.Templates.Plan(cfg.TemplateInstallationConfig, mrand.IntN); err != nil {
+				_ = in.log.Takeback(0)
+				in.setOffline("cannot start: " + universe.ErrorMessage(err))
+				return
+			}
+		}
+		p, err = m.opt.Remote.Start(info.WrapperNodeID, epoch, spec, install, in.log)
 	} else {
 		p, err = supervisor.Start(m.supervisorFor(cfg.Runtime), m.stateDir(in.id), spec, supervisor.Options{Sink: in.log, Dropped: m.dropped})
 	}

@@ -239,10 +239,20 @@ type Remote interface {
 	// the instances on a node hold. Errors: EUNAVAILABLE naming why no
 	// node fits.
 	Place(cfg api.Configuration, usage func(node string) NodeUsage) (node string, port int, local bool, err error)
-	// Start starts an instance on node under epoch; lines go to sink.
-	Start(node string, epoch int64, spec supervisor.Spec, sink supervisor.Sink) (Process, error)
+	// Start starts an instance on node under epoch; lines go to sink. A
+	// new working folder there is filled as install says.
+	Start(node string, epoch int64, spec supervisor.Spec, install Install, sink supervisor.Sink) (Process, error)
 	// Adopt is the process of an instance a previous master started.
 	Adopt(node, id string, epoch int64, pid int, sink supervisor.Sink) Process
+}
+
+// Install is how a node fills the working folder of an instance it runs
+// for the first time: templates, then placeholders in files.
+type Install struct {
+	Plan         []api.Template
+	Override     bool
+	Files        []string
+	Placeholders map[string]string
 }
 
 // remote says whether info's instance runs on an agent node.
@@ -1060,23 +1070,32 @@ func (m *Manager) deploy(in *Instance, cfg api.Configuration) error {
 		}
 	}
 	rep, _ := m.vars(in.Info(), cfg).Replacer()
+	return ApplyFileModifications(dir, cfg.FileModifications, rep, func(msg string) {
+		in.log.System(msg)
+		m.log.Warn(msg, "instance", in.id)
+	})
+}
+
+// ApplyFileModifications replaces the placeholders of rep in the files of
+// dir that files lists (paths inside dir only); what it skips it says
+// through say.
+func ApplyFileModifications(dir string, files []string, rep *strings.Replacer, say func(string)) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("open working dir: %w", err)
 	}
 	defer root.Close()
-	for _, f := range cfg.FileModifications {
+	for _, f := range files {
 		data, err := root.ReadFile(f)
 		if errors.Is(err, fs.ErrNotExist) {
-			in.log.System("fileModifications: " + f + " does not exist; skipped")
+			say("fileModifications: " + f + " does not exist; skipped")
 			continue
 		} else if err != nil {
-			in.log.System("fileModifications: " + f + " cannot be read; skipped")
+			say("fileModifications: " + f + " cannot be read; skipped")
 			continue
 		}
 		if !isText(data) {
-			in.log.System("fileModifications: " + f + " is not UTF-8 text; left untouched")
-			m.log.Warn("fileModifications: not UTF-8 text, left untouched", "instance", in.id, "file", f)
+			say("fileModifications: " + f + " is not UTF-8 text; left untouched")
 			continue
 		}
 		out := rep.Replace(string(data))
@@ -1099,7 +1118,11 @@ func (m *Manager) workDir(info api.InstanceInfo) string {
 }
 
 func (m *Manager) vars(info api.InstanceInfo, cfg api.Configuration) Vars {
-	return Vars{Port: info.AllocatedPort, InstanceID: info.ID, NodeID: m.opt.NodeID, Configuration: cfg, MasterURL: m.masterURL()}
+	node := info.WrapperNodeID
+	if node == "" {
+		node = m.opt.NodeID
+	}
+	return Vars{Port: info.AllocatedPort, InstanceID: info.ID, NodeID: node, Configuration: cfg, MasterURL: m.masterURL()}
 }
 
 // DropOrphans deletes the instances of configuration name that do not run

@@ -26,6 +26,13 @@ type Vars struct {
 // a replaced value is never scanned again. It also returns the host address
 // with its placeholders replaced.
 func (v Vars) Replacer() (*strings.Replacer, string) {
+	vals := v.Values()
+	return NewReplacer(vals), vals["HOST_ADDRESS"]
+}
+
+// Values are the placeholders' values (names without the %), HOST_ADDRESS
+// among them.
+func (v Vars) Values() map[string]string {
 	host, port := "127.0.0.1", "7000"
 	if u, err := url.Parse(v.MasterURL); err == nil && u.Host != "" {
 		if h, p, err := net.SplitHostPort(u.Host); err == nil {
@@ -53,12 +60,13 @@ func (v Vars) Replacer() (*strings.Replacer, string) {
 		vals[k] = val
 	}
 	if _, overridden := vals["HOST_ADDRESS"]; !overridden {
-		vals["HOST_ADDRESS"] = newReplacer(vals).Replace(c.HostAddress)
+		vals["HOST_ADDRESS"] = NewReplacer(vals).Replace(c.HostAddress)
 	}
-	return newReplacer(vals), vals["HOST_ADDRESS"]
+	return vals
 }
 
-func newReplacer(vals map[string]string) *strings.Replacer {
+// NewReplacer replaces %name% by each value of vals, in one pass.
+func NewReplacer(vals map[string]string) *strings.Replacer {
 	pairs := make([]string, 0, 2*len(vals))
 	for k, val := range vals {
 		pairs = append(pairs, "%"+k+"%", val)

@@ -6,6 +6,7 @@ import (
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster"
 	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
 )
@@ -112,8 +113,9 @@ func (r remote) Place(cfg api.Configuration, usage func(node string) instance.No
 	return c.name, c.port, c.name == local, nil
 }
 
-func (r remote) Start(node string, epoch int64, spec supervisor.Spec, sink supervisor.Sink) (instance.Process, error) {
-	p, err := r.m.hub.Start(node, epoch, spec, sink)
+func (r remote) Start(node string, epoch int64, spec supervisor.Spec, install instance.Install, sink supervisor.Sink) (instance.Process, error) {
+	p, err := r.m.hub.Start(node, epoch, spec, &cluster.Install{Plan: install.Plan, Override: install.Override,
+		Files: install.Files, Placeholders: install.Placeholders}, sink)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,10 @@ import (
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/cluster"
+	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/instance/logs"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
+	"github.com/universe-orchestrator/universe/instance/template"
 )
 
 // runner runs the node's instances, each under its own supervisor (as on
@@ -155,6 +157,8 @@ func (r *runner) handleStart(m *nats.Msg) {
 		}
 	}
 	id := req.Instance
+	_, statErr := os.Stat(r.workDir(id))
+	fresh := os.IsNotExist(statErr)
 	if err := os.MkdirAll(r.workDir(id), 0o700); err != nil {
 		respond(m, errReply(err))
 		return
@@ -163,6 +167,14 @@ func (r *runner) handleStart(m *nats.Msg) {
 	if err != nil {
 		respond(m, errReply(err))
 		return
+	}
+	if fresh && req.Install != nil {
+		if err := r.install(r.workDir(id), lg, req.Install); err != nil {
+			_ = lg.Close(nil)
+			_ = os.RemoveAll(r.workDir(id)) // the next start installs again
+			respond(m, errReply(err))
+			return
+		}
 	}
 	next, err := lg.Handoff()
 	if err != nil {
@@ -440,4 +452,44 @@ func (r *runner) handleExpect(m *nats.Msg) {
 		}
 	}
 	respond(m, cluster.Reply{})
+}
+
+// install fills a new working folder: the plan's templates from this
+// node's synced copy (synced first when one is missing), then the
+// placeholders in the listed files.
+func (r *runner) install(dir string, lg *logs.Log, in *cluster.Install) error {
+	root := filepath.Join(r.dir, "templates")
+	missing := func() string {
+		for _, t := range in.Plan {
+			if _, err := os.Stat(filepath.Join(root, t.Group, t.Name)); err != nil {
+				return t.Group + "/" + t.Name
+			}
+		}
+		return ""
+	}
+	if missing() != "" {
+		if _, err := SyncTemplates(r.nc, r.node, r.dir); err != nil {
+			return universe.Errorf(universe.EUNAVAILABLE, "sync the templates: %v", err)
+		}
+		if t := missing(); t != "" {
+			return universe.Errorf(universe.EUNAVAILABLE, "template %s is not on node %s", t, r.node)
+		}
+	}
+	if len(in.Plan) > 0 {
+		store, err := template.Open(root)
+		if err != nil {
+			return err
+		}
+		n, err := store.Install(dir, in.Plan, in.Override)
+		_ = store.Close()
+		if err != nil {
+			return err
+		}
+		names := make([]string, len(in.Plan))
+		for i, t := range in.Plan {
+			names[i] = t.Group + "/" + t.Name
+		}
+		lg.System("installed " + strconv.Itoa(n) + " files from " + strings.Join(names, ", ") + " on node " + r.node)
+	}
+	return instance.ApplyFileModifications(dir, in.Files, instance.NewReplacer(in.Placeholders), lg.System)
 }

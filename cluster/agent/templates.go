@@ -24,10 +24,14 @@ import (
 
 // The node's copy of the master's templates: <data>/blobs/<sha256> holds
 // each file's content once; <data>/templates/<group>/<name>/ is built from
-// them in a staging folder and renamed into place only when complete, with
-// <name>/.manifest recording what it was built from.
+// them in a staging folder and renamed into place only when complete;
+// <data>/template-manifests/<group>/<name>.json records what it was built
+// from (outside the template: it is not one of its files).
 
-const manifestFile = ".universe-manifest.json"
+// manifestPath is where the manifest a template was built from is kept.
+func manifestPath(dataDir string, ref cluster.TemplateRef) string {
+	return filepath.Join(dataDir, "template-manifests", ref.Group, ref.Name+".json")
+}
 
 // requestTimeout bounds one request to the master.
 const requestTimeout = 10 * time.Second
@@ -69,7 +73,7 @@ func SyncTemplates(nc *nats.Conn, node, dataDir string) (SyncStats, error) {
 			continue // not a name the master would hand out
 		}
 		keep[ref.Group+"/"+ref.Name] = true
-		installed, err := syncOne(nc, node, root, blobs, ref, &st)
+		installed, err := syncOne(nc, node, dataDir, root, blobs, ref, &st)
 		switch {
 		case err != nil && st.FirstError == nil:
 			st.FirstError = fmt.Errorf("template %s/%s: %w", ref.Group, ref.Name, err)
@@ -91,6 +95,7 @@ func SyncTemplates(nc *nats.Conn, node, dataDir string) (SyncStats, error) {
 				if os.RemoveAll(filepath.Join(root, g.Name(), n.Name())) == nil {
 					st.Removed++
 				}
+				_ = os.Remove(manifestPath(dataDir, cluster.TemplateRef{Group: g.Name(), Name: n.Name()}))
 			}
 		}
 	}
@@ -99,7 +104,7 @@ func SyncTemplates(nc *nats.Conn, node, dataDir string) (SyncStats, error) {
 
 // syncOne installs one template unless the installed copy was built from
 // the same manifest.
-func syncOne(nc *nats.Conn, node, root, blobs string, ref cluster.TemplateRef, st *SyncStats) (bool, error) {
+func syncOne(nc *nats.Conn, node, dataDir, root, blobs string, ref cluster.TemplateRef, st *SyncStats) (bool, error) {
 	var man cluster.Manifest
 	if err := request(nc, cluster.From(node, "tpl.manifest"), ref, &man); err != nil {
 		return false, err
@@ -109,8 +114,11 @@ func syncOne(nc *nats.Conn, node, root, blobs string, ref cluster.TemplateRef, s
 	}
 	want, _ := json.Marshal(man.Files)
 	dst := filepath.Join(root, ref.Group, ref.Name)
-	if have, err := os.ReadFile(filepath.Join(dst, manifestFile)); err == nil && string(have) == string(want) {
-		return false, nil
+	mpath := manifestPath(dataDir, ref)
+	if have, err := os.ReadFile(mpath); err == nil && string(have) == string(want) {
+		if _, err := os.Stat(dst); err == nil {
+			return false, nil
+		}
 	}
 	// Every blob first: nothing is installed from an incomplete set.
 	for _, f := range man.Files {
@@ -159,9 +167,6 @@ func syncOne(nc *nats.Conn, node, root, blobs string, ref cluster.TemplateRef, s
 			return false, err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(stage, manifestFile), want, 0o600); err != nil {
-		return false, err
-	}
 	old := filepath.Join(root, ref.Group, ".old-"+ref.Name+"-"+randomSuffix())
 	if err := os.Rename(dst, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
@@ -171,7 +176,10 @@ func syncOne(nc *nats.Conn, node, root, blobs string, ref cluster.TemplateRef, s
 		return false, err
 	}
 	_ = os.RemoveAll(old)
-	return true, nil
+	if err := os.MkdirAll(filepath.Dir(mpath), 0o700); err != nil {
+		return true, err
+	}
+	return true, os.WriteFile(mpath, want, 0o600)
 }
 
 // fetchBlob fetches a blob in chunks, verifies its digest and stores it.

@@ -69,7 +69,7 @@ func (h *Hub) conn() *nats.Conn {
 // Start starts an instance on node under epoch and returns its process;
 // lines go to sink once Begin is called. Errors: EUNAVAILABLE (the node
 // does not answer), or the node's own.
-func (h *Hub) Start(node string, epoch int64, spec supervisor.Spec, sink supervisor.Sink) (*Proc, error) {
+func (h *Hub) Start(node string, epoch int64, spec supervisor.Spec, install *cluster.Install, sink supervisor.Sink) (*Proc, error) {
 	nc := h.conn()
 	if nc == nil {
 		return nil, universe.Errorf(universe.EUNAVAILABLE, "node %s is not connected", node)
@@ -77,7 +77,7 @@ func (h *Hub) Start(node string, epoch int64, spec supervisor.Spec, sink supervi
 	p := &Proc{h: h, node: node, id: spec.InstanceID, epoch: epoch, sink: sink, done: make(chan struct{}), last: sink.Total(), startedAt: time.Now()}
 	h.register(p)
 	var rep cluster.Reply
-	if err := h.request(nc, cluster.To(node, "inst.start"), cluster.StartRequest{Instance: spec.InstanceID, Epoch: epoch, Spec: spec}, &rep, 30*time.Second); err != nil {
+	if err := h.request(nc, cluster.To(node, "inst.start"), cluster.StartRequest{Instance: spec.InstanceID, Epoch: epoch, Spec: spec, Install: install}, &rep, 30*time.Second); err != nil {
 		h.unregister(p)
 		return nil, err
 	}

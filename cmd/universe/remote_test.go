@@ -39,8 +39,15 @@ func TestRemoteInstance(t *testing.T) {
 		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-1", admin, "", 200).State == api.NodeOnline
 	})
 
-	cmd := `exec 3<&0; { while read l <&3; do echo "got $l"; done; } & i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.01; done`
-	cfg, _ := json.Marshal(api.Configuration{Command: cmd, Nodes: []string{"edge-1"}, AvailablePorts: api.Ports{Min: 21900, Max: 21909}, StopTimeoutSeconds: 2})
+	// A template with a placeholder, installed on the node.
+	jsonReq[any](t, "POST", base+"/api/templates/lobby/base", admin, "", 201)
+	if resp, b := request(t, "PUT", base+"/api/templates/lobby/base/files/server.properties", admin, "server-port=%PORT% node=%NODE_ID%\n"); resp.StatusCode != 204 {
+		t.Fatalf("put a template file: %d %s", resp.StatusCode, b)
+	}
+	cmd := `cat server.properties; exec 3<&0; { while read l <&3; do echo "got $l"; done; } & i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.01; done`
+	cfg, _ := json.Marshal(api.Configuration{Command: cmd, Nodes: []string{"edge-1"}, AvailablePorts: api.Ports{Min: 21900, Max: 21909}, StopTimeoutSeconds: 2,
+		TemplateInstallationConfig: api.TemplateInstallationConfig{AllOf: []api.Template{{Group: "lobby", Name: "base", Storage: "local"}}},
+		FileModifications:          []string{"server.properties"}})
 	jsonReq[any](t, "PUT", base+"/api/configurations/far", admin, string(cfg), 204)
 	info := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"far"}`, 201)
 	if info.State != "ONLINE" || info.WrapperNodeID != "edge-1" || info.ProcessPid == nil || info.AllocatedPort != 21900 {
@@ -55,6 +62,9 @@ func TestRemoteInstance(t *testing.T) {
 	defer cancel()
 	f := &logFollower{t: t, id: info.ID, frames: follow(t, ctx, base, admin, info.ID, "lines=10000")}
 	f.collect(func() bool { return f.lastSeq > 20 })
+	if !hasLine(f, "server-port=21900 node=edge-1") {
+		t.Fatalf("the template was not installed with its placeholders on the node: %+v", f.seen[:5])
+	}
 	jsonReq[any](t, "POST", base+"/api/instances/"+info.ID+"/execute", admin, `{"command":"hello"}`, 204)
 	f.collect(func() bool {
 		n := len(f.seen)
