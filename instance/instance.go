@@ -239,7 +239,11 @@ func (in *Instance) start(by string) {
 	default:
 		limits, cgroup = m.limits.prepare(in.id, cfg.RAMMB, cfg.CPU)
 	}
-	next, err := in.log.Handoff()
+	handoff := in.log.Handoff
+	if remote {
+		handoff = in.log.Mirror // numbered on the node, kept here as well
+	}
+	next, err := handoff()
 	if err != nil {
 		m.log.Warn("hand off the log file", "instance", in.id, "err", err)
 	}

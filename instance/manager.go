@@ -664,9 +664,7 @@ func (m *Manager) adopt(in *Instance) error {
 			in.setOffline("its node " + info.WrapperNodeID + " is not known to this master")
 			return nil
 		}
-		if _, err := in.log.Handoff(); err != nil {
-			m.log.Warn("hand off the log file", "instance", in.id, "err", err)
-		}
+		_, _ = in.log.Mirror()
 		pid := 0
 		if info.ProcessPid != nil {
 			pid = int(*info.ProcessPid)

@@ -96,7 +96,10 @@ type Log struct {
 	// log is external: lines arrive numbered through Append, and system
 	// lines go to forward (or wait in pending until it is set).
 	external bool
-	forward  func(line string)
+	// mirror: lines arrive numbered through Append (from another node's
+	// log) and this log writes them to its own file as well.
+	mirror  bool
+	forward func(line string)
 	pending  []string
 
 	// throttle (token bucket over stdout+stderr lines)
@@ -158,6 +161,19 @@ func (l *Log) Handoff() (next uint64, err error) {
 	return l.next, err
 }
 
+// Mirror is Handoff for a log whose lines are numbered elsewhere (an
+// instance on another node) but kept here too: lines arrive through
+// Append and are written to this log's own file, system lines go to the
+// forwarder. It returns the next sequence number.
+func (l *Log) Mirror() (next uint64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.external {
+		l.external, l.mirror = true, true
+	}
+	return l.next, nil
+}
+
 // Forward sets where system lines go while the log is external; lines
 // written before it was set are handed to f first. f must not block.
 func (l *Log) Forward(f func(line string)) {
@@ -188,9 +204,10 @@ func (l *Log) Takeback(next uint64) error {
 		l.catchUpLocked(next)
 		l.publish()
 	}
-	l.external, l.forward = false, nil
+	mirrored := l.mirror
+	l.external, l.mirror, l.forward = false, false, nil
 	var err error
-	if l.file != nil {
+	if l.file != nil && !mirrored {
 		err = l.file.open()
 	}
 	pending := l.pending
@@ -227,6 +244,9 @@ func (l *Log) Append(lines []api.LogLine) {
 		}
 		l.next = ln.Seq + 1
 		l.push(ln)
+		if l.mirror && l.file != nil {
+			l.fileFailed(l.file.write(ln))
+		}
 		n++
 	}
 	l.publish()
@@ -454,7 +474,7 @@ func (l *Log) appendLocked(ln api.LogLine) {
 // flushLocked writes the file buffer out; once the file takes lines again
 // after some were lost, the log says how many and why. Caller holds mu.
 func (l *Log) flushLocked() {
-	if l.file == nil || l.external {
+	if l.file == nil || (l.external && !l.mirror) {
 		return
 	}
 	if l.fileFailed(l.file.flush()) || l.fileLost == 0 {
@@ -496,7 +516,7 @@ const fileFlushDelay = 100 * time.Millisecond
 // (lost from the file, or pushed out of the ring by a batch larger than
 // it). It schedules a flush of the file. Caller holds mu.
 func (l *Log) publish() {
-	if l.file != nil && !l.external && l.file.buffered() {
+	if l.file != nil && (!l.external || l.mirror) && l.file.buffered() {
 		if l.opt.FileSync {
 			l.flushLocked()
 		} else if l.flushTimer == nil {
@@ -552,19 +572,24 @@ func (l *Log) Last(n, maxBytes int) (lines []api.LogLine, total uint64, omitted 
 func (l *Log) Read(from, to uint64, maxBytes int) []api.LogLine {
 	l.mu.Lock()
 	l.loadLocked()
+	// From the ring while it holds from itself, up to the first hole in
+	// its numbering (a catch-up loads only the newest lines: what lies in
+	// a hole is in the files).
 	if n := l.ring.len(); n > 0 && l.ring.at(0).Seq <= from {
-		var out []api.LogLine
-		size := 0
-		for i := l.ring.after(from - 1); i < n; i++ {
-			ln := l.ring.at(i)
-			size += lineCost(ln)
-			if ln.Seq >= to || (size > maxBytes && len(out) > 0) {
-				break
+		if i := l.ring.after(from - 1); i < n && l.ring.at(i).Seq == from {
+			var out []api.LogLine
+			size := 0
+			for ; i < n; i++ {
+				ln := l.ring.at(i)
+				size += lineCost(ln)
+				if ln.Seq >= to || (size > maxBytes && len(out) > 0) || (len(out) > 0 && ln.Seq != out[len(out)-1].Seq+1) {
+					break
+				}
+				out = append(out, ln)
 			}
-			out = append(out, ln)
+			l.mu.Unlock()
+			return out
 		}
-		l.mu.Unlock()
-		return out
 	}
 	l.flushLocked() // the file holds every line written so far
 	l.publish()
@@ -573,7 +598,16 @@ func (l *Log) Read(from, to uint64, maxBytes int) []api.LogLine {
 	if dir == "" {
 		return nil
 	}
-	return readRange(dir, count, from, to, maxBytes, false)
+	// A rotation renames the files one at a time: a read that falls
+	// between two renames misses a file. It is tried again.
+	var out []api.LogLine
+	for try := 0; try < 4; try++ {
+		if out = readRange(dir, count, from, to, maxBytes, false); len(out) > 0 && out[0].Seq == from {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * time.Millisecond)
+	}
+	return out
 }
 
 // Total returns the number of lines ever written (the last sequence number).
@@ -617,7 +651,8 @@ func (l *Log) Close(final *api.InstanceInfo) error {
 		s.end()
 	}
 	l.subs = map[*Sub]struct{}{}
-	if l.file != nil && !l.external {
+	if l.file != nil && (!l.external || l.mirror) {
+		l.flushLocked()
 		return l.file.close()
 	}
 	return nil

@@ -149,3 +149,50 @@ func FuzzAppendRecords(f *testing.F) {
 		}
 	})
 }
+
+// Read goes to the files for lines in a hole of the ring (a catch-up
+// loads only the newest lines), not past them.
+func TestReadThroughARingHole(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{RingLines: 200, LineRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(nil)
+	lines := make([]string, 1000)
+	for i := range lines {
+		lines[i] = "line " + strconv.Itoa(i+1)
+	}
+	l.Write(api.StreamStdout, lines[:50]) // 1..50 in the ring
+	l.Flush()
+	// Another writer adds 51..1000 to the file; this log catches up,
+	// loading only the newest 200: the ring holds 1..50 and 801..1000.
+	next, err := l.Handoff()
+	if err != nil || next != 51 {
+		t.Fatalf("handoff: %d %v", next, err)
+	}
+	r, _, err := openRotator(dir, 10<<20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 51; i <= 1000; i++ {
+		_ = r.write(api.LogLine{Seq: uint64(i), TS: 1, Stream: api.StreamStdout, Line: lines[i-1]})
+	}
+	_ = r.close()
+	l.CatchUp(1001)
+	// Read as a follower does: from where the last read ended.
+	var got []api.LogLine
+	for from := uint64(40); from <= 1000; {
+		part := l.Read(from, 1001, 1<<20)
+		if len(part) == 0 || part[0].Seq != from {
+			t.Fatalf("read from %d: %d lines, first %v", from, len(part), part)
+		}
+		got = append(got, part...)
+		from = part[len(part)-1].Seq + 1
+	}
+	for i, ln := range got {
+		if ln.Seq != uint64(40+i) || ln.Line != lines[ln.Seq-1] {
+			t.Fatalf("line %d (%q) at %d", ln.Seq, ln.Line, i)
+		}
+	}
+}
