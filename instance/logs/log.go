@@ -100,7 +100,7 @@ type Log struct {
 	// log) and this log writes them to its own file as well.
 	mirror  bool
 	forward func(line string)
-	pending  []string
+	pending []string
 
 	// throttle (token bucket over stdout+stderr lines)
 	tokens     float64
