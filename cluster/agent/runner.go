@@ -391,15 +391,20 @@ func (r *runner) handleSystem(m *nats.Msg) {
 	}
 }
 
-// detachAll leaves the supervisors running for the next agent.
-func (r *runner) detachAll() {
+// all returns the runs of this node.
+func (r *runner) all() []*run {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	runs := make([]*run, 0, len(r.runs))
 	for _, ru := range r.runs {
 		runs = append(runs, ru)
 	}
-	r.mu.Unlock()
-	for _, ru := range runs {
+	return runs
+}
+
+// detachAll leaves the supervisors running for the next agent.
+func (r *runner) detachAll() {
+	for _, ru := range r.all() {
 		ru.stopForward()
 		if !ru.ended() && ru.cl != nil {
 			ru.cl.Detach()
@@ -410,13 +415,7 @@ func (r *runner) detachAll() {
 // killAll kills every instance of this node (it was revoked: the master
 // treats them as lost and may run them elsewhere).
 func (r *runner) killAll() {
-	r.mu.Lock()
-	runs := make([]*run, 0, len(r.runs))
-	for _, ru := range r.runs {
-		runs = append(runs, ru)
-	}
-	r.mu.Unlock()
-	for _, ru := range runs {
+	for _, ru := range r.all() {
 		ru.stopForward()
 		if !ru.ended() && ru.cl != nil {
 			_ = ru.cl.Signal(syscall.SIGKILL)

@@ -55,16 +55,10 @@ func startAgent(t *testing.T, dir string, env []string, args ...string) (*exec.C
 // ends the agent within a second with exit code 3; a key file others can
 // read is refused.
 func TestAgentProcess(t *testing.T) {
-	dir := t.TempDir()
-	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", dir)
-	if code != 0 {
-		t.Fatalf("key create: %s", errOut)
-	}
-	admin := tokenRE.FindString(out)
-	port, nodePort := freePort(t), freePort(t)
-	m := startChildMaster(t, dir, port, "--cluster-addr", "127.0.0.1:"+strconv.Itoa(nodePort))
+	c := newCluster(t)
+	m, admin, nodePort := c.m, c.admin, c.nodePort
 	env := []string{"UNIVERSE_URL=" + m.base, "UNIVERSE_TOKEN=" + admin}
-	code, out, errOut = cliEnvRun(t, env, "node", "create", "edge-1", "--ram", "1024", "--cpu", "200", "--labels", "zone=eu")
+	code, out, errOut := cliEnvRun(t, env, "node", "create", "edge-1", "--ram", "1024", "--cpu", "200", "--labels", "zone=eu")
 	if code != 0 {
 		t.Fatalf("node create: %d %s %s", code, out, errOut)
 	}
@@ -142,6 +136,28 @@ func TestAgentProcess(t *testing.T) {
 	if code, _, errOut := cliEnvRun(t, nil, "agent", "--master", url, "--key-file", kf); code != exitUsage || !strings.Contains(errOut, "chmod 600") {
 		t.Fatalf("a 0644 key file: %d %s", code, errOut)
 	}
+}
+
+// cluster is a child master with a node port, for the node tests.
+type cluster struct {
+	m              *childMaster
+	admin, dir     string
+	port, nodePort int
+	args           []string // the master's cluster flags (for a restart)
+}
+
+// newCluster starts a master with an ALL key and a node port.
+func newCluster(t *testing.T, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{dir: t.TempDir(), port: freePort(t), nodePort: freePort(t)}
+	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", c.dir)
+	if code != 0 {
+		t.Fatalf("key create: %s", errOut)
+	}
+	c.admin = tokenRE.FindString(out)
+	c.args = append([]string{"--cluster-addr", "127.0.0.1:" + strconv.Itoa(c.nodePort)}, extra...)
+	c.m = startChildMaster(t, c.dir, c.port, c.args...)
+	return c
 }
 
 // cliEnvRun runs the CLI in this process with env (KEY=value) as its

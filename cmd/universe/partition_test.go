@@ -20,15 +20,8 @@ import (
 // other node, and when the first node comes back it kills the stale
 // process: no id runs twice, and the count goes back to the minimum.
 func TestPartition(t *testing.T) {
-	dir := t.TempDir()
-	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", dir)
-	if code != 0 {
-		t.Fatalf("key create: %s", errOut)
-	}
-	admin := tokenRE.FindString(out)
-	port, nodePort := freePort(t), freePort(t)
-	m := startChildMaster(t, dir, port, "--cluster-addr", "127.0.0.1:"+strconv.Itoa(nodePort), "--no-local-instances")
-	base := m.base
+	c := newCluster(t, "--no-local-instances")
+	m, admin, nodePort, base := c.m, c.admin, c.nodePort, c.m.base
 	proxy := newFaultProxy(t, "127.0.0.1:"+strconv.Itoa(nodePort))
 	node := func(name string) api.ClusterNode {
 		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/"+name, admin, "", 200)

@@ -20,16 +20,8 @@ import (
 // again finds it running; a stop stops it; a revoked node's instance is
 // killed with its agent.
 func TestRemoteInstance(t *testing.T) {
-	dir := t.TempDir()
-	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", dir)
-	if code != 0 {
-		t.Fatalf("key create: %s", errOut)
-	}
-	admin := tokenRE.FindString(out)
-	port, nodePort := freePort(t), freePort(t)
-	clusterArgs := []string{"--cluster-addr", "127.0.0.1:" + strconv.Itoa(nodePort)}
-	m1 := startChildMaster(t, dir, port, clusterArgs...)
-	base := m1.base
+	c := newCluster(t)
+	m1, admin, nodePort, base := c.m, c.admin, c.nodePort, c.m.base
 	created := jsonReq[api.NodeCreated](t, "POST", base+"/api/cluster/nodes", admin, `{"name":"edge-1"}`, 201)
 	agentDir := t.TempDir()
 	url := "nats://127.0.0.1:" + strconv.Itoa(nodePort)
@@ -83,7 +75,7 @@ func TestRemoteInstance(t *testing.T) {
 
 	// The master dies; the next finds it running on its node.
 	m1.signal(syscall.SIGKILL)
-	m2 := startChildMaster(t, dir, port, clusterArgs...)
+	m2 := startChildMaster(t, c.dir, c.port, c.args...)
 	// Until the agent reconnects the instance shows its node unreachable
 	// (nothing is replaced: a grace period); then it is ONLINE, same pid.
 	waitFor(t, "the agent to reconnect and the instance to be ONLINE", 15*time.Second, func() bool {

@@ -33,15 +33,8 @@ func TestClusterSoak(t *testing.T) {
 	}
 	t.Logf("%d cycles, seed %d (UNIVERSE_SOAK_SEED replays it)", cycles, seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	dir := t.TempDir()
-	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", dir)
-	if code != 0 {
-		t.Fatalf("key create: %s", errOut)
-	}
-	admin := tokenRE.FindString(out)
-	port, nodePort := freePort(t), freePort(t)
-	m := startChildMaster(t, dir, port, "--cluster-addr", "127.0.0.1:"+strconv.Itoa(nodePort), "--no-local-instances")
-	base := m.base
+	c := newCluster(t, "--no-local-instances")
+	m, admin, nodePort, base := c.m, c.admin, c.nodePort, c.m.base
 	direct := "127.0.0.1:" + strconv.Itoa(nodePort)
 	type node struct {
 		name, dir, url, key string
