@@ -321,6 +321,11 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	code := p.ExitCode()
 	reason := p.ExitReason()
 	lost := p.Lost()
+	if info := in.Info(); lost && in.m.remote(info) {
+		in.m.mu.Lock()
+		in.m.nodeLosses[info.ConfigurationName]++
+		in.m.mu.Unlock()
+	}
 	if err := in.log.Takeback(p.NextSeq()); err != nil {
 		in.m.log.Warn("take back the log file", "instance", in.id, "err", err)
 	}

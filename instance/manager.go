@@ -140,6 +140,10 @@ type Manager struct {
 	stopReconcile     chan struct{}
 	reconcileDone     chan struct{}
 	createBackoff     map[string]*createRetry // by configuration; the reconciler's own
+	// nodeLosses counts, by configuration, the instances lost with their
+	// node (unreachable too long, revoked): their replacements do not make
+	// the reconciler's create backoff grow (they did not fail). Guarded by mu.
+	nodeLosses map[string]int
 
 	rtInfoMu sync.Mutex // guards the cached answer of RuntimeInfos
 	rtInfo   []api.RuntimeInfo
@@ -210,6 +214,7 @@ func New(opt Options) *Manager {
 		reconcile:     make(chan struct{}, 1),
 		limits:        newLimits(opt.Cgroups, opt.DataDir, opt.Logger),
 		createBackoff: map[string]*createRetry{},
+		nodeLosses:    map[string]int{},
 	}
 	m.supervisorCmd = opt.Supervisor
 	m.fullSupervisorCmd = opt.Supervisor

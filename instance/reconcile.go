@@ -81,6 +81,26 @@ func (m *Manager) reconcilePass() {
 			return
 		}
 		if have >= want {
+			m.mu.Lock()
+			m.nodeLosses[cfg.Name] = 0
+			m.mu.Unlock()
+			continue
+		}
+		// Instances lost with their node are replaced at once: they did
+		// not fail, so the create backoff is not theirs.
+		m.mu.Lock()
+		excused := min(m.nodeLosses[cfg.Name], want-have)
+		m.nodeLosses[cfg.Name] -= excused
+		m.mu.Unlock()
+		for ; excused > 0; excused-- {
+			info, err := m.Create(cfg.Name, "reconciler (replacing an instance lost with its node)")
+			if err != nil || info.State != string(StateOnline) {
+				m.log.Warn("reconciler: create failed", "configuration", cfg.Name, "err", err, "reason", info.Reason)
+				break
+			}
+			have++
+		}
+		if have >= want {
 			continue
 		}
 		r := m.createBackoff[cfg.Name]
