@@ -18,7 +18,8 @@ COPY . .
 ARG VERSION=dev
 ENV CGO_ENABLED=0
 RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/universe ./cmd/universe \
- && go build -trimpath -ldflags "-s -w" -o /out/universe-supervisor ./cmd/universe-supervisor
+ && go build -trimpath -ldflags "-s -w" -o /out/universe-supervisor ./cmd/universe-supervisor \
+ && go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/universe-agent ./cmd/universe-agent
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -26,7 +27,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/universe universe \
  && install -d -o universe -g universe -m 0700 /var/lib/universe
-COPY --from=build /out/universe /out/universe-supervisor /usr/local/bin/
+COPY --from=build /out/universe /out/universe-supervisor /out/universe-agent /usr/local/bin/
 USER universe
 WORKDIR /var/lib/universe
 ENV UNIVERSE_DATA=/var/lib/universe/data \

@@ -1,5 +1,6 @@
 // Command nodes measures the cluster with real processes on this machine:
-// a master and agents built from ./cmd/universe, instances running the
+// a master and agents built from ./cmd/universe (and ./cmd/universe-agent
+// beside it, as installed), instances running the
 // tests' echo program (-stamp prints the wall clock), a live-log follower.
 // Each remote figure has its local baseline in the same run.
 //
@@ -189,8 +190,10 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	bin = filepath.Join(dir, "universe")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/universe").CombinedOutput(); err != nil {
-		log.Fatalf("build: %v %s", err, out)
+	for _, b := range [][2]string{{bin, "./cmd/universe"}, {filepath.Join(dir, "universe-agent"), "./cmd/universe-agent"}} {
+		if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			log.Fatalf("build: %v %s", err, out)
+		}
 	}
 	prog := filepath.Join(dir, "echo")
 	if err := dockertest.Program(prog); err != nil {
@@ -224,7 +227,7 @@ func main() {
 	time.Sleep(3 * time.Second)
 	withPort := rssKiB(m.Process.Pid)
 	fmt.Printf("master idle RSS: %d KiB with no node; %d KiB with the node port open and one agent: +%d KiB (goal <= +5 MiB)\n", idle, withPort, withPort-idle)
-	fmt.Printf("agent idle RSS: %d KiB (goal <= 15 MiB)\n", rssKiB(a1.Process.Pid))
+	fmt.Printf("agent idle RSS: %d KiB (universe agent runs universe-agent; goal <= 15 MiB)\n", rssKiB(a1.Process.Pid))
 
 	// Live-log latency at 10,000 lines/s.
 	conf := func(name, node, command string) {

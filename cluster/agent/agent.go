@@ -37,6 +37,10 @@ type Options struct {
 	Heartbeat time.Duration
 	// MaxBackoff caps the wait between reconnection attempts (default 5 s).
 	MaxBackoff time.Duration
+	// Supervisor runs the supervisors of the built-in runtimes, and
+	// FullSupervisor those of the others (docker), to which "supervise
+	// <dir>" is appended (default: this executable).
+	Supervisor, FullSupervisor []string
 }
 
 // Run runs the agent until ctx ends (nil) or the node is revoked
@@ -163,7 +167,7 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	runCtx, stopRuns := context.WithCancel(context.Background())
 	defer stopRuns()
-	r, err := newRunner(runCtx, nc, node, opt.DataDir, log)
+	r, err := newRunner(runCtx, nc, node, opt.DataDir, log, opt.Supervisor, opt.FullSupervisor)
 	if err != nil {
 		return err
 	}

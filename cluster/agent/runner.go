@@ -20,6 +20,7 @@ import (
 	"github.com/universe-orchestrator/universe/cluster"
 	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/instance/logs"
+	"github.com/universe-orchestrator/universe/instance/runtime"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"github.com/universe-orchestrator/universe/instance/template"
 )
@@ -32,7 +33,8 @@ type runner struct {
 	nc         *nats.Conn
 	node, dir  string
 	log        *slog.Logger
-	supervisor []string
+	supervisor []string // for the built-in runtimes
+	full       []string // for the others (docker)
 
 	mu   sync.Mutex
 	runs map[string]*run
@@ -56,12 +58,14 @@ var idRE = regexp.MustCompile(`^[a-z0-9]{1,32}$`)
 
 const epochFile = "epoch"
 
-func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.Logger) (*runner, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.Logger, sup, full []string) (*runner, error) {
+	if len(sup) == 0 {
+		sup = []string{Self()}
 	}
-	r := &runner{nc: nc, node: node, dir: dir, log: log, supervisor: []string{exe}, runs: map[string]*run{}, ctx: ctx}
+	if len(full) == 0 {
+		full = []string{Self()}
+	}
+	r := &runner{nc: nc, node: node, dir: dir, log: log, supervisor: sup, full: full, runs: map[string]*run{}, ctx: ctx}
 	for what, h := range map[string]nats.MsgHandler{
 		"inst.start": r.handleStart, "inst.attach": r.handleAttach, "inst.stdin": r.handleStdin,
 		"inst.signal": r.handleSignal, "inst.system": r.handleSystem, "inst.expect": r.handleExpect,
@@ -187,7 +191,13 @@ func (r *runner) handleStart(m *nats.Msg) {
 		respond(m, errReply(err))
 		return
 	}
-	cl, err := supervisor.Start(r.supervisor, r.stateDir(id), spec, supervisor.Options{Sink: lg})
+	cmd := r.full
+	for _, b := range runtime.Builtin() {
+		if b.Name() == spec.Runtime {
+			cmd = r.supervisor
+		}
+	}
+	cl, err := supervisor.Start(cmd, r.stateDir(id), spec, supervisor.Options{Sink: lg})
 	if err != nil {
 		_ = lg.Takeback(0)
 		_ = lg.Close(nil)

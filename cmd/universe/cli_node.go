@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/cluster/agent"
@@ -117,60 +116,15 @@ func orDash(s string) string {
 	return s
 }
 
-// exitRevoked is the exit code of an agent whose node was revoked.
-const exitRevoked = 3
-
-// runAgent is "universe agent": a node of the cluster.
+// runAgent is "universe agent": the agent-only binary when it lies next
+// to this one (a fraction of the memory), else this binary.
 func runAgent(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("universe agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	masterURL := fs.String("master", getenv("UNIVERSE_NATS_URL"), "the master's node address, nats://HOST:PORT (or tls://)")
-	data := fs.String("data", envOr(getenv, "UNIVERSE_DATA", "./data"), "this node's data directory")
-	keyFile := fs.String("key-file", "", "file holding the node credential (mode 0600); else env UNIVERSE_NODE_KEY")
-	logLevel := logLevelFlag(fs, getenv)
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	level, ok := parseLevel(*logLevel, "universe agent", stderr)
-	if !ok {
-		return exitUsage
-	}
-	if *masterURL == "" {
-		fmt.Fprintln(stderr, "universe agent: --master nats://HOST:PORT is required (the join command of \"node create\" has it)")
-		return exitUsage
-	}
-	cred := getenv("UNIVERSE_NODE_KEY")
-	if *keyFile != "" {
-		st, err := os.Stat(*keyFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "universe agent: --key-file: %v\n", err)
-			return exitUsage
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			fmt.Fprintf(stderr, "universe agent: --key-file %s is readable by others (mode %o): chmod 600 it\n", *keyFile, st.Mode().Perm())
-			return exitUsage
-		}
-		b, err := os.ReadFile(*keyFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "universe agent: --key-file: %v\n", err)
-			return exitUsage
-		}
-		cred = strings.TrimSpace(string(b))
-	}
-	if cred == "" {
-		fmt.Fprintln(stderr, "universe agent: no node credential: set UNIVERSE_NODE_KEY or --key-file (never a flag: flags show in process listings)")
-		return exitUsage
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	err := agent.Run(ctx, agent.Options{Master: *masterURL, Credential: cred, DataDir: *data, Version: versionString(), Logger: log})
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, agent.ErrRevoked):
-		fmt.Fprintln(stderr, "universe agent:", err)
-		return exitRevoked
-	default:
-		fmt.Fprintln(stderr, "universe agent:", err)
+	if slim := agent.Sibling(agent.Binary); slim != "" && getenv("UNIVERSE_AGENT_IN_PROCESS") == "" {
+		// The credential goes in the environment, as it came.
+		err := syscall.Exec(slim, append([]string{agent.Binary, "agent"}, args...), os.Environ())
+		fmt.Fprintf(stderr, "universe agent: run %s: %v\n", slim, err)
 		return exitError
 	}
+	self := []string{agent.Self()}
+	return agent.Main(ctx, args, getenv, stderr, versionString(), self, self)
 }
