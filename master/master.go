@@ -159,7 +159,7 @@ func New(cfg Config) (*Master, error) {
 		Remote:        remote{m},
 	})
 	m.metrics.registerInstances(m.instances)
-	m.metrics.registerNodes(m.nodes)
+	m.metrics.registerNodes(m.nodes, m.hub.Relay)
 
 	if err := m.instances.Open(); err != nil {
 		_ = m.templates.Close()

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster/hub"
 	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/master/auth"
 )
@@ -191,8 +192,11 @@ func methodLabel(method string) string {
 // registerNodes adds the per-node series: one per registered node (the
 // master's own included), so their number is bounded by the nodes an
 // operator created.
-func (m *metrics) registerNodes(nodes func() ([]api.ClusterNode, error)) {
-	m.reg.MustRegister(nodeCollector{nodes: nodes,
+func (m *metrics) registerNodes(nodes func() ([]api.ClusterNode, error), relay func() map[string]hub.RelayStat) {
+	m.reg.MustRegister(nodeCollector{nodes: nodes, relay: relay,
+		lines:     prometheus.NewDesc("universe_node_relayed_lines_total", "Log lines the master took from each agent node.", []string{"node"}, nil),
+		batches:   prometheus.NewDesc("universe_node_relayed_batches_total", "Log batches the master took from each agent node.", []string{"node"}, nil),
+		resends:   prometheus.NewDesc("universe_node_resend_requests_total", "Times the master asked a node again for an instance's lines (a hole, a reconnection).", []string{"node"}, nil),
 		state:     prometheus.NewDesc("universe_node_state", "1 for the state each node is in (ONLINE, DISCONNECTED, DRAINING, REVOKED).", []string{"node", "state"}, nil),
 		capacity:  prometheus.NewDesc("universe_node_capacity", "What each node offers: ram_mb, or cpu (100 = one core).", []string{"node", "resource"}, nil),
 		reserved:  prometheus.NewDesc("universe_node_reserved", "What the instances placed on each node reserve: ram_mb or cpu.", []string{"node", "resource"}, nil),
@@ -202,7 +206,9 @@ func (m *metrics) registerNodes(nodes func() ([]api.ClusterNode, error)) {
 
 type nodeCollector struct {
 	nodes                                func() ([]api.ClusterNode, error)
+	relay                                func() map[string]hub.RelayStat
 	state, capacity, reserved, instances *prometheus.Desc
+	lines, batches, resends              *prometheus.Desc
 }
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -210,6 +216,9 @@ func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.capacity
 	ch <- c.reserved
 	ch <- c.instances
+	ch <- c.lines
+	ch <- c.batches
+	ch <- c.resends
 }
 
 func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -230,5 +239,17 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.reserved, prometheus.GaugeValue, float64(n.Resources.UsedRAMMB), n.Name, "ram_mb")
 		ch <- prometheus.MustNewConstMetric(c.reserved, prometheus.GaugeValue, float64(n.Resources.UsedCPU), n.Name, "cpu")
 		ch <- prometheus.MustNewConstMetric(c.instances, prometheus.GaugeValue, float64(n.InstanceCount), n.Name)
+	}
+	known := map[string]bool{}
+	for _, n := range nodes {
+		known[n.Name] = true
+	}
+	for node, st := range c.relay() {
+		if !known[node] {
+			continue // a node's series go with it
+		}
+		ch <- prometheus.MustNewConstMetric(c.lines, prometheus.CounterValue, float64(st.Lines), node)
+		ch <- prometheus.MustNewConstMetric(c.batches, prometheus.CounterValue, float64(st.Batches), node)
+		ch <- prometheus.MustNewConstMetric(c.resends, prometheus.CounterValue, float64(st.Resends), node)
 	}
 }

@@ -50,7 +50,7 @@ func TestPlacementSpreadsAndNeverOvercommits(t *testing.T) {
 			_ = agent.Run(ctx, agent.Options{Master: url, Credential: n.Key, DataDir: dir, MaxBackoff: 200 * time.Millisecond})
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		nodes := decode[[]api.ClusterNode](t, e.do("GET", "/api/cluster/nodes", e.admin, ""))
 		online := 0
 		for _, n := range nodes {

@@ -77,6 +77,9 @@ type Hub struct {
 	closed    bool
 	stop      chan struct{} // ends watchConns
 	watching  sync.WaitGroup
+
+	statMu sync.Mutex
+	relay  map[string]*RelayStat // by node
 }
 
 // observed is what the master saw of a node itself.

@@ -143,6 +143,7 @@ func (p *Proc) attach() {
 		p.mu.Lock()
 		since := p.last
 		p.mu.Unlock()
+		p.h.count(p.node, func(st *RelayStat) { st.Resends++ })
 		var rep cluster.Reply
 		err := p.h.request(p.h.conn(), cluster.To(p.node, "inst.attach"), cluster.InstanceRequest{Instance: p.id, Epoch: p.epoch, Since: since}, &rep, requestTimeout)
 		if err == nil {
@@ -162,6 +163,38 @@ func (p *Proc) attach() {
 		}
 		time.Sleep(backoff)
 	}
+}
+
+// RelayStat counts what the master took from one node.
+type RelayStat struct {
+	Lines   uint64 // log lines taken
+	Batches uint64 // inst.log batches received
+	Resends uint64 // times it asked the node again (a hole, a reconnect)
+}
+
+// Relay returns the relay counters, by node.
+func (h *Hub) Relay() map[string]RelayStat {
+	h.statMu.Lock()
+	defer h.statMu.Unlock()
+	out := make(map[string]RelayStat, len(h.relay))
+	for k, v := range h.relay {
+		out[k] = *v
+	}
+	return out
+}
+
+func (h *Hub) count(node string, f func(*RelayStat)) {
+	h.statMu.Lock()
+	defer h.statMu.Unlock()
+	st := h.relay[node]
+	if st == nil {
+		if h.relay == nil {
+			h.relay = map[string]*RelayStat{}
+		}
+		st = &RelayStat{}
+		h.relay[node] = st
+	}
+	f(st)
 }
 
 // lines takes a batch from the node: in order, each line once; a hole
@@ -189,6 +222,8 @@ func (p *Proc) lines(lines []api.LogLine) {
 	}
 	complete := p.exit != nil && p.last+1 >= p.exit.Next
 	p.mu.Unlock()
+	n := uint64(len(take))
+	p.h.count(p.node, func(st *RelayStat) { st.Batches++; st.Lines += n })
 	if len(take) > 0 {
 		p.sink.Append(take)
 	}

@@ -83,12 +83,12 @@ func TestAgentProcess(t *testing.T) {
 	state := func() api.ClusterNode {
 		return jsonReq[api.ClusterNode](t, "GET", m.base+"/api/cluster/nodes/edge-1", admin, "", 200)
 	}
-	waitFor(t, "edge-1 to come online", 15*time.Second, func() bool { return state().State == api.NodeOnline })
+	waitFor(t, "edge-1 to come online", 30*time.Second, func() bool { return state().State == api.NodeOnline })
 	if args, _ := os.ReadFile("/proc/" + strconv.Itoa(a1.Process.Pid) + "/cmdline"); strings.Contains(string(args), "unvn_") {
 		t.Fatal("the credential is in the agent's arguments")
 	}
 	nodeFile := filepath.Join(agentDir, "templates", "lobby", "base", "server.properties")
-	waitFor(t, "the template to reach the node", 15*time.Second, func() bool {
+	waitFor(t, "the template to reach the node", 30*time.Second, func() bool {
 		b, _ := os.ReadFile(nodeFile)
 		return string(b) == "motd=hello\n"
 	})
@@ -97,7 +97,7 @@ func TestAgentProcess(t *testing.T) {
 	if sync := jsonReq[api.TemplateSync](t, "POST", m.base+"/api/templates/sync", admin, "", 200); sync.Nodes != 1 {
 		t.Fatalf("template sync: %+v", sync)
 	}
-	waitFor(t, "the changed template to reach the node", 15*time.Second, func() bool {
+	waitFor(t, "the changed template to reach the node", 30*time.Second, func() bool {
 		b, _ := os.ReadFile(nodeFile)
 		return string(b) == "motd=changed\n"
 	})
@@ -109,10 +109,10 @@ func TestAgentProcess(t *testing.T) {
 	// A killed agent: DISCONNECTED once its heartbeats stop.
 	killed := time.Now()
 	_ = a1.Process.Signal(syscall.SIGKILL)
-	waitFor(t, "edge-1 to be seen disconnected", 15*time.Second, func() bool { return state().State == api.NodeDisconnected })
+	waitFor(t, "edge-1 to be seen disconnected", 30*time.Second, func() bool { return state().State == api.NodeDisconnected })
 	t.Logf("agent SIGKILL to DISCONNECTED: %v", time.Since(killed))
 	_, done2 := startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + cred}, "--master", url, "--data", agentDir)
-	waitFor(t, "edge-1 to come back", 15*time.Second, func() bool { return state().State == api.NodeOnline })
+	waitFor(t, "edge-1 to come back", 30*time.Second, func() bool { return state().State == api.NodeOnline })
 
 	// Revocation: the agent exits, saying so, with code 3.
 	revoked := time.Now()

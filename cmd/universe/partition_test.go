@@ -42,7 +42,7 @@ func TestPartition(t *testing.T) {
 	list := func() []api.InstanceInfo {
 		return jsonReq[[]api.InstanceInfo](t, "GET", base+"/api/instances?configuration=part", admin, "", 200)
 	}
-	waitFor(t, "the minimum instance", 15*time.Second, func() bool { l := list(); return len(l) == 1 && l[0].State == "ONLINE" })
+	waitFor(t, "the minimum instance", 30*time.Second, func() bool { l := list(); return len(l) == 1 && l[0].State == "ONLINE" })
 	first := list()[0]
 	if first.WrapperNodeID != "edge-1" || first.ProcessPid == nil {
 		t.Fatalf("first instance: %+v", first)
@@ -57,9 +57,9 @@ func TestPartition(t *testing.T) {
 	// A short partition.
 	proxy.Freeze()
 	frozen := time.Now()
-	waitFor(t, "edge-1 to be seen disconnected", 15*time.Second, func() bool { return node("edge-1").State == api.NodeDisconnected })
+	waitFor(t, "edge-1 to be seen disconnected", 30*time.Second, func() bool { return node("edge-1").State == api.NodeDisconnected })
 	t.Logf("silent partition detected after %v", time.Since(frozen))
-	waitFor(t, "its instance to show the partition", 5*time.Second, func() bool {
+	waitFor(t, "its instance to show the partition", 30*time.Second, func() bool {
 		in := jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+first.ID, admin, "", 200)
 		return in.State == "OFFLINE" && strings.Contains(in.Reason, "edge-1 is unreachable")
 	})
@@ -70,7 +70,7 @@ func TestPartition(t *testing.T) {
 	proxy.Thaw()
 	proxy.Cut() // what the server closed meanwhile goes; the agent reconnects
 	healed := time.Now()
-	waitFor(t, "edge-1 back and its instance ONLINE", 20*time.Second, func() bool {
+	waitFor(t, "edge-1 back and its instance ONLINE", 30*time.Second, func() bool {
 		in := jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+first.ID, admin, "", 200)
 		return node("edge-1").State == api.NodeOnline && in.State == "ONLINE"
 	})
@@ -103,8 +103,8 @@ func TestPartition(t *testing.T) {
 	}
 	proxy.Thaw()
 	proxy.Cut()
-	waitFor(t, "edge-1 back", 20*time.Second, func() bool { return node("edge-1").State == api.NodeOnline })
-	waitFor(t, "the stale process to be killed", 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+	waitFor(t, "edge-1 back", 30*time.Second, func() bool { return node("edge-1").State == api.NodeOnline })
+	waitFor(t, "the stale process to be killed", 30*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
 	online := 0
 	for _, i := range list() {
 		if i.State == "ONLINE" {

@@ -27,7 +27,7 @@ func TestRemoteInstance(t *testing.T) {
 	url := "nats://127.0.0.1:" + strconv.Itoa(nodePort)
 	env := []string{"UNIVERSE_NODE_KEY=" + created.Key}
 	a1, _ := startAgent(t, agentDir, env, "--master", url, "--data", agentDir)
-	waitFor(t, "edge-1 online", 15*time.Second, func() bool {
+	waitFor(t, "edge-1 online", 30*time.Second, func() bool {
 		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-1", admin, "", 200).State == api.NodeOnline
 	})
 
@@ -78,7 +78,7 @@ func TestRemoteInstance(t *testing.T) {
 	m2 := startChildMaster(t, c.dir, c.port, c.args...)
 	// Until the agent reconnects the instance shows its node unreachable
 	// (nothing is replaced: a grace period); then it is ONLINE, same pid.
-	waitFor(t, "the agent to reconnect and the instance to be ONLINE", 15*time.Second, func() bool {
+	waitFor(t, "the agent to reconnect and the instance to be ONLINE", 30*time.Second, func() bool {
 		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-1", admin, "", 200).State == api.NodeOnline &&
 			jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200).State == "ONLINE"
 	})
@@ -93,10 +93,10 @@ func TestRemoteInstance(t *testing.T) {
 
 	// A stop stops it on its node.
 	jsonReq[any](t, "POST", base+"/api/instances/"+info.ID+"/stop", admin, "", 202)
-	waitFor(t, "the remote instance to stop", 20*time.Second, func() bool {
+	waitFor(t, "the remote instance to stop", 30*time.Second, func() bool {
 		return jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200).State == "STOPPED"
 	})
-	waitFor(t, "its process to end", 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+	waitFor(t, "its process to end", 30*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
 
 	// No node fits: 503 naming why.
 	cfg, _ = json.Marshal(api.Configuration{Command: "sleep 60", Nodes: []string{"nope"}, AvailablePorts: api.Ports{Min: 21910, Max: 21911}})
@@ -113,10 +113,10 @@ func TestRemoteInstance(t *testing.T) {
 	pid2 := int(*info2.ProcessPid)
 	t.Cleanup(func() { _ = syscall.Kill(-pid2, syscall.SIGKILL) })
 	jsonReq[any](t, "DELETE", base+"/api/cluster/nodes/edge-1", admin, "", 204)
-	waitFor(t, "the revoked node's instance to be lost", 10*time.Second, func() bool {
+	waitFor(t, "the revoked node's instance to be lost", 30*time.Second, func() bool {
 		return jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info2.ID, admin, "", 200).State == "OFFLINE"
 	})
-	waitFor(t, "its process to be killed", 10*time.Second, func() bool { return syscall.Kill(pid2, 0) != nil })
+	waitFor(t, "its process to be killed", 30*time.Second, func() bool { return syscall.Kill(pid2, 0) != nil })
 	m2.signal(syscall.SIGTERM)
 }
 
