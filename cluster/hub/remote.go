@@ -427,7 +427,7 @@ func (h *Hub) serveInstances(nc *nats.Conn) error {
 		}
 		if p := h.proc(cluster.NodeOf(m.Subject), b.Instance, b.Epoch); p != nil {
 			sort.Slice(b.Lines, func(i, j int) bool { return b.Lines[i].Seq < b.Lines[j].Seq })
-			p.lines(b.Lines)
+			p.lines(sane(b.Lines))
 		}
 	}); err != nil {
 		return err
@@ -436,6 +436,9 @@ func (h *Hub) serveInstances(nc *nats.Conn) error {
 		var rep cluster.ExitReport
 		if json.Unmarshal(m.Data, &rep) != nil {
 			return
+		}
+		if len(rep.Reason) > maxReason {
+			rep.Reason = rep.Reason[:maxReason]
 		}
 		p := h.proc(cluster.NodeOf(m.Subject), rep.Instance, rep.Epoch)
 		if p == nil {
@@ -446,6 +449,28 @@ func (h *Hub) serveInstances(nc *nats.Conn) error {
 		p.exited(rep, m)
 	})
 	return err
+}
+
+// What a node may put in the master's records and logs.
+const (
+	maxReason = 512
+	maxLine   = 64<<10 + 64 // a line is split at 64 KiB, plus the split marker
+)
+
+// sane keeps what a node sends within what a local supervisor could have
+// written: a known stream, a line no longer than a split line.
+func sane(lines []api.LogLine) []api.LogLine {
+	for i := range lines {
+		switch lines[i].Stream {
+		case api.StreamStdout, api.StreamStderr, api.StreamSystem:
+		default:
+			lines[i].Stream = api.StreamStdout
+		}
+		if len(lines[i].Line) > maxLine {
+			lines[i].Line = lines[i].Line[:maxLine]
+		}
+	}
+	return lines
 }
 
 func (h *Hub) proc(node, id string, epoch int64) *Proc {
