@@ -58,6 +58,8 @@ const (
 	pullTimeout   = 10 * time.Minute
 	stdinTimeout  = 5 * time.Second
 	availableTTL  = 5 * time.Second
+	oomChecks     = 20 // a 137 exit is looked at again up to this many times,
+	oomCheckEvery = 50 * time.Millisecond
 	unavailableTT = time.Second
 )
 
@@ -418,19 +420,31 @@ func (p *proc) wait(waitCh <-chan container.WaitResponse, errCh <-chan error, re
 		// container is no longer running (or gone).
 		code = p.pollExit(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	if info, err := p.cli.ContainerInspect(ctx, p.id); err == nil && info.State != nil {
+	// The engine may learn of an OOM kill after it reported the exit: a
+	// SIGKILL exit (137) is looked at again for a while before it is taken
+	// as a plain kill.
+	for try := 0; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		info, err := p.cli.ContainerInspect(ctx, p.id)
+		cancel()
+		if err != nil || info.State == nil {
+			break
+		}
+		if code < 0 {
+			code = info.State.ExitCode
+		}
 		if info.State.OOMKilled {
 			p.reason = "OOM-killed: the container went over its memory limit"
 			if p.memoryMB > 0 {
 				p.reason += " of " + strconv.Itoa(p.memoryMB) + " MiB"
 			}
+			break
 		}
-		if code < 0 {
-			code = info.State.ExitCode
+		if code != 137 || p.memoryMB == 0 || try == oomChecks {
+			break
 		}
+		time.Sleep(oomCheckEvery)
 	}
-	cancel()
 	// The output ends with the container; a broken stream is cut short.
 	drained := make(chan struct{})
 	go func() { readers.Wait(); close(drained) }()
