@@ -254,6 +254,15 @@ func (in *Instance) start(by string) {
 	}
 	var p process
 	epoch := m.opt.Now().UnixMilli()
+	// What the previous process reported goes now, before the new one can
+	// report: a report it makes at once is not wiped when it is recorded
+	// as running.
+	in.mu.Lock()
+	in.epoch = epoch
+	in.info.LastHeartbeat = 0
+	in.info.ReportedState = ""
+	in.info.Players, in.info.MaxPlayers = 0, 0
+	in.mu.Unlock()
 	if remote {
 		install := Install{Override: cfg.TemplateInstallationConfig.OnTemplatePasteOverridePresentFiles, Files: cfg.FileModifications,
 			Placeholders: m.vars(info, cfg).Values()}
@@ -274,9 +283,6 @@ func (in *Instance) start(by string) {
 		in.setOffline("cannot start: " + universe.ErrorMessage(err))
 		return
 	}
-	in.mu.Lock()
-	in.epoch = epoch
-	in.mu.Unlock()
 	in.running(p, host, limits)
 }
 
@@ -294,9 +300,6 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 		in.info.HostAddress = host
 		in.info.StartedAt = in.epoch // a node's process is known by it
 		in.info.ExitCode = nil
-		in.info.LastHeartbeat = 0
-		in.info.ReportedState = ""
-		in.info.Players, in.info.MaxPlayers = 0, 0
 	}
 	if limits != nil {
 		in.info.LimitsEnforced, in.info.LimitsReason = limits.Enforced, limits.Reason

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -127,4 +128,36 @@ func hasLine(f *logFollower, line string) bool {
 		}
 	}
 	return false
+}
+
+// An instance on an agent reports its state to the master with its own key,
+// at the master URL it was given, as a local one does.
+func TestRemoteInstanceReportsItsState(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI needs curl")
+		}
+		t.Skip("curl is not installed (CI installs it)")
+	}
+	c := newCluster(t)
+	base, admin := c.m.base, c.admin
+	n := jsonReq[api.NodeCreated](t, "POST", base+"/api/cluster/nodes", admin, `{"name":"edge-r"}`, 201)
+	agentDir := t.TempDir()
+	startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + n.Key}, "--master", "nats://127.0.0.1:"+strconv.Itoa(c.nodePort), "--data", agentDir)
+	waitFor(t, "edge-r online", 30*time.Second, func() bool {
+		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-r", admin, "", 200).State == api.NodeOnline
+	})
+	report := `curl -sf -X PUT -H "Authorization: Bearer $UNIVERSE_API_KEY" -H "Content-Type: application/json" ` +
+		`"$UNIVERSE_MASTER_URL/api/instances/$UNIVERSE_INSTANCE_ID/state" -d '{"state":"ONLINE","players":7,"maxPlayers":20}' && echo reported; exec sleep 600`
+	cfg, _ := json.Marshal(api.Configuration{Command: report, Nodes: []string{"edge-r"}, AvailablePorts: api.Ports{Min: 21960, Max: 21961}, StopTimeoutSeconds: 2})
+	jsonReq[any](t, "PUT", base+"/api/configurations/reporter", admin, string(cfg), 204)
+	info := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"reporter"}`, 201)
+	if info.ProcessPid != nil {
+		pid := int(*info.ProcessPid)
+		t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	}
+	waitFor(t, "the remote instance's report", 30*time.Second, func() bool {
+		in := jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200)
+		return in.Players == 7 && in.MaxPlayers == 20 && in.LastHeartbeat > 0
+	})
 }
