@@ -14,12 +14,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net/http"
 	"os"
@@ -35,74 +33,24 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
-	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/bench/internal/benchmaster"
 	"github.com/universe-orchestrator/universe/instance/runtime/docker"
 	"github.com/universe-orchestrator/universe/instance/runtime/docker/dockertest"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
-	"github.com/universe-orchestrator/universe/master"
 )
 
-type bench struct {
-	m     *master.Master
-	url   string
-	token string
-	dir   string
-}
+// bench is a master in this process (benchmaster).
+type bench struct{ *benchmaster.Master }
 
 func start() *bench {
-	dir, err := os.MkdirTemp("", "universe-bench-docker-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	cfg := master.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.AccessLog = false
-	m, err := master.New(cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := m.Open(); err != nil {
-		log.Fatal(err)
-	}
-	_, token, err := m.Keyring().Create("bench", universe.ScopeAll, 0)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return &bench{m: m, url: "http://" + m.Addr(), token: token, dir: dir}
-}
-
-func (b *bench) close() {
-	_ = b.m.Close()
-	_ = os.RemoveAll(b.dir)
-}
-
-func (b *bench) do(method, path string, body any) []byte {
-	var r io.Reader
-	if body != nil {
-		j, _ := json.Marshal(body)
-		r = bytes.NewReader(j)
-	}
-	req, _ := http.NewRequest(method, b.url+path, r)
-	req.Header.Set("Authorization", "Bearer "+b.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		log.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, out)
-	}
-	return out
+	return &bench{benchmaster.Start("universe-bench-docker-", nil)}
 }
 
 func (b *bench) create(config string) (api.InstanceInfo, time.Duration) {
 	s := time.Now()
 	var info api.InstanceInfo
-	_ = json.Unmarshal(b.do("POST", "/api/instances", api.InstanceCreateRequest{ConfigurationName: config}), &info)
+	_ = json.Unmarshal(b.Do("POST", "/api/instances", api.InstanceCreateRequest{ConfigurationName: config}), &info)
 	d := time.Since(s)
 	if info.State != "ONLINE" {
 		log.Fatalf("instance of %s is %s: %s", config, info.State, info.Reason)
@@ -110,7 +58,7 @@ func (b *bench) create(config string) (api.InstanceInfo, time.Duration) {
 	return info, d
 }
 
-func (b *bench) remove(id string) { b.do("DELETE", "/api/instances/"+id, nil) }
+func (b *bench) remove(id string) { b.Do("DELETE", "/api/instances/"+id, nil) }
 
 func pct(d []time.Duration, p float64) time.Duration {
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
@@ -195,8 +143,8 @@ func main() {
 		log.Fatal("build the image: ", err)
 	}
 	b := start()
-	defer b.close()
-	prog := filepath.Join(b.dir, "echo")
+	defer b.Close()
+	prog := filepath.Join(b.Dir, "echo")
 	if err := dockertest.Program(prog); err != nil {
 		log.Fatal(err)
 	}
@@ -209,7 +157,7 @@ func main() {
 			c.Image = dockertest.ImageTag
 			c.DockerOptions = &api.DockerOptions{ImagePullPolicy: "never"}
 		}
-		b.do("PUT", "/api/configurations/"+name, c)
+		b.Do("PUT", "/api/configurations/"+name, c)
 	}
 	conf("p", "process", prog+" -port %PORT%", 2*(*rounds)+1)
 	conf("d", "docker", "/echo -port %PORT%", 2*(*rounds)+1)
@@ -244,8 +192,8 @@ func main() {
 			wg  sync.WaitGroup
 		)
 		for c := 0; c < *followers; c++ {
-			h := http.Header{"Authorization": {"Bearer " + b.token}}
-			conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(b.url, "http")+"/api/instances/"+info.ID+"/live-log?lines=1",
+			h := http.Header{"Authorization": {"Bearer " + b.Token}}
+			conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(b.URL, "http")+"/api/instances/"+info.ID+"/live-log?lines=1",
 				&websocket.DialOptions{HTTPHeader: h})
 			if err != nil {
 				log.Fatal(err)
@@ -297,7 +245,7 @@ func main() {
 		}
 		time.Sleep(7 * time.Second) // supervisors trim 5 s after the start
 		m1 := inUse()
-		s, k := supervisorsRSS(b.dir)
+		s, k := supervisorsRSS(b.Dir)
 		for _, id := range ids {
 			b.remove(id)
 		}

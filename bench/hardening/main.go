@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -31,72 +30,23 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/bench/internal/benchmaster"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"github.com/universe-orchestrator/universe/master"
 )
 
 var memprofile *string
 
-type bench struct {
-	m     *master.Master
-	url   string
-	token string
-	dir   string
-}
+// bench is a master in this process (benchmaster).
+type bench struct{ *benchmaster.Master }
 
 func start(mutate func(*master.Config)) *bench {
-	dir, err := os.MkdirTemp("", "universe-hardening-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	cfg := master.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.AccessLog = false
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	m, err := master.New(cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := m.Open(); err != nil {
-		log.Fatal(err)
-	}
-	_, token, err := m.Keyring().Create("bench", universe.ScopeAll, 0)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return &bench{m: m, url: "http://" + m.Addr(), token: token, dir: dir}
-}
-
-func (b *bench) close() {
-	_ = b.m.Close()
-	_ = os.RemoveAll(b.dir)
-}
-
-func (b *bench) do(method, path, body string) []byte {
-	req, _ := http.NewRequest(method, b.url+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+b.token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		log.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, out)
-	}
-	return out
+	return &bench{benchmaster.Start("universe-hardening-", mutate)}
 }
 
 func (b *bench) create(config string) string {
 	var in struct{ ID string }
-	_ = json.Unmarshal(b.do("POST", "/api/instances", `{"configurationName":"`+config+`"}`), &in)
+	_ = json.Unmarshal(b.Do("POST", "/api/instances", `{"configurationName":"`+config+`"}`), &in)
 	return in.ID
 }
 
@@ -116,8 +66,8 @@ const longLines = `line=$(head -c 65000 /dev/zero | tr '\0' x); while true; do e
 
 func rss(seconds int) {
 	b := start(nil)
-	defer b.close()
-	b.do("PUT", "/api/configurations/long", `{"command":`+strconv.Quote(longLines)+`,"availablePorts":{"min":24100,"max":24110},"stopTimeoutSeconds":2}`)
+	defer b.Close()
+	b.Do("PUT", "/api/configurations/long", `{"command":`+strconv.Quote(longLines)+`,"availablePorts":{"min":24100,"max":24110},"stopTimeoutSeconds":2}`)
 	runtime.GC()
 	debug.FreeOSMemory()
 	time.Sleep(time.Second)
@@ -128,8 +78,8 @@ func rss(seconds int) {
 	defer cancel()
 	var got atomic.Int64
 	go func() {
-		h := http.Header{"Authorization": {"Bearer " + b.token}}
-		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b.url, "http")+"/api/instances/"+id+"/live-log?format=json", &websocket.DialOptions{HTTPHeader: h})
+		h := http.Header{"Authorization": {"Bearer " + b.Token}}
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b.URL, "http")+"/api/instances/"+id+"/live-log?format=json", &websocket.DialOptions{HTTPHeader: h})
 		if err != nil {
 			log.Print(err)
 			return
@@ -163,16 +113,16 @@ func rss(seconds int) {
 	fmt.Printf("rss: at the peak: heap in use %d KiB, heap from the OS %d KiB, stacks %d KiB, GC cycles %d\n",
 		peakMS.HeapInuse>>10, peakMS.HeapSys>>10, peakMS.StackInuse>>10, peakMS.NumGC)
 	var total struct{ TotalLines uint64 }
-	_ = json.Unmarshal(b.do("GET", "/api/instances/"+id+"/logs?lines=1", ""), &total)
-	logs := b.do("GET", "/api/instances/"+id+"/logs?lines=10000", "")
+	_ = json.Unmarshal(b.Do("GET", "/api/instances/"+id+"/logs?lines=1", ""), &total)
+	logs := b.Do("GET", "/api/instances/"+id+"/logs?lines=10000", "")
 	fmt.Printf("rss: idle %d KiB; with one instance printing 64 KB lines for %d s and one follower: peak %d KiB (+%.1f MiB), last %d KiB; %d lines written, %.0f MiB delivered to the follower; logs?lines=10000 answer %d bytes (goal: peak ≤ idle + 64 MiB)\n",
 		idle, seconds, peak, float64(peak-idle)/1024, samples[len(samples)-1], total.TotalLines, float64(got.Load())/(1<<20), len(logs))
 }
 
 func slowbody(clients int, wait time.Duration) {
 	b := start(nil)
-	defer b.close()
-	addr := strings.TrimPrefix(b.url, "http://")
+	defer b.Close()
+	addr := strings.TrimPrefix(b.URL, "http://")
 	conns := make([]net.Conn, 0, clients)
 	setup := time.Now()
 	for i := 0; i < clients; i++ {
@@ -182,7 +132,7 @@ func slowbody(clients int, wait time.Duration) {
 		}
 		auth := ""
 		if i%200 != 0 { // a few without a token: more than the failed-auth throttle allows (20/s) would get the address 429s at once
-			auth = "Authorization: Bearer " + b.token + "\r\n"
+			auth = "Authorization: Bearer " + b.Token + "\r\n"
 		}
 		fmt.Fprintf(c, "POST /api/keys HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n%s\r\n", auth)
 		conns = append(conns, c)
@@ -257,23 +207,23 @@ func isTimeout(err error) bool {
 
 func audit(commands int) {
 	b := start(nil)
-	defer b.close()
+	defer b.Close()
 	// An instance whose log holds about 4 MiB (the answer's limit): each
 	// "instance logs" prints it all.
-	b.do("PUT", "/api/configurations/loud", `{"command":`+strconv.Quote(`line=$(head -c 65000 /dev/zero | tr '\0' x); i=0; while [ $i -lt 200 ]; do echo "$line"; i=$((i+1)); done; exec sleep 600`)+`,"availablePorts":{"min":24120,"max":24130},"stopTimeoutSeconds":2}`)
+	b.Do("PUT", "/api/configurations/loud", `{"command":`+strconv.Quote(`line=$(head -c 65000 /dev/zero | tr '\0' x); i=0; while [ $i -lt 200 ]; do echo "$line"; i=$((i+1)); done; exec sleep 600`)+`,"availablePorts":{"min":24120,"max":24130},"stopTimeoutSeconds":2}`)
 	id := b.create("loud")
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		var l struct{ TotalLines int }
-		_ = json.Unmarshal(b.do("GET", "/api/instances/"+id+"/logs?lines=1", ""), &l)
+		_ = json.Unmarshal(b.Do("GET", "/api/instances/"+id+"/logs?lines=1", ""), &l)
 		if l.TotalLines >= 200 {
 			break
 		}
 	}
-	db := filepath.Join(b.m.Config().DataDir, "universe.db")
+	db := filepath.Join(b.M.Config().DataDir, "universe.db")
 	before, _ := os.Stat(db)
 	printed := 0
 	for i := 0; i < commands; i++ {
-		out := b.do("POST", "/api/commands/execute", `{"command":"instance logs `+id+` 10000"}`)
+		out := b.Do("POST", "/api/commands/execute", `{"command":"instance logs `+id+` 10000"}`)
 		printed += len(out)
 	}
 	after, _ := os.Stat(db)

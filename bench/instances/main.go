@@ -38,78 +38,30 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/bench/internal/benchmaster"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"github.com/universe-orchestrator/universe/master"
 )
 
-type bench struct {
-	m     *master.Master
-	url   string
-	token string
-	dir   string
-}
+// bench is a master in this process (benchmaster).
+type bench struct{ *benchmaster.Master }
 
 func start(lineRate int) *bench {
-	dir, err := os.MkdirTemp("", "universe-bench-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	cfg := master.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.TemplatesDir = filepath.Join(dir, "templates")
-	cfg.AccessLog = false
-	cfg.InstanceLog.LineRate = lineRate
-	m, err := master.New(cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := m.Open(); err != nil {
-		log.Fatal(err)
-	}
-	_, token, err := m.Keyring().Create("bench", universe.ScopeAll, 0)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return &bench{m: m, url: "http://" + m.Addr(), token: token, dir: dir}
-}
-
-func (b *bench) close() {
-	_ = b.m.Close()
-	_ = os.RemoveAll(b.dir)
-}
-
-func (b *bench) do(method, path string, body any) []byte {
-	var r io.Reader
-	if body != nil {
-		j, _ := json.Marshal(body)
-		r = strings.NewReader(string(j))
-	}
-	req, _ := http.NewRequest(method, b.url+path, r)
-	req.Header.Set("Authorization", "Bearer "+b.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		log.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, out)
-	}
-	return out
+	return &bench{benchmaster.Start("universe-bench-", func(c *master.Config) {
+		c.InstanceLog.LineRate = lineRate
+	})}
 }
 
 func (b *bench) create(config string) api.InstanceInfo {
 	var info api.InstanceInfo
-	_ = json.Unmarshal(b.do("POST", "/api/instances", api.InstanceCreateRequest{ConfigurationName: config}), &info)
+	_ = json.Unmarshal(b.Do("POST", "/api/instances", api.InstanceCreateRequest{ConfigurationName: config}), &info)
 	return info
 }
 
 func (b *bench) dial(id, query string) *websocket.Conn {
-	h := http.Header{"Authorization": {"Bearer " + b.token}}
-	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(b.url, "http")+"/api/instances/"+id+"/live-log"+query,
+	h := http.Header{"Authorization": {"Bearer " + b.Token}}
+	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(b.URL, "http")+"/api/instances/"+id+"/live-log"+query,
 		&websocket.DialOptions{HTTPHeader: h})
 	if err != nil {
 		log.Fatal(err)
@@ -132,8 +84,8 @@ func latency(args []string) {
 	interval := fs.Duration("interval", 5*time.Millisecond, "time between lines")
 	_ = fs.Parse(args)
 	b := start(0)
-	defer b.close()
-	b.do("PUT", "/api/configurations/lat", api.Configuration{
+	defer b.Close()
+	b.Do("PUT", "/api/configurations/lat", api.Configuration{
 		Command:        fmt.Sprintf("while true; do date +%%s%%N; sleep %g; done", interval.Seconds()),
 		AvailablePorts: api.Ports{Min: 20000, Max: 20010},
 	})
@@ -202,7 +154,7 @@ func throughput(args []string) {
 		direct := elapsed(string(out))
 
 		b := start(*rate)
-		b.do("PUT", "/api/configurations/tp", api.Configuration{Command: "sleep 0.5; " + script, AvailablePorts: api.Ports{Min: 20000, Max: 20010}})
+		b.Do("PUT", "/api/configurations/tp", api.Configuration{Command: "sleep 0.5; " + script, AvailablePorts: api.Ports{Min: 20000, Max: 20010}})
 		info := b.create("tp")
 		var wg sync.WaitGroup
 		got := make([]int, *clients)
@@ -236,15 +188,15 @@ func throughput(args []string) {
 		wg.Wait()
 		for { // with no clients, wait here for the process to end
 			var cur api.InstanceInfo
-			_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID, nil), &cur)
+			_ = json.Unmarshal(b.Do("GET", "/api/instances/"+info.ID, nil), &cur)
 			if cur.State == "OFFLINE" {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		var logs api.Logs
-		_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID+"/logs?lines=10000", nil), &logs) // stderr and stdout are read apart: "elapsed" may precede the last stdout lines
-		b.close()
+		_ = json.Unmarshal(b.Do("GET", "/api/instances/"+info.ID+"/logs?lines=10000", nil), &logs) // stderr and stdout are read apart: "elapsed" may precede the last stdout lines
+		b.Close()
 		var supervised time.Duration
 		for _, l := range logs.Lines {
 			if strings.HasPrefix(l, "elapsed ") {
@@ -275,11 +227,11 @@ func create(args []string) {
 	files := fs.Int("files", 100, "files in the template")
 	_ = fs.Parse(args)
 	b := start(0)
-	defer b.close()
-	b.do("POST", "/api/templates/bench/base", nil)
+	defer b.Close()
+	b.Do("POST", "/api/templates/bench/base", nil)
 	for i := 0; i < *files; i++ {
-		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/api/templates/bench/base/files/dir%d/file%d.txt", b.url, i%10, i), strings.NewReader(strings.Repeat("x", 2048)))
-		req.Header.Set("Authorization", "Bearer "+b.token)
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/api/templates/bench/base/files/dir%d/file%d.txt", b.URL, i%10, i), strings.NewReader(strings.Repeat("x", 2048)))
+		req.Header.Set("Authorization", "Bearer "+b.Token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 204 {
 			log.Fatalf("upload: %v %v", err, resp)
@@ -291,7 +243,7 @@ func create(args []string) {
 		TemplateInstallationConfig: api.TemplateInstallationConfig{AllOf: []api.Template{{Group: "bench", Name: "base"}}},
 		FileModifications:          []string{"dir0/file0.txt"},
 	}
-	b.do("PUT", "/api/configurations/c", cfg)
+	b.Do("PUT", "/api/configurations/c", cfg)
 	var d []time.Duration
 	for i := 0; i < *n; i++ {
 		t0 := time.Now()
@@ -302,12 +254,12 @@ func create(args []string) {
 		}
 		if i == *n-1 { // where the time of the last one went, from the log's system lines
 			var l api.LogEntries
-			_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID+"/logs?lines=10&format=entries", nil), &l)
+			_ = json.Unmarshal(b.Do("GET", "/api/instances/"+info.ID+"/logs?lines=10&format=entries", nil), &l)
 			for _, e := range l.Entries {
 				fmt.Printf("  %d ms  %s\n", e.TS-l.Entries[0].TS, e.Line)
 			}
 		}
-		b.do("DELETE", "/api/instances/"+info.ID, nil)
+		b.Do("DELETE", "/api/instances/"+info.ID, nil)
 	}
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	fmt.Printf("create -> ONLINE with a %d-file template, %d runs: p50 %v  p90 %v  p99 %v\n", *files, *n, pct(d, .5), pct(d, .9), pct(d, .99))
@@ -375,20 +327,20 @@ func flood(args []string) {
 		piped := elapsedOf(string(got))
 		_ = os.RemoveAll(tmp)
 		b := start(0) // the default line rate
-		b.do("PUT", "/api/configurations/fl", api.Configuration{Command: "sleep 0.3; " + script, AvailablePorts: api.Ports{Min: 20000, Max: 20010}})
+		b.Do("PUT", "/api/configurations/fl", api.Configuration{Command: "sleep 0.3; " + script, AvailablePorts: api.Ports{Min: 20000, Max: 20010}})
 		info := b.create("fl")
 		var inst time.Duration
 		for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 			var cur api.InstanceInfo
-			_ = json.Unmarshal(b.do("GET", "/api/instances/"+info.ID, nil), &cur)
+			_ = json.Unmarshal(b.Do("GET", "/api/instances/"+info.ID, nil), &cur)
 			if cur.State != "OFFLINE" {
 				continue
 			}
-			got, _ := os.ReadFile(filepath.Join(b.m.Config().DataDir, "running", info.ID, "elapsed.txt"))
+			got, _ := os.ReadFile(filepath.Join(b.M.Config().DataDir, "running", info.ID, "elapsed.txt"))
 			inst = elapsedOf(string(got))
 			break
 		}
-		b.close()
+		b.Close()
 		ratios = append(ratios, inst.Seconds()/direct.Seconds())
 		fmt.Printf("round %d: %d MB to /dev/null %s, through a pipe to cat %s, through an instance %s: %.2fx /dev/null, %.2fx cat\n",
 			r+1, *mb, direct.Round(time.Millisecond), piped.Round(time.Millisecond), inst.Round(time.Millisecond), ratios[r], inst.Seconds()/piped.Seconds())
@@ -434,8 +386,8 @@ func memory(args []string) {
 	n := fs.Int("n", 200, "idle instances")
 	_ = fs.Parse(args)
 	b := start(0)
-	defer func() { _ = os.RemoveAll(b.dir) }()
-	b.do("PUT", "/api/configurations/idle", api.Configuration{
+	defer func() { _ = os.RemoveAll(b.Dir) }()
+	b.Do("PUT", "/api/configurations/idle", api.Configuration{
 		Command: `echo "Done (1.2s)! For help, type \"help\""; exec sleep 3600`, StopTimeoutSeconds: 2,
 		AvailablePorts: api.Ports{Min: 20000, Max: 20000 + *n},
 	})
@@ -466,7 +418,7 @@ func memory(args []string) {
 	}
 	s := time.Now()
 	cpu0, self0 := machineCPU(), selfCPU()
-	_ = b.m.Close()
+	_ = b.M.Close()
 	d := time.Since(s)
 	fmt.Printf("graceful stop of the master with %d instances: %v (goal: <= 500 ms at 990); CPU time meanwhile: the machine %v, the master %v\n",
 		*n, d.Round(time.Millisecond), (machineCPU() - cpu0).Round(time.Millisecond), (selfCPU() - self0).Round(time.Millisecond))
@@ -552,10 +504,10 @@ func ingest(args []string) {
 
 		rate := func(follow bool) float64 {
 			b := start(-1)
-			defer b.close()
-			b.do("PUT", "/api/configurations/in", api.Configuration{Command: "sleep 0.3; " + script, AvailablePorts: api.Ports{Min: 20000, Max: 20010}})
+			defer b.Close()
+			b.Do("PUT", "/api/configurations/in", api.Configuration{Command: "sleep 0.3; " + script, AvailablePorts: api.Ports{Min: 20000, Max: 20010}})
 			info := b.create("in")
-			in, err := b.m.Instances().Get(info.ID)
+			in, err := b.M.Instances().Get(info.ID)
 			if err != nil {
 				log.Fatal(err)
 			}
@@ -601,7 +553,7 @@ func ingest(args []string) {
 				}
 				end = time.Now()
 			}
-			return float64(lines) / end.Sub(startOf(filepath.Join(b.m.Config().DataDir, "running", info.ID))).Seconds()
+			return float64(lines) / end.Sub(startOf(filepath.Join(b.M.Config().DataDir, "running", info.ID))).Seconds()
 		}
 		a, f := rate(false), rate(true)
 		base, alone, followed = append(base, baseRate), append(alone, a), append(followed, f)
