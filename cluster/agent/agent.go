@@ -15,12 +15,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/universe-orchestrator/universe/cluster"
 )
+
+// isRefusal says whether err is the server refusing the credential.
+func isRefusal(err error) bool {
+	return err != nil && (errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation"))
+}
+
+// authGrace is how long the agent goes on trying after its credential was
+// refused before it takes itself for revoked (or never valid).
+const authGrace = 3 * time.Second
 
 // ErrRevoked is Run's error when the master revoked this node (or refuses
 // its credential).
@@ -82,13 +92,19 @@ func Run(ctx context.Context, opt Options) error {
 		default:
 		}
 	}
+	// A revoked node is told so at once ("revoked"). A refusal of its
+	// credential means the same when it lasts: one alone may be a
+	// connection made while the master's server reloaded its keys (another
+	// node was added), so the agent gives up only when it is still not
+	// connected authGrace after a refusal. (The NATS client reports only
+	// some of the refusals it meets while reconnecting: the time is what
+	// counts, not their number.)
+	var refusedAt atomic.Int64 // unix ns of the first refusal since the last connection
 	authFailed := func(err error) bool {
-		if err == nil || !(errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation")) {
+		if !isRefusal(err) {
 			return false
 		}
-		// The master's server knows every key it accepts from its own
-		// records at all times: a refusal means revoked (or never valid).
-		say("the master refuses this node's credential")
+		refusedAt.CompareAndSwap(0, time.Now().UnixNano())
 		return true
 	}
 	nc, err := nats.Connect(opt.Master,
@@ -111,8 +127,9 @@ func Run(ctx context.Context, opt Options) error {
 			}
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { authFailed(err) }),
-		nats.ConnectHandler(func(*nats.Conn) { wantSync() }), // a first connection made late
+		nats.ConnectHandler(func(*nats.Conn) { refusedAt.Store(0); wantSync() }), // a first connection made late
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			refusedAt.Store(0)
 			log.Info("reconnected to the master", "url", c.ConnectedUrlRedacted())
 			wantSync()
 		}),
@@ -195,7 +212,10 @@ func Run(ctx context.Context, opt Options) error {
 			return fmt.Errorf("%w (%s)", ErrRevoked, why)
 		case <-t.C:
 			if nc.IsConnected() {
+				refusedAt.Store(0)
 				beat()
+			} else if at := refusedAt.Load(); at != 0 && time.Since(time.Unix(0, at)) > authGrace && isRefusal(nc.LastError()) {
+				say("the master refuses this node's credential")
 			}
 		}
 	}
