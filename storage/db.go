@@ -24,7 +24,8 @@ var (
 	bucketInstances      = []byte("instances")      // id -> JSON api.InstanceInfo
 	bucketMeta           = []byte("meta")           // bookkeeping: metaAuditBytes
 	bucketNodes          = []byte("nodes")          // name -> JSON NodeRecord
-	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes}
+	bucketSessions       = []byte("sessions")       // cookie hash -> JSON SessionRecord
+	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes, bucketSessions}
 	defaultOpenTimeout   = 2 * time.Second
 )
 

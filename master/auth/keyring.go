@@ -330,6 +330,17 @@ func (r *Keyring) AuthenticateAt(token string, at time.Time) (*Key, error) {
 	return k, nil
 }
 
+// ByID returns the live key with the given id. Errors: ENOTFOUND.
+func (r *Keyring) ByID(id string) (*Key, error) {
+	r.mu.RLock()
+	k, ok := r.byID[id]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, universe.Errorf(universe.ENOTFOUND, "no key with id %q", id)
+	}
+	return k, nil
+}
+
 // Get returns the live key with the given id or label. Errors: ENOTFOUND.
 func (r *Keyring) Get(labelOrID string) (*Key, error) {
 	r.mu.RLock()
