@@ -332,3 +332,21 @@ type TemplateImport struct {
 	Files int    `json:"files"`
 	Size  int64  `json:"size"`
 }
+
+// StatSample is one sample of an instance's process tree.
+type StatSample struct {
+	Time        int64   `json:"time"`        // epoch milliseconds
+	CPU         float64 `json:"cpu"`         // cores used since the previous sample
+	MemoryBytes int64   `json:"memoryBytes"` // resident memory of the whole tree
+}
+
+// InstanceStats answers GET /api/instances/{id}/stats: the current sample
+// and the last 10 minutes, oldest first. An instance that does not run
+// (or runs on an agent node, not sampled yet) has no samples.
+type InstanceStats struct {
+	InstanceID      string       `json:"instanceId"`
+	IntervalMs      int64        `json:"intervalMs"`
+	CPUSecondsTotal float64      `json:"cpuSecondsTotal"`
+	Current         *StatSample  `json:"current"`
+	Samples         []StatSample `json:"samples"`
+}

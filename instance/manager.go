@@ -1187,3 +1187,21 @@ func (m *Manager) Delete(id, by string) error {
 	m.log.Info("instance deleted", "instance", id, "by", by)
 	return nil
 }
+
+// WorkDir returns the working directory of instance id on this machine.
+// Errors: ENOTFOUND; EUNAVAILABLE for an instance on an agent node (its
+// files are on that machine).
+func (m *Manager) WorkDir(id string) (string, error) {
+	in, err := m.Get(id)
+	if err != nil {
+		return "", err
+	}
+	info := in.Info()
+	if m.remote(info) {
+		return "", universe.Errorf(universe.EUNAVAILABLE, "instance %s runs on node %s: its files are served only for instances on the master's machine in this release", id, info.WrapperNodeID)
+	}
+	return m.workDir(info), nil
+}
+
+// Local reports whether info's instance runs on this machine.
+func (m *Manager) Local(info api.InstanceInfo) bool { return !m.remote(info) }

@@ -543,3 +543,36 @@ func (c *Client) SetNodeDraining(ctx context.Context, name string, draining bool
 func (c *Client) RevokeNode(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/api/cluster/nodes/"+seg(name), nil, nil, nil)
 }
+
+// InstanceFiles lists the files of an instance's directory: the whole tree,
+// or with dir only that folder's entries (GET /api/instances/{id}/files).
+func (c *Client) InstanceFiles(ctx context.Context, id, dir string) ([]api.TemplateFile, error) {
+	q := url.Values{}
+	if dir != "" {
+		q.Set("path", dir)
+		q.Set("recursive", "false")
+	}
+	var out []api.TemplateFile
+	return out, c.do(ctx, "GET", "/api/instances/"+url.PathEscape(id)+"/files", q, nil, &out)
+}
+
+// InstanceFile streams one file of an instance to w.
+func (c *Client) InstanceFile(ctx context.Context, id, path string, w io.Writer) error {
+	return c.download(ctx, "GET", "/api/instances/"+url.PathEscape(id)+"/files/"+filePath(path), w)
+}
+
+// WriteInstanceFile creates or overwrites one file of an instance.
+func (c *Client) WriteInstanceFile(ctx context.Context, id, path string, content io.Reader) error {
+	return c.do(ctx, "PUT", "/api/instances/"+url.PathEscape(id)+"/files/"+filePath(path), nil, content, nil)
+}
+
+// DeleteInstanceFile deletes one file or folder (with its content).
+func (c *Client) DeleteInstanceFile(ctx context.Context, id, path string) error {
+	return c.do(ctx, "DELETE", "/api/instances/"+url.PathEscape(id)+"/files/"+filePath(path), nil, nil, nil)
+}
+
+// InstanceStats returns the CPU and memory samples of an instance.
+func (c *Client) InstanceStats(ctx context.Context, id string) (api.InstanceStats, error) {
+	var out api.InstanceStats
+	return out, c.do(ctx, "GET", "/api/instances/"+url.PathEscape(id)+"/stats", nil, nil, &out)
+}

@@ -235,8 +235,8 @@ func sizeOf(fi fs.FileInfo) int64 {
 	return fi.Size()
 }
 
-// checkPath refuses a path through a symbolic link or a non-folder.
-func checkPath(r *os.Root, p string) error {
+// CheckPath refuses a path through a symbolic link or a non-folder.
+func CheckPath(r *os.Root, p string) error {
 	parts := strings.Split(p, "/")
 	for i := range parts {
 		sub := strings.Join(parts[:i+1], "/")
@@ -268,7 +268,7 @@ func (s *Store) OpenFile(group, name, p string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, err
 	}
 	defer r.Close()
-	if err := checkPath(r, p); err != nil {
+	if err := CheckPath(r, p); err != nil {
 		return nil, nil, err
 	}
 	f, err := r.Open(p)
@@ -338,7 +338,7 @@ func (s *Store) WriteFile(group, name, p string, src io.Reader, create bool) (in
 // checkWrite says whether p of the template r may be written: no symbolic
 // link on the way, not a folder, absent when create is set.
 func (s *Store) checkWrite(r *os.Root, p string, create bool) error {
-	if err := checkPath(r, p); err != nil {
+	if err := CheckPath(r, p); err != nil {
 		return err
 	}
 	if fi, err := r.Lstat(p); err == nil {
@@ -366,7 +366,7 @@ func (s *Store) RemoveFile(group, name, p string) error {
 	defer r.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := checkPath(r, p); err != nil {
+	if err := CheckPath(r, p); err != nil {
 		return err
 	}
 	if _, err := r.Lstat(p); errors.Is(err, fs.ErrNotExist) {

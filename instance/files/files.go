@@ -1,0 +1,211 @@
+// Package files reads and writes the files of an instance's working
+// directory for the REST API and the dashboard, with the containment rules
+// of template files: clean relative paths only (no "..", no absolute
+// paths), no symbolic link on the way (os.Root refuses escapes too), size
+// limits on what is listed and read.
+package files
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/template"
+)
+
+// MaxEntries bounds a listing.
+const MaxEntries = 10000
+
+// Dir is an instance's working directory.
+type Dir struct{ Path string }
+
+func (d Dir) open() (*os.Root, error) {
+	r, err := os.OpenRoot(d.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, universe.Errorf(universe.ENOTFOUND, "the instance has no files yet")
+	}
+	return r, err
+}
+
+// clean checks p; "" is the directory itself.
+func clean(p string) (string, error) {
+	if p == "" || p == "." {
+		return ".", nil
+	}
+	return template.CleanPath(p)
+}
+
+// List returns the entries under dir (the whole tree when recursive), in
+// path order, at most MaxEntries; truncated says whether more exist.
+func (d Dir) List(dir string, recursive bool) (out []api.TemplateFile, truncated bool, err error) {
+	dir, err = clean(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := d.open()
+	if err != nil {
+		return nil, false, err
+	}
+	defer r.Close()
+	if dir != "." {
+		if err := template.CheckPath(r, dir); err != nil {
+			return nil, false, err
+		}
+		fi, err := r.Lstat(dir)
+		if err != nil {
+			return nil, false, universe.Errorf(universe.ENOTFOUND, "no folder %q", dir)
+		}
+		if !fi.IsDir() {
+			return nil, false, universe.Errorf(universe.EINVALID, "%q is a file, not a folder", dir)
+		}
+	}
+	out = []api.TemplateFile{}
+	errFull := errors.New("full")
+	err = fs.WalkDir(r.FS(), dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable: left out
+		}
+		if p == dir {
+			return nil
+		}
+		if !(e.IsDir() || e.Type().IsRegular()) {
+			return nil // symbolic links and special files are not shown
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil
+		}
+		if len(out) == MaxEntries {
+			truncated = true
+			return errFull
+		}
+		f := api.TemplateFile{Path: p, Mode: fmt.Sprintf("%04o", fi.Mode().Perm()), Dir: fi.IsDir(), ModTime: fi.ModTime().UnixMilli()}
+		if !fi.IsDir() {
+			f.Size = fi.Size()
+		}
+		out = append(out, f)
+		if e.IsDir() && !recursive {
+			return fs.SkipDir
+		}
+		return nil
+	})
+	if err != nil && err != errFull {
+		return nil, false, err
+	}
+	if !recursive {
+		sort.SliceStable(out, func(i, j int) bool { // folders first
+			if out[i].Dir != out[j].Dir {
+				return out[i].Dir
+			}
+			return out[i].Path < out[j].Path
+		})
+	}
+	return out, truncated, nil
+}
+
+// Open opens one regular file for reading. Errors: EINVALID, ENOTFOUND.
+func (d Dir) Open(p string) (*os.File, fs.FileInfo, error) {
+	p, err := template.CleanPath(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := d.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	if err := template.CheckPath(r, p); err != nil {
+		return nil, nil, err
+	}
+	f, err := r.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, universe.Errorf(universe.ENOTFOUND, "no file %q", p)
+	} else if err != nil {
+		return nil, nil, universe.Errorf(universe.EINVALID, "file %q cannot be read", p)
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, nil, universe.Errorf(universe.EINVALID, "%q is not a regular file", p)
+	}
+	return f, fi, nil
+}
+
+// Write replaces (or creates) file p with src, creating its folders. The
+// body goes to a temporary file beside it first: a failed upload leaves the
+// old content. Errors: EINVALID; src's errors as they are.
+func (d Dir) Write(p string, src io.Reader) (int64, error) {
+	p, err := template.CleanPath(p)
+	if err != nil {
+		return 0, err
+	}
+	r, err := d.open()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	if err := template.CheckPath(r, p); err != nil {
+		return 0, err
+	}
+	if fi, err := r.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		return 0, universe.Errorf(universe.EINVALID, "%q is not a regular file", p)
+	}
+	dir := path.Dir(p)
+	if dir != "." {
+		if err := r.MkdirAll(dir, 0o755); err != nil {
+			return 0, universe.Errorf(universe.EINVALID, "cannot create folder %q", dir)
+		}
+	}
+	var rb [8]byte
+	_, _ = rand.Read(rb[:])
+	tmp := path.Join(dir, ".universe-upload-"+hex.EncodeToString(rb[:]))
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", p, err)
+	}
+	n, err := io.Copy(f, src)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = r.Remove(tmp)
+		return 0, err
+	}
+	if err := r.Rename(tmp, p); err != nil {
+		_ = r.Remove(tmp)
+		return 0, fmt.Errorf("rename %s: %w", p, err)
+	}
+	return n, nil
+}
+
+// Remove deletes file p, or folder p with everything in it. Errors:
+// EINVALID, ENOTFOUND.
+func (d Dir) Remove(p string) error {
+	p, err := template.CleanPath(p)
+	if err != nil {
+		return err
+	}
+	r, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := template.CheckPath(r, p); err != nil {
+		return err
+	}
+	if _, err := r.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return universe.Errorf(universe.ENOTFOUND, "no file %q", p)
+	}
+	if err := r.RemoveAll(p); err != nil {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	return nil
+}
