@@ -2,6 +2,7 @@ package master
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/instance"
@@ -48,6 +49,15 @@ func (m *Master) authenticate(c *gin.Context) {
 		return
 	}
 	token, present := bearer(c.GetHeader("Authorization"))
+	if !present {
+		// No header: a dashboard session's cookie may stand in for it. A
+		// header always takes precedence, and requests without the cookie
+		// are never judged by their Origin.
+		if ck, err := c.Request.Cookie(m.sessionCookie()); err == nil {
+			m.authenticateSession(c, ck.Value, addr, now)
+			return
+		}
+	}
 	k, err := m.keys.AuthenticateAt(token, now)
 	if err != nil {
 		if present && token == "" {
@@ -71,6 +81,29 @@ func (m *Master) authenticate(c *gin.Context) {
 			return
 		}
 	}
+	c.Next()
+}
+
+// authenticateSession admits a request carrying a dashboard session's
+// cookie. Unsafe methods must come from the master's own pages: a
+// cross-site request (Sec-Fetch-Site, or an Origin that is not this host)
+// is refused with 403, since the browser adds the cookie to it by itself.
+func (m *Master) authenticateSession(c *gin.Context, cookie string, addr netip.Addr, now time.Time) {
+	k, why := m.sessions.Authenticate(cookie)
+	if k == nil {
+		if why == auth.EndedUnknown {
+			m.throttle.Fail(addr, now) // guessing counts as a failure; a stale cookie does not
+		}
+		m.metrics.authFailures.WithLabelValues("session_" + why).Inc()
+		fail(c, errUnauthorized)
+		return
+	}
+	if err := m.crossOrigin.Check(c.Request); err != nil {
+		fail(c, universe.Errorf(universe.EFORBIDDEN, "cross-origin request refused"))
+		return
+	}
+	c.Set(ctxKey, k)
+	c.Set(ctxSession, true)
 	c.Next()
 }
 

@@ -20,7 +20,7 @@ var (
 	ansiRE = regexp.MustCompile(`\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])`)
 	// tokenRE matches tokens and node credentials we issue, for masking in
 	// the audit log.
-	tokenRE = regexp.MustCompile(`(` + auth.TokenPrefix + `|` + cluster.CredentialPrefix + `)[A-Za-z0-9_-]+`)
+	tokenRE = regexp.MustCompile(`(` + auth.TokenPrefix + `|` + cluster.CredentialPrefix + `|` + auth.LinkPrefix + `)[A-Za-z0-9_-]+`)
 )
 
 // cleanLine strips escape sequences and control characters (but tab) so

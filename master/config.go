@@ -31,6 +31,7 @@ type Config struct {
 	FlushInterval   time.Duration  // how often last-used times are persisted (default 30s)
 	WSPingInterval  time.Duration  // WebSocket keepalive pings (default 30s)
 	MaxBodyBytes    int64          // request body limit (default 1 MiB)
+	StatsInterval   time.Duration  // how often instances' CPU and memory are sampled (default 5s)
 	BodyTimeout     time.Duration  // a request body must arrive within this (default 30s)
 	UploadMinRate   int64          // on upload routes each this many bytes add 1s to BodyTimeout (default 64 KiB)
 	AccessLog       bool           // log one line per request (default true)
@@ -145,6 +146,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WSPingInterval == 0 {
 		c.WSPingInterval = d.WSPingInterval
+	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = 5 * time.Second
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes

@@ -16,6 +16,7 @@ import (
 // Keys of values that handlers and middleware leave in the gin context.
 const (
 	ctxKey         = "universe.key"         // *auth.Key of the caller
+	ctxSession     = "universe.session"     // true when a dashboard session's cookie authenticated the caller
 	ctxRequestID   = "universe.requestId"   // string
 	ctxRetryAfter  = "universe.retryAfter"  // int64 milliseconds, with ERATELIMITED
 	ctxOutput      = "universe.output"      // []string, with a failed console command

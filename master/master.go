@@ -20,8 +20,10 @@ import (
 	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/instance/runtime"
 	"github.com/universe-orchestrator/universe/instance/runtime/docker"
+	"github.com/universe-orchestrator/universe/instance/stats"
 	"github.com/universe-orchestrator/universe/instance/template"
 	"github.com/universe-orchestrator/universe/master/auth"
+	"github.com/universe-orchestrator/universe/master/webui"
 	"github.com/universe-orchestrator/universe/storage"
 )
 
@@ -37,6 +39,10 @@ type Master struct {
 	log         *slog.Logger
 	db          *storage.DB
 	keys        *auth.Keyring
+	sessions    *auth.Sessions // the dashboard's sign-ins
+	pages       *webui.Pages   // the dashboard's templates
+	stats       *stats.Sampler // CPU and memory of local instances
+	crossOrigin *http.CrossOriginProtection
 	limiter     *auth.Limiter // PUBLIC keys
 	instLimiter *auth.Limiter // instances' own keys
 	limitHeader []string      // RateLimit-Limit value, built once
@@ -103,6 +109,12 @@ func New(cfg Config) (*Master, error) {
 		stopped:     make(chan struct{}),
 	}
 	m.limitHeader = headerNum(int64(cfg.PublicRate.Limit))
+	m.sessions, err = auth.OpenSessions(keys, db, cfg.Now)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	m.crossOrigin = http.NewCrossOriginProtection()
 	keys.OnRevoke(m.limiter.Forget)
 	keys.OnRevoke(m.instLimiter.Forget)
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
@@ -120,6 +132,10 @@ func New(cfg Config) (*Master, error) {
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.metrics = newMetrics(keys)
+	if m.pages, err = webui.Parse(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	var clusterTLS *tls.Config
 	if cfg.ClusterTLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.ClusterTLSCert, cfg.ClusterTLSKey)
@@ -179,6 +195,10 @@ func New(cfg Config) (*Master, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if err := m.commands.Register(m.dashboardCommands()...); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	if err := m.commands.Register(m.instanceCommands()...); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -188,6 +208,8 @@ func New(cfg Config) (*Master, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	m.stats = stats.New(m.cfg.StatsInterval, m.statTargets)
+	m.metrics.reg.MustRegister(m.stats)
 	return m, nil
 }
 
@@ -292,6 +314,11 @@ func (m *Master) Open() error {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		m.stats.Run(m.ctx)
+	}()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
 		m.keys.Run(m.ctx, m.cfg.FlushInterval, func(err error) { m.log.Error("key store", "err", err) })
 	}()
 	if m.cfg.Console != nil {
@@ -391,3 +418,16 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 
 // Config returns the master's configuration (defaults filled in).
 func (m *Master) Config() Config { return m.cfg }
+
+// statTargets lists the running instances on this machine for the stats
+// sampler. Instances on agent nodes are not sampled here: their pids are
+// another machine's.
+func (m *Master) statTargets() []stats.Target {
+	var out []stats.Target
+	for _, in := range m.instances.List(instance.Filter{}) {
+		if in.ProcessPid != nil && m.instances.Local(in) {
+			out = append(out, stats.Target{ID: in.ID, Configuration: in.ConfigurationName, PID: int(*in.ProcessPid)})
+		}
+	}
+	return out
+}

@@ -123,6 +123,12 @@ func operations() []operation {
 		{method: "GET", path: "/api/instances/{id}/live-log", summary: "Live-log WebSocket: one frame per line (?format=json: api.LiveLogFrame; &batch=1: lines share frames)", access: accessAll, ws: true,
 			params: []param{pathID, qLines, {name: "since", in: "query", desc: "resume after this sequence number", kind: "integer"},
 				{name: "format", in: "query", desc: "text (default) or json", kind: "string"}}},
+		{method: "GET", path: "/api/instances/{id}/stats", summary: "CPU (cores) and memory (RSS of the process tree) of an instance: the current sample and the last 10 minutes", access: accessAll, params: []param{pathID}, status: 200, resp: api.InstanceStats{}},
+		{method: "GET", path: "/api/instances/{id}/files", also: []int{503}, summary: "The files of an instance's directory (the tree, or one folder with ?path=&recursive=false; at most 10000 entries, X-Universe-Truncated: true when there are more)", access: accessAll, status: 200, resp: []api.TemplateFile{},
+			params: []param{pathID, {name: "path", in: "query", desc: "a folder inside the instance's directory", kind: "string"}, {name: "recursive", in: "query", desc: "false: only that folder's entries", kind: "boolean"}}},
+		{method: "GET", path: "/api/instances/{id}/files/{path}", also: []int{503}, summary: "Read one file of an instance", access: accessAll, params: []param{pathID, pathFile}, status: 200, respType: "application/octet-stream"},
+		{method: "PUT", path: "/api/instances/{id}/files/{path}", also: []int{503}, summary: "Create or overwrite one file of an instance (its folders are created)", access: accessAll, params: []param{pathID, pathFile}, bodyType: "application/octet-stream", status: 204},
+		{method: "DELETE", path: "/api/instances/{id}/files/{path}", also: []int{503}, summary: "Delete one file or folder (with its content) of an instance", access: accessAll, params: []param{pathID, pathFile}, status: 204},
 
 		{method: "GET", path: "/api/cluster/nodes", summary: "Every node: the master's own first, then the agents", access: accessAll, status: 200, resp: []api.ClusterNode{}},
 		{method: "POST", path: "/api/cluster/nodes", also: []int{409}, summary: "Register an agent node: its credential and join command, shown once", access: accessAll, body: api.NodeCreateRequest{}, status: 201, resp: api.NodeCreated{}},
@@ -197,7 +203,7 @@ func buildOpenAPI(version string) map[string]any {
 			// 429: a client address with too many failed
 			// authentications, PUBLIC and INSTANCE keys over their rate.
 			responses["401"], responses["429"] = errRef, errRef
-			o["security"] = []any{map[string]any{"bearer": []any{}}}
+			o["security"] = []any{map[string]any{"bearer": []any{}}, map[string]any{"session": []any{}}}
 		} else {
 			o["security"] = []any{}
 		}
@@ -236,7 +242,9 @@ func buildOpenAPI(version string) map[string]any {
 		"components": map[string]any{
 			"schemas": comps,
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer",
-				"description": "Authorization: Bearer <token>"}},
+				"description": "Authorization: Bearer <token>"},
+				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": "universe_session",
+					"description": "The dashboard's session (signing in at /ui/ with an ALL key). A Bearer header takes precedence. Unsafe methods and WebSocket upgrades with it must come from the master's own origin (403 otherwise). Under TLS the cookie is __Host-universe_session."}},
 			"responses": map[string]any{"Error": map[string]any{"description": "an error",
 				"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}}},
 		},

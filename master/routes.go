@@ -95,12 +95,20 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.POST("/instances/:id/command", m.handleInstanceExecute) // the original's clients
 	admin.GET("/instances/:id/logs", m.handleInstanceLogs)
 	admin.GET("/instances/:id/live-log", m.handleLiveLog)
+	admin.GET("/instances/:id/stats", m.handleInstanceStats)
+	admin.GET("/instances/:id/files", m.handleInstanceFiles)
+	admin.GET("/instances/:id/files/*path", m.handleInstanceFileGet)
+	admin.PUT("/instances/:id/files/*path", m.handleInstanceFilePut)
+	admin.DELETE("/instances/:id/files/*path", m.handleInstanceFileDelete)
+	m.uploads["/api/instances/:id/files/*path"] = true
 
 	admin.GET("/cluster/nodes", m.handleNodeList)
 	admin.POST("/cluster/nodes", m.handleNodeCreate)
 	admin.GET("/cluster/nodes/:name", m.handleNodeGet)
 	admin.PATCH("/cluster/nodes/:name", m.handleNodePatch)
 	admin.DELETE("/cluster/nodes/:name", m.handleNodeRevoke)
+
+	m.uiRoutes(e)
 
 	e.NoRoute(m.authenticate, func(c *gin.Context) {
 		fail(c, universe.Errorf(universe.ENOTFOUND, "no such endpoint"))

@@ -37,7 +37,12 @@ func (m *Master) serveWS(c *gin.Context, endpoint string, readLimit int64, sessi
 		return
 	}
 	defer m.wsWG.Done()
-	conn, err := websocket.Accept(c.Writer, c.Request, nil)
+	// A browser adds the session cookie to any page's WebSocket: with
+	// it, the upgrade must come from this host's own pages (Accept checks
+	// Origin against Host and answers 403). A bearer header is no ambient
+	// credential, so header clients may send any Origin.
+	opts := &websocket.AcceptOptions{InsecureSkipVerify: !c.GetBool(ctxSession)}
+	conn, err := websocket.Accept(c.Writer, c.Request, opts)
 	if err != nil {
 		return // Accept has written the HTTP error
 	}

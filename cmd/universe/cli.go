@@ -426,6 +426,25 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 		}
 		return exitOK
 	}},
+	"files": {usage: "instance files ls <id> [folder] | get <id> <path> [local file] | put <id> <path> <local file> | rm <id> <path>", nargs: [2]int{2, 4}, run: instanceFiles},
+	"stats": {usage: "instance stats <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		s, err := r.c.InstanceStats(r.ctx, a[0])
+		if err != nil {
+			return r.fail(err)
+		}
+		if r.json {
+			r.printJSON(s)
+			return exitOK
+		}
+		if s.Current == nil {
+			fmt.Fprintf(r.stdout, "%s: no samples (it does not run, or runs on an agent node)\n", a[0])
+			return exitOK
+		}
+		fmt.Fprintf(r.stdout, "CPU:     %.2f cores (%.1f s in all)\nMemory:  %.1f MiB\nSamples: %d over the last %s\n",
+			s.Current.CPU, s.CPUSecondsTotal, float64(s.Current.MemoryBytes)/(1<<20), len(s.Samples),
+			time.Duration(int64(len(s.Samples))*s.IntervalMs)*time.Millisecond)
+		return exitOK
+	}},
 	"logs": {usage: "instance logs <id> [-f] [--lines N] [--since SEQ]", nargs: [2]int{1, 1},
 		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
 			var o logsOptions
@@ -637,4 +656,57 @@ func runCLI(e cliEnv, args []string) (code int, ok bool) {
 		return runComplete(e, args[1:]), true
 	}
 	return 0, false
+}
+
+// instanceFiles is `instance files ls|get|put|rm`.
+func instanceFiles(r *remote, a []string) int {
+	verb, id, rest := a[0], a[1], a[2:]
+	switch {
+	case verb == "ls" && len(rest) <= 1:
+		dir := ""
+		if len(rest) == 1 {
+			dir = rest[0]
+		}
+		list, err := r.c.InstanceFiles(r.ctx, id, dir)
+		return printList(r, list, err, []string{"PATH", "BYTES", "MODE", "MODIFIED"}, func(f api.TemplateFile) []string {
+			p := f.Path
+			if f.Dir {
+				p += "/"
+			}
+			return []string{p, strconv.FormatInt(f.Size, 10), f.Mode, time.UnixMilli(f.ModTime).Format(time.DateTime)}
+		})
+	case verb == "get" && (len(rest) == 1 || len(rest) == 2):
+		out := io.Writer(r.stdout)
+		if len(rest) == 2 && rest[1] != "-" {
+			f, err := os.OpenFile(rest[1], os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+			if err != nil {
+				fmt.Fprintln(r.stderr, "universe:", err)
+				return exitError
+			}
+			defer f.Close()
+			out = f
+		}
+		if err := r.c.InstanceFile(r.ctx, id, rest[0], out); err != nil {
+			return r.fail(err)
+		}
+		return exitOK
+	case verb == "put" && len(rest) == 2:
+		f, err := os.Open(rest[1])
+		if err != nil {
+			fmt.Fprintln(r.stderr, "universe:", err)
+			return exitError
+		}
+		defer f.Close()
+		if err := r.c.WriteInstanceFile(r.ctx, id, rest[0], f); err != nil {
+			return r.fail(err)
+		}
+		return exitOK
+	case verb == "rm" && len(rest) == 1:
+		if err := r.c.DeleteInstanceFile(r.ctx, id, rest[0]); err != nil {
+			return r.fail(err)
+		}
+		return exitOK
+	}
+	fmt.Fprintln(r.stderr, "usage: universe instance files ls <id> [folder] | get <id> <path> [local file] | put <id> <path> <local file> | rm <id> <path>")
+	return exitUsage
 }

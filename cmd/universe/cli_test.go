@@ -122,6 +122,13 @@ func TestCLIAgainstMaster(t *testing.T) {
 					t.Fatalf("--since 2 printed older lines: %s", out)
 				}
 			}},
+		{name: "instance files put", args: func() []string { return []string{"instance", "files", "put", id, "conf/motd.txt", cfgFile} }},
+		{name: "instance files ls", args: func() []string { return []string{"instance", "files", "ls", id} }, want: "conf/motd.txt"},
+		{name: "instance files ls folder", args: func() []string { return []string{"instance", "files", "ls", id, "conf", "-o", "json"} }, want: `"path": "conf/motd.txt"`},
+		{name: "instance files get", args: func() []string { return []string{"instance", "files", "get", id, "conf/motd.txt"} }, want: `"stopTimeoutSeconds":5`},
+		{name: "instance files rm: delete", args: func() []string { return []string{"instance", "files", "rm", id, "conf"} }},
+		{name: "instance files get gone", args: func() []string { return []string{"instance", "files", "get", id, "conf/motd.txt"} }, code: 1, want: "no file"},
+		{name: "instance stats", args: func() []string { return []string{"instance", "stats", id} }, want: "Memory:", again: true},
 		{name: "instance stop", args: func() []string { return []string{"instance", "stop", id} }, want: "STOPPED"},
 		{name: "instance start", args: func() []string { return []string{"instance", "start", id} }, want: "ONLINE"},
 		{name: "instance restart json", args: func() []string { return []string{"instance", "restart", id, "-o", "json"} }, want: `"state": "ONLINE"`},

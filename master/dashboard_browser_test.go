@@ -1,0 +1,410 @@
+package master_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/accessibility"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/master"
+)
+
+// chromiumPath finds Debian's chromium (or another Chrome). Without one the
+// browser tests skip and say so, except under CI, where .ci/run installs
+// it and a missing browser is a failure.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, n := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium on this machine; .ci/run installs it (apt-get install -y chromium)")
+	}
+	t.Skip("no chromium on this machine (apt-get install -y chromium): the browser tests need a real browser")
+	return ""
+}
+
+// browser is a headless Chromium with one tab, and every request it made.
+type browser struct {
+	t      *testing.T
+	ctx    context.Context
+	mu     sync.Mutex
+	urls   []string
+	errors []string // uncaught exceptions of the page's scripts
+}
+
+func newBrowser(t *testing.T, w, h int) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Flag("no-sandbox", true), // root in CI
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(w, h),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelT := chromedp.NewContext(actx)
+	ctx, cancelD := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(func() { cancelD(); cancelT(); cancelA() })
+	b := &browser{t: t, ctx: ctx}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(w), int64(h))); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			b.urls = append(b.urls, e.Request.URL)
+		case *network.EventWebSocketCreated:
+			b.urls = append(b.urls, e.URL)
+		case *runtime.EventExceptionThrown:
+			msg := e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				msg += " " + e.ExceptionDetails.Exception.Description
+			}
+			b.errors = append(b.errors, msg)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// do runs steps, 30 s at most (a shared machine can be slow; nothing
+// here is timed). On failure it keeps a screenshot and says where it was.
+func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.fail(err)
+	}
+}
+
+func (b *browser) fail(err error) {
+	b.t.Helper()
+	where, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`location.href + " " + document.body.innerText.slice(0, 400)`))
+	b.shot("failure")
+	b.mu.Lock()
+	errs := strings.Join(b.errors, "\n")
+	b.mu.Unlock()
+	b.t.Fatalf("%v\non the page: %s\nscript errors: %s", err, where, errs)
+}
+
+func eval[T any](b *browser, js string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		b.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// waitJS waits until the expression is true (30 s at most: a shared
+// machine can be slow; nothing here is timed).
+func (b *browser) waitJS(js string) {
+	b.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// A navigation ends a poll: poll again on the new page.
+		_, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.fail(fmt.Errorf("waiting for %s: %w", js, err))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// named asserts that the page has a control with this role and accessible
+// name, as the accessibility tree (what screen readers use) computes it.
+func (b *browser) named(role, name string) {
+	b.t.Helper()
+	// The root is given as a JavaScript object: DOM.getDocument would reset
+	// the node ids chromedp tracks.
+	doc, err := chromedp.Run(b.ctx, chromedp.Evaluate[*runtime.RemoteObject]("document"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var n int
+	err = chromedp.Do(b.ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		res, err := cdp.Call(ctx, t, accessibility.QueryAXTree, accessibility.QueryAXTreeParams{ObjectID: doc.ObjectID, Role: role, AccessibleName: name})
+		if err != nil {
+			return err
+		}
+		for _, nd := range res.Nodes {
+			if !nd.Ignored {
+				n++
+			}
+		}
+		return nil
+	}))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if n == 0 {
+		b.t.Errorf("no %s named %q on %s", role, name, eval[string](b, "location.pathname"))
+	}
+}
+
+// shot saves a screenshot as a test artifact: into $UNIVERSE_ARTIFACTS
+// when set (CI keeps that folder), else into the test's temp folder.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, func(ctx context.Context, t *chromedp.Target) ([]byte, error) {
+		if _, err := chromedp.Evaluate[chromedp.Void]("window.scrollTo(0, 0)")(ctx, t); err != nil {
+			return nil, err
+		}
+		return chromedp.CaptureScreenshot()(ctx, t)
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	dir := os.Getenv("UNIVERSE_ARTIFACTS")
+	if dir == "" {
+		dir = b.t.TempDir()
+	}
+	dir = filepath.Join(dir, "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// noSecrets checks that no token is in the page, its storage or its URL.
+func (b *browser) noSecrets(tokens ...string) {
+	b.t.Helper()
+	state := eval[string](b, `document.documentElement.outerHTML + "\n" + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + "\n" + location.href + "\n" + document.cookie`)
+	for _, tok := range tokens {
+		if strings.Contains(state, tok) {
+			b.t.Errorf("a token is in the DOM, storage, URL or a script-visible cookie of %s", eval[string](b, "location.pathname"))
+		}
+	}
+	if strings.Contains(state, "unv_") {
+		b.t.Errorf("something token-shaped (unv_) is in the page %s", eval[string](b, "location.pathname"))
+	}
+}
+
+func (b *browser) requests() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.urls...)
+}
+
+// TestDashboardInBrowser drives the dashboard in a real headless Chromium:
+// sign in, create an instance, see its first line, type a command and see
+// it echoed, resume a dropped live-log with no line lost or repeated, bulk
+// stop, sign out; revocation while a page is open signs it out; no token
+// in the DOM, storage, URLs or logs; no request leaves the master's origin.
+func TestDashboardInBrowser(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.StatsInterval = 500 * time.Millisecond })
+	e.putConfig("echo", map[string]any{
+		"command":        "printf '\\033[32mready\\033[0m on %PORT%\\n'; while read l; do echo \"got: $l\"; done",
+		"availablePorts": map[string]int{"min": 21300, "max": 21320},
+	})
+	_, browserToken, err := e.m.Keyring().Create("browser", universe.ScopeAll, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, 1280, 800)
+	origin := e.url
+
+	// Sign in.
+	b.do(chromedp.Navigate(origin + "/ui/"))
+	b.named("textbox", "API key")
+	b.named("button", "Sign in")
+	b.shot("signin-1280")
+	b.do(chromedp.SendKeys(chromedp.CSS("#key"), browserToken), chromedp.Click(chromedp.CSS("form button.primary")))
+	b.do(chromedp.WaitVisible(chromedp.CSS("table#instances")))
+	b.named("table", "Instances")
+	for _, n := range []string{"Instances", "Configurations", "Templates", "Keys", "Audit", "Nodes"} {
+		b.named("link", n)
+	}
+	for _, n := range []string{"Sign out", "Start selected", "Stop selected", "Restart selected", "Kill selected"} {
+		b.named("button", n)
+	}
+	b.noSecrets(browserToken, e.admin)
+
+	// Create an instance from the form; its page shows its first line.
+	b.do(chromedp.Click(chromedp.CSS(`form[aria-label="Create an instance"] button`)))
+	b.do(chromedp.WaitVisible(chromedp.CSS(`[role=log]`)))
+	id := eval[string](b, `document.querySelector('[role=log]').dataset.instance`)
+	b.named("log", "Live log of "+id)
+	b.named("textbox", "Command")
+	for _, n := range []string{"Start", "Stop", "Restart", "Kill"} {
+		b.named("button", n)
+	}
+	b.named("link", "Download log")
+	b.named("link", "Files")
+	b.waitJS(`document.querySelector('[role=log]').textContent.includes('ready on')`)
+	if html := eval[string](b, `document.querySelector('[role=log]').innerHTML`); strings.Contains(html, "\x1b") || strings.Contains(html, "[32m") {
+		t.Errorf("raw escapes in the console: %q", html)
+	}
+	if n := eval[int](b, `document.querySelectorAll('[role=log] .f2').length`); n == 0 {
+		t.Error("the ANSI green of the first line is not rendered")
+	}
+
+	// A command typed in the input is echoed by the instance; ↑ brings it back.
+	b.do(chromedp.SendKeys(chromedp.CSS(`input[aria-label=Command]`), "hello universe"+kb.Enter))
+	b.waitJS(`document.querySelector('[role=log]').textContent.includes('got: hello universe')`)
+	b.do(chromedp.SendKeys(chromedp.CSS(`input[aria-label=Command]`), kb.ArrowUp))
+	if v := eval[string](b, `document.querySelector('input[aria-label=Command]').value`); v != "hello universe" {
+		t.Errorf("↑ gave %q, want the last command", v)
+	}
+	b.do(chromedp.Evaluate[chromedp.Void](`document.querySelector('input[aria-label=Command]').value = ''`))
+
+	// A dropped live-log resumes with ?since=: lines written while it was
+	// down arrive once each, in order.
+	b.do(chromedp.Evaluate[chromedp.Void](`window.__universeConsole.drop()`))
+	for i := 0; i < 40; i++ {
+		resp := e.do("POST", "/api/instances/"+id+"/execute", e.admin, fmt.Sprintf(`{"command":"n%02d"}`, i))
+		resp.Body.Close()
+	}
+	b.waitJS(`document.querySelector('[role=log]').textContent.includes('got: n39')`)
+	seqs := eval[[]int](b, `Array.from(document.querySelectorAll('[role=log] [data-seq]')).map(e => Number(e.dataset.seq))`)
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("console sequence numbers not contiguous after a resume: %v\n%s", seqs, eval[string](b, `document.querySelector('[role=log]').innerHTML`))
+		}
+	}
+	if r := eval[int](b, `window.__universeConsole.stats.reconnects`); r < 1 {
+		t.Errorf("the live-log did not reconnect (%d)", r)
+	}
+	b.waitJS(`document.querySelector('#cpu-line').getAttribute('points') !== ''`)
+	b.shot("instance-1280")
+
+	// Files of the instance: write one through the API, see it, open it.
+	if resp := e.do("PUT", "/api/instances/"+id+"/files/config/server.properties", e.admin, "motd=hello\n"); resp.StatusCode != 204 {
+		t.Fatalf("PUT file: %d %s", resp.StatusCode, readAll(resp))
+	}
+	b.do(chromedp.Navigate(origin + "/ui/instances/" + id + "/files?path=config&view=config/server.properties"))
+	b.named("table", "Files")
+	b.waitJS(`document.querySelector('textarea').value.includes('motd=hello')`)
+	b.shot("files-1280")
+
+	// Bulk stop of two instances, with a result per instance.
+	second := e.create("echo")
+	b.do(chromedp.Navigate(origin + "/ui/instances"))
+	b.named("checkbox", "Select "+id)
+	b.named("checkbox", "Select "+second.ID)
+	b.do(chromedp.Click(chromedp.CSS(`input[aria-label="Select `+id+`"]`)), chromedp.Click(chromedp.CSS(`input[aria-label="Select `+second.ID+`"]`)))
+	b.do(chromedp.Click(chromedp.CSS(`#bulk button[value=stop]`)))
+	b.waitJS(`document.querySelectorAll('#results li').length === 2`)
+	if txt := eval[string](b, `document.querySelector('#results').textContent`); strings.Count(txt, "stop: accepted") != 2 {
+		t.Errorf("bulk results: %q", txt)
+	}
+	e.waitState(id, "STOPPED")
+	e.waitState(second.ID, "STOPPED")
+	b.waitJS(`Array.from(document.querySelectorAll('[data-cell=state]')).every(s => s.dataset.state === 'STOPPED')`)
+	b.shot("instances-1280")
+
+	// The other pages render and name their controls.
+	for _, p := range []struct{ path, name, table string }{
+		{"/ui/configurations", "configurations", "Configurations"},
+		{"/ui/configurations/echo", "configuration", ""},
+		{"/ui/templates", "templates", "Templates"},
+		{"/ui/keys", "keys", "Keys"},
+		{"/ui/audit", "audit", "Audit log"},
+		{"/ui/nodes", "nodes", "Nodes"},
+	} {
+		b.do(chromedp.Navigate(origin + p.path))
+		if p.table != "" {
+			b.named("table", p.table)
+		}
+		b.named("button", "Sign out")
+		b.noSecrets(browserToken, e.admin)
+		b.shot(p.name + "-1280")
+	}
+
+	// A validation error is shown at its field.
+	b.do(chromedp.Navigate(origin+"/ui/configurations/echo"),
+		chromedp.SetValue(chromedp.CSS(`#f-portMin`), "70000"),
+		chromedp.Click(chromedp.CSS(`form[aria-label=Configuration] button.primary`)))
+	b.do(chromedp.WaitVisible(chromedp.CSS(`#err-portMin`)))
+	b.shot("configuration-error-1280")
+
+	// A key made in the page shows its token once, and "Done" takes it out.
+	b.do(chromedp.Navigate(origin+"/ui/keys"), chromedp.SendKeys(chromedp.CSS(`input[name=label]`), "made-in-browser"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create a key"] button`)))
+	b.do(chromedp.WaitVisible(chromedp.CSS("#token")))
+	b.shot("key-created-1280")
+	b.do(chromedp.Click(chromedp.CSS("#hide-token")))
+	b.noSecrets(browserToken, e.admin)
+
+	// The phone layout.
+	b.do(chromedp.EmulateViewport(390, 844))
+	for _, p := range []struct{ path, name string }{{"/ui/instances", "instances"}, {"/ui/instances/" + second.ID, "instance"}, {"/ui/nodes", "nodes"}} {
+		b.do(chromedp.Navigate(origin + p.path))
+		b.shot(p.name + "-390")
+	}
+	b.do(chromedp.EmulateViewport(1280, 800))
+
+	// Revocation while the instance page is open: the page signs out and
+	// says why.
+	if _, err := e.m.Instances().Get(id); err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.Navigate(origin + "/ui/instances/" + id))
+	b.waitJS(`window.__universeConsole && window.__universeConsole.ws.readyState === 1`)
+	start := time.Now()
+	if _, err := e.m.Keyring().Revoke("browser"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitJS(`!!document.querySelector('[role=alert]') && document.querySelector('[role=alert]').textContent.includes('revoked')`)
+	t.Logf("revocation → sign-in page with the reason: %v", time.Since(start).Round(time.Millisecond))
+	b.named("textbox", "API key")
+	b.shot("revoked-1280")
+
+	// Sign in again (a new key), then sign out.
+	_, again, err := e.m.Keyring().Create("browser2", universe.ScopeAll, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.SendKeys(chromedp.CSS("#key"), again), chromedp.Click(chromedp.CSS("form button.primary")))
+	b.do(chromedp.WaitVisible(chromedp.CSS("table#instances")))
+	b.do(chromedp.Click(chromedp.CSS(`.who button`)))
+	b.do(chromedp.WaitVisible(chromedp.CSS("#key")))
+	b.do(chromedp.Navigate(origin + "/ui/instances"))
+	b.do(chromedp.WaitVisible(chromedp.CSS("#key"))) // signed out: back to the sign-in page
+
+	// No request left the master's origin, and none carried a token.
+	u, _ := url.Parse(origin)
+	for _, r := range b.requests() {
+		ru, err := url.Parse(r)
+		if err != nil || ru.Host != u.Host {
+			if !strings.HasPrefix(r, "data:") {
+				t.Errorf("a request left the master's origin: %s", r)
+			}
+		}
+		if strings.Contains(r, "unv_") {
+			t.Errorf("a token in a URL: %s", r)
+		}
+	}
+	for _, tok := range []string{browserToken, again, e.admin} {
+		if strings.Contains(e.logs.String(), tok) {
+			t.Error("a token is in the master's log")
+		}
+	}
+}

@@ -1,0 +1,891 @@
+package master
+
+import (
+	"html/template"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance"
+	"github.com/universe-orchestrator/universe/instance/files"
+	"github.com/universe-orchestrator/universe/master/webui"
+)
+
+// Limits of what a page shows.
+const (
+	uiLogLines     = 200 // lines rendered with the instance page
+	uiLogBytes     = 256 << 10
+	uiRowCap       = 5000      // console rows kept in the page
+	uiEditBytes    = 512 << 10 // larger files are downloaded, not edited
+	uiAuditEntries = 200
+)
+
+// dashAudit records a change made through the dashboard.
+func (m *Master) dashAudit(c *gin.Context, command string, err error) {
+	m.audit(callerKey(c).ID(), "dashboard", command, nil, err)
+}
+
+type stateCount struct {
+	State string
+	N     int
+}
+
+type bulkResult struct {
+	ID, Message string
+	OK          bool
+}
+
+type instancesData struct {
+	Instances      []api.InstanceInfo
+	Total          int
+	States         []stateCount
+	AllStates      []string
+	Configurations []string
+	Nodes          []string
+	Filter         struct{ Configuration, State, Node string }
+	Results        []bulkResult
+}
+
+// Rows renders the table's rows (see webui.InstanceRows).
+func (d instancesData) Rows() template.HTML {
+	rows := make([]webui.InstanceRow, len(d.Instances))
+	for i, in := range d.Instances {
+		rows[i] = webui.InstanceRow{ID: in.ID, Configuration: in.ConfigurationName, State: in.State, Transition: in.Transition,
+			Node: in.WrapperNodeID, Reason: in.Reason, Port: in.AllocatedPort, Players: in.Players, MaxPlayers: in.MaxPlayers, StartedAt: in.StartedAt}
+	}
+	return webui.InstanceRows(rows, time.Now())
+}
+
+func (m *Master) instancesData(c *gin.Context) instancesData {
+	var d instancesData
+	d.Filter.Configuration, d.Filter.State, d.Filter.Node = c.Query("configuration"), c.Query("state"), c.Query("node")
+	all := m.instances.List(instance.Filter{})
+	d.Total = len(all)
+	counts := map[string]int{}
+	nodes := map[string]bool{}
+	for _, in := range all {
+		counts[in.State]++
+		nodes[in.WrapperNodeID] = true
+		if (d.Filter.Configuration == "" || in.ConfigurationName == d.Filter.Configuration) &&
+			(d.Filter.State == "" || in.State == d.Filter.State) &&
+			(d.Filter.Node == "" || in.WrapperNodeID == d.Filter.Node) {
+			d.Instances = append(d.Instances, in)
+		}
+	}
+	d.AllStates = []string{"CREATING", "ONLINE", "OFFLINE", "STOPPED"}
+	for _, s := range d.AllStates {
+		if counts[s] > 0 {
+			d.States = append(d.States, stateCount{s, counts[s]})
+		}
+	}
+	if cfgs, err := m.db.ListConfigurations(); err == nil {
+		for _, c := range cfgs {
+			d.Configurations = append(d.Configurations, c.Name)
+		}
+	}
+	for n := range nodes {
+		d.Nodes = append(d.Nodes, n)
+	}
+	sort.Strings(d.Nodes)
+	return d
+}
+
+func (m *Master) uiInstances(c *gin.Context) {
+	m.render(c, http.StatusOK, "instances", uiPage{Title: "Instances", Nav: "instances", Data: m.instancesData(c)})
+}
+
+func (m *Master) uiInstanceCreate(c *gin.Context) {
+	name := c.PostForm("configuration")
+	info, err := m.instances.Create(name, callerKey(c).Label())
+	m.dashAudit(c, "create instance configuration="+name+" id="+info.ID, err)
+	if err != nil {
+		d := m.instancesData(c)
+		m.render(c, statusOf(universe.ErrorCode(err)), "instances", uiPage{Title: "Instances", Nav: "instances", Alert: universe.ErrorMessage(err), Data: d})
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/ui/instances/"+url.PathEscape(info.ID))
+}
+
+// act runs one lifecycle action on an instance; what happened, in words.
+func (m *Master) act(c *gin.Context, id, action string) (string, error) {
+	in, err := m.instances.Get(id)
+	if err != nil {
+		return "", err
+	}
+	by := callerKey(c).Label()
+	accepted := false
+	switch action {
+	case "start":
+		accepted, err = in.Start(by)
+	case "stop":
+		accepted, err = in.Stop(by)
+	case "restart":
+		accepted, err = true, in.Restart(by)
+	case "kill":
+		if in.Running() {
+			accepted, err = true, in.Kill(by)
+		}
+	default:
+		err = universe.Errorf(universe.EINVALID, "action must be start, stop, restart or kill")
+	}
+	m.dashAudit(c, action+" instance id="+id, err)
+	if err != nil {
+		return "", err
+	}
+	if accepted {
+		return action + ": accepted", nil
+	}
+	return action + ": nothing to do", nil
+}
+
+// uiBulk runs an action on each selected instance and shows a result per
+// instance (the page's script does the same through the REST API).
+func (m *Master) uiBulk(c *gin.Context) {
+	action := c.PostForm("action")
+	ids := c.PostFormArray("id")
+	var res []bulkResult
+	if len(ids) == 0 {
+		res = append(res, bulkResult{Message: "Select at least one instance."})
+	}
+	for _, id := range ids {
+		msg, err := m.act(c, id, action)
+		if err != nil {
+			res = append(res, bulkResult{ID: id, Message: universe.ErrorMessage(err)})
+			continue
+		}
+		res = append(res, bulkResult{ID: id, Message: msg, OK: true})
+	}
+	d := m.instancesData(c)
+	d.Results = res
+	m.render(c, http.StatusOK, "instances", uiPage{Title: "Instances", Nav: "instances", Data: d})
+}
+
+type fileView struct {
+	Path, Content, Why string
+	Editable           bool
+}
+
+type crumb struct{ Name, Path string }
+
+type filesData struct {
+	Dir     string
+	Crumbs  []crumb
+	Entries []fileEntry
+	View    *fileView
+}
+
+type fileEntry struct {
+	api.TemplateFile
+	Name string
+}
+
+type instanceData struct {
+	Instance             api.InstanceInfo
+	Lines                []api.LogLine
+	LineCount            int
+	RowCap               int
+	CPU, Memory          string
+	CPUPoints, MemPoints string
+	FilesTab             bool
+	Files                *filesData
+}
+
+func (m *Master) instancePage(c *gin.Context) (*instance.Instance, *instanceData) {
+	in, err := m.instances.Get(c.Param("id"))
+	if err != nil {
+		m.uiFail(c, "instances", "/ui/instances", err)
+		return nil, nil
+	}
+	d := &instanceData{Instance: in.Info(), RowCap: uiRowCap, CPU: "—", Memory: "—"}
+	if s, ok := m.stats.Get(in.ID()); ok && s.Current != nil {
+		d.CPU = strconv.FormatFloat(s.Current.CPU, 'f', 2, 64) + " cores"
+		d.Memory = strconv.FormatFloat(float64(s.Current.MemoryBytes)/(1<<20), 'f', 1, 64) + " MiB"
+		cpu := make([]float64, len(s.Samples))
+		mem := make([]float64, len(s.Samples))
+		for i, x := range s.Samples {
+			cpu[i], mem[i] = x.CPU, float64(x.MemoryBytes)
+		}
+		d.CPUPoints, d.MemPoints = sparkPoints(cpu), sparkPoints(mem)
+	}
+	return in, d
+}
+
+// sparkPoints scales values into the 120×40 box of a sparkline.
+func sparkPoints(v []float64) string {
+	if len(v) == 0 {
+		return ""
+	}
+	maxV := 1e-9
+	for _, x := range v {
+		maxV = max(maxV, x)
+	}
+	step := 0.0
+	if len(v) > 1 {
+		step = 120 / float64(len(v)-1)
+	}
+	var b strings.Builder
+	for i, x := range v {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.FormatFloat(float64(i)*step, 'f', 1, 64))
+		b.WriteByte(',')
+		b.WriteString(strconv.FormatFloat(40-x/maxV*36-2, 'f', 1, 64))
+	}
+	return b.String()
+}
+
+func (m *Master) uiInstance(c *gin.Context) {
+	in, d := m.instancePage(c)
+	if in == nil {
+		return
+	}
+	d.Lines, _, _ = in.Log().Last(uiLogLines, uiLogBytes)
+	d.LineCount = len(d.Lines)
+	m.render(c, http.StatusOK, "instance", uiPage{Title: in.ID(), Nav: "instances", Data: d})
+}
+
+func (m *Master) uiPower(c *gin.Context) {
+	id := c.Param("id")
+	if _, err := m.act(c, id, c.PostForm("action")); err != nil {
+		m.uiFail(c, "instances", "/ui/instances/"+url.PathEscape(id), err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/ui/instances/"+url.PathEscape(id))
+}
+
+func (m *Master) uiCommand(c *gin.Context) {
+	id := c.Param("id")
+	in, err := m.instances.Get(id)
+	if err == nil {
+		cmd := c.PostForm("command")
+		err = in.Execute(cmd)
+		m.dashAudit(c, "execute id="+id+" command="+cmd, err)
+	}
+	if err != nil {
+		m.uiFail(c, "instances", "/ui/instances/"+url.PathEscape(id), err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/ui/instances/"+url.PathEscape(id))
+}
+
+// uiLogDownload sends every line the log still holds as text.
+func (m *Master) uiLogDownload(c *gin.Context) {
+	in, err := m.instances.Get(c.Param("id"))
+	if err != nil {
+		m.uiFail(c, "instances", "/ui/instances", err)
+		return
+	}
+	l := in.Log()
+	total := l.Total()
+	c.Header("Content-Type", "text/plain; charset=utf-8")
+	c.Header("Content-Disposition", `attachment; filename="`+in.ID()+`.log"`)
+	c.Status(http.StatusOK)
+	var buf []byte
+	for from := uint64(1); from <= total; {
+		lines := l.Read(from, total+1, 256<<10)
+		if len(lines) == 0 {
+			break
+		}
+		buf = buf[:0]
+		for _, ln := range lines {
+			if ln.Seq > from {
+				buf = append(buf, "[… "+strconv.FormatUint(ln.Seq-from, 10)+" lines are no longer kept]\n"...)
+			}
+			buf = append(buf, ln.Line...)
+			buf = append(buf, '\n')
+			from = ln.Seq + 1
+		}
+		if _, err := c.Writer.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// ---- files ----
+
+func (m *Master) uiFiles(c *gin.Context) {
+	in, d := m.instancePage(c)
+	if in == nil {
+		return
+	}
+	d.FilesTab = true
+	back := "/ui/instances/" + url.PathEscape(in.ID())
+	p, err := m.instances.WorkDir(in.ID())
+	if err != nil {
+		m.uiFail(c, "instances", back, err)
+		return
+	}
+	dir := files.Dir{Path: p}
+	fd := &filesData{Dir: strings.Trim(c.Query("path"), "/")}
+	list, _, err := dir.List(fd.Dir, false)
+	if universe.ErrorCode(err) == universe.ENOTFOUND && fd.Dir == "" {
+		list, err = nil, nil // no folder yet
+	}
+	if err != nil {
+		m.uiFail(c, "instances", back+"/files", err)
+		return
+	}
+	if fd.Dir != "" {
+		acc := ""
+		for _, part := range strings.Split(fd.Dir, "/") {
+			acc = path.Join(acc, part)
+			fd.Crumbs = append(fd.Crumbs, crumb{Name: part, Path: acc})
+		}
+	}
+	for _, f := range list {
+		fd.Entries = append(fd.Entries, fileEntry{TemplateFile: f, Name: path.Base(f.Path)})
+	}
+	if v := c.Query("view"); v != "" {
+		fd.View = viewFile(v, func(p string) (io.ReadCloser, int64, error) {
+			f, fi, err := dir.Open(p)
+			if err != nil {
+				return nil, 0, err
+			}
+			return f, fi.Size(), nil
+		})
+	}
+	d.Files = fd
+	m.render(c, http.StatusOK, "instance", uiPage{Title: in.ID() + " files", Nav: "instances", Data: d})
+}
+
+// viewFile reads a file for the editor: small UTF-8 text only.
+func viewFile(p string, open func(string) (io.ReadCloser, int64, error)) *fileView {
+	v := &fileView{Path: p}
+	f, size, err := open(p)
+	if err != nil {
+		v.Why = universe.ErrorMessage(err)
+		return v
+	}
+	defer f.Close()
+	if size > uiEditBytes {
+		v.Why = "This file is too large to edit here (" + strconv.FormatInt(size, 10) + " bytes); download it instead."
+		return v
+	}
+	b, err := io.ReadAll(io.LimitReader(f, uiEditBytes+1))
+	if err != nil || !utf8.Valid(b) {
+		v.Why = "This file is not text; download it instead."
+		return v
+	}
+	v.Content, v.Editable = string(b), true
+	return v
+}
+
+func (m *Master) uiFilesBack(c *gin.Context, dir string) {
+	u := "/ui/instances/" + url.PathEscape(c.Param("id")) + "/files"
+	if dir != "" {
+		u += "?path=" + url.QueryEscape(dir)
+	}
+	c.Redirect(http.StatusSeeOther, u)
+}
+
+func (m *Master) uiFilesUpload(c *gin.Context) {
+	dir := strings.Trim(c.Query("dir"), "/")
+	p, err := m.instances.WorkDir(c.Param("id"))
+	if err == nil {
+		err = eachUpload(c, func(name string, r io.Reader) error {
+			_, err := files.Dir{Path: p}.Write(path.Join(dir, name), r)
+			return err
+		})
+	}
+	m.dashAudit(c, "upload files id="+c.Param("id")+" dir="+dir, err)
+	if err != nil {
+		m.uiFail(c, "instances", "/ui/instances/"+url.PathEscape(c.Param("id"))+"/files", err)
+		return
+	}
+	m.uiFilesBack(c, dir)
+}
+
+// eachUpload calls f with every file of a multipart form, streamed.
+func eachUpload(c *gin.Context, f func(name string, r io.Reader) error) error {
+	mr, err := c.Request.MultipartReader()
+	if err != nil {
+		return universe.Errorf(universe.EINVALID, "send the files as multipart/form-data")
+	}
+	n := 0
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return universe.Errorf(universe.EINVALID, "the upload is malformed or too large")
+		}
+		if part.FileName() == "" {
+			continue
+		}
+		n++
+		if err := f(uploadName(part), part); err != nil {
+			return err
+		}
+	}
+	if n == 0 {
+		return universe.Errorf(universe.EINVALID, "choose at least one file")
+	}
+	return nil
+}
+
+// uploadName is the file's name as sent, with no folders.
+func uploadName(p *multipart.Part) string {
+	return path.Base(strings.ReplaceAll(p.FileName(), `\`, "/"))
+}
+
+func (m *Master) uiFilesSave(c *gin.Context) {
+	fp := c.Query("path")
+	p, err := m.instances.WorkDir(c.Param("id"))
+	if err == nil {
+		_, err = files.Dir{Path: p}.Write(fp, strings.NewReader(c.PostForm("content")))
+	}
+	m.dashAudit(c, "save file id="+c.Param("id")+" path="+fp, err)
+	if err != nil {
+		m.uiFail(c, "instances", "/ui/instances/"+url.PathEscape(c.Param("id"))+"/files", err)
+		return
+	}
+	m.uiFilesBack(c, path.Dir(fp))
+}
+
+func (m *Master) uiFilesDelete(c *gin.Context) {
+	fp := c.Query("path")
+	p, err := m.instances.WorkDir(c.Param("id"))
+	if err == nil {
+		err = files.Dir{Path: p}.Remove(fp)
+	}
+	m.dashAudit(c, "delete file id="+c.Param("id")+" path="+fp, err)
+	if err != nil {
+		m.uiFail(c, "instances", "/ui/instances/"+url.PathEscape(c.Param("id"))+"/files", err)
+		return
+	}
+	m.uiFilesBack(c, strings.Trim(c.Query("dir"), "/"))
+}
+
+// ---- configurations ----
+
+type configRow struct {
+	api.Configuration
+	Running int
+}
+
+func (m *Master) uiConfigurations(c *gin.Context) {
+	list, err := m.db.ListConfigurations()
+	if err != nil {
+		m.uiFail(c, "configurations", "/ui/instances", err)
+		return
+	}
+	counts := map[string]int{}
+	for _, in := range m.instances.List(instance.Filter{}) {
+		if in.State == "ONLINE" || in.State == "CREATING" {
+			counts[in.ConfigurationName]++
+		}
+	}
+	rows := make([]configRow, 0, len(list))
+	for _, cfg := range list {
+		rows = append(rows, configRow{Configuration: instance.Normalize(cfg), Running: counts[cfg.Name]})
+	}
+	m.render(c, http.StatusOK, "configurations", uiPage{Title: "Configurations", Nav: "configurations", Data: rows})
+}
+
+type configField struct {
+	Name, Label, Type, Error string
+	Value                    any
+	Editable                 bool
+}
+
+type configData struct {
+	C         api.Configuration
+	New       bool
+	Templates string
+	Runtimes  []string
+	Policies  []string
+	Errors    map[string]string
+}
+
+// F builds one form field for the template.
+func (d configData) F(name, label string, value any, typ string, editable bool) configField {
+	return configField{Name: name, Label: label, Value: value, Type: typ, Editable: editable, Error: d.Errors[name]}
+}
+
+func (m *Master) configData(cfg api.Configuration, isNew bool) configData {
+	d := configData{C: cfg, New: isNew, Errors: map[string]string{},
+		Policies: []string{api.RestartNever, api.RestartOnFailure, api.RestartAlways}}
+	for _, r := range m.instances.RuntimeInfos() {
+		d.Runtimes = append(d.Runtimes, r.Name)
+	}
+	var t []string
+	for _, tp := range cfg.TemplateInstallationConfig.AllOf {
+		t = append(t, tp.Group+"/"+tp.Name)
+	}
+	d.Templates = strings.Join(t, ", ")
+	return d
+}
+
+func (m *Master) uiConfiguration(c *gin.Context) {
+	name := c.Param("name")
+	if name == "new" {
+		cfg := instance.Normalize(api.Configuration{Runtime: "process", AvailablePorts: api.Ports{Min: 25565, Max: 25600}})
+		m.render(c, http.StatusOK, "configuration", uiPage{Title: "New configuration", Nav: "configurations", Data: m.configData(cfg, true)})
+		return
+	}
+	cfg, err := m.db.GetConfiguration(name)
+	if err != nil {
+		m.uiFail(c, "configurations", "/ui/configurations", err)
+		return
+	}
+	m.render(c, http.StatusOK, "configuration", uiPage{Title: name, Nav: "configurations", Data: m.configData(instance.Normalize(cfg), false)})
+}
+
+// uiConfigurationSave applies the form to the stored configuration (or a
+// new one) and saves it; the server's validation errors are shown at
+// their fields.
+func (m *Master) uiConfigurationSave(c *gin.Context) {
+	isNew := c.Param("name") == "new"
+	var cfg api.Configuration
+	if !isNew {
+		old, err := m.db.GetConfiguration(c.Param("name"))
+		if err != nil {
+			m.uiFail(c, "configurations", "/ui/configurations", err)
+			return
+		}
+		cfg = old
+	} else {
+		cfg = instance.Normalize(api.Configuration{})
+		cfg.Name = strings.TrimSpace(c.PostForm("name"))
+	}
+	errs := map[string]string{}
+	num := func(field string, dst *int) {
+		s := strings.TrimSpace(c.PostForm(field))
+		if s == "" {
+			*dst = 0
+			return
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			errs[field] = "must be a whole number"
+			return
+		}
+		*dst = n
+	}
+	cfg.Runtime = c.PostForm("runtime")
+	cfg.Command = c.PostForm("command")
+	cfg.Image = strings.TrimSpace(c.PostForm("image"))
+	num("ramMB", &cfg.RAMMB)
+	num("cpu", &cfg.CPU)
+	num("portMin", &cfg.AvailablePorts.Min)
+	num("portMax", &cfg.AvailablePorts.Max)
+	num("minimumServiceCount", &cfg.MinimumServiceCount)
+	num("maximumServiceCount", &cfg.MaximumServiceCount)
+	num("stopTimeoutSeconds", &cfg.StopTimeoutSeconds)
+	cfg.RestartPolicy = c.PostForm("restartPolicy")
+	cfg.StopCommand = c.PostForm("stopCommand")
+	cfg.Static = c.PostForm("static") == "true"
+	cfg.Nodes = splitList(c.PostForm("nodes"))
+	cfg.TemplateInstallationConfig.AllOf = nil
+	for _, t := range splitList(c.PostForm("templates")) {
+		g, n, ok := strings.Cut(t, "/")
+		if !ok {
+			errs["templates"] = "write each template as group/name"
+			continue
+		}
+		cfg.TemplateInstallationConfig.AllOf = append(cfg.TemplateInstallationConfig.AllOf, api.Template{Group: g, Name: n, Storage: "local"})
+	}
+	var err error
+	if len(errs) == 0 {
+		if isNew {
+			if _, gerr := m.db.GetConfiguration(cfg.Name); gerr == nil {
+				err = universe.Errorf(universe.EINVALID, "invalid configuration: name: a configuration named %q exists already", cfg.Name)
+			}
+		}
+		if err == nil {
+			err = m.putConfiguration(cfg)
+		}
+		m.dashAudit(c, "save configuration name="+cfg.Name, err)
+		if err == nil {
+			c.Redirect(http.StatusSeeOther, "/ui/configurations")
+			return
+		}
+		fieldErrors(err, errs)
+	}
+	d := m.configData(cfg, isNew)
+	d.Errors = errs
+	m.render(c, http.StatusBadRequest, "configuration", uiPage{Title: "Configuration", Nav: "configurations", Data: d})
+}
+
+// formFields maps the configuration's JSON fields to the form's.
+var formFields = map[string]string{"availablePorts": "portMin", "templateInstallationConfig": "templates"}
+
+// fieldErrors spreads "invalid configuration: field: message; ..." over
+// the form's fields; what names no field goes to "other".
+func fieldErrors(err error, errs map[string]string) {
+	msg := universe.ErrorMessage(err)
+	rest, ok := strings.CutPrefix(msg, "invalid configuration: ")
+	if !ok {
+		errs["other"] = msg
+		return
+	}
+	known := map[string]bool{"name": true, "runtime": true, "command": true, "image": true, "ramMB": true, "cpu": true,
+		"minimumServiceCount": true, "maximumServiceCount": true, "restartPolicy": true, "stopCommand": true, "stopTimeoutSeconds": true, "nodes": true}
+	for _, part := range strings.Split(rest, "; ") {
+		field, text, ok := strings.Cut(part, ": ")
+		if f, mapped := formFields[field]; mapped {
+			field = f
+		}
+		if !ok || !known[field] && formFields[field] == "" && field != "portMin" && field != "templates" {
+			if errs["other"] != "" {
+				errs["other"] += "; "
+			}
+			errs["other"] += part
+			continue
+		}
+		if errs[field] != "" {
+			errs[field] += "; "
+		}
+		errs[field] += text
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ---- templates ----
+
+type templatesData struct {
+	List  []api.TemplateInfo
+	Open  *api.TemplateInfo
+	Files []api.TemplateFile
+	View  *fileView
+}
+
+func (m *Master) uiTemplates(c *gin.Context) {
+	list, err := m.templates.List()
+	if err != nil {
+		m.uiFail(c, "templates", "/ui/instances", err)
+		return
+	}
+	d := templatesData{List: list}
+	if g, n := c.Param("group"), c.Param("name"); g != "" {
+		t, err := m.templates.Get(g, n)
+		if err != nil {
+			m.uiFail(c, "templates", "/ui/templates", err)
+			return
+		}
+		d.Open = &t
+		if d.Files, err = m.templates.Files(g, n); err != nil {
+			m.uiFail(c, "templates", "/ui/templates", err)
+			return
+		}
+		if v := c.Query("view"); v != "" {
+			d.View = viewFile(v, func(p string) (io.ReadCloser, int64, error) {
+				f, fi, err := m.templates.OpenFile(g, n, p)
+				if err != nil {
+					return nil, 0, err
+				}
+				return f, fi.Size(), nil
+			})
+		}
+	}
+	m.render(c, http.StatusOK, "templates", uiPage{Title: "Templates", Nav: "templates", Data: d})
+}
+
+func (m *Master) templateBack(c *gin.Context, err error, what string) {
+	g, n := c.Param("group"), c.Param("name")
+	m.dashAudit(c, what+" template="+g+"/"+n, err)
+	back := "/ui/templates/" + url.PathEscape(g) + "/" + url.PathEscape(n)
+	if err != nil {
+		m.uiFail(c, "templates", back, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, back)
+}
+
+func (m *Master) uiTemplateCreate(c *gin.Context) {
+	g, n := strings.TrimSpace(c.PostForm("group")), strings.TrimSpace(c.PostForm("name"))
+	err := m.templates.Create(g, n)
+	m.dashAudit(c, "create template="+g+"/"+n, err)
+	if err != nil {
+		m.uiFail(c, "templates", "/ui/templates", err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/ui/templates/"+url.PathEscape(g)+"/"+url.PathEscape(n))
+}
+
+func (m *Master) uiTemplateUpload(c *gin.Context) {
+	g, n := c.Param("group"), c.Param("name")
+	err := eachUpload(c, func(name string, r io.Reader) error {
+		_, err := m.templates.WriteFile(g, n, name, r, false)
+		return err
+	})
+	m.templateBack(c, err, "upload files")
+}
+
+func (m *Master) uiTemplateImport(c *gin.Context) {
+	g, n := c.Param("group"), c.Param("name")
+	err := eachUpload(c, func(_ string, r io.Reader) error {
+		tmp, err := os.CreateTemp("", "universe-import-*.zip")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		size, err := io.Copy(tmp, r)
+		if err != nil {
+			return err
+		}
+		_, err = m.templates.Import(g, n, tmp, size, m.cfg.ImportLimits, true)
+		return err
+	})
+	m.templateBack(c, err, "import zip")
+}
+
+func (m *Master) uiTemplateSave(c *gin.Context) {
+	_, err := m.templates.WriteFile(c.Param("group"), c.Param("name"), c.Query("path"), strings.NewReader(c.PostForm("content")), false)
+	m.templateBack(c, err, "save file "+c.Query("path"))
+}
+
+func (m *Master) uiTemplateDelete(c *gin.Context) {
+	err := m.templates.RemoveFile(c.Param("group"), c.Param("name"), c.Query("path"))
+	m.templateBack(c, err, "delete file "+c.Query("path"))
+}
+
+// ---- keys, audit, nodes ----
+
+type keysData struct {
+	Keys    []universe.KeyRecord
+	Self    string
+	Created *struct{ Label, Token string }
+}
+
+func (m *Master) keysData(c *gin.Context) keysData {
+	var d keysData
+	for _, k := range m.keys.List() {
+		if k.Scope != universe.ScopeInstance { // instances' own keys come and go with them
+			d.Keys = append(d.Keys, k)
+		}
+	}
+	d.Self = callerKey(c).ID()
+	return d
+}
+
+func (m *Master) uiKeys(c *gin.Context) {
+	m.render(c, http.StatusOK, "keys", uiPage{Title: "Keys", Nav: "keys", Data: m.keysData(c)})
+}
+
+// uiKeyCreate creates a key and shows its token this once (the answer is
+// not cached, and the page's script removes it when the operator is done).
+func (m *Master) uiKeyCreate(c *gin.Context) {
+	label := strings.TrimSpace(c.PostForm("label"))
+	scope, err := universe.ParseScope(c.PostForm("scope"))
+	var expiresIn time.Duration
+	if err == nil && c.PostForm("expires") != "" {
+		expiresIn, err = universe.ParseDuration(c.PostForm("expires"))
+	}
+	var token string
+	if err == nil {
+		_, token, err = m.keys.CreateAudited(label, scope, expiresIn, func(universe.KeyRecord) universe.AuditEntry {
+			return m.auditEntry(callerKey(c).ID(), "dashboard", "create key label="+label+" scope="+string(scope), nil, nil)
+		})
+	}
+	d := m.keysData(c)
+	if err != nil {
+		m.render(c, statusOf(universe.ErrorCode(err)), "keys", uiPage{Title: "Keys", Nav: "keys", Alert: universe.ErrorMessage(err), Data: d})
+		return
+	}
+	d.Created = &struct{ Label, Token string }{label, token}
+	m.render(c, http.StatusCreated, "keys", uiPage{Title: "Keys", Nav: "keys", Data: d})
+}
+
+func (m *Master) uiKeyRevoke(c *gin.Context) {
+	rec, err := m.keys.Revoke(c.Param("key"))
+	m.dashAudit(c, "revoke key="+c.Param("key"), err)
+	if err != nil {
+		m.uiFail(c, "keys", "/ui/keys", err)
+		return
+	}
+	if rec.ID == callerKey(c).ID() {
+		c.Redirect(http.StatusSeeOther, "/ui/") // its own session ended with it
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/ui/keys")
+}
+
+func (m *Master) uiAudit(c *gin.Context) {
+	entries, err := m.db.ListAudit(uiAuditEntries)
+	if err != nil {
+		m.uiFail(c, "audit", "/ui/instances", err)
+		return
+	}
+	m.render(c, http.StatusOK, "audit", uiPage{Title: "Audit", Nav: "audit", Data: entries})
+}
+
+type nodesData struct {
+	Nodes   []api.ClusterNode
+	Created *api.NodeCreated
+	Error   string
+}
+
+func (m *Master) nodesData() nodesData {
+	var d nodesData
+	nodes, err := m.nodes()
+	if err != nil {
+		// An unreachable registry never blanks the page: the master's own
+		// node is still shown, with the reason.
+		d.Error = "The node list could not be read: " + universe.ErrorMessage(err)
+		nodes = []api.ClusterNode{m.localNode()}
+	}
+	d.Nodes = nodes
+	return d
+}
+
+func (m *Master) uiNodes(c *gin.Context) {
+	m.render(c, http.StatusOK, "nodes", uiPage{Title: "Nodes", Nav: "nodes", Data: m.nodesData()})
+}
+
+func (m *Master) uiNodeCreate(c *gin.Context) {
+	req := api.NodeCreateRequest{Name: strings.TrimSpace(c.PostForm("name"))}
+	req.RAMMB, _ = strconv.Atoi(c.PostForm("ramMB"))
+	req.CPU, _ = strconv.Atoi(c.PostForm("cpu"))
+	created, err := m.createNode(req)
+	m.dashAudit(c, "create node name="+req.Name, err)
+	d := m.nodesData()
+	if err != nil {
+		m.render(c, statusOf(universe.ErrorCode(err)), "nodes", uiPage{Title: "Nodes", Nav: "nodes", Alert: universe.ErrorMessage(err), Data: d})
+		return
+	}
+	d.Created = &created
+	m.render(c, http.StatusCreated, "nodes", uiPage{Title: "Nodes", Nav: "nodes", Data: d})
+}
+
+func (m *Master) uiNodeAction(c *gin.Context) {
+	name := c.Param("name")
+	var err error
+	switch a := c.PostForm("action"); a {
+	case "drain", "undrain":
+		_, err = m.hub.SetDraining(name, a == "drain")
+	case "revoke":
+		err = m.hub.Revoke(name)
+	default:
+		err = universe.Errorf(universe.EINVALID, "action must be drain, undrain or revoke")
+	}
+	m.dashAudit(c, c.PostForm("action")+" node="+name, err)
+	if err != nil {
+		m.uiFail(c, "nodes", "/ui/nodes", err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/ui/nodes")
+}
