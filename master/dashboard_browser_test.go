@@ -366,8 +366,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := e.m.Instances().Get(id); err != nil {
 		t.Fatal(err)
 	}
-	b.do(chromedp.Navigate(origin + "/ui/instances/" + id))
-	b.waitJS(`window.__universeConsole && window.__universeConsole.ws.readyState === 1`)
+	// The keys page holds no console: its session socket alone signs it out.
+	b.do(chromedp.Navigate(origin + "/ui/keys"))
+	b.waitJS(`window.__universeSession && window.__universeSession.readyState === 1`)
 	start := time.Now()
 	if _, err := e.m.Keyring().Revoke("browser"); err != nil {
 		t.Fatal(err)

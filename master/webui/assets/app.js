@@ -409,12 +409,21 @@ function keysPage() {
   $('#hide-token').addEventListener('click', () => box.remove());
 }
 
-// ---- Session watch: a revoked or expired key signs the page out ----
-function watchSession() {
-  setInterval(async () => {
-    if (document.hidden) return;
-    try { await fetch('/api/auth', { credentials: 'same-origin' }).then(r => { if (r.status === 401) signedOut(); }); } catch { /* offline: try again */ }
-  }, 5000);
+// ---- Session watch: every signed-in page holds /ui/session, which the
+// master closes (1008) the moment the key is revoked or expires ----
+function watchSession(retry = 500) {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${proto}//${location.host}/ui/session`);
+  ws.onopen = () => { retry = 500; };
+  ws.onclose = ev => {
+    if (ev.code === 1008) { signedOut(); return; }
+    if (ev.code === 1000 && /shutting down/.test(ev.reason)) retry = 2000;
+    // Dropped (or refused: the session may have ended): look again later.
+    setTimeout(() => fetch('/api/auth', { credentials: 'same-origin' })
+      .then(r => { if (r.status === 401) signedOut(); else watchSession(Math.min(retry * 2, 10000)); })
+      .catch(() => watchSession(Math.min(retry * 2, 10000))), retry);
+  };
+  window.__universeSession = ws;
 }
 
 // Destructive buttons ask first (data-confirm holds the question).
