@@ -90,6 +90,7 @@ function ansi(line) {
 
 // ---- Live console ----
 class Console {
+  static CHUNK = 250;
   constructor(el) {
     this.el = el;
     this.id = el.dataset.instance;
@@ -99,10 +100,17 @@ class Console {
     this.paused = false;
     this.filter = '';
     this.retry = 500;
-    this.stats = { received: 0, rendered: 0, gaps: 0, reconnects: 0, firstAt: 0, lastAt: 0 };
-    const last = el.lastElementChild;
+    this.stats = { received: 0, rendered: 0, gaps: 0, reconnects: 0, firstAt: 0, lastAt: 0, flushes: 0, flushMs: 0, skipped: 0 };
+    // Rows live in chunks of CHUNK lines: old lines leave a whole chunk at
+    // a time, and chunks out of view skip layout and paint (CSS
+    // content-visibility), so drawing costs the same with 5000 rows kept.
+    const rows = Array.from(el.children);
+    this.chunk = null;
+    this.chunks = 0;
+    for (const r of rows) this.chunkFor().append(r);
+    const last = rows[rows.length - 1];
     this.lastSeq = last ? Number(last.dataset.seq) : 0;
-    this.rows = el.children.length;
+    this.rows = rows.length;
     this.status = $('#status');
     this.pauseBtn = $('#pause');
     el.scrollTop = el.scrollHeight;
@@ -114,6 +122,17 @@ class Console {
     col.addEventListener('change', () => el.classList.toggle('plain', !col.checked));
     window.__universeConsole = this;
     this.connect();
+  }
+
+  // chunkFor returns the chunk new rows go into, starting one when full.
+  chunkFor() {
+    if (!this.chunk || this.chunk.childElementCount >= Console.CHUNK) {
+      this.chunk = document.createElement('div');
+      this.chunk.className = 'chunk';
+      this.el.append(this.chunk);
+      this.chunks++;
+    }
+    return this.chunk;
   }
 
   url() {
@@ -170,12 +189,23 @@ class Console {
   }
 
   flush() {
+    const t0 = performance.now();
     this.scheduled = false;
     let q = this.queue;
     this.queue = [];
-    if (q.length > this.cap) q = q.slice(q.length - this.cap); // older ones would be trimmed at once
-    const frag = document.createDocumentFragment();
+    const n = q.length;
+    if (n > this.cap) q = q.slice(n - this.cap); // older ones would be trimmed at once: never drawn
+    let frag = document.createDocumentFragment();
+    let target = this.chunkFor();
+    let room = Console.CHUNK - target.childElementCount;
     for (const l of q) {
+      if (room === 0) {
+        target.append(frag);
+        frag = document.createDocumentFragment();
+        target = this.chunkFor();
+        room = Console.CHUNK;
+      }
+      room--;
       const row = document.createElement('span');
       if (l.gap) {
         row.className = 'ln gap';
@@ -188,17 +218,20 @@ class Console {
       }
       frag.append(row);
     }
-    this.el.append(frag);
+    target.append(frag);
     this.rows += q.length;
-    if (this.rows > this.cap) {
-      const r = document.createRange();
-      r.setStartBefore(this.el.firstChild);
-      r.setEndAfter(this.el.children[this.rows - this.cap - 1]);
-      r.deleteContents();
-      this.rows = this.cap;
+    this.stats.skipped += n - q.length;
+    // Whole chunks leave once the rest still holds the cap.
+    while (this.chunks > 1 && this.rows - this.el.firstElementChild.childElementCount >= this.cap) {
+      this.rows -= this.el.firstElementChild.childElementCount;
+      this.el.firstElementChild.remove();
+      this.chunks--;
     }
-    this.stats.rendered += q.length;
+    this.stats.rendered += n;
     this.stats.lastAt = performance.now();
+    if (this.onRender) this.onRender(q); // benchmarks: what was just drawn
+    this.stats.flushes++;
+    this.stats.flushMs += performance.now() - t0;
     if (!this.paused) this.el.scrollTop = this.el.scrollHeight;
     this.setStatus(this.ws && this.ws.readyState === 1 ? 'live' : 'reconnecting…');
   }
@@ -217,7 +250,7 @@ class Console {
   }
 
   refilter() {
-    for (const row of this.el.children) {
+    for (const row of this.el.querySelectorAll('.ln')) {
       row.classList.toggle('hidden', !!this.filter && !row.textContent.toLowerCase().includes(this.filter));
     }
   }
