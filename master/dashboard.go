@@ -251,7 +251,7 @@ func (m *Master) uiSessionWS(c *gin.Context) {
 // dashboardLabel is the key a `dashboard link` typed at the master's own
 // terminal signs in as (the terminal has no key of its own). It is an
 // ordinary ALL key, made on first use; revoking it ends those sessions.
-const dashboardLabel = "dashboard"
+const dashboardLabel = "dashboard-link"
 
 func (m *Master) dashboardCommands() []*console.Command {
 	link := &console.Command{Name: "link", Usage: "dashboard link [<key label or id>]",
