@@ -208,6 +208,10 @@ type NodeCreated struct {
 	ClusterNode
 	Key         string `json:"key"`
 	JoinCommand string `json:"joinCommand"`
+	// NATSAuthorization, with an operator's NATS cluster (--nats-url), is
+	// the user entry their servers' configuration needs for this node:
+	// its public nkey and permissions limited to its own subjects.
+	NATSAuthorization string `json:"natsAuthorization,omitempty"`
 }
 
 // NodePatch is the body of PATCH /api/cluster/nodes/{name}.

@@ -118,3 +118,48 @@ type Heartbeat struct {
 type Revoked struct {
 	Reason string `json:"reason"`
 }
+
+// RedactURLs returns a comma-separated list of NATS URLs with any
+// user:password@ part replaced, for logs and join lines.
+func RedactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if scheme, rest, ok := strings.Cut(p, "://"); ok {
+			if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+				p = scheme + "://***@" + rest[at+1:]
+			}
+		} else if at := strings.LastIndexByte(p, '@'); at >= 0 {
+			p = "***@" + p[at+1:]
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
+}
+
+// HasUserInfo says whether any URL of the list carries user:password@.
+func HasUserInfo(urls string) bool {
+	return RedactURLs(urls) != strings.Join(trimAll(strings.Split(urls, ",")), ",")
+}
+
+func trimAll(s []string) []string {
+	for i := range s {
+		s[i] = strings.TrimSpace(s[i])
+	}
+	return s
+}
+
+// ServerAuthSnippet is the authorization entry an operator adds to their
+// own NATS servers' configuration for node (identified by its public
+// nkey): the same permissions the embedded server gives it.
+func ServerAuthSnippet(node, publicKey string) string {
+	q := func(l []string) string {
+		out := make([]string, len(l))
+		for i, s := range l {
+			out[i] = `"` + s + `"`
+		}
+		return "[" + strings.Join(out, ", ") + "]"
+	}
+	return "{ nkey: " + publicKey + ", permissions: { publish: { allow: " + q(PublishAllowed(node)) +
+		" }, subscribe: { allow: " + q(SubscribeAllowed(node)) + " }, allow_responses: { max: 1, expires: \"1m\" } } }"
+}

@@ -69,6 +69,11 @@ type Config struct {
 	ClusterAdvertise string
 	ClusterTLSCert   string
 	ClusterTLSKey    string
+	// NATSURL, when set, is an operator's NATS cluster (comma-separated
+	// URLs; user:password@ allowed) the nodes and the master use instead of
+	// the embedded server: no node port is opened. NATSCreds is a .creds
+	// file for it. See hub.Options.
+	NATSURL, NATSCreds string
 	// DockerMountRoots are the host folders under which docker
 	// configurations may bind-mount extra paths (none: no extra mount).
 	DockerMountRoots []string

@@ -147,6 +147,7 @@ func New(cfg Config) (*Master, error) {
 		clusterTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	m.hub = hub.New(hub.Options{Store: db, Addr: cfg.ClusterAddr, Advertise: cfg.ClusterAdvertise, TLS: clusterTLS,
+		NATSURL: cfg.NATSURL, NATSCreds: cfg.NATSCreds,
 		Templates: m.templates, Version: cfg.Version, Logger: m.log, Now: cfg.Now,
 		OnNodeChange: func(node string, reachable bool, lastHeard time.Time) {
 			m.instances.NodeChanged(node, reachable, lastHeard)

@@ -15,6 +15,7 @@ import (
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster"
 	"github.com/universe-orchestrator/universe/console"
 	"github.com/universe-orchestrator/universe/instance"
 )
@@ -98,6 +99,14 @@ func (m *Master) createNode(req api.NodeCreateRequest) (api.NodeCreated, error) 
 	n, cred, err := m.hub.Create(req)
 	if err != nil {
 		return api.NodeCreated{}, err
+	}
+	if m.hub.External() {
+		// The operator's cluster: the node signs in with its nkey, which
+		// their servers' authorization must list with its permissions.
+		_, kp, _ := cluster.ParseCredential(cred)
+		pub, _ := kp.PublicKey()
+		join := "UNIVERSE_NODE_KEY=" + cred + " UNIVERSE_NATS_URL=" + m.hub.JoinURL("") + " universe agent --data ./" + req.Name
+		return api.NodeCreated{ClusterNode: n, Key: cred, JoinCommand: join, NATSAuthorization: cluster.ServerAuthSnippet(req.Name, pub)}, nil
 	}
 	join := "UNIVERSE_NODE_KEY=" + cred + " universe agent --master " + m.hub.JoinURL(m.publicHost()) + " --data ./" + req.Name
 	return api.NodeCreated{ClusterNode: n, Key: cred, JoinCommand: join}, nil
@@ -205,6 +214,10 @@ func (m *Master) nodeCommands() []*console.Command {
 			}
 			w.WriteLine("Created node " + out.Name + ". Its credential is shown only now; on the node's machine run:")
 			w.WriteLine(out.JoinCommand)
+			if out.NATSAuthorization != "" {
+				w.WriteLine("Add this user to the authorization of your NATS servers (its permissions are the node's own subjects):")
+				w.WriteLine(out.NATSAuthorization)
+			}
 			return nil
 		}}
 	one := func(usage, summary string, run func(name string, w console.Writer) error) *console.Command {
@@ -273,7 +286,10 @@ func (m *Master) nodeCommands() []*console.Command {
 				}
 				sort.Strings(states)
 				addr := m.hub.Listening()
-				if addr == "" {
+				switch {
+				case m.hub.External():
+					addr = "none: the nodes use the NATS cluster " + m.hub.JoinURL("")
+				case addr == "":
 					addr = "not listening (no node registered)"
 				}
 				w.WriteLine("Nodes: " + strconv.Itoa(len(nodes)) + " (" + strings.Join(states, ", ") + "); node port: " + addr)

@@ -38,11 +38,16 @@ var ErrRevoked = errors.New("this node was revoked by the master (or its credent
 
 // Options configure an agent.
 type Options struct {
-	Master     string // nats://host:port (a comma-separated list is tried in turn)
+	Master     string // nats://host:port (a comma-separated list is tried in turn; user:password@ allowed)
 	Credential string // unvn_...
-	DataDir    string
-	Version    string
-	Logger     *slog.Logger
+	// NATSCreds is a .creds file for an operator's NATS cluster. With it,
+	// or with user:password@ in Master, the agent signs in to NATS with
+	// those; otherwise with the credential's nkey (the embedded server, or
+	// a cluster whose configuration has the node's nkey user).
+	NATSCreds string
+	DataDir   string
+	Version   string
+	Logger    *slog.Logger
 	// Heartbeat is the period of heartbeats (default 1 s).
 	Heartbeat time.Duration
 	// MaxBackoff caps the wait between reconnection attempts (default 5 s).
@@ -107,9 +112,16 @@ func Run(ctx context.Context, opt Options) error {
 		refusedAt.CompareAndSwap(0, time.Now().UnixNano())
 		return true
 	}
+	auth := nats.Nkey(pub, kp.Sign)
+	switch {
+	case opt.NATSCreds != "":
+		auth = nats.UserCredentials(opt.NATSCreds)
+	case cluster.HasUserInfo(opt.Master):
+		auth = func(*nats.Options) error { return nil } // the URL's user:password
+	}
 	nc, err := nats.Connect(opt.Master,
 		nats.Name("universe-agent-"+node),
-		nats.Nkey(pub, kp.Sign),
+		auth,
 		nats.CustomInboxPrefix(cluster.Inbox(node)),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1), // forever: NATS gives up after 60 tries by default
@@ -188,7 +200,7 @@ func Run(ctx context.Context, opt Options) error {
 	if err != nil {
 		return err
 	}
-	log.Info("agent started", "master", opt.Master)
+	log.Info("agent started", "master", cluster.RedactURLs(opt.Master))
 	t := time.NewTicker(opt.Heartbeat)
 	defer t.Stop()
 	var seq uint64

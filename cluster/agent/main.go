@@ -32,7 +32,9 @@ const Binary = "universe-agent"
 func Main(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, version string, supervisor, full []string) int {
 	fs := flag.NewFlagSet("universe agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	masterURL := fs.String("master", getenv("UNIVERSE_NATS_URL"), "the master's node address, nats://HOST:PORT (or tls://)")
+	masterURL := fs.String("master", getenv("UNIVERSE_NATS_URL"), "the master's node address, nats://HOST:PORT (or tls://); or the NATS cluster's URLs, comma-separated (env UNIVERSE_NATS_URL, preferred: flags show in process listings)")
+	fs.StringVar(masterURL, "nats-url", *masterURL, "the same as --master")
+	natsCreds := fs.String("nats-creds", getenv("UNIVERSE_NATS_CREDS"), "a NATS .creds file for an operator's cluster (env UNIVERSE_NATS_CREDS)")
 	def := getenv("UNIVERSE_DATA")
 	if def == "" {
 		def = "./data"
@@ -86,7 +88,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 		return ExitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	err := Run(ctx, Options{Master: *masterURL, Credential: cred, DataDir: *data, Version: version, Logger: log,
+	err := Run(ctx, Options{Master: *masterURL, Credential: cred, NATSCreds: *natsCreds, DataDir: *data, Version: version, Logger: log,
 		Supervisor: supervisor, FullSupervisor: full})
 	switch {
 	case err == nil:

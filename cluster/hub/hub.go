@@ -17,6 +17,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,9 +56,15 @@ type Options struct {
 	// OnNodeChange is told when a node becomes reachable (ONLINE or
 	// DRAINING) or unreachable, with when the master last heard from it.
 	OnNodeChange func(node string, reachable bool, lastHeard time.Time)
-	Version      string
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// NATSURL, when set, is an operator's NATS cluster (comma-separated
+	// URLs, user:password@ allowed) used instead of the embedded server:
+	// the master then opens no port of its own, and the nodes' permissions
+	// are that cluster's own authorization (see ServerAuthSnippet).
+	// NATSCreds is a .creds file to connect with.
+	NATSURL, NATSCreds string
+	Version            string
+	Logger             *slog.Logger
+	Now                func() time.Time
 }
 
 // Hub runs the embedded server and tracks the nodes. Start it with Open,
@@ -84,6 +91,7 @@ type Hub struct {
 
 // observed is what the master saw of a node itself.
 type observed struct {
+	known         bool // heard since it (re)connected
 	lastHeartbeat time.Time
 	version       string
 	address       string
@@ -111,6 +119,11 @@ func (h *Hub) Open() error {
 	nodes, err := h.opt.Store.ListNodes()
 	if err != nil {
 		return err
+	}
+	if h.External() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.startLocked(nodes)
 	}
 	for _, n := range nodes {
 		if !n.Revoked {
@@ -143,6 +156,10 @@ func (h *Hub) Close() {
 		h.srv = nil
 	}
 }
+
+// External says whether the hub uses an operator's NATS cluster rather
+// than its embedded server.
+func (h *Hub) External() bool { return h.opt.NATSURL != "" }
 
 // Listening returns the address the server listens on ("" when it does
 // not).
@@ -205,10 +222,14 @@ func (h *Hub) serverOptions(nodes []storage.NodeRecord) (*server.Options, error)
 	return o, nil
 }
 
-// startLocked starts the server with nodes' keys and connects the master.
+// startLocked starts the server with nodes' keys and connects the master
+// (or, with an external cluster, only connects).
 func (h *Hub) startLocked(nodes []storage.NodeRecord) error {
-	if h.srv != nil || h.closed {
+	if h.srv != nil || h.nc != nil || h.closed {
 		return nil
+	}
+	if h.External() {
+		return h.connectExternalLocked()
 	}
 	if h.masterKP == nil {
 		kp, err := nkeys.CreateUser()
@@ -237,17 +258,7 @@ func (h *Hub) startLocked(nodes []storage.NodeRecord) error {
 		srv.Shutdown()
 		return fmt.Errorf("cluster server: connect: %w", err)
 	}
-	if _, err := nc.Subscribe(cluster.FromAll("hb"), h.heartbeat); err != nil {
-		nc.Close()
-		srv.Shutdown()
-		return err
-	}
-	if err := h.serveInstances(nc); err != nil {
-		nc.Close()
-		srv.Shutdown()
-		return err
-	}
-	if err := h.serveTemplates(nc); err != nil {
+	if err := h.serve(nc); err != nil {
 		nc.Close()
 		srv.Shutdown()
 		return err
@@ -256,6 +267,64 @@ func (h *Hub) startLocked(nodes []storage.NodeRecord) error {
 	h.log.Info("cluster server listening", "addr", srv.Addr().String())
 	h.watching.Add(1)
 	go h.watchConns(srv)
+	return nil
+}
+
+// serve subscribes the master's side of the protocol on nc.
+func (h *Hub) serve(nc *nats.Conn) error {
+	if _, err := nc.Subscribe(cluster.FromAll("hb"), h.heartbeat); err != nil {
+		return err
+	}
+	if err := h.serveInstances(nc); err != nil {
+		return err
+	}
+	return h.serveTemplates(nc)
+}
+
+// connectExternalLocked connects the master to the operator's cluster. It
+// retries in the background (the master starts while the cluster is
+// down) and reconnects forever, to whichever server of the list answers.
+func (h *Hub) connectExternalLocked() error {
+	safe := cluster.RedactURLs(h.opt.NATSURL)
+	opts := []nats.Option{nats.Name("universe-master"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3),
+		nats.Timeout(5 * time.Second),
+		nats.ConnectHandler(func(c *nats.Conn) { h.log.Info("connected to the NATS cluster", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { h.log.Info("reconnected to the NATS cluster", "url", c.ConnectedUrlRedacted()) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				h.log.Warn("disconnected from the NATS cluster", "err", err)
+			}
+		}),
+	}
+	if h.opt.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(h.opt.NATSCreds))
+	}
+	nc, err := nats.Connect(h.opt.NATSURL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to the NATS cluster %s: %w", safe, err)
+	}
+	if err := h.serve(nc); err != nil {
+		nc.Close()
+		return err
+	}
+	h.nc = nc
+	h.log.Info("using an external NATS cluster for the nodes", "urls", safe)
+	// No server to ask who is connected: reachability is the heartbeats'.
+	h.watching.Add(1)
+	go func() {
+		defer h.watching.Done()
+		t := time.NewTicker(ConnPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-t.C:
+				h.checkNodes()
+			}
+		}
+	}()
 	return nil
 }
 
@@ -311,6 +380,7 @@ func (h *Hub) checkNodes() {
 	}
 	for _, r := range recs {
 		_, connected := h.conns[r.PublicKey]
+		connected = connected || h.conns == nil // no server to ask (external cluster, or not polled yet)
 		o := h.seen[r.Name]
 		var heard time.Time
 		if o != nil {
@@ -338,6 +408,12 @@ func (h *Hub) heartbeat(m *nats.Msg) {
 	if json.Unmarshal(m.Data, &hb) != nil {
 		return
 	}
+	// Only registered nodes that are not revoked count. (The embedded
+	// server lets no one else publish there; an external cluster's
+	// authorization is the operator's.)
+	if rec, err := h.opt.Store.GetNode(node); err != nil || rec.Revoked {
+		return
+	}
 	h.mu.Lock()
 	o := h.seen[node]
 	if o == nil {
@@ -345,12 +421,15 @@ func (h *Hub) heartbeat(m *nats.Msg) {
 		h.seen[node] = o
 	}
 	// A new agent (another boot), or one heard again after a silence.
-	fresh := o.address == "" || hb.Boot != o.boot || hb.Seq <= o.seq || h.opt.Now().Sub(o.lastHeartbeat) > OnlineWithin
+	fresh := !o.known || hb.Boot != o.boot || hb.Seq <= o.seq || h.opt.Now().Sub(o.lastHeartbeat) > OnlineWithin
+	o.known = true
 	o.lastHeartbeat, o.version, o.seq, o.boot = h.opt.Now(), truncate(hb.Version, 64), hb.Seq, truncate(hb.Boot, 32)
-	srv := h.srv
+	srv, nc := h.srv, h.nc
 	h.mu.Unlock()
-	if fresh && srv != nil {
-		h.refreshAddress(srv, node)
+	if fresh && nc != nil {
+		if srv != nil {
+			h.refreshAddress(srv, node)
+		}
 		// The node (re)connected or its agent restarted: it stops what it
 		// runs that the master replaced meanwhile, and its instances'
 		// lines go on from where the master has them.
@@ -471,6 +550,9 @@ func (h *Hub) reload() error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.External() {
+		return h.startLocked(nodes) // the cluster's authorization is the operator's
+	}
 	if h.srv == nil {
 		return h.startLocked(nodes)
 	}
@@ -582,8 +664,12 @@ func (h *Hub) describe(r storage.NodeRecord) api.ClusterNode {
 	return n
 }
 
-// JoinURL is the URL agents are told to connect to.
+// JoinURL is the URL agents are told to connect to: with an external
+// cluster, its URLs without the master's own user:password.
 func (h *Hub) JoinURL(publicHost string) string {
+	if h.External() {
+		return stripUserInfo(h.opt.NATSURL)
+	}
 	adv := h.opt.Advertise
 	if adv == "" {
 		_, port, _ := net.SplitHostPort(h.opt.Addr)
@@ -596,4 +682,24 @@ func (h *Hub) JoinURL(publicHost string) string {
 		return "tls://" + adv
 	}
 	return "nats://" + adv
+}
+
+// stripUserInfo removes user:password@ from each URL of a list.
+func stripUserInfo(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		scheme, rest, ok := strings.Cut(p, "://")
+		if !ok {
+			scheme, rest = "", p
+		}
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			rest = rest[at+1:]
+		}
+		if scheme != "" {
+			rest = scheme + "://" + rest
+		}
+		parts[i] = rest
+	}
+	return strings.Join(parts, ",")
 }

@@ -80,6 +80,9 @@ var nodeGroup = group{name: "node", subs: map[string]*command{
 					return exitOK
 				}
 				fmt.Fprintf(r.stdout, "Created node %s. Its credential is shown only now; on the node's machine run:\n%s\n", n.Name, n.JoinCommand)
+				if n.NATSAuthorization != "" {
+					fmt.Fprintf(r.stdout, "Add this user to the authorization of your NATS servers (its permissions are the node's own subjects):\n%s\n", n.NATSAuthorization)
+				}
 				return exitOK
 			}
 		}},

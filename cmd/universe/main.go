@@ -176,6 +176,8 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	clusterAdv := fs.String("cluster-advertise", getenv("UNIVERSE_CLUSTER_ADVERTISE"), "host:port put in nodes' join commands; default the public URL's host and --cluster-addr's port (env UNIVERSE_CLUSTER_ADVERTISE)")
 	clusterCert := fs.String("cluster-tls-cert", getenv("UNIVERSE_CLUSTER_TLS_CERT"), "TLS certificate of the node port (env UNIVERSE_CLUSTER_TLS_CERT)")
 	clusterKey := fs.String("cluster-tls-key", getenv("UNIVERSE_CLUSTER_TLS_KEY"), "TLS key of the node port (env UNIVERSE_CLUSTER_TLS_KEY)")
+	natsURL := fs.String("nats-url", getenv("UNIVERSE_NATS_URL"), "an operator's NATS cluster for the nodes instead of the embedded server: comma-separated URLs, user:password@ allowed (env UNIVERSE_NATS_URL, preferred: flags show in process listings)")
+	natsCreds := fs.String("nats-creds", getenv("UNIVERSE_NATS_CREDS"), "a .creds file to connect to that cluster with (env UNIVERSE_NATS_CREDS)")
 	lineRate := fs.Int("log-line-rate", 10000, "stdout+stderr lines per second kept per instance; more are dropped and reported; -1 = no limit")
 	logLevel := logLevelFlag(fs, getenv)
 	if code, ok := parseFlags(fs, args); !ok {
@@ -196,6 +198,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.KeepInstances, cfg.CgroupParent, cfg.NoResume = *keep, *cgroups, *noResume
 	cfg.ClusterAddr, cfg.ClusterAdvertise, cfg.ClusterTLSCert, cfg.ClusterTLSKey = *clusterAddr, *clusterAdv, *clusterCert, *clusterKey
 	cfg.NoLocalInstances = *noLocal
+	cfg.NATSURL, cfg.NATSCreds = *natsURL, *natsCreds
 	for _, r := range strings.Split(*mountRoots, ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			cfg.DockerMountRoots = append(cfg.DockerMountRoots, filepath.Clean(r))
