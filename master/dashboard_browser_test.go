@@ -303,6 +303,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.named("table", "Files")
 	b.waitJS(`document.querySelector('textarea').value.includes('motd=hello')`)
 	b.shot("files-1280")
+	// Upload through the form (it works without the page's script too).
+	up := filepath.Join(t.TempDir(), "whitelist.json")
+	if err := os.WriteFile(up, []byte(`["steve"]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.SetUploadFiles(chromedp.CSS(`#upload input[type=file]`), []string{up}), chromedp.Click(chromedp.CSS(`#upload button`)))
+	b.waitJS(`document.querySelector('table[aria-label=Files]') && document.querySelector('table[aria-label=Files]').textContent.includes('whitelist.json')`)
+	if r := e.do("GET", "/api/instances/"+id+"/files/config/whitelist.json", e.admin, ""); r.StatusCode != 200 || readAll(r) != `["steve"]` {
+		t.Errorf("the uploaded file: %d", r.StatusCode)
+	}
 
 	// Bulk stop of two instances, with a result per instance.
 	second := e.create("echo")
@@ -383,9 +393,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.do(chromedp.SendKeys(chromedp.CSS("#key"), again), chromedp.Click(chromedp.CSS("form button.primary")))
+	// With the keyboard alone: type the key and press Enter; focus "Sign
+	// out" and press Enter.
+	b.do(chromedp.SendKeys(chromedp.CSS("#key"), again+kb.Enter))
 	b.do(chromedp.WaitVisible(chromedp.CSS("table#instances")))
-	b.do(chromedp.Click(chromedp.CSS(`.who button`)))
+	b.do(chromedp.Focus(chromedp.CSS(`.who button`)), chromedp.KeyEvent(kb.Enter))
 	b.do(chromedp.WaitVisible(chromedp.CSS("#key")))
 	b.do(chromedp.Navigate(origin + "/ui/instances"))
 	b.do(chromedp.WaitVisible(chromedp.CSS("#key"))) // signed out: back to the sign-in page
