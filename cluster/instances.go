@@ -22,6 +22,8 @@ import (
 //	                          every instance it runs that is not listed
 //	                          under the same epoch (stale: replaced while
 //	                          the node was unreachable)
+//	To(node, "inst.files")    request FilesRequest → FilesReply (files.go)
+//	To(node, "inst.stats")    request InstanceRequest → StatsReply
 //	From(node, "inst.log")    publish LogBatch
 //	From(node, "inst.exit")   request ExitReport → Reply (the node sends
 //	                          it again until the master answered)

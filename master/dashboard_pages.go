@@ -1,6 +1,7 @@
 package master
 
 import (
+	"errors"
 	"html/template"
 	"io"
 	"mime/multipart"
@@ -18,7 +19,6 @@ import (
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/instance"
-	"github.com/universe-orchestrator/universe/instance/files"
 	"github.com/universe-orchestrator/universe/master/webui"
 )
 
@@ -208,7 +208,7 @@ func (m *Master) instancePage(c *gin.Context) (*instance.Instance, *instanceData
 		return nil, nil
 	}
 	d := &instanceData{Instance: in.Info(), RowCap: uiRowCap, CPU: "—", Memory: "—"}
-	if s, ok := m.stats.Get(in.ID()); ok && s.Current != nil {
+	if s, err := m.statsOf(d.Instance); err == nil && s.Current != nil {
 		d.CPU = strconv.FormatFloat(s.Current.CPU, 'f', 2, 64) + " cores"
 		d.Memory = strconv.FormatFloat(float64(s.Current.MemoryBytes)/(1<<20), 'f', 1, 64) + " MiB"
 		cpu := make([]float64, len(s.Samples))
@@ -322,12 +322,11 @@ func (m *Master) uiFiles(c *gin.Context) {
 	}
 	d.FilesTab = true
 	back := "/ui/instances/" + url.PathEscape(in.ID())
-	p, err := m.instances.WorkDir(in.ID())
+	dir, err := m.filesOf(in.ID())
 	if err != nil {
 		m.uiFail(c, "instances", back, err)
 		return
 	}
-	dir := files.Dir{Path: p}
 	fd := &filesData{Dir: strings.Trim(c.Query("path"), "/")}
 	list, _, err := dir.List(fd.Dir, false)
 	if universe.ErrorCode(err) == universe.ENOTFOUND && fd.Dir == "" {
@@ -348,37 +347,27 @@ func (m *Master) uiFiles(c *gin.Context) {
 		fd.Entries = append(fd.Entries, fileEntry{TemplateFile: f, Name: path.Base(f.Path)})
 	}
 	if v := c.Query("view"); v != "" {
-		fd.View = viewFile(v, func(p string) (io.ReadCloser, int64, error) {
-			f, fi, err := dir.Open(p)
-			if err != nil {
-				return nil, 0, err
-			}
-			return f, fi.Size(), nil
-		})
+		fd.View = viewFile(v, func(p string) ([]byte, int64, error) { return readSmall(dir, p, uiEditBytes) })
 	}
 	d.Files = fd
 	m.render(c, http.StatusOK, "instance", uiPage{Title: in.ID() + " files", Nav: "instances", Data: d})
 }
 
-// viewFile reads a file for the editor: small UTF-8 text only.
-func viewFile(p string, open func(string) (io.ReadCloser, int64, error)) *fileView {
+// viewFile reads a file for the editor: small UTF-8 text only. read
+// gives at most uiEditBytes (errTooBig past that) and the file's size.
+func viewFile(p string, read func(string) ([]byte, int64, error)) *fileView {
 	v := &fileView{Path: p}
-	f, size, err := open(p)
-	if err != nil {
-		v.Why = universe.ErrorMessage(err)
-		return v
-	}
-	defer f.Close()
-	if size > uiEditBytes {
+	b, size, err := read(p)
+	switch {
+	case errors.Is(err, errTooBig):
 		v.Why = "This file is too large to edit here (" + strconv.FormatInt(size, 10) + " bytes); download it instead."
-		return v
-	}
-	b, err := io.ReadAll(io.LimitReader(f, uiEditBytes+1))
-	if err != nil || !utf8.Valid(b) {
+	case err != nil:
+		v.Why = universe.ErrorMessage(err)
+	case !utf8.Valid(b):
 		v.Why = "This file is not text; download it instead."
-		return v
+	default:
+		v.Content, v.Editable = string(b), true
 	}
-	v.Content, v.Editable = string(b), true
 	return v
 }
 
@@ -392,10 +381,10 @@ func (m *Master) uiFilesBack(c *gin.Context, dir string) {
 
 func (m *Master) uiFilesUpload(c *gin.Context) {
 	dir := strings.Trim(c.Query("dir"), "/")
-	p, err := m.instances.WorkDir(c.Param("id"))
+	f, err := m.filesOf(c.Param("id"))
 	if err == nil {
 		err = eachUpload(c, func(name string, r io.Reader) error {
-			_, err := files.Dir{Path: p}.Write(path.Join(dir, name), r)
+			_, err := f.Write(path.Join(dir, name), r)
 			return err
 		})
 	}
@@ -443,9 +432,9 @@ func uploadName(p *multipart.Part) string {
 
 func (m *Master) uiFilesSave(c *gin.Context) {
 	fp := c.Query("path")
-	p, err := m.instances.WorkDir(c.Param("id"))
+	f, err := m.filesOf(c.Param("id"))
 	if err == nil {
-		_, err = files.Dir{Path: p}.Write(fp, strings.NewReader(c.PostForm("content")))
+		_, err = f.Write(fp, strings.NewReader(c.PostForm("content")))
 	}
 	m.dashAudit(c, "save file id="+c.Param("id")+" path="+fp, err)
 	if err != nil {
@@ -457,9 +446,9 @@ func (m *Master) uiFilesSave(c *gin.Context) {
 
 func (m *Master) uiFilesDelete(c *gin.Context) {
 	fp := c.Query("path")
-	p, err := m.instances.WorkDir(c.Param("id"))
+	f, err := m.filesOf(c.Param("id"))
 	if err == nil {
-		err = files.Dir{Path: p}.Remove(fp)
+		err = f.Remove(fp)
 	}
 	m.dashAudit(c, "delete file id="+c.Param("id")+" path="+fp, err)
 	if err != nil {
@@ -691,12 +680,17 @@ func (m *Master) uiTemplates(c *gin.Context) {
 			return
 		}
 		if v := c.Query("view"); v != "" {
-			d.View = viewFile(v, func(p string) (io.ReadCloser, int64, error) {
+			d.View = viewFile(v, func(p string) ([]byte, int64, error) {
 				f, fi, err := m.templates.OpenFile(g, n, p)
 				if err != nil {
 					return nil, 0, err
 				}
-				return f, fi.Size(), nil
+				defer f.Close()
+				if fi.Size() > uiEditBytes {
+					return nil, fi.Size(), errTooBig
+				}
+				b, err := io.ReadAll(io.LimitReader(f, uiEditBytes))
+				return b, fi.Size(), err
 			})
 		}
 	}

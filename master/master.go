@@ -210,7 +210,7 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	m.stats = stats.New(m.cfg.StatsInterval, m.statTargets)
-	m.metrics.reg.MustRegister(m.stats)
+	m.metrics.reg.MustRegister(newStatsCollector(m.stats))
 	return m, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/cluster/hub"
 	"github.com/universe-orchestrator/universe/instance"
+	"github.com/universe-orchestrator/universe/instance/stats"
 	"github.com/universe-orchestrator/universe/master/auth"
 )
 
@@ -252,4 +253,29 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.batches, prometheus.CounterValue, float64(st.Batches), node)
 		ch <- prometheus.MustNewConstMetric(c.resends, prometheus.CounterValue, float64(st.Resends), node)
 	}
+}
+
+// statsCollector exports the stats sampler's instances: one series each,
+// gone with the instance.
+type statsCollector struct {
+	s                *stats.Sampler
+	cpuDesc, memDesc *prometheus.Desc
+}
+
+func newStatsCollector(s *stats.Sampler) *statsCollector {
+	return &statsCollector{s: s,
+		cpuDesc: prometheus.NewDesc("universe_instance_cpu_seconds_total", "CPU time used by the instance's process tree.", []string{"instance", "configuration"}, nil),
+		memDesc: prometheus.NewDesc("universe_instance_memory_bytes", "Resident memory of the instance's process tree.", []string{"instance", "configuration"}, nil)}
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.cpuDesc
+	ch <- c.memDesc
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.s.Each(func(id, config string, cpu float64, mem int64) {
+		ch <- prometheus.MustNewConstMetric(c.cpuDesc, prometheus.CounterValue, cpu, id, config)
+		ch <- prometheus.MustNewConstMetric(c.memDesc, prometheus.GaugeValue, float64(mem), id, config)
+	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/instance/logs"
 	"github.com/universe-orchestrator/universe/instance/runtime"
+	"github.com/universe-orchestrator/universe/instance/stats"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"github.com/universe-orchestrator/universe/instance/template"
 )
@@ -37,8 +38,9 @@ type runner struct {
 	full       []string // for the others (docker)
 
 	mu   sync.Mutex
-	runs map[string]*run
-	ctx  context.Context
+	runs  map[string]*run
+	ctx   context.Context
+	stats *stats.Sampler // CPU and memory of this node's instances
 }
 
 // run is one instance of this node.
@@ -66,9 +68,12 @@ func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.L
 		full = []string{Self()}
 	}
 	r := &runner{nc: nc, node: node, dir: dir, log: log, supervisor: sup, full: full, runs: map[string]*run{}, ctx: ctx}
+	r.stats = stats.New(5*time.Second, r.statTargets)
+	go r.stats.Run(ctx)
 	for what, h := range map[string]nats.MsgHandler{
 		"inst.start": r.handleStart, "inst.attach": r.handleAttach, "inst.stdin": r.handleStdin,
 		"inst.signal": r.handleSignal, "inst.system": r.handleSystem, "inst.expect": r.handleExpect,
+		"inst.files": r.handleFiles, "inst.stats": r.handleStats,
 	} {
 		if _, err := nc.Subscribe(cluster.To(node, what), h); err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -64,11 +65,45 @@ func TestRemoteInstance(t *testing.T) {
 		return n > 0 && f.seen[n-1].Line == "got hello" || hasLine(f, "got hello")
 	})
 
+	// Its files and stats, through the node: the same API as for an
+	// instance on the master's machine.
+	big := strings.Repeat("0123456789abcdef", 40000) // 640 KB: several chunks
+	fbase := base + "/api/instances/" + info.ID + "/files"
+	if resp, b := request(t, "PUT", fbase+"/world/big.dat", admin, big); resp.StatusCode != 204 {
+		t.Fatalf("PUT a file on the node: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := request(t, "GET", fbase+"/world/big.dat", admin, ""); resp.StatusCode != 200 || string(b) != big {
+		t.Fatalf("GET the file back: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	if resp, b := request(t, "GET", fbase+"/server.properties", admin, ""); resp.StatusCode != 200 || !strings.Contains(string(b), "server-port=21900") {
+		t.Fatalf("GET the installed template file: %d %s", resp.StatusCode, b)
+	}
+	listing := jsonReq[[]api.TemplateFile](t, "GET", fbase, admin, "", 200)
+	if !strings.Contains(fmt.Sprint(listing), "world/big.dat") {
+		t.Fatalf("listing: %+v", listing)
+	}
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{{"GET", fbase + "/../../etc/passwd", 400}, {"GET", fbase + "/nope", 404}, {"DELETE", fbase + "/world", 204}, {"GET", fbase + "/world/big.dat", 404}} {
+		if resp, b := request(t, c.method, c.path, admin, ""); resp.StatusCode != c.want {
+			t.Fatalf("%s %s: %d, want %d (%s)", c.method, c.path, resp.StatusCode, c.want, b)
+		}
+	}
+	waitFor(t, "stats of the remote instance", 30*time.Second, func() bool {
+		st := jsonReq[api.InstanceStats](t, "GET", base+"/api/instances/"+info.ID+"/stats", admin, "", 200)
+		return st.Current != nil && st.Current.MemoryBytes > 0
+	})
+
 	// The agent dies; its instance runs on; a new agent adopts it.
 	_ = a1.Process.Signal(syscall.SIGKILL)
 	time.Sleep(300 * time.Millisecond)
 	startAgent(t, agentDir, env, "--master", url, "--data", agentDir)
-	f.collect(func() bool { return f.lastSeq > 120 })
+	resumed := f.lastSeq
+	f.collect(func() bool { return f.lastSeq > resumed+100 })
+	waitFor(t, "edge-1 back online", 30*time.Second, func() bool {
+		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-1", admin, "", 200).State == api.NodeOnline
+	})
 	got := jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200)
 	if got.State != "ONLINE" || got.ProcessPid == nil || int(*got.ProcessPid) != pid {
 		t.Fatalf("after the agent restart: %+v", got)

@@ -1,8 +1,7 @@
 // Package stats samples the CPU and memory of instances' process trees
 // from /proc: CPU as cores used between two samples, memory as the RSS of
-// the whole tree. It keeps the last ten minutes per instance and exports
-// them to Prometheus with one series per live instance (a series goes
-// when its instance goes).
+// the whole tree. It keeps the last ten minutes per instance; Each gives a
+// metrics collector one series per live instance (gone with the instance).
 package stats
 
 import (
@@ -13,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/universe-orchestrator/universe/api"
 )
 
@@ -37,7 +35,7 @@ type series struct {
 }
 
 // Sampler samples targets every interval. Build it with New, run it with
-// Run; it is also a prometheus.Collector.
+// Run.
 type Sampler struct {
 	interval time.Duration
 	targets  func() []Target
@@ -46,17 +44,13 @@ type Sampler struct {
 
 	mu     sync.Mutex
 	series map[string]*series
-
-	cpuDesc, memDesc *prometheus.Desc
 }
 
 // New makes a sampler of the instances targets returns.
 func New(interval time.Duration, targets func() []Target) *Sampler {
 	return &Sampler{
 		interval: interval, targets: targets, proc: "/proc", tick: 100, // USER_HZ is 100 on every Linux ABI Go supports
-		series:  map[string]*series{},
-		cpuDesc: prometheus.NewDesc("universe_instance_cpu_seconds_total", "CPU time used by the instance's process tree.", []string{"instance", "configuration"}, nil),
-		memDesc: prometheus.NewDesc("universe_instance_memory_bytes", "Resident memory of the instance's process tree.", []string{"instance", "configuration"}, nil),
+		series: map[string]*series{},
 	}
 }
 
@@ -206,22 +200,16 @@ func (s *Sampler) Get(id string) (api.InstanceStats, bool) {
 	return out, true
 }
 
-// Describe implements prometheus.Collector.
-func (s *Sampler) Describe(ch chan<- *prometheus.Desc) {
-	ch <- s.cpuDesc
-	ch <- s.memDesc
-}
-
-// Collect implements prometheus.Collector: one series per live instance.
-func (s *Sampler) Collect(ch chan<- prometheus.Metric) {
+// Each calls f for every sampled instance (for a metrics collector): its
+// configuration, CPU seconds in all and last memory sample.
+func (s *Sampler) Each(f func(id, configuration string, cpuSeconds float64, memoryBytes int64)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, se := range s.series {
-		ch <- prometheus.MustNewConstMetric(s.cpuDesc, prometheus.CounterValue, se.cpuTotal, id, se.config)
-		var mem float64
+		var mem int64
 		if n := len(se.samples); n > 0 {
-			mem = float64(se.samples[n-1].MemoryBytes)
+			mem = se.samples[n-1].MemoryBytes
 		}
-		ch <- prometheus.MustNewConstMetric(s.memDesc, prometheus.GaugeValue, mem, id, se.config)
+		f(id, se.config, se.cpuTotal, mem)
 	}
 }

@@ -1,0 +1,55 @@
+package cluster
+
+import "github.com/universe-orchestrator/universe/api"
+
+// Files and stats of an instance on a node, for the master's files and
+// stats API (the node enforces the same path rules as the master):
+//
+//	To(node, "inst.files")  request FilesRequest → FilesReply
+//	To(node, "inst.stats")  request InstanceRequest → StatsReply
+//
+// Contents travel in chunks of at most FileChunk bytes, so no message
+// nears the server's payload limit: a read asks for one chunk at a
+// time; a write sends them in order under an upload id, the last with
+// Final, and the node puts the file in place only then.
+
+// FileChunk bounds the bytes of one files message.
+const FileChunk = 256 << 10
+
+// File operations.
+const (
+	FilesList   = "list"
+	FilesRead   = "read"
+	FilesWrite  = "write"
+	FilesRemove = "remove"
+)
+
+// FilesRequest is one operation on an instance's files.
+type FilesRequest struct {
+	Instance  string `json:"instance"`
+	Op        string `json:"op"`
+	Path      string `json:"path,omitempty"`
+	Recursive bool   `json:"recursive,omitempty"`
+	Offset    int64  `json:"offset,omitempty"`
+	Upload    string `json:"upload,omitempty"` // write: the upload's id
+	Data      []byte `json:"data,omitempty"`   // write: this chunk
+	Final     bool   `json:"final,omitempty"`  // write: the last chunk
+}
+
+// FilesReply answers a FilesRequest (Error and Code as in Reply).
+type FilesReply struct {
+	Error     string             `json:"error,omitempty"`
+	Code      string             `json:"code,omitempty"`
+	Entries   []api.TemplateFile `json:"entries,omitempty"`
+	Truncated bool               `json:"truncated,omitempty"`
+	Data      []byte             `json:"data,omitempty"` // read: the chunk at Offset
+	Size      int64              `json:"size,omitempty"` // read: the file's size
+	EOF       bool               `json:"eof,omitempty"`
+}
+
+// StatsReply answers inst.stats.
+type StatsReply struct {
+	Error string            `json:"error,omitempty"`
+	Code  string            `json:"code,omitempty"`
+	Stats api.InstanceStats `json:"stats"`
+}
