@@ -37,7 +37,7 @@ type runner struct {
 	supervisor []string // for the built-in runtimes
 	full       []string // for the others (docker)
 
-	mu   sync.Mutex
+	mu    sync.Mutex
 	runs  map[string]*run
 	ctx   context.Context
 	stats *stats.Sampler // CPU and memory of this node's instances
