@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -86,5 +87,37 @@ func TestTLSBadCertFailsAtStart(t *testing.T) {
 	cfg.TLSKey = ""
 	if _, err := master.New(cfg); err == nil {
 		t.Fatal("New accepted --tls-cert without --tls-key")
+	}
+}
+
+// TestTLSSessionCookie: under TLS the dashboard's cookie is Secure and
+// __Host- prefixed, and it authenticates the API.
+func TestTLSSessionCookie(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	e := newEnv(t, func(c *master.Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	base := "https://" + e.m.Addr()
+	resp, err := client.PostForm(base+"/ui/login", url.Values{"key": {e.admin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var ck *http.Cookie
+	for _, c := range resp.Cookies() {
+		ck = c
+	}
+	if resp.StatusCode != http.StatusSeeOther || ck == nil || ck.Name != "__Host-universe_session" || !ck.Secure || !ck.HttpOnly || ck.Path != "/" || ck.Domain != "" {
+		t.Fatalf("sign in over TLS: %d %+v", resp.StatusCode, ck)
+	}
+	req, _ := http.NewRequest("GET", base+"/api/instances", nil)
+	req.AddCookie(ck)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the API with the cookie over TLS: %d", resp.StatusCode)
 	}
 }

@@ -406,6 +406,7 @@ func memory(args []string) {
 	fmt.Printf("%d idle instances (first: %s): per instance heap %.1f KiB + goroutine stacks %.1f KiB = %.1f KiB; RSS %.1f KiB\n",
 		*n, first.ID, float64(h1-h0)/1024/k, float64(s1-s0)/1024/k, float64(h1-h0+s1-s0)/1024/k, float64(r1-r0)/1024/k)
 	fmt.Printf("%d idle instances: the master has %d OS threads (goal: <= 64 at 1000)\n", *n, threads())
+	dashboardPages(b, first.ID)
 	if f := os.Getenv("STOPTRACE"); f != "" {
 		out, _ := os.Create(f)
 		_ = trace.Start(out)
@@ -422,6 +423,42 @@ func memory(args []string) {
 	d := time.Since(s)
 	fmt.Printf("graceful stop of the master with %d instances: %v (goal: <= 500 ms at 990); CPU time meanwhile: the machine %v, the master %v\n",
 		*n, d.Round(time.Millisecond), (machineCPU() - cpu0).Round(time.Millisecond), (selfCPU() - self0).Round(time.Millisecond))
+}
+
+// dashboardPages times the dashboard's pages (signed in with a session
+// cookie, over loopback: the whole request) with the master's instances,
+// beside GET /api/instances, the same list as JSON, in the same run.
+func dashboardPages(b *bench, first string) {
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm(b.URL+"/ui/login", map[string][]string{"key": {b.Token}})
+	if err != nil || len(resp.Cookies()) == 0 {
+		log.Fatalf("sign in: %v", err)
+	}
+	resp.Body.Close()
+	ck := resp.Cookies()[0]
+	get := func(path string) time.Duration {
+		req, _ := http.NewRequest("GET", b.URL+path, nil)
+		req.AddCookie(ck)
+		s := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			log.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		return time.Since(s)
+	}
+	for _, p := range []string{"/api/instances", "/ui/instances", "/ui/instances/" + first, "/ui/configurations", "/ui/templates", "/ui/keys", "/ui/audit", "/ui/nodes"} {
+		var d []time.Duration
+		for range 31 {
+			d = append(d, get(p))
+		}
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		fmt.Printf("  GET %-28s median %v, p90 %v (31 requests)\n", p, d[15].Round(time.Microsecond), d[27].Round(time.Microsecond))
+	}
 }
 
 func main() {
