@@ -35,8 +35,12 @@ type Config struct {
 	BodyTimeout     time.Duration  // a request body must arrive within this (default 30s)
 	UploadMinRate   int64          // on upload routes each this many bytes add 1s to BodyTimeout (default 64 KiB)
 	AccessLog       bool           // log one line per request (default true)
-	Version         string
-	Logger          *slog.Logger // nil: discard
+	// AccessLogOut, when set, receives the access log's lines directly
+	// (in Logger's text format, formatted by hand: cheaper than slog's
+	// handler); it must be where Logger writes. Nil: through Logger.
+	AccessLogOut io.Writer
+	Version      string
+	Logger       *slog.Logger // nil: discard
 
 	NodeID         string // stable id of this node (default "node-1")
 	TemplatesDir   string // template trees <group>/<name>/ (default <DataDir>/templates)

@@ -40,6 +40,7 @@ type Master struct {
 	db          *storage.DB
 	keys        *auth.Keyring
 	sessions    *auth.Sessions // the dashboard's sign-ins
+	accessLog   *accessLog     // nil: the access log goes through log
 	pages       *webui.Pages   // the dashboard's templates
 	stats       *stats.Sampler // CPU and memory of local instances
 	crossOrigin *http.CrossOriginProtection
@@ -109,6 +110,9 @@ func New(cfg Config) (*Master, error) {
 		stopped:     make(chan struct{}),
 	}
 	m.limitHeader = headerNum(int64(cfg.PublicRate.Limit))
+	if cfg.AccessLogOut != nil {
+		m.accessLog = newAccessLog(cfg.AccessLogOut)
+	}
 	m.sessions, err = auth.OpenSessions(keys, db, cfg.Now)
 	if err != nil {
 		_ = db.Close()

@@ -3,6 +3,7 @@ package master
 import (
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -33,6 +34,35 @@ type metrics struct {
 	heartbeats   prometheus.Counter
 	adoptions    *prometheus.CounterVec
 	statusLabel  [600]string
+	perRoute     sync.Map // routeKey → *routeSeries: the vectors' children, looked up once
+}
+
+// routeKey names one request series; its values are bounded (route
+// templates, known methods, statuses).
+type routeKey struct {
+	route, method string
+	status        int
+}
+
+type routeSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts one request: the series' children are found once per
+// (route, method, status) instead of hashing the labels per request.
+func (m *metrics) observe(route, method string, status int, seconds float64) {
+	k := routeKey{route, method, status}
+	v, ok := m.perRoute.Load(k)
+	if !ok {
+		v, _ = m.perRoute.LoadOrStore(k, &routeSeries{
+			requests: m.requests.WithLabelValues(route, method, m.status(status)),
+			duration: m.duration.WithLabelValues(route, method),
+		})
+	}
+	rs := v.(*routeSeries)
+	rs.requests.Inc()
+	rs.duration.Observe(seconds)
 }
 
 func newMetrics(keys *auth.Keyring) *metrics {

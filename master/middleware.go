@@ -27,9 +27,12 @@ func (m *Master) requestID(c *gin.Context) {
 	c.Set(ctxRequestID, id)
 	h := c.Writer.Header()
 	h["X-Request-Id"] = []string{id}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["X-Content-Type-Options"] = nosniff
 	c.Next()
 }
+
+// nosniff is the header's one value, shared (len == cap: an Add copies).
+var nosniff = []string{"nosniff"}[:1:1]
 
 // hexUint64 writes v as 16 lower-case hex digits into b.
 func hexUint64(b []byte, v uint64) {
@@ -65,8 +68,7 @@ func (m *Master) observe(c *gin.Context) {
 	method := methodLabel(c.Request.Method)
 	status := c.Writer.Status()
 	d := time.Since(start)
-	m.metrics.requests.WithLabelValues(route, method, m.metrics.status(status)).Inc()
-	m.metrics.duration.WithLabelValues(route, method).Observe(d.Seconds())
+	m.metrics.observe(route, method, status, d.Seconds())
 	if m.cfg.AccessLog && m.log.Enabled(c.Request.Context(), slog.LevelInfo) {
 		keyID := "-"
 		if k, ok := c.Get(ctxKey); ok {
@@ -75,6 +77,10 @@ func (m *Master) observe(c *gin.Context) {
 		path := c.Request.URL.Path
 		if strings.Contains(path, auth.TokenPrefix) {
 			path = maskTokens(path)
+		}
+		if m.accessLog != nil {
+			m.accessLog.write(time.Now(), c.Request.Method, path, status, d, keyID, m.clientAddr(c).String(), c.GetString(ctxRequestID))
+			return
 		}
 		// LogAttrs: no interface conversions of the attributes.
 		m.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", slog.String("method", c.Request.Method),

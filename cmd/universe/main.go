@@ -192,6 +192,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.ShutdownTimeout, cfg.AccessLog, cfg.Version = *shutdown, *accessLog, versionString()
 	logOut := console.NewLogSink(stderr)
 	cfg.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	cfg.AccessLogOut = logOut // the same sink, the same format, formatted by hand
 	cfg.ConsoleLog = logOut
 	cfg.NodeID, cfg.TemplatesDir, cfg.ConfigDir, cfg.PublicURL = *nodeID, *templates, *configDir, *publicURL
 	cfg.InstanceLog.LineRate = *lineRate

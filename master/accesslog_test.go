@@ -1,0 +1,43 @@
+package master
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAccessLogFormat: the hand-written line is what slog's text handler
+// writes for the same record (the time aside).
+func TestAccessLogFormat(t *testing.T) {
+	for _, c := range []struct{ method, path, key, client, id string }{
+		{"GET", "/api/node", "kabc123", "127.0.0.1", "0123456789abcdef"},
+		{"POST", "/api/templates/a b/c", "-", "::1", "x"},
+		{"GET", `/api/x="y"`, "-", "", "id"},
+		{"GET", "/api/\u00e9t\u00e9\x7f", "-", "10.0.0.1", "r"},
+		{"GET", "/api/a\u00a0b\x01\xff", "-", "10.0.0.1", "r"},
+		{"GET", `/api/back\slash`, "", "10.0.0.1", ""},
+	} {
+		var fast, std bytes.Buffer
+		now := time.Date(2026, 11, 26, 17, 0, 0, 123e6, time.UTC)
+		d := 40511 * time.Nanosecond
+		newAccessLog(&fast).write(now, c.method, c.path, 200, d, c.key, c.client, c.id)
+		h := slog.NewTextHandler(&std, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Time(slog.TimeKey, now)
+			}
+			return a
+		}})
+		slog.New(h).LogAttrs(context.Background(), slog.LevelInfo, "request", slog.String("method", c.method),
+			slog.String("path", c.path), slog.Int("status", 200), slog.Duration("duration", d), slog.String("key", c.key),
+			slog.String("client", c.client), slog.String("requestId", c.id))
+		if fast.String() != std.String() {
+			t.Errorf("\nfast %q\nslog %q", fast.String(), std.String())
+		}
+		if strings.Count(fast.String(), "\n") != 1 {
+			t.Error("not one line")
+		}
+	}
+}
