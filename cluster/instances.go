@@ -45,6 +45,10 @@ type Install struct {
 	Override     bool              `json:"override,omitempty"`
 	Files        []string          `json:"files,omitempty"`
 	Placeholders map[string]string `json:"placeholders,omitempty"`
+	// RAMMB and CPU are the instance's limits, which the node enforces
+	// with cgroup v2 where it can (its answer says whether it does).
+	RAMMB int `json:"ramMB,omitempty"`
+	CPU   int `json:"cpu,omitempty"`
 }
 
 // InstanceRequest acts on an instance of a node.
@@ -63,6 +67,9 @@ type Reply struct {
 	Code    string `json:"code,omitempty"`
 	Pid     int    `json:"pid,omitempty"`
 	Running bool   `json:"running,omitempty"`
+	// Limits answers inst.start: whether the node enforces the
+	// instance's limits, and why not.
+	Limits *api.Limits `json:"limits,omitempty"`
 }
 
 // LogBatch carries an instance's log lines, in order, from a node.

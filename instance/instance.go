@@ -235,9 +235,9 @@ func (in *Instance) start(by string) {
 		limits = &api.Limits{Enforced: true, Reason: dockerLimits}
 		container = m.containerSpec(info, cfg, rep)
 	case remote:
-		limits = &api.Limits{Enforced: false, Reason: "not enforced on agent nodes yet"}
+		limits = &api.Limits{Enforced: false, Reason: "the node did not say"} // replaced by the node's answer
 	default:
-		limits, cgroup = m.limits.prepare(in.id, cfg.RAMMB, cfg.CPU)
+		limits, cgroup = m.limits.Prepare(in.id, cfg.RAMMB, cfg.CPU)
 	}
 	handoff := in.log.Handoff
 	if remote {
@@ -265,7 +265,7 @@ func (in *Instance) start(by string) {
 	in.mu.Unlock()
 	if remote {
 		install := Install{Override: cfg.TemplateInstallationConfig.OnTemplatePasteOverridePresentFiles, Files: cfg.FileModifications,
-			Placeholders: m.vars(info, cfg).Values()}
+			Placeholders: m.vars(info, cfg).Values(), RAMMB: cfg.RAMMB, CPU: cfg.CPU}
 		if !cfg.Static && m.opt.Templates != nil {
 			if install.Plan, err = m.opt.Templates.Plan(cfg.TemplateInstallationConfig, mrand.IntN); err != nil {
 				_ = in.log.Takeback(0)
@@ -274,12 +274,15 @@ func (in *Instance) start(by string) {
 			}
 		}
 		p, err = m.opt.Remote.Start(info.WrapperNodeID, epoch, spec, install, in.log)
+		if l, ok := p.(interface{ Limits() *api.Limits }); ok && err == nil && l.Limits() != nil {
+			limits = l.Limits()
+		}
 	} else {
 		p, err = supervisor.Start(m.supervisorFor(cfg.Runtime), m.stateDir(in.id), spec, supervisor.Options{Sink: in.log, Dropped: m.dropped})
 	}
 	if err != nil {
 		_ = in.log.Takeback(0)
-		m.limits.release(in.id)
+		m.limits.Release(in.id)
 		in.setOffline("cannot start: " + universe.ErrorMessage(err))
 		return
 	}
@@ -336,7 +339,7 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 		in.log.System(line)
 	}
 	p.Collected()
-	in.m.limits.release(in.id)
+	in.m.limits.Release(in.id)
 	in.mu.Lock()
 	defer close(exited)
 	defer in.mu.Unlock()

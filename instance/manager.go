@@ -18,6 +18,7 @@ import (
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/cgroup"
 	"github.com/universe-orchestrator/universe/instance/logs"
 	"github.com/universe-orchestrator/universe/instance/runtime"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
@@ -130,7 +131,7 @@ type Manager struct {
 	runtimes map[string]runtime.Runtime
 	ports    *Ports
 	baseEnv  []string
-	limits   *limits
+	limits   *cgroup.Limits
 
 	supervisorCmd []string
 	// fullSupervisorCmd runs supervisors of runtimes the small supervisor
@@ -212,7 +213,7 @@ func New(opt Options) *Manager {
 		ports:         NewPorts(opt.PortFree),
 		instances:     map[string]*Instance{},
 		reconcile:     make(chan struct{}, 1),
-		limits:        newLimits(opt.Cgroups, opt.DataDir, opt.Logger),
+		limits:        cgroup.New(opt.Cgroups, opt.Logger),
 		createBackoff: map[string]*createRetry{},
 		nodeLosses:    map[string]int{},
 	}
@@ -258,6 +259,9 @@ type Install struct {
 	Override     bool
 	Files        []string
 	Placeholders map[string]string
+	// RAMMB and CPU are the limits the node enforces (as the master does
+	// for its own instances), where it can.
+	RAMMB, CPU int
 }
 
 // remote says whether info's instance runs on an agent node.
@@ -448,7 +452,7 @@ func (m *Manager) RuntimeInfos() []api.RuntimeInfo {
 const runtimeInfoTTL = 2 * time.Second
 
 func (m *Manager) runtimeInfos() []api.RuntimeInfo {
-	lim := m.limits.status()
+	lim := m.limits.Status()
 	out := make([]api.RuntimeInfo, 0, len(m.runtimes))
 	for name, r := range m.runtimes {
 		ri := api.RuntimeInfo{Name: name, Available: true, LimitsEnforced: lim.Enforced, LimitsReason: lim.Reason}
@@ -571,7 +575,7 @@ func (m *Manager) dropped(n int) { m.opt.Hooks.LogDropped("throttled", n) }
 
 // Limits says whether resource limits are enforced on this node, and why
 // not when they are not.
-func (m *Manager) Limits() api.Limits { return m.limits.status() }
+func (m *Manager) Limits() api.Limits { return m.limits.Status() }
 
 func (m *Manager) isClosing() bool { return m.closing.Load() }
 
@@ -716,7 +720,7 @@ func (m *Manager) adopt(in *Instance) error {
 	if err := in.log.Takeback(0); err != nil {
 		m.log.Warn("take back the log file", "instance", in.id, "err", err)
 	}
-	m.limits.release(in.id)
+	m.limits.Release(in.id)
 	reason := "supervisor lost while the master was down"
 	if State(info.State) == StateCreating {
 		reason = "the master stopped while it was being created"

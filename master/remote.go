@@ -115,7 +115,7 @@ func (r remote) Place(cfg api.Configuration, usage func(node string) instance.No
 
 func (r remote) Start(node string, epoch int64, spec supervisor.Spec, install instance.Install, sink supervisor.Sink) (instance.Process, error) {
 	p, err := r.m.hub.Start(node, epoch, spec, &cluster.Install{Plan: install.Plan, Override: install.Override,
-		Files: install.Files, Placeholders: install.Placeholders}, sink)
+		Files: install.Files, Placeholders: install.Placeholders, RAMMB: install.RAMMB, CPU: install.CPU}, sink)
 	if err != nil {
 		return nil, err
 	}

@@ -45,9 +45,13 @@ type Options struct {
 	// those; otherwise with the credential's nkey (the embedded server, or
 	// a cluster whose configuration has the node's nkey user).
 	NATSCreds string
-	DataDir   string
-	Version   string
-	Logger    *slog.Logger
+	// CgroupParent is where instances' cgroups go (cgroup v2): "auto"
+	// (below the agent's own cgroup), "off", or a directory, as the
+	// master's --cgroup-parent.
+	CgroupParent string
+	DataDir      string
+	Version      string
+	Logger       *slog.Logger
 	// Heartbeat is the period of heartbeats (default 1 s).
 	Heartbeat time.Duration
 	// MaxBackoff caps the wait between reconnection attempts (default 5 s).
@@ -196,7 +200,7 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	runCtx, stopRuns := context.WithCancel(context.Background())
 	defer stopRuns()
-	r, err := newRunner(runCtx, nc, node, opt.DataDir, log, opt.Supervisor, opt.FullSupervisor)
+	r, err := newRunner(runCtx, nc, node, opt.DataDir, log, opt.Supervisor, opt.FullSupervisor, opt.CgroupParent)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 	fs.SetOutput(stderr)
 	masterURL := fs.String("master", getenv("UNIVERSE_NATS_URL"), "the master's node address, nats://HOST:PORT (or tls://); or the NATS cluster's URLs, comma-separated (env UNIVERSE_NATS_URL, preferred: flags show in process listings)")
 	fs.StringVar(masterURL, "nats-url", *masterURL, "the same as --master")
+	cgroups := fs.String("cgroup-parent", envOrDefault(getenv("UNIVERSE_CGROUP_PARENT"), "auto"), "cgroup v2 directory for instance cgroups (ramMB, cpu limits): auto, off, or a path (env UNIVERSE_CGROUP_PARENT)")
 	natsCreds := fs.String("nats-creds", getenv("UNIVERSE_NATS_CREDS"), "a NATS .creds file for an operator's cluster (env UNIVERSE_NATS_CREDS)")
 	def := getenv("UNIVERSE_DATA")
 	if def == "" {
@@ -88,7 +89,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 		return ExitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	err := Run(ctx, Options{Master: *masterURL, Credential: cred, NATSCreds: *natsCreds, DataDir: *data, Version: version, Logger: log,
+	err := Run(ctx, Options{Master: *masterURL, Credential: cred, NATSCreds: *natsCreds, CgroupParent: *cgroups, DataDir: *data, Version: version, Logger: log,
 		Supervisor: supervisor, FullSupervisor: full})
 	switch {
 	case err == nil:
@@ -129,4 +130,11 @@ func Self() string {
 		return os.Args[0]
 	}
 	return exe
+}
+
+func envOrDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/cluster"
 	"github.com/universe-orchestrator/universe/instance"
+	"github.com/universe-orchestrator/universe/instance/cgroup"
 	"github.com/universe-orchestrator/universe/instance/logs"
 	"github.com/universe-orchestrator/universe/instance/runtime"
 	"github.com/universe-orchestrator/universe/instance/stats"
@@ -37,10 +38,11 @@ type runner struct {
 	supervisor []string // for the built-in runtimes
 	full       []string // for the others (docker)
 
-	mu    sync.Mutex
-	runs  map[string]*run
-	ctx   context.Context
-	stats *stats.Sampler // CPU and memory of this node's instances
+	mu     sync.Mutex
+	runs   map[string]*run
+	ctx    context.Context
+	stats  *stats.Sampler // CPU and memory of this node's instances
+	limits *cgroup.Limits // ramMB and cpu of its instances (cgroup v2, where it can)
 }
 
 // run is one instance of this node.
@@ -60,7 +62,7 @@ var idRE = regexp.MustCompile(`^[a-z0-9]{1,32}$`)
 
 const epochFile = "epoch"
 
-func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.Logger, sup, full []string) (*runner, error) {
+func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.Logger, sup, full []string, cgroups string) (*runner, error) {
 	if len(sup) == 0 {
 		sup = []string{Self()}
 	}
@@ -69,6 +71,7 @@ func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.L
 	}
 	r := &runner{nc: nc, node: node, dir: dir, log: log, supervisor: sup, full: full, runs: map[string]*run{}, ctx: ctx}
 	r.stats = stats.New(5*time.Second, r.statTargets)
+	r.limits = cgroup.New(cgroups, log)
 	go r.stats.Run(ctx)
 	for what, h := range map[string]nats.MsgHandler{
 		"inst.start": r.handleStart, "inst.attach": r.handleAttach, "inst.stdin": r.handleStdin,
@@ -192,6 +195,19 @@ func (r *runner) handleStart(m *nats.Msg) {
 	spec := req.Spec
 	spec.Dir = r.workDir(id)
 	spec.NextSeq = max(spec.NextSeq, next)
+	// Limits: the container's own under docker, else this node's cgroups.
+	limits := &api.Limits{Enforced: true, Reason: "enforced by Docker: the container's memory limit and CPU quota"}
+	spec.Cgroup = ""
+	if spec.Container == nil {
+		var ram, cpu int
+		if req.Install != nil {
+			ram, cpu = req.Install.RAMMB, req.Install.CPU
+		}
+		limits, spec.Cgroup = r.limits.Prepare(id, ram, cpu)
+		if !limits.Enforced {
+			limits.Reason = "node " + r.node + ": " + limits.Reason
+		}
+	}
 	if err := os.WriteFile(filepath.Join(r.stateDir(id), epochFile), []byte(strconv.FormatInt(req.Epoch, 10)), 0o600); err != nil {
 		respond(m, errReply(err))
 		return
@@ -206,6 +222,7 @@ func (r *runner) handleStart(m *nats.Msg) {
 	if err != nil {
 		_ = lg.Takeback(0)
 		_ = lg.Close(nil)
+		r.limits.Release(id)
 		respond(m, errReply(err))
 		return
 	}
@@ -215,7 +232,7 @@ func (r *runner) handleStart(m *nats.Msg) {
 	r.mu.Unlock()
 	cl.Begin()
 	go r.watch(ru)
-	respond(m, cluster.Reply{Pid: cl.Pid(), Running: true})
+	respond(m, cluster.Reply{Pid: cl.Pid(), Running: true, Limits: limits})
 }
 
 func (ru *run) ended() bool {
@@ -239,6 +256,7 @@ func (r *runner) watch(ru *run) {
 	}
 	ru.log.Flush()
 	ru.cl.Collected()
+	r.limits.Release(ru.id)
 	r.report(ru, cluster.ExitReport{Instance: ru.id, Epoch: ru.epoch, Code: ru.cl.ExitCode(), Reason: ru.cl.ExitReason(), Next: ru.log.Total() + 1, Lost: ru.cl.Lost()})
 }
 

@@ -28,6 +28,7 @@ type Proc struct {
 	epoch     int64
 	sink      supervisor.Sink
 	startedAt time.Time
+	limits    *api.Limits // what the node said at the start
 
 	mu        sync.Mutex
 	pid       int
@@ -82,6 +83,7 @@ func (h *Hub) Start(node string, epoch int64, spec supervisor.Spec, install *clu
 		return nil, err
 	}
 	p.pid = rep.Pid
+	p.limits = rep.Limits
 	sink.Forward(p.system)
 	return p, nil
 }
@@ -308,6 +310,10 @@ func (p *Proc) Pid() int {
 	defer p.mu.Unlock()
 	return p.pid
 }
+
+// Limits says whether the node enforces the instance's limits (nil for an
+// adopted process: its record keeps what was said at its start).
+func (p *Proc) Limits() *api.Limits { return p.limits }
 
 // Node is the node the process runs on.
 func (p *Proc) Node() string { return p.node }

@@ -52,6 +52,22 @@ func TestRemoteInstance(t *testing.T) {
 	if env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ"); !strings.Contains(string(env), "UNIVERSE_INSTANCE_ID="+info.ID) {
 		t.Fatalf("pid %d is not the instance's process", pid)
 	}
+	// Its limits are the node's to enforce: it says whether it does.
+	if !info.LimitsEnforced && !strings.HasPrefix(info.LimitsReason, "node edge-1: ") {
+		t.Fatalf("limits of a remote instance: enforced %v, reason %q", info.LimitsEnforced, info.LimitsReason)
+	}
+	t.Logf("limits on the node: enforced %v %s", info.LimitsEnforced, info.LimitsReason)
+	if info.LimitsEnforced { // cgroup v2 here: the process is in its cgroup, with its memory limit
+		cg, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		path, ok := strings.CutPrefix(strings.TrimSpace(string(cg)), "0::")
+		if !ok || !strings.HasSuffix(path, "/universe/"+info.ID) {
+			t.Fatalf("the instance's process is in cgroup %q", cg)
+		}
+		max, _ := os.ReadFile("/sys/fs/cgroup" + path + "/memory.max")
+		if strings.TrimSpace(string(max)) != strconv.Itoa(info.AllocatedRAMMB<<20) {
+			t.Fatalf("memory.max %q, want %d MB", max, info.AllocatedRAMMB)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	f := &logFollower{t: t, id: info.ID, frames: follow(t, ctx, base, admin, info.ID, "lines=10000")}

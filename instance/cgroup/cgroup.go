@@ -1,4 +1,6 @@
-package instance
+// Package cgroup enforces instances' ramMB and cpu with cgroup v2, for
+// the master's own instances and an agent node's alike.
+package cgroup
 
 import (
 	"bufio"
@@ -16,21 +18,21 @@ import (
 	"github.com/universe-orchestrator/universe/api"
 )
 
-// limits enforces ramMB and cpu with cgroup v2: every instance gets a
+// Limits enforces ramMB and cpu with cgroup v2: every instance gets a
 // cgroup under one parent whose memory and cpu controllers are enabled, and
 // its process starts inside it (the supervisor clones it into the cgroup).
 // Where that cannot be set up, instances run without limits and status
 // says why. Limits are never emulated with ulimit.
-type limits struct {
+type Limits struct {
 	parent string // "" when not enforced
 	reason string
 	log    *slog.Logger
 }
 
-// newLimits sets up the cgroup parent. setting is "" or "off" (disabled),
+// New sets up the cgroup parent. setting is "" or "off" (disabled),
 // "auto" (below the master's own cgroup) or a cgroup v2 directory.
-func newLimits(setting, dataDir string, log *slog.Logger) *limits {
-	l := &limits{log: log}
+func New(setting string, log *slog.Logger) *Limits {
+	l := &Limits{log: log}
 	if log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -144,16 +146,17 @@ func writeControl(dir, s string) error {
 	return os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(s), 0)
 }
 
-func (l *limits) status() api.Limits {
+// Status says whether limits are enforced here, and why not.
+func (l *Limits) Status() api.Limits {
 	if l.parent == "" {
 		return api.Limits{Enforced: false, Reason: l.reason}
 	}
 	return api.Limits{Enforced: true}
 }
 
-// prepare makes the cgroup of instance id with its limits and returns its
+// Prepare makes the cgroup of instance id with its limits and returns its
 // directory ("" when limits are not enforced).
-func (l *limits) prepare(id string, ramMB, cpu int) (*api.Limits, string) {
+func (l *Limits) Prepare(id string, ramMB, cpu int) (*api.Limits, string) {
 	if l.parent == "" {
 		return &api.Limits{Enforced: false, Reason: l.reason}, ""
 	}
@@ -176,14 +179,14 @@ func (l *limits) prepare(id string, ramMB, cpu int) (*api.Limits, string) {
 	return &api.Limits{Enforced: true}, dir
 }
 
-func (l *limits) failed(id string, err error) (*api.Limits, string) {
+func (l *Limits) failed(id string, err error) (*api.Limits, string) {
 	l.log.Warn("cannot set up the instance's cgroup; it runs without limits", "instance", id, "err", err)
-	l.release(id)
+	l.Release(id)
 	return &api.Limits{Enforced: false, Reason: "its cgroup could not be set up: " + err.Error()}, ""
 }
 
-// release removes the cgroup of instance id once its processes are gone.
-func (l *limits) release(id string) {
+// Release removes the cgroup of instance id once its processes are gone.
+func (l *Limits) Release(id string) {
 	if l.parent == "" {
 		return
 	}
