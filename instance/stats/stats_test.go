@@ -15,7 +15,11 @@ func TestSampleProcessTree(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = exec.Command("pkill", "-P", itoa(cmd.Process.Pid)).Run(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		_ = exec.Command("pkill", "-P", itoa(cmd.Process.Pid)).Run()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
 	targets := []Target{{ID: "busy", Configuration: "c", PID: cmd.Process.Pid}}
 	s := New(100*time.Millisecond, func() []Target { return targets })
 	now := time.Now()
