@@ -499,9 +499,15 @@ func (r *runner) install(dir string, lg *logs.Log, in *cluster.Install) error {
 		}
 		return ""
 	}
-	if missing() != "" {
+	// The master's templates are the truth: sync before installing (only
+	// what changed travels), so a file written just before the start is
+	// there. Without the master, the node's own copy serves, if it has one.
+	if len(in.Plan) > 0 {
 		if _, err := SyncTemplates(r.nc, r.node, r.dir); err != nil {
-			return universe.Errorf(universe.EUNAVAILABLE, "sync the templates: %v", err)
+			if t := missing(); t != "" {
+				return universe.Errorf(universe.EUNAVAILABLE, "sync the templates: %v", err)
+			}
+			lg.System("templates could not be synced (" + err.Error() + "): installing node " + r.node + "'s copy")
 		}
 		if t := missing(); t != "" {
 			return universe.Errorf(universe.EUNAVAILABLE, "template %s is not on node %s", t, r.node)
