@@ -62,14 +62,20 @@ func (f NodeFiles) List(dir string, recursive bool) ([]api.TemplateFile, bool, e
 // Stream copies file p to w a chunk at a time; start is called with its
 // size before the first byte is written.
 func (f NodeFiles) Stream(p string, start func(size int64), w io.Writer) error {
-	var off int64
+	var off, size int64
 	for {
 		rep, err := f.do(cluster.FilesRequest{Op: cluster.FilesRead, Path: p, Offset: off})
 		if err != nil {
 			return err
 		}
 		if off == 0 {
-			start(rep.Size)
+			size = rep.Size
+			start(size)
+		}
+		// What the node sends is bounded by what it said at the start: a
+		// node that goes on past the size it gave is cut off.
+		if off+int64(len(rep.Data)) > size {
+			return universe.Errorf(universe.EUNAVAILABLE, "node %s sent more of %s than its size", f.node, p)
 		}
 		if _, err := w.Write(rep.Data); err != nil {
 			return err
