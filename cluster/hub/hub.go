@@ -204,17 +204,18 @@ func (h *Hub) serverOptions(nodes []storage.NodeRecord) (*server.Options, error)
 		}})
 	}
 	o := &server.Options{
-		ServerName:    "universe-master",
-		Host:          host,
-		Port:          port,
-		Nkeys:         users,
-		NoLog:         true,
-		NoSigs:        true,
-		MaxPayload:    1 << 20,
-		PingInterval:  time.Second, // a dead agent is noticed within seconds,
-		MaxPingsOut:   3,           // not after NATS's default of minutes
-		WriteDeadline: 5 * time.Second,
-		AuthTimeout:   2,
+		ServerName:      "universe-master",
+		Host:            host,
+		Port:            port,
+		Nkeys:           users,
+		NoLog:           true,
+		NoSigs:          true,
+		NoSystemAccount: true, // no $SYS account, its internal clients and event timers: nothing here uses them
+		MaxPayload:      1 << 20,
+		PingInterval:    time.Second, // a dead agent is noticed within seconds,
+		MaxPingsOut:     3,           // not after NATS's default of minutes
+		WriteDeadline:   5 * time.Second,
+		AuthTimeout:     2,
 	}
 	if h.opt.TLS != nil {
 		o.TLSConfig, o.TLS, o.TLSTimeout = h.opt.TLS, true, 2
