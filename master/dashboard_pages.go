@@ -609,36 +609,37 @@ func (m *Master) uiConfigurationSave(c *gin.Context) {
 	m.render(c, http.StatusBadRequest, "configuration", uiPage{Title: "Configuration", Nav: "configurations", Data: d})
 }
 
-// formFields maps the configuration's JSON fields to the form's.
-var formFields = map[string]string{"availablePorts": "portMin", "templateInstallationConfig": "templates"}
+// formField maps a configuration's JSON field to the form's field that
+// shows its errors.
+var formField = map[string]string{
+	"name": "name", "runtime": "runtime", "command": "command", "image": "image", "ramMB": "ramMB", "cpu": "cpu",
+	"minimumServiceCount": "minimumServiceCount", "maximumServiceCount": "maximumServiceCount",
+	"restartPolicy": "restartPolicy", "stopCommand": "stopCommand", "stopTimeoutSeconds": "stopTimeoutSeconds",
+	"nodes": "nodes", "availablePorts": "portMin", "templateInstallationConfig": "templates",
+}
 
 // fieldErrors spreads "invalid configuration: field: message; ..." over
-// the form's fields; what names no field goes to "other".
+// the form's fields; what names no field of the form goes to "other".
 func fieldErrors(err error, errs map[string]string) {
-	msg := universe.ErrorMessage(err)
-	rest, ok := strings.CutPrefix(msg, "invalid configuration: ")
-	if !ok {
-		errs["other"] = msg
-		return
-	}
-	known := map[string]bool{"name": true, "runtime": true, "command": true, "image": true, "ramMB": true, "cpu": true,
-		"minimumServiceCount": true, "maximumServiceCount": true, "restartPolicy": true, "stopCommand": true, "stopTimeoutSeconds": true, "nodes": true}
-	for _, part := range strings.Split(rest, "; ") {
-		field, text, ok := strings.Cut(part, ": ")
-		if f, mapped := formFields[field]; mapped {
-			field = f
-		}
-		if !ok || !known[field] && formFields[field] == "" && field != "portMin" && field != "templates" {
-			if errs["other"] != "" {
-				errs["other"] += "; "
-			}
-			errs["other"] += part
-			continue
-		}
+	add := func(field, text string) {
 		if errs[field] != "" {
 			errs[field] += "; "
 		}
 		errs[field] += text
+	}
+	msg := universe.ErrorMessage(err)
+	rest, ok := strings.CutPrefix(msg, "invalid configuration: ")
+	if !ok {
+		add("other", msg)
+		return
+	}
+	for _, part := range strings.Split(rest, "; ") {
+		name, text, ok := strings.Cut(part, ": ")
+		if field, known := formField[name]; ok && known {
+			add(field, text)
+		} else {
+			add("other", part)
+		}
 	}
 }
 

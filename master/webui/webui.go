@@ -64,7 +64,6 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprint(*p)
 	},
-	"add": func(a, b int) int { return a + b },
 }
 
 // Pages renders the dashboard's pages. Each page is its own template set:

@@ -466,8 +466,7 @@ document.addEventListener('submit', ev => {
 }, true);
 
 function main() {
-  const page = document.body.dataset.page;
-  if (page === 'signin') return;
+  if (document.body.dataset.page === 'signin') return;
   watchSession();
   if ($('#bulk')) instancesPage();
   if ($('#created-token')) keysPage();
