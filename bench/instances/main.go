@@ -488,6 +488,10 @@ func main() {
 		create(os.Args[2:])
 	case "memory":
 		memory(os.Args[2:])
+	case "followers":
+		followers(os.Args[2:])
+	case "follow-clients":
+		followClients(os.Args[2:])
 	default:
 		log.Fatalf("unknown benchmark %q", os.Args[1])
 	}

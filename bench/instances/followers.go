@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/universe-orchestrator/universe/api"
+)
+
+// followers measures what each live-log follower costs the master (heap
+// and goroutine stacks, after a GC), with the clients in another process
+// so that only the server side is counted; then what is left once they
+// have gone. Baseline, same run, same clients: a minimal relay, a bare
+// coder/websocket server that writes each line to every connection.
+func followers(args []string) {
+	fs := flag.NewFlagSet("followers", flag.ExitOnError)
+	n := fs.Int("n", 2000, "followers")
+	_ = fs.Parse(args)
+	if os.Getenv("HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, for an exact profile
+	}
+	b := start(0)
+	defer b.Close()
+	b.Do("PUT", "/api/configurations/tick", api.Configuration{
+		Command: "while true; do echo tick; sleep 0.1; done", AvailablePorts: api.Ports{Min: 20000, Max: 20010},
+	})
+	info := b.create("tick")
+	wsURL := "ws" + strings.TrimPrefix(b.URL, "http") + "/api/instances/" + info.ID + "/live-log?lines=1"
+	master := measureFollowers(*n, wsURL, b.Token)
+
+	// The minimal relay: one goroutine per connection, fed by a ticker.
+	var mu sync.Mutex
+	conns := map[chan []byte]bool{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		ch := make(chan []byte, 16)
+		mu.Lock()
+		conns[ch] = true
+		mu.Unlock()
+		defer func() { mu.Lock(); delete(conns, ch); mu.Unlock() }()
+		ctx := c.CloseRead(r.Context())
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case line := <-ch:
+				if c.Write(ctx, websocket.MessageText, line) != nil {
+					return
+				}
+			}
+		}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				mu.Lock()
+				for ch := range conns {
+					select {
+					case ch <- []byte("tick"):
+					default:
+					}
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	relay := measureFollowers(*n, "ws://"+ln.Addr().String()+"/", "")
+	close(stop)
+	_ = srv.Close()
+	fmt.Printf("per follower, %d followers: master %.1f KiB, minimal relay %.1f KiB (ratio %.2f; goal <= 32 KB each); after they left: master %+.1f KiB in all, relay %+.1f KiB\n",
+		*n, master.each/1024, relay.each/1024, master.each/relay.each, master.left/1024, relay.left/1024)
+}
+
+type followerCost struct{ each, left float64 }
+
+// measureFollowers connects n clients (a child process) to url and
+// returns this process's memory per connection, and what stays after the
+// child exits.
+func measureFollowers(n int, url, token string) followerCost {
+	h0, s0 := heap()
+	cmd := exec.Command(os.Args[0], "follow-clients", url, strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), "BENCH_TOKEN="+token)
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
+		log.Fatalf("clients: %q %v", line, err)
+	}
+	time.Sleep(2 * time.Second) // a few lines through every connection
+	h1, s1 := heap()
+	_ = stdin.Close()
+	_ = cmd.Wait()
+	time.Sleep(3 * time.Second) // the server notices every close
+	h2, s2 := heap()
+	if f := os.Getenv("HEAPPROFILE"); f != "" && token != "" { // what the master keeps after they left
+		out, err := os.Create(f)
+		if err == nil {
+			_ = pprof.WriteHeapProfile(out)
+			_ = out.Close()
+		}
+	}
+	return followerCost{
+		each: float64(int64(h1+s1)-int64(h0+s0)) / float64(n),
+		left: float64(int64(h2+s2) - int64(h0+s0)),
+	}
+}
+
+// followClients is the child: n live-log clients that read until stdin
+// closes.
+func followClients(args []string) {
+	url := args[0]
+	n, _ := strconv.Atoi(args[1])
+	h := http.Header{}
+	if t := os.Getenv("BENCH_TOKEN"); t != "" {
+		h.Set("Authorization", "Bearer "+t)
+	}
+	var conns []*websocket.Conn
+	for range n {
+		c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
+		if err != nil {
+			log.Fatal(err)
+		}
+		conns = append(conns, c)
+		go func() {
+			for {
+				if _, _, err := c.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	fmt.Println("ready")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	for _, c := range conns {
+		_ = c.CloseNow()
+	}
+}
