@@ -311,21 +311,8 @@ func (h *Hub) connectExternalLocked() error {
 	}
 	h.nc = nc
 	h.log.Info("using an external NATS cluster for the nodes", "urls", safe)
-	// No server to ask who is connected: reachability is the heartbeats'.
 	h.watching.Add(1)
-	go func() {
-		defer h.watching.Done()
-		t := time.NewTicker(ConnPoll)
-		defer t.Stop()
-		for {
-			select {
-			case <-h.stop:
-				return
-			case <-t.C:
-				h.checkNodes()
-			}
-		}
-	}()
+	go h.watchConns(nil) // no server to ask who is connected: reachability is the heartbeats'
 	return nil
 }
 
@@ -344,6 +331,10 @@ func (h *Hub) watchConns(srv *server.Server) {
 		case <-h.stop:
 			return
 		case <-t.C:
+		}
+		if srv == nil { // an external cluster
+			h.checkNodes()
+			continue
 		}
 		cz, err := srv.Connz(&server.ConnzOptions{Username: true, Limit: 100000})
 		if err != nil {

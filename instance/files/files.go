@@ -122,21 +122,7 @@ func (d Dir) Open(p string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, err
 	}
 	defer r.Close()
-	if err := template.CheckPath(r, p); err != nil {
-		return nil, nil, err
-	}
-	f, err := r.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, universe.Errorf(universe.ENOTFOUND, "no file %q", p)
-	} else if err != nil {
-		return nil, nil, universe.Errorf(universe.EINVALID, "file %q cannot be read", p)
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		_ = f.Close()
-		return nil, nil, universe.Errorf(universe.EINVALID, "%q is not a regular file", p)
-	}
-	return f, fi, nil
+	return template.OpenRegular(r, p, "")
 }
 
 // Write replaces (or creates) file p with src, creating its folders. The

@@ -268,12 +268,19 @@ func (s *Store) OpenFile(group, name, p string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, err
 	}
 	defer r.Close()
+	return OpenRegular(r, p, " in template "+group+"/"+name)
+}
+
+// OpenRegular opens the regular file at the clean path p under r for
+// reading, refusing symbolic links on the way; where ends the not-found
+// message. Errors: EINVALID, ENOTFOUND.
+func OpenRegular(r *os.Root, p, where string) (*os.File, fs.FileInfo, error) {
 	if err := CheckPath(r, p); err != nil {
 		return nil, nil, err
 	}
 	f, err := r.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, universe.Errorf(universe.ENOTFOUND, "no file %q in template %s/%s", p, group, name)
+		return nil, nil, universe.Errorf(universe.ENOTFOUND, "no file %q%s", p, where)
 	} else if err != nil {
 		return nil, nil, universe.Errorf(universe.EINVALID, "file %q cannot be read", p)
 	}
