@@ -130,8 +130,14 @@ func (p *proc) wait(outR, errR *os.File, subreaper bool) {
 		reaped = make(chan struct{})
 		chld := make(chan os.Signal, 1)
 		signal.Notify(chld, syscall.SIGCHLD)
+		// No signal.Stop when it ends: it waits, in a loop of
+		// runtime.Gosched, until the runtime's signal goroutine is idle,
+		// which on a busy machine (hundreds of supervisors stopping at
+		// once, each just sent SIGCHLD) burned a tenth of each
+		// supervisor's CPU at exit. The notification stays; the
+		// supervisor exits moments later, and a full channel drops the
+		// signal rather than block.
 		go func() {
-			defer signal.Stop(chld)
 			for {
 				select {
 				case <-reaped:

@@ -87,10 +87,11 @@ func Main(args []string, extra ...runtime.Runtime) int {
 }
 
 type server struct {
-	dir  string
-	log  *logs.Log
-	proc runtime.Process
-	ln   *listener
+	dir      string
+	log      *logs.Log
+	proc     runtime.Process
+	ln       *listener
+	exitFile *os.File // the exit record's file, made at start (createExit)
 
 	drops atomic.Int64 // lines the throttle dropped, not yet reported
 
@@ -125,7 +126,12 @@ func start(dir string, spec Spec, extra []runtime.Runtime) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.exitFile, err = createExit(dir); err != nil {
+		_ = s.log.Close(nil)
+		return nil, fmt.Errorf("exit record: %w", err)
+	}
 	if s.ln, err = listen(dir); err != nil {
+		_ = s.exitFile.Close()
 		_ = s.log.Close(nil)
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -163,6 +169,7 @@ func start(dir string, spec Spec, extra []runtime.Runtime) (*server, error) {
 }
 
 func (s *server) abort() {
+	_ = s.exitFile.Close()
 	_ = s.ln.Close()
 	_ = os.Remove(filepath.Join(s.dir, SocketName))
 	_ = s.log.Close(nil)
@@ -179,7 +186,7 @@ func (s *server) run() {
 	if r, ok := s.proc.(runtime.ExitReasoner); ok {
 		exit.Reason = r.ExitReason()
 	}
-	if err := writeExit(s.dir, exit); err != nil {
+	if err := writeExit(s.dir, s.exitFile, exit); err != nil {
 		fmt.Fprintln(os.Stderr, "write exit record:", err)
 	}
 	s.mu.Lock()
