@@ -423,8 +423,8 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	in.changedLocked()
 	in.m.opt.Hooks.Exited(metric)
 	// An instance whose configuration was deleted goes once it has stopped.
-	if name := in.info.ConfigurationName; !in.deleted {
-		if _, err := in.m.opt.Store.GetConfiguration(name); universe.ErrorCode(err) == universe.ENOTFOUND && !in.m.isClosing() {
+	if name := in.info.ConfigurationName; !in.deleted && !in.m.isClosing() {
+		if _, err := in.m.opt.Store.GetConfiguration(name); universe.ErrorCode(err) == universe.ENOTFOUND {
 			in.m.background(func() { in.m.DropOrphans(name, "the master") })
 		}
 	}
@@ -435,8 +435,11 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 // min of running), unless the instance crash-loops. Caller holds in.mu.
 func (in *Instance) policyLocked(failed bool) {
 	m := in.m
+	if m.isClosing() || in.deleted {
+		return
+	}
 	cfg, err := m.opt.Store.GetConfiguration(in.info.ConfigurationName)
-	if err != nil || m.isClosing() || in.deleted {
+	if err != nil {
 		return
 	}
 	cfg = Normalize(cfg)
@@ -523,12 +526,14 @@ func (in *Instance) resetPolicy() {
 // to its group), then SIGKILL to the group after the stop timeout. It
 // returns once the exit is recorded. Caller holds in.action.
 func (in *Instance) stop(by string) {
-	in.stopAs(by, "")
+	in.stopAs(by, "", nil)
 }
 
 // stopAs stops the process; with failure set the exit counts as that
 // failure (the restart policy applies) rather than as a request.
-func (in *Instance) stopAs(by, failure string) {
+// With cfgs (the manager's Close: every instance stops at once) its
+// configuration is taken from there instead of read from the store.
+func (in *Instance) stopAs(by, failure string, cfgs map[string]api.Configuration) {
 	in.mu.Lock()
 	if failure == "" {
 		in.cancelRestartLocked()
@@ -540,9 +545,12 @@ func (in *Instance) stopAs(by, failure string) {
 	}
 	in.stopping, in.failing = by, failure
 	in.mu.Unlock()
-	cfg, err := in.m.opt.Store.GetConfiguration(in.configName())
-	if err != nil {
-		cfg = api.Configuration{} // deleted meanwhile: SIGTERM and the default timeout
+	cfg, ok := cfgs[in.configName()]
+	if !ok {
+		var err error
+		if cfg, err = in.m.opt.Store.GetConfiguration(in.configName()); err != nil {
+			cfg = api.Configuration{} // deleted meanwhile: SIGTERM and the default timeout
+		}
 	}
 	cfg = Normalize(cfg)
 	timeout := time.Duration(cfg.StopTimeoutSeconds) * time.Second
@@ -563,7 +571,7 @@ func (in *Instance) stopAs(by, failure string) {
 	case <-t.C:
 	}
 	in.log.System("did not stop within " + timeout.String() + ": killing its process group")
-	err = p.Signal(syscall.SIGKILL)
+	err := p.Signal(syscall.SIGKILL)
 	if in.m.remote(in.Info()) {
 		// Its node may not answer (a partition): the stop is not waited
 		// for forever; the node's exit report ends it when it comes.
@@ -857,7 +865,7 @@ func (in *Instance) armHeartbeatLocked(p process, timeout time.Duration) {
 			}
 			in.log.System("no heartbeat for " + timeout.String() + ": heartbeat timeout")
 			in.m.opt.Hooks.HeartbeatTimeout()
-			in.stopAs("heartbeat timeout", "heartbeat timeout")
+			in.stopAs("heartbeat timeout", "heartbeat timeout", nil)
 		})
 	})
 }

@@ -765,6 +765,13 @@ func (m *Manager) Close() error {
 		close(m.stopReconcile)
 		<-m.reconcileDone
 	}
+	// Each configuration is read once, not once per instance.
+	cfgs := map[string]api.Configuration{}
+	if list, err := m.opt.Store.ListConfigurations(); err == nil {
+		for _, c := range list {
+			cfgs[c.Name] = c
+		}
+	}
 	var wg sync.WaitGroup
 	for _, in := range all {
 		in.mu.Lock()
@@ -786,7 +793,7 @@ func (m *Manager) Close() error {
 			}
 			in.action.Lock()
 			defer in.action.Unlock()
-			in.stop(masterStopping)
+			in.stopAs(masterStopping, "", cfgs)
 		}()
 	}
 	wg.Wait()

@@ -116,6 +116,44 @@ func (ProcessRuntime) Start(spec Spec) (Process, error) {
 	return p, nil
 }
 
+// waitPoll waits for the exit of p and reaps it, without holding an OS
+// thread meanwhile as os.Process.Wait does (a blocking waitid): a pidfd
+// in the runtime's poller says when it has exited. Without pidfds (Linux
+// before 5.3) it falls back to Process.Wait. p is released.
+func waitPoll(p *os.Process) (syscall.WaitStatus, error) {
+	fd, err := unix.PidfdOpen(p.Pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		state, err := p.Wait()
+		if err != nil {
+			return 0, err
+		}
+		return state.Sys().(syscall.WaitStatus), nil
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	defer p.Release()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var (
+		ws   syscall.WaitStatus
+		werr error
+	)
+	if err := rc.Read(func(uintptr) bool {
+		pid := 0
+		for pid, werr = syscall.Wait4(p.Pid, &ws, syscall.WNOHANG, nil); werr == syscall.EINTR; {
+			pid, werr = syscall.Wait4(p.Pid, &ws, syscall.WNOHANG, nil)
+		}
+		// Reaped, or an error: done. Still running: wait for the pidfd
+		// to become readable, then try again.
+		return werr != nil || pid == p.Pid
+	}); err != nil {
+		return 0, err
+	}
+	return ws, werr
+}
+
 func closeAll(fs ...*os.File) {
 	for _, f := range fs {
 		_ = f.Close()
@@ -148,7 +186,7 @@ func (p *proc) wait(outR, errR *os.File, subreaper bool) {
 			}
 		}()
 	}
-	state, err := p.cmd.Process.Wait()
+	ws, err := waitPoll(p.cmd.Process)
 	// The shell is gone; so must its children be: its group, and, under a
 	// subreaper, whatever left the group (setsid) too.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
@@ -159,12 +197,10 @@ func (p *proc) wait(outR, errR *os.File, subreaper bool) {
 	switch {
 	case err != nil:
 		p.exitCode = -1
+	case ws.Signaled():
+		p.exitCode = 128 + int(ws.Signal())
 	default:
-		if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			p.exitCode = 128 + int(ws.Signal())
-		} else {
-			p.exitCode = state.ExitCode()
-		}
+		p.exitCode = ws.ExitStatus()
 	}
 	drained := make(chan struct{})
 	go func() { p.readers.Wait(); close(drained) }()

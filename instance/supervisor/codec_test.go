@@ -3,6 +3,7 @@ package supervisor
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"net"
 	"reflect"
 	"testing"
@@ -87,4 +88,17 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("encoding is not stable")
 		}
 	})
+}
+
+func TestExitJSON(t *testing.T) {
+	for _, e := range []Exit{
+		{},
+		{Code: 143, At: 1732640000123, Next: 42},
+		{Code: -1, At: 1, Next: 1 << 63, Reason: "OOM-killed \"x\" <&> \u2028 \x01"},
+	} {
+		want, _ := json.Marshal(e)
+		if got := e.appendJSON(nil); string(got) != string(want) {
+			t.Errorf("appendJSON = %s, json.Marshal = %s", got, want)
+		}
+	}
 }

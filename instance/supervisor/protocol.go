@@ -10,13 +10,13 @@ package supervisor
 
 import (
 	"github.com/universe-orchestrator/universe/instance/runtime"
+	"strconv"
 
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/universe-orchestrator/universe/api"
@@ -62,6 +62,23 @@ type Exit struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// appendJSON appends e as JSON, as json.Marshal writes it, without the
+// reflection json.Marshal does on its first use in a process (each
+// supervisor writes one record in its life).
+func (e Exit) appendJSON(b []byte) []byte {
+	b = append(b, `{"code":`...)
+	b = strconv.AppendInt(b, int64(e.Code), 10)
+	b = append(b, `,"at":`...)
+	b = strconv.AppendInt(b, e.At, 10)
+	b = append(b, `,"next":`...)
+	b = strconv.AppendUint(b, e.Next, 10)
+	if e.Reason != "" {
+		r, _ := json.Marshal(e.Reason)
+		b = append(append(b, `,"reason":`...), r...)
+	}
+	return append(b, '}')
+}
+
 // ReadExit returns the exit recorded in dir, if any.
 func ReadExit(dir string) (Exit, bool) {
 	b, err := os.ReadFile(filepath.Join(dir, ExitName))
@@ -91,8 +108,7 @@ func createExit(dir string) (*os.File, error) {
 // writeExit writes e into f (from createExit, closed here) and renames it
 // to ExitName.
 func writeExit(dir string, f *os.File, e Exit) error {
-	b, _ := json.Marshal(e)
-	_, err := f.Write(b)
+	_, err := f.Write(e.appendJSON(make([]byte, 0, 96)))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
