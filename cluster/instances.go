@@ -24,6 +24,8 @@ import (
 //	                          the node was unreachable)
 //	To(node, "inst.files")    request FilesRequest → FilesReply (files.go)
 //	To(node, "inst.stats")    request InstanceRequest → StatsReply
+//	To(node, "inst.pprof")    request InstanceRequest{Profile, Seconds}
+//	                          → Reply (Data: the supervisor's profile)
 //	From(node, "inst.log")    publish LogBatch
 //	From(node, "inst.exit")   request ExitReport → Reply (the node sends
 //	                          it again until the master answered)
@@ -58,6 +60,10 @@ type InstanceRequest struct {
 	Line     string `json:"line,omitempty"`
 	Signal   int    `json:"signal,omitempty"`
 	Since    uint64 `json:"since,omitempty"`
+	// Profile and Seconds ask inst.pprof for a Go profile of the
+	// instance's supervisor.
+	Profile string `json:"profile,omitempty"`
+	Seconds int    `json:"seconds,omitempty"`
 }
 
 // Reply answers the requests about instances. Code is a universe error
@@ -67,6 +73,7 @@ type Reply struct {
 	Code    string `json:"code,omitempty"`
 	Pid     int    `json:"pid,omitempty"`
 	Running bool   `json:"running,omitempty"`
+	Data    []byte `json:"data,omitempty"` // inst.pprof: the profile
 	// Limits answers inst.start: whether the node enforces the
 	// instance's limits, and why not.
 	Limits *api.Limits `json:"limits,omitempty"`

@@ -34,6 +34,14 @@ type process interface {
 
 var _ process = (*supervisor.Client)(nil)
 
+// profiler is a process whose supervisor serves Go profiles (supervisor
+// clients here, and instances on agent nodes through their node).
+type profiler interface {
+	Profile(name string, seconds int) ([]byte, error)
+}
+
+var _ profiler = (*supervisor.Client)(nil)
+
 // Instance is one instance of this node. Lifecycle actions (start, stop,
 // restart, delete) are serialised by a per-instance lock; Kill bypasses it.
 type Instance struct {
@@ -588,6 +596,23 @@ func (in *Instance) stopAs(by, failure string, cfgs map[string]api.Configuration
 // remoteKillWait bounds how long a stop waits for the node of an instance
 // to report the exit after the kill.
 const remoteKillWait = 10 * time.Second
+
+// Profile takes Go profile name of the instance's supervisor (see
+// supervisor.Profiles); "profile" is its CPU over seconds. Errors:
+// ENOTFOUND, EINVALID, ECONFLICT (not running), EUNAVAILABLE.
+func (in *Instance) Profile(name string, seconds int) ([]byte, error) {
+	if err := supervisor.ValidProfile(name, seconds); err != nil {
+		return nil, err
+	}
+	in.mu.Lock()
+	p := in.proc
+	in.mu.Unlock()
+	pr, ok := p.(profiler)
+	if !ok {
+		return nil, universe.Errorf(universe.ECONFLICT, "the instance is not running")
+	}
+	return pr.Profile(name, seconds)
+}
 
 // Start starts a stopped instance in the background (202) unless it runs
 // already (done=true, nothing to do). Errors: ENOTFOUND (deleted),

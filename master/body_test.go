@@ -2,6 +2,7 @@ package master_test
 
 import (
 	"bufio"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -305,5 +306,64 @@ func TestPprofForAdminsOnly(t *testing.T) {
 		if r.StatusCode != tc.want {
 			t.Errorf("%s (token %v): %d, want %d", tc.path, tc.token != "", r.StatusCode, tc.want)
 		}
+	}
+}
+
+// Profiles of an instance's supervisor come from that supervisor, not
+// from the master: its goroutines are the supervisor's.
+func TestInstancePprof(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("prof", map[string]any{"command": "echo hi; exec sleep 60", "availablePorts": map[string]int{"min": 21440, "max": 21450}})
+	in := e.create("prof")
+	e.waitState(in.ID, "ONLINE")
+	base := "/api/instances/" + in.ID + "/debug/pprof/"
+	profile := func(path string) string {
+		t.Helper()
+		r := e.do("GET", path, e.admin, "")
+		body := readAll(r)
+		if r.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, r.StatusCode, body)
+		}
+		zr, err := gzip.NewReader(strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("GET %s: not a gzipped profile: %v", path, err)
+		}
+		b, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		return string(b) // protobuf: its string table holds the names
+	}
+	g := profile(base + "goroutine")
+	if !strings.Contains(g, "instance/supervisor.(*server).serve") || strings.Contains(g, "master.(*Master)") {
+		t.Errorf("the goroutine profile is not the supervisor's alone")
+	}
+	if cpu := profile(base + "profile?seconds=1"); !strings.Contains(cpu, "nanoseconds") {
+		t.Errorf("the CPU profile has no CPU time in it")
+	}
+	profile(base + "heap")
+	for _, tc := range []struct {
+		path, token string
+		want        int
+	}{
+		{base + "cmdline", e.admin, 404},
+		{base + "profile?seconds=0", e.admin, 400},
+		{base + "profile?seconds=61", e.admin, 400},
+		{base + "profile?seconds=x", e.admin, 400},
+		{"/api/instances/nope/debug/pprof/heap", e.admin, 404},
+		{base + "heap", e.public, 401},
+		{base + "heap", "", 401},
+	} {
+		r := e.do("GET", tc.path, tc.token, "")
+		if body := readAll(r); r.StatusCode != tc.want {
+			t.Errorf("%s (token %v): %d, want %d (%s)", tc.path, tc.token != "", r.StatusCode, tc.want, body)
+		}
+	}
+	if r := e.do("PATCH", "/api/instances/"+in.ID+"/lifecycle?target=stop", e.admin, ""); r.StatusCode/100 != 2 {
+		t.Fatalf("stop: %d %s", r.StatusCode, readAll(r))
+	}
+	e.waitState(in.ID, "STOPPED")
+	if r := e.do("GET", base+"heap", e.admin, ""); r.StatusCode != 409 {
+		t.Errorf("a stopped instance's profile: %d, want 409 (%s)", r.StatusCode, readAll(r))
 	}
 }

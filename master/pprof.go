@@ -1,7 +1,9 @@
 package master
 
 import (
+	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -29,4 +31,35 @@ func (m *Master) handlePprof(c *gin.Context) {
 	default:
 		fail(c, universe.Errorf(universe.ENOTFOUND, "no profile %q", name))
 	}
+}
+
+// handleInstancePprof serves Go profiles of an instance's supervisor (ALL
+// keys only), wherever it runs: the master asks its supervisor, or its
+// node, which asks its supervisor. ?seconds= sets the CPU profile's
+// duration (default 30, as net/http/pprof's).
+func (m *Master) handleInstancePprof(c *gin.Context) {
+	in := m.instanceOf(c)
+	if in == nil {
+		return
+	}
+	name := c.Param("name")
+	seconds := 0
+	if name == "profile" {
+		seconds = 30
+		if s := c.Query("seconds"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				fail(c, universe.Errorf(universe.EINVALID, "seconds must be a whole number"))
+				return
+			}
+			seconds = n
+		}
+	}
+	b, err := in.Profile(name, seconds)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Content-Disposition", `attachment; filename="supervisor-`+in.Info().ID+`-`+name+`.pb.gz"`)
+	c.Data(http.StatusOK, "application/octet-stream", b)
 }

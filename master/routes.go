@@ -96,6 +96,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.GET("/instances/:id/logs", m.handleInstanceLogs)
 	admin.GET("/instances/:id/live-log", m.handleLiveLog)
 	admin.GET("/instances/:id/stats", m.handleInstanceStats)
+	admin.GET("/instances/:id/debug/pprof/:name", m.handleInstancePprof)
 	admin.GET("/instances/:id/files", m.handleInstanceFiles)
 	admin.GET("/instances/:id/files/*path", m.handleInstanceFileGet)
 	admin.PUT("/instances/:id/files/*path", m.handleInstanceFilePut)

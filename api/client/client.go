@@ -571,6 +571,24 @@ func (c *Client) DeleteInstanceFile(ctx context.Context, id, path string) error 
 	return c.do(ctx, "DELETE", "/api/instances/"+url.PathEscape(id)+"/files/"+filePath(path), nil, nil, nil)
 }
 
+// InstanceProfile writes Go profile name ("profile", "heap", "allocs",
+// "goroutine", "threadcreate", "block", "mutex") of an instance's
+// supervisor to w, for `go tool pprof`; seconds is the CPU profile's
+// duration (0: the master's default, 30).
+func (c *Client) InstanceProfile(ctx context.Context, id, name string, seconds int, w io.Writer) error {
+	var q url.Values
+	if seconds > 0 {
+		q = url.Values{"seconds": {strconv.Itoa(seconds)}}
+	}
+	resp, err := c.send(ctx, "GET", "/api/instances/"+url.PathEscape(id)+"/debug/pprof/"+url.PathEscape(name), q, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
 // InstanceStats returns the CPU and memory samples of an instance.
 func (c *Client) InstanceStats(ctx context.Context, id string) (api.InstanceStats, error) {
 	var out api.InstanceStats

@@ -76,7 +76,7 @@ func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.L
 	for what, h := range map[string]nats.MsgHandler{
 		"inst.start": r.handleStart, "inst.attach": r.handleAttach, "inst.stdin": r.handleStdin,
 		"inst.signal": r.handleSignal, "inst.system": r.handleSystem, "inst.expect": r.handleExpect,
-		"inst.files": r.handleFiles, "inst.stats": r.handleStats,
+		"inst.files": r.handleFiles, "inst.stats": r.handleStats, "inst.pprof": r.handlePprof,
 	} {
 		if _, err := nc.Subscribe(cluster.To(node, what), h); err != nil {
 			return nil, err
@@ -414,6 +414,27 @@ func (r *runner) handleSignal(m *nats.Msg) {
 		return
 	}
 	respond(m, cluster.Reply{})
+}
+
+// handlePprof answers with a Go profile of an instance's supervisor. A
+// CPU profile takes seconds: it is taken apart from the subscription's
+// goroutine, so that other requests of the kind are not held up.
+func (r *runner) handlePprof(m *nats.Msg) {
+	var req cluster.InstanceRequest
+	_ = json.Unmarshal(m.Data, &req)
+	ru := r.current(req.Instance, req.Epoch)
+	if ru == nil || ru.ended() {
+		respond(m, errReply(universe.Errorf(universe.ECONFLICT, "the instance is not running")))
+		return
+	}
+	go func() {
+		b, err := ru.cl.Profile(req.Profile, req.Seconds)
+		if err != nil {
+			respond(m, errReply(err))
+			return
+		}
+		respond(m, cluster.Reply{Data: b})
+	}()
 }
 
 func (r *runner) handleSystem(m *nats.Msg) {

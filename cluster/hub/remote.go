@@ -340,6 +340,22 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 	return p.h.request(p.h.conn(), cluster.To(p.node, "inst.signal"), cluster.InstanceRequest{Instance: p.id, Epoch: p.epoch, Signal: int(sig)}, &rep, requestTimeout)
 }
 
+// Profile asks the node for a Go profile of the instance's supervisor.
+func (p *Proc) Profile(name string, seconds int) ([]byte, error) {
+	if err := supervisor.ValidProfile(name, seconds); err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.done:
+		return nil, universe.Errorf(universe.ECONFLICT, "the process has exited")
+	default:
+	}
+	var rep cluster.Reply
+	err := p.h.request(p.h.conn(), cluster.To(p.node, "inst.pprof"), cluster.InstanceRequest{Instance: p.id, Epoch: p.epoch, Profile: name, Seconds: seconds},
+		&rep, requestTimeout+time.Duration(seconds)*time.Second)
+	return rep.Data, err
+}
+
 // Done is closed once the process has exited (every line in), was lost,
 // or the master detached.
 func (p *Proc) Done() <-chan struct{} { return p.done }

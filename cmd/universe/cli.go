@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -445,6 +446,11 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 			time.Duration(int64(len(s.Samples))*s.IntervalMs)*time.Millisecond)
 		return exitOK
 	}},
+	"pprof": {usage: "instance pprof <id> <profile|heap|allocs|goroutine|threadcreate|block|mutex> <local file> [--seconds N]", nargs: [2]int{3, 3},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			seconds := fs.Int("seconds", 0, "the CPU profile's duration (default 30)")
+			return func(r *remote, a []string) int { return instancePprof(r, a, *seconds) }
+		}},
 	"logs": {usage: "instance logs <id> [-f] [--lines N] [--since SEQ]", nargs: [2]int{1, 1},
 		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
 			var o logsOptions
@@ -454,6 +460,23 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 			return func(r *remote, a []string) int { return instanceLogs(r, a[0], o) }
 		}},
 }}
+
+// instancePprof saves a Go profile of an instance's supervisor (for go
+// tool pprof) into a local file; nothing is written when it fails.
+func instancePprof(r *remote, a []string, seconds int) int {
+	var buf bytes.Buffer
+	if err := r.c.InstanceProfile(r.ctx, a[0], a[1], seconds, &buf); err != nil {
+		return r.fail(err)
+	}
+	if err := os.WriteFile(a[2], buf.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(r.stderr, "universe:", err)
+		return exitError
+	}
+	if !r.json {
+		fmt.Fprintf(r.stdout, "Saved the %s profile of %s's supervisor (%d bytes) to %s: go tool pprof %s\n", a[1], a[0], buf.Len(), a[2], a[2])
+	}
+	return exitOK
+}
 
 func instanceList(r *remote, f client.InstanceFilter, quiet bool) int {
 	list, err := r.c.Instances(r.ctx, f)

@@ -129,6 +129,15 @@ func TestCLIAgainstMaster(t *testing.T) {
 		{name: "instance files rm: delete", args: func() []string { return []string{"instance", "files", "rm", id, "conf"} }},
 		{name: "instance files get gone", args: func() []string { return []string{"instance", "files", "get", id, "conf/motd.txt"} }, code: 1, want: "no file"},
 		{name: "instance stats", args: func() []string { return []string{"instance", "stats", id} }, want: "Memory:", again: true},
+		{name: "instance pprof", args: func() []string {
+			return []string{"instance", "pprof", id, "profile", filepath.Join(work, "cpu.pb.gz"), "--seconds", "1"}
+		}, want: "go tool pprof",
+			after: func(string) {
+				if b, err := os.ReadFile(filepath.Join(work, "cpu.pb.gz")); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+					t.Fatalf("the saved profile is not gzipped: %v", err)
+				}
+			}},
+		{name: "instance pprof unknown", args: func() []string { return []string{"instance", "pprof", id, "cmdline", filepath.Join(work, "x")} }, code: 1, want: "no profile"},
 		{name: "instance stop", args: func() []string { return []string{"instance", "stop", id} }, want: "STOPPED"},
 		{name: "instance start", args: func() []string { return []string{"instance", "start", id} }, want: "ONLINE"},
 		{name: "instance restart json", args: func() []string { return []string{"instance", "restart", id, "-o", "json"} }, want: `"state": "ONLINE"`},

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -110,6 +113,15 @@ func TestRemoteInstance(t *testing.T) {
 		st := jsonReq[api.InstanceStats](t, "GET", base+"/api/instances/"+info.ID+"/stats", admin, "", 200)
 		return st.Current != nil && st.Current.MemoryBytes > 0
 	})
+	// A profile of its supervisor, through the node: the agent's
+	// supervisor, not the master's nor the agent's own goroutines.
+	if resp, b := request(t, "GET", base+"/api/instances/"+info.ID+"/debug/pprof/goroutine", admin, ""); resp.StatusCode != 200 {
+		t.Fatalf("the remote supervisor's goroutine profile: %d %s", resp.StatusCode, b)
+	} else if zr, err := gzip.NewReader(bytes.NewReader(b)); err != nil {
+		t.Fatalf("not a gzipped profile: %v", err)
+	} else if p, _ := io.ReadAll(zr); !bytes.Contains(p, []byte("instance/supervisor.(*server).serve")) || bytes.Contains(p, []byte("cluster/agent.")) {
+		t.Fatalf("the goroutine profile is not the supervisor's alone")
+	}
 
 	// The agent dies; its instance runs on; a new agent adopts it.
 	_ = a1.Process.Signal(syscall.SIGKILL)

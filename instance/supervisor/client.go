@@ -331,12 +331,18 @@ func (cl *Client) send(m *msg) error {
 
 // request sends m and waits for the reply.
 func (cl *Client) request(m *msg) error {
+	_, err := cl.requestWithin(m, ioTimeout)
+	return err
+}
+
+// requestWithin sends m and waits for the reply up to timeout.
+func (cl *Client) requestWithin(m *msg, timeout time.Duration) (*msg, error) {
 	ch := make(chan *msg, 1)
 	cl.mu.Lock()
 	select {
 	case <-cl.done:
 		cl.mu.Unlock()
-		return universe.Errorf(universe.ECONFLICT, "the instance is not running")
+		return nil, universe.Errorf(universe.ECONFLICT, "the instance is not running")
 	default:
 	}
 	cl.nextID++
@@ -347,26 +353,26 @@ func (cl *Client) request(m *msg) error {
 		cl.mu.Lock()
 		delete(cl.waiting, m.ID)
 		cl.mu.Unlock()
-		return universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
+		return nil, universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	select {
 	case r, ok := <-ch:
 		if !ok {
 			select {
 			case <-cl.done:
-				return universe.Errorf(universe.ECONFLICT, "the instance is not running")
+				return nil, universe.Errorf(universe.ECONFLICT, "the instance is not running")
 			default:
-				return universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
+				return nil, universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
 			}
 		}
-		return replyErr(r)
+		return r, replyErr(r)
 	case <-ctx.Done():
 		cl.mu.Lock()
 		delete(cl.waiting, m.ID)
 		cl.mu.Unlock()
-		return universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
+		return nil, universe.Errorf(universe.EUNAVAILABLE, "the instance's supervisor does not answer")
 	}
 }
 
@@ -416,6 +422,22 @@ func (cl *Client) Signal(sig syscall.Signal) error {
 		return nil // exited meanwhile
 	}
 	return err
+}
+
+// Profile takes Go profile name (see Profiles) of the supervisor; for
+// "profile", its CPU over seconds. Errors: ENOTFOUND, EINVALID (see
+// ValidProfile), ECONFLICT (not running, or a CPU profile is being
+// taken), EUNAVAILABLE (no answer: a supervisor started by an older
+// master does not serve profiles).
+func (cl *Client) Profile(name string, seconds int) ([]byte, error) {
+	if err := ValidProfile(name, seconds); err != nil {
+		return nil, err
+	}
+	r, err := cl.requestWithin(&msg{Op: opProfile, Text: name, Sig: seconds}, ioTimeout+time.Duration(seconds)*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(r.Text), nil
 }
 
 // Done is closed when the process's exit is collected, the supervisor is

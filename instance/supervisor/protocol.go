@@ -121,16 +121,17 @@ func writeExit(dir string, f *os.File, e Exit) error {
 type op uint8
 
 const (
-	opAttach op = iota + 1 // master → supervisor: Version, Since
-	opHello                // supervisor → master: Version, Pid
-	opLines                // supervisor → master: Lines, Dropped
-	opGap                  // supervisor → master: From..To are only in the file
-	opExit                 // supervisor → master: Code, Since (the log's next number); the last message
-	opWrite                // master → supervisor: Text to stdin; answered by opReply
-	opSignal               // master → supervisor: Sig to the process group; answered by opReply
-	opSystem               // master → supervisor: a system line for the log
-	opReply                // supervisor → master: ID, ErrCode, Text
-	opBye                  // master → supervisor: the exit is recorded
+	opAttach  op = iota + 1 // master → supervisor: Version, Since
+	opHello                 // supervisor → master: Version, Pid
+	opLines                 // supervisor → master: Lines, Dropped
+	opGap                   // supervisor → master: From..To are only in the file
+	opExit                  // supervisor → master: Code, Since (the log's next number); the last message
+	opWrite                 // master → supervisor: Text to stdin; answered by opReply
+	opSignal                // master → supervisor: Sig to the process group; answered by opReply
+	opSystem                // master → supervisor: a system line for the log
+	opReply                 // supervisor → master: ID, ErrCode, Text
+	opBye                   // master → supervisor: the exit is recorded
+	opProfile               // master → supervisor: Text a profile's name, Sig its seconds; answered by opReply with the profile in Text
 )
 
 // msg is every message of the protocol, in both directions (codec.go

@@ -290,6 +290,15 @@ func (s *server) serve(conn conn) {
 			_ = ss.send(reply(m.ID, err))
 		case opSystem:
 			s.log.System(m.Text)
+		case opProfile:
+			// A CPU profile takes seconds: stdin and signals go on meanwhile.
+			id, name, seconds := m.ID, m.Text, m.Sig
+			go func() {
+				b, err := writeProfile(name, seconds)
+				r := reply(id, err)
+				r.Text = string(b)
+				_ = ss.send(r)
+			}()
 		case opBye:
 			sub.Close()
 			return
