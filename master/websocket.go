@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -36,7 +38,6 @@ func (m *Master) serveWS(c *gin.Context, endpoint string, readLimit int64, sessi
 		fail(c, universe.Errorf(universe.EUNAVAILABLE, "the master is shutting down"))
 		return
 	}
-	defer m.wsWG.Done()
 	// A browser adds the session cookie to any page's WebSocket: with
 	// it, the upgrade must come from this host's own pages (Accept checks
 	// Origin against Host and answers 403). A bearer header is no ambient
@@ -44,32 +45,47 @@ func (m *Master) serveWS(c *gin.Context, endpoint string, readLimit int64, sessi
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: !c.GetBool(ctxSession)}
 	conn, err := websocket.Accept(c.Writer, c.Request, opts)
 	if err != nil {
+		m.wsWG.Done()
 		return // Accept has written the HTTP error
 	}
 	conn.SetReadLimit(readLimit)
+	// The request ends here (the access log says 101 and the time to
+	// upgrade); the session goes on in a goroutine of its own. The
+	// request's goroutine carries the HTTP server's and the middleware's
+	// frames, which had grown its stack to 16-32 KiB for as long as the
+	// connection lasted; the session's own stack holds the session alone.
+	go m.runSession(conn, k, endpoint, session)
+}
+
+// runSession runs session on conn until it ends, then closes conn.
+func (m *Master) runSession(conn *websocket.Conn, k *auth.Key, endpoint string, session func(ctx context.Context, conn *websocket.Conn) error) {
+	defer m.wsWG.Done()
 	gauge := m.metrics.wsSessions.WithLabelValues(endpoint)
 	gauge.Inc()
 	defer gauge.Dec()
-
 	// Not derived from m.ctx: coder/websocket drops the connection without a
-	// close frame when a read's context ends. watchSession closes it properly.
+	// close frame when a read's context ends. The session's watch closes it
+	// properly.
 	ctx, cancel := context.WithCancel(context.Background())
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		m.watchSession(ctx, conn, k)
-	}()
+	w := m.watchSession(ctx, conn, k)
 	defer func() {
 		cancel()
-		<-watched
+		w.stop()
+	}()
+	// Outside the request, a panic has no middleware to recover it.
+	defer func() {
+		if p := recover(); p != nil {
+			m.log.Error("panic in a WebSocket session", "endpoint", endpoint, "panic", p, "stack", string(debug.Stack()))
+			_ = conn.Close(websocket.StatusInternalError, "internal error")
+		}
 	}()
 
-	err = session(ctx, conn)
+	err := session(ctx, conn)
 	switch {
 	case err == nil:
 		_ = conn.Close(websocket.StatusNormalClosure, "")
 	case websocket.CloseStatus(err) != -1, errors.Is(err, context.Canceled):
-		// closed by the peer or by watchSession: nothing more to send
+		// closed by the peer or by the watch: nothing more to send
 		_ = conn.CloseNow()
 	default:
 		_ = conn.Close(websocket.StatusInternalError, "internal error")
@@ -93,39 +109,98 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-// watchSession closes conn when the key is revoked or expires, when the
-// master shuts down, or when keepalive pings go unanswered; it returns when
-// ctx (the session) ends.
-func (m *Master) watchSession(ctx context.Context, conn *websocket.Conn, k *auth.Key) {
-	var expiry <-chan time.Time
+// sessionWatch closes a session's connection when its key is revoked or
+// expires, when the master shuts down, or when keepalive pings go
+// unanswered. It holds no goroutine while nothing happens: each of these
+// is a callback (context.AfterFunc, time.AfterFunc), so a session costs
+// the connection's goroutines alone.
+type sessionWatch struct {
+	m    *Master
+	ctx  context.Context // the session's
+	conn *websocket.Conn
+
+	mu      sync.Mutex
+	stopped bool
+	running sync.WaitGroup // callbacks under way
+	undo    []func() bool  // unregister the context callbacks
+	expiry  *time.Timer
+	ping    *time.Timer
+}
+
+// watchSession starts watching the session ctx on conn for key k; the
+// session calls stop when it ends.
+func (m *Master) watchSession(ctx context.Context, conn *websocket.Conn, k *auth.Key) *sessionWatch {
+	w := &sessionWatch{m: m, ctx: ctx, conn: conn}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.undo = append(w.undo,
+		context.AfterFunc(k.RevokedContext(), w.closer(websocket.StatusPolicyViolation, reasonRevoked)),
+		context.AfterFunc(m.ctx, w.closer(websocket.StatusNormalClosure, reasonShutdown)))
 	if exp := k.ExpiresAt(); !exp.IsZero() {
-		t := time.NewTimer(exp.Sub(m.cfg.Now()))
-		defer t.Stop()
-		expiry = t.C
+		w.expiry = time.AfterFunc(exp.Sub(m.cfg.Now()), w.closer(websocket.StatusPolicyViolation, reasonExpired))
 	}
-	ping := time.NewTicker(m.cfg.WSPingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case <-k.Revoked():
-			_ = conn.Close(websocket.StatusPolicyViolation, reasonRevoked)
+	w.ping = time.AfterFunc(m.cfg.WSPingInterval, w.keepalive)
+	return w
+}
+
+// begin says whether a callback may run (the watch is not stopped), and
+// counts it as running.
+func (w *sessionWatch) begin() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return false
+	}
+	w.running.Add(1)
+	return true
+}
+
+func (w *sessionWatch) closer(code websocket.StatusCode, reason string) func() {
+	return func() {
+		if !w.begin() {
 			return
-		case <-expiry:
-			_ = conn.Close(websocket.StatusPolicyViolation, reasonExpired)
-			return
-		case <-m.ctx.Done():
-			_ = conn.Close(websocket.StatusNormalClosure, reasonShutdown)
-			return
-		case <-ctx.Done():
-			return
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, m.cfg.WSPingInterval)
-			err := conn.Ping(pctx)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				_ = conn.Close(websocket.StatusGoingAway, "keepalive timeout")
-				return
-			}
 		}
+		defer w.running.Done()
+		_ = w.conn.Close(code, reason)
 	}
+}
+
+// keepalive pings the client, and closes the connection when no pong
+// comes within the interval; else it runs again after the interval.
+func (w *sessionWatch) keepalive() {
+	if !w.begin() {
+		return
+	}
+	defer w.running.Done()
+	d := w.m.cfg.WSPingInterval
+	pctx, cancel := context.WithTimeout(w.ctx, d)
+	err := w.conn.Ping(pctx)
+	cancel()
+	if err != nil {
+		if w.ctx.Err() == nil {
+			_ = w.conn.Close(websocket.StatusGoingAway, "keepalive timeout")
+		}
+		return
+	}
+	w.mu.Lock()
+	if !w.stopped {
+		w.ping.Reset(d)
+	}
+	w.mu.Unlock()
+}
+
+// stop ends the watch, and waits for a callback under way (a close
+// handshake) to finish.
+func (w *sessionWatch) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	for _, f := range w.undo {
+		f()
+	}
+	if w.expiry != nil {
+		w.expiry.Stop()
+	}
+	w.ping.Stop()
+	w.mu.Unlock()
+	w.running.Wait()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/master"
 )
 
 // readUntilEnd reads console frames up to and including the end frame.
@@ -228,5 +229,45 @@ func TestConsoleWebSocketInvalidUTF8(t *testing.T) {
 	}
 	if body := readAll(e.do("GET", "/api/keys", e.admin, "")); strings.Contains(body, "\\ufffd") {
 		t.Fatalf("the command ran: %s", body)
+	}
+}
+
+// A client that answers no ping is dropped after the keepalive interval;
+// one that reads (and so answers pings) stays for as long as it likes.
+func TestWebSocketKeepalive(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.WSPingInterval = 100 * time.Millisecond })
+	sessions := func() string {
+		r := e.do("GET", "/api/metrics", "", "")
+		for _, l := range strings.Split(readAll(r), "\n") {
+			if strings.HasPrefix(l, `universe_websocket_sessions{endpoint="console"}`) {
+				return strings.Fields(l)[1]
+			}
+		}
+		return "none"
+	}
+	reader, _, err := e.dialWS("/api/console", e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.CloseNow()
+	rctx := reader.CloseRead(context.Background()) // answers pings
+	silent, _, err := e.dialWS("/api/console", e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.CloseNow()
+	if got := sessions(); got != "2" {
+		t.Fatalf("sessions %s, want 2", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sessions() != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the silent client was not dropped: sessions %s", sessions())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // five intervals
+	if got := sessions(); got != "1" || rctx.Err() != nil {
+		t.Fatalf("the client that answers pings was dropped too: sessions %s, %v", got, rctx.Err())
 	}
 }

@@ -106,6 +106,7 @@ type followerCost struct{ each, left float64 }
 // child exits.
 func measureFollowers(n int, url, token string) followerCost {
 	h0, s0 := heap()
+	g0 := runtime.NumGoroutine()
 	cmd := exec.Command(os.Args[0], "follow-clients", url, strconv.Itoa(n))
 	cmd.Env = append(os.Environ(), "BENCH_TOKEN="+token)
 	out, _ := cmd.StdoutPipe()
@@ -119,6 +120,9 @@ func measureFollowers(n int, url, token string) followerCost {
 	}
 	time.Sleep(2 * time.Second) // a few lines through every connection
 	h1, s1 := heap()
+	g1 := runtime.NumGoroutine()
+	fmt.Printf("  %s: per connection heap %.1f KiB, goroutine stacks %.1f KiB, %.2f goroutines\n", map[bool]string{true: "master", false: "relay"}[token != ""],
+		float64(int64(h1)-int64(h0))/1024/float64(n), float64(int64(s1)-int64(s0))/1024/float64(n), float64(g1-g0)/float64(n))
 	_ = stdin.Close()
 	_ = cmd.Wait()
 	time.Sleep(3 * time.Second) // the server notices every close

@@ -52,7 +52,11 @@ type Key struct {
 	expiresAt int64              // unix nanos, 0 = never
 	lastUsed  atomic.Int64       // unix nanos, 0 = never
 	flushed   int64              // last value written to the store; guarded by Keyring.flushMu
-	revoked   chan struct{}
+	// revoked is cancelled when the key is revoked: a context, so that
+	// what ends with the key registers a callback (context.AfterFunc)
+	// rather than a goroutine waiting on a channel.
+	revoked context.Context
+	revoke  context.CancelFunc
 }
 
 // ID returns the key's public id.
@@ -71,7 +75,10 @@ func (k *Key) Instance() string { return k.rec.Instance }
 func (k *Key) ExpiresAt() time.Time { return k.rec.ExpiresAt }
 
 // Revoked returns a channel closed when the key is revoked.
-func (k *Key) Revoked() <-chan struct{} { return k.revoked }
+func (k *Key) Revoked() <-chan struct{} { return k.revoked.Done() }
+
+// RevokedContext is cancelled when the key is revoked.
+func (k *Key) RevokedContext() context.Context { return k.revoked }
 
 // Record returns a copy of the key's record with its current last-used time.
 func (k *Key) Record() universe.KeyRecord {
@@ -131,7 +138,8 @@ func OpenKeyring(store Store, now func() time.Time) (*Keyring, error) {
 }
 
 func newKey(rec universe.KeyRecord) *Key {
-	k := &Key{rec: rec, revoked: make(chan struct{})}
+	k := &Key{rec: rec}
+	k.revoked, k.revoke = context.WithCancel(context.Background())
 	if !rec.ExpiresAt.IsZero() {
 		k.expiresAt = rec.ExpiresAt.UnixNano()
 	}
@@ -288,7 +296,7 @@ func (r *Keyring) Revoke(labelOrID string) (universe.KeyRecord, error) {
 	delete(r.byID, k.rec.ID)
 	delete(r.byLabel, k.rec.Label)
 	r.mu.Unlock()
-	close(k.revoked)
+	k.revoke()
 	for _, f := range r.onRevoke {
 		f(k.rec.ID)
 	}
