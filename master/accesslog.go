@@ -2,6 +2,7 @@ package master
 
 import (
 	"io"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -27,7 +28,7 @@ func newAccessLog(w io.Writer) *accessLog {
 	return a
 }
 
-func (a *accessLog) write(now time.Time, method, path string, status int, d time.Duration, key, client, requestID string) {
+func (a *accessLog) write(now time.Time, method, path string, status int, d time.Duration, key string, client netip.Addr, requestID string) {
 	bp := a.pool.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, "time="...)
@@ -43,7 +44,11 @@ func (a *accessLog) write(now time.Time, method, path string, status int, d time
 	b = append(b, " key="...)
 	b = appendValue(b, key)
 	b = append(b, " client="...)
-	b = appendValue(b, client)
+	if client.IsValid() {
+		b = client.AppendTo(b) // digits, dots, colons: never quoted
+	} else {
+		b = appendValue(b, client.String())
+	}
 	b = append(b, " requestId="...)
 	b = appendValue(b, requestID)
 	b = append(b, '\n')

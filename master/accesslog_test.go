@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +20,14 @@ func TestAccessLogFormat(t *testing.T) {
 		{"GET", "/api/\u00e9t\u00e9\x7f", "-", "10.0.0.1", "r"},
 		{"GET", "/api/a\u00a0b\x01\xff", "-", "10.0.0.1", "r"},
 		{"GET", `/api/back\slash`, "", "10.0.0.1", ""},
+		{"GET", "/api/node", "k", "fe80::1%eth0", "r"},
+		{"GET", "/api/node", "k", "::ffff:10.0.0.1", "r"},
 	} {
 		var fast, std bytes.Buffer
 		now := time.Date(2026, 11, 26, 17, 0, 0, 123e6, time.UTC)
 		d := 40511 * time.Nanosecond
-		newAccessLog(&fast).write(now, c.method, c.path, 200, d, c.key, c.client, c.id)
+		client, _ := netip.ParseAddr(c.client) // "": the zero Addr
+		newAccessLog(&fast).write(now, c.method, c.path, 200, d, c.key, client, c.id)
 		h := slog.NewTextHandler(&std, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {
 				return slog.Time(slog.TimeKey, now)
@@ -32,7 +36,7 @@ func TestAccessLogFormat(t *testing.T) {
 		}})
 		slog.New(h).LogAttrs(context.Background(), slog.LevelInfo, "request", slog.String("method", c.method),
 			slog.String("path", c.path), slog.Int("status", 200), slog.Duration("duration", d), slog.String("key", c.key),
-			slog.String("client", c.client), slog.String("requestId", c.id))
+			slog.String("client", client.String()), slog.String("requestId", c.id))
 		if fast.String() != std.String() {
 			t.Errorf("\nfast %q\nslog %q", fast.String(), std.String())
 		}

@@ -153,7 +153,7 @@ func (m *Master) render(c *gin.Context, status int, name string, p uiPage) {
 	c.Status(status)
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	if err := m.pages.Render(c.Writer, name, p); err != nil {
-		m.log.Error("render page", "page", name, "requestId", c.GetString(ctxRequestID), "err", err)
+		m.log.Error("render page", "page", name, "requestId", requestIDOf(c), "err", err)
 	}
 }
 
@@ -162,8 +162,8 @@ func (m *Master) uiFail(c *gin.Context, nav, back string, err error) {
 	code := universe.ErrorCode(err)
 	msg := universe.ErrorMessage(err)
 	if code == universe.EINTERNAL {
-		m.log.Error("dashboard request failed", "requestId", c.GetString(ctxRequestID), "route", c.FullPath(), "err", err)
-		msg = "internal error (request " + c.GetString(ctxRequestID) + ")"
+		m.log.Error("dashboard request failed", "requestId", requestIDOf(c), "route", c.FullPath(), "err", err)
+		msg = "internal error (request " + requestIDOf(c) + ")"
 	}
 	m.render(c, statusOf(code), "message", uiPage{Title: "Error", Nav: nav,
 		Data: map[string]string{"Heading": http.StatusText(statusOf(code)), "Text": msg, "Back": back}})

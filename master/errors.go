@@ -17,7 +17,6 @@ import (
 const (
 	ctxKey         = "universe.key"         // *auth.Key of the caller
 	ctxSession     = "universe.session"     // true when a dashboard session's cookie authenticated the caller
-	ctxRequestID   = "universe.requestId"   // string
 	ctxRetryAfter  = "universe.retryAfter"  // int64 milliseconds, with ERATELIMITED
 	ctxOutput      = "universe.output"      // []string, with a failed console command
 	ctxAuditDetail = "universe.auditDetail" // string: what the audit entry of a change adds to method and path
@@ -66,7 +65,7 @@ func (m *Master) writeError(c *gin.Context, err error) {
 	body := api.Error{Error: universe.ErrorMessage(err)}
 	switch code {
 	case universe.EINTERNAL:
-		body.RequestID = c.GetString(ctxRequestID)
+		body.RequestID = requestIDOf(c)
 		m.log.Error("request failed", "requestId", body.RequestID, "route", c.FullPath(), "err", err)
 	case universe.EUNAUTHORIZED:
 		if c.Writer.Header().Get("WWW-Authenticate") == "" {

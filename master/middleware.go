@@ -24,11 +24,21 @@ func (m *Master) requestID(c *gin.Context) {
 		hexUint64(b[:], rand.Uint64())
 		id = string(b[:])
 	}
-	c.Set(ctxRequestID, id)
+	// Kept in the response's header alone (requestIDOf reads it back): a
+	// c.Set would box the string and make the context's map, two more
+	// allocations on every request.
 	h := c.Writer.Header()
 	h["X-Request-Id"] = []string{id}
 	h["X-Content-Type-Options"] = nosniff
 	c.Next()
+}
+
+// requestIDOf is the id requestID gave the request.
+func requestIDOf(c *gin.Context) string {
+	if v := c.Writer.Header()["X-Request-Id"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // nosniff is the header's one value, shared (len == cap: an Add copies).
@@ -79,13 +89,13 @@ func (m *Master) observe(c *gin.Context) {
 			path = maskTokens(path)
 		}
 		if m.accessLog != nil {
-			m.accessLog.write(time.Now(), c.Request.Method, path, status, d, keyID, m.clientAddr(c).String(), c.GetString(ctxRequestID))
+			m.accessLog.write(time.Now(), c.Request.Method, path, status, d, keyID, m.clientAddr(c), requestIDOf(c))
 			return
 		}
 		// LogAttrs: no interface conversions of the attributes.
 		m.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", slog.String("method", c.Request.Method),
 			slog.String("path", path), slog.Int("status", status), slog.Duration("duration", d), slog.String("key", keyID),
-			slog.String("client", m.clientAddr(c).String()), slog.String("requestId", c.GetString(ctxRequestID)))
+			slog.String("client", m.clientAddr(c).String()), slog.String("requestId", requestIDOf(c)))
 	}
 }
 
@@ -122,7 +132,7 @@ func (m *Master) recoverPanics(c *gin.Context) {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
-			m.log.Error("panic", "requestId", c.GetString(ctxRequestID),
+			m.log.Error("panic", "requestId", requestIDOf(c),
 				"panic", maskTokens(fmt.Sprint(r)), "stack", maskTokens(string(debug.Stack())))
 			if !c.Writer.Written() {
 				fail(c, fmt.Errorf("panic serving %s", c.FullPath()))
