@@ -428,7 +428,10 @@ func memory(args []string) {
 	for i := 1; i < *n; i++ {
 		b.create("idle")
 	}
-	time.Sleep(time.Second) // every instance has written its line
+	// Every instance has written its line, and every supervisor has given
+	// back what starting touched (5 s after its start): the stop is timed
+	// in the steady state.
+	time.Sleep(6 * time.Second)
 	h1, s1 := heap()
 	r1 := rss()
 	k := float64(*n - 1)
