@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -20,6 +21,32 @@ type accessLog struct {
 	w    io.Writer
 	mu   sync.Mutex // one Write at a time, as slog's handler does
 	pool sync.Pool
+	sec  atomic.Pointer[stamp] // the time up to its second, formatted once a second
+}
+
+// stamp is "2006-01-02T15:04:05." of one second (UTC or local, as now's).
+type stamp struct {
+	unix int64
+	loc  *time.Location
+	text []byte
+}
+
+// appendTime appends now as slog does ("2006-01-02T15:04:05.000Z07:00"),
+// formatting its date and second only when the second changed.
+func (a *accessLog) appendTime(b []byte, now time.Time) []byte {
+	st := a.sec.Load()
+	if st == nil || st.unix != now.Unix() || st.loc != now.Location() {
+		st = &stamp{unix: now.Unix(), loc: now.Location(), text: now.Truncate(time.Second).AppendFormat(nil, "2006-01-02T15:04:05.")}
+		a.sec.Store(st)
+	}
+	b = append(b, st.text...)
+	ms := now.Nanosecond() / 1e6
+	b = append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	_, off := now.Zone()
+	if off == 0 {
+		return append(b, 'Z')
+	}
+	return append(b, now.Format("Z07:00")...)
 }
 
 func newAccessLog(w io.Writer) *accessLog {
@@ -32,7 +59,7 @@ func (a *accessLog) write(now time.Time, method, path string, status int, d time
 	bp := a.pool.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, "time="...)
-	b = now.AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = a.appendTime(b, now)
 	b = append(b, " level=INFO msg=request method="...)
 	b = appendValue(b, method)
 	b = append(b, " path="...)

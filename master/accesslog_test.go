@@ -3,6 +3,7 @@ package master
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -42,6 +43,24 @@ func TestAccessLogFormat(t *testing.T) {
 		}
 		if strings.Count(fast.String(), "\n") != 1 {
 			t.Error("not one line")
+		}
+	}
+}
+
+// The cached second and the hand-formatted milliseconds read as
+// AppendFormat writes them, in UTC and elsewhere, also across seconds.
+func TestAccessLogTime(t *testing.T) {
+	a := newAccessLog(io.Discard)
+	east := time.FixedZone("east", 5*3600+30*60)
+	west := time.FixedZone("west", -7*3600)
+	base := time.Date(2026, 11, 26, 23, 59, 59, 0, time.UTC)
+	for _, loc := range []*time.Location{time.UTC, east, west, time.FixedZone("zero", 0)} {
+		for _, ns := range []int{0, 1e6 - 1, 1e6, 9e6, 10e6, 99e6, 100e6, 998e6, 999e6, 999999999, 1e9, 1e9 + 5e6, 61e9} {
+			now := base.Add(time.Duration(ns)).In(loc)
+			want := now.AppendFormat(nil, "2006-01-02T15:04:05.000Z07:00")
+			if got := a.appendTime(nil, now); string(got) != string(want) {
+				t.Errorf("%v: %s, want %s", now, got, want)
+			}
 		}
 	}
 }

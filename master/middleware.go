@@ -89,7 +89,7 @@ func (m *Master) observe(c *gin.Context) {
 			path = maskTokens(path)
 		}
 		if m.accessLog != nil {
-			m.accessLog.write(time.Now(), c.Request.Method, path, status, d, keyID, m.clientAddr(c), requestIDOf(c))
+			m.accessLog.write(start.Add(d), c.Request.Method, path, status, d, keyID, m.clientAddr(c), requestIDOf(c))
 			return
 		}
 		// LogAttrs: no interface conversions of the attributes.
