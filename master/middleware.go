@@ -30,7 +30,21 @@ func (m *Master) requestID(c *gin.Context) {
 	h := c.Writer.Header()
 	h["X-Request-Id"] = []string{id}
 	h["X-Content-Type-Options"] = nosniff
+	// The values of c.Set go into a map of the pool, back in the pool once
+	// the request is over: gin.Context itself is reused after that, so
+	// nothing may hold on to either.
+	if keys, ok := m.ctxKeys.Get().(map[any]any); ok {
+		c.Keys = keys
+	} else {
+		c.Keys = make(map[any]any, 8)
+	}
 	c.Next()
+	keys := c.Keys
+	c.Keys = nil
+	if len(keys) <= 8 {
+		clear(keys)
+		m.ctxKeys.Put(keys)
+	}
 }
 
 // requestIDOf is the id requestID gave the request.
