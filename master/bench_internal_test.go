@@ -148,6 +148,20 @@ func (c *rawClient) roundTrip() (int, error) {
 	return status, err
 }
 
+// masterAndBareGin is a master in its default configuration (the access
+// log on, written to nowhere as the master's command writes it:
+// AccessLogOut, the logger's own sink) with an ALL key, and bare gin
+// serving the same GET /api/node handler.
+func masterAndBareGin(b *testing.B) (*Master, string, *gin.Engine) {
+	m, admin, _ := benchMaster(b)
+	m.cfg.AccessLog = true
+	m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m.accessLog = newAccessLog(io.Discard)
+	bare := gin.New()
+	bare.GET("/api/node", m.handleNode)
+	return m, admin, bare
+}
+
 // BenchmarkNodeVsBareGin measures GET /api/node with an ALL key on a real
 // server over loopback at 32 connections: the master's whole chain with
 // the default configuration (access log on, written to nowhere as the
@@ -155,12 +169,7 @@ func (c *rawClient) roundTrip() (int, error) {
 // against bare gin serving the same handler ("bare"). The ratio of their
 // ns/op is what bench/request-overhead.sh reports.
 func BenchmarkNodeVsBareGin(b *testing.B) {
-	m, admin, _ := benchMaster(b)
-	m.cfg.AccessLog = true
-	m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	m.accessLog = newAccessLog(io.Discard)
-	bare := gin.New()
-	bare.GET("/api/node", m.handleNode)
+	m, admin, bare := masterAndBareGin(b)
 	// bare gin that also sends the two headers every answer of the master
 	// carries: what they cost, apart from the middleware.
 	headers := gin.New()
@@ -222,12 +231,7 @@ func serveLoopback(b *testing.B, handler http.Handler, token string, parallelism
 // process (no network), against bare gin serving the same handler: what
 // the middleware costs per request, in time and allocations.
 func BenchmarkChain(b *testing.B) {
-	m, admin, _ := benchMaster(b)
-	m.cfg.AccessLog = true
-	m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	m.accessLog = newAccessLog(io.Discard)
-	bare := gin.New()
-	bare.GET("/api/node", m.handleNode)
+	m, admin, bare := masterAndBareGin(b)
 	for _, bc := range []struct {
 		name    string
 		handler http.Handler
