@@ -116,11 +116,13 @@ func (ProcessRuntime) Start(spec Spec) (Process, error) {
 	return p, nil
 }
 
-// waitPoll waits for the exit of p and reaps it, without holding an OS
-// thread meanwhile as os.Process.Wait does (a blocking waitid): a pidfd
-// in the runtime's poller says when it has exited. Without pidfds (Linux
-// before 5.3) it falls back to Process.Wait. p is released.
-func waitPoll(p *os.Process) (syscall.WaitStatus, error) {
+// WaitPoll waits for the exit of p, a child of this process, and reaps
+// it, without holding an OS thread meanwhile as os.Process.Wait does (a
+// blocking waitid): a non-blocking pidfd in the runtime's poller says when
+// it has exited. Without pidfds (Linux before 5.3) it falls back to
+// Process.Wait. p is released. The master reaps its supervisors this way
+// (one thread per instance otherwise), and each supervisor its process.
+func WaitPoll(p *os.Process) (syscall.WaitStatus, error) {
 	fd, err := unix.PidfdOpen(p.Pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
 		state, err := p.Wait()
@@ -186,7 +188,7 @@ func (p *proc) wait(outR, errR *os.File, subreaper bool) {
 			}
 		}()
 	}
-	ws, err := waitPoll(p.cmd.Process)
+	ws, err := WaitPoll(p.cmd.Process)
 	// The shell is gone; so must its children be: its group, and, under a
 	// subreaper, whatever left the group (setsid) too.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
