@@ -189,9 +189,9 @@ func hasChildren() bool {
 }
 
 // reapOrphans collects the exit of every dead child of this process but
-// keep (the child whose exit os/exec waits for): descendants that were
+// keep (the child whose exit WaitPoll waits for): descendants that were
 // re-parented here and then exited. It asks the kernel which child is
-// waitable (waitid with WNOWAIT, so keep's exit is left for os/exec) and
+// waitable (waitid with WNOWAIT, so keep's exit is left for WaitPoll) and
 // reaps those one by one; when keep is the waitable one, the others wait
 // for the next call.
 func reapOrphans(keep int) {
