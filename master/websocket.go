@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -72,10 +73,13 @@ func (m *Master) runSession(conn *websocket.Conn, k *auth.Key, endpoint string, 
 		cancel()
 		w.stop()
 	}()
-	// Outside the request, a panic has no middleware to recover it.
+	// Outside the request, a panic has no middleware to recover it: logged
+	// as recoverPanics logs one (tokens masked), the client told no more
+	// than "internal error".
 	defer func() {
 		if p := recover(); p != nil {
-			m.log.Error("panic in a WebSocket session", "endpoint", endpoint, "panic", p, "stack", string(debug.Stack()))
+			m.log.Error("panic in a WebSocket session", "endpoint", endpoint,
+				"panic", maskTokens(fmt.Sprint(p)), "stack", maskTokens(string(debug.Stack())))
 			_ = conn.Close(websocket.StatusInternalError, "internal error")
 		}
 	}()
