@@ -98,6 +98,12 @@ func (m *Master) authenticateSession(c *gin.Context, cookie string, addr netip.A
 		fail(c, errUnauthorized)
 		return
 	}
+	m.admitSession(c, k)
+}
+
+// admitSession lets a request signed in with a session cookie of key k go
+// on: unsafe methods only from this host's own pages (403 otherwise).
+func (m *Master) admitSession(c *gin.Context, k *auth.Key) {
 	if err := m.crossOrigin.Check(c.Request); err != nil {
 		fail(c, universe.Errorf(universe.EFORBIDDEN, "cross-origin request refused"))
 		return

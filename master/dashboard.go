@@ -136,13 +136,7 @@ func (m *Master) uiSession(c *gin.Context) {
 		fail(c, errUnauthorized)
 		return
 	}
-	if err := m.crossOrigin.Check(c.Request); err != nil {
-		fail(c, universe.Errorf(universe.EFORBIDDEN, "cross-origin request refused"))
-		return
-	}
-	c.Set(ctxKey, k)
-	c.Set(ctxSession, true)
-	c.Next()
+	m.admitSession(c, k)
 }
 
 // render writes a page; a template error is an internal error.
