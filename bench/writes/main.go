@@ -128,6 +128,7 @@ func keyringRate(m *master.Master, d time.Duration, seq *atomic.Int64) float64 {
 func apiRate(url, token string, clients int, d time.Duration, seq *atomic.Int64) float64 {
 	var done atomic.Int64
 	var wg sync.WaitGroup
+	var lat []float64
 	start := time.Now()
 	tr := &http.Transport{MaxIdleConnsPerHost: clients}
 	cl := &http.Client{Transport: tr}
@@ -140,6 +141,7 @@ func apiRate(url, token string, clients int, d time.Duration, seq *atomic.Int64)
 				req, _ := http.NewRequest("POST", url+"/api/keys", bytes.NewBufferString(body))
 				req.Header.Set("Authorization", "Bearer "+token)
 				req.Header.Set("Content-Type", "application/json")
+				t0 := time.Now()
 				resp, err := cl.Do(req)
 				if err != nil {
 					log.Fatal(err)
@@ -150,10 +152,17 @@ func apiRate(url, token string, clients int, d time.Duration, seq *atomic.Int64)
 					log.Fatalf("create: %d", resp.StatusCode)
 				}
 				done.Add(1)
+				if clients == 1 {
+					lat = append(lat, float64(time.Since(t0).Microseconds()))
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	if clients == 1 {
+		sort.Float64s(lat)
+		fmt.Printf("  1 client latency µs: p50 %.0f p90 %.0f p99 %.0f max %.0f\n", lat[len(lat)/2], lat[len(lat)*9/10], lat[len(lat)*99/100], lat[len(lat)-1])
+	}
 	return float64(done.Load()) / time.Since(start).Seconds()
 }
 
