@@ -1,8 +1,16 @@
 package master_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -234,8 +242,11 @@ func TestConsoleWebSocketInvalidUTF8(t *testing.T) {
 
 // A client that answers no ping is dropped after the keepalive interval;
 // one that reads (and so answers pings) stays for as long as it likes.
+// The silent client speaks WebSocket by hand, so that it can watch the
+// pings come and the connection end without answering any.
 func TestWebSocketKeepalive(t *testing.T) {
-	e := newEnv(t, func(c *master.Config) { c.WSPingInterval = 100 * time.Millisecond })
+	const interval = 300 * time.Millisecond
+	e := newEnv(t, func(c *master.Config) { c.WSPingInterval = interval })
 	sessions := func() string {
 		r := e.do("GET", "/api/metrics", "", "")
 		for _, l := range strings.Split(readAll(r), "\n") {
@@ -251,22 +262,51 @@ func TestWebSocketKeepalive(t *testing.T) {
 	}
 	defer reader.CloseNow()
 	rctx := reader.CloseRead(context.Background()) // answers pings
-	silent, _, err := e.dialWS("/api/console", e.admin)
+	silent, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer silent.CloseNow()
-	if got := sessions(); got != "2" {
-		t.Fatalf("sessions %s, want 2", got)
+	defer silent.Close()
+	_ = silent.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(silent, "GET /api/console HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", e.admin)
+	br := bufio.NewReader(silent)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for sessions() != "1" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the silent client was not dropped: sessions %s", sessions())
+	// Frames from the server until it ends the connection (unmasked:
+	// opcode in the first byte, a length of up to 7+64 bits after it).
+	pings := 0
+	var end error
+	for end == nil {
+		var h [2]byte
+		if _, end = io.ReadFull(br, h[:]); end != nil {
+			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		n := uint64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var l [2]byte
+			_, end = io.ReadFull(br, l[:])
+			n = uint64(binary.BigEndian.Uint16(l[:]))
+		case 127:
+			var l [8]byte
+			_, end = io.ReadFull(br, l[:])
+			n = binary.BigEndian.Uint64(l[:])
+		}
+		if end == nil {
+			_, end = io.CopyN(io.Discard, br, int64(n))
+		}
+		if h[0]&0x0f == 0x9 {
+			pings++
+		}
 	}
-	time.Sleep(500 * time.Millisecond) // five intervals
+	if errors.Is(end, os.ErrDeadlineExceeded) || pings == 0 {
+		t.Fatalf("the silent client was not dropped after a ping: %d pings, then %v", pings, end)
+	}
+	waitUntil(t, "one session left", 10*time.Second, func() bool { return sessions() == "1" })
+	time.Sleep(5 * interval)
 	if got := sessions(); got != "1" || rctx.Err() != nil {
 		t.Fatalf("the client that answers pings was dropped too: sessions %s, %v", got, rctx.Err())
 	}
