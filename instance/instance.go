@@ -34,6 +34,16 @@ type process interface {
 
 var _ process = (*supervisor.Client)(nil)
 
+// holder is a process whose supervisor can be kept, once it has reported
+// the exit, until released (supervisor.Client.Hold): Close stops every
+// instance before any supervisor exits.
+type holder interface {
+	Hold()
+	Release()
+}
+
+var _ holder = (*supervisor.Client)(nil)
+
 // profiler is a process whose supervisor serves Go profiles (supervisor
 // clients here, and instances on agent nodes through their node).
 type profiler interface {

@@ -140,6 +140,7 @@ type Manager struct {
 	reconcile         chan struct{} // a pass is wanted
 	stopReconcile     chan struct{}
 	reconcileDone     chan struct{}
+	stopOnce          sync.Once               // closes stopReconcile (Shutdown may come twice)
 	createBackoff     map[string]*createRetry // by configuration; the reconciler's own
 	// nodeLosses counts, by configuration, the instances lost with their
 	// node (unreachable too long, revoked): their replacements do not make
@@ -153,6 +154,7 @@ type Manager struct {
 	mu        sync.Mutex
 	instances map[string]*Instance
 	closing   atomic.Bool    // set under mu; read without it (isClosing runs under an instance's mu)
+	held      []holder       // supervisors Shutdown keeps until ReleaseSupervisors
 	bg        sync.WaitGroup // background lifecycle actions and process watchers
 }
 
@@ -754,6 +756,30 @@ func killLeftover(pid int, id string) {
 // KeepInstances it detaches from them, and they run on under their
 // supervisors. It waits for background actions and closes the logs.
 func (m *Manager) Close() error {
+	err := m.Shutdown()
+	m.ReleaseSupervisors()
+	return err
+}
+
+// ReleaseSupervisors lets the supervisors Shutdown kept go: each is told
+// goodbye, and exits, in the background.
+func (m *Manager) ReleaseSupervisors() {
+	m.mu.Lock()
+	held := m.held
+	m.held = nil
+	m.mu.Unlock()
+	for _, h := range held {
+		h.Release()
+	}
+}
+
+// Shutdown is Close, except that the supervisors of the instances it
+// stopped stay, idle, until ReleaseSupervisors: a supervisor's own exit
+// (mostly the kernel's teardown of the process) is a third of its CPU in
+// a stop, and with a thousand of them stopping at once, exits that came as
+// soon as each instance was recorded took CPU from the stops still under
+// way, and from the caller's own shutdown after them.
+func (m *Manager) Shutdown() error {
 	m.mu.Lock()
 	m.closing.Store(true)
 	all := make([]*Instance, 0, len(m.instances))
@@ -762,7 +788,7 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Unlock()
 	if m.stopReconcile != nil {
-		close(m.stopReconcile)
+		m.stopOnce.Do(func() { close(m.stopReconcile) })
 		<-m.reconcileDone
 	}
 	// Each configuration is read once, not once per instance.
@@ -790,6 +816,12 @@ func (m *Manager) Close() error {
 					p.Detach()
 				}
 				return
+			}
+			if h, ok := p.(holder); ok {
+				h.Hold()
+				m.mu.Lock()
+				m.held = append(m.held, h)
+				m.mu.Unlock()
 			}
 			in.action.Lock()
 			defer in.action.Unlock()

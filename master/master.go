@@ -387,10 +387,14 @@ func (m *Master) Close() error {
 		}
 		waitTimeout(&m.wsWG, m.cfg.ShutdownTimeout)
 		m.wg.Wait()
-		// Instances stop gracefully, each within its stop timeout.
-		if err := m.instances.Close(); err != nil {
+		// Instances stop gracefully, each within its stop timeout. Their
+		// supervisors go once the rest is closed too.
+		defer m.instances.ReleaseSupervisors()
+		start := time.Now()
+		if err := m.instances.Shutdown(); err != nil {
 			m.closeErr = err
 		}
+		m.log.Info("instances stopped", "duration", time.Since(start).Round(time.Millisecond))
 		m.hub.Close()
 		_ = m.templates.Close()
 		if err := m.keys.Flush(); err != nil {

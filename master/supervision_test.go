@@ -511,3 +511,56 @@ func TestOrphansAreReaped(t *testing.T) {
 	waitUntil(t, "no zombies under the supervisor", 10*time.Second, func() bool { return zombies() == 0 },
 		func() string { return strconv.Itoa(zombies()) + " zombies" })
 }
+
+// A master's stop records every instance's exit while the supervisors
+// wait (Shutdown keeps them, so that their own exits do not take CPU from
+// the stops still under way), then lets them all go at once.
+func TestShutdownKeepsSupervisorsUntilReleased(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("held", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 5,
+		"availablePorts": map[string]int{"min": 21820, "max": 21829}})
+	var ids []string
+	var pids, sups []int
+	for range 3 {
+		info := e.create("held")
+		ids = append(ids, info.ID)
+		pids = append(pids, int(*info.ProcessPid))
+		sups = append(sups, supervisorOf(t, info.ID))
+	}
+	mgr := e.m.Instances()
+	if err := mgr.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		in, err := mgr.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := in.Info(); got.State != "STOPPED" || got.ExitCode == nil || got.ProcessPid != nil {
+			t.Fatalf("%s after Shutdown: %+v", id, got)
+		}
+		if alive(pids[i]) {
+			t.Fatalf("the process of %s runs after Shutdown", id)
+		}
+	}
+	// Without the hold each supervisor would be gone within milliseconds
+	// of its exit report; held, it waits (up to its 10 s limit).
+	time.Sleep(300 * time.Millisecond)
+	for i, sup := range sups {
+		if !alive(sup) {
+			t.Fatalf("the supervisor of %s went before it was let go", ids[i])
+		}
+	}
+	mgr.ReleaseSupervisors()
+	waitUntil(t, "every supervisor to go", 5*time.Second, func() bool {
+		for _, sup := range sups {
+			if alive(sup) {
+				return false
+			}
+		}
+		return true
+	})
+	if err := e.m.Close(); err != nil { // Shutdown again: nothing left to do
+		t.Fatal(err)
+	}
+}
