@@ -29,6 +29,7 @@ import (
 func followers(args []string) {
 	fs := flag.NewFlagSet("followers", flag.ExitOnError)
 	n := fs.Int("n", 2000, "followers")
+	relayFirst := fs.Bool("relay-first", false, "measure the relay before the master (what stays after the first followers left is the Go runtime's: a fair baseline only when it comes first)")
 	_ = fs.Parse(args)
 	if os.Getenv("HEAPPROFILE") != "" {
 		runtime.MemProfileRate = 1 // every allocation, for an exact profile
@@ -40,8 +41,26 @@ func followers(args []string) {
 	})
 	info := b.create("tick")
 	wsURL := "ws" + strings.TrimPrefix(b.URL, "http") + "/api/instances/" + info.ID + "/live-log?lines=1"
-	master := measureFollowers(*n, wsURL, b.Token)
+	relayURL, stopRelay := startRelay()
+	var master, relay followerCost
+	if *relayFirst {
+		relay = measureFollowers(*n, relayURL, "")
+		master = measureFollowers(*n, wsURL, b.Token)
+	} else {
+		master = measureFollowers(*n, wsURL, b.Token)
+		relay = measureFollowers(*n, relayURL, "")
+	}
+	stopRelay()
+	// The master once more: what the first followers left (goroutine
+	// descriptors the runtime keeps) is reused, not added to.
+	again := measureFollowers(*n, wsURL, b.Token)
+	fmt.Printf("per follower, %d followers: master %.1f KiB, minimal relay %.1f KiB (ratio %.2f; goal <= 32 KB each); after they left: master %+.1f KiB in all, relay %+.1f KiB (%s first); the master again: %.1f KiB each, %+.1f KiB after they left\n",
+		*n, master.each/1024, relay.each/1024, master.each/relay.each, master.left/1024, relay.left/1024,
+		map[bool]string{true: "relay", false: "master"}[*relayFirst], again.each/1024, again.left/1024)
+}
 
+// startRelay starts the baseline of followers: a minimal relay.
+func startRelay() (url string, stop func()) {
 	// The minimal relay: one goroutine per connection, fed by a ticker.
 	var mu sync.Mutex
 	conns := map[chan []byte]bool{}
@@ -72,13 +91,13 @@ func followers(args []string) {
 		log.Fatal(err)
 	}
 	go func() { _ = srv.Serve(ln) }()
-	stop := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-done:
 				return
 			case <-t.C:
 				mu.Lock()
@@ -92,11 +111,7 @@ func followers(args []string) {
 			}
 		}
 	}()
-	relay := measureFollowers(*n, "ws://"+ln.Addr().String()+"/", "")
-	close(stop)
-	_ = srv.Close()
-	fmt.Printf("per follower, %d followers: master %.1f KiB, minimal relay %.1f KiB (ratio %.2f; goal <= 32 KB each); after they left: master %+.1f KiB in all, relay %+.1f KiB\n",
-		*n, master.each/1024, relay.each/1024, master.each/relay.each, master.left/1024, relay.left/1024)
+	return "ws://" + ln.Addr().String() + "/", func() { close(done); _ = srv.Close() }
 }
 
 type followerCost struct{ each, left float64 }
