@@ -175,3 +175,40 @@ func TestBatchLargerThanRing(t *testing.T) {
 		t.Fatalf("events %+v", evs)
 	}
 }
+
+// A subscriber's queue gives back what a burst made it grow to, and the
+// events it handed out hold no line once the next read comes (the ring
+// may have let those lines go).
+func TestSubscriberQueueShrinksAfterABurst(t *testing.T) {
+	l, _ := logs.Open("", logs.Options{LineRate: -1})
+	sub, _ := l.Subscribe(logs.Position{})
+	defer sub.Close()
+	next := func() []logs.Event {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		evs, ok := sub.Next(ctx)
+		if !ok {
+			t.Fatal("no events")
+		}
+		return evs
+	}
+	l.Write("stdout", lines(1000, 1))
+	burst := next()
+	if len(burst) != 1000 {
+		t.Fatalf("burst: %d events", len(burst))
+	}
+	l.Write("stdout", lines(1, 1001))
+	if evs := next(); len(evs) != 1 || evs[0].Line.Seq != 1001 {
+		t.Fatalf("after the burst: %+v", evs)
+	}
+	for i, e := range burst {
+		if e != (logs.Event{}) {
+			t.Fatalf("event %d handed out before still holds %+v", i, e)
+		}
+	}
+	l.Write("stdout", lines(1, 1002))
+	if evs := next(); len(evs) != 1 || evs[0].Line.Seq != 1002 || cap(evs) > 256 {
+		t.Fatalf("the queue after the burst: %d events, capacity %d (the burst's was %d)", len(evs), cap(evs), cap(burst))
+	}
+}

@@ -155,6 +155,10 @@ func (s *Sub) wake() {
 	}
 }
 
+// maxSpare is the capacity of a subscriber's spare queue kept between
+// reads (events); larger ones, left by a burst, are let go.
+const maxSpare = 256
+
 // Next waits for events and returns all that are pending, in order. The
 // slice is valid until the next call. ok is false once the log was closed
 // (or the subscription ended) and everything was handed out, or when ctx
@@ -163,7 +167,15 @@ func (s *Sub) Next(ctx context.Context) (events []Event, ok bool) {
 	for {
 		s.mu.Lock()
 		if len(s.q) > 0 {
-			events, s.q = s.q, s.spare[:0]
+			// The slice handed out last time is free again: emptied, so
+			// that it holds on to no line the ring has let go, and kept
+			// only when small, so that a burst's queue goes with it.
+			spare := s.spare
+			clear(spare)
+			if cap(spare) > maxSpare {
+				spare = nil
+			}
+			events, s.q = s.q, spare[:0]
 			s.spare = events
 			s.lines, s.bytes = 0, 0
 			s.mu.Unlock()
