@@ -29,6 +29,7 @@ import (
 func followers(args []string) {
 	fs := flag.NewFlagSet("followers", flag.ExitOnError)
 	n := fs.Int("n", 2000, "followers")
+	every := fs.Duration("every", 100*time.Millisecond, "a line to every follower this often (the instance's and the relay's)")
 	relayFirst := fs.Bool("relay-first", false, "measure the relay before the master (what stays after the first followers left is the Go runtime's: a fair baseline only when it comes first)")
 	_ = fs.Parse(args)
 	if os.Getenv("HEAPPROFILE") != "" {
@@ -37,11 +38,11 @@ func followers(args []string) {
 	b := start(0)
 	defer b.Close()
 	b.Do("PUT", "/api/configurations/tick", api.Configuration{
-		Command: "while true; do echo tick; sleep 0.1; done", AvailablePorts: api.Ports{Min: 20000, Max: 20010},
+		Command: fmt.Sprintf("while true; do echo tick; sleep %g; done", every.Seconds()), AvailablePorts: api.Ports{Min: 20000, Max: 20010},
 	})
 	info := b.create("tick")
 	wsURL := "ws" + strings.TrimPrefix(b.URL, "http") + "/api/instances/" + info.ID + "/live-log?lines=1"
-	relayURL, stopRelay := startRelay()
+	relayURL, stopRelay := startRelay(*every)
 	var master, relay followerCost
 	if *relayFirst {
 		relay = measureFollowers(*n, relayURL, "")
@@ -60,7 +61,7 @@ func followers(args []string) {
 }
 
 // startRelay starts the baseline of followers: a minimal relay.
-func startRelay() (url string, stop func()) {
+func startRelay(every time.Duration) (url string, stop func()) {
 	// The minimal relay: one goroutine per connection, fed by a ticker.
 	var mu sync.Mutex
 	conns := map[chan []byte]bool{}
@@ -93,7 +94,7 @@ func startRelay() (url string, stop func()) {
 	go func() { _ = srv.Serve(ln) }()
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -136,6 +137,12 @@ func measureFollowers(n int, url, token string) followerCost {
 	time.Sleep(2 * time.Second) // a few lines through every connection
 	h1, s1 := heap()
 	g1 := runtime.NumGoroutine()
+	if f := os.Getenv("LIVEHEAPPROFILE"); f != "" && token != "" { // what the master holds while they follow
+		if out, err := os.Create(f); err == nil {
+			_ = pprof.WriteHeapProfile(out)
+			_ = out.Close()
+		}
+	}
 	fmt.Printf("  %s: per connection heap %.1f KiB, goroutine stacks %.1f KiB, %.2f goroutines\n", map[bool]string{true: "master", false: "relay"}[token != ""],
 		float64(int64(h1)-int64(h0))/1024/float64(n), float64(int64(s1)-int64(s0))/1024/float64(n), float64(g1-g0)/float64(n))
 	_ = stdin.Close()
