@@ -196,6 +196,8 @@ func listen(dir string) (*listener, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("chmod socket: %w", err)
 	}
+	ln.path = path
+	ln.id, _ = fileID(path)
 	return ln, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -170,8 +169,8 @@ func start(dir string, spec Spec, extra []runtime.Runtime) (*server, error) {
 
 func (s *server) abort() {
 	_ = s.exitFile.Close()
+	s.ln.removeSocket() // first: while bound, its inode cannot be another's
 	_ = s.ln.Close()
-	_ = os.Remove(filepath.Join(s.dir, SocketName))
 	_ = s.log.Close(nil)
 }
 
@@ -209,8 +208,8 @@ func (s *server) run() {
 		case <-time.After(ioTimeout):
 		}
 	}
+	s.ln.removeSocket() // first: while bound, its inode cannot be another's
 	_ = s.ln.Close()
-	_ = os.Remove(filepath.Join(s.dir, SocketName))
 }
 
 func (s *server) accept() {

@@ -22,7 +22,30 @@ type conn interface {
 
 // listener accepts connections on a unix socket.
 type listener struct {
-	f *os.File
+	f    *os.File
+	path string    // where the socket was bound (set by listen)
+	id   [2]uint64 // its device and inode, to tell it from a successor's
+}
+
+// fileID is the device and inode of path, or false.
+func fileID(path string) ([2]uint64, bool) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return [2]uint64{}, false
+	}
+	return [2]uint64{uint64(st.Dev), st.Ino}, true
+}
+
+// removeSocket removes the socket file, unless another supervisor of the
+// same state directory has bound its own there since (an instance
+// started again while this supervisor was still exiting): removing that
+// one would leave the new supervisor unreachable for the next master.
+// Call it before Close: a bound socket keeps its inode, so no other file
+// can have the same device and inode meanwhile.
+func (l *listener) removeSocket() {
+	if id, ok := fileID(l.path); ok && id == l.id {
+		_ = os.Remove(l.path)
+	}
 }
 
 func unixSocket() (int, error) {
