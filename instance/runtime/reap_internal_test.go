@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -21,6 +22,18 @@ func TestDescendantsByChildrenMatchesScan(t *testing.T) {
 	}
 	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
 	var byChildren, byScan []int
+	// Each descendant is sh or sleep, once it has exec'd ("setsid" forks,
+	// then execs sleep: read in between, it is still setsid).
+	named := func(pids []int) (string, bool) {
+		for _, pid := range pids {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			if !strings.HasPrefix(string(b), "sleep") && !strings.HasPrefix(string(b), "/bin/sh") {
+				return fmt.Sprintf("descendant %d is %q", pid, b), false
+			}
+		}
+		return "", true
+	}
+	var why string
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		var ok bool
 		byChildren, ok = descendantsByChildren(os.Getpid())
@@ -30,20 +43,20 @@ func TestDescendantsByChildrenMatchesScan(t *testing.T) {
 		byScan = descendantsByScan(os.Getpid())
 		slices.Sort(byChildren)
 		slices.Sort(byScan)
-		// Once the tree has stopped growing (sh, 3 sleeps, the subshell),
-		// both ways must find the same processes; while the shell still
-		// forks, two reads one after the other may differ.
-		if (len(byScan) >= 5 && slices.Equal(byChildren, byScan)) || time.Now().After(deadline) {
+		// Once the tree has stopped growing (sh, 3 sleeps, the subshell)
+		// and every process has exec'd, both ways must find the same
+		// processes; while the shell still forks, two reads one after the
+		// other may differ.
+		var settled bool
+		why, settled = named(byChildren)
+		if (len(byScan) >= 5 && slices.Equal(byChildren, byScan) && settled) || time.Now().After(deadline) {
 			break
 		}
 	}
 	if len(byScan) < 5 || !slices.Equal(byChildren, byScan) {
 		t.Fatalf("by children lists %v, by scan %v", byChildren, byScan)
 	}
-	for _, pid := range byChildren {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-		if !strings.HasPrefix(string(b), "sleep") && !strings.HasPrefix(string(b), "/bin/sh") {
-			t.Errorf("descendant %d is %q", pid, b)
-		}
+	if why != "" {
+		t.Fatal(why)
 	}
 }
