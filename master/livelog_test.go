@@ -23,6 +23,10 @@ func TestLiveLogFollowerBehindReadsTheFiles(t *testing.T) {
 		c.InstanceLog.LineRate = -1
 		c.InstanceLog.SubBuffer = 64
 		c.InstanceLog.RingLines = 500
+		// The followers are read one after the other: those waiting their
+		// turn answer no ping meanwhile, for seconds under the race
+		// detector. The keepalive is not what this test is about.
+		c.WSPingInterval = 5 * time.Minute
 	})
 	e.putConfig("burst", map[string]any{
 		"command":        "read go; seq 1 " + strconv.Itoa(n) + "; exec sleep 600",

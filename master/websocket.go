@@ -170,9 +170,9 @@ func (w *sessionWatch) closer(code websocket.StatusCode, reason string) func() {
 }
 
 // keepalive pings the client, and closes the connection when no pong
-// comes within the interval (at once: a close handshake would wait 5 s
-// more for a peer that has just shown it does not answer); else it runs
-// again after the interval.
+// comes within the interval (with a close frame, 1001 "keepalive
+// timeout": a client that was only slow learns why); else it runs again
+// after the interval.
 func (w *sessionWatch) keepalive() {
 	if !w.begin() {
 		return
@@ -184,7 +184,7 @@ func (w *sessionWatch) keepalive() {
 	cancel()
 	if err != nil {
 		if w.ctx.Err() == nil {
-			_ = w.conn.CloseNow()
+			_ = w.conn.Close(websocket.StatusGoingAway, "keepalive timeout")
 		}
 		return
 	}

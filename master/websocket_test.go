@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -277,8 +275,11 @@ func TestWebSocketKeepalive(t *testing.T) {
 	}
 	// Frames from the server until it ends the connection (unmasked:
 	// opcode in the first byte, a length of up to 7+64 bits after it).
-	pings := 0
-	var end error
+	pings, closed := 0, false
+	var (
+		end     error
+		payload []byte
+	)
 	for end == nil {
 		var h [2]byte
 		if _, end = io.ReadFull(br, h[:]); end != nil {
@@ -296,14 +297,28 @@ func TestWebSocketKeepalive(t *testing.T) {
 			n = binary.BigEndian.Uint64(l[:])
 		}
 		if end == nil {
-			_, end = io.CopyN(io.Discard, br, int64(n))
+			payload = payload[:0]
+			if n <= 125 {
+				payload = make([]byte, n)
+				_, end = io.ReadFull(br, payload)
+			} else {
+				_, end = io.CopyN(io.Discard, br, int64(n))
+			}
 		}
 		if h[0]&0x0f == 0x9 {
 			pings++
 		}
+		if h[0]&0x0f == 0x8 { // the close frame: its code is what was read last
+			closed = true
+			break
+		}
 	}
-	if errors.Is(end, os.ErrDeadlineExceeded) || pings == 0 {
+	_ = silent.Close() // no close frame back: the server's handshake ends at EOF
+	if !closed || pings == 0 {
 		t.Fatalf("the silent client was not dropped after a ping: %d pings, then %v", pings, end)
+	}
+	if len(payload) < 2 || websocket.StatusCode(binary.BigEndian.Uint16(payload)) != websocket.StatusGoingAway {
+		t.Fatalf("closed with %q, want 1001 keepalive timeout", payload)
 	}
 	waitUntil(t, "one session left", 10*time.Second, func() bool { return sessions() == "1" })
 	time.Sleep(5 * interval)
