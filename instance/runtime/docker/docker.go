@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,7 +59,7 @@ const (
 	pullTimeout   = 10 * time.Minute
 	stdinTimeout  = 5 * time.Second
 	availableTTL  = 5 * time.Second
-	oomChecks     = 20 // a 137 exit is looked at again up to this many times,
+	oomChecks     = 100 // a 137 exit is looked at again up to this many times,
 	oomCheckEvery = 50 * time.Millisecond
 	unavailableTT = time.Second
 )
@@ -356,6 +357,7 @@ type proc struct {
 	done     chan struct{}
 	exitCode int
 	reason   string
+	killed   atomic.Bool // a SIGKILL was sent through Signal: a 137 is ours
 }
 
 func (p *proc) Pid() int              { return p.pid }
@@ -399,6 +401,9 @@ func (p *proc) Signal(sig syscall.Signal) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
+	if sig == syscall.SIGKILL {
+		p.killed.Store(true)
+	}
 	if err := p.cli.ContainerKill(ctx, p.id, strconv.Itoa(int(sig))); err != nil && !p.exited() {
 		if strings.Contains(err.Error(), "is not running") {
 			return nil
@@ -420,9 +425,10 @@ func (p *proc) wait(waitCh <-chan container.WaitResponse, errCh <-chan error, re
 		// container is no longer running (or gone).
 		code = p.pollExit(err)
 	}
-	// The engine may learn of an OOM kill after it reported the exit: a
-	// SIGKILL exit (137) is looked at again for a while before it is taken
-	// as a plain kill.
+	// The engine may learn of an OOM kill after it reported the exit (on a
+	// busy machine, more than a second after): a SIGKILL exit (137) of a
+	// container with a memory limit is looked at again for up to 5 s
+	// before it is taken as a plain kill, unless the kill was ours.
 	for try := 0; ; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		info, err := p.cli.ContainerInspect(ctx, p.id)
@@ -440,7 +446,7 @@ func (p *proc) wait(waitCh <-chan container.WaitResponse, errCh <-chan error, re
 			}
 			break
 		}
-		if code != 137 || p.memoryMB == 0 || try == oomChecks {
+		if code != 137 || p.memoryMB == 0 || p.killed.Load() || try == oomChecks {
 			break
 		}
 		time.Sleep(oomCheckEvery)
