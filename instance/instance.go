@@ -220,10 +220,7 @@ func (in *Instance) start(by string) {
 	}
 	rep, host := m.vars(info, cfg).Replacer()
 	docker := cfg.Runtime == DockerRuntime
-	env := make([]string, 0, len(m.baseEnv)+len(cfg.EnvironmentVariables)+4)
-	if !docker && !remote {
-		env = append(env, m.baseEnv...) // a container has its image's, a node its own
-	}
+	env := make([]string, 0, len(cfg.EnvironmentVariables)+4)
 	for k, v := range cfg.EnvironmentVariables {
 		if _, ours := MasterEnv[k]; !ours {
 			env = append(env, k+"="+rep.Replace(v))
@@ -244,6 +241,11 @@ func (in *Instance) start(by string) {
 			return
 		}
 		env = append(env, "UNIVERSE_API_KEY="+token)
+	}
+	if !docker && !remote {
+		// A container has its image's environment, a node adds its own
+		// base (cluster/agent).
+		env = runtime.MergeEnv(m.baseEnv, env)
 	}
 	var limits *api.Limits
 	var cgroup string

@@ -228,11 +228,7 @@ func New(opt Options) *Manager {
 	for _, r := range opt.Runtimes {
 		m.runtimes[r.Name()] = r
 	}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "UNIVERSE_") {
-			m.baseEnv = append(m.baseEnv, kv) // the master's own settings and token stay with it
-		}
-	}
+	m.baseEnv = runtime.BaseEnv() // built, never the master's whole environment
 	return m
 }
 

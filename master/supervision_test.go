@@ -564,3 +564,49 @@ func TestShutdownKeepsSupervisorsUntilReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Supervisors and instances get a built environment, never the master's:
+// its token, its cloud keys and whatever else it was started with stay
+// with it (read back from /proc/<pid>/environ), while PATH and what the
+// configuration says are there.
+func TestChildrenGetABuiltEnvironment(t *testing.T) {
+	t.Setenv("UNIVERSE_TOKEN", "unv_not-for-children")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-for-children")
+	t.Setenv("LC_ALL", "C.UTF-8")
+	e := newEnv(t, nil)
+	e.putConfig("envy", map[string]any{"command": "exec sleep 60", "environmentVariables": map[string]string{"GAME_MODE": "%PORT%", "PATH": "/opt/game/bin:/usr/bin:/bin"},
+		"availablePorts": map[string]int{"min": 21625, "max": 21629}, "stopTimeoutSeconds": 1})
+	info := e.create("envy")
+	pid := int(*info.ProcessPid)
+	read := func(pid int) map[string]string {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{}
+		for _, kv := range strings.Split(string(b), "\x00") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
+			}
+		}
+		return env
+	}
+	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	sup, _ := strconv.Atoi(fields[1])
+	for who, p := range map[string]int{"instance": pid, "supervisor": sup} {
+		env := read(p)
+		for _, k := range []string{"UNIVERSE_TOKEN", "AWS_SECRET_ACCESS_KEY"} {
+			if _, ok := env[k]; ok {
+				t.Errorf("the %s has the master's %s", who, k)
+			}
+		}
+		if env["LC_ALL"] != "C.UTF-8" || env["PATH"] == "" {
+			t.Errorf("the %s lacks the locale or PATH: %v", who, env)
+		}
+	}
+	env := read(pid)
+	if env["GAME_MODE"] != strconv.Itoa(info.AllocatedPort) || env["PATH"] != "/opt/game/bin:/usr/bin:/bin" || env["UNIVERSE_INSTANCE_ID"] != info.ID {
+		t.Errorf("the instance's own variables: %v", env)
+	}
+}

@@ -78,10 +78,17 @@ func Run(ctx context.Context, opt Options) error {
 	if err != nil {
 		return err
 	}
-	if opt.DataDir != "" {
-		if err := os.MkdirAll(filepath.Join(opt.DataDir), 0o700); err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
+	if opt.DataDir == "" {
+		opt.DataDir = "data"
+	}
+	// Every path below is made from the data directory, and supervisors
+	// run in the instances' folders: a relative one (the join line's
+	// "--data ./game-1") would be resolved again from there.
+	if opt.DataDir, err = filepath.Abs(opt.DataDir); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(opt.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
 	}
 	pub, _ := kp.PublicKey()
 	log := opt.Logger.With("node", node)

@@ -72,7 +72,6 @@ func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.L
 	r := &runner{nc: nc, node: node, dir: dir, log: log, supervisor: sup, full: full, runs: map[string]*run{}, ctx: ctx}
 	r.stats = stats.New(5*time.Second, r.statTargets)
 	r.limits = cgroup.New(cgroups, log)
-	go r.stats.Run(ctx)
 	for what, h := range map[string]nats.MsgHandler{
 		"inst.start": r.handleStart, "inst.attach": r.handleAttach, "inst.stdin": r.handleStdin,
 		"inst.signal": r.handleSignal, "inst.system": r.handleSystem, "inst.expect": r.handleExpect,
@@ -83,6 +82,7 @@ func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.L
 		}
 	}
 	r.adoptAll()
+	go r.stats.Run(ctx)
 	return r, nil
 }
 
@@ -108,16 +108,23 @@ func (r *runner) adoptAll() {
 		}
 		cl, ok := supervisor.Adopt(r.stateDir(id), supervisor.Options{Sink: lg})
 		ru := &run{id: id, epoch: epoch, log: lg, cl: cl}
+		if !ok {
+			// Its supervisor died with no exit recorded: the process is gone
+			// (it dies with its supervisor). The run is known as ended
+			// before anything can see it: a run without a client is never
+			// taken for a running one (the stats sampler, stdin, signals).
+			_ = lg.Takeback(0)
+			rep := cluster.ExitReport{Instance: id, Epoch: epoch, Code: -1, Reason: "supervisor lost", Next: lg.Total() + 1, Lost: true}
+			ru.exit = &rep
+			r.mu.Lock()
+			r.runs[id] = ru
+			r.mu.Unlock()
+			go r.report(ru, rep)
+			continue
+		}
 		r.mu.Lock()
 		r.runs[id] = ru
 		r.mu.Unlock()
-		if !ok {
-			// Its supervisor died with no exit recorded: the process is gone
-			// (it dies with its supervisor).
-			_ = lg.Takeback(0)
-			go r.report(ru, cluster.ExitReport{Instance: id, Epoch: epoch, Code: -1, Reason: "supervisor lost", Next: lg.Total() + 1, Lost: true})
-			continue
-		}
 		cl.Begin()
 		go r.watch(ru)
 		r.log.Info("instance adopted", "instance", id, "pid", cl.Pid())
@@ -194,6 +201,11 @@ func (r *runner) handleStart(m *nats.Msg) {
 	}
 	spec := req.Spec
 	spec.Dir = r.workDir(id)
+	if spec.Container == nil {
+		// This node's PATH, HOME and locale under what the master sent:
+		// never the agent's whole environment (its credential).
+		spec.Env = runtime.MergeEnv(runtime.BaseEnv(), spec.Env)
+	}
 	spec.NextSeq = max(spec.NextSeq, next)
 	// Limits: the container's own under docker, else this node's cgroups.
 	limits := &api.Limits{Enforced: true, Reason: "enforced by Docker: the container's memory limit and CPU quota"}

@@ -162,7 +162,7 @@ func TestNodesJoinAreIsolatedAndRevoked(t *testing.T) {
 	// Its credential no longer connects.
 	startAgentErr := make(chan error, 1)
 	go func() {
-		startAgentErr <- agent.Run(context.Background(), agent.Options{Master: url, Credential: credA, MaxBackoff: 100 * time.Millisecond})
+		startAgentErr <- agent.Run(context.Background(), agent.Options{Master: url, Credential: credA, DataDir: t.TempDir(), MaxBackoff: 100 * time.Millisecond})
 	}()
 	select {
 	case err := <-startAgentErr:

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -337,6 +338,12 @@ func TestCrashSafety(t *testing.T) {
 // one after Create has returned (acknowledged).
 func TestMain(m *testing.M) {
 	supervisor.RunIfChild(docker.New())
+	if filepath.Base(os.Args[0]) == "universe" { // universeOnPath: the CLI, as an operator runs it
+		ctx, stop := signalContext()
+		code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	if args := os.Getenv(masterHelperEnv); args != "" {
 		os.Exit(masterHelper(args))
 	}

@@ -128,6 +128,9 @@ func (r *muxRuntime) Start(spec Spec) (Process, error) {
 	if err := r.Available(); err != nil {
 		return nil, err
 	}
+	if err := CheckDir(spec.Dir); err != nil {
+		return nil, err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own binary: %w", err)

@@ -71,6 +71,9 @@ type proc struct {
 // group. When the shell exits, whatever is left of its group is killed, so
 // no child outlives it.
 func (ProcessRuntime) Start(spec Spec) (Process, error) {
+	if err := CheckDir(spec.Dir); err != nil {
+		return nil, err
+	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("create stdin pipe: %w", err)
@@ -382,4 +385,23 @@ func (p *proc) WriteLine(line string) error {
 	default:
 		return universe.Errorf(universe.ECONFLICT, "the instance does not accept input (it closed its stdin or exited)")
 	}
+}
+
+// CheckDir says which working directory is missing, where starting a
+// process in it would fail with exec's "fork/exec /bin/sh: no such file or
+// directory", which names the shell instead of the folder.
+func CheckDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil && os.IsNotExist(err):
+		return universe.Errorf(universe.EINVALID, "start process: working directory %s does not exist", dir)
+	case err != nil:
+		return universe.Errorf(universe.EINVALID, "start process: working directory %s: %v", dir, err)
+	case !st.IsDir():
+		return universe.Errorf(universe.EINVALID, "start process: working directory %s is not a directory", dir)
+	}
+	return nil
 }

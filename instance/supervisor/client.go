@@ -16,6 +16,7 @@ import (
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/runtime"
 )
 
 // Sink receives what a supervisor reports of its log (logs.Log is one, with
@@ -89,7 +90,10 @@ func Start(command []string, dir string, spec Spec, opt Options) (*Client, error
 	args := append(append(append([]string{}, command[1:]...), Command), dir)
 	cmd := exec.Command(command[0], args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	// A built environment, never the parent's: a node's credential, NATS
+	// passwords or the operator's token must not reach an instance
+	// through /proc/<supervisor>/environ.
+	cmd.Env = append(runtime.BaseEnv(), "GOMAXPROCS=1")
 	cmd.Stderr = stderr
 	// Its own session: signals to the master's terminal or process group
 	// do not reach it, and it outlives the master.
