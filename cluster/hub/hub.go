@@ -97,6 +97,9 @@ type observed struct {
 	address       string
 	seq           uint64
 	boot          string
+	// resyncing: a resync of the node runs (one at a time); resyncAgain:
+	// it was asked for again meanwhile.
+	resyncing, resyncAgain bool
 }
 
 // New builds a hub; nothing listens until Open finds a node (or a node is
@@ -416,17 +419,58 @@ func (h *Hub) heartbeat(m *nats.Msg) {
 	fresh := !o.known || hb.Boot != o.boot || hb.Seq <= o.seq || h.opt.Now().Sub(o.lastHeartbeat) > OnlineWithin
 	o.known = true
 	o.lastHeartbeat, o.version, o.seq, o.boot = h.opt.Now(), truncate(hb.Version, 64), hb.Seq, truncate(hb.Boot, 32)
-	srv, nc := h.srv, h.nc
+	nc := h.nc
+	start := fresh && nc != nil && !o.resyncing
+	if fresh && o.resyncing {
+		o.resyncAgain = true
+	}
+	o.resyncing = o.resyncing || start
 	h.mu.Unlock()
-	if fresh && nc != nil {
+	if start {
+		go h.resync(node, o)
+	}
+}
+
+// resyncEvery is the shortest time between two resyncs of one node.
+const resyncEvery = time.Second
+
+// resync runs after a node (re)connected or its agent restarted: it stops
+// what it runs that the master replaced meanwhile, and its instances' lines
+// go on from where the master has them. One resync of a node runs at a
+// time, at most one a second: what asks for more meanwhile (a stream of
+// heartbeats, each with a new boot) is folded into the next, so whatever a
+// node sends, it costs the master one goroutine and a bounded rate of
+// requests.
+func (h *Hub) resync(node string, o *observed) {
+	for {
+		began := time.Now()
+		h.mu.Lock()
+		srv, nc := h.srv, h.nc
+		if nc == nil {
+			o.resyncing, o.resyncAgain = false, false
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
 		if srv != nil {
 			h.refreshAddress(srv, node)
 		}
-		// The node (re)connected or its agent restarted: it stops what it
-		// runs that the master replaced meanwhile, and its instances'
-		// lines go on from where the master has them.
-		go h.expect(node)
+		h.expect(node)
 		h.reattach(node)
+		if d := resyncEvery - time.Since(began); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-h.stop:
+			}
+		}
+		h.mu.Lock()
+		if !o.resyncAgain || h.nc == nil {
+			o.resyncing, o.resyncAgain = false, false
+			h.mu.Unlock()
+			return
+		}
+		o.resyncAgain = false
+		h.mu.Unlock()
 	}
 }
 

@@ -2,7 +2,10 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -171,5 +174,65 @@ func TestNodesJoinAreIsolatedAndRevoked(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("a revoked credential is retried forever")
+	}
+}
+
+// A node that sends a stream of heartbeats, each with a new boot (as
+// though its agent restarted every time), costs the master one resync at a
+// time and at most one a second: few requests to the node, no goroutine
+// per heartbeat.
+func TestHeartbeatFloodIsFolded(t *testing.T) {
+	h := newHub(t)
+	_, cred, err := h.Create(api.NodeCreateRequest{Name: "noisy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, kp, err := cluster.ParseCredential(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	nc, err := nats.Connect(h.JoinURL("127.0.0.1"), nats.Nkey(pub, kp.Sign))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var mu sync.Mutex
+	asked := 0
+	if _, err := nc.Subscribe(cluster.To(node, "inst.expect"), func(m *nats.Msg) {
+		mu.Lock()
+		asked++
+		mu.Unlock()
+		_ = m.Respond([]byte(`{}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	peak := before
+	start := time.Now()
+	for i := range 20000 {
+		b, _ := json.Marshal(cluster.Heartbeat{Version: "x", Seq: uint64(i + 1), Boot: strconv.Itoa(i)})
+		if err := nc.Publish(cluster.From(node, "hb"), b); err != nil {
+			t.Fatal(err)
+		}
+		if i%1000 == 0 {
+			peak = max(peak, runtime.NumGoroutine())
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // what the master still does with them
+	peak = max(peak, runtime.NumGoroutine())
+	elapsed := time.Since(start)
+	mu.Lock()
+	n := asked
+	mu.Unlock()
+	t.Logf("20000 heartbeats with new boots in %v: %d resyncs asked of the node, goroutines %d -> peak %d", elapsed, n, before, peak)
+	if limit := int(elapsed/time.Second) + 3; n > limit {
+		t.Fatalf("%d resyncs for one node in %v (want at most %d: one a second)", n, elapsed, limit)
+	}
+	if peak-before > 100 {
+		t.Fatalf("goroutines grew from %d to %d under a heartbeat flood", before, peak)
 	}
 }

@@ -35,6 +35,8 @@ type Proc struct {
 	begun     bool
 	last      uint64 // the last line handed to the sink
 	resending bool   // an attach for the missing lines is under way
+	attaching bool   // attach runs; a call meanwhile sets again instead
+	again     bool   // attach once more when the running one is answered
 	exit      *cluster.ExitReport
 	exitAck   []*nats.Msg // exit reports to answer once every line is in
 	done      chan struct{}
@@ -136,6 +138,22 @@ func (p *Proc) Begin() {
 // attach asks the node for the lines after the last one the sink has, and
 // to go on sending; it retries while the node does not answer.
 func (p *Proc) attach() {
+	// One attach loop per process at a time, whatever asks for it (a
+	// hole, a node's reconnection): a call meanwhile makes the running loop
+	// ask once more, so a node cannot make the master run more of them.
+	p.mu.Lock()
+	if p.attaching {
+		p.again = true
+		p.mu.Unlock()
+		return
+	}
+	p.attaching = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.attaching, p.again = false, false
+		p.mu.Unlock()
+	}()
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
 		select {
 		case <-p.done:
@@ -154,7 +172,13 @@ func (p *Proc) attach() {
 			if rep.Pid > 0 {
 				p.pid = rep.Pid
 			}
+			again := p.again
+			p.again = false
 			p.mu.Unlock()
+			if again {
+				backoff = 50 * time.Millisecond // doubled to the first one's
+				continue
+			}
 			return
 		}
 		if universe.ErrorCode(err) == universe.ENOTFOUND {
