@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -45,8 +46,14 @@ type browser struct {
 	ctx    context.Context
 	mu     sync.Mutex
 	urls   []string
-	errors []string // uncaught exceptions of the page's scripts
+	errors []string // uncaught exceptions of the page's scripts and CSP violations
 }
+
+// cspProbe reports every Content-Security-Policy violation of a page as a
+// console error the test collects (it runs in every document through the
+// DevTools protocol, so the page's own policy does not apply to it).
+const cspProbe = `document.addEventListener('securitypolicyviolation', e =>
+  console.error('csp-violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' on ' + location.pathname));`
 
 func newBrowser(t *testing.T, w, h int) *browser {
 	t.Helper()
@@ -81,10 +88,31 @@ func newBrowser(t *testing.T, w, h int) *browser {
 				msg += " " + e.ExceptionDetails.Exception.Description
 			}
 			b.errors = append(b.errors, msg)
+		case *runtime.EventConsoleAPICalled:
+			for _, a := range e.Args {
+				if s := string(a.Value); strings.Contains(s, "csp-violation: ") {
+					b.errors = append(b.errors, s)
+				}
+			}
 		}
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspProbe})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	// Every page a test visits must end without an uncaught exception or
+	// a CSP violation.
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if len(b.errors) > 0 {
+			t.Errorf("the pages visited had %d script errors or CSP violations:\n%s", len(b.errors), strings.Join(b.errors, "\n"))
+		}
+	})
 	return b
 }
 
@@ -420,4 +448,33 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Error("a token is in the master's log")
 		}
 	}
+}
+
+// The browser's probe sees what it must: a script the page's policy
+// blocks and an uncaught exception are both reported (then forgotten, so
+// that this test's own cleanup check passes).
+func TestBrowserProbeSeesCSPViolations(t *testing.T) {
+	e := newEnv(t, nil)
+	b := newBrowser(t, 800, 600)
+	b.do(chromedp.Navigate(e.url + "/ui/"))
+	b.do(chromedp.Evaluate[chromedp.Void](`{ const s = document.createElement('script'); s.textContent = 'window.ran = 1'; document.body.append(s); setTimeout(() => { throw new Error('probe-exception'); }, 0); }`))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		got := strings.Join(b.errors, "\n")
+		b.mu.Unlock()
+		if strings.Contains(got, "csp-violation: script-src") && strings.Contains(got, "probe-exception") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the probe did not report the blocked inline script and the exception: %q", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if eval[bool](b, `window.ran === 1`) {
+		t.Fatal("the page's policy let an inline script run")
+	}
+	b.mu.Lock()
+	b.errors = nil
+	b.mu.Unlock()
 }

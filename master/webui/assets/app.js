@@ -268,6 +268,17 @@ function showState(i) {
   set('pid', i.processPid ?? '—');
   set('restarts', i.restarts);
   set('exit', i.exitCode ?? '—');
+  powerButtons(i.state);
+}
+
+// powerButtons offers what the state allows: Start when it does not run,
+// Stop and Kill when it does (Restart always).
+function powerButtons(state) {
+  const running = state === 'ONLINE' || state === 'CREATING';
+  for (const b of $$('form.power button')) {
+    if (b.value === 'start') b.disabled = running;
+    if (b.value === 'stop' || b.value === 'kill') b.disabled = !running;
+  }
 }
 
 // ---- Command input with ↑/↓ history (in memory only) ----
@@ -478,7 +489,9 @@ function main() {
     setInterval(() => sparklines(log.dataset.instance), 5000);
   }
   const power = $('form.power[aria-label=Power]');
-  if (power) powerForm(power, power.action.split('/').at(-2));
+  // getAttribute: the buttons named "action" shadow the form's action
+  // property.
+  if (power) powerForm(power, power.getAttribute('action').split('/').at(-2));
   const files = $('#files');
   if (files) filesPage(files);
 }
