@@ -48,14 +48,17 @@ const (
 // stopCommand, stopTimeoutSeconds and restartPolicy. Every field is optional
 // on input; the master fills the defaults.
 type Configuration struct {
-	Name                       string                     `json:"name"`
-	Runtime                    string                     `json:"runtime"`
-	Command                    string                     `json:"command"`
-	Static                     bool                       `json:"static"`
-	RAMMB                      int                        `json:"ramMB"`
-	CPU                        int                        `json:"cpu"`
-	InstanceGroups             []string                   `json:"instanceGroups"`
-	Nodes                      []string                   `json:"nodes"`
+	Name           string   `json:"name"`
+	Runtime        string   `json:"runtime"`
+	Command        string   `json:"command"`
+	Static         bool     `json:"static"`
+	RAMMB          int      `json:"ramMB"`
+	CPU            int      `json:"cpu"`
+	InstanceGroups []string `json:"instanceGroups"`
+	Nodes          []string `json:"nodes"`
+	// NodeLabels picks the nodes its instances may go to by their labels:
+	// every one must match (beside Nodes, when both are set).
+	NodeLabels                 map[string]string          `json:"nodeLabels,omitempty"`
 	HostAddress                string                     `json:"hostAddress"`
 	AvailablePorts             Ports                      `json:"availablePorts"`
 	MinimumServiceCount        int                        `json:"minimumServiceCount"`
@@ -137,8 +140,11 @@ type InstanceInfo struct {
 	CreatedAt         int64  `json:"createdAt"`           // epoch milliseconds
 	StartedAt         int64  `json:"startedAt,omitempty"` // epoch milliseconds of the last start
 	ExitCode          *int   `json:"exitCode"`            // of the last exit; null while running or never run
-	Restarts          int    `json:"restarts"`
-	Reason            string `json:"reason,omitempty"` // why it is in its state, when not obvious
+	// Lost: the instance was lost with its node and waits for its
+	// replacement under a new id; then this record goes.
+	Lost     bool   `json:"lost,omitempty"`
+	Restarts int    `json:"restarts"`
+	Reason   string `json:"reason,omitempty"` // why it is in its state, when not obvious
 	// ReportedState is the state the instance last reported about itself
 	// (PUT .../state). It never replaces State, which is what the master
 	// observed.

@@ -304,6 +304,14 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates, mou
 			add("environmentVariables", "%s: UNIVERSE_* variables are the master's", k)
 		}
 	}
+	if len(c.NodeLabels) > 32 {
+		add("nodeLabels", "at most 32")
+	}
+	for k, v := range c.NodeLabels {
+		if k == "" || len(k) > 64 || len(v) > 256 {
+			add("nodeLabels", "%q is not a label (1 to 64 bytes, values up to 256)", k)
+		}
+	}
 	for k := range c.Properties {
 		if k == "" || strings.ContainsAny(k, "%\x00") {
 			add("properties", "%q cannot be a placeholder name", k)

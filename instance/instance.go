@@ -187,6 +187,66 @@ func (in *Instance) setOffline(reason string) {
 	in.changedLocked()
 }
 
+// startFailed records a start that failed: OFFLINE with the reason, and
+// the restart policy's backoff applies as after a failed run (a node that
+// does not answer, a start refused for capacity), so the story does not
+// end with one try. Start failures are not crashes: they do not count
+// toward the crash loop.
+func (in *Instance) startFailed(reason string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.info.State = string(StateOffline)
+	in.info.Reason = reason
+	in.info.ProcessPid = nil
+	in.log.System(reason)
+	in.retryLocked()
+	in.changedLocked()
+}
+
+// retryLocked arms a restart after a failed start, with the restart
+// policy's backoff, when the policy restarts after failures. Caller holds
+// in.mu.
+func (in *Instance) retryLocked() {
+	m := in.m
+	if m.isClosing() || in.deleted || in.restartTimer != nil {
+		return
+	}
+	cfg, err := m.opt.Store.GetConfiguration(in.info.ConfigurationName)
+	if err != nil {
+		return
+	}
+	if cfg = Normalize(cfg); cfg.RestartPolicy != api.RestartAlways && cfg.RestartPolicy != api.RestartOnFailure {
+		return
+	}
+	b := m.opt.Restart
+	delay := max(in.backoff, b.Base)
+	in.backoff = min(delay*2, b.Max)
+	in.info.NextRestartAt = m.opt.Now().Add(delay).UnixMilli()
+	in.log.System("trying again in " + delay.String() + " (restart policy " + cfg.RestartPolicy + ")")
+	in.armRestartLocked(delay)
+}
+
+// reserve checks that the instance fits on its node beside the node's
+// other active instances, and counts it as active from now on (CREATING),
+// under the manager's lock: concurrent starts and creates see it.
+func (m *Manager) reserve(in *Instance, cfg api.Configuration) error {
+	if m.opt.Remote == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	in.mu.Lock()
+	node := in.info.WrapperNodeID
+	in.mu.Unlock()
+	if err := m.opt.Remote.Fits(node, cfg, m.usageExceptLocked(node, in)); err != nil {
+		return err
+	}
+	in.mu.Lock()
+	in.info.State = string(StateCreating)
+	in.mu.Unlock()
+	return nil
+}
+
 // start starts the process under a new supervisor. Caller holds
 // in.action. Failures leave the instance OFFLINE with the reason.
 func (in *Instance) start(by string) {
@@ -198,25 +258,29 @@ func (in *Instance) start(by string) {
 	info := in.Info()
 	cfg, err := m.opt.Store.GetConfiguration(info.ConfigurationName)
 	if err != nil {
-		in.setOffline("cannot start: " + universe.ErrorMessage(err))
+		in.startFailed("cannot start: " + universe.ErrorMessage(err))
 		return
 	}
 	cfg = Normalize(cfg)
 	remote := m.remote(info)
 	if remote && m.opt.Remote == nil {
-		in.setOffline("cannot start: its node " + info.WrapperNodeID + " is not known to this master")
+		in.startFailed("cannot start: its node " + info.WrapperNodeID + " is not known to this master")
 		return
 	}
 	if !remote {
 		rt, ok := m.runtimes[cfg.Runtime]
 		if !ok {
-			in.setOffline("cannot start: runtime " + cfg.Runtime + " is not available")
+			in.startFailed("cannot start: runtime " + cfg.Runtime + " is not available")
 			return
 		}
 		if err := rt.Available(); err != nil {
-			in.setOffline("cannot start: " + universe.ErrorMessage(err))
+			in.startFailed("cannot start: " + universe.ErrorMessage(err))
 			return
 		}
+	}
+	if err := m.reserve(in, cfg); err != nil {
+		in.startFailed("cannot start: " + universe.ErrorMessage(err))
+		return
 	}
 	rep, host := m.vars(info, cfg).Replacer()
 	docker := cfg.Runtime == DockerRuntime
@@ -236,7 +300,7 @@ func (in *Instance) start(by string) {
 		// is revoked.
 		token, err := m.opt.Keys.IssueInstanceKey(in.id)
 		if err != nil {
-			in.setOffline("cannot start: cannot issue the instance's key")
+			in.startFailed("cannot start: cannot issue the instance's key")
 			m.log.Error("issue instance key", "instance", in.id, "err", err)
 			return
 		}
@@ -289,7 +353,7 @@ func (in *Instance) start(by string) {
 		if !cfg.Static && m.opt.Templates != nil {
 			if install.Plan, err = m.opt.Templates.Plan(cfg.TemplateInstallationConfig, mrand.IntN); err != nil {
 				_ = in.log.Takeback(0)
-				in.setOffline("cannot start: " + universe.ErrorMessage(err))
+				in.startFailed("cannot start: " + universe.ErrorMessage(err))
 				return
 			}
 		}
@@ -303,7 +367,7 @@ func (in *Instance) start(by string) {
 	if err != nil {
 		_ = in.log.Takeback(0)
 		m.limits.Release(in.id)
-		in.setOffline("cannot start: " + universe.ErrorMessage(err))
+		in.startFailed("cannot start: " + universe.ErrorMessage(err))
 		return
 	}
 	in.running(p, host, limits)
@@ -319,6 +383,7 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 	in.proc, in.exited, in.stopping, in.failing = p, exited, "", ""
 	in.unreachableSince = time.Time{}
 	in.info.State = string(StateOnline)
+	in.info.Lost = false
 	if host != "" {
 		in.info.HostAddress = host
 		in.info.StartedAt = in.epoch // a node's process is known by it
@@ -347,11 +412,6 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	code := p.ExitCode()
 	reason := p.ExitReason()
 	lost := p.Lost()
-	if info := in.Info(); lost && in.m.remote(info) {
-		in.m.mu.Lock()
-		in.m.nodeLosses[info.ConfigurationName]++
-		in.m.mu.Unlock()
-	}
 	if err := in.log.Takeback(p.NextSeq()); err != nil {
 		in.m.log.Warn("take back the log file", "instance", in.id, "err", err)
 	}
@@ -375,10 +435,11 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	in.info.ProcessPid = nil
 	in.info.ExitCode = &code
 	var metric string
-	failed := false
+	failed, lostRemote := false, false
 	switch {
 	case lost && in.m.remote(in.info):
 		// Nothing of it is on this machine; its node knows (or is gone).
+		lostRemote = true
 		in.info.ExitCode = nil
 		in.info.State = string(StateOffline)
 		in.info.Reason = reason
@@ -437,7 +498,15 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	if in.info.Transition == TransitionStopping {
 		in.info.Transition = "" // the process is gone
 	}
-	if !requested {
+	switch {
+	case requested:
+	case lostRemote && !in.info.Static:
+		// Lost with its node: replaced under a new id on a node that can
+		// host it; this record says lost and goes then. (A static one
+		// never moves: its policy starts it again where it is.)
+		in.info.Lost = true
+		in.replaceLocked(0)
+	default:
 		in.policyLocked(failed)
 	}
 	in.changedLocked()
@@ -502,6 +571,10 @@ func (in *Instance) policyLocked(failed bool) {
 // set): after delay, the instance starts unless something cancelled it.
 func (in *Instance) armRestartLocked(delay time.Duration) {
 	m := in.m
+	if in.info.Lost {
+		in.restartTimer = time.AfterFunc(delay, func() { m.background(func() { m.replaceLost(in) }) })
+		return
+	}
 	in.restartTimer = time.AfterFunc(delay, func() {
 		m.background(func() {
 			in.action.Lock()
@@ -518,6 +591,62 @@ func (in *Instance) armRestartLocked(delay time.Duration) {
 			}
 		})
 	})
+}
+
+// replaceLocked arms the replacement of an instance lost with its node
+// (info.Lost) after delay. While it is pending the instance counts as
+// active, so the reconciler does not replace it a second time. Caller
+// holds in.mu.
+func (in *Instance) replaceLocked(delay time.Duration) {
+	if in.m.isClosing() || in.deleted {
+		return
+	}
+	in.info.NextRestartAt = in.m.opt.Now().Add(delay).UnixMilli()
+	in.armRestartLocked(delay)
+}
+
+// replaceLost creates the replacement of in, an instance lost with its
+// node, placed where one fits now, and deletes in. When no node can host
+// one, it tries again with the restart policy's backoff (1 s doubling to
+// 5 min), for as long as it takes, saying why in the record.
+func (m *Manager) replaceLost(in *Instance) {
+	in.action.Lock()
+	in.mu.Lock()
+	pending := in.restartTimer != nil && !in.deleted && in.proc == nil && in.info.Lost
+	name, node := in.info.ConfigurationName, in.info.WrapperNodeID
+	in.mu.Unlock()
+	if !pending || m.isClosing() {
+		in.action.Unlock()
+		return
+	}
+	info, err := m.create(name, "reconciler (replacing "+in.id+", lost with its node "+node+")", in)
+	switch code := universe.ErrorCode(err); {
+	case err == nil, code == universe.ENOTFOUND, code == universe.ECONFLICT:
+		// Replaced; or its configuration is gone, or at its maximum
+		// without it: either way this record goes.
+		in.action.Unlock()
+		by := "the reconciler (replaced by " + info.ID + ")"
+		if err != nil {
+			by = "the reconciler (not replaced: " + universe.ErrorMessage(err) + ")"
+		}
+		m.log.Info("lost instance replaced", "instance", in.id, "node", node, "by", info.ID, "err", err)
+		_ = m.Delete(in.id, by)
+		return
+	}
+	defer in.action.Unlock()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.restartTimer == nil || in.deleted { // cancelled meanwhile
+		return
+	}
+	b := m.opt.Restart
+	delay := max(in.backoff, b.Base)
+	in.backoff = min(delay*2, b.Max)
+	in.info.Reason = "lost with its node " + node + "; not replaced yet: " + universe.ErrorMessage(err)
+	in.log.System(in.info.Reason + "; trying again in " + delay.String())
+	in.restartTimer = nil
+	in.replaceLocked(delay)
+	in.changedLocked()
 }
 
 // cancelRestart drops a pending restart of the policy.

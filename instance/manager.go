@@ -142,10 +142,6 @@ type Manager struct {
 	reconcileDone     chan struct{}
 	stopOnce          sync.Once               // closes stopReconcile (Shutdown may come twice)
 	createBackoff     map[string]*createRetry // by configuration; the reconciler's own
-	// nodeLosses counts, by configuration, the instances lost with their
-	// node (unreachable too long, revoked): their replacements do not make
-	// the reconciler's create backoff grow (they did not fail). Guarded by mu.
-	nodeLosses map[string]int
 
 	rtInfoMu sync.Mutex // guards the cached answer of RuntimeInfos
 	rtInfo   []api.RuntimeInfo
@@ -217,7 +213,6 @@ func New(opt Options) *Manager {
 		reconcile:     make(chan struct{}, 1),
 		limits:        cgroup.New(opt.Cgroups, opt.Logger),
 		createBackoff: map[string]*createRetry{},
-		nodeLosses:    map[string]int{},
 	}
 	m.supervisorCmd = opt.Supervisor
 	m.fullSupervisorCmd = opt.Supervisor
@@ -248,6 +243,10 @@ type Remote interface {
 	Start(node string, epoch int64, spec supervisor.Spec, install Install, sink supervisor.Sink) (Process, error)
 	// Adopt is the process of an instance a previous master started.
 	Adopt(node, id string, epoch int64, pid int, sink supervisor.Sink) Process
+	// Fits says whether an instance of cfg may start on node beside what
+	// the node's other active instances hold (u). Errors: EUNAVAILABLE
+	// naming the resource that ran out.
+	Fits(node string, cfg api.Configuration, u NodeUsage) error
 }
 
 // Install is how a node fills the working folder of an instance it runs
@@ -362,9 +361,15 @@ func (m *Manager) loseUnreachable() {
 }
 
 // usageLocked tells what the instances on node hold. Caller holds m.mu.
-func (m *Manager) usageLocked(node string) NodeUsage {
+func (m *Manager) usageLocked(node string) NodeUsage { return m.usageExceptLocked(node, nil) }
+
+// usageExceptLocked is usageLocked without except. Caller holds m.mu.
+func (m *Manager) usageExceptLocked(node string, except *Instance) NodeUsage {
 	u := NodeUsage{Ports: map[int]bool{}, ByConfig: map[string]int{}}
 	for _, in := range m.instances {
+		if in == except {
+			continue
+		}
 		in.mu.Lock()
 		if in.info.WrapperNodeID == node {
 			u.Ports[in.info.AllocatedPort] = true
@@ -941,6 +946,12 @@ func (m *Manager) newID() string {
 // configuration already has its instance), EUNAVAILABLE (no free port, the
 // master is stopping).
 func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
+	return m.create(name, by, nil)
+}
+
+// create is Create; replacing (an instance lost with its node) does not
+// count against the maximum, since the new one takes its place.
+func (m *Manager) create(name, by string, replacing *Instance) (api.InstanceInfo, error) {
 	cfg, err := m.opt.Store.GetConfiguration(name)
 	if err != nil {
 		return api.InstanceInfo{}, err
@@ -969,7 +980,7 @@ func (m *Manager) Create(name, by string) (api.InstanceInfo, error) {
 	} else {
 		id = m.newID()
 	}
-	if max := maxActive(cfg); max > 0 && m.activeLocked(name, nil) >= max {
+	if max := maxActive(cfg); max > 0 && m.activeLocked(name, replacing) >= max {
 		m.mu.Unlock()
 		return api.InstanceInfo{}, universe.Errorf(universe.ECONFLICT, "configuration %s has its maximum of %d active instances", name, max)
 	}

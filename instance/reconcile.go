@@ -80,26 +80,8 @@ func (m *Manager) reconcilePass() {
 		if closing {
 			return
 		}
-		if have >= want {
-			m.mu.Lock()
-			m.nodeLosses[cfg.Name] = 0
-			m.mu.Unlock()
-			continue
-		}
-		// Instances lost with their node are replaced at once: they did
-		// not fail, so the create backoff is not theirs.
-		m.mu.Lock()
-		excused := min(m.nodeLosses[cfg.Name], want-have)
-		m.nodeLosses[cfg.Name] -= excused
-		m.mu.Unlock()
-		for ; excused > 0; excused-- {
-			info, err := m.Create(cfg.Name, "reconciler (replacing an instance lost with its node)")
-			if err != nil || info.State != string(StateOnline) {
-				m.log.Warn("reconciler: create failed", "configuration", cfg.Name, "err", err, "reason", info.Reason)
-				break
-			}
-			have++
-		}
+		// (Instances lost with their node stay active until their own
+		// replacement runs: Instance.replaceLocked.)
 		if have >= want {
 			continue
 		}

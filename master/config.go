@@ -1,6 +1,7 @@
 package master
 
 import (
+	"github.com/universe-orchestrator/universe/api"
 	"io"
 
 	"github.com/universe-orchestrator/universe/console"
@@ -70,6 +71,10 @@ type Config struct {
 	ClusterAddr string
 	// NoLocalInstances places no instance on the master's own node.
 	NoLocalInstances bool
+	// LocalCapacity is what the master's own node offers its instances
+	// (ramMB, cpu; 0: no limit), enforced at every start as an agent
+	// node's declared capacity is.
+	LocalCapacity    api.NodeCapacity
 	ClusterAdvertise string
 	ClusterTLSCert   string
 	ClusterTLSKey    string

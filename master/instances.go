@@ -98,6 +98,10 @@ func (m *Master) lifecycle(c *gin.Context, target string) {
 		return
 	}
 	by := callerKey(c).Label()
+	switch target {
+	case "start", "stop", "restart", "kill":
+		c.Set(ctxAuditDetail, "action="+target) // the path alone does not say which
+	}
 	var (
 		accepted bool
 		err      error

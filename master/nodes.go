@@ -4,11 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -26,7 +24,7 @@ import (
 func (m *Master) localNode() api.ClusterNode {
 	return api.ClusterNode{ID: m.cfg.NodeID, Name: m.cfg.NodeID, Address: m.publicHost(), State: api.NodeOnline, Local: true,
 		LastHeartbeat: m.cfg.Now().UnixMilli(), Version: m.cfg.Version, Labels: map[string]string{},
-		Capacity: api.NodeCapacity{RAMMB: machineRAMMB(), CPU: 100 * runtime.NumCPU()}}
+		Capacity: m.cfg.LocalCapacity}
 }
 
 // withInstances adds to each node its instances (their count, what the
@@ -362,15 +360,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// machineRAMMB is this machine's memory in MiB.
-func machineRAMMB() int {
-	var si syscall.Sysinfo_t
-	if syscall.Sysinfo(&si) != nil {
-		return 0
-	}
-	return int(uint64(si.Totalram) * uint64(si.Unit) >> 20)
 }
 
 func unixMilli(ms int64) time.Time { return time.UnixMilli(ms) }

@@ -130,3 +130,52 @@ func killSupervisorsIn(dir string) {
 		}
 	}
 }
+
+// Every start checks its node's capacity, not only placement: an instance
+// stopped while others took its room cannot start again over the node's
+// capacity, and the answer names the resource. Node labels select nodes.
+// The audit entry of a lifecycle call names the action.
+func TestEveryStartChecksCapacity(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.LocalCapacity = api.NodeCapacity{CPU: 200} })
+	e.putConfig("cap", map[string]any{"command": "exec sleep 600", "cpu": 100, "stopTimeoutSeconds": 1, "restartPolicy": "never",
+		"availablePorts": map[string]int{"min": 21640, "max": 21649}})
+	a, b := e.create("cap"), e.create("cap")
+	resp := e.do("POST", "/api/instances", e.admin, `{"configurationName":"cap"}`)
+	if body := readAll(resp); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "full: cpu 200 of 200") {
+		t.Fatalf("a third instance of cpu 100 on a node of cpu 200: %d %s", resp.StatusCode, body)
+	}
+	if resp := e.do("PATCH", "/api/instances/"+a.ID+"/lifecycle?target=stop", e.admin, ""); resp.StatusCode/100 != 2 {
+		t.Fatalf("stop: %d %s", resp.StatusCode, readAll(resp))
+	}
+	e.waitState(a.ID, "STOPPED")
+	c := e.create("cap") // takes the room a left
+	if resp := e.do("PATCH", "/api/instances/"+a.ID+"/lifecycle?target=start", e.admin, ""); resp.StatusCode/100 != 2 {
+		t.Fatalf("start: %d %s", resp.StatusCode, readAll(resp))
+	}
+	got := e.waitState(a.ID, "OFFLINE")
+	if !strings.Contains(got.Reason, "node-1 is full: cpu 200 of 200") || got.ProcessPid != nil {
+		t.Fatalf("a start over the node's capacity: %+v", got)
+	}
+	n := decode[api.ClusterNode](t, e.do("GET", "/api/cluster/nodes/node-1", e.admin, ""))
+	if n.Capacity.CPU != 200 || n.Resources.UsedCPU != 200 {
+		t.Fatalf("the master's node: capacity %+v, reserved %+v (b %s, c %s)", n.Capacity, n.Resources, b.ID, c.ID)
+	}
+	// Labels: the master's own node has none, so a configuration that
+	// asks for one has nowhere to go, and says why.
+	e.putConfig("eu", map[string]any{"command": "exec sleep 600", "cpu": 1, "nodeLabels": map[string]string{"zone": "eu"},
+		"availablePorts": map[string]int{"min": 21650, "max": 21659}})
+	resp = e.do("POST", "/api/instances", e.admin, `{"configurationName":"eu"}`)
+	if body := readAll(resp); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "label zone=eu does not match") {
+		t.Fatalf("a configuration whose labels no node has: %d %s", resp.StatusCode, body)
+	}
+	audit := decode[[]api.AuditEntry](t, e.do("GET", "/api/audit", e.admin, ""))
+	seen := map[string]bool{}
+	for _, a := range audit {
+		if strings.Contains(a.Command, "/lifecycle") {
+			seen[a.Command[strings.LastIndex(a.Command, " ")+1:]] = true
+		}
+	}
+	if !seen["action=stop"] || !seen["action=start"] {
+		t.Fatalf("lifecycle audit entries do not name the action: %+v", audit)
+	}
+}

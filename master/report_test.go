@@ -223,7 +223,7 @@ func TestAuditFloodAndRESTChanges(t *testing.T) {
 	joined := strings.Join(all, "\n")
 	for _, want := range []string{
 		"POST /api/instances/" + id + "/execute command=say hi ok",
-		"PATCH /api/instances/" + id + "/lifecycle ok",
+		"PATCH /api/instances/" + id + "/lifecycle action=stop ok",
 		"POST /api/templates/g/t ok",
 		"PUT /api/templates/g/t/files/a.txt ok",
 		"DELETE /api/instances/nosuch error",

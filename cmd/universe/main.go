@@ -15,11 +15,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/console"
 	"github.com/universe-orchestrator/universe/instance/runtime/docker"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
@@ -171,6 +173,8 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	keep := fs.Bool("keep-instances", envOr(getenv, "UNIVERSE_KEEP_INSTANCES", "") == "true", "leave instances running when the master stops, for the next master to adopt (env UNIVERSE_KEEP_INSTANCES=true)")
 	mountRoots := fs.String("docker-mount-root", envOr(getenv, "UNIVERSE_DOCKER_MOUNT_ROOT", ""), "comma-separated host folders under which docker configurations may bind-mount paths (dockerOptions.mounts; default none) (env UNIVERSE_DOCKER_MOUNT_ROOT)")
 	cgroups := fs.String("cgroup-parent", envOr(getenv, "UNIVERSE_CGROUP_PARENT", def.CgroupParent), "cgroup v2 directory for instance cgroups (ramMB, cpu limits): auto, off, or a path (env UNIVERSE_CGROUP_PARENT)")
+	nodeRAM := fs.Int("node-ram", envInt(getenv, "UNIVERSE_NODE_RAM"), "RAM in MB the master's own node offers its instances (ramMB of configurations); 0 = no limit (env UNIVERSE_NODE_RAM)")
+	nodeCPU := fs.Int("node-cpu", envInt(getenv, "UNIVERSE_NODE_CPU"), "CPU the master's own node offers its instances, 100 = one core; 0 = no limit (env UNIVERSE_NODE_CPU)")
 	noLocal := fs.Bool("no-local-instances", envOr(getenv, "UNIVERSE_NO_LOCAL_INSTANCES", "") == "true", "place no instance on the master's own node, only on agents (env UNIVERSE_NO_LOCAL_INSTANCES=true)")
 	clusterAddr := fs.String("cluster-addr", envOr(getenv, "UNIVERSE_CLUSTER_ADDR", def.ClusterAddr), "where agent nodes connect (NATS); it listens only while a node is registered (env UNIVERSE_CLUSTER_ADDR)")
 	clusterAdv := fs.String("cluster-advertise", getenv("UNIVERSE_CLUSTER_ADVERTISE"), "host:port put in nodes' join commands; default the public URL's host and --cluster-addr's port (env UNIVERSE_CLUSTER_ADVERTISE)")
@@ -199,6 +203,11 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.KeepInstances, cfg.CgroupParent, cfg.NoResume = *keep, *cgroups, *noResume
 	cfg.ClusterAddr, cfg.ClusterAdvertise, cfg.ClusterTLSCert, cfg.ClusterTLSKey = *clusterAddr, *clusterAdv, *clusterCert, *clusterKey
 	cfg.NoLocalInstances = *noLocal
+	if *nodeRAM < 0 || *nodeCPU < 0 {
+		fmt.Fprintln(stderr, "universe: --node-ram and --node-cpu take 0 (no limit) or more")
+		return exitUsage
+	}
+	cfg.LocalCapacity = api.NodeCapacity{RAMMB: *nodeRAM, CPU: *nodeCPU}
 	cfg.NATSURL, cfg.NATSCreds = *natsURL, *natsCreds
 	for _, r := range strings.Split(*mountRoots, ",") {
 		if r = strings.TrimSpace(r); r != "" {
@@ -326,4 +335,11 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// envInt is the integer in variable k, or 0 when it is unset or not one
+// (the flag's parse then says so for a bad flag value only).
+func envInt(getenv func(string) string, k string) int {
+	n, _ := strconv.Atoi(getenv(k))
+	return n
 }

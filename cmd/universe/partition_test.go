@@ -17,7 +17,7 @@ import (
 // counts (nothing replaces it), and after a heal shorter than
 // lostAfterSeconds is ONLINE again with the same id and pid and no line
 // lost. A longer partition loses it: it is replaced under a new id on the
-// other node, and when the first node comes back it kills the stale
+// other node and its record goes, and when the first node comes back it kills the stale
 // process: no id runs twice, and the count goes back to the minimum.
 func TestPartition(t *testing.T) {
 	c := newCluster(t, "--no-local-instances")
@@ -95,9 +95,11 @@ func TestPartition(t *testing.T) {
 		}
 		return false
 	})
-	if in := jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+first.ID, admin, "", 200); in.State != "OFFLINE" || !strings.Contains(in.Reason, "lost") {
-		t.Fatalf("the partitioned instance: %+v", in)
-	}
+	// The lost record goes once its replacement runs.
+	waitFor(t, "the lost record to go", 10*time.Second, func() bool {
+		resp, _ := request(t, "GET", base+"/api/instances/"+first.ID, admin, "")
+		return resp.StatusCode == 404
+	})
 	if syscall.Kill(pid, 0) != nil {
 		t.Fatal("the partitioned process died before its node came back")
 	}
@@ -115,4 +117,65 @@ func TestPartition(t *testing.T) {
 		t.Fatalf("%d ONLINE instances of part, want 1: %+v", online, list())
 	}
 	m.signal(syscall.SIGTERM)
+}
+
+// TestLostInstanceIsReplacedWithoutMinimum: an instance of a configuration
+// without a minimum count, lost with its node, is replaced all the same.
+// While no node can host it the record says lost and why, and placement is
+// tried again with backoff (never given up); once its node is back the
+// replacement goes there under a new id, the lost record goes, and the
+// stale process is killed: one instance, one process.
+func TestLostInstanceIsReplacedWithoutMinimum(t *testing.T) {
+	c := newCluster(t, "--no-local-instances")
+	base, admin := c.m.base, c.admin
+	n := jsonReq[api.NodeCreated](t, "POST", base+"/api/cluster/nodes", admin, `{"name":"edge-1"}`, 201)
+	agentDir := t.TempDir()
+	env := []string{"UNIVERSE_NODE_KEY=" + n.Key}
+	url := "nats://127.0.0.1:" + strconv.Itoa(c.nodePort)
+	a, done := startAgent(t, agentDir, env, "--master", url, "--data", agentDir)
+	node := func() api.ClusterNode {
+		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-1", admin, "", 200)
+	}
+	waitFor(t, "edge-1 online", 15*time.Second, func() bool { return node().State == api.NodeOnline })
+	cfg, _ := json.Marshal(api.Configuration{Command: "exec sleep 600", LostAfterSeconds: 1, RestartPolicy: api.RestartNever,
+		AvailablePorts: api.Ports{Min: 21930, Max: 21939}, StopTimeoutSeconds: 2})
+	jsonReq[any](t, "PUT", base+"/api/configurations/solo", admin, string(cfg), 204)
+	first := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"solo"}`, 201)
+	if first.State != "ONLINE" || first.ProcessPid == nil {
+		t.Fatalf("created: %+v", first)
+	}
+	pid := int(*first.ProcessPid)
+	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	// The node goes (its agent dies; supervisors and the process live on).
+	_ = a.Process.Signal(syscall.SIGKILL)
+	<-done
+	var lost api.InstanceInfo
+	waitFor(t, "the instance to be lost, waiting for a node", 30*time.Second, func() bool {
+		lost = jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+first.ID, admin, "", 200)
+		return lost.Lost && strings.Contains(lost.Reason, "not replaced yet") && lost.NextRestartAt > 0
+	})
+	t.Logf("while no node can host it: %s", lost.Reason)
+	if l := jsonReq[[]api.InstanceInfo](t, "GET", base+"/api/instances?configuration=solo", admin, "", 200); len(l) != 1 {
+		t.Fatalf("instances while no node fits: %+v", l)
+	}
+	// The node comes back: the replacement goes there, the lost record
+	// goes, and the stale process is killed.
+	startAgent(t, agentDir, env, "--master", url, "--data", agentDir)
+	var repl api.InstanceInfo
+	waitFor(t, "a replacement under a new id", 60*time.Second, func() bool {
+		l := jsonReq[[]api.InstanceInfo](t, "GET", base+"/api/instances?configuration=solo", admin, "", 200)
+		if len(l) != 1 || l[0].ID == first.ID || l[0].State != "ONLINE" {
+			return false
+		}
+		repl = l[0]
+		return true
+	})
+	if resp, _ := request(t, "GET", base+"/api/instances/"+first.ID, admin, ""); resp.StatusCode != 404 {
+		t.Fatalf("the lost record is still there: %d", resp.StatusCode)
+	}
+	waitFor(t, "the stale process to be killed", 30*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+	if repl.ProcessPid == nil || int(*repl.ProcessPid) == pid {
+		t.Fatalf("replacement: %+v", repl)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-int(*repl.ProcessPid), syscall.SIGKILL) })
 }
