@@ -329,6 +329,10 @@ type TemplateFile struct {
 	Mode    string `json:"mode"` // e.g. "0644"
 	Dir     bool   `json:"dir,omitempty"`
 	ModTime int64  `json:"modTime"` // epoch milliseconds
+	// Unusable says why the entry cannot be read, written or deleted
+	// through the API (a name with control characters, a file with other
+	// hard links); empty for every usable one.
+	Unusable string `json:"unusable,omitempty"`
 }
 
 // TemplateImport answers POST .../import.

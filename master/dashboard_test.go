@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -334,6 +335,51 @@ func TestInstanceFilesAndStats(t *testing.T) {
 	}
 	if r := e.do("GET", base+"/ok.txt", e.public, ""); r.StatusCode != 401 {
 		t.Errorf("PUBLIC key reads files: %d", r.StatusCode)
+	}
+
+	// What the instance plants in its folder: a FIFO (its open would
+	// block a reader for ever), a hard link to a file outside, a name
+	// with a newline. None hangs or is served; the list marks what cannot
+	// be used through it.
+	if err := syscall.Mkfifo(filepath.Join(dir, "pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(outside, []byte("outside"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(outside, filepath.Join(dir, "linked.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad\nname.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, p := range []string{"pipe", "linked.txt"} {
+			if r := e.do("GET", base+"/"+p, e.admin, ""); r.StatusCode != 400 || strings.Contains(readAll(r), "outside") {
+				t.Errorf("GET %s planted by the instance: %d, want 400", p, r.StatusCode)
+			}
+		}
+		if r := e.do("GET", "/ui/instances/"+in.ID+"/files?path=.&view=pipe", e.admin, ""); r.StatusCode >= 500 {
+			t.Errorf("the dashboard's view of a FIFO: %d", r.StatusCode)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("reading a FIFO planted by the instance hangs")
+	}
+	marked := map[string]string{}
+	for _, f := range decode[[]api.TemplateFile](t, e.do("GET", base, e.admin, "")) {
+		marked[f.Path] = f.Unusable
+		if f.Path == "pipe" {
+			t.Errorf("a FIFO is listed: %+v", f)
+		}
+	}
+	if marked["linked.txt"] == "" || marked[`bad\nname.txt`] == "" || marked["ok.txt"] != "" {
+		t.Errorf("the list does not mark what cannot be used: %q", marked)
 	}
 
 	// Stats: a busy loop uses about a core; the series exist while the

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
@@ -91,8 +92,22 @@ func (d Dir) List(dir string, recursive bool) (out []api.TemplateFile, truncated
 		if !fi.IsDir() {
 			f.Size = fi.Size()
 		}
+		// What the list shows can be read, written and deleted by its
+		// path, or is marked: a name the API cannot carry (and all below
+		// it), a file linked in from elsewhere.
+		_, bad := template.CleanPath(p)
+		switch {
+		case bad != nil:
+			f.Path = strconv.QuoteToASCII(p)
+			f.Path = f.Path[1 : len(f.Path)-1]
+			f.Unusable = "its name has control characters: rename it from inside the instance"
+		case !fi.IsDir():
+			if err := template.Usable(fi); err != nil {
+				f.Unusable = err.Error()
+			}
+		}
 		out = append(out, f)
-		if e.IsDir() && !recursive {
+		if e.IsDir() && (!recursive || bad != nil) {
 			return fs.SkipDir
 		}
 		return nil

@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"syscall"
 	"sync"
 
 	universe "github.com/universe-orchestrator/universe"
@@ -278,18 +279,45 @@ func OpenRegular(r *os.Root, p, where string) (*os.File, fs.FileInfo, error) {
 	if err := CheckPath(r, p); err != nil {
 		return nil, nil, err
 	}
-	f, err := r.Open(p)
+	// The type is checked before the open, and the open never blocks: a
+	// FIFO (or a device) put there by whoever controls the folder would
+	// hang the open of a reader, and a goroutine and thread with it.
+	before, err := r.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, universe.Errorf(universe.ENOTFOUND, "no file %q%s", p, where)
 	} else if err != nil {
 		return nil, nil, universe.Errorf(universe.EINVALID, "file %q cannot be read", p)
 	}
+	if err := Usable(before); err != nil {
+		return nil, nil, universe.Errorf(universe.EINVALID, "%q %s", p, err.Error())
+	}
+	f, err := r.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_NOCTTY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, universe.Errorf(universe.ENOTFOUND, "no file %q%s", p, where)
+	} else if err != nil {
+		return nil, nil, universe.Errorf(universe.EINVALID, "file %q cannot be read", p)
+	}
+	// What was opened is what was checked (not swapped meanwhile).
 	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
+	if err != nil || !os.SameFile(before, fi) || Usable(fi) != nil {
 		_ = f.Close()
 		return nil, nil, universe.Errorf(universe.EINVALID, "%q is not a regular file", p)
 	}
 	return f, fi, nil
+}
+
+// Usable says why a file found in a folder that others control (an
+// instance's) is not served: anything but a regular file (FIFOs, sockets,
+// devices, links), and a regular file with more than one hard link, which
+// may be a file from outside the folder linked in (like a symbolic link).
+func Usable(fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return errors.New("is not a regular file")
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		return errors.New("has other hard links: not served, as a symbolic link is not")
+	}
+	return nil
 }
 
 // WriteFile writes one file of a template from src, creating its folders.
