@@ -9,8 +9,8 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"syscall"
 	"sync"
+	"syscall"
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
