@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"slices"
 	"strings"
 
 	universe "github.com/universe-orchestrator/universe"
@@ -147,8 +148,18 @@ var (
 	imageRE      = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$`)
 )
 
+// DefaultCaps is Docker's default capability set: what dockerOptions.capAdd
+// may give back (every capability is dropped by default). More only with
+// the master's --docker-allow-cap.
+var DefaultCaps = map[string]bool{
+	"CHOWN": true, "DAC_OVERRIDE": true, "FSETID": true, "FOWNER": true, "MKNOD": true, "NET_RAW": true,
+	"SETGID": true, "SETUID": true, "SETFCAP": true, "SETPCAP": true, "NET_BIND_SERVICE": true,
+	"SYS_CHROOT": true, "KILL": true, "AUDIT_WRITE": true,
+}
+
 // validateDocker checks the container fields of a docker configuration.
-func validateDocker(c api.Configuration, mountRoots []string, add func(field, format string, args ...any)) {
+// extraCaps are the capabilities beyond DefaultCaps the master allows.
+func validateDocker(c api.Configuration, mountRoots, extraCaps []string, add func(field, format string, args ...any)) {
 	if c.Image == "" {
 		add("image", "the docker runtime needs an image")
 	} else if !imageRE.MatchString(c.Image) {
@@ -173,8 +184,12 @@ func validateDocker(c api.Configuration, mountRoots []string, add func(field, fo
 		add("dockerOptions.networkMode", "%q is not a network", o.NetworkMode)
 	}
 	for _, cp := range o.CapAdd {
-		if !capRE.MatchString(strings.TrimPrefix(cp, "CAP_")) {
+		name := strings.ToUpper(strings.TrimPrefix(strings.ToUpper(cp), "CAP_"))
+		switch {
+		case !capRE.MatchString(name):
 			add("dockerOptions.capAdd", "%q is not a capability", cp)
+		case !DefaultCaps[name] && !slices.Contains(extraCaps, name):
+			add("dockerOptions.capAdd", "%s is not in Docker's default set; the master allows more only when started with --docker-allow-cap %s", cp, name)
 		}
 	}
 	for _, m := range o.Mounts {
@@ -204,21 +219,39 @@ func ParseMount(s string, roots []string) (runtime.Mount, error) {
 			return m, universe.Errorf(universe.EINVALID, "mount %q: %q must be a clean absolute path", s, p)
 		}
 	}
-	for _, r := range roots {
-		if rel, err := filepath.Rel(r, m.Host); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return m, nil
-		}
-	}
 	if len(roots) == 0 {
 		return m, universe.Errorf(universe.EINVALID, "mount %q: no extra mounts are allowed (the master has no --docker-mount-root)", s)
 	}
+	// Compared as the paths they are, not as text: a symbolic link inside
+	// a root may point anywhere. The resolved path is what is mounted.
+	real, err := filepath.EvalSymlinks(m.Host)
+	if err != nil {
+		return m, universe.Errorf(universe.EINVALID, "mount %q: %s does not exist (or cannot be resolved)", s, m.Host)
+	}
+	for _, r := range roots {
+		if rr, err := filepath.EvalSymlinks(r); err == nil {
+			r = rr
+		}
+		if rel, err := filepath.Rel(r, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			m.Host = real
+			return m, nil
+		}
+	}
 	return m, universe.Errorf(universe.EINVALID, "mount %q: %s is outside the allowed roots (%s)", s, m.Host, strings.Join(roots, ", "))
+}
+
+// DockerPolicy is what the master lets docker configurations ask for:
+// bind mounts under MountRoots, capabilities beyond DefaultCaps in
+// ExtraCaps.
+type DockerPolicy struct {
+	MountRoots []string
+	ExtraCaps  []string
 }
 
 // Validate checks a normalized configuration. runtimes maps runtime keys to
 // the reason they cannot be used here (nil: usable). Errors: EINVALID
 // naming every bad field.
-func Validate(c api.Configuration, runtimes map[string]error, tpl Templates, mountRoots ...string) error {
+func Validate(c api.Configuration, runtimes map[string]error, tpl Templates, docker DockerPolicy) error {
 	var bad []string
 	add := func(field, format string, args ...any) {
 		bad = append(bad, field+": "+fmt.Sprintf(format, args...))
@@ -237,7 +270,7 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates, mou
 		add("runtime", "%s", universe.ErrorMessage(why))
 	}
 	if c.Runtime == DockerRuntime {
-		validateDocker(c, mountRoots, add)
+		validateDocker(c, docker.MountRoots, docker.ExtraCaps, add)
 	} else {
 		if strings.TrimSpace(c.Command) == "" {
 			add("command", "must not be empty")

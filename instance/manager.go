@@ -98,6 +98,9 @@ type Options struct {
 	// may bind-mount extra paths (dockerOptions.mounts); none: no extra
 	// mount.
 	MountRoots []string
+	// ExtraCaps are capabilities beyond Docker's default set that docker
+	// configurations may add (dockerOptions.capAdd).
+	ExtraCaps []string
 	// Remote runs instances on agent nodes; nil: every instance runs here.
 	Remote Remote
 }
@@ -436,7 +439,7 @@ func (m *Manager) supervisorFor(rt string) []string {
 // runtimes, templates and the roots docker mounts may use. Errors:
 // EINVALID naming every bad field.
 func (m *Manager) Validate(c api.Configuration, tpl Templates) error {
-	return Validate(c, m.Runtimes(), tpl, m.opt.MountRoots...)
+	return Validate(c, m.Runtimes(), tpl, DockerPolicy{MountRoots: m.opt.MountRoots, ExtraCaps: m.opt.ExtraCaps})
 }
 
 // RuntimeInfos describes every runtime of this node, for GET /api/node.

@@ -86,6 +86,9 @@ type Config struct {
 	// DockerMountRoots are the host folders under which docker
 	// configurations may bind-mount extra paths (none: no extra mount).
 	DockerMountRoots []string
+	// DockerAllowCaps are capabilities beyond Docker's default set that
+	// docker configurations may add (--docker-allow-cap).
+	DockerAllowCaps []string
 	// Supervisor is the binary run as each instance's supervisor (default:
 	// this executable); RestartBackoff and Resync tune supervision.
 	Supervisor     []string

@@ -33,7 +33,7 @@ func (m *Master) handleConfigGet(c *gin.Context) {
 
 func (m *Master) handleConfigPut(c *gin.Context) {
 	var cfg api.Configuration
-	if err := bindJSON(c, &cfg); err != nil {
+	if err := bindJSONStrict(c, &cfg); err != nil {
 		fail(c, err)
 		return
 	}

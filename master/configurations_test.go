@@ -61,6 +61,10 @@ func TestConfigurationValidation(t *testing.T) {
 		{"huge maximum", "/api/configurations/a", `{"command":"true","maximumServiceCount":2000000000}`, 400, "maximumServiceCount"},
 		{"the master's env, otherwise", "/api/configurations/a", `{"command":"true","environmentVariables":{"UNIVERSE_INSTANCE_ID":"x"}}`, 400, "UNIVERSE_INSTANCE_ID is set by the master (to %INSTANCE_ID%)"},
 		{"the master's env, as the master sets it", "/api/configurations/b", `{"command":"true","environmentVariables":{"UNIVERSE_INSTANCE_ID":"%INSTANCE_ID%"}}`, 204, ""},
+		{"unknown fields", "/api/configurations/a", `{"command":"true","privileged":true,"Foo":1}`, 400, `unknown field "Foo", "privileged"`},
+		{"unknown nested field", "/api/configurations/a", `{"runtime":"docker","image":"x","dockerOptions":{"privileged":true}}`, 400, `unknown field "privileged"`},
+		{"capability beyond Docker's default set", "/api/configurations/a", `{"runtime":"docker","image":"x","dockerOptions":{"capAdd":["ALL"]}}`, 400, "ALL is not in Docker's default set"},
+		{"bad node label", "/api/configurations/a", `{"command":"true","nodeLabels":{"":"x"}}`, 400, "nodeLabels"},
 		{"ok", "/api/configurations/a", `{"command":"true"}`, 204, ""},
 	}
 	for _, tc := range cases {
@@ -283,5 +287,26 @@ func TestDockerUnavailable(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "docker,process,screen,tmux" {
 		t.Errorf("runtimes %v", names)
+	}
+}
+
+// A mount root is compared with the path a mount resolves to, not its
+// text: a symbolic link inside the root that points out is refused.
+func TestDockerMountRootResolvesLinks(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Symlink("/etc", filepath.Join(root, "etc-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "maps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *master.Config) { c.DockerMountRoots = []string{root} })
+	resp := e.do("PUT", "/api/configurations/a", e.admin, `{"runtime":"docker","image":"x","dockerOptions":{"mounts":["`+root+`/etc-link:/data/etc"]}}`)
+	if body := readAll(resp); resp.StatusCode != 400 || !strings.Contains(body, "outside the allowed roots") {
+		t.Fatalf("a link out of the root: %d %s", resp.StatusCode, body)
+	}
+	resp = e.do("PUT", "/api/configurations/a", e.admin, `{"runtime":"docker","image":"x","dockerOptions":{"mounts":["`+root+`/maps:/data/maps:ro"]}}`)
+	if body := readAll(resp); strings.Contains(body, "mounts") {
+		t.Fatalf("a folder inside the root: %d %s", resp.StatusCode, body)
 	}
 }

@@ -1,12 +1,17 @@
 package master
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
@@ -109,6 +114,59 @@ func bindJSON(c *gin.Context, v any) error {
 		return universe.Errorf(universe.EINVALID, "malformed JSON: more than one value in the body")
 	}
 	return nil
+}
+
+// bindJSONStrict is bindJSON refusing fields v does not have, naming every
+// unknown one of the top level (a misspelt or unsupported option, such as
+// "privileged", must not be dropped without a word). Errors: as bindJSON.
+func bindJSONStrict(c *gin.Context, v any) error {
+	var raw json.RawMessage
+	if err := bindJSON(c, &raw); err != nil {
+		return err
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(raw, &top) == nil {
+		known := jsonFields(reflect.TypeOf(v).Elem())
+		var unknown []string
+		for k := range top {
+			if !known[k] {
+				unknown = append(unknown, strconv.Quote(k))
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			if len(unknown) > 10 {
+				unknown = append(unknown[:10], "…")
+			}
+			return universe.Errorf(universe.EINVALID, "unknown field %s: not a field of this object", strings.Join(unknown, ", "))
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return universe.Errorf(universe.EINVALID, "unknown field %s: not a field of this object", name)
+		}
+		return jsonError(err)
+	}
+	return nil
+}
+
+// jsonFields are the JSON names of struct type t's fields.
+func jsonFields(t reflect.Type) map[string]bool {
+	names := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case name != "":
+			names[name] = true
+		case f.IsExported():
+			names[f.Name] = true
+		}
+	}
+	return names
 }
 
 func jsonError(err error) error {

@@ -181,6 +181,7 @@ func New(cfg Config) (*Master, error) {
 		Reports:       cfg.Reports,
 		Runtimes:      append(runtime.Builtin(), docker.New()),
 		MountRoots:    cfg.DockerMountRoots,
+		ExtraCaps:     cfg.DockerAllowCaps,
 		Remote:        remote{m},
 	})
 	m.metrics.registerInstances(m.instances)

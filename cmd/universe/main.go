@@ -172,6 +172,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	noResume := fs.Bool("no-resume", envOr(getenv, "UNIVERSE_NO_RESUME", "") == "true", "do not start again, at start, the instances the last graceful stop of the master stopped (env UNIVERSE_NO_RESUME=true)")
 	keep := fs.Bool("keep-instances", envOr(getenv, "UNIVERSE_KEEP_INSTANCES", "") == "true", "leave instances running when the master stops, for the next master to adopt (env UNIVERSE_KEEP_INSTANCES=true)")
 	mountRoots := fs.String("docker-mount-root", envOr(getenv, "UNIVERSE_DOCKER_MOUNT_ROOT", ""), "comma-separated host folders under which docker configurations may bind-mount paths (dockerOptions.mounts; default none) (env UNIVERSE_DOCKER_MOUNT_ROOT)")
+	allowCaps := fs.String("docker-allow-cap", envOr(getenv, "UNIVERSE_DOCKER_ALLOW_CAPS", ""), "capabilities beyond Docker's default set that docker configurations may add, comma-separated, e.g. SYS_PTRACE (env UNIVERSE_DOCKER_ALLOW_CAPS)")
 	cgroups := fs.String("cgroup-parent", envOr(getenv, "UNIVERSE_CGROUP_PARENT", def.CgroupParent), "cgroup v2 directory for instance cgroups (ramMB, cpu limits): auto, off, or a path (env UNIVERSE_CGROUP_PARENT)")
 	nodeRAM := fs.Int("node-ram", envInt(getenv, "UNIVERSE_NODE_RAM"), "RAM in MB the master's own node offers its instances (ramMB of configurations); 0 = no limit (env UNIVERSE_NODE_RAM)")
 	nodeCPU := fs.Int("node-cpu", envInt(getenv, "UNIVERSE_NODE_CPU"), "CPU the master's own node offers its instances, 100 = one core; 0 = no limit (env UNIVERSE_NODE_CPU)")
@@ -209,6 +210,11 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	cfg.LocalCapacity = api.NodeCapacity{RAMMB: *nodeRAM, CPU: *nodeCPU}
 	cfg.NATSURL, cfg.NATSCreds = *natsURL, *natsCreds
+	for _, c := range strings.Split(*allowCaps, ",") {
+		if c = strings.ToUpper(strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(c)), "CAP_")); c != "" {
+			cfg.DockerAllowCaps = append(cfg.DockerAllowCaps, c)
+		}
+	}
 	for _, r := range strings.Split(*mountRoots, ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			cfg.DockerMountRoots = append(cfg.DockerMountRoots, filepath.Clean(r))
