@@ -3,6 +3,7 @@ package universe
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Error codes. One code per kind of failure a caller can act on; the master
@@ -17,10 +18,11 @@ const (
 	ETOOLARGE         = "too_large"         // the request body is over the limit: 413
 	EUNSUPPORTED      = "unsupported_media" // wrong Content-Type: 415
 	EMETHODNOTALLOWED = "method_not_allowed"
-	ETIMEOUT          = "timeout"          // the client sent its request body too slowly: 408
-	EUPGRADE          = "upgrade_required" // a WebSocket endpoint called without an upgrade: 426
-	EUNAVAILABLE      = "unavailable"      // the service cannot do it now (shutting down, db busy): 503
-	EINTERNAL         = "internal"         // a bug or an infrastructure failure; details are logged, not shown: 500
+	ETIMEOUT          = "timeout"              // the client sent its request body too slowly: 408
+	EUPGRADE          = "upgrade_required"     // a WebSocket endpoint called without an upgrade: 426
+	EUNAVAILABLE      = "unavailable"          // the service cannot do it now (shutting down, db busy): 503
+	ENOSPACE          = "insufficient_storage" // the disk is full (ENOSPC, EDQUOT) and nothing was written: 507
+	EINTERNAL         = "internal"             // a bug or an infrastructure failure; details are logged, not shown: 500
 )
 
 // Error is the one error type of the domain: a code callers switch on and a
@@ -49,9 +51,22 @@ func ErrorCode(err error) string {
 		return ""
 	} else if errors.As(err, &e) {
 		return e.Code
+	} else if diskFull(err) {
+		return ENOSPACE
 	}
 	return EINTERNAL
 }
+
+// diskFull says whether err is a write refused for want of space (a full
+// disk or quota). Every write of the master is all or nothing (a bbolt
+// transaction, a file written beside its target and renamed), so such an
+// error means nothing was written, and the caller may say so.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// DiskFullMessage is what a client is told of a write refused for space.
+const DiskFullMessage = "the disk of the master's data is full: nothing was written; free space and try again"
 
 // ErrorMessage returns the human message of the *Error in err's chain, and
 // "internal error" for any other non-nil error, so that no internal detail
@@ -62,6 +77,8 @@ func ErrorMessage(err error) string {
 		return ""
 	} else if errors.As(err, &e) {
 		return e.Message
+	} else if diskFull(err) {
+		return DiskFullMessage
 	}
 	return "internal error"
 }

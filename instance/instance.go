@@ -1006,7 +1006,17 @@ func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 	starting := in.proc == nil && State(in.info.State) == StateCreating
 	if s := State(r.State); (s == StateStopped || s == StateOffline) && (in.proc != nil || starting) && in.stopping == "" {
 		in.log.System("the instance reported " + r.State + ": stopping it")
-		in.m.background(func() { in.StopWait("its own report (" + r.State + ")") })
+		static := in.info.Static
+		in.m.background(func() {
+			by := "its own report (" + r.State + ")"
+			in.StopWait(by)
+			if !static {
+				// A dynamic instance that says it is done goes: the
+				// reconciler replaces it under its create backoff, and
+				// reports cannot pile up stopped records.
+				_ = in.m.Delete(in.id, by)
+			}
+		})
 	}
 	in.changedLocked()
 	return in.copyInfo(), nil

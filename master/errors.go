@@ -43,6 +43,7 @@ var statusByCode = map[string]int{
 	universe.EUNAVAILABLE:      http.StatusServiceUnavailable,
 	universe.ETIMEOUT:          http.StatusRequestTimeout,
 	universe.EUPGRADE:          http.StatusUpgradeRequired,
+	universe.ENOSPACE:          http.StatusInsufficientStorage,
 }
 
 func statusOf(code string) int {
@@ -78,6 +79,8 @@ func (m *Master) writeError(c *gin.Context, err error) {
 		}
 	case universe.ERATELIMITED:
 		body.RetryAfterMs = c.GetInt64(ctxRetryAfter)
+	case universe.ENOSPACE:
+		m.log.Error("a write failed: the disk is full", "requestId", requestIDOf(c), "route", c.FullPath(), "err", err)
 	}
 	if out, ok := c.Get(ctxOutput); ok {
 		body.Output = out.([]string)

@@ -221,6 +221,9 @@ func buildOpenAPI(version string) map[string]any {
 		if op.ws {
 			responses["426"] = errRef
 		}
+		if op.method != http.MethodGet {
+			responses["507"] = errRef // a write on a full disk: nothing written
+		}
 		for _, st := range op.also {
 			if st < 300 {
 				responses[strconv.Itoa(st)] = map[string]any{"description": http.StatusText(st)}
