@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"slices"
+	"sort"
 	"strings"
 
 	universe "github.com/universe-orchestrator/universe"
