@@ -307,6 +307,30 @@ func TestPprofForAdminsOnly(t *testing.T) {
 			t.Errorf("%s (token %v): %d, want %d", tc.path, tc.token != "", r.StatusCode, tc.want)
 		}
 	}
+	// A dashboard session's cookie alone gets none: a same-site page could
+	// make the browser fetch them.
+	ck := e.signIn(e.admin)
+	for _, p := range []string{"/api/debug/pprof/heap", "/api/instances/x/debug/pprof/heap"} {
+		if r := e.withCookie("GET", p, ck, "", "Sec-Fetch-Site: same-origin"); r.StatusCode != http.StatusForbidden {
+			t.Errorf("%s with the session cookie only: %d, want 403", p, r.StatusCode)
+		}
+	}
+	// One CPU profile at a time: of two that overlap, one is a conflict.
+	codes := make(chan int, 2)
+	for range 2 {
+		go func() {
+			r := e.do("GET", "/api/debug/pprof/profile?seconds=3", e.admin, "")
+			r.Body.Close()
+			codes <- r.StatusCode
+		}()
+		time.Sleep(300 * time.Millisecond)
+	}
+	if a, b := <-codes, <-codes; a+b != http.StatusOK+http.StatusConflict {
+		t.Fatalf("two overlapping CPU profiles: %d and %d, want 200 and 409", a, b)
+	}
+	if r := e.do("GET", "/api/debug/pprof/profile?seconds=x", e.admin, ""); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a bad seconds: %d", r.StatusCode)
+	}
 }
 
 // Profiles of an instance's supervisor come from that supervisor, not

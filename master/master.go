@@ -36,6 +36,8 @@ func init() {
 // stop it with Close. Stopped is closed when an operator asks it to stop.
 type Master struct {
 	cfg Config
+	// cpuProfiling: a CPU profile of the master is being taken (one at a time).
+	cpuProfiling sync.Mutex
 	// ctxKeys are gin contexts' value maps, reused from request to
 	// request (requestID): a map made per request was a tenth of the
 	// middleware's time.

@@ -79,7 +79,7 @@ func operations() []operation {
 		{method: "POST", path: "/api/commands/execute", also: []int{404, 409, 503}, summary: "Run a console command; answers once it finished", access: accessAll, body: api.CommandRequest{}, status: 200, resp: api.CommandResponse{}},
 		{method: "GET", path: "/api/console", summary: "Console WebSocket: each text frame one command line (?format=text|json)", access: accessAll, ws: true,
 			params: []param{{name: "format", in: "query", desc: "text (default) or json", kind: "string"}}},
-		{method: "GET", path: "/api/debug/pprof/{name}", summary: "Go profiles of the master (index, profile, trace, symbol, heap, goroutine, allocs, block, mutex, threadcreate)", access: accessAll,
+		{method: "GET", path: "/api/debug/pprof/{name}", also: []int{409}, summary: "Go profiles of the master (index, profile, trace, symbol, heap, goroutine, allocs, block, mutex, threadcreate); 409 while another CPU profile is taken; 403 to a dashboard session (Authorization header only)", access: accessAll,
 			params: []param{{name: "name", in: "path", desc: "the profile; empty for the index", kind: "string", required: true}}, status: 200, respType: "application/octet-stream"},
 		{method: "GET", path: "/api/instances/{id}/debug/pprof/{name}", also: []int{409}, summary: "Go profiles of an instance's supervisor, wherever it runs (profile, heap, allocs, goroutine, threadcreate, block, mutex); 409 when it is not running", access: accessAll,
 			params: []param{pathID, {name: "name", in: "path", desc: "the profile", kind: "string", required: true}, {name: "seconds", in: "query", desc: "profile only: 1 to 60, default 30", kind: "integer"}}, status: 200, respType: "application/octet-stream"},

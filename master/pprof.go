@@ -16,11 +16,27 @@ import (
 // allocs, block, mutex, threadcreate). The command line is not served: it
 // is no business of a client's.
 func (m *Master) handlePprof(c *gin.Context) {
+	if !pprofByHeader(c) {
+		return
+	}
 	name := strings.TrimPrefix(c.Param("name"), "/")
 	switch name {
 	case "":
 		pprof.Index(c.Writer, c.Request)
 	case "profile":
+		// One CPU profile at a time: a second is a conflict, not the
+		// 500 net/http/pprof answers.
+		if !m.cpuProfiling.TryLock() {
+			fail(c, universe.Errorf(universe.ECONFLICT, "a CPU profile of the master is being taken"))
+			return
+		}
+		defer m.cpuProfiling.Unlock()
+		if s := c.Query("seconds"); s != "" {
+			if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 300 {
+				fail(c, universe.Errorf(universe.EINVALID, "seconds must be a whole number from 1 to 300"))
+				return
+			}
+		}
 		pprof.Profile(c.Writer, c.Request)
 	case "trace":
 		pprof.Trace(c.Writer, c.Request)
@@ -38,6 +54,9 @@ func (m *Master) handlePprof(c *gin.Context) {
 // node, which asks its supervisor. ?seconds= sets the CPU profile's
 // duration (default 30, as net/http/pprof's).
 func (m *Master) handleInstancePprof(c *gin.Context) {
+	if !pprofByHeader(c) {
+		return
+	}
 	in := m.instanceOf(c)
 	if in == nil {
 		return
@@ -62,4 +81,15 @@ func (m *Master) handleInstancePprof(c *gin.Context) {
 	}
 	c.Header("Content-Disposition", `attachment; filename="supervisor-`+in.Info().ID+`-`+name+`.pb.gz"`)
 	c.Data(http.StatusOK, "application/octet-stream", b)
+}
+
+// pprofByHeader refuses profiles to a dashboard session's cookie: a page of
+// the same site could make a browser fetch them. Profiles are for clients
+// that send their key (Authorization), as the CLI does.
+func pprofByHeader(c *gin.Context) bool {
+	if c.GetBool(ctxSession) {
+		fail(c, universe.Errorf(universe.EFORBIDDEN, "profiles are served to an Authorization header only, not to a dashboard session"))
+		return false
+	}
+	return true
 }
