@@ -213,9 +213,16 @@ func (m *Master) uiLogin(c *gin.Context) {
 
 // uiLink signs in with a one-time link of `dashboard link`.
 func (m *Master) uiLink(c *gin.Context) {
+	now, addr := m.cfg.Now(), m.clientAddr(c)
+	// An address that guessed too often is refused before its code is
+	// looked at, as a failed sign-in with a key is.
+	if blocked, _ := m.throttle.Blocked(addr, now); blocked {
+		m.render(c, http.StatusTooManyRequests, "signin", uiPage{Title: "Sign in", Nav: "signin", Alert: "Too many failed sign-ins from this address. Wait a minute and try again."})
+		return
+	}
 	cookie, err := m.sessions.ConsumeLink(c.Query("code"))
 	if err != nil {
-		m.throttle.Fail(m.clientAddr(c), m.cfg.Now())
+		m.throttle.Fail(addr, now)
 		m.render(c, http.StatusUnauthorized, "signin", uiPage{Title: "Sign in", Nav: "signin", Alert: universe.ErrorMessage(err)})
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -411,4 +412,24 @@ func TestInstanceFilesAndStats(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// The one-time sign-in link refuses an address that keeps guessing codes,
+// as the key sign-in does.
+func TestSignInLinkRefusesGuessing(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := 0; i < 100; i++ {
+		r := e.do("GET", "/ui/link?code=uil_guess"+strconv.Itoa(i), "", "")
+		r.Body.Close()
+		switch r.StatusCode {
+		case http.StatusUnauthorized:
+			continue
+		case http.StatusTooManyRequests:
+			t.Logf("refused after %d guesses", i)
+			return
+		default:
+			t.Fatalf("guess %d: %d", i, r.StatusCode)
+		}
+	}
+	t.Fatal("100 wrong sign-in codes from one address, and it may still guess")
 }

@@ -119,7 +119,9 @@ func (s *Sessions) Create(k *Key) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked(now)
-	// Bound the sessions of one key and in all: end the oldest.
+	// Bound the sessions of one key (its oldest ends) and in all: a key
+	// never pushes out another key's sessions; at the global cap a new
+	// sign-in is refused instead.
 	var mine []storage.SessionRecord
 	for _, r := range s.live {
 		if r.KeyID == k.ID() {
@@ -127,27 +129,23 @@ func (s *Sessions) Create(k *Key) (string, error) {
 		}
 	}
 	var drop []string
-	for len(mine) >= sessionsPerKey || len(s.live)-len(drop) >= maxSessions {
-		oldest := -1
-		pool := mine
-		if len(mine) < sessionsPerKey {
-			pool = nil
-			for _, r := range s.live {
-				pool = append(pool, r)
-			}
-		}
-		for i, r := range pool {
-			if oldest < 0 || r.CreatedAt < pool[oldest].CreatedAt {
+	for len(mine) >= sessionsPerKey {
+		oldest := 0
+		for i, r := range mine {
+			if r.CreatedAt < mine[oldest].CreatedAt {
 				oldest = i
 			}
 		}
-		h := pool[oldest].Hash
+		h := mine[oldest].Hash
 		drop = append(drop, h)
+		mine = append(mine[:oldest], mine[oldest+1:]...)
+	}
+	if len(s.live)-len(drop) >= maxSessions {
+		return "", universe.Errorf(universe.EUNAVAILABLE, "the master has its maximum of %d dashboard sessions; sign out elsewhere or wait until some expire", maxSessions)
+	}
+	for _, h := range drop {
 		delete(s.live, h)
 		s.tombLocked(h, EndedExpired, now)
-		if len(mine) >= sessionsPerKey {
-			mine = append(mine[:oldest], mine[oldest+1:]...)
-		}
 	}
 	if err := s.store.DeleteSessions(drop...); err != nil {
 		return "", err
