@@ -1,9 +1,11 @@
 package master
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -44,7 +46,8 @@ func (m *Master) serveWS(c *gin.Context, endpoint string, readLimit int64, sessi
 	// Origin against Host and answers 403). A bearer header is no ambient
 	// credential, so header clients may send any Origin.
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: !c.GetBool(ctxSession)}
-	conn, err := websocket.Accept(c.Writer, c.Request, opts)
+	rec := &hijackRecorder{ResponseWriter: c.Writer}
+	conn, err := websocket.Accept(rec, c.Request, opts)
 	if err != nil {
 		m.wsWG.Done()
 		return // Accept has written the HTTP error
@@ -55,11 +58,37 @@ func (m *Master) serveWS(c *gin.Context, endpoint string, readLimit int64, sessi
 	// request's goroutine carries the HTTP server's and the middleware's
 	// frames, which had grown its stack to 16-32 KiB for as long as the
 	// connection lasted; the session's own stack holds the session alone.
-	go m.runSession(conn, k, endpoint, session)
+	go m.runSession(conn, rec.conn, k, endpoint, session)
+}
+
+// hijackRecorder keeps the connection websocket.Accept takes over, so
+// that a session can be cut at once (coder/websocket's CloseNow does
+// nothing while its Close waits for the client's answer).
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+// WriteHeaderNow writes gin's buffered header (the 101) before the
+// connection is taken: coder/websocket asks a gin writer for it.
+func (h *hijackRecorder) WriteHeaderNow() {
+	if w, ok := h.ResponseWriter.(interface{ WriteHeaderNow() }); ok {
+		w.WriteHeaderNow()
+	}
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the connection cannot be taken over")
+	}
+	c, rw, err := hj.Hijack()
+	h.conn = c
+	return c, rw, err
 }
 
 // runSession runs session on conn until it ends, then closes conn.
-func (m *Master) runSession(conn *websocket.Conn, k *auth.Key, endpoint string, session func(ctx context.Context, conn *websocket.Conn) error) {
+func (m *Master) runSession(conn *websocket.Conn, raw net.Conn, k *auth.Key, endpoint string, session func(ctx context.Context, conn *websocket.Conn) error) {
 	defer m.wsWG.Done()
 	gauge := m.metrics.wsSessions.WithLabelValues(endpoint)
 	gauge.Inc()
@@ -68,7 +97,7 @@ func (m *Master) runSession(conn *websocket.Conn, k *auth.Key, endpoint string, 
 	// close frame when a read's context ends. The session's watch closes it
 	// properly.
 	ctx, cancel := context.WithCancel(context.Background())
-	w := m.watchSession(ctx, conn, k)
+	w := m.watchSession(ctx, conn, raw, k)
 	defer func() {
 		cancel()
 		w.stop()
@@ -122,6 +151,7 @@ type sessionWatch struct {
 	m    *Master
 	ctx  context.Context // the session's
 	conn *websocket.Conn
+	raw  net.Conn // under conn, to cut it at once
 
 	mu      sync.Mutex
 	stopped bool
@@ -133,15 +163,15 @@ type sessionWatch struct {
 
 // watchSession starts watching the session ctx on conn for key k; the
 // session calls stop when it ends.
-func (m *Master) watchSession(ctx context.Context, conn *websocket.Conn, k *auth.Key) *sessionWatch {
-	w := &sessionWatch{m: m, ctx: ctx, conn: conn}
+func (m *Master) watchSession(ctx context.Context, conn *websocket.Conn, raw net.Conn, k *auth.Key) *sessionWatch {
+	w := &sessionWatch{m: m, ctx: ctx, conn: conn, raw: raw}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.undo = append(w.undo,
-		context.AfterFunc(k.RevokedContext(), w.closer(websocket.StatusPolicyViolation, reasonRevoked)),
-		context.AfterFunc(m.ctx, w.closer(websocket.StatusNormalClosure, reasonShutdown)))
+		context.AfterFunc(k.RevokedContext(), w.closer(websocket.StatusPolicyViolation, reasonRevoked, revokeGrace)),
+		context.AfterFunc(m.ctx, w.closer(websocket.StatusNormalClosure, reasonShutdown, 0)))
 	if exp := k.ExpiresAt(); !exp.IsZero() {
-		w.expiry = time.AfterFunc(exp.Sub(m.cfg.Now()), w.closer(websocket.StatusPolicyViolation, reasonExpired))
+		w.expiry = time.AfterFunc(exp.Sub(m.cfg.Now()), w.closer(websocket.StatusPolicyViolation, reasonExpired, revokeGrace))
 	}
 	w.ping = time.AfterFunc(m.cfg.WSPingInterval, w.keepalive)
 	return w
@@ -159,12 +189,23 @@ func (w *sessionWatch) begin() bool {
 	return true
 }
 
-func (w *sessionWatch) closer(code websocket.StatusCode, reason string) func() {
+// revokeGrace is how long a revoked or expired key's connection waits for
+// the client's answer to its close frame before it is cut: the close
+// handshake's own 5 s would leave a client that does not answer connected.
+const revokeGrace = 250 * time.Millisecond
+
+// closer closes the connection with code and reason; with grace > 0 it is
+// cut once grace has passed without the client's answer.
+func (w *sessionWatch) closer(code websocket.StatusCode, reason string, grace time.Duration) func() {
 	return func() {
 		if !w.begin() {
 			return
 		}
 		defer w.running.Done()
+		if grace > 0 && w.raw != nil {
+			cut := time.AfterFunc(grace, func() { _ = w.raw.Close() })
+			defer cut.Stop()
+		}
 		_ = w.conn.Close(code, reason)
 	}
 }

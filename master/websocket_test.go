@@ -326,3 +326,37 @@ func TestWebSocketKeepalive(t *testing.T) {
 		t.Fatalf("the client that answers pings was dropped too: sessions %s, %v", got, rctx.Err())
 	}
 }
+
+// A revoked key's WebSocket is cut at once, even when its client does not
+// answer the close frame (the close handshake would wait 5 s for it).
+func TestRevokedKeysSilentSocketIsCut(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.WSPingInterval = time.Minute })
+	_, tok, err := e.m.Keyring().Create("silent", universe.ScopeAll, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	_ = silent.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(silent, "GET /api/console HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", tok)
+	br := bufio.NewReader(silent)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	start := time.Now()
+	if _, err := e.m.Keyring().Revoke("silent"); err != nil {
+		t.Fatal(err)
+	}
+	// Read (never answer) until the server ends the connection.
+	_, err = io.Copy(io.Discard, br)
+	took := time.Since(start)
+	t.Logf("revocation → connection cut in %v (%v)", took, err)
+	if took > 2*time.Second {
+		t.Fatalf("a revoked key's silent connection stayed open %v", took)
+	}
+}
