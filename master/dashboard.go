@@ -282,7 +282,7 @@ func (m *Master) dashboardCommands() []*console.Command {
 				return err
 			}
 			w.WriteLine("Open this link within " + auth.LinkLifetime.String() + " to sign in as " + k.Label() + " (it works once):")
-			w.WriteLine(strings.TrimSuffix(m.cfg.PublicURL, "/") + "/ui/link?code=" + code)
+			w.WriteLine(m.baseURL + "/ui/link?code=" + code)
 			return nil
 		}}
 	return []*console.Command{{Name: "dashboard", Usage: "dashboard link", Summary: "the web dashboard at /ui/", Sub: []*console.Command{link}}}

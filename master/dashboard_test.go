@@ -255,12 +255,14 @@ func TestDashboardLink(t *testing.T) {
 	if link == "" {
 		t.Fatalf("no link in %q", out.Output)
 	}
+	// The line is the whole link, usable as printed (no --public-url:
+	// the address the master serves on).
 	u, err := url.Parse(link)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || u.Scheme != "http" || "http://"+u.Host != e.url {
+		t.Fatalf("the printed link %q is not a whole URL of the master (%s): %v", link, e.url, err)
 	}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirect.Get(e.url + u.RequestURI())
+	resp, err := noRedirect.Get(link)
 	if err != nil || resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
 		t.Fatalf("first use: %v %v", resp.StatusCode, err)
 	}
@@ -432,4 +434,16 @@ func TestSignInLinkRefusesGuessing(t *testing.T) {
 		}
 	}
 	t.Fatal("100 wrong sign-in codes from one address, and it may still guess")
+}
+
+// A fresh instance has stats from its first second, not from the
+// sampler's next tick (a minute away here).
+func TestStatsOfAFreshInstance(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.StatsInterval = time.Minute })
+	e.putConfig("fresh", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 21670, "max": 21679}})
+	in := e.create("fresh")
+	st := decode[api.InstanceStats](t, e.do("GET", "/api/instances/"+in.ID+"/stats", e.admin, ""))
+	if st.Current == nil || st.Current.MemoryBytes <= 0 || st.IntervalMs != 60000 || len(st.Samples) != 1 {
+		t.Fatalf("stats of an instance just started: %+v", st)
+	}
 }

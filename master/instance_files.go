@@ -58,7 +58,7 @@ func (m *Master) statsOf(info api.InstanceInfo) (api.InstanceStats, error) {
 	if !m.instances.Local(info) {
 		return m.hub.Stats(info.WrapperNodeID, info.ID)
 	}
-	s, _ := m.stats.Get(info.ID)
+	s, _ := m.stats.GetNow(info.ID)
 	return s, nil
 }
 

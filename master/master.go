@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ func init() {
 // stop it with Close. Stopped is closed when an operator asks it to stop.
 type Master struct {
 	cfg Config
+	// baseURL is where the master is reached: --public-url, else the
+	// address it serves on (set by Open), as instances are told.
+	baseURL string
 	// cpuProfiling: a CPU profile of the master is being taken (one at a time).
 	cpuProfiling sync.Mutex
 	// ctxKeys are gin contexts' value maps, reused from request to
@@ -284,13 +288,15 @@ func (m *Master) Open() error {
 	}
 	m.ln = ln
 	m.startedAt = m.cfg.Now()
+	m.baseURL = strings.TrimSuffix(m.cfg.PublicURL, "/")
 	if m.cfg.PublicURL == "" {
 		scheme := "http"
 		if m.cfg.TLSCert != "" {
 			scheme = "https"
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
-		m.instances.SetMasterURL(fmt.Sprintf("%s://127.0.0.1:%d", scheme, port))
+		m.baseURL = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
+		m.instances.SetMasterURL(m.baseURL)
 	}
 	m.srv = &http.Server{
 		Handler:           m.engine,

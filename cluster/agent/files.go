@@ -121,7 +121,7 @@ func (r *runner) writeChunk(d files.Dir, req cluster.FilesRequest) error {
 func (r *runner) handleStats(m *nats.Msg) {
 	var req cluster.InstanceRequest
 	_ = json.Unmarshal(m.Data, &req)
-	st, _ := r.stats.Get(req.Instance)
+	st, _ := r.stats.GetNow(req.Instance)
 	b, _ := json.Marshal(cluster.StatsReply{Stats: st})
 	_ = m.Respond(b)
 }

@@ -44,6 +44,9 @@ type Sampler struct {
 
 	mu     sync.Mutex
 	series map[string]*series
+
+	sampling sync.Mutex // one sample at a time (the ticker's and GetNow's)
+	lastNow  time.Time  // GetNow's last sample
 }
 
 // New makes a sampler of the instances targets returns.
@@ -118,6 +121,12 @@ func (s *Sampler) scan() map[int]procStat {
 // Sample takes one sample of every target, and forgets instances that
 // are no longer targets.
 func (s *Sampler) Sample(now time.Time) {
+	s.sampling.Lock()
+	defer s.sampling.Unlock()
+	s.sample(now)
+}
+
+func (s *Sampler) sample(now time.Time) {
 	targets := s.targets()
 	var procs map[int]procStat
 	children := map[int][]int{}
@@ -183,13 +192,30 @@ func (s *Sampler) Sample(now time.Time) {
 	}
 }
 
+// GetNow is Get, sampling at once when id has no sample yet (an instance
+// started since the last tick): its stats are there from its first
+// second, not its first interval. Such samples are taken at most once a
+// second, whatever asks.
+func (s *Sampler) GetNow(id string) (api.InstanceStats, bool) {
+	if st, ok := s.Get(id); ok && st.Current != nil {
+		return st, ok
+	}
+	s.sampling.Lock()
+	if now := time.Now(); now.Sub(s.lastNow) >= time.Second {
+		s.lastNow = now
+		s.sample(now)
+	}
+	s.sampling.Unlock()
+	return s.Get(id)
+}
+
 // Get returns the stats of instance id: the last sample and the window.
 func (s *Sampler) Get(id string) (api.InstanceStats, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	se, ok := s.series[id]
 	if !ok {
-		return api.InstanceStats{InstanceID: id, Samples: []api.StatSample{}}, false
+		return api.InstanceStats{InstanceID: id, IntervalMs: s.interval.Milliseconds(), Samples: []api.StatSample{}}, false
 	}
 	out := api.InstanceStats{InstanceID: id, IntervalMs: s.interval.Milliseconds(), CPUSecondsTotal: se.cpuTotal,
 		Samples: append([]api.StatSample(nil), se.samples...)}
