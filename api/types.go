@@ -212,6 +212,9 @@ type NodeCreated struct {
 	// the user entry their servers' configuration needs for this node:
 	// its public nkey and permissions limited to its own subjects.
 	NATSAuthorization string `json:"natsAuthorization,omitempty"`
+	// Warning says what may keep the join command from working where it
+	// is run (a loopback address, reachable from this machine only).
+	Warning string `json:"warning,omitempty"`
 }
 
 // NodePatch is the body of PATCH /api/cluster/nodes/{name}.

@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -106,8 +107,15 @@ func (m *Master) createNode(req api.NodeCreateRequest) (api.NodeCreated, error) 
 		join := "UNIVERSE_NODE_KEY=" + cred + " UNIVERSE_NATS_URL=" + m.hub.JoinURL("") + " universe agent --data ./" + req.Name
 		return api.NodeCreated{ClusterNode: n, Key: cred, JoinCommand: join, NATSAuthorization: cluster.ServerAuthSnippet(req.Name, pub)}, nil
 	}
-	join := "UNIVERSE_NODE_KEY=" + cred + " universe agent --master " + m.hub.JoinURL(m.publicHost()) + " --data ./" + req.Name
-	return api.NodeCreated{ClusterNode: n, Key: cred, JoinCommand: join}, nil
+	joinURL := m.hub.JoinURL(m.publicHost())
+	join := "UNIVERSE_NODE_KEY=" + cred + " universe agent --master " + joinURL + " --data ./" + req.Name
+	out := api.NodeCreated{ClusterNode: n, Key: cred, JoinCommand: join}
+	if u, err := url.Parse(joinURL); err == nil {
+		if ip, err := netip.ParseAddr(u.Hostname()); (err == nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+			out.Warning = "the join command names " + u.Host + ", which only this machine reaches: for a node on another machine start the master with --public-url https://HOST:PORT (or --cluster-advertise HOST:PORT) and create the node again"
+		}
+	}
+	return out, nil
 }
 
 func (m *Master) handleNodeList(c *gin.Context) {
@@ -173,7 +181,11 @@ func (m *Master) handleNodeRevoke(c *gin.Context) {
 		fail(c, universe.Errorf(universe.ECONFLICT, "the master's own node cannot be revoked"))
 		return
 	}
-	if err := m.hub.Revoke(name); err != nil {
+	do := m.hub.Revoke
+	if c.Query("forget") == "true" {
+		do = m.hub.Delete // revoked, and gone from the list
+	}
+	if err := do(name); err != nil {
 		fail(c, err)
 		return
 	}
@@ -212,6 +224,9 @@ func (m *Master) nodeCommands() []*console.Command {
 			}
 			w.WriteLine("Created node " + out.Name + ". Its credential is shown only now; on the node's machine run:")
 			w.WriteLine(out.JoinCommand)
+			if out.Warning != "" {
+				w.WriteLine("Warning: " + out.Warning)
+			}
 			if out.NATSAuthorization != "" {
 				w.WriteLine("Add this user to the authorization of your NATS servers (its permissions are the node's own subjects):")
 				w.WriteLine(out.NATSAuthorization)
@@ -228,14 +243,43 @@ func (m *Master) nodeCommands() []*console.Command {
 				return run(args[0], w)
 			}}
 	}
-	info := one("node info <name>", "show one node as JSON", func(name string, w console.Writer) error {
-		n, err := m.node(name)
-		if err != nil {
-			return err
+	// info and resources name a node, or without a name the master's own
+	// (the original's grammar).
+	mineOr := func(args []string) (api.ClusterNode, error) {
+		switch len(args) {
+		case 0:
+			return m.node(m.cfg.NodeID)
+		case 1:
+			return m.node(args[0])
 		}
-		writeJSON(w, n)
-		return nil
-	})
+		return api.ClusterNode{}, console.ErrUsage
+	}
+	info := &console.Command{Name: "info", Usage: "node info [name]", Summary: "show a node (the master's own without a name) as JSON",
+		Run: func(_ context.Context, args []string, w console.Writer) error {
+			n, err := mineOr(args)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, n)
+			return nil
+		}}
+	resources := &console.Command{Name: "resources", Usage: "node resources [name]", Summary: "a node's capacity and what its instances reserve (the master's own without a name)",
+		Run: func(_ context.Context, args []string, w console.Writer) error {
+			n, err := mineOr(args)
+			if err != nil {
+				return err
+			}
+			limit := func(v int, unit string) string {
+				if v == 0 {
+					return "no limit"
+				}
+				return strconv.Itoa(v) + unit
+			}
+			console.Table(w, []string{"NODE", "RAM RESERVED", "RAM CAPACITY", "CPU RESERVED", "CPU CAPACITY", "INSTANCES"}, [][]string{{
+				n.Name, strconv.Itoa(n.Resources.UsedRAMMB) + " MB", limit(n.Capacity.RAMMB, " MB"),
+				strconv.Itoa(n.Resources.UsedCPU), limit(n.Capacity.CPU, ""), strconv.Itoa(n.InstanceCount)}})
+			return nil
+		}}
 	drain := one("node drain <name>", "place no new instance on the node", func(name string, w console.Writer) error {
 		if _, err := m.hub.SetDraining(name, true); err != nil {
 			return err
@@ -260,11 +304,20 @@ func (m *Master) nodeCommands() []*console.Command {
 		w.WriteLine("Revoked node " + name + ".")
 		return nil
 	})
-	revoke.Aliases = []string{"delete"}
-	node := &console.Command{Name: "node", Usage: "node <list|info|create|drain|undrain|revoke>", Summary: "the cluster's nodes",
+	del := one("node delete <name>", "revoke the node (if it is not yet) and remove it from the list", func(name string, w console.Writer) error {
+		if name == m.cfg.NodeID {
+			return universe.Errorf(universe.ECONFLICT, "the master's own node cannot be deleted")
+		}
+		if err := m.hub.Delete(name); err != nil {
+			return err
+		}
+		w.WriteLine("Deleted node " + name + ".")
+		return nil
+	})
+	node := &console.Command{Name: "node", Usage: "node <list|info|resources|create|drain|undrain|revoke|delete>", Summary: "the cluster's nodes",
 		Sub: []*console.Command{
 			{Name: "list", Usage: "node list", Summary: "list the nodes", Run: list},
-			info, create, drain, undrain, revoke,
+			info, resources, create, drain, undrain, revoke, del,
 		}}
 	cl := &console.Command{Name: "cluster", Usage: "cluster <status|nodes>", Summary: "the cluster (the original's commands)",
 		Sub: []*console.Command{

@@ -10,6 +10,7 @@ import (
 
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/cluster/agent"
+	"github.com/universe-orchestrator/universe/master"
 )
 
 // Nodes through REST and the console: create (the credential shown once,
@@ -122,4 +123,47 @@ func execute(t *testing.T, e *env, command string) string {
 		t.Fatalf("%s: %d %s", command, resp.StatusCode, readAll(resp))
 	}
 	return strings.Join(decode[api.CommandResponse](t, resp).Output, "\n")
+}
+
+// The original console's grammar: node info and node resources without a
+// name are the master's own node; node delete revokes a node and removes
+// it, so its name can be used again.
+func TestNodeConsoleInfoResourcesDelete(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) { c.LocalCapacity = api.NodeCapacity{RAMMB: 4096} })
+	run := func(cmd string) []string {
+		t.Helper()
+		r := e.do("POST", "/api/commands/execute", e.admin, `{"command":"`+cmd+`"}`)
+		if r.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", cmd, r.StatusCode, readAll(r))
+		}
+		return decode[api.CommandResponse](t, r).Output
+	}
+	if out := strings.Join(run("node info"), "\n"); !strings.Contains(out, `"name": "node-1"`) || !strings.Contains(out, `"local": true`) {
+		t.Fatalf("node info: %s", out)
+	}
+	if out := strings.Join(run("node resources"), "\n"); !strings.Contains(out, "node-1") || !strings.Contains(out, "4096 MB") || !strings.Contains(out, "no limit") {
+		t.Fatalf("node resources: %s", out)
+	}
+	if r := e.do("POST", "/api/cluster/nodes", e.admin, `{"name":"gone"}`); r.StatusCode != 201 {
+		t.Fatalf("create: %d", r.StatusCode)
+	}
+	run("node delete gone")
+	if r := e.do("GET", "/api/cluster/nodes/gone", e.admin, ""); r.StatusCode != 404 {
+		t.Fatalf("a deleted node: %d", r.StatusCode)
+	}
+	if r := e.do("POST", "/api/cluster/nodes", e.admin, `{"name":"gone"}`); r.StatusCode != 201 {
+		t.Fatalf("its name again: %d %s", r.StatusCode, readAll(r))
+	}
+	if r := e.do("DELETE", "/api/cluster/nodes/gone", e.admin, ""); r.StatusCode != 204 {
+		t.Fatalf("revoke: %d", r.StatusCode)
+	}
+	if n := decode[api.ClusterNode](t, e.do("GET", "/api/cluster/nodes/gone", e.admin, "")); n.State != api.NodeRevoked {
+		t.Fatalf("a revoked node stays listed until deleted: %+v", n)
+	}
+	if r := e.do("DELETE", "/api/cluster/nodes/gone?forget=true", e.admin, ""); r.StatusCode != 204 {
+		t.Fatalf("forget: %d", r.StatusCode)
+	}
+	if r := e.do("GET", "/api/cluster/nodes/gone", e.admin, ""); r.StatusCode != 404 {
+		t.Fatalf("a forgotten node: %d", r.StatusCode)
+	}
 }

@@ -136,7 +136,8 @@ func operations() []operation {
 		{method: "POST", path: "/api/cluster/nodes", also: []int{409}, summary: "Register an agent node: its credential and join command, shown once", access: accessAll, body: api.NodeCreateRequest{}, status: 201, resp: api.NodeCreated{}},
 		{method: "GET", path: "/api/cluster/nodes/{name}", summary: "One node, with the ids of its instances", access: accessAll, params: []param{pathNode}, status: 200, resp: api.ClusterNode{}},
 		{method: "PATCH", path: "/api/cluster/nodes/{name}", also: []int{409}, summary: "Drain a node or take it back", access: accessAll, params: []param{pathNode}, body: api.NodePatch{}, status: 200, resp: api.ClusterNode{}},
-		{method: "DELETE", path: "/api/cluster/nodes/{name}", also: []int{409}, summary: "Revoke a node: it is disconnected at once and cannot connect again", access: accessAll, params: []param{pathNode}, status: 204},
+		{method: "DELETE", path: "/api/cluster/nodes/{name}", also: []int{409}, summary: "Revoke a node: it is disconnected at once and cannot connect again; with forget=true it is also removed from the list (its name free again)", access: accessAll,
+			params: []param{pathNode, {name: "forget", in: "query", desc: "true: revoke and remove the node", kind: "boolean"}}, status: 204},
 	}
 }
 

@@ -54,6 +54,26 @@ func (db *DB) UpdateNode(name string, f func(*NodeRecord) error) (NodeRecord, er
 	return n, err
 }
 
+// DeleteNode removes a revoked node's record (its name may then be used
+// again). Errors: ENOTFOUND; ECONFLICT while it is not revoked.
+func (db *DB) DeleteNode(name string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketNodes)
+		v := b.Get([]byte(name))
+		if v == nil {
+			return universe.Errorf(universe.ENOTFOUND, "no node named %q", name)
+		}
+		var n NodeRecord
+		if err := json.Unmarshal(v, &n); err != nil {
+			return err
+		}
+		if !n.Revoked {
+			return universe.Errorf(universe.ECONFLICT, "node %q is not revoked: revoke it first", name)
+		}
+		return b.Delete([]byte(name))
+	})
+}
+
 // GetNode returns the node called name. Errors: ENOTFOUND.
 func (db *DB) GetNode(name string) (NodeRecord, error) {
 	var n NodeRecord

@@ -544,6 +544,12 @@ func (c *Client) RevokeNode(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/api/cluster/nodes/"+seg(name), nil, nil, nil)
 }
 
+// DeleteNode revokes a node, if it is not yet, and removes it from the
+// list (DELETE /api/cluster/nodes/{name}?forget=true).
+func (c *Client) DeleteNode(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/api/cluster/nodes/"+seg(name)+"?forget=true", nil, nil, nil)
+}
+
 // InstanceFiles lists the files of an instance's directory: the whole tree,
 // or with dir only that folder's entries (GET /api/instances/{id}/files).
 func (c *Client) InstanceFiles(ctx context.Context, id, dir string) ([]api.TemplateFile, error) {

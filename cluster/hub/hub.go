@@ -41,6 +41,7 @@ type Store interface {
 	UpdateNode(name string, f func(*storage.NodeRecord) error) (storage.NodeRecord, error)
 	GetNode(name string) (storage.NodeRecord, error)
 	ListNodes() ([]storage.NodeRecord, error)
+	DeleteNode(name string) error
 }
 
 // Options configure a Hub.
@@ -640,6 +641,31 @@ func (h *Hub) Revoke(name string) error {
 	}
 	h.loseNode(rec.Name, "lost: its node "+rec.Name+" was revoked")
 	return h.reload()
+}
+
+// Delete revokes node name (if it is not yet) and forgets it: it is no
+// longer listed and its name may be used again. Errors: ENOTFOUND.
+func (h *Hub) Delete(name string) error {
+	rec, err := h.opt.Store.GetNode(name)
+	if err != nil {
+		return err
+	}
+	if !rec.Revoked {
+		if err := h.Revoke(name); err != nil {
+			return err
+		}
+	}
+	if err := h.opt.Store.DeleteNode(name); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	delete(h.seen, name)
+	delete(h.reachable, name)
+	h.mu.Unlock()
+	h.statMu.Lock()
+	delete(h.relay, name)
+	h.statMu.Unlock()
+	return nil
 }
 
 // Get describes one node. Errors: ENOTFOUND.

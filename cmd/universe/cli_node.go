@@ -80,6 +80,9 @@ var nodeGroup = group{name: "node", subs: map[string]*command{
 					return exitOK
 				}
 				fmt.Fprintf(r.stdout, "Created node %s. Its credential is shown only now; on the node's machine run:\n%s\n", n.Name, n.JoinCommand)
+				if n.Warning != "" {
+					fmt.Fprintf(r.stderr, "warning: %s\n", n.Warning)
+				}
 				if n.NATSAuthorization != "" {
 					fmt.Fprintf(r.stdout, "Add this user to the authorization of your NATS servers (its permissions are the node's own subjects):\n%s\n", n.NATSAuthorization)
 				}
@@ -88,6 +91,15 @@ var nodeGroup = group{name: "node", subs: map[string]*command{
 		}},
 	"drain":   {usage: "node drain <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int { return nodeDrain(r, a[0], true) }},
 	"undrain": {usage: "node undrain <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int { return nodeDrain(r, a[0], false) }},
+	"delete": {usage: "node delete <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		if err := r.c.DeleteNode(r.ctx, a[0]); err != nil {
+			return r.fail(err)
+		}
+		if !r.json {
+			fmt.Fprintf(r.stdout, "Deleted node %s.\n", a[0])
+		}
+		return exitOK
+	}},
 	"revoke": {usage: "node revoke <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
 		if err := r.c.RevokeNode(r.ctx, a[0]); err != nil {
 			return r.fail(err)

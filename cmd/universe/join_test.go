@@ -78,6 +78,9 @@ func TestPrintedJoinLine(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("node create: %d %s %s", code, out, errOut)
 	}
+	if !strings.Contains(errOut, "warning: the join command names 127.0.0.1:") || !strings.Contains(errOut, "--public-url") {
+		t.Errorf("a loopback join address without a warning saying how to set it: %q", errOut)
+	}
 	join := ""
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(strings.TrimSpace(l), "UNIVERSE_NODE_KEY=") {
