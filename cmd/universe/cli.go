@@ -75,11 +75,12 @@ type group struct {
 }
 
 func (g group) run(e cliEnv, args []string) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprint(e.stderr, g.help())
-		if len(args) == 0 {
-			return exitUsage
-		}
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, g.help()) // a usage error
+		return exitUsage
+	}
+	if args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		fmt.Fprint(e.stdout, g.help()) // asked for, as --help of the whole
 		return exitOK
 	}
 	cmd, ok := g.subs[args[0]]
@@ -207,6 +208,9 @@ var keyGroup = group{name: "key", subs: map[string]*command{
 		}},
 	"list": {usage: "key list", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
 		keys, err := r.c.Keys(r.ctx)
+		// Operators' keys first; the INSTANCE keys (one per instance)
+		// after them.
+		sort.SliceStable(keys, func(i, j int) bool { return keys[i].Instance == "" && keys[j].Instance != "" })
 		return printList(r, keys, err, []string{"ID", "LABEL", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "INSTANCE"}, func(k api.Key) []string {
 			exp := fmtTime(k.ExpiresAt)
 			if k.Expired {
@@ -259,10 +263,10 @@ func instanceRow(r *remote, in api.InstanceInfo) []string {
 	if in.ProcessPid != nil {
 		pid = strconv.FormatInt(*in.ProcessPid, 10)
 	}
-	return []string{in.ID, in.ConfigurationName, r.state(in.State), in.HostAddress + ":" + strconv.Itoa(in.AllocatedPort), pid, in.Runtime, strconv.Itoa(in.Restarts), in.Reason}
+	return []string{in.ID, in.ConfigurationName, r.state(in.State), in.WrapperNodeID, in.HostAddress + ":" + strconv.Itoa(in.AllocatedPort), pid, in.Runtime, strconv.Itoa(in.Restarts), in.Reason}
 }
 
-var instanceHeaders = []string{"ID", "CONFIGURATION", "STATE", "ADDRESS", "PID", "RUNTIME", "RESTARTS", "REASON"}
+var instanceHeaders = []string{"ID", "CONFIGURATION", "STATE", "NODE", "ADDRESS", "PID", "RUNTIME", "RESTARTS", "REASON"}
 
 func (r *remote) instanceInfo(in api.InstanceInfo) {
 	if r.json {
@@ -320,11 +324,21 @@ func instanceCreate(r *remote, a []string) int {
 		}
 		made = append(made, in)
 	}
+	// As start does: an instance that ends OFFLINE is a failure (exit 1),
+	// saying why.
+	code := exitOK
 	if n == 1 {
 		r.instanceInfo(made[0])
-		return exitOK
+	} else {
+		code = printList(r, made, nil, instanceHeaders, func(in api.InstanceInfo) []string { return instanceRow(r, in) })
 	}
-	return printList(r, made, nil, instanceHeaders, func(in api.InstanceInfo) []string { return instanceRow(r, in) })
+	for _, in := range made {
+		if in.State == "OFFLINE" {
+			fmt.Fprintf(r.stderr, "universe: %s did not start: %s\n", in.ID, in.Reason)
+			code = exitError
+		}
+	}
+	return code
 }
 
 // auditCommand: the newest audit entries.
@@ -393,7 +407,10 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 			fs.StringVar(&f.State, "state", "", "only instances in this state")
 			fs.StringVar(&f.Configuration, "configuration", "", "only instances of this configuration")
 			quiet := fs.Bool("q", false, "only the ids, one a line (for scripts)")
-			return func(r *remote, _ []string) int { return instanceList(r, f, *quiet) }
+			return func(r *remote, _ []string) int {
+				f.State = strings.ToUpper(f.State) // --state online
+				return instanceList(r, f, *quiet)
+			}
 		}},
 	"create": {usage: "instance create <configuration> [amount]", nargs: [2]int{1, 2}, run: instanceCreate},
 	"info": {usage: "instance info <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
@@ -723,10 +740,16 @@ func instanceFiles(r *remote, a []string) int {
 		if err := r.c.WriteInstanceFile(r.ctx, id, rest[0], f); err != nil {
 			return r.fail(err)
 		}
+		if !r.json {
+			fmt.Fprintf(r.stdout, "Wrote %s of %s.\n", rest[0], id)
+		}
 		return exitOK
 	case verb == "rm" && len(rest) == 1:
 		if err := r.c.DeleteInstanceFile(r.ctx, id, rest[0]); err != nil {
 			return r.fail(err)
+		}
+		if !r.json {
+			fmt.Fprintf(r.stdout, "Deleted %s of %s.\n", rest[0], id)
 		}
 		return exitOK
 	}

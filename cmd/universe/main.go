@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,10 +67,11 @@ Usage:
   universe auth status|verify                  who the token is, its rate-limit headroom
   universe key create|list|revoke              API keys (add --data DIR to work offline,
                                                on a data directory, with no master running)
-  universe instance list|create|info|start|stop|restart|delete|exec|logs
+  universe instance list|create|info|start|stop|restart|kill|delete|exec|logs|files|stats|pprof
   universe config list|show|apply|delete
-  universe node list|info|create|drain|undrain|revoke
-  universe template list|push|pull|export|import
+  universe node list|info|create|drain|undrain|revoke|delete
+  universe template list|push|pull|export|import|delete
+  universe audit [--limit N]                   who changed what, newest first
   universe console                             the master's console, remotely
   universe completion bash|zsh|fish            shell completion
   universe version                             print the version
@@ -82,6 +85,7 @@ limited. Add --help to any command for its flags.
 
 // run is main without the process: tests call it like main does.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	args = globalFlagsLast(args)
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -92,6 +96,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "agent":
 		return runAgent(ctx, args[1:], getenv, stderr)
 	case "version", "--version", "-version", "-v":
+		if slices.Contains(args, "json") && (slices.Contains(args, "-o") || slices.Contains(args, "--o")) || slices.Contains(args, "-o=json") || slices.Contains(args, "--o=json") {
+			b, _ := json.Marshal(map[string]string{"version": versionString()})
+			fmt.Fprintln(stdout, string(b))
+			return exitOK
+		}
 		fmt.Fprintln(stdout, "universe "+versionString())
 		return exitOK
 	case "help", "--help", "-help", "-h":
@@ -103,6 +112,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	fmt.Fprintf(stderr, "universe: unknown command %q\n\n%s", args[0], usage)
 	return exitUsage
+}
+
+// globalFlagsLast moves the remote commands' connection flags given before
+// the command ("universe --token X status") behind it, where each command
+// parses them (its flags may come anywhere after it).
+func globalFlagsLast(args []string) []string {
+	var lead []string
+	i := 0
+	for i < len(args) {
+		a := args[i]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || !(name == "token" || name == "url" || name == "o" || name == "config") {
+			break
+		}
+		lead = append(lead, a)
+		i++
+		if !hasValue && i < len(args) {
+			lead = append(lead, args[i])
+			i++
+		}
+	}
+	if len(lead) == 0 || i == len(args) {
+		return args
+	}
+	return append(append([]string{}, args[i:]...), lead...)
 }
 
 func versionString() string {
