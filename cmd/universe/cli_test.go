@@ -184,7 +184,9 @@ func TestCLIAgainstMaster(t *testing.T) {
 				badID = in.ID
 			}},
 		{name: "start that fails", args: func() []string { return []string{"instance", "start", badID} }, code: 1, want: "failed: it is OFFLINE (exited with code 3)", again: true},
-		{name: "connection flags before the command", token: "none", args: func() []string { return []string{"--url", m.url, "--token", m.admin, "instance", "list", "--state", "online"} }, want: id},
+		{name: "connection flags before the command", token: "none", args: func() []string {
+			return []string{"--url", m.url, "--token", m.admin, "instance", "list", "--state", "online"}
+		}, want: id},
 		{name: "the NODE column", args: func() []string { return []string{"instance", "list"} }, want: "NODE"},
 		{name: "version json", args: func() []string { return []string{"version", "-o", "json"} }, want: `{"version":"`},
 		{name: "instance kill", args: func() []string { return []string{"instance", "kill", id} }, want: "STOPPED"},
