@@ -39,6 +39,11 @@ type Sub struct {
 	bytes    int // bytes of pending lines
 	notify   chan struct{}
 	ended    bool
+	// after: the subscriber resumed after this sequence number, and is
+	// never handed a line at or before it, even when the log numbers such
+	// lines later (a master that restarted takes lines from a node again
+	// that its previous self had already streamed).
+	after uint64
 }
 
 // Position says where a subscription starts.
@@ -58,6 +63,9 @@ func (l *Log) Subscribe(p Position) (*Sub, []Event) {
 	defer l.mu.Unlock()
 	l.loadLocked()
 	s := &Sub{log: l, limit: l.opt.SubBuffer, maxBytes: l.opt.SubBytes, notify: make(chan struct{}, 1)}
+	if p.HasSince {
+		s.after = p.Since
+	}
 	last := l.next - 1
 	var backlog []Event
 	if p.HasSince {
@@ -100,9 +108,12 @@ func (l *Log) events(from uint64, start int, to uint64, out []Event) []Event {
 func (s *Sub) offer(l *Log, from uint64, start int, to uint64) int {
 	s.mu.Lock()
 	dropped := 0
-	want := from + 1
+	want := max(from, s.after) + 1
 	for i := start; i < l.ring.len(); i++ {
 		ln := l.ring.at(i)
+		if ln.Seq <= s.after {
+			continue
+		}
 		if ln.Seq > want {
 			s.gapLocked(want, ln.Seq-1)
 		}

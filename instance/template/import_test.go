@@ -73,8 +73,8 @@ func TestImportRefuses(t *testing.T) {
 	}
 }
 
-// An import that fills the disk is the server's failure (an internal
-// error), not the archive's.
+// An import that fills the disk is the server's failure (the disk is full:
+// 507), not the archive's.
 func TestImportOnFullDisk(t *testing.T) {
 	dir := smallDisk(t, 1<<20)
 	s, err := template.Open(dir)
@@ -88,8 +88,8 @@ func TestImportOnFullDisk(t *testing.T) {
 	}
 	archive := zipOf(t, entry{"big.bin", data})
 	_, err = s.Import("g", "n", bytes.NewReader(archive), int64(len(archive)), template.ImportLimits{}, false)
-	if universe.ErrorCode(err) != universe.EINTERNAL {
-		t.Fatalf("import on a full disk: %v (%s), want an internal error", err, universe.ErrorCode(err))
+	if universe.ErrorCode(err) != universe.ENOSPACE || universe.ErrorMessage(err) != universe.DiskFullMessage {
+		t.Fatalf("import on a full disk: %v (%s), want the disk-full error", err, universe.ErrorCode(err))
 	}
 }
 
