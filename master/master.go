@@ -145,7 +145,7 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.metrics = newMetrics(keys)
+	m.metrics = newMetrics(keys, cfg.Version)
 	if m.pages, err = webui.Parse(); err != nil {
 		_ = db.Close()
 		return nil, err

@@ -2,6 +2,7 @@ package master
 
 import (
 	"regexp"
+	goruntime "runtime"
 	"strconv"
 	"sync"
 
@@ -65,7 +66,7 @@ func (m *metrics) observe(route, method string, status int, seconds float64) {
 	rs.duration.Observe(seconds)
 }
 
-func newMetrics(keys *auth.Keyring) *metrics {
+func newMetrics(keys *auth.Keyring, buildVersion string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -144,6 +145,11 @@ func newMetrics(keys *auth.Keyring) *metrics {
 			ConstLabels: prometheus.Labels{"scope": string(s)},
 		}, func() float64 { return float64(keys.Count(s)) }))
 	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "universe_build_info",
+		Help:        "1, with the master's version and Go version as labels.",
+		ConstLabels: prometheus.Labels{"version": buildVersion, "goversion": goruntime.Version()},
+	}, func() float64 { return 1 }))
 	// Pre-create the series operators alert on, so they exist at zero.
 	for _, r := range []string{"missing", "malformed", "unknown", "expired", "insufficient_scope"} {
 		m.authFailures.WithLabelValues(r)
@@ -229,23 +235,28 @@ func (m *metrics) registerNodes(nodes func() ([]api.ClusterNode, error), relay f
 		batches:   prometheus.NewDesc("universe_node_relayed_batches_total", "Log batches the master took from each agent node.", []string{"node"}, nil),
 		resends:   prometheus.NewDesc("universe_node_resend_requests_total", "Times the master asked a node again for an instance's lines (a hole, a reconnection).", []string{"node"}, nil),
 		state:     prometheus.NewDesc("universe_node_state", "1 for the state each node is in (ONLINE, DISCONNECTED, DRAINING, REVOKED).", []string{"node", "state"}, nil),
-		capacity:  prometheus.NewDesc("universe_node_capacity", "What each node offers: ram_mb, or cpu (100 = one core).", []string{"node", "resource"}, nil),
-		reserved:  prometheus.NewDesc("universe_node_reserved", "What the instances placed on each node reserve: ram_mb or cpu.", []string{"node", "resource"}, nil),
+		capMem:    prometheus.NewDesc("universe_node_capacity_memory_bytes", "Memory each node offers its instances (0: no limit declared).", []string{"node"}, nil),
+		capCPU:    prometheus.NewDesc("universe_node_capacity_cpu_cores", "CPU cores each node offers its instances (0: no limit declared).", []string{"node"}, nil),
+		resMem:    prometheus.NewDesc("universe_node_reserved_memory_bytes", "Memory the active instances placed on each node reserve.", []string{"node"}, nil),
+		resCPU:    prometheus.NewDesc("universe_node_reserved_cpu_cores", "CPU cores the active instances placed on each node reserve.", []string{"node"}, nil),
 		instances: prometheus.NewDesc("universe_node_instances", "Instances on each node.", []string{"node"}, nil),
 	})
 }
 
 type nodeCollector struct {
-	nodes                                func() ([]api.ClusterNode, error)
-	relay                                func() map[string]hub.RelayStat
-	state, capacity, reserved, instances *prometheus.Desc
-	lines, batches, resends              *prometheus.Desc
+	nodes                          func() ([]api.ClusterNode, error)
+	relay                          func() map[string]hub.RelayStat
+	state, instances               *prometheus.Desc
+	capMem, capCPU, resMem, resCPU *prometheus.Desc
+	lines, batches, resends        *prometheus.Desc
 }
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.state
-	ch <- c.capacity
-	ch <- c.reserved
+	ch <- c.capMem
+	ch <- c.capCPU
+	ch <- c.resMem
+	ch <- c.resCPU
 	ch <- c.instances
 	ch <- c.lines
 	ch <- c.batches
@@ -265,10 +276,11 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, n.Name, s)
 		}
-		ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(n.Capacity.RAMMB), n.Name, "ram_mb")
-		ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(n.Capacity.CPU), n.Name, "cpu")
-		ch <- prometheus.MustNewConstMetric(c.reserved, prometheus.GaugeValue, float64(n.Resources.UsedRAMMB), n.Name, "ram_mb")
-		ch <- prometheus.MustNewConstMetric(c.reserved, prometheus.GaugeValue, float64(n.Resources.UsedCPU), n.Name, "cpu")
+		// Base units, one unit per metric: bytes and cores.
+		ch <- prometheus.MustNewConstMetric(c.capMem, prometheus.GaugeValue, float64(n.Capacity.RAMMB)*(1<<20), n.Name)
+		ch <- prometheus.MustNewConstMetric(c.capCPU, prometheus.GaugeValue, float64(n.Capacity.CPU)/100, n.Name)
+		ch <- prometheus.MustNewConstMetric(c.resMem, prometheus.GaugeValue, float64(n.Resources.UsedRAMMB)*(1<<20), n.Name)
+		ch <- prometheus.MustNewConstMetric(c.resCPU, prometheus.GaugeValue, float64(n.Resources.UsedCPU)/100, n.Name)
 		ch <- prometheus.MustNewConstMetric(c.instances, prometheus.GaugeValue, float64(n.InstanceCount), n.Name)
 	}
 	known := map[string]bool{}

@@ -47,6 +47,8 @@ func TestMetrics(t *testing.T) {
 		`universe_auth_failures_total{reason="missing"} 1`,
 		`universe_auth_failures_total{reason="insufficient_scope"} 1`,
 		`universe_keys{scope="ALL"} 1`,
+		`universe_build_info{goversion="go`,
+		`universe_node_capacity_cpu_cores{node="node-1"} 0`,
 		`universe_keys{scope="PUBLIC"} 1`,
 		`universe_websocket_sessions{endpoint="console"} 1`,
 		`universe_instances{state="ONLINE"} 0`,
