@@ -162,7 +162,16 @@ func start(dir string, spec Spec, extra []runtime.Runtime) (*server, error) {
 		return nil, err
 	}
 	s.proc = p
-	lg.System("started pid " + strconv.Itoa(p.Pid()) + " (by " + spec.StartedBy + ")")
+	if pid := p.Pid(); pid > 0 {
+		lg.System("started pid " + strconv.Itoa(pid) + " (by " + spec.StartedBy + ")")
+	} else {
+		lg.System("started (by " + spec.StartedBy + "), no pid: it had ended before it could be seen")
+	}
+	if n, ok := p.(interface{ Notes() []string }); ok {
+		for _, note := range n.Notes() {
+			lg.System(note)
+		}
+	}
 	close(started)
 	return s, nil
 }

@@ -205,6 +205,11 @@ func (r *Runtime) Start(spec runtime.Spec) (runtime.Process, error) {
 	if info.State != nil {
 		p.pid = info.State.Pid
 	}
+	if info.Config != nil && len(info.Config.Entrypoint) > 0 && strings.TrimSpace(spec.Command) != "" {
+		// The configuration's command replaces the image's CMD, not its
+		// ENTRYPOINT: say so, since it is not what a command usually means.
+		p.notes = append(p.notes, "the image's ENTRYPOINT "+strings.Join(info.Config.Entrypoint, " ")+" runs, with the command as its arguments")
+	}
 	// stdout and stderr arrive multiplexed on one stream: they are split
 	// into two pipes, each read line by line as the process runtime does.
 	outR, outW, err := os.Pipe()
@@ -358,7 +363,11 @@ type proc struct {
 	exitCode int
 	reason   string
 	killed   atomic.Bool // a SIGKILL was sent through Signal: a 137 is ours
+	notes    []string    // said in the log at the start
 }
+
+// Notes are what the start has to say in the instance's log.
+func (p *proc) Notes() []string { return p.notes }
 
 func (p *proc) Pid() int              { return p.pid }
 func (p *proc) Done() <-chan struct{} { return p.done }
