@@ -179,6 +179,9 @@ func (t *Terminal) runReadline(ctx context.Context, in *os.File) error {
 	}
 	for {
 		line, err := rl.Readline()
+		if ctx.Err() != nil {
+			return nil // the master is stopping (the console's stop, a signal): nothing more to say
+		}
 		if errors.Is(err, readline.ErrInterrupt) {
 			if line == "" {
 				fmt.Fprintln(rl.Stdout(), "(type stop to stop the master)")

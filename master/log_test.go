@@ -3,7 +3,9 @@ package master_test
 import (
 	"bytes"
 	"log/slog"
+	"strings"
 	"sync"
+	"testing"
 )
 
 // logBuffer collects the master's log for assertions, safely across goroutines.
@@ -26,4 +28,22 @@ func (l *logBuffer) String() string {
 
 func newLogger(l *logBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// The dashboard's static files served well are not access-logged (they
+// filled the console above its prompt); a failed one and every other
+// request are.
+func TestStaticAssetsAreNotAccessLogged(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, p := range []string{"/ui/assets/app.css", "/ui/assets/nope.js", "/api/ping"} {
+		r := e.do("GET", p, "", "")
+		r.Body.Close()
+	}
+	logs := e.logs.String()
+	if strings.Contains(logs, "path=/ui/assets/app.css") {
+		t.Errorf("a static file served is in the access log:\n%s", logs)
+	}
+	if !strings.Contains(logs, "path=/ui/assets/nope.js") || !strings.Contains(logs, "path=/api/ping") {
+		t.Errorf("the access log lacks a failed asset or an API call:\n%s", logs)
+	}
 }

@@ -93,7 +93,10 @@ func (m *Master) observe(c *gin.Context) {
 	status := c.Writer.Status()
 	d := time.Since(start)
 	m.metrics.observe(route, method, status, d.Seconds())
-	if m.cfg.AccessLog && m.log.Enabled(c.Request.Context(), slog.LevelInfo) {
+	// The dashboard's static files served well are no news (they filled
+	// the console above its prompt); their failures are logged.
+	quiet := status < 400 && strings.HasPrefix(route, "/ui/assets/")
+	if m.cfg.AccessLog && !quiet && m.log.Enabled(c.Request.Context(), slog.LevelInfo) {
 		keyID := "-"
 		if k, ok := c.Get(ctxKey); ok {
 			keyID = k.(*auth.Key).ID()

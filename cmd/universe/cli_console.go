@@ -27,13 +27,19 @@ var consoleCommand = &command{usage: "console", nargs: [2]int{0, 0}, run: func(r
 	if !isFile || !isTerminal(in) {
 		sc := bufio.NewScanner(r.stdin)
 		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		n := 0
 		for sc.Scan() {
+			n++
 			line := strings.TrimSpace(sc.Text())
 			if line == "" {
 				continue
 			}
 			if err := k.Run(line, print); err != nil {
-				return r.fail(err)
+				code := r.fail(err)
+				// Fail fast, as a script wants, but say where and what was
+				// left undone.
+				fmt.Fprintf(r.stderr, "universe: stopped at line %d (%s); the lines after it were not run\n", n, line)
+				return code
 			}
 		}
 		return exitOK

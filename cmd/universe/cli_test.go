@@ -160,7 +160,7 @@ func TestCLIAgainstMaster(t *testing.T) {
 			return []string{"template", "import", "lobby/copy", filepath.Join(work, "base.zip")}
 		}, want: "2 files"},
 		{name: "console", stdin: "config list\ninstance list\n", args: func() []string { return []string{"console"} }, want: id},
-		{name: "console failing command", stdin: "instance info nope\n", args: func() []string { return []string{"console"} }, code: 1, want: "nope"},
+		{name: "console failing command", stdin: "instance info nope\nconfig list\n", args: func() []string { return []string{"console"} }, code: 1, want: "stopped at line 1 (instance info nope); the lines after it were not run"},
 		{name: "completion bash", args: func() []string { return []string{"completion", "bash"} }, want: `"instance logs") words=$(universe __complete instances 2>/dev/null)`},
 		{name: "complete instances", args: func() []string { return []string{"__complete", "instances"} }, want: id},
 		{name: "complete configurations", args: func() []string { return []string{"__complete", "configurations"} }, want: "echo\n"},
