@@ -124,6 +124,9 @@ type FollowOptions struct {
 	// OnReconnect is called before each reconnection attempt with the
 	// error that ended the previous connection.
 	OnReconnect func(err error, attempt int)
+	// OnReconnected is called when a reconnection succeeded, with the
+	// sequence number it resumes after.
+	OnReconnected func(since uint64)
 	// MaxBackoff caps the wait between attempts (default 5 s).
 	MaxBackoff time.Duration
 }
@@ -142,6 +145,9 @@ func (c *Client) Follow(ctx context.Context, id string, opt FollowOptions, fn fu
 	for attempt := 0; ; attempt++ {
 		s, err := c.LiveLog(ctx, id, lo)
 		if err == nil {
+			if attempt > 0 && opt.OnReconnected != nil {
+				opt.OnReconnected(lo.Since)
+			}
 			backoff = 100 * time.Millisecond
 			for {
 				var f api.LiveLogFrame

@@ -468,12 +468,13 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 			seconds := fs.Int("seconds", 0, "the CPU profile's duration (default 30)")
 			return func(r *remote, a []string) int { return instancePprof(r, a, *seconds) }
 		}},
-	"logs": {usage: "instance logs <id> [-f] [--lines N] [--since SEQ]", nargs: [2]int{1, 1},
+	"logs": {usage: "instance logs <id> [-f] [--lines N] [--since SEQ] [--timestamps]", nargs: [2]int{1, 1},
 		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
 			var o logsOptions
 			fs.BoolVar(&o.follow, "f", false, "follow: stream new lines, reconnecting by itself, until the instance is deleted")
 			fs.IntVar(&o.lines, "lines", 0, "how many of the last lines (default 100)")
 			fs.StringVar(&o.since, "since", "", "only lines after this sequence number")
+			fs.BoolVar(&o.timestamps, "timestamps", false, "each line with its time (RFC 3339, UTC)")
 			return func(r *remote, a []string) int { return instanceLogs(r, a[0], o) }
 		}},
 }}
@@ -507,9 +508,10 @@ func instanceList(r *remote, f client.InstanceFilter, quiet bool) int {
 }
 
 type logsOptions struct {
-	follow bool
-	lines  int
-	since  string
+	follow     bool
+	lines      int
+	since      string
+	timestamps bool
 }
 
 func instanceLogs(r *remote, id string, o logsOptions) int {
@@ -530,7 +532,16 @@ func instanceLogs(r *remote, id string, o logsOptions) int {
 			fmt.Fprintln(r.stdout, string(b))
 			return
 		}
-		fmt.Fprintln(r.stdout, l.Line)
+		prefix := ""
+		if o.timestamps {
+			prefix = time.UnixMilli(l.TS).UTC().Format("2006-01-02T15:04:05.000Z") + " "
+		}
+		if l.Stream == "system" {
+			// The master's own lines, told apart from the program's.
+			fmt.Fprintln(r.stdout, prefix+r.paint("[universe] ", "2")+l.Line)
+			return
+		}
+		fmt.Fprintln(r.stdout, prefix+l.Line)
 	}
 	if !logsFollow {
 		n := logsLines
@@ -551,6 +562,9 @@ func instanceLogs(r *remote, id string, o logsOptions) int {
 	opt := client.FollowOptions{LiveLogOptions: client.LiveLogOptions{Since: since, HasSince: hasSince, Lines: logsLines},
 		OnReconnect: func(err error, attempt int) {
 			fmt.Fprintf(r.stderr, "universe: live-log interrupted (%v); reconnecting (attempt %d)\n", err, attempt)
+		},
+		OnReconnected: func(after uint64) {
+			fmt.Fprintf(r.stderr, "universe: reconnected; resuming after line %d (nothing lost or repeated)\n", after)
 		}}
 	err := r.c.Follow(r.ctx, id, opt, func(f api.LiveLogFrame) error {
 		switch f.Type {

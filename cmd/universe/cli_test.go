@@ -119,6 +119,7 @@ func TestCLIAgainstMaster(t *testing.T) {
 		{name: "instance info", args: func() []string { return []string{"instance", "info", id} }, want: "Configuration:  echo"},
 		{name: "instance exec", args: func() []string { return []string{"instance", "exec", id, "hello", "world"} }},
 		{name: "instance logs", args: func() []string { return []string{"instance", "logs", id, "--lines", "50"} }, want: "got hello world", again: true},
+		{name: "instance logs with timestamps", args: func() []string { return []string{"instance", "logs", id, "--lines", "50", "--timestamps"} }, want: "Z [universe] created from configuration echo"},
 		{name: "instance logs json since", args: func() []string { return []string{"instance", "logs", id, "--since", "2", "-o", "json"} }, want: `"line":"ready"`,
 			after: func(out string) {
 				if strings.Contains(out, `"seq":2,`) || strings.Contains(out, `"seq":1,`) {
@@ -366,7 +367,7 @@ func TestCLILogsFollowAcrossDropAndRestart(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("logs -f did not end when the instance was deleted")
 	}
-	if !strings.Contains(stderr.String(), "reconnecting") || !strings.Contains(stderr.String(), "was deleted") {
+	if !strings.Contains(stderr.String(), "reconnecting") || !strings.Contains(stderr.String(), "universe: reconnected; resuming after line ") || !strings.Contains(stderr.String(), "was deleted") {
 		t.Fatalf("stderr: %s", stderr.String())
 	}
 	last := 0

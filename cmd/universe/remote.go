@@ -240,6 +240,14 @@ func (r *remote) state(s string) string {
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
 }
 
+// paint wraps s in the SGR code on a terminal (plain text elsewhere).
+func (r *remote) paint(s, code string) string {
+	if !r.color {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
 // progress shows a one-line status on a terminal's stderr; done ends it.
 type progress struct {
 	r     *remote
