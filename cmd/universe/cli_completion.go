@@ -14,10 +14,10 @@ import (
 // The words of the command line, for shell completion.
 func completionTree() map[string][]string {
 	tree := map[string][]string{
-		"":           {"master", "status", "auth", "key", "instance", "config", "template", "audit", "console", "completion", "version", "help"},
+		"":           {"master", "agent", "status", "auth", "key", "instance", "config", "node", "template", "audit", "console", "completion", "version", "help"},
 		"completion": {"bash", "zsh", "fish"},
 	}
-	for _, g := range []group{authGroup, keyGroup, instanceGroup, configGroup, templateGroup} {
+	for _, g := range []group{authGroup, keyGroup, instanceGroup, configGroup, templateGroup, nodeGroup} {
 		for n := range g.subs {
 			tree[g.name] = append(tree[g.name], n)
 		}
@@ -79,6 +79,8 @@ var dynamicCompletions = map[string]string{
 	"instance kill": "instances", "instance delete": "instances", "instance exec": "instances", "instance logs": "instances",
 	"instance create": "configurations", "config show": "configurations", "config delete": "configurations",
 	"template pull": "templates", "template export": "templates", "template delete": "templates",
+	"instance stats": "instances", "instance pprof": "instances",
+	"node info": "nodes", "node drain": "nodes", "node undrain": "nodes", "node revoke": "nodes", "node delete": "nodes",
 	"key revoke": "keys",
 }
 
@@ -116,6 +118,11 @@ func runComplete(e cliEnv, args []string) int {
 		list, _ := r.c.Keys(ctx)
 		for _, k := range list {
 			names = append(names, k.Label)
+		}
+	case "nodes":
+		list, _ := r.c.Nodes(ctx)
+		for _, n := range list {
+			names = append(names, n.Name)
 		}
 	default:
 		return exitUsage

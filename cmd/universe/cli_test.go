@@ -167,6 +167,8 @@ func TestCLIAgainstMaster(t *testing.T) {
 		{name: "complete configurations", args: func() []string { return []string{"__complete", "configurations"} }, want: "echo\n"},
 		{name: "complete templates", args: func() []string { return []string{"__complete", "templates"} }, want: "lobby/base\n"},
 		{name: "complete keys", args: func() []string { return []string{"__complete", "keys"} }, want: "viewer\n"},
+		{name: "complete nodes", args: func() []string { return []string{"__complete", "nodes"} }, want: "node-1\n"},
+		{name: "completion knows node, audit and stats", args: func() []string { return []string{"completion", "bash"} }, want: `"instance stats") words=$(universe __complete instances`},
 		{name: "completion fish", args: func() []string { return []string{"completion", "fish"} }, want: "__fish_seen_subcommand_from instance"},
 		{name: "completion zsh", args: func() []string { return []string{"completion", "zsh"} }, want: "bashcompinit"},
 
