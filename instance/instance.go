@@ -808,6 +808,13 @@ func (in *Instance) Restart(by string) error {
 	if in.isDeleted() {
 		return universe.Errorf(universe.ENOTFOUND, "no instance %q", in.id)
 	}
+	// Its stop would delete it (DropOrphans) and the start find nothing:
+	// refuse, saying why, instead.
+	if name := in.configName(); name != "" {
+		if _, err := in.m.opt.Store.GetConfiguration(name); universe.ErrorCode(err) == universe.ENOTFOUND {
+			return universe.Errorf(universe.ECONFLICT, "its configuration %s was deleted: it cannot start again, and is deleted when it stops", name)
+		}
+	}
 	in.beginTransition(TransitionRestarting)
 	in.m.background(func() { _ = in.RestartWait(by) })
 	return nil

@@ -310,3 +310,22 @@ func TestDockerMountRootResolvesLinks(t *testing.T) {
 		t.Fatalf("a folder inside the root: %d %s", resp.StatusCode, body)
 	}
 }
+
+// An instance whose configuration was deleted cannot be restarted: its
+// stop would delete it and its start find nothing. The restart is refused
+// saying why, and the instance runs on.
+func TestRestartOfAnOrphanIsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("gone", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 21680, "max": 21689}})
+	in := e.create("gone")
+	if r := e.do("DELETE", "/api/configurations/gone", e.admin, ""); r.StatusCode != 204 {
+		t.Fatalf("delete: %d %s", r.StatusCode, readAll(r))
+	}
+	r := e.do("PATCH", "/api/instances/"+in.ID+"/lifecycle?target=restart", e.admin, "")
+	if body := readAll(r); r.StatusCode != 409 || !strings.Contains(body, "its configuration gone was deleted") {
+		t.Fatalf("restart of an orphan: %d %s", r.StatusCode, body)
+	}
+	if got := e.info(in.ID); got.State != "ONLINE" || got.ProcessPid == nil || *got.ProcessPid != *in.ProcessPid {
+		t.Fatalf("the orphan after a refused restart: %+v", got)
+	}
+}

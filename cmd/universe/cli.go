@@ -616,11 +616,22 @@ var configGroup = group{name: "config", subs: map[string]*command{
 }}
 
 func configDelete(r *remote, name string, force bool) int {
+	left, _ := r.c.Instances(r.ctx, client.InstanceFilter{Configuration: name})
 	if err := r.c.DeleteConfiguration(r.ctx, name, force); err != nil {
 		return r.fail(err)
 	}
 	if !r.json {
 		fmt.Fprintf(r.stdout, "Deleted configuration %s.\n", name)
+	}
+	if running := 0; !force {
+		for _, in := range left {
+			if in.State == "ONLINE" || in.State == "CREATING" {
+				running++
+			}
+		}
+		if running > 0 {
+			fmt.Fprintf(r.stderr, "warning: %d instance(s) of %s keep running; each is deleted when it stops and cannot be restarted (--force deletes them now)\n", running, name)
+		}
 	}
 	return exitOK
 }

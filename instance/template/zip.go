@@ -164,7 +164,7 @@ func (s *Store) Import(group, name string, ra io.ReaderAt, size int64, lim Impor
 	target := group + "/" + name
 	if _, err := s.root.Lstat(target); err == nil {
 		if !replace {
-			return out, universe.Errorf(universe.ECONFLICT, "template %s/%s exists already; import with ?replace=true to swap its content", group, name)
+			return out, universe.Errorf(universe.ECONFLICT, "template %s/%s exists already; import it with replace (CLI: --replace; API: ?replace=true) to swap its content", group, name)
 		}
 		old := group + "/.old-" + randomHex()
 		if err := s.root.Rename(target, old); err != nil {
