@@ -322,6 +322,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.waitJS(`document.querySelector('#cpu-line').getAttribute('points') !== ''`)
 	b.shot("instance-1280")
+	// At 1280×800 the newest lines and the command box are on screen.
+	if !eval[bool](b, `document.querySelector('#cmdform').getBoundingClientRect().bottom <= innerHeight`) {
+		t.Errorf("at 1280×800 the console's command box is below the fold (bottom %v)", eval[float64](b, `document.querySelector('#cmdform').getBoundingClientRect().bottom`))
+	}
 
 	// Files of the instance: write one through the API, see it, open it.
 	if resp := e.do("PUT", "/api/instances/"+id+"/files/config/server.properties", e.admin, "motd=hello\n"); resp.StatusCode != 204 {
@@ -396,6 +400,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, p := range []struct{ path, name string }{{"/ui/instances", "instances"}, {"/ui/instances/" + second.ID, "instance"}, {"/ui/nodes", "nodes"}} {
 		b.do(chromedp.Navigate(origin + p.path))
 		b.shot(p.name + "-390")
+		// A short page does not stretch the header.
+		if h := eval[float64](b, `document.querySelector('.side').getBoundingClientRect().height`); h > 140 {
+			t.Errorf("%s at 390 px: the header is %v px high", p.path, h)
+		}
 	}
 	b.do(chromedp.EmulateViewport(1280, 800))
 

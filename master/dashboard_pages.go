@@ -211,6 +211,9 @@ func (m *Master) instancePage(c *gin.Context) (*instance.Instance, *instanceData
 	if s, err := m.statsOf(d.Instance); err == nil && s.Current != nil {
 		d.CPU = strconv.FormatFloat(s.Current.CPU, 'f', 2, 64) + " cores"
 		d.Memory = strconv.FormatFloat(float64(s.Current.MemoryBytes)/(1<<20), 'f', 1, 64) + " MiB"
+		if lim := d.Instance.AllocatedRAMMB; lim > 0 {
+			d.Memory += " of " + strconv.Itoa(lim) + " MiB"
+		}
 		cpu := make([]float64, len(s.Samples))
 		mem := make([]float64, len(s.Samples))
 		for i, x := range s.Samples {
@@ -753,6 +756,31 @@ func (m *Master) uiTemplateSave(c *gin.Context) {
 	m.templateBack(c, err, "save file "+c.Query("path"))
 }
 
+// uiTemplateRemove deletes a whole template.
+func (m *Master) uiTemplateRemove(c *gin.Context) {
+	g, n := c.Param("group"), c.Param("name")
+	err := m.templates.Delete(g, n)
+	m.dashAudit(c, "delete template="+g+"/"+n, err)
+	if err != nil {
+		m.uiFail(c, "templates", "/ui/templates", err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/ui/templates")
+}
+
+// uiConfigurationDelete deletes a configuration (force: its instances
+// too, at once).
+func (m *Master) uiConfigurationDelete(c *gin.Context) {
+	name, force := c.Param("name"), c.PostForm("force") == "true"
+	err := m.deleteConfiguration(name, force, callerKey(c).Label())
+	m.dashAudit(c, "delete configuration="+name+" force="+strconv.FormatBool(force), err)
+	if err != nil {
+		m.uiFail(c, "configurations", "/ui/configurations/"+url.PathEscape(name), err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/ui/configurations")
+}
+
 func (m *Master) uiTemplateDelete(c *gin.Context) {
 	err := m.templates.RemoveFile(c.Param("group"), c.Param("name"), c.Query("path"))
 	m.templateBack(c, err, "delete file "+c.Query("path"))
@@ -825,7 +853,27 @@ func (m *Master) uiAudit(c *gin.Context) {
 		m.uiFail(c, "audit", "/ui/instances", err)
 		return
 	}
-	m.render(c, http.StatusOK, "audit", uiPage{Title: "Audit", Nav: "audit", Data: entries})
+	// Who, by the key's label (its id once the key is gone).
+	rows := make([]auditRow, len(entries))
+	labels := map[string]string{}
+	for i, e := range entries {
+		who, ok := labels[e.KeyID]
+		if !ok {
+			who = e.KeyID
+			if k, err := m.keys.ByID(e.KeyID); err == nil {
+				who = k.Label()
+			}
+			labels[e.KeyID] = who
+		}
+		rows[i] = auditRow{AuditEntry: e, Who: who}
+	}
+	m.render(c, http.StatusOK, "audit", uiPage{Title: "Audit", Nav: "audit", Data: rows})
+}
+
+// auditRow is an audit entry as the dashboard shows it.
+type auditRow struct {
+	universe.AuditEntry
+	Who string // the key's label, or its id once the key is gone
 }
 
 type nodesData struct {

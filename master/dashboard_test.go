@@ -447,3 +447,35 @@ func TestStatsOfAFreshInstance(t *testing.T) {
 		t.Fatalf("stats of an instance just started: %+v", st)
 	}
 }
+
+// Configurations and whole templates can be deleted from the dashboard;
+// the audit page names keys by their labels.
+func TestDashboardDeletesAndAuditLabels(t *testing.T) {
+	e := newEnv(t, nil)
+	ck := e.signIn(e.admin)
+	form := []string{"Content-Type: application/x-www-form-urlencoded", "Sec-Fetch-Site: same-origin"}
+	e.putConfig("old", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 21690, "max": 21699}})
+	in := e.create("old")
+	if r := e.withCookie("POST", "/ui/configurations/old/delete", ck, "force=true", form...); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete a configuration: %d %s", r.StatusCode, readAll(r))
+	}
+	if r := e.do("GET", "/api/configurations/old", e.admin, ""); r.StatusCode != 404 {
+		t.Fatalf("the deleted configuration: %d", r.StatusCode)
+	}
+	if r := e.do("GET", "/api/instances/"+in.ID, e.admin, ""); r.StatusCode != 404 {
+		t.Fatalf("its instance after a forced delete: %d", r.StatusCode)
+	}
+	if r := e.do("POST", "/api/templates/lobby/base", e.admin, ""); r.StatusCode != 201 {
+		t.Fatal(r.StatusCode)
+	}
+	if r := e.withCookie("POST", "/ui/templates/lobby/base/remove", ck, "", form...); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete a template: %d %s", r.StatusCode, readAll(r))
+	}
+	if r := e.do("GET", "/api/templates/lobby/base/files", e.admin, ""); r.StatusCode != 404 {
+		t.Fatalf("the deleted template: %d", r.StatusCode)
+	}
+	page := readAll(e.withCookie("GET", "/ui/audit", ck, ""))
+	if !strings.Contains(page, ">test-admin</td>") || !strings.Contains(page, "delete configuration=old force=true") {
+		t.Fatalf("the audit page does not name the key by its label:\n%s", page)
+	}
+}

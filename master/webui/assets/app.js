@@ -397,7 +397,8 @@ async function sparklines(id) {
     $('#mem-line').setAttribute('points', points(samples.map(x => x.memoryBytes)));
     if (s.current) {
       $('#cpu-now').textContent = s.current.cpu.toFixed(2) + ' cores';
-      $('#mem-now').textContent = (s.current.memoryBytes / 1048576).toFixed(1) + ' MiB';
+      const lim = Number($('#spark').dataset.ram || 0); // memory against its limit
+      $('#mem-now').textContent = (s.current.memoryBytes / 1048576).toFixed(1) + ' MiB' + (lim > 0 ? ` of ${lim} MiB` : '');
     }
   } catch { /* shown again at the next tick */ }
 }
