@@ -335,6 +335,20 @@ type TemplateFile struct {
 	Unusable string `json:"unusable,omitempty"`
 }
 
+// FileAction is the body of POST /api/instances/{id}/files/{path}: make
+// the folder {path} ("mkdir"), move {path} to To ("rename"), or unpack the
+// zip archive {path} into the folder To ("unzip"; "" for the top).
+type FileAction struct {
+	Action string `json:"action"`
+	To     string `json:"to,omitempty"`
+}
+
+// FileActionResult answers a FileAction: what an unzip unpacked.
+type FileActionResult struct {
+	Files int   `json:"files"`
+	Size  int64 `json:"size"`
+}
+
 // TemplateImport answers POST .../import.
 type TemplateImport struct {
 	Group string `json:"group"`

@@ -22,6 +22,9 @@ const (
 	FilesRead   = "read"
 	FilesWrite  = "write"
 	FilesRemove = "remove"
+	FilesMkdir  = "mkdir"
+	FilesRename = "rename" // Path to To
+	FilesUnzip  = "unzip"  // the archive at Path into folder To
 )
 
 // FilesRequest is one operation on an instance's files.
@@ -34,6 +37,7 @@ type FilesRequest struct {
 	Upload    string `json:"upload,omitempty"` // write: the upload's id
 	Data      []byte `json:"data,omitempty"`   // write: this chunk
 	Final     bool   `json:"final,omitempty"`  // write: the last chunk
+	To        string `json:"to,omitempty"`     // rename: the new path; unzip: the folder
 }
 
 // FilesReply answers a FilesRequest (Error and Code as in Reply).
@@ -45,6 +49,7 @@ type FilesReply struct {
 	Data      []byte             `json:"data,omitempty"` // read: the chunk at Offset
 	Size      int64              `json:"size,omitempty"` // read: the file's size
 	EOF       bool               `json:"eof,omitempty"`
+	Unzipped  api.TemplateImport `json:"unzipped"` // unzip: files and bytes
 }
 
 // StatsReply answers inst.stats.

@@ -35,7 +35,7 @@ func (m *Master) guardBody(c *gin.Context) {
 		return
 	}
 	limit := m.cfg.MaxBodyBytes
-	upload := m.uploads[c.FullPath()]
+	upload := m.uploads[c.FullPath()] && !(c.Request.Method == http.MethodPost && c.FullPath() == instanceFilesRoute) // a POST there is a small JSON action
 	if upload {
 		limit = m.cfg.MaxUploadBytes
 	} else if l, ok := m.bodyLimits[c.FullPath()]; ok {

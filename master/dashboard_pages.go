@@ -188,6 +188,7 @@ type filesData struct {
 type fileEntry struct {
 	api.TemplateFile
 	Name string
+	Zip  bool // a zip archive: the page offers to unpack it
 }
 
 type instanceData struct {
@@ -347,7 +348,7 @@ func (m *Master) uiFiles(c *gin.Context) {
 		}
 	}
 	for _, f := range list {
-		fd.Entries = append(fd.Entries, fileEntry{TemplateFile: f, Name: path.Base(f.Path)})
+		fd.Entries = append(fd.Entries, fileEntry{TemplateFile: f, Name: path.Base(f.Path), Zip: !f.Dir && strings.HasSuffix(strings.ToLower(f.Path), ".zip")})
 	}
 	if v := c.Query("view"); v != "" {
 		fd.View = viewFile(v, func(p string) ([]byte, int64, error) { return readSmall(dir, p, uiEditBytes) })
@@ -459,6 +460,64 @@ func (m *Master) uiFilesDelete(c *gin.Context) {
 		return
 	}
 	m.uiFilesBack(c, strings.Trim(c.Query("dir"), "/"))
+}
+
+// uiFilesNew makes an empty file or a folder in the folder shown.
+func (m *Master) uiFilesNew(c *gin.Context) {
+	dir := strings.Trim(c.Query("dir"), "/")
+	p := strings.Trim(strings.TrimSpace(c.PostForm("name")), "/")
+	if dir != "" && dir != "." {
+		p = dir + "/" + p
+	}
+	f, err := m.filesOf(c.Param("id"))
+	if err == nil {
+		if c.PostForm("kind") == "folder" {
+			err = f.Mkdir(p)
+		} else {
+			// New and empty: never over what is there.
+			list, _, lerr := f.List(path.Dir(p), false)
+			for _, e := range list {
+				if e.Path == p {
+					lerr = universe.Errorf(universe.ECONFLICT, "%q exists already", p)
+				}
+			}
+			if err = lerr; err == nil || universe.ErrorCode(err) == universe.ENOTFOUND {
+				_, err = f.Write(p, strings.NewReader(""))
+			}
+		}
+	}
+	m.filesActionBack(c, "new "+c.PostForm("kind")+" path="+p, dir, err)
+}
+
+// uiFilesRename moves a file or folder to the path typed beside it.
+func (m *Master) uiFilesRename(c *gin.Context) {
+	from, to := c.Query("path"), strings.Trim(strings.TrimSpace(c.PostForm("to")), "/")
+	f, err := m.filesOf(c.Param("id"))
+	if err == nil {
+		err = f.Rename(from, to)
+	}
+	m.filesActionBack(c, "rename path="+from+" to="+to, strings.Trim(c.Query("dir"), "/"), err)
+}
+
+// uiFilesUnzip unpacks a zip archive into the folder it is in.
+func (m *Master) uiFilesUnzip(c *gin.Context) {
+	p, dir := c.Query("path"), strings.Trim(c.Query("dir"), "/")
+	f, err := m.filesOf(c.Param("id"))
+	if err == nil {
+		_, err = f.Unzip(p, dir)
+	}
+	m.filesActionBack(c, "unzip path="+p, dir, err)
+}
+
+// filesActionBack audits a file action and goes back to its folder (or
+// shows why it failed).
+func (m *Master) filesActionBack(c *gin.Context, what, dir string, err error) {
+	m.dashAudit(c, what+" id="+c.Param("id"), err)
+	if err != nil {
+		m.uiFail(c, "instances", "/ui/instances/"+url.PathEscape(c.Param("id"))+"/files", err)
+		return
+	}
+	m.uiFilesBack(c, dir)
 }
 
 // ---- configurations ----

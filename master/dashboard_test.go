@@ -479,3 +479,31 @@ func TestDashboardDeletesAndAuditLabels(t *testing.T) {
 		t.Fatalf("the audit page does not name the key by its label:\n%s", page)
 	}
 }
+
+// The dashboard's file manager makes folders and empty files, renames and
+// unzips, through the same rules as the API.
+func TestDashboardFileManager(t *testing.T) {
+	e := newEnv(t, nil)
+	ck := e.signIn(e.admin)
+	form := []string{"Content-Type: application/x-www-form-urlencoded", "Sec-Fetch-Site: same-origin"}
+	e.putConfig("fm", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 21750, "max": 21759}})
+	in := e.create("fm")
+	ui := "/ui/instances/" + in.ID + "/files/"
+	post := func(p, body string, want int) {
+		t.Helper()
+		if r := e.withCookie("POST", ui+p, ck, body, form...); r.StatusCode != want {
+			t.Fatalf("POST %s %s: %d %s", p, body, r.StatusCode, readAll(r))
+		}
+	}
+	post("new?dir=", "name=maps&kind=folder", http.StatusSeeOther)
+	post("new?dir=maps", "name=notes.txt&kind=file", http.StatusSeeOther)
+	post("new?dir=maps", "name=notes.txt&kind=file", http.StatusConflict)
+	post("rename?path=maps/notes.txt&dir=maps", "to=maps/readme.txt", http.StatusSeeOther)
+	if r := e.do("GET", "/api/instances/"+in.ID+"/files/maps/readme.txt", e.admin, ""); r.StatusCode != 200 {
+		t.Fatalf("the renamed file: %d", r.StatusCode)
+	}
+	page := readAll(e.withCookie("GET", ui[:len(ui)-1]+"?path=maps", ck, ""))
+	if !strings.Contains(page, "readme.txt") || !strings.Contains(page, `aria-label="Rename readme.txt"`) || !strings.Contains(page, "New folder") {
+		t.Fatalf("the files page:\n%s", page)
+	}
+}

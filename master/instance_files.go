@@ -21,10 +21,18 @@ type instFiles interface {
 	Stream(p string, start func(size int64), w io.Writer) error
 	Write(p string, r io.Reader) (int64, error)
 	Remove(p string) error
+	Mkdir(p string) error
+	Rename(from, to string) error
+	Unzip(p, dest string) (api.TemplateImport, error)
 }
 
 // localFiles adds Stream to files.Dir.
 type localFiles struct{ files.Dir }
+
+// Unzip unpacks within the import limits of templates.
+func (l localFiles) Unzip(p, dest string) (api.TemplateImport, error) {
+	return l.Dir.Unzip(p, dest, template.ImportLimits{})
+}
 
 func (l localFiles) Stream(p string, start func(int64), w io.Writer) error {
 	f, fi, err := l.Open(p)
@@ -182,6 +190,41 @@ func (m *Master) handleInstanceFileDelete(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// handleInstanceFileAction creates a folder, renames or moves, or unzips
+// (POST .../files/{path} with {"action": "mkdir"|"rename"|"unzip", "to"}).
+func (m *Master) handleInstanceFileAction(c *gin.Context) {
+	f, p, ok := m.instanceFile(c)
+	if !ok {
+		return
+	}
+	var req api.FileAction
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Set(ctxAuditDetail, req.Action+" path="+p+" to="+req.To)
+	var err error
+	switch req.Action {
+	case "mkdir":
+		err = f.Mkdir(p)
+	case "rename":
+		err = f.Rename(p, req.To)
+	case "unzip":
+		var out api.TemplateImport
+		if out, err = f.Unzip(p, req.To); err == nil {
+			c.JSON(http.StatusOK, api.FileActionResult{Files: out.Files, Size: out.Size})
+			return
+		}
+	default:
+		err = universe.Errorf(universe.EINVALID, "action must be mkdir, rename or unzip")
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, api.FileActionResult{})
 }
 
 // handleInstanceStats answers the CPU and memory samples of an instance.

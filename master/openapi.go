@@ -130,6 +130,7 @@ func operations() []operation {
 			params: []param{pathID, {name: "path", in: "query", desc: "a folder inside the instance's directory", kind: "string"}, {name: "recursive", in: "query", desc: "false: only that folder's entries", kind: "boolean"}}},
 		{method: "GET", path: "/api/instances/{id}/files/{path}", also: []int{503}, summary: "Read one file of an instance", access: accessAll, params: []param{pathID, pathFile}, status: 200, respType: "application/octet-stream"},
 		{method: "PUT", path: "/api/instances/{id}/files/{path}", also: []int{503}, summary: "Create or overwrite one file of an instance (its folders are created)", access: accessAll, params: []param{pathID, pathFile}, bodyType: "application/octet-stream", status: 204},
+		{method: "POST", path: "/api/instances/{id}/files/{path}", also: []int{409, 503}, summary: "A file action: make the folder {path} (mkdir), move {path} to \"to\" (rename), or unpack the zip archive {path} into the folder \"to\" (unzip)", access: accessAll, params: []param{pathID, pathFile}, body: api.FileAction{}, status: 200, resp: api.FileActionResult{}},
 		{method: "DELETE", path: "/api/instances/{id}/files/{path}", also: []int{503}, summary: "Delete one file or folder (with its content) of an instance", access: accessAll, params: []param{pathID, pathFile}, status: 204},
 
 		{method: "GET", path: "/api/cluster/nodes", summary: "Every node: the master's own first, then the agents", access: accessAll, status: 200, resp: []api.ClusterNode{}},

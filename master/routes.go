@@ -101,7 +101,8 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.GET("/instances/:id/files/*path", m.handleInstanceFileGet)
 	admin.PUT("/instances/:id/files/*path", m.handleInstanceFilePut)
 	admin.DELETE("/instances/:id/files/*path", m.handleInstanceFileDelete)
-	m.uploads["/api/instances/:id/files/*path"] = true
+	admin.POST("/instances/:id/files/*path", m.handleInstanceFileAction)
+	m.uploads[instanceFilesRoute] = true
 
 	admin.GET("/cluster/nodes", m.handleNodeList)
 	admin.POST("/cluster/nodes", m.handleNodeCreate)
@@ -119,3 +120,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	})
 	return e, nil
 }
+
+// instanceFilesRoute takes uploads (PUT) and file actions (POST, a small
+// JSON body).
+const instanceFilesRoute = "/api/instances/:id/files/*path"

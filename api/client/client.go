@@ -577,6 +577,15 @@ func (c *Client) DeleteInstanceFile(ctx context.Context, id, path string) error 
 	return c.do(ctx, "DELETE", "/api/instances/"+url.PathEscape(id)+"/files/"+filePath(path), nil, nil, nil)
 }
 
+// InstanceFileAction makes the folder path ("mkdir"), moves path to to
+// ("rename"), or unpacks the zip archive path into folder to ("unzip")
+// (POST /api/instances/{id}/files/{path}).
+func (c *Client) InstanceFileAction(ctx context.Context, id, path, action, to string) (api.FileActionResult, error) {
+	var out api.FileActionResult
+	err := c.do(ctx, "POST", "/api/instances/"+url.PathEscape(id)+"/files/"+filePath(path), nil, api.FileAction{Action: action, To: to}, &out)
+	return out, err
+}
+
 // InstanceProfile writes Go profile name ("profile", "heap", "allocs",
 // "goroutine", "threadcreate", "block", "mutex") of an instance's
 // supervisor to w, for `go tool pprof`; seconds is the CPU profile's

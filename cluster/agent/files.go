@@ -14,6 +14,7 @@ import (
 	"github.com/universe-orchestrator/universe/cluster"
 	"github.com/universe-orchestrator/universe/instance/files"
 	"github.com/universe-orchestrator/universe/instance/stats"
+	"github.com/universe-orchestrator/universe/instance/template"
 )
 
 var uploadRE = regexp.MustCompile(`^[a-z0-9]{8,40}$`)
@@ -67,6 +68,17 @@ func (r *runner) handleFiles(m *nats.Msg) {
 		filesReply(m, cluster.FilesReply{}, r.writeChunk(d, req))
 	case cluster.FilesRemove:
 		filesReply(m, cluster.FilesReply{}, d.Remove(req.Path))
+	case cluster.FilesMkdir:
+		filesReply(m, cluster.FilesReply{}, d.Mkdir(req.Path))
+	case cluster.FilesRename:
+		filesReply(m, cluster.FilesReply{}, d.Rename(req.Path, req.To))
+	case cluster.FilesUnzip:
+		// A large archive takes a while: apart from the subscription's
+		// goroutine, so that other file requests are not held up.
+		go func() {
+			out, err := d.Unzip(req.Path, req.To, template.ImportLimits{})
+			filesReply(m, cluster.FilesReply{Unzipped: out}, err)
+		}()
 	default:
 		filesReply(m, cluster.FilesReply{}, universe.Errorf(universe.EINVALID, "unknown files operation %q", req.Op))
 	}

@@ -26,6 +26,10 @@ type NodeFiles struct {
 func (h *Hub) Files(node, id string) NodeFiles { return NodeFiles{h: h, node: node, id: id} }
 
 func (f NodeFiles) do(req cluster.FilesRequest) (cluster.FilesReply, error) {
+	return f.doWithin(req, filesTimeout)
+}
+
+func (f NodeFiles) doWithin(req cluster.FilesRequest, timeout time.Duration) (cluster.FilesReply, error) {
 	var rep cluster.FilesReply
 	nc := f.h.conn()
 	if nc == nil {
@@ -33,7 +37,7 @@ func (f NodeFiles) do(req cluster.FilesRequest) (cluster.FilesReply, error) {
 	}
 	req.Instance = f.id
 	b, _ := json.Marshal(req)
-	m, err := nc.Request(cluster.To(f.node, "inst.files"), b, filesTimeout)
+	m, err := nc.Request(cluster.To(f.node, "inst.files"), b, timeout)
 	if err != nil {
 		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s does not answer (%v)", f.node, err)
 	}
@@ -109,6 +113,24 @@ func (f NodeFiles) Write(p string, r io.Reader) (int64, error) {
 			return off, nil
 		}
 	}
+}
+
+// Mkdir creates folder p.
+func (f NodeFiles) Mkdir(p string) error {
+	_, err := f.do(cluster.FilesRequest{Op: cluster.FilesMkdir, Path: p})
+	return err
+}
+
+// Rename moves file or folder from to to.
+func (f NodeFiles) Rename(from, to string) error {
+	_, err := f.do(cluster.FilesRequest{Op: cluster.FilesRename, Path: from, To: to})
+	return err
+}
+
+// Unzip unpacks the archive at p into folder dest, on the node.
+func (f NodeFiles) Unzip(p, dest string) (api.TemplateImport, error) {
+	rep, err := f.doWithin(cluster.FilesRequest{Op: cluster.FilesUnzip, Path: p, To: dest}, 5*time.Minute)
+	return rep.Unzipped, err
 }
 
 // Remove deletes file or folder p.

@@ -444,7 +444,7 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 		}
 		return exitOK
 	}},
-	"files": {usage: "instance files ls <id> [folder] | get <id> <path> [local file] | put <id> <path> <local file> | rm <id> <path>", nargs: [2]int{2, 4}, run: instanceFiles},
+	"files": {usage: "instance files ls <id> [folder] | get <id> <path> [local file] | put <id> <path> <local file> | rm <id> <path> | mkdir <id> <folder> | mv <id> <from> <to> | unzip <id> <zip> [folder]", nargs: [2]int{2, 4}, run: instanceFiles},
 	"stats": {usage: "instance stats <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
 		s, err := r.c.InstanceStats(r.ctx, a[0])
 		if err != nil {
@@ -769,6 +769,27 @@ func instanceFiles(r *remote, a []string) int {
 			fmt.Fprintf(r.stdout, "Wrote %s of %s.\n", rest[0], id)
 		}
 		return exitOK
+	case verb == "mkdir" && len(rest) == 1, verb == "mv" && len(rest) == 2, verb == "unzip" && (len(rest) == 1 || len(rest) == 2):
+		action := map[string]string{"mkdir": "mkdir", "mv": "rename", "unzip": "unzip"}[verb]
+		to := ""
+		if len(rest) == 2 {
+			to = rest[1]
+		}
+		out, err := r.c.InstanceFileAction(r.ctx, id, rest[0], action, to)
+		if err != nil {
+			return r.fail(err)
+		}
+		switch {
+		case r.json:
+			r.printJSON(out)
+		case verb == "mkdir":
+			fmt.Fprintf(r.stdout, "Made folder %s of %s.\n", rest[0], id)
+		case verb == "mv":
+			fmt.Fprintf(r.stdout, "Moved %s to %s.\n", rest[0], to)
+		default:
+			fmt.Fprintf(r.stdout, "Unpacked %d files (%d bytes) of %s.\n", out.Files, out.Size, rest[0])
+		}
+		return exitOK
 	case verb == "rm" && len(rest) == 1:
 		if err := r.c.DeleteInstanceFile(r.ctx, id, rest[0]); err != nil {
 			return r.fail(err)
@@ -778,6 +799,6 @@ func instanceFiles(r *remote, a []string) int {
 		}
 		return exitOK
 	}
-	fmt.Fprintln(r.stderr, "usage: universe instance files ls <id> [folder] | get <id> <path> [local file] | put <id> <path> <local file> | rm <id> <path>")
+	fmt.Fprintln(r.stderr, "usage: universe instance files ls <id> [folder] | get <id> <path> [local file] | put <id> <path> <local file> | rm <id> <path> | mkdir <id> <folder> | mv <id> <from> <to> | unzip <id> <zip> [folder]")
 	return exitUsage
 }

@@ -97,6 +97,13 @@ func TestRemoteInstance(t *testing.T) {
 	if resp, b := request(t, "GET", fbase+"/server.properties", admin, ""); resp.StatusCode != 200 || !strings.Contains(string(b), "server-port=21900") {
 		t.Fatalf("GET the installed template file: %d %s", resp.StatusCode, b)
 	}
+	// File actions run on the node too.
+	jsonReq[any](t, "POST", fbase+"/world/region", admin, `{"action":"mkdir"}`, 200)
+	jsonReq[any](t, "POST", fbase+"/world/big.dat", admin, `{"action":"rename","to":"world/region/big.dat"}`, 200)
+	if resp, b := request(t, "GET", fbase+"/world/region/big.dat", admin, ""); resp.StatusCode != 200 || string(b) != big {
+		t.Fatalf("GET the moved file: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	jsonReq[any](t, "POST", fbase+"/world/region/big.dat", admin, `{"action":"rename","to":"world/big.dat"}`, 200)
 	listing := jsonReq[[]api.TemplateFile](t, "GET", fbase, admin, "", 200)
 	if !strings.Contains(fmt.Sprint(listing), "world/big.dat") {
 		t.Fatalf("listing: %+v", listing)

@@ -6,6 +6,7 @@
 package files
 
 import (
+	"archive/zip"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"path"
 	"sort"
 	"strconv"
+	"strings"
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
@@ -209,4 +211,146 @@ func (d Dir) Remove(p string) error {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}
 	return nil
+}
+
+// Mkdir creates folder p (and its parents). Errors: EINVALID; ECONFLICT
+// when something is there already.
+func (d Dir) Mkdir(p string) error {
+	p, err := template.CleanPath(p)
+	if err != nil {
+		return err
+	}
+	r, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := template.CheckPath(r, p); err != nil {
+		return err
+	}
+	if _, err := r.Lstat(p); err == nil {
+		return universe.Errorf(universe.ECONFLICT, "%q exists already", p)
+	}
+	if err := r.MkdirAll(p, 0o755); err != nil {
+		return fmt.Errorf("create folder %s: %w", p, err)
+	}
+	return nil
+}
+
+// Rename moves file or folder from to to (creating to's folders). Neither
+// may go through a symbolic link; to must not exist. Errors: EINVALID,
+// ENOTFOUND, ECONFLICT.
+func (d Dir) Rename(from, to string) error {
+	from, err := template.CleanPath(from)
+	if err != nil {
+		return err
+	}
+	if to, err = template.CleanPath(to); err != nil {
+		return err
+	}
+	if to == from || strings.HasPrefix(to, from+"/") {
+		return universe.Errorf(universe.EINVALID, "%q cannot be moved into itself", from)
+	}
+	r, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, p := range []string{from, to} {
+		if err := template.CheckPath(r, p); err != nil {
+			return err
+		}
+	}
+	fi, err := r.Lstat(from)
+	if err != nil {
+		return universe.Errorf(universe.ENOTFOUND, "no file %q", from)
+	}
+	if !fi.IsDir() {
+		if err := template.Usable(fi); err != nil {
+			return universe.Errorf(universe.EINVALID, "%q %s", from, err.Error())
+		}
+	}
+	if _, err := r.Lstat(to); err == nil {
+		return universe.Errorf(universe.ECONFLICT, "%q exists already", to)
+	}
+	if dir := path.Dir(to); dir != "." {
+		if err := r.MkdirAll(dir, 0o755); err != nil {
+			return universe.Errorf(universe.EINVALID, "cannot create folder %q", dir)
+		}
+	}
+	if err := r.Rename(from, to); err != nil {
+		return fmt.Errorf("rename %s: %w", from, err)
+	}
+	return nil
+}
+
+// Unzip unpacks the zip archive at p (a regular file of the folder) into
+// folder dest ("" or "." for the top), within lim: into a staging folder
+// first, then each top entry into place, so a bad archive, or one whose
+// entries are in the way of files already there (ECONFLICT), changes
+// nothing. Errors: EINVALID, ENOTFOUND, ETOOLARGE, ECONFLICT.
+func (d Dir) Unzip(p, dest string, lim template.ImportLimits) (api.TemplateImport, error) {
+	var out api.TemplateImport
+	p, err := template.CleanPath(p)
+	if err != nil {
+		return out, err
+	}
+	if dest, err = clean(dest); err != nil {
+		return out, err
+	}
+	r, err := d.open()
+	if err != nil {
+		return out, err
+	}
+	defer r.Close()
+	f, fi, err := template.OpenRegular(r, p, "")
+	if err != nil {
+		return out, err
+	}
+	defer f.Close()
+	zr, err := zip.NewReader(f, fi.Size())
+	if err != nil {
+		return out, universe.Errorf(universe.EINVALID, "%q is not a zip archive", p)
+	}
+	if err := template.CheckArchive(zr, fi.Size(), lim); err != nil {
+		return out, err
+	}
+	if dest != "." {
+		if err := template.CheckPath(r, dest); err != nil {
+			return out, err
+		}
+		if err := r.MkdirAll(dest, 0o755); err != nil {
+			return out, universe.Errorf(universe.EINVALID, "cannot create folder %q", dest)
+		}
+	}
+	var rb [8]byte
+	_, _ = rand.Read(rb[:])
+	staging := ".universe-unzip-" + hex.EncodeToString(rb[:])
+	if err := r.Mkdir(staging, 0o700); err != nil {
+		return out, fmt.Errorf("create staging folder: %w", err)
+	}
+	defer func() { _ = r.RemoveAll(staging) }()
+	st, err := r.OpenRoot(staging)
+	if err != nil {
+		return out, fmt.Errorf("open staging folder: %w", err)
+	}
+	defer st.Close()
+	if out.Files, out.Size, err = template.Unpack(st, zr, lim); err != nil {
+		return out, err
+	}
+	tops, err := fs.ReadDir(st.FS(), ".")
+	if err != nil {
+		return out, fmt.Errorf("read staging folder: %w", err)
+	}
+	for _, e := range tops {
+		if _, err := r.Lstat(path.Join(dest, e.Name())); err == nil {
+			return out, universe.Errorf(universe.ECONFLICT, "%q is in the way: move or delete it first", path.Join(dest, e.Name()))
+		}
+	}
+	for _, e := range tops {
+		if err := r.Rename(path.Join(staging, e.Name()), path.Join(dest, e.Name())); err != nil {
+			return out, fmt.Errorf("move %s into place: %w", e.Name(), err)
+		}
+	}
+	return out, nil
 }

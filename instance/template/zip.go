@@ -84,39 +84,13 @@ func (s *Store) Import(group, name string, ra io.ReaderAt, size int64, lim Impor
 	if err := ValidTemplate(group, name); err != nil {
 		return out, err
 	}
-	lim = lim.withDefaults()
 	zr, err := zip.NewReader(ra, size)
 	if err != nil {
 		return out, universe.Errorf(universe.EINVALID, "the body is not a zip archive")
 	}
-	if len(zr.File) > lim.MaxFiles {
-		return out, universe.Errorf(universe.ETOOLARGE, "the archive has %d entries; at most %d are allowed", len(zr.File), lim.MaxFiles)
+	if err := CheckArchive(zr, size, lim); err != nil {
+		return out, err
 	}
-	// Check every name and the declared sizes before writing anything.
-	var declared uint64
-	seen := make(map[string]bool, len(zr.File))
-	for _, f := range zr.File {
-		p, err := entryPath(f)
-		if err != nil {
-			return out, err
-		}
-		if p != "" && seen[p] {
-			return out, universe.Errorf(universe.EINVALID, "the archive holds %q more than once", p)
-		}
-		seen[p] = true
-		declared += f.UncompressedSize64
-		if declared > uint64(lim.MaxBytes) {
-			return out, universe.Errorf(universe.ETOOLARGE, "the archive unpacks to more than %d bytes", lim.MaxBytes)
-		}
-		if f.UncompressedSize64 > 1<<20 && (f.CompressedSize64 == 0 || f.UncompressedSize64/f.CompressedSize64 > uint64(lim.MaxRatio)) {
-			return out, universe.Errorf(universe.ETOOLARGE, "entry %q is compressed more than %d:1", f.Name, lim.MaxRatio)
-		}
-	}
-	// Many small entries of zeros compress as well as one large one.
-	if declared > 1<<20 && (size <= 0 || declared/uint64(size) > uint64(lim.MaxRatio)) {
-		return out, universe.Errorf(universe.ETOOLARGE, "the archive is compressed more than %d:1", lim.MaxRatio)
-	}
-
 	if err := s.root.Mkdir(group, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return out, fmt.Errorf("create template group: %w", err)
 	}
@@ -130,34 +104,9 @@ func (s *Store) Import(group, name string, ra io.ReaderAt, size int64, lim Impor
 		return out, fmt.Errorf("open staging folder: %w", err)
 	}
 	defer st.Close()
-	var total int64
-	for _, f := range zr.File {
-		p, _ := entryPath(f)
-		if p == "" {
-			continue
-		}
-		if f.FileInfo().IsDir() {
-			if err := st.MkdirAll(p, 0o755); err != nil {
-				return out, universe.Errorf(universe.EINVALID, "entry %q cannot be unpacked", f.Name)
-			}
-			continue
-		}
-		if !f.Mode().IsRegular() {
-			continue // symbolic links and devices are not unpacked
-		}
-		if dir := path.Dir(p); dir != "." {
-			if err := st.MkdirAll(dir, 0o755); err != nil {
-				return out, universe.Errorf(universe.EINVALID, "entry %q cannot be unpacked", f.Name)
-			}
-		}
-		n, err := unpack(st, p, f, lim.MaxBytes-total)
-		if err != nil {
-			return out, err
-		}
-		total += n
-		out.Files++
+	if out.Files, out.Size, err = Unpack(st, zr, lim); err != nil {
+		return out, err
 	}
-	out.Size = total
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,6 +130,80 @@ func (s *Store) Import(group, name string, ra io.ReaderAt, size int64, lim Impor
 		return out, fmt.Errorf("move imported template in: %w", err)
 	}
 	return out, nil
+}
+
+// CheckArchive checks a zip archive of size bytes against lim before
+// anything is written: entry count, names, declared sizes and compression
+// ratios (zip bombs). Errors: EINVALID, ETOOLARGE.
+func CheckArchive(zr *zip.Reader, size int64, lim ImportLimits) error {
+	lim = lim.withDefaults()
+	if len(zr.File) > lim.MaxFiles {
+		return universe.Errorf(universe.ETOOLARGE, "the archive has %d entries; at most %d are allowed", len(zr.File), lim.MaxFiles)
+	}
+	// Check every name and the declared sizes before writing anything.
+	var declared uint64
+	seen := make(map[string]bool, len(zr.File))
+	for _, f := range zr.File {
+		p, err := entryPath(f)
+		if err != nil {
+			return err
+		}
+		if p != "" && seen[p] {
+			return universe.Errorf(universe.EINVALID, "the archive holds %q more than once", p)
+		}
+		seen[p] = true
+		declared += f.UncompressedSize64
+		if declared > uint64(lim.MaxBytes) {
+			return universe.Errorf(universe.ETOOLARGE, "the archive unpacks to more than %d bytes", lim.MaxBytes)
+		}
+		if f.UncompressedSize64 > 1<<20 && (f.CompressedSize64 == 0 || f.UncompressedSize64/f.CompressedSize64 > uint64(lim.MaxRatio)) {
+			return universe.Errorf(universe.ETOOLARGE, "entry %q is compressed more than %d:1", f.Name, lim.MaxRatio)
+		}
+	}
+	// Many small entries of zeros compress as well as one large one.
+	if declared > 1<<20 && (size <= 0 || declared/uint64(size) > uint64(lim.MaxRatio)) {
+		return universe.Errorf(universe.ETOOLARGE, "the archive is compressed more than %d:1", lim.MaxRatio)
+	}
+
+	return nil
+}
+
+// Unpack writes the entries of a checked archive under st: folders and
+// regular files only (links and devices are left out), each read at most
+// to what lim still allows whatever its header claims. Errors: EINVALID
+// and ETOOLARGE for the archive's faults, others for the disk's.
+func Unpack(st *os.Root, zr *zip.Reader, lim ImportLimits) (files int, total int64, err error) {
+	lim = lim.withDefaults()
+	for _, f := range zr.File {
+		p, err := entryPath(f)
+		if err != nil {
+			return files, total, err // CheckArchive says so first
+		}
+		if p == "" {
+			continue
+		}
+		if f.FileInfo().IsDir() {
+			if err := st.MkdirAll(p, 0o755); err != nil {
+				return files, total, universe.Errorf(universe.EINVALID, "entry %q cannot be unpacked", f.Name)
+			}
+			continue
+		}
+		if !f.Mode().IsRegular() {
+			continue // symbolic links and devices are not unpacked
+		}
+		if dir := path.Dir(p); dir != "." {
+			if err := st.MkdirAll(dir, 0o755); err != nil {
+				return files, total, universe.Errorf(universe.EINVALID, "entry %q cannot be unpacked", f.Name)
+			}
+		}
+		n, err := unpack(st, p, f, lim.MaxBytes-total)
+		if err != nil {
+			return files, total, err
+		}
+		total += n
+		files++
+	}
+	return files, total, nil
 }
 
 // entryPath checks a zip entry's name; folders come back without their
