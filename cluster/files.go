@@ -52,6 +52,24 @@ type FilesReply struct {
 	Unzipped  api.TemplateImport `json:"unzipped"` // unzip: files and bytes
 }
 
+// Usage is what a node publishes on From(node, "usage") every sampling
+// interval: CPU and memory of each instance it runs, for the master's
+// Prometheus series. At most MaxUsage entries; the master keeps only those
+// of instances it placed on that node.
+type Usage struct {
+	Instances []InstanceUsage `json:"instances"`
+}
+
+// InstanceUsage is one instance's CPU seconds in all and memory now.
+type InstanceUsage struct {
+	ID          string  `json:"id"`
+	CPUSeconds  float64 `json:"cpuSeconds"`
+	MemoryBytes int64   `json:"memoryBytes"`
+}
+
+// MaxUsage bounds a Usage message.
+const MaxUsage = 10000
+
 // StatsReply answers inst.stats.
 type StatsReply struct {
 	Error string            `json:"error,omitempty"`

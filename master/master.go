@@ -225,7 +225,15 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	m.stats = stats.New(m.cfg.StatsInterval, m.statTargets)
-	m.metrics.reg.MustRegister(newStatsCollector(m.stats))
+	m.metrics.reg.MustRegister(newStatsCollector(m.stats, func(f func(id, config string, cpu float64, mem int64)) {
+		m.hub.EachUsage(func(node, id string, cpu float64, mem int64) {
+			if in, err := m.instances.Get(id); err == nil {
+				if info := in.Info(); info.WrapperNodeID == node {
+					f(id, info.ConfigurationName, cpu, mem)
+				}
+			}
+		})
+	}))
 	return m, nil
 }
 

@@ -300,12 +300,15 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 // statsCollector exports the stats sampler's instances: one series each,
 // gone with the instance.
 type statsCollector struct {
-	s                *stats.Sampler
+	s *stats.Sampler
+	// remote are instances on agent nodes, as their nodes report them,
+	// with their configurations.
+	remote           func(f func(id, config string, cpu float64, mem int64))
 	cpuDesc, memDesc *prometheus.Desc
 }
 
-func newStatsCollector(s *stats.Sampler) *statsCollector {
-	return &statsCollector{s: s,
+func newStatsCollector(s *stats.Sampler, remote func(f func(id, config string, cpu float64, mem int64))) *statsCollector {
+	return &statsCollector{s: s, remote: remote,
 		cpuDesc: prometheus.NewDesc("universe_instance_cpu_seconds_total", "CPU time used by the instance's process tree.", []string{"instance", "configuration"}, nil),
 		memDesc: prometheus.NewDesc("universe_instance_memory_bytes", "Resident memory of the instance's process tree.", []string{"instance", "configuration"}, nil)}
 }
@@ -316,8 +319,12 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
-	c.s.Each(func(id, config string, cpu float64, mem int64) {
+	each := func(id, config string, cpu float64, mem int64) {
 		ch <- prometheus.MustNewConstMetric(c.cpuDesc, prometheus.CounterValue, cpu, id, config)
 		ch <- prometheus.MustNewConstMetric(c.memDesc, prometheus.GaugeValue, float64(mem), id, config)
-	})
+	}
+	c.s.Each(each)
+	if c.remote != nil {
+		c.remote(each)
+	}
 }

@@ -83,7 +83,30 @@ func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.L
 	}
 	r.adoptAll()
 	go r.stats.Run(ctx)
+	go r.publishUsage(ctx)
 	return r, nil
+}
+
+// publishUsage sends the master what the stats sampler saw of this node's
+// instances, every sampling interval, for its Prometheus series.
+func (r *runner) publishUsage(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var u cluster.Usage
+		r.stats.Each(func(id, _ string, cpu float64, mem int64) {
+			if len(u.Instances) < cluster.MaxUsage {
+				u.Instances = append(u.Instances, cluster.InstanceUsage{ID: id, CPUSeconds: cpu, MemoryBytes: mem})
+			}
+		})
+		b, _ := json.Marshal(u)
+		_ = r.nc.Publish(cluster.From(r.node, "usage"), b)
+	}
 }
 
 func (r *runner) stateDir(id string) string { return filepath.Join(r.dir, "instances", id) }

@@ -78,10 +78,11 @@ type Hub struct {
 	srv       *server.Server
 	nc        *nats.Conn
 	masterKP  nkeys.KeyPair
-	seen      map[string]*observed // by node name
-	conns     map[string]string    // public key → address of its connection, from the server
-	procs     map[string]*Proc     // instances' processes on nodes, by node/id
-	reachable map[string]bool      // by node, as last told to OnNodeChange
+	seen      map[string]*observed                        // by node name
+	conns     map[string]string                           // public key → address of its connection, from the server
+	procs     map[string]*Proc                            // instances' processes on nodes, by node/id
+	reachable map[string]bool                             // by node, as last told to OnNodeChange
+	usage     map[string]map[string]cluster.InstanceUsage // by node and instance: its last usage report
 	closed    bool
 	stop      chan struct{} // ends watchConns
 	watching  sync.WaitGroup
@@ -280,6 +281,9 @@ func (h *Hub) serve(nc *nats.Conn) error {
 	if _, err := nc.Subscribe(cluster.FromAll("hb"), h.heartbeat); err != nil {
 		return err
 	}
+	if _, err := nc.Subscribe(cluster.FromAll("usage"), h.usageReport); err != nil {
+		return err
+	}
 	if err := h.serveInstances(nc); err != nil {
 		return err
 	}
@@ -429,6 +433,55 @@ func (h *Hub) heartbeat(m *nats.Msg) {
 	h.mu.Unlock()
 	if start {
 		go h.resync(node, o)
+	}
+}
+
+// usageReport keeps a node's latest CPU and memory figures of its
+// instances: only those the master placed on that node (the node is the
+// subject's; what it says of others' instances is dropped), replaced
+// whole by the next report, so what it keeps is bounded by the master's
+// own records.
+func (h *Hub) usageReport(m *nats.Msg) {
+	node := cluster.NodeOf(m.Subject)
+	var u cluster.Usage
+	if json.Unmarshal(m.Data, &u) != nil || len(u.Instances) > cluster.MaxUsage {
+		return
+	}
+	keep := make(map[string]cluster.InstanceUsage, len(u.Instances))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, iu := range u.Instances {
+		if _, ours := h.procs[procKey(node, iu.ID)]; ours && iu.CPUSeconds >= 0 && iu.MemoryBytes >= 0 {
+			keep[iu.ID] = iu
+		}
+	}
+	if h.usage == nil {
+		h.usage = map[string]map[string]cluster.InstanceUsage{}
+	}
+	h.usage[node] = keep
+}
+
+// EachUsage calls f for every instance on an agent node with the figures
+// its node last reported, while the master has it there.
+func (h *Hub) EachUsage(f func(node, id string, cpuSeconds float64, memoryBytes int64)) {
+	h.mu.Lock()
+	var all []struct {
+		node string
+		u    cluster.InstanceUsage
+	}
+	for node, m := range h.usage {
+		for id, u := range m {
+			if _, ours := h.procs[procKey(node, id)]; ours {
+				all = append(all, struct {
+					node string
+					u    cluster.InstanceUsage
+				}{node, u})
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, a := range all {
+		f(a.node, a.u.ID, a.u.CPUSeconds, a.u.MemoryBytes)
 	}
 }
 

@@ -120,6 +120,12 @@ func TestRemoteInstance(t *testing.T) {
 		st := jsonReq[api.InstanceStats](t, "GET", base+"/api/instances/"+info.ID+"/stats", admin, "", 200)
 		return st.Current != nil && st.Current.MemoryBytes > 0
 	})
+	// Its Prometheus series, as its node reports them.
+	waitFor(t, "the remote instance's series in the metrics", 30*time.Second, func() bool {
+		_, b := request(t, "GET", base+"/api/metrics", "", "")
+		return strings.Contains(string(b), `universe_instance_memory_bytes{configuration="far",instance="`+info.ID+`"}`) &&
+			strings.Contains(string(b), `universe_instance_cpu_seconds_total{configuration="far",instance="`+info.ID+`"}`)
+	})
 	// A profile of its supervisor, through the node: the agent's
 	// supervisor, not the master's nor the agent's own goroutines.
 	if resp, b := request(t, "GET", base+"/api/instances/"+info.ID+"/debug/pprof/goroutine", admin, ""); resp.StatusCode != 200 {
