@@ -34,6 +34,9 @@ type Command struct {
 	Sub     []*Command
 	// Run gets the words after the command's own name(s).
 	Run func(ctx context.Context, args []string, w Writer) error
+	// Args, when set, offers the terminal's completion the values of the
+	// command's first argument (instance ids, say), asked when completing.
+	Args func() []string
 }
 
 // ErrUsage, returned by a Run func, makes Execute answer with the usage of

@@ -211,6 +211,9 @@ func (t *Terminal) completer() *readline.PrefixCompleter {
 			for _, s := range c.Sub {
 				kids = append(kids, build(s)...)
 			}
+			if c.Args != nil {
+				kids = append(kids, readline.PcItemDynamic(func(string) []string { return c.Args() }))
+			}
 			out = append(out, readline.PcItem(n, kids...))
 		}
 		return out

@@ -225,9 +225,21 @@ func pidText(p *int64) string {
 	return strconv.FormatInt(*p, 10)
 }
 
+// instanceIDs are the ids the console's completion offers (at most 1000).
+func (m *Master) instanceIDs() []string {
+	var ids []string
+	for _, in := range m.instances.List(instance.Filter{}) {
+		if len(ids) == 1000 {
+			break
+		}
+		ids = append(ids, in.ID)
+	}
+	return ids
+}
+
 func (m *Master) instanceCommand() *console.Command {
 	one := func(name, usage, summary string, run func(ctx context.Context, in *instance.Instance, rest []string, w console.Writer) error) *console.Command {
-		return &console.Command{Name: name, Usage: usage, Summary: summary,
+		return &console.Command{Name: name, Usage: usage, Summary: summary, Args: m.instanceIDs,
 			Run: func(ctx context.Context, args []string, w console.Writer) error {
 				if len(args) < 1 {
 					return console.ErrUsage
