@@ -53,7 +53,10 @@ func runCompletion(e cliEnv, args []string) int {
 		for _, k := range sortedKeys(dynamicCompletions) {
 			fmt.Fprintf(&b, "         %q) words=$(universe __complete %s 2>/dev/null) ;;\n", k, dynamicCompletions[k])
 		}
-		b.WriteString("       esac ;;\n  esac\n  COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n}\ncomplete -o default -F _universe universe\n")
+		b.WriteString("       esac ;;\n")
+		// instance files <verb> <id>
+		b.WriteString("    4) case \"${COMP_WORDS[1]} ${COMP_WORDS[2]}\" in\n         \"instance files\") words=$(universe __complete instances 2>/dev/null) ;;\n       esac ;;\n")
+		b.WriteString("  esac\n  COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n}\ncomplete -o default -F _universe universe\n")
 		fmt.Fprint(e.stdout, b.String())
 	case "fish":
 		fmt.Fprintf(e.stdout, "complete -c universe -f -n __fish_use_subcommand -a %q\n", strings.Join(tree[""], " "))
@@ -79,7 +82,7 @@ var dynamicCompletions = map[string]string{
 	"instance kill": "instances", "instance delete": "instances", "instance exec": "instances", "instance logs": "instances",
 	"instance create": "configurations", "config show": "configurations", "config delete": "configurations",
 	"template pull": "templates", "template export": "templates", "template delete": "templates",
-	"instance stats": "instances", "instance pprof": "instances",
+	"instance stats": "instances", "instance pprof": "instances", "instance files": "files",
 	"node info": "nodes", "node drain": "nodes", "node undrain": "nodes", "node revoke": "nodes", "node delete": "nodes",
 	"key revoke": "keys",
 }
@@ -90,6 +93,10 @@ var dynamicCompletions = map[string]string{
 func runComplete(e cliEnv, args []string) int {
 	if len(args) != 1 {
 		return exitUsage
+	}
+	if args[0] == "files" { // the verbs of "instance files" (the id follows them): no master to ask
+		fmt.Fprintln(e.stdout, strings.Join([]string{"ls", "get", "put", "rm", "mkdir", "mv", "unzip"}, "\n"))
+		return exitOK
 	}
 	r, code := connect(e.ctx, &connFlags{output: "table"}, e.getenv, e.stdin, e.stdout, io.Discard)
 	if r == nil {
