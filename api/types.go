@@ -15,6 +15,22 @@ type Error struct {
 // Ping is the body of GET /api/ping.
 type Ping struct {
 	Status string `json:"status"`
+	// In a cluster of masters: whether this one leads, and the leader's
+	// API URL (when one is known).
+	Leader    *bool  `json:"leader,omitempty"`
+	LeaderURL string `json:"leaderUrl,omitempty"`
+}
+
+// Master is one master of a cluster (GET /api/cluster/masters).
+type Master struct {
+	ID            string `json:"id"`
+	RaftAddress   string `json:"raftAddress"`
+	APIURL        string `json:"apiUrl"`
+	Leader        bool   `json:"leader"`
+	Term          uint64 `json:"term"`
+	LastContactMs int64  `json:"lastContactMs"`
+	AppliedIndex  uint64 `json:"appliedIndex"`
+	State         string `json:"state"` // leader, follower, candidate, unreachable
 }
 
 // Node is the body of GET /api/node: public facts about the master node.

@@ -141,6 +141,7 @@ type Manager struct {
 	// binary does not link (docker): the master's own binary.
 	fullSupervisorCmd []string
 	reconcile         chan struct{} // a pass is wanted
+	follower          atomic.Bool   // in a cluster, another master leads: no reconciling
 	stopReconcile     chan struct{}
 	reconcileDone     chan struct{}
 	stopOnce          sync.Once               // closes stopReconcile (Shutdown may come twice)

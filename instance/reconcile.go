@@ -15,6 +15,17 @@ func (m *Manager) reconcileSoon() {
 	}
 }
 
+// SetLeader tells the manager whether this master leads its cluster: the
+// reconciler (creates below minimums, losses of unreachable instances)
+// runs on the leader only, from the moment it gains the leadership to the
+// moment it loses it. A master alone is always its own leader.
+func (m *Manager) SetLeader(leader bool) {
+	m.follower.Store(!leader)
+	if leader {
+		m.reconcileSoon()
+	}
+}
+
 // ConfigurationChanged tells the reconciler a configuration was stored or
 // deleted.
 func (m *Manager) ConfigurationChanged() { m.reconcileSoon() }
@@ -55,6 +66,9 @@ type createRetry struct {
 // instance that failed stops counting as active as soon as it is OFFLINE
 // without a pending restart.
 func (m *Manager) reconcilePass() {
+	if m.follower.Load() {
+		return // in a cluster of masters, only the leader reconciles
+	}
 	m.loseUnreachable()
 	cfgs, err := m.opt.Store.ListConfigurations()
 	if err != nil {

@@ -69,6 +69,8 @@ type Config struct {
 	// host:port put in join commands (default: the public URL's host and
 	// ClusterAddr's port). ClusterTLSCert/Key serve it with TLS.
 	ClusterAddr string
+	// HA makes the master one of a Raft cluster of masters.
+	HA HAConfig
 	// NoLocalInstances places no instance on the master's own node.
 	NoLocalInstances bool
 	// LocalCapacity is what the master's own node offers its instances

@@ -11,7 +11,17 @@ import (
 )
 
 func (m *Master) handlePing(c *gin.Context) {
-	c.JSON(http.StatusOK, api.Ping{Status: "ok"})
+	p := api.Ping{Status: "ok"}
+	if m.ha != nil {
+		leader := m.ha.IsLeader()
+		p.Leader = &leader
+		if leader {
+			p.LeaderURL = m.baseURL
+		} else if l, ok := m.ha.Leader(c.Request.Context()); ok {
+			p.LeaderURL = l.APIURL
+		}
+	}
+	c.JSON(http.StatusOK, p)
 }
 
 // handleNode answers public facts about this node: version, uptime and

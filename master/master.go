@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/cluster/ha"
 	"github.com/universe-orchestrator/universe/cluster/hub"
 	"github.com/universe-orchestrator/universe/console"
 	"github.com/universe-orchestrator/universe/instance"
@@ -37,6 +38,8 @@ func init() {
 // stop it with Close. Stopped is closed when an operator asks it to stop.
 type Master struct {
 	cfg Config
+	// ha is this master's Raft node in a cluster (nil alone).
+	ha *ha.Node
 	// baseURL is where the master is reached: --public-url, else the
 	// address it serves on (set by Open), as instances are told.
 	baseURL string
@@ -109,6 +112,9 @@ func New(cfg Config) (*Master, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	// The keyring follows what the replicated log applies (in a cluster,
+	// other masters' writes too).
+	db.OnApplied(func(cmd storage.Command) { keys.Observe(cmd.Op, cmd.Key, cmd.ID) })
 	m := &Master{
 		cfg:         cfg,
 		log:         cfg.Logger,
@@ -306,6 +312,12 @@ func (m *Master) Open() error {
 		m.baseURL = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 		m.instances.SetMasterURL(m.baseURL)
 	}
+	if m.cfg.HA.Enabled() {
+		if err := m.openHA(); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
 	m.srv = &http.Server{
 		Handler:           m.engine,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -390,6 +402,9 @@ func (m *Master) requestStop() { m.stopOnce.Do(func() { close(m.stopped) }) }
 func (m *Master) Close() error {
 	m.closeOnce.Do(func() {
 		m.log.Info("master stopping")
+		if m.ha != nil {
+			m.ha.HandOver() // writes pause only while another master takes over
+		}
 		m.wsMu.Lock()
 		m.closing = true // from here no session is added to wsWG
 		m.wsMu.Unlock()
@@ -413,6 +428,9 @@ func (m *Master) Close() error {
 		}
 		m.log.Info("instances stopped", "duration", time.Since(start).Round(time.Millisecond))
 		m.hub.Close()
+		if m.ha != nil {
+			_ = m.ha.Close()
+		}
 		_ = m.templates.Close()
 		if err := m.keys.Flush(); err != nil {
 			m.closeErr = err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/cluster/ha"
 	"github.com/universe-orchestrator/universe/master/auth"
 )
 
@@ -163,6 +164,11 @@ func (m *Master) recoverPanics(c *gin.Context) {
 // trusted proxy, what it says in X-Forwarded-For / X-Real-IP (gin's
 // ClientIP walks those). The common case allocates nothing.
 func (m *Master) clientAddr(c *gin.Context) netip.Addr {
+	// A request another master forwarded over the masters' mutual TLS:
+	// the client is who that master saw.
+	if a, ok := ha.ForwardedClient(c.Request); ok {
+		return a
+	}
 	ap, err := netip.ParseAddrPort(c.Request.RemoteAddr)
 	if err == nil {
 		peer := ap.Addr().Unmap()

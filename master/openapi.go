@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster/ha"
 )
 
 // The OpenAPI 3.1 document of the REST API (GET /api/openapi.json). The
@@ -83,6 +84,7 @@ func operations() []operation {
 			params: []param{{name: "name", in: "path", desc: "the profile; empty for the index", kind: "string", required: true}}, status: 200, respType: "application/octet-stream"},
 		{method: "GET", path: "/api/instances/{id}/debug/pprof/{name}", also: []int{409}, summary: "Go profiles of an instance's supervisor, wherever it runs (profile, heap, allocs, goroutine, threadcreate, block, mutex); 409 when it is not running", access: accessAll,
 			params: []param{pathID, {name: "name", in: "path", desc: "the profile", kind: "string", required: true}, {name: "seconds", in: "query", desc: "profile only: 1 to 60, default 30", kind: "integer"}}, status: 200, respType: "application/octet-stream"},
+		{method: "GET", path: "/api/cluster/masters", summary: "The masters of the cluster (one, alone): leader, term, last contact, applied index, state", access: accessAll, status: 200, resp: []ha.Master{}},
 		{method: "GET", path: "/api/audit", summary: "Newest audit entries", access: accessAll, status: 200, resp: []api.AuditEntry{},
 			params: []param{{name: "limit", in: "query", desc: "1 to 1000, default 100", kind: "integer"}}},
 

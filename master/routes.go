@@ -27,7 +27,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	// Outermost first: id, metrics + access log, error rendering, panic
 	// recovery (inside rendering so a panic is rendered as a 500), then the
 	// checks that apply to every request.
-	e.Use(m.requestID, m.observe, m.renderErrors, m.recoverPanics, m.allowList, m.guardBody)
+	e.Use(m.requestID, m.observe, m.renderErrors, m.recoverPanics, m.allowList, m.guardBody, m.forwardWrites)
 
 	open := e.Group("/api")
 	open.GET("/ping", m.handlePing)
@@ -57,6 +57,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.POST("/commands/execute", m.handleCommandExecute)
 	admin.GET("/console", m.handleConsoleWS)
 	admin.GET("/audit", m.handleAuditList)
+	admin.GET("/cluster/masters", m.handleMasters)
 	admin.GET("/debug/pprof/*name", m.handlePprof)
 
 	admin.GET("/configurations", m.handleConfigList)

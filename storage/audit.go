@@ -15,6 +15,9 @@ var metaAuditBytes = []byte("audit_bytes")
 // AppendAudit stores e with the next sequence number and drops the oldest
 // entries beyond the audit limits (entries and bytes), in one transaction.
 func (db *DB) AppendAudit(e universe.AuditEntry) error {
+	if db.rep != nil {
+		return db.replicate(Command{Op: OpAudit, Audit: &e})
+	}
 	return db.group.update(func(tx *bolt.Tx) error { return db.appendAudit(tx, e) })
 }
 

@@ -51,6 +51,8 @@ type DB struct {
 	auditLimit int
 	auditBytes int
 	group      *groupCommit // key and audit writes
+	rep        Replicator   // in a cluster: writes of replicated state go through it
+	applied    []func(Command)
 }
 
 // Open creates dir (mode 0700) if needed and opens <dir>/universe.db (mode

@@ -11,9 +11,18 @@ import (
 
 // PutConfiguration stores c under c.Name, replacing any earlier version.
 func (db *DB) PutConfiguration(c api.Configuration) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketConfigurations), c.Name, c)
-	})
+	if db.rep != nil {
+		return db.replicate(Command{Op: OpConfigPut, Config: &c})
+	}
+	return db.putConfiguration(c)
+}
+
+func (db *DB) putConfiguration(c api.Configuration) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return putConfigurationTx(tx, c) })
+}
+
+func putConfigurationTx(tx *bolt.Tx, c api.Configuration) error {
+	return putJSON(tx.Bucket(bucketConfigurations), c.Name, c)
 }
 
 // GetConfiguration returns the configuration called name. Errors: ENOTFOUND.
@@ -32,13 +41,22 @@ func (db *DB) GetConfiguration(name string) (api.Configuration, error) {
 // DeleteConfiguration removes the configuration called name. Errors:
 // ENOTFOUND.
 func (db *DB) DeleteConfiguration(name string) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketConfigurations)
-		if b.Get([]byte(name)) == nil {
-			return universe.Errorf(universe.ENOTFOUND, "no configuration named %q", name)
-		}
-		return b.Delete([]byte(name))
-	})
+	if db.rep != nil {
+		return db.replicate(Command{Op: OpConfigDelete, Name: name})
+	}
+	return db.deleteConfiguration(name)
+}
+
+func (db *DB) deleteConfiguration(name string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return deleteConfigurationTx(tx, name) })
+}
+
+func deleteConfigurationTx(tx *bolt.Tx, name string) error {
+	b := tx.Bucket(bucketConfigurations)
+	if b.Get([]byte(name)) == nil {
+		return universe.Errorf(universe.ENOTFOUND, "no configuration named %q", name)
+	}
+	return b.Delete([]byte(name))
 }
 
 // ListConfigurations returns every configuration, ordered by name.

@@ -14,7 +14,18 @@ import (
 // the same time). Returns ECONFLICT if its label or id is taken (labels and
 // ids share one namespace so that "revoke <label|id>" is never ambiguous).
 func (db *DB) CreateKey(k universe.KeyRecord, audit *universe.AuditEntry) error {
-	return db.group.update(func(tx *bolt.Tx) error {
+	if db.rep != nil {
+		return db.replicate(Command{Op: OpKeyCreate, Key: &k, Audit: audit})
+	}
+	return db.createKey(k, audit)
+}
+
+func (db *DB) createKey(k universe.KeyRecord, audit *universe.AuditEntry) error {
+	return db.group.update(func(tx *bolt.Tx) error { return db.createKeyTx(tx, k, audit) })
+}
+
+func (db *DB) createKeyTx(tx *bolt.Tx, k universe.KeyRecord, audit *universe.AuditEntry) error {
+	{
 		labels := tx.Bucket(bucketKeyLabels)
 		keys := tx.Bucket(bucketKeys)
 		if labels.Get([]byte(k.Label)) != nil || keys.Get([]byte(k.Label)) != nil {
@@ -33,21 +44,30 @@ func (db *DB) CreateKey(k universe.KeyRecord, audit *universe.AuditEntry) error 
 			return db.appendAudit(tx, *audit)
 		}
 		return nil
-	})
+	}
 }
 
 // DeleteKey removes the key with the given id. Returns ENOTFOUND if none.
 func (db *DB) DeleteKey(id string) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		k, err := getKey(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketKeyLabels).Delete([]byte(k.Label)); err != nil {
-			return fmt.Errorf("delete label: %w", err)
-		}
-		return tx.Bucket(bucketKeys).Delete([]byte(id))
-	})
+	if db.rep != nil {
+		return db.replicate(Command{Op: OpKeyDelete, ID: id})
+	}
+	return db.deleteKey(id)
+}
+
+func (db *DB) deleteKey(id string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return deleteKeyTx(tx, id) })
+}
+
+func deleteKeyTx(tx *bolt.Tx, id string) error {
+	k, err := getKey(tx, id)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketKeyLabels).Delete([]byte(k.Label)); err != nil {
+		return fmt.Errorf("delete label: %w", err)
+	}
+	return tx.Bucket(bucketKeys).Delete([]byte(id))
 }
 
 // ListKeys returns every stored key, ordered by id.
@@ -69,8 +89,8 @@ func (db *DB) ListKeys() ([]universe.KeyRecord, error) {
 // TouchKeys records last-used times for many keys in one transaction. Ids
 // that no longer exist are skipped (the key was revoked meanwhile).
 func (db *DB) TouchKeys(lastUsed map[string]time.Time) error {
-	if len(lastUsed) == 0 {
-		return nil
+	if len(lastUsed) == 0 || db.rep != nil {
+		return nil // in a cluster, last-used times stay in each master's memory (not yet replicated)
 	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		for id, t := range lastUsed {

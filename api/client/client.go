@@ -544,6 +544,13 @@ func (c *Client) RevokeNode(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/api/cluster/nodes/"+seg(name), nil, nil, nil)
 }
 
+// Masters lists the masters of the cluster (GET /api/cluster/masters).
+func (c *Client) Masters(ctx context.Context) ([]api.Master, error) {
+	var out []api.Master
+	err := c.do(ctx, "GET", "/api/cluster/masters", nil, nil, &out)
+	return out, err
+}
+
 // DeleteNode revokes a node, if it is not yet, and removes it from the
 // list (DELETE /api/cluster/nodes/{name}?forget=true).
 func (c *Client) DeleteNode(ctx context.Context, name string) error {

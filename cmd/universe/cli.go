@@ -711,6 +711,8 @@ func runCLI(e cliEnv, args []string) (code int, ok bool) {
 		return nodeGroup.run(e, args[1:]), true
 	case "template":
 		return templateGroup.run(e, args[1:]), true
+	case "cluster":
+		return clusterGroup.run(e, args[1:]), true
 	case "console":
 		return runRemote(e, consoleCommand, args[1:]), true
 	case "audit":
@@ -802,3 +804,14 @@ func instanceFiles(r *remote, a []string) int {
 	fmt.Fprintln(r.stderr, "usage: universe instance files ls <id> [folder] | get <id> <path> [local file] | put <id> <path> <local file> | rm <id> <path> | mkdir <id> <folder> | mv <id> <from> <to> | unzip <id> <zip> [folder]")
 	return exitUsage
 }
+
+// clusterGroup is "universe cluster ...": the masters of a cluster.
+var clusterGroup = group{name: "cluster", subs: map[string]*command{
+	"status": {usage: "cluster status", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
+		list, err := r.c.Masters(r.ctx)
+		return printList(r, list, err, []string{"ID", "STATE", "LEADER", "TERM", "APPLIED", "LAST CONTACT", "API"}, func(m api.Master) []string {
+			return []string{m.ID, m.State, strconv.FormatBool(m.Leader), strconv.FormatUint(m.Term, 10), strconv.FormatUint(m.AppliedIndex, 10),
+				strconv.FormatInt(m.LastContactMs, 10) + " ms", m.APIURL}
+		})
+	}},
+}}

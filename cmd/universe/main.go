@@ -208,6 +208,12 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	mountRoots := fs.String("docker-mount-root", envOr(getenv, "UNIVERSE_DOCKER_MOUNT_ROOT", ""), "comma-separated host folders under which docker configurations may bind-mount paths (dockerOptions.mounts; default none) (env UNIVERSE_DOCKER_MOUNT_ROOT)")
 	allowCaps := fs.String("docker-allow-cap", envOr(getenv, "UNIVERSE_DOCKER_ALLOW_CAPS", ""), "capabilities beyond Docker's default set that docker configurations may add, comma-separated, e.g. SYS_PTRACE (env UNIVERSE_DOCKER_ALLOW_CAPS)")
 	cgroups := fs.String("cgroup-parent", envOr(getenv, "UNIVERSE_CGROUP_PARENT", def.CgroupParent), "cgroup v2 directory for instance cgroups (ramMB, cpu limits): auto, off, or a path (env UNIVERSE_CGROUP_PARENT)")
+	haAddr := fs.String("ha-addr", envOr(getenv, "UNIVERSE_HA_ADDR", ""), "HOST:PORT this master listens on for the other masters (Raft, mutual TLS); enables a cluster of masters (env UNIVERSE_HA_ADDR)")
+	haPeers := fs.String("ha-peers", envOr(getenv, "UNIVERSE_HA_PEERS", ""), "every master's advertised HOST:PORT, this one's too, comma-separated; the same on every master (env UNIVERSE_HA_PEERS)")
+	haSecret := fs.String("ha-secret-file", envOr(getenv, "UNIVERSE_HA_SECRET_FILE", ""), "file (mode 0600) holding the secret the masters share (env UNIVERSE_HA_SECRET_FILE)")
+	haAdv := fs.String("ha-advertise", envOr(getenv, "UNIVERSE_HA_ADVERTISE", ""), "HOST:PORT the other masters reach this one at (default: --ha-addr) (env UNIVERSE_HA_ADVERTISE)")
+	haID := fs.String("ha-id", envOr(getenv, "UNIVERSE_HA_ID", ""), "this master's entry in --ha-peers (default: --ha-advertise) (env UNIVERSE_HA_ID)")
+	haSingle := fs.Bool("ha-bootstrap-from-single", envOr(getenv, "UNIVERSE_HA_BOOTSTRAP_FROM_SINGLE", "") == "true", "carry this data directory's single-master state into the new cluster (env UNIVERSE_HA_BOOTSTRAP_FROM_SINGLE=true)")
 	nodeRAM := fs.Int("node-ram", envInt(getenv, "UNIVERSE_NODE_RAM"), "RAM in MB the master's own node offers its instances (ramMB of configurations); 0 = no limit (env UNIVERSE_NODE_RAM)")
 	nodeCPU := fs.Int("node-cpu", envInt(getenv, "UNIVERSE_NODE_CPU"), "CPU the master's own node offers its instances, 100 = one core; 0 = no limit (env UNIVERSE_NODE_CPU)")
 	noLocal := fs.Bool("no-local-instances", envOr(getenv, "UNIVERSE_NO_LOCAL_INSTANCES", "") == "true", "place no instance on the master's own node, only on agents (env UNIVERSE_NO_LOCAL_INSTANCES=true)")
@@ -238,6 +244,15 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.KeepInstances, cfg.CgroupParent, cfg.NoResume = *keep, *cgroups, *noResume
 	cfg.ClusterAddr, cfg.ClusterAdvertise, cfg.ClusterTLSCert, cfg.ClusterTLSKey = *clusterAddr, *clusterAdv, *clusterCert, *clusterKey
 	cfg.NoLocalInstances = *noLocal
+	cfg.HA = master.HAConfig{Addr: *haAddr, Advertise: *haAdv, ID: *haID, SecretFile: *haSecret, Peers: splitList(*haPeers), BootstrapFromSingle: *haSingle}
+	if cfg.HA.Addr == "" && (len(cfg.HA.Peers) > 0 || cfg.HA.SecretFile != "") {
+		fmt.Fprintln(stderr, "universe: --ha-peers and --ha-secret-file go with --ha-addr")
+		return exitUsage
+	}
+	if cfg.HA.Addr != "" && len(cfg.HA.Peers) == 0 {
+		fmt.Fprintln(stderr, "universe: --ha-addr needs --ha-peers (every master's address, this one's too)")
+		return exitUsage
+	}
 	if *nodeRAM < 0 || *nodeCPU < 0 {
 		fmt.Fprintln(stderr, "universe: --node-ram and --node-cpu take 0 (no limit) or more")
 		return exitUsage

@@ -215,10 +215,9 @@ func (r *Keyring) CreateAudited(label string, scope universe.Scope, expiresIn ti
 	if err := r.store.CreateKey(rec, entry); err != nil {
 		return nil, "", err
 	}
-	k := newKey(rec)
 	r.writeMu.Lock() // in memory before the reservation goes (the deferred func)
 	r.mu.Lock()
-	r.insert(k)
+	k := r.insertOnce(newKey(rec))
 	r.mu.Unlock()
 	r.writeMu.Unlock()
 	return k, token, nil
@@ -237,9 +236,8 @@ func (r *Keyring) IssueInstanceKey(id string) (string, error) {
 	if err := r.store.CreateKey(rec, nil); err != nil {
 		return "", err
 	}
-	k := newKey(rec)
 	r.mu.Lock()
-	r.insert(k)
+	r.insertOnce(newKey(rec))
 	r.mu.Unlock()
 	return token, nil
 }
@@ -291,16 +289,79 @@ func (r *Keyring) Revoke(labelOrID string) (universe.KeyRecord, error) {
 	if err := r.store.DeleteKey(k.rec.ID); err != nil {
 		return universe.KeyRecord{}, err
 	}
+	r.forget(k.rec.ID) // (in a cluster, the applied command may have done it already)
+	return k.Record(), nil
+}
+
+// forget removes key id from memory, cancels it and tells the revocation
+// hooks, once.
+func (r *Keyring) forget(id string) {
 	r.mu.Lock()
-	delete(r.byHash, k.rec.Hash)
-	delete(r.byID, k.rec.ID)
-	delete(r.byLabel, k.rec.Label)
+	k, ok := r.byID[id]
+	if ok {
+		delete(r.byHash, k.rec.Hash)
+		delete(r.byID, k.rec.ID)
+		delete(r.byLabel, k.rec.Label)
+	}
 	r.mu.Unlock()
+	if !ok {
+		return
+	}
 	k.revoke()
 	for _, f := range r.onRevoke {
 		f(k.rec.ID)
 	}
-	return k.Record(), nil
+}
+
+// insertOnce inserts k unless a key of its id is there already (put there
+// by Observe); it returns the key in memory. Caller holds mu.
+func (r *Keyring) insertOnce(k *Key) *Key {
+	if have, ok := r.byID[k.rec.ID]; ok {
+		return have
+	}
+	r.insert(k)
+	return k
+}
+
+// Observe follows a write of keys that the replicated log applied (in a
+// cluster, other masters' writes too): a key made is put in memory, a key
+// deleted is revoked here as well, and a restored snapshot reloads all.
+// It takes only the memory lock: it runs while a write of this keyring
+// waits for the same command.
+func (r *Keyring) Observe(op string, rec *universe.KeyRecord, id string) {
+	switch op {
+	case "key.create":
+		if rec != nil {
+			r.mu.Lock()
+			r.insertOnce(newKey(*rec))
+			r.mu.Unlock()
+		}
+	case "key.delete":
+		r.forget(id)
+	case "restore":
+		recs, err := r.store.ListKeys()
+		if err != nil {
+			return
+		}
+		keep := map[string]bool{}
+		for _, rec := range recs {
+			keep[rec.ID] = true
+			r.mu.Lock()
+			r.insertOnce(newKey(rec))
+			r.mu.Unlock()
+		}
+		r.mu.RLock()
+		var gone []string
+		for id := range r.byID {
+			if !keep[id] {
+				gone = append(gone, id)
+			}
+		}
+		r.mu.RUnlock()
+		for _, id := range gone {
+			r.forget(id)
+		}
+	}
 }
 
 // Authenticate returns the live key whose token is token. It does no I/O and

@@ -1,0 +1,481 @@
+// Package ha replicates the master's state over Raft (hashicorp/raft, its
+// log and stable store in raft-boltdb): three or five masters, any of
+// them answers, the leader alone writes, and bbolt on every master is
+// written only by applying committed entries (storage.DB.ApplyCommand, the
+// FSM). Masters talk mutual TLS whose CA derives from a shared secret; one
+// port carries Raft and HTTP (a follower forwarding a write to the leader,
+// a master asking another for its status), told apart by the first byte.
+package ha
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/storage"
+)
+
+// Options configure a master's part in a cluster.
+type Options struct {
+	// ID is how this master finds itself in Peers (default: Advertise).
+	ID string
+	// Bind is where it listens (--ha-addr); Advertise where the others
+	// reach it (default: Bind).
+	Bind, Advertise string
+	// Peers are the advertised addresses of every master, its own among
+	// them; the same list on every master of a new cluster.
+	Peers []string
+	// Secret is the shared secret (the 0600 --ha-secret-file's content).
+	Secret []byte
+	// Dir holds the Raft log and snapshots (<data>/raft).
+	Dir string
+	// Store is the state the log is applied to.
+	Store *storage.DB
+	// APIURL is this master's REST API, as clients reach it.
+	APIURL string
+	// Handler serves what other masters forward (the master's router).
+	Handler http.Handler
+	// OnLeader is told when this master becomes the leader (true) and
+	// when it stops being it (false): leader-only work starts and stops.
+	OnLeader func(bool)
+	Logger   *slog.Logger
+}
+
+// Node is this master in the cluster.
+type Node struct {
+	opt       Options
+	r         *raft.Raft
+	mux       *mux
+	client    *tls.Config
+	logStore  *raftboltdb.BoltStore
+	http      *http.Server
+	forward   *http.Client
+	leader    atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// ErrNoLeader is an Apply without a leader to take it.
+var ErrNoLeader = universe.Errorf(universe.EUNAVAILABLE, "the cluster has no leader at the moment (an election is under way, or too few masters are reachable); try again shortly")
+
+// Open starts this master's Raft node: a new cluster's first start forms
+// it from Peers (every master bootstraps the same configuration, and one
+// election decides).
+func Open(opt Options) (*Node, error) {
+	if opt.Advertise == "" {
+		opt.Advertise = opt.Bind
+	}
+	if opt.ID == "" {
+		opt.ID = opt.Advertise
+	}
+	if !slices.Contains(opt.Peers, opt.ID) {
+		return nil, fmt.Errorf("--ha-peers does not list this master (%s); list every master's advertised address, this one's too", opt.ID)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	server, client, err := tlsConfigs(opt.Secret)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opt.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("listen on --ha-addr %s: %w", opt.Bind, err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", opt.Advertise)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("--ha-advertise %s: %w", opt.Advertise, err)
+	}
+	n := &Node{opt: opt, client: client, done: make(chan struct{})}
+	n.mux = newMux(ln, server)
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{opt.Logger}})
+	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &streamLayer{subListener: n.mux.raft, conf: client, adv: adv},
+		MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog,
+	})
+	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(opt.Dir, "raft.db")})
+	if err != nil {
+		n.mux.close()
+		return nil, fmt.Errorf("open the Raft log: %w", err)
+	}
+	n.logStore = logStore
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(opt.Dir, 2, hlog)
+	if err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(opt.ID)
+	conf.Logger = hlog
+	conf.HeartbeatTimeout = 500 * time.Millisecond
+	conf.ElectionTimeout = 500 * time.Millisecond
+	conf.LeaderLeaseTimeout = 250 * time.Millisecond
+	conf.CommitTimeout = 5 * time.Millisecond
+	conf.SnapshotThreshold = 8192
+	had, err := raft.HasExistingState(logStore, logStore, snaps)
+	if err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	r, err := raft.NewRaft(conf, &fsm{db: opt.Store}, logStore, logStore, snaps, transport)
+	if err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	n.r = r
+	if !had {
+		var servers []raft.Server
+		for _, p := range opt.Peers {
+			servers = append(servers, raft.Server{ID: raft.ServerID(p), Address: raft.ServerAddress(p), Suffrage: raft.Voter})
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			_ = n.Close()
+			return nil, fmt.Errorf("form the cluster: %w", err)
+		}
+	}
+	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.wg.Add(2)
+	go func() { defer n.wg.Done(); _ = n.http.Serve(n.mux.http) }()
+	go func() { defer n.wg.Done(); n.watchLeadership() }()
+	n.forward = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			addr, _ := n.r.LeaderWithID()
+			if addr == "" {
+				return nil, ErrNoLeader
+			}
+			return dial(string(addr), n.client, muxHTTP, 5*time.Second)
+		},
+		MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second,
+	}, Timeout: 30 * time.Second}
+	return n, nil
+}
+
+// watchLeadership tells OnLeader when this master gains or loses the
+// leadership.
+func (n *Node) watchLeadership() {
+	ch := n.r.LeaderCh()
+	for {
+		select {
+		case <-n.done:
+			return
+		case isLeader := <-ch:
+			n.leader.Store(isLeader)
+			n.opt.Logger.Info("raft leadership", "leader", isLeader, "term", n.r.CurrentTerm())
+			if n.opt.OnLeader != nil {
+				n.opt.OnLeader(isLeader)
+			}
+		}
+	}
+}
+
+// IsLeader says whether this master leads now.
+func (n *Node) IsLeader() bool { return n.r.State() == raft.Leader }
+
+// Term is the current Raft term.
+func (n *Node) Term() uint64 { return n.r.CurrentTerm() }
+
+// Apply replicates cmd (storage.Replicator): on the leader it is committed
+// and applied here; a follower hands it to the leader, which answers once
+// it is committed. Errors: the FSM's (the write's own answer), ErrNoLeader.
+func (n *Node) Apply(cmd []byte) error {
+	if n.IsLeader() {
+		f := n.r.Apply(cmd, 10*time.Second)
+		if err := f.Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return ErrNoLeader
+			}
+			return fmt.Errorf("raft apply: %w", err)
+		}
+		if err, ok := f.Response().(error); ok && err != nil {
+			return err
+		}
+		return nil
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://leader/ha/apply", bytes.NewReader(cmd))
+	resp, err := n.forward.Do(req)
+	if err != nil {
+		return ErrNoLeader
+	}
+	defer resp.Body.Close()
+	var out applyReply
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&out); err != nil {
+		return ErrNoLeader
+	}
+	if out.Code != "" {
+		return universe.Errorf(out.Code, "%s", out.Message)
+	}
+	// Committed on the leader: wait until this master has applied it too,
+	// so what a client reads here after the answer includes it.
+	deadline := time.Now().Add(5 * time.Second)
+	for n.r.AppliedIndex() < out.Index && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+type applyReply struct {
+	Index   uint64 `json:"index"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Forward sends an API request to the leader and copies its answer to w.
+// false: there is no leader to send it to.
+func (n *Node) Forward(w http.ResponseWriter, r *http.Request) bool {
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, "http://leader"+r.URL.RequestURI(), r.Body)
+	if err != nil {
+		return false
+	}
+	out.Header = r.Header.Clone()
+	out.Header.Set("X-Universe-Forwarded-By", n.opt.ID)
+	out.ContentLength = r.ContentLength
+	resp, err := n.forward.Do(out)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+	return true
+}
+
+// routes serve the other masters: forwarded API requests, forwarded
+// commands, and this master's status.
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /ha/apply", func(w http.ResponseWriter, r *http.Request) {
+		cmd, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		var out applyReply
+		if err == nil {
+			if !n.IsLeader() {
+				err = ErrNoLeader
+			} else {
+				f := n.r.Apply(cmd, 10*time.Second)
+				if err = f.Error(); err == nil {
+					out.Index = f.Index()
+					if e, ok := f.Response().(error); ok {
+						err = e
+					}
+				}
+			}
+		}
+		if err != nil {
+			out.Code, out.Message = universe.ErrorCode(err), universe.ErrorMessage(err)
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("GET /ha/info", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(n.self())
+	})
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a, err := netip.ParseAddr(r.Header.Get("X-Universe-Client")); err == nil {
+			r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, a))
+		}
+		n.opt.Handler.ServeHTTP(w, r)
+	}))
+	return mux
+}
+
+type forwardedKey struct{}
+
+// ForwardedClient is the client address of a request another master
+// forwarded (it came over the masters' mutual TLS, whose peers are
+// trusted to say so); false for any other request.
+func ForwardedClient(r *http.Request) (netip.Addr, bool) {
+	a, ok := r.Context().Value(forwardedKey{}).(netip.Addr)
+	return a, ok
+}
+
+// Master is one master as GET /api/cluster/masters shows it.
+type Master = api.Master
+
+func (n *Node) self() Master {
+	st := n.r.State()
+	m := Master{ID: n.opt.ID, RaftAddress: n.opt.Advertise, APIURL: n.opt.APIURL, Leader: st == raft.Leader,
+		Term: n.r.CurrentTerm(), AppliedIndex: n.r.AppliedIndex(), State: stateName(st)}
+	if st != raft.Leader {
+		if lc := n.r.LastContact(); !lc.IsZero() {
+			m.LastContactMs = time.Since(lc).Milliseconds()
+		}
+	}
+	return m
+}
+
+func stateName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Candidate:
+		return "candidate"
+	default:
+		return "follower"
+	}
+}
+
+// Masters asks every master of the configuration for its status (1 s
+// each, at once); one that does not answer is "unreachable".
+func (n *Node) Masters(ctx context.Context) []Master {
+	f := n.r.GetConfiguration()
+	if f.Error() != nil {
+		return []Master{n.self()}
+	}
+	servers := f.Configuration().Servers
+	out := make([]Master, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		if string(s.ID) == n.opt.ID {
+			out[i] = n.self()
+			continue
+		}
+		out[i] = Master{ID: string(s.ID), RaftAddress: string(s.Address), State: "unreachable"}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if m, err := n.info(ctx, string(s.Address)); err == nil {
+				out[i] = m
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// info asks the master at addr for its status.
+func (n *Node) info(ctx context.Context, addr string) (Master, error) {
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			return dial(addr, n.client, muxHTTP, time.Second)
+		},
+	}}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://master/ha/info", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return Master{}, err
+	}
+	defer resp.Body.Close()
+	var m Master
+	err = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&m)
+	return m, err
+}
+
+// Leader returns the leader's status (its API URL for clients), and
+// whether there is one this master can reach.
+func (n *Node) Leader(ctx context.Context) (Master, bool) {
+	if n.IsLeader() {
+		return n.self(), true
+	}
+	addr, _ := n.r.LeaderWithID()
+	if addr == "" {
+		return Master{}, false
+	}
+	m, err := n.info(ctx, string(addr))
+	return m, err == nil
+}
+
+// HandOver gives the leadership to another master before this one stops
+// (a graceful stop), so writes pause only for the transfer.
+func (n *Node) HandOver() {
+	if n.IsLeader() {
+		if err := n.r.LeadershipTransfer().Error(); err != nil {
+			n.opt.Logger.Warn("hand the leadership over", "err", err)
+		}
+	}
+}
+
+// Close leaves the cluster's work (not its membership): Raft stops, the
+// port closes.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.done)
+		if n.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = n.http.Shutdown(ctx)
+			cancel()
+		}
+		if n.r != nil {
+			_ = n.r.Shutdown().Error()
+		}
+		n.closeStores()
+		n.wg.Wait()
+	})
+	return nil
+}
+
+func (n *Node) closeStores() {
+	n.mux.close()
+	if n.logStore != nil {
+		_ = n.logStore.Close()
+	}
+}
+
+// fsm applies committed commands to the state store.
+type fsm struct{ db *storage.DB }
+
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	return f.db.ApplyCommand(l.Index, l.Data)
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	var buf bytes.Buffer
+	if err := f.db.Snapshot(&buf); err != nil {
+		return nil, err
+	}
+	return snapshot(buf.Bytes()), nil
+}
+
+func (f *fsm) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	return f.db.Restore(r)
+}
+
+type snapshot []byte
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (snapshot) Release() {}
+
+// slogWriter feeds hclog's lines into the master's log.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn("raft", "msg", string(bytes.TrimSpace(p)))
+	return len(p), nil
+}

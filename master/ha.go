@@ -1,0 +1,265 @@
+package master
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster/ha"
+	"github.com/universe-orchestrator/universe/storage"
+)
+
+// HAConfig makes the master one of a Raft cluster of masters (--ha-*).
+type HAConfig struct {
+	Addr, Advertise, ID string
+	Peers               []string
+	SecretFile          string
+	// BootstrapFromSingle lets a single master's data (configurations,
+	// keys) become the new cluster's first state.
+	BootstrapFromSingle bool
+}
+
+// Enabled says whether the master runs in a cluster.
+func (c HAConfig) Enabled() bool { return c.Addr != "" }
+
+// readSecret reads the shared secret: a file of mode 0600 (or stricter).
+func readSecret(path string) ([]byte, error) {
+	if path == "" {
+		return nil, universe.Errorf(universe.EINVALID, "--ha-secret-file is required with --ha-addr")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, universe.Errorf(universe.EINVALID, "--ha-secret-file: %v", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, universe.Errorf(universe.EINVALID, "--ha-secret-file %s is readable by others (mode %o): chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, universe.Errorf(universe.EINVALID, "--ha-secret-file: %v", err)
+	}
+	b = []byte(strings.TrimSpace(string(b)))
+	if len(b) < 16 {
+		return nil, universe.Errorf(universe.EINVALID, "--ha-secret-file holds fewer than 16 bytes: make a long random secret (say, openssl rand -hex 32)")
+	}
+	return b, nil
+}
+
+// seedFile keeps, across a crash, the state this master had before it
+// joined its cluster, until the cluster has taken it.
+const seedFile = "seed.json"
+
+// seed is a master's state from before its cluster: its keys and
+// configurations.
+type seed struct {
+	Keys    []universe.KeyRecord `json:"keys"`
+	Configs []api.Configuration  `json:"configurations"`
+}
+
+// prepareSeed runs at a data directory's first start in a cluster (no
+// Raft state yet): what the master had on its own (keys made offline
+// with "key create --data", a single master's configurations with
+// --ha-bootstrap-from-single) is kept in <raft>/seed.json, and given to
+// the cluster as commands once it has a leader (submitSeed). A single
+// master's configurations without --ha-bootstrap-from-single are refused:
+// they would be dropped or doubled without a word.
+func (m *Master) prepareSeed(raftDir string) error {
+	if _, err := os.Stat(filepath.Join(raftDir, "raft.db")); err == nil {
+		return nil // not the first start
+	}
+	if _, err := os.Stat(filepath.Join(raftDir, seedFile)); err == nil {
+		return nil // kept from a start that did not finish
+	}
+	keys, err := m.db.ListKeys()
+	if err != nil {
+		return err
+	}
+	cfgs, err := m.db.ListConfigurations()
+	if err != nil {
+		return err
+	}
+	if len(cfgs) > 0 && !m.cfg.HA.BootstrapFromSingle {
+		return universe.Errorf(universe.EINVALID, "this data directory holds a single master's configurations: start it with --ha-bootstrap-from-single to carry them into the new cluster")
+	}
+	if len(keys) == 0 && len(cfgs) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(seed{Keys: keys, Configs: cfgs})
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(raftDir, seedFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(raftDir, seedFile))
+}
+
+// submitSeed gives the kept state to the cluster, once a leader takes
+// commands; it retries until it went through or the master stops.
+// Commands the cluster already holds (the same key from another member)
+// are refused by the FSM alike everywhere and skipped here.
+func (m *Master) submitSeed(raftDir string) {
+	path := filepath.Join(raftDir, seedFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	var s seed
+	if err := json.Unmarshal(b, &s); err != nil {
+		m.log.Error("the kept state of this master is unreadable", "file", path, "err", err)
+		return
+	}
+	var cmds []storage.Command
+	for _, k := range s.Keys {
+		k := k
+		cmds = append(cmds, storage.Command{Op: storage.OpKeyCreate, Key: &k})
+	}
+	for _, c := range s.Configs {
+		c := c
+		cmds = append(cmds, storage.Command{Op: storage.OpConfigPut, Config: &c})
+	}
+	for _, cmd := range cmds {
+		b, _ := json.Marshal(cmd)
+		for {
+			err := m.ha.Apply(b)
+			if err == nil || universe.ErrorCode(err) == universe.ECONFLICT {
+				break
+			}
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	_ = os.Remove(path)
+	m.log.Info("this master's state from before the cluster was carried into it", "keys", len(s.Keys), "configurations", len(s.Configs))
+}
+
+// openHA starts this master's Raft node (Open, once the API listens).
+func (m *Master) openHA() error {
+	secret, err := readSecret(m.cfg.HA.SecretFile)
+	if err != nil {
+		return err
+	}
+	raftDir := filepath.Join(m.cfg.DataDir, "raft")
+	if err := m.prepareSeed(raftDir); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(raftDir, seedFile)); err == nil {
+		// What the master had is now the cluster's to hand out: the
+		// replicated state here is what the log applies.
+		empty, err := emptySnapshot(m.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		err = m.db.Restore(empty)
+		_ = empty.Close()
+		if err != nil {
+			return err
+		}
+	}
+	m.instances.SetLeader(false) // until this master is elected
+	node, err := ha.Open(ha.Options{
+		ID: m.cfg.HA.ID, Bind: m.cfg.HA.Addr, Advertise: m.cfg.HA.Advertise, Peers: m.cfg.HA.Peers,
+		Secret: secret, Dir: raftDir, Store: m.db, APIURL: m.baseURL, Handler: m.engine,
+		OnLeader: m.instances.SetLeader, Logger: m.log.With("part", "ha"),
+	})
+	if err != nil {
+		return err
+	}
+	m.ha = node
+	m.db.SetReplicator(node)
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.submitSeed(raftDir) }()
+	return nil
+}
+
+// emptySnapshot is a snapshot of an empty state (a fresh bbolt file with
+// the buckets), to clear this master's replicated buckets before the log
+// fills them.
+func emptySnapshot(dataDir string) (*os.File, error) {
+	dir, err := os.MkdirTemp(dataDir, ".empty-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	db, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	f, err := os.CreateTemp(dataDir, ".empty-snap-")
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Remove(f.Name()) // open: readable until closed
+	if err := db.Snapshot(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	_, err = f.Seek(0, 0)
+	return f, err
+}
+
+// forwardWrites sends a change (any method but GET and HEAD, and a read
+// with ?consistent=true) that reaches a follower to the leader, and
+// answers as the leader answers; without a leader, 503 with
+// retryAfterMs. The leader serves it as its own (it came over the
+// masters' mutual TLS: the client's address is the one the follower saw).
+func (m *Master) forwardWrites(c *gin.Context) {
+	if m.ha == nil || m.ha.IsLeader() {
+		c.Next()
+		return
+	}
+	r := c.Request
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if read && c.Query("consistent") != "true" || isUpgrade(r) || !strings.HasPrefix(r.URL.Path, "/api/") {
+		c.Next()
+		return
+	}
+	r.Header.Set("X-Universe-Client", m.clientAddr(c).String())
+	if m.ha.Forward(c.Writer, r) {
+		c.Abort()
+		return
+	}
+	c.Set(ctxRetryAfter, int64(500))
+	fail(c, ha.ErrNoLeader)
+}
+
+// handleMasters answers GET /api/cluster/masters.
+func (m *Master) handleMasters(c *gin.Context) {
+	if m.ha == nil {
+		c.JSON(http.StatusOK, []ha.Master{{ID: m.cfg.NodeID, APIURL: m.baseURL, Leader: true, State: "leader"}})
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	c.JSON(http.StatusOK, m.ha.Masters(ctx))
+}
+
+// mastersCommand is "cluster masters" on the console.
+func (m *Master) mastersLines() []string {
+	if m.ha == nil {
+		return []string{"This master runs alone (no --ha-addr)."}
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 3*time.Second)
+	defer cancel()
+	var out []string
+	for _, s := range m.ha.Masters(ctx) {
+		out = append(out, fmt.Sprintf("%-22s %-11s term %-4d applied %-7d api %s", s.ID, s.State, s.Term, s.AppliedIndex, s.APIURL))
+	}
+	return out
+}
