@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/cluster/ha"
 )
 
 // Keys of values that handlers and middleware leave in the gin context.
@@ -79,6 +80,10 @@ func (m *Master) writeError(c *gin.Context, err error) {
 		}
 	case universe.ERATELIMITED:
 		body.RetryAfterMs = c.GetInt64(ctxRetryAfter)
+	case universe.EUNAVAILABLE:
+		if errors.Is(err, ha.ErrNoLeader) {
+			body.RetryAfterMs = 500 // an election takes about that
+		}
 	case universe.ENOSPACE:
 		m.log.Error("a write failed: the disk is full", "requestId", requestIDOf(c), "route", c.FullPath(), "err", err)
 	}

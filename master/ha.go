@@ -182,6 +182,7 @@ func (m *Master) openHA() error {
 	}
 	m.ha = node
 	m.db.SetReplicator(node)
+	m.metrics.registerHA(node)
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.submitSeed(raftDir) }()
 	return nil
@@ -235,7 +236,6 @@ func (m *Master) forwardWrites(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	c.Set(ctxRetryAfter, int64(500))
 	fail(c, ha.ErrNoLeader)
 }
 

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"github.com/universe-orchestrator/universe/cluster/ha"
 	"regexp"
 	goruntime "runtime"
 	"strconv"
@@ -327,4 +328,25 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.remote != nil {
 		c.remote(each)
 	}
+}
+
+// registerHA adds the Raft series of a master in a cluster.
+func (m *metrics) registerHA(n *ha.Node) {
+	commit := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "universe_raft_commit_seconds",
+		Help:    "Time from a write's command to its commit by the cluster (on a follower: through the leader).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	n.CommitSeconds = commit.Observe
+	m.reg.MustRegister(commit,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "universe_raft_leader", Help: "1 while this master leads its cluster."}, func() float64 {
+			if n.IsLeader() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "universe_raft_term", Help: "The current Raft term."}, func() float64 { return float64(n.Term()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "universe_raft_applied_index", Help: "Index of the last command applied here."}, func() float64 { return float64(n.AppliedIndex()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "universe_raft_leader_changes_total", Help: "Times this master gained or lost the leadership."}, func() float64 { return float64(n.Changes.Load()) }),
+	)
 }

@@ -63,17 +63,21 @@ type Options struct {
 
 // Node is this master in the cluster.
 type Node struct {
-	opt       Options
-	r         *raft.Raft
-	mux       *mux
-	client    *tls.Config
-	logStore  *raftboltdb.BoltStore
-	http      *http.Server
-	forward   *http.Client
-	leader    atomic.Bool
-	closeOnce sync.Once
-	done      chan struct{}
-	wg        sync.WaitGroup
+	opt      Options
+	r        *raft.Raft
+	mux      *mux
+	client   *tls.Config
+	logStore *raftboltdb.BoltStore
+	http     *http.Server
+	forward  *http.Client
+	leader   atomic.Bool
+	// Changes counts leadership changes seen here; CommitSeconds is told
+	// how long each Apply took to commit (metrics).
+	Changes       atomic.Int64
+	CommitSeconds func(float64)
+	closeOnce     sync.Once
+	done          chan struct{}
+	wg            sync.WaitGroup
 }
 
 // ErrNoLeader is an Apply without a leader to take it.
@@ -185,6 +189,7 @@ func (n *Node) watchLeadership() {
 			return
 		case isLeader := <-ch:
 			n.leader.Store(isLeader)
+			n.Changes.Add(1)
 			n.opt.Logger.Info("raft leadership", "leader", isLeader, "term", n.r.CurrentTerm())
 			if n.opt.OnLeader != nil {
 				n.opt.OnLeader(isLeader)
@@ -192,6 +197,9 @@ func (n *Node) watchLeadership() {
 		}
 	}
 }
+
+// AppliedIndex is the index of the last command applied here.
+func (n *Node) AppliedIndex() uint64 { return n.r.AppliedIndex() }
 
 // IsLeader says whether this master leads now.
 func (n *Node) IsLeader() bool { return n.r.State() == raft.Leader }
@@ -203,6 +211,12 @@ func (n *Node) Term() uint64 { return n.r.CurrentTerm() }
 // and applied here; a follower hands it to the leader, which answers once
 // it is committed. Errors: the FSM's (the write's own answer), ErrNoLeader.
 func (n *Node) Apply(cmd []byte) error {
+	start := time.Now()
+	defer func() {
+		if n.CommitSeconds != nil {
+			n.CommitSeconds(time.Since(start).Seconds())
+		}
+	}()
 	if n.IsLeader() {
 		f := n.r.Apply(cmd, 10*time.Second)
 		if err := f.Error(); err != nil {
@@ -225,6 +239,9 @@ func (n *Node) Apply(cmd []byte) error {
 	var out applyReply
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&out); err != nil {
 		return ErrNoLeader
+	}
+	if out.Code == universe.EUNAVAILABLE {
+		return ErrNoLeader // the leader lost its quorum meanwhile
 	}
 	if out.Code != "" {
 		return universe.Errorf(out.Code, "%s", out.Message)

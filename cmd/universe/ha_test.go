@@ -237,4 +237,37 @@ func TestHAClusterFailover(t *testing.T) {
 		resp.Body.Close()
 	}
 	t.Logf("%d acknowledged writes, all on every master", len(acked))
+
+	// Its Raft series.
+	lead = c.leader(nil)
+	_, b := request(t, "GET", c.ms[lead].base+"/api/metrics", "", "")
+	if !strings.Contains(string(b), "universe_raft_leader 1") || !strings.Contains(string(b), "universe_raft_commit_seconds_count") {
+		t.Fatalf("the leader's metrics lack the Raft series")
+	}
+
+	// A minority never acts: with two of three masters gone, the last one
+	// refuses writes (503 with retryAfterMs) and still serves reads.
+	others := []int{(lead + 1) % 3, (lead + 2) % 3}
+	c.ms[lead].signal(syscall.SIGKILL)
+	c.ms[others[0]].signal(syscall.SIGKILL)
+	last := others[1]
+	waitFor(t, "the minority to refuse writes", 30*time.Second, func() bool {
+		req, _ := http.NewRequest("POST", c.ms[last].base+"/api/keys", strings.NewReader(`{"label":"minority","scope":"PUBLIC"}`))
+		req.Header.Set("Authorization", "Bearer "+c.admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var e api.Error
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		if resp.StatusCode == 201 {
+			t.Fatal("a minority master acknowledged a write")
+		}
+		return resp.StatusCode == 503 && e.RetryAfterMs > 0
+	})
+	if have := c.labels(last); !have["k0"] {
+		t.Fatal("the minority master stopped serving reads")
+	}
 }
