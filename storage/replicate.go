@@ -63,77 +63,98 @@ func (db *DB) replicate(cmd Command) error {
 	return db.rep.Apply(b)
 }
 
-// ApplyCommand applies the committed command at log index (the FSM calls
-// it, on every master, in log order). The index is stored in the same
-// transaction, and a command at or below the stored index is skipped: a
-// master that restarts replays its log over a state that already holds
-// it. A command that breaks a rule (a label taken) is refused alike
-// everywhere, and that error is the write's answer.
-func (db *DB) ApplyCommand(index uint64, b []byte) error {
-	var cmd Command
-	if err := json.Unmarshal(b, &cmd); err != nil {
-		return fmt.Errorf("decode command: %w", err)
-	}
-	var refused error
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(metaRaftIndex); len(v) == 8 && binary.BigEndian.Uint64(v) >= index {
-			refused = errApplied
-			return nil
-		}
-		if err := meta.Put(metaRaftIndex, binary.BigEndian.AppendUint64(nil, index)); err != nil {
-			return err
-		}
-		// The command's own failure is its answer; the index is kept all
-		// the same (in a nested transaction's stead, the op checks before
-		// it writes).
-		switch cmd.Op {
-		case OpKeyCreate:
-			if cmd.Key == nil {
-				refused = errors.New("key.create without a key")
-				return nil
-			}
-			refused = db.createKeyTx(tx, *cmd.Key, cmd.Audit)
-		case OpKeyDelete:
-			refused = deleteKeyTx(tx, cmd.ID)
-		case OpConfigPut:
-			if cmd.Config == nil {
-				refused = errors.New("config.put without a configuration")
-				return nil
-			}
-			refused = putConfigurationTx(tx, *cmd.Config)
-		case OpConfigDelete:
-			refused = deleteConfigurationTx(tx, cmd.Name)
-		case OpAudit:
-			if cmd.Audit == nil {
-				refused = errors.New("audit.append without an entry")
-				return nil
-			}
-			refused = db.appendAudit(tx, *cmd.Audit)
-		default:
-			refused = fmt.Errorf("unknown command %q", cmd.Op)
-		}
-		if refused != nil && universe.ErrorCode(refused) == universe.EINTERNAL {
-			return refused // the disk's fault: nothing of it, the index neither
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if refused == errApplied {
-		return nil
-	}
-	if refused == nil {
-		for _, f := range db.applied {
-			f(cmd)
-		}
-	}
-	return refused
+// Entry is one committed command and its log index.
+type Entry struct {
+	Index uint64
+	Data  []byte
 }
 
-// errApplied marks a command the state already holds (a replay).
-var errApplied = errors.New("applied already")
+// ApplyCommand applies the committed command at log index: ApplyCommands
+// of one.
+func (db *DB) ApplyCommand(index uint64, b []byte) error {
+	return db.ApplyCommands([]Entry{{Index: index, Data: b}})[0]
+}
+
+// ApplyCommands applies committed commands in log order, in one
+// transaction (one fsync for a batch: the group commit of the cluster).
+// Each command's index is stored with it, and a command at or below the
+// stored index is skipped: a master that restarts replays its log over a
+// state that already holds it. A command that breaks a rule (a label
+// taken) is refused alike everywhere, and that error is its write's
+// answer; a failure of the disk fails the whole batch, its index unstored.
+func (db *DB) ApplyCommands(entries []Entry) []error {
+	out := make([]error, len(entries))
+	cmds := make([]Command, len(entries))
+	applied := make([]bool, len(entries))
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		var last uint64
+		if v := meta.Get(metaRaftIndex); len(v) == 8 {
+			last = binary.BigEndian.Uint64(v)
+		}
+		for i, e := range entries {
+			out[i], applied[i] = nil, false
+			if e.Index <= last {
+				continue // held already (a replay)
+			}
+			last = e.Index
+			if err := json.Unmarshal(e.Data, &cmds[i]); err != nil {
+				out[i] = fmt.Errorf("decode command: %w", err)
+				continue
+			}
+			refused := db.applyTx(tx, cmds[i])
+			if refused != nil && universe.ErrorCode(refused) == universe.EINTERNAL && !errors.Is(refused, errBadCommand) {
+				return refused // the disk's fault: none of the batch is applied
+			}
+			out[i], applied[i] = refused, refused == nil
+		}
+		return meta.Put(metaRaftIndex, binary.BigEndian.AppendUint64(nil, last))
+	})
+	if err != nil {
+		for i := range out {
+			out[i] = err
+		}
+		return out
+	}
+	for i := range entries {
+		if applied[i] {
+			for _, f := range db.applied {
+				f(cmds[i])
+			}
+		}
+	}
+	return out
+}
+
+// errBadCommand marks a command that cannot be applied anywhere.
+var errBadCommand = errors.New("bad command")
+
+// applyTx applies one command within tx; its error is the command's own
+// refusal (or a failure of the disk).
+func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
+	switch cmd.Op {
+	case OpKeyCreate:
+		if cmd.Key == nil {
+			return fmt.Errorf("%w: key.create without a key", errBadCommand)
+		}
+		return db.createKeyTx(tx, *cmd.Key, cmd.Audit)
+	case OpKeyDelete:
+		return deleteKeyTx(tx, cmd.ID)
+	case OpConfigPut:
+		if cmd.Config == nil {
+			return fmt.Errorf("%w: config.put without a configuration", errBadCommand)
+		}
+		return putConfigurationTx(tx, *cmd.Config)
+	case OpConfigDelete:
+		return deleteConfigurationTx(tx, cmd.Name)
+	case OpAudit:
+		if cmd.Audit == nil {
+			return fmt.Errorf("%w: audit.append without an entry", errBadCommand)
+		}
+		return db.appendAudit(tx, *cmd.Audit)
+	}
+	return fmt.Errorf("%w: unknown command %q", errBadCommand, cmd.Op)
+}
 
 // metaRaftIndex holds the index of the last command applied (uint64).
 var metaRaftIndex = []byte("raft_index")

@@ -141,6 +141,7 @@ func Open(opt Options) (*Node, error) {
 	conf.LeaderLeaseTimeout = 250 * time.Millisecond
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.SnapshotThreshold = 8192
+	conf.BatchApplyCh = true // concurrent writes share a log append (group commit)
 	had, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {
 		n.closeStores()
@@ -458,10 +459,31 @@ func (n *Node) closeStores() {
 type fsm struct{ db *storage.DB }
 
 func (f *fsm) Apply(l *raft.Log) any {
-	if l.Type != raft.LogCommand {
-		return nil
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies the commands of a batch of committed entries in one
+// transaction (raft.BatchingFSM): one fsync for all the writes that
+// arrived together.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	var entries []storage.Entry
+	var at []int
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			entries = append(entries, storage.Entry{Index: l.Index, Data: l.Data})
+			at = append(at, i)
+		}
 	}
-	return f.db.ApplyCommand(l.Index, l.Data)
+	if len(entries) == 0 {
+		return out
+	}
+	for k, err := range f.db.ApplyCommands(entries) {
+		if err != nil {
+			out[at[k]] = err
+		}
+	}
+	return out
 }
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {

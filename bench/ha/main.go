@@ -1,0 +1,433 @@
+// Command ha measures a cluster of three real master processes (the
+// universe binary, built once) as an operator runs it:
+//
+//	go run ./bench/ha -kills 50 -terms 10 -rounds 5
+//
+// throughput: POST /api/keys from 8 clients for -seconds, to a three-master
+// cluster (spread over every master: followers forward) and to a single
+// master without Raft, in alternating rounds; medians and their ratio.
+// kills: while 8 clients write keys and configurations through every live
+// master, the leader is SIGKILLed -kills times (and started again): for
+// each, the time until a write is acknowledged again and until every
+// survivor answers a call; at the end every acknowledged write is looked
+// for on every master (0 lost is the goal).
+// terms: the leader is stopped with SIGTERM (it hands the leadership
+// over): the longest pause between acknowledged writes.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+var (
+	bin    string
+	client = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+)
+
+type master struct {
+	dir, api string
+	args     []string
+	cmd      *exec.Cmd
+	done     chan struct{}
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (m *master) start() {
+	m.cmd = exec.Command(bin, append([]string{"master", "--no-console", "--access-log=false", "--data", m.dir}, m.args...)...)
+	logf, _ := os.OpenFile(filepath.Join(m.dir, "master.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	m.cmd.Stdout, m.cmd.Stderr = logf, logf
+	if err := m.cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	m.done = make(chan struct{})
+	go func() { _ = m.cmd.Wait(); logf.Close(); close(m.done) }()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(m.api + "/api/ping"); err == nil {
+			resp.Body.Close()
+			return
+		}
+	}
+	log.Fatalf("master %s did not answer", m.api)
+}
+
+func (m *master) signal(s syscall.Signal) {
+	_ = m.cmd.Process.Signal(s)
+	<-m.done
+}
+
+func (m *master) alive() bool {
+	select {
+	case <-m.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (m *master) isLeader() bool {
+	resp, err := (&http.Client{Timeout: time.Second}).Get(m.api + "/api/ping")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var p struct{ Leader *bool }
+	_ = json.NewDecoder(resp.Body).Decode(&p)
+	return p.Leader != nil && *p.Leader
+}
+
+var tokenRE = regexp.MustCompile(`unv_[A-Za-z0-9_-]{43}`)
+
+func adminKey(dir string) string {
+	out, err := exec.Command(bin, "key", "create", "admin", "ALL", "--data", dir).CombinedOutput()
+	if err != nil {
+		log.Fatalf("key create: %v %s", err, out)
+	}
+	return tokenRE.FindString(string(out))
+}
+
+func newCluster(root, secret string) ([]*master, string) {
+	var peers []string
+	for range 3 {
+		peers = append(peers, "127.0.0.1:"+strconv.Itoa(freePort()))
+	}
+	var ms []*master
+	for i := range 3 {
+		dir := filepath.Join(root, "m"+strconv.Itoa(i))
+		_ = os.MkdirAll(dir, 0o700)
+		port := freePort()
+		ms = append(ms, &master{dir: dir, api: "http://127.0.0.1:" + strconv.Itoa(port), args: []string{"--addr", "127.0.0.1:" + strconv.Itoa(port),
+			"--ha-addr", peers[i], "--ha-peers", strings.Join(peers, ","), "--ha-secret-file", secret, "--cluster-addr", "127.0.0.1:" + strconv.Itoa(freePort())}})
+	}
+	token := adminKey(ms[0].dir)
+	for _, m := range ms {
+		m.start()
+	}
+	waitLeader(ms)
+	return ms, token
+}
+
+func waitLeader(ms []*master) int {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for i, m := range ms {
+			if m.alive() && m.isLeader() {
+				return i
+			}
+		}
+	}
+	log.Fatal("no leader")
+	return -1
+}
+
+// post sends one write; ok means 2xx.
+func post(api, token, path, body string, method string) bool {
+	req, _ := http.NewRequest(method, api+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode/100 == 2
+}
+
+var seq atomic.Int64
+
+// writers writes from n clients through apis() until stop; every
+// acknowledged label is recorded with its time.
+type ack struct {
+	label string
+	at    time.Time
+}
+
+func writers(n int, token string, apis func() []string, stop <-chan struct{}, out chan<- ack) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for c := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				list := apis()
+				if len(list) == 0 {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				api := list[i%len(list)]
+				k := seq.Add(1)
+				label := "w" + strconv.FormatInt(k, 10)
+				var ok bool
+				if k%4 == 0 { // a configuration now and then
+					ok = post(api, token, "/api/configurations/c"+strconv.FormatInt(k, 10), `{"command":"true"}`, "PUT")
+				} else {
+					ok = post(api, token, "/api/keys", `{"label":"`+label+`","scope":"PUBLIC"}`, "POST")
+				}
+				if ok {
+					out <- ack{label: label, at: time.Now()}
+				} else {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return &wg
+}
+
+func rate(token string, apis []string, d time.Duration) float64 {
+	stop := make(chan struct{})
+	acks := make(chan ack, 1<<20)
+	wg := writers(8, token, func() []string { return apis }, stop, acks)
+	time.Sleep(d)
+	close(stop)
+	wg.Wait()
+	return float64(len(acks)) / d.Seconds()
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func pct(v []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), v...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func main() {
+	kills := flag.Int("kills", 10, "SIGKILLs of the leader")
+	terms := flag.Int("terms", 5, "SIGTERMs of the leader")
+	rounds := flag.Int("rounds", 5, "throughput rounds")
+	seconds := flag.Float64("seconds", 3, "seconds a throughput round")
+	flag.Parse()
+	root, err := os.MkdirTemp("", "bench-ha-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	bin = filepath.Join(root, "universe")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/universe").CombinedOutput(); err != nil {
+		log.Fatalf("build: %v %s", err, out)
+	}
+	secret := filepath.Join(root, "secret")
+	_ = os.WriteFile(secret, []byte("bench-secret-0123456789abcdef0123456789"), 0o600)
+
+	ms, token := newCluster(filepath.Join(root, "cluster"), secret)
+	defer func() {
+		for _, m := range ms {
+			if m.alive() {
+				m.signal(syscall.SIGKILL)
+			}
+		}
+	}()
+	single := &master{dir: filepath.Join(root, "single")}
+	_ = os.MkdirAll(single.dir, 0o700)
+	sport := freePort()
+	single.api, single.args = "http://127.0.0.1:"+strconv.Itoa(sport), []string{"--addr", "127.0.0.1:" + strconv.Itoa(sport)}
+	stoken := adminKey(single.dir)
+	single.start()
+	var all []string
+	for _, m := range ms {
+		all = append(all, m.api)
+	}
+	d := time.Duration(*seconds * float64(time.Second))
+	var rc, rl, rs []float64
+	for r := range *rounds {
+		c := rate(token, all, d)
+		l := rate(token, []string{ms[waitLeader(ms)].api}, d)
+		s := rate(stoken, []string{single.api}, d)
+		rc, rl, rs = append(rc, c), append(rl, l), append(rs, s)
+		fmt.Printf("round %d: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f\n", r+1, c, l, s, c/s)
+	}
+	single.signal(syscall.SIGTERM)
+	fmt.Printf("throughput at 8 clients: cluster %.0f/s (leader only %.0f/s: %.2f), single %.0f/s: ratio %.2f (goal >= 0.5)\n",
+		median(rc), median(rl), median(rl)/median(rs), median(rs), median(rc)/median(rs))
+
+	// Kills under writes.
+	var mu sync.Mutex
+	var acked []ack
+	acks := make(chan ack, 1<<16)
+	collected := make(chan struct{})
+	go func() {
+		for a := range acks {
+			mu.Lock()
+			acked = append(acked, a)
+			mu.Unlock()
+		}
+		close(collected)
+	}()
+	live := func() []string {
+		var out []string
+		for _, m := range ms {
+			if m.alive() {
+				out = append(out, m.api)
+			}
+		}
+		return out
+	}
+	lastAck := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(acked) == 0 {
+			return time.Time{}
+		}
+		return acked[len(acked)-1].at
+	}
+	stop := make(chan struct{})
+	wg := writers(8, token, live, stop, acks)
+	var toWrite, toAll []time.Duration
+	for k := range *kills {
+		lead := waitLeader(ms)
+		time.Sleep(300 * time.Millisecond)
+		killed := time.Now()
+		ms[lead].signal(syscall.SIGKILL)
+		for lastAck().Before(killed) && time.Since(killed) < 60*time.Second {
+			time.Sleep(2 * time.Millisecond)
+		}
+		tw := lastAck().Sub(killed)
+		// Every survivor answers an API call (a read and a write).
+		for {
+			ok := true
+			for i, m := range ms {
+				if i != lead && !post(m.api, token, "/api/configurations/probe", `{"command":"true"}`, "PUT") {
+					ok = false
+				}
+			}
+			if ok || time.Since(killed) > 60*time.Second {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		ta := time.Since(killed)
+		toWrite, toAll = append(toWrite, tw), append(toAll, ta)
+		fmt.Printf("kill %d: writes again after %v, every survivor answers after %v\n", k+1, tw.Round(time.Millisecond), ta.Round(time.Millisecond))
+		ms[lead].start()
+	}
+	var pauses []time.Duration
+	for t := range *terms {
+		lead := waitLeader(ms)
+		time.Sleep(300 * time.Millisecond)
+		mu.Lock()
+		from := len(acked)
+		mu.Unlock()
+		stopped := time.Now()
+		ms[lead].signal(syscall.SIGTERM)
+		time.Sleep(2 * time.Second)
+		mu.Lock()
+		var gap time.Duration
+		prev := stopped
+		for _, a := range acked[from:] {
+			if g := a.at.Sub(prev); g > gap {
+				gap = g
+			}
+			prev = a.at
+		}
+		mu.Unlock()
+		pauses = append(pauses, gap)
+		fmt.Printf("SIGTERM %d: longest pause between acknowledged writes %v\n", t+1, gap.Round(time.Millisecond))
+		ms[lead].start()
+	}
+	close(stop)
+	wg.Wait()
+	close(acks)
+	<-collected
+	lead := waitLeader(ms)
+	// Every master has applied what the leader has before it is asked.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", ms[lead].api+"/api/cluster/masters", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		var list []struct {
+			AppliedIndex uint64
+			State        string
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		same := len(list) == 3
+		for _, m := range list {
+			same = same && m.State != "unreachable" && m.AppliedIndex == list[0].AppliedIndex
+		}
+		if same {
+			break
+		}
+	}
+	// Every acknowledged key on every master.
+	lost := 0
+	keys := 0
+	for mi, m := range ms {
+		lostHere := 0
+		defer func() {
+			if lostHere > 0 {
+				fmt.Printf("master %d lacks %d acknowledged keys\n", mi, lostHere)
+			}
+		}()
+		req, _ := http.NewRequest("GET", m.api+"/api/keys", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var list []struct{ Label string }
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_ = json.NewDecoder(bytes.NewReader(b)).Decode(&list)
+		have := map[string]bool{}
+		for _, k := range list {
+			have[k.Label] = true
+		}
+		for _, a := range acked {
+			n, _ := strconv.ParseInt(strings.TrimPrefix(a.label, "w"), 10, 64)
+			if n%4 == 0 {
+				continue // a configuration
+			}
+			keys++
+			if !have[a.label] {
+				lost++
+				lostHere++
+			}
+		}
+	}
+	if len(toWrite) > 0 {
+		fmt.Printf("SIGKILL of the leader, %d times: writes again p50 %v p99 %v (goal p99 <= 5s); every survivor answers p50 %v max %v (goal <= 10s)\n",
+			len(toWrite), pct(toWrite, .5).Round(time.Millisecond), pct(toWrite, .99).Round(time.Millisecond), pct(toAll, .5).Round(time.Millisecond), pct(toAll, 1).Round(time.Millisecond))
+	}
+	if len(pauses) > 0 {
+		fmt.Printf("SIGTERM of the leader, %d times: longest write pause p50 %v max %v (goal <= 1s)\n", len(pauses), pct(pauses, .5).Round(time.Millisecond), pct(pauses, 1).Round(time.Millisecond))
+	}
+	fmt.Printf("acknowledged writes %d (keys checked on 3 masters: %d), lost %d\n", len(acked), keys, lost)
+}
