@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -270,4 +271,61 @@ func TestHAClusterFailover(t *testing.T) {
 	if have := c.labels(last); !have["k0"] {
 		t.Fatal("the minority master stopped serving reads")
 	}
+}
+
+// TestHABootstrapFromSingle: a single master's data becomes a new
+// cluster's first state with --ha-bootstrap-from-single (its key and its
+// configuration on every master); without the flag the master refuses to
+// join, saying so, rather than drop or double that state.
+func TestHABootstrapFromSingle(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := cli(t, "key", "create", "admin", "ALL", "--data", dir)
+	if code != 0 {
+		t.Fatalf("key create: %s", errOut)
+	}
+	admin := tokenRE.FindString(out)
+	port := freePort(t)
+	single := startChildMaster(t, dir, port)
+	jsonReq[any](t, "PUT", single.base+"/api/configurations/lobby", admin, `{"command":"true"}`, 204)
+	single.signal(syscall.SIGTERM)
+
+	secret := filepath.Join(t.TempDir(), "ha.secret")
+	_ = os.WriteFile(secret, []byte("bootstrap-from-single-secret-0123456789"), 0o600)
+	var peers []string
+	for range 3 {
+		peers = append(peers, "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	}
+	haArgs := func(i int) []string {
+		return []string{"--ha-addr", peers[i], "--ha-peers", strings.Join(peers, ","), "--ha-secret-file", secret, "--cluster-addr", "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	}
+	// Without the flag: refused.
+	b, _ := json.Marshal(append([]string{"master", "--addr", "127.0.0.1:" + strconv.Itoa(port), "--data", dir, "--no-console",
+		"--templates", filepath.Join(dir, "templates"), "--configurations", filepath.Join(dir, "configuration")}, haArgs(0)...))
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), masterHelperEnv+"="+string(b))
+	done := make(chan []byte, 1)
+	go func() { o, _ := cmd.CombinedOutput(); done <- o }()
+	select {
+	case o := <-done:
+		if !strings.Contains(string(o), "--ha-bootstrap-from-single") {
+			t.Fatalf("a single master's data joined without the flag: %s", o)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("a master with a single master's data started in a cluster without --ha-bootstrap-from-single")
+	}
+	// With it: the key and the configuration on all three.
+	ms := []*childMaster{startChildMaster(t, dir, port, append(haArgs(0), "--ha-bootstrap-from-single")...)}
+	for i := 1; i < 3; i++ {
+		ms = append(ms, startChildMaster(t, t.TempDir(), freePort(t), haArgs(i)...))
+	}
+	waitFor(t, "the single master's state on every master", 60*time.Second, func() bool {
+		for _, m := range ms {
+			resp, _ := request(t, "GET", m.base+"/api/configurations/lobby", admin, "")
+			if resp.StatusCode != 200 {
+				return false
+			}
+		}
+		return true
+	})
 }
