@@ -1,6 +1,7 @@
 package master
 
 import (
+	"context"
 	"errors"
 	"html/template"
 	"io"
@@ -939,6 +940,7 @@ type nodesData struct {
 	Nodes   []api.ClusterNode
 	Created *api.NodeCreated
 	Error   string
+	Masters []api.Master // in a cluster of masters
 }
 
 func (m *Master) nodesData() nodesData {
@@ -951,6 +953,11 @@ func (m *Master) nodesData() nodesData {
 		nodes = []api.ClusterNode{m.localNode()}
 	}
 	d.Nodes = nodes
+	if m.ha != nil {
+		ctx, cancel := context.WithTimeout(m.ctx, 2*time.Second)
+		d.Masters = m.ha.Masters(ctx)
+		cancel()
+	}
 	return d
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -167,6 +168,26 @@ func TestHAClusterFailover(t *testing.T) {
 	}
 	if leaders != 1 {
 		t.Fatalf("masters seen from a follower: %+v", ms)
+	}
+	// The dashboard's nodes page shows the masters.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	login, _ := http.NewRequest("POST", c.ms[follower].base+"/ui/login", strings.NewReader("key="+c.admin))
+	login.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	login.Header.Set("Sec-Fetch-Site", "same-origin")
+	lr, err := noRedirect.Do(login)
+	if err != nil || len(lr.Cookies()) == 0 {
+		t.Fatalf("sign in: %v %v", lr, err)
+	}
+	page, _ := http.NewRequest("GET", c.ms[follower].base+"/ui/nodes", nil)
+	page.AddCookie(lr.Cookies()[0])
+	pr, err := noRedirect.Do(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(pr.Body)
+	pr.Body.Close()
+	if !strings.Contains(string(body), `aria-label="Masters"`) || strings.Count(string(body), `<span class="chip">leader</span>`) != 1 {
+		t.Fatalf("the nodes page does not show the masters:\n%s", body)
 	}
 	// Writes through every master, a follower's forwarded to the leader.
 	var mu sync.Mutex
