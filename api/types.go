@@ -33,6 +33,13 @@ type Master struct {
 	State         string `json:"state"` // leader, follower, candidate, unreachable
 }
 
+// MasterJoin is the body of POST /api/cluster/masters: the new master's
+// advertised HA address (and its --ha-id, when not that address).
+type MasterJoin struct {
+	Address string `json:"address"`
+	ID      string `json:"id,omitempty"`
+}
+
 // Node is the body of GET /api/node: public facts about the master node.
 // It carries no paths, commands or secrets, so PUBLIC keys may read it.
 type Node struct {

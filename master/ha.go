@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +23,9 @@ type HAConfig struct {
 	Addr, Advertise, ID string
 	Peers               []string
 	SecretFile          string
+	// Join: join a running cluster ("cluster join" on it adds this
+	// master) instead of forming one from Peers.
+	Join bool
 	// BootstrapFromSingle lets a single master's data (configurations,
 	// keys) become the new cluster's first state.
 	BootstrapFromSingle bool
@@ -173,7 +177,7 @@ func (m *Master) openHA() error {
 	}
 	m.instances.SetLeader(false) // until this master is elected
 	node, err := ha.Open(ha.Options{
-		ID: m.cfg.HA.ID, Bind: m.cfg.HA.Addr, Advertise: m.cfg.HA.Advertise, Peers: m.cfg.HA.Peers,
+		ID: m.cfg.HA.ID, Bind: m.cfg.HA.Addr, Advertise: m.cfg.HA.Advertise, Peers: m.cfg.HA.Peers, Join: m.cfg.HA.Join,
 		Secret: secret, Dir: raftDir, Store: m.db, APIURL: m.baseURL, Handler: m.engine,
 		OnLeader: m.instances.SetLeader, Logger: m.log.With("part", "ha"),
 	})
@@ -248,6 +252,47 @@ func (m *Master) handleMasters(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
 	c.JSON(http.StatusOK, m.ha.Masters(ctx))
+}
+
+// handleMasterJoin adds a master: POST /api/cluster/masters
+// {"address", "id"} (id defaults to the address). It runs on the leader
+// (a follower forwarded the request).
+func (m *Master) handleMasterJoin(c *gin.Context) {
+	var req api.MasterJoin
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	if m.ha == nil {
+		fail(c, universe.Errorf(universe.ECONFLICT, "this master runs alone (no --ha-addr): there is no cluster to join"))
+		return
+	}
+	if _, _, err := net.SplitHostPort(req.Address); err != nil || req.Address == "" {
+		fail(c, universe.Errorf(universe.EINVALID, "address must be HOST:PORT, the new master's --ha-advertise"))
+		return
+	}
+	if req.ID == "" {
+		req.ID = req.Address
+	}
+	c.Set(ctxAuditDetail, "id="+req.ID+" address="+req.Address)
+	if err := m.ha.AddVoter(req.ID, req.Address); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// handleMasterLeave removes a master: DELETE /api/cluster/masters/{id}.
+func (m *Master) handleMasterLeave(c *gin.Context) {
+	if m.ha == nil {
+		fail(c, universe.Errorf(universe.ECONFLICT, "this master runs alone (no --ha-addr)"))
+		return
+	}
+	if err := m.ha.RemoveServer(c.Param("id")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 // mastersCommand is "cluster masters" on the console.

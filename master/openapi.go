@@ -85,6 +85,8 @@ func operations() []operation {
 		{method: "GET", path: "/api/instances/{id}/debug/pprof/{name}", also: []int{409}, summary: "Go profiles of an instance's supervisor, wherever it runs (profile, heap, allocs, goroutine, threadcreate, block, mutex); 409 when it is not running", access: accessAll,
 			params: []param{pathID, {name: "name", in: "path", desc: "the profile", kind: "string", required: true}, {name: "seconds", in: "query", desc: "profile only: 1 to 60, default 30", kind: "integer"}}, status: 200, respType: "application/octet-stream"},
 		{method: "GET", path: "/api/cluster/masters", summary: "The masters of the cluster (one, alone): leader, term, last contact, applied index, state", access: accessAll, status: 200, resp: []ha.Master{}},
+		{method: "POST", path: "/api/cluster/masters", also: []int{409, 503}, summary: "Add a master (started with --ha-join) to the cluster", access: accessAll, body: api.MasterJoin{}, status: 204},
+		{method: "DELETE", path: "/api/cluster/masters/{id}", also: []int{409, 503}, summary: "Take a master out of the cluster", access: accessAll, params: []param{{name: "id", in: "path", desc: "the master's id", kind: "string", required: true}}, status: 204},
 		{method: "GET", path: "/api/audit", summary: "Newest audit entries", access: accessAll, status: 200, resp: []api.AuditEntry{},
 			params: []param{{name: "limit", in: "query", desc: "1 to 1000, default 100", kind: "integer"}}},
 

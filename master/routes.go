@@ -58,6 +58,8 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.GET("/console", m.handleConsoleWS)
 	admin.GET("/audit", m.handleAuditList)
 	admin.GET("/cluster/masters", m.handleMasters)
+	admin.POST("/cluster/masters", m.handleMasterJoin)
+	admin.DELETE("/cluster/masters/:id", m.handleMasterLeave)
 	admin.GET("/debug/pprof/*name", m.handlePprof)
 
 	admin.GET("/configurations", m.handleConfigList)

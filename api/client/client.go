@@ -551,6 +551,17 @@ func (c *Client) Masters(ctx context.Context) ([]api.Master, error) {
 	return out, err
 }
 
+// JoinMaster adds the master at address to the cluster (POST
+// /api/cluster/masters).
+func (c *Client) JoinMaster(ctx context.Context, address, id string) error {
+	return c.do(ctx, "POST", "/api/cluster/masters", nil, api.MasterJoin{Address: address, ID: id}, nil)
+}
+
+// LeaveMaster takes master id out of the cluster.
+func (c *Client) LeaveMaster(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/api/cluster/masters/"+seg(id), nil, nil, nil)
+}
+
 // DeleteNode revokes a node, if it is not yet, and removes it from the
 // list (DELETE /api/cluster/nodes/{name}?forget=true).
 func (c *Client) DeleteNode(ctx context.Context, name string) error {

@@ -45,6 +45,9 @@ type Options struct {
 	// Peers are the advertised addresses of every master, its own among
 	// them; the same list on every master of a new cluster.
 	Peers []string
+	// Join: this master joins a running cluster (cluster join adds it)
+	// instead of forming one from Peers.
+	Join bool
 	// Secret is the shared secret (the 0600 --ha-secret-file's content).
 	Secret []byte
 	// Dir holds the Raft log and snapshots (<data>/raft).
@@ -93,7 +96,7 @@ func Open(opt Options) (*Node, error) {
 	if opt.ID == "" {
 		opt.ID = opt.Advertise
 	}
-	if !slices.Contains(opt.Peers, opt.ID) {
+	if !opt.Join && !slices.Contains(opt.Peers, opt.ID) {
 		return nil, fmt.Errorf("--ha-peers does not list this master (%s); list every master's advertised address, this one's too", opt.ID)
 	}
 	if opt.Logger == nil {
@@ -153,7 +156,7 @@ func Open(opt Options) (*Node, error) {
 		return nil, err
 	}
 	n.r = r
-	if !had {
+	if !had && !opt.Join {
 		var servers []raft.Server
 		for _, p := range opt.Peers {
 			servers = append(servers, raft.Server{ID: raft.ServerID(p), Address: raft.ServerAddress(p), Suffrage: raft.Voter})
@@ -417,6 +420,41 @@ func (n *Node) Leader(ctx context.Context) (Master, bool) {
 	}
 	m, err := n.info(ctx, string(addr))
 	return m, err == nil
+}
+
+// AddVoter makes the master id at addr a voting member (the leader only;
+// a follower's call is forwarded with the request that asked).
+func (n *Node) AddVoter(id, addr string) error {
+	if !n.IsLeader() {
+		return ErrNoLeader
+	}
+	if err := n.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 30*time.Second).Error(); err != nil {
+		return universe.Errorf(universe.EUNAVAILABLE, "add %s: %v", id, err)
+	}
+	return nil
+}
+
+// RemoveServer takes master id out of the cluster (the leader only).
+// Errors: ENOTFOUND for an id that is not a member.
+func (n *Node) RemoveServer(id string) error {
+	if !n.IsLeader() {
+		return ErrNoLeader
+	}
+	f := n.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return ErrNoLeader
+	}
+	found := false
+	for _, s := range f.Configuration().Servers {
+		found = found || string(s.ID) == id
+	}
+	if !found {
+		return universe.Errorf(universe.ENOTFOUND, "no master %q in the cluster", id)
+	}
+	if err := n.r.RemoveServer(raft.ServerID(id), 0, 30*time.Second).Error(); err != nil {
+		return universe.Errorf(universe.EUNAVAILABLE, "remove %s: %v", id, err)
+	}
+	return nil
 }
 
 // HandOver gives the leadership to another master before this one stops

@@ -807,6 +807,28 @@ func instanceFiles(r *remote, a []string) int {
 
 // clusterGroup is "universe cluster ...": the masters of a cluster.
 var clusterGroup = group{name: "cluster", subs: map[string]*command{
+	"join": {usage: "cluster join <host:port> [--id ID]", nargs: [2]int{1, 1},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			id := fs.String("id", "", "the new master's --ha-id, when not its address")
+			return func(r *remote, a []string) int {
+				if err := r.c.JoinMaster(r.ctx, a[0], *id); err != nil {
+					return r.fail(err)
+				}
+				if !r.json {
+					fmt.Fprintf(r.stdout, "Master %s joined the cluster.\n", a[0])
+				}
+				return exitOK
+			}
+		}},
+	"leave": {usage: "cluster leave <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		if err := r.c.LeaveMaster(r.ctx, a[0]); err != nil {
+			return r.fail(err)
+		}
+		if !r.json {
+			fmt.Fprintf(r.stdout, "Master %s left the cluster.\n", a[0])
+		}
+		return exitOK
+	}},
 	"status": {usage: "cluster status", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
 		list, err := r.c.Masters(r.ctx)
 		return printList(r, list, err, []string{"ID", "STATE", "LEADER", "TERM", "APPLIED", "LAST CONTACT", "API"}, func(m api.Master) []string {

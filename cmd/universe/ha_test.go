@@ -350,3 +350,46 @@ func TestHABootstrapFromSingle(t *testing.T) {
 		return true
 	})
 }
+
+// TestHAJoinAndLeave: a fourth master started with --ha-join is added with
+// "universe cluster join" (through a follower), catches up and serves the
+// cluster's state; "cluster leave" takes it out again.
+func TestHAJoinAndLeave(t *testing.T) {
+	c := newHACluster(t)
+	lead := c.leader(nil)
+	waitFor(t, "the offline key on the leader", 30*time.Second, func() bool { _, err := c.masters(lead); return err == nil })
+	if code := c.write(lead, "before-join"); code != 201 {
+		t.Fatalf("a write: %d", code)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	dir := t.TempDir()
+	fourth := startChildMaster(t, dir, freePort(t), "--ha-addr", addr, "--ha-join", "--ha-secret-file", c.secret,
+		"--cluster-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	env := []string{"UNIVERSE_URL=" + c.ms[(lead+1)%3].base, "UNIVERSE_TOKEN=" + c.admin}
+	if code, out, errOut := cliEnvRun(t, env, "cluster", "join", addr); code != 0 {
+		t.Fatalf("cluster join: %d %s %s", code, out, errOut)
+	}
+	waitFor(t, "the fourth master to hold the cluster's keys", 30*time.Second, func() bool {
+		req, _ := http.NewRequest("GET", fourth.base+"/api/keys/before-join", nil)
+		req.Header.Set("Authorization", "Bearer "+c.admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if ms, err := c.masters(lead); err != nil || len(ms) != 4 {
+		t.Fatalf("masters after the join: %+v %v", ms, err)
+	}
+	_, out, _ := cliEnvRun(t, env, "cluster", "status")
+	if !strings.Contains(out, addr) || !strings.Contains(out, "leader") {
+		t.Fatalf("cluster status: %s", out)
+	}
+	if code, out, errOut := cliEnvRun(t, env, "cluster", "leave", addr); code != 0 {
+		t.Fatalf("cluster leave: %d %s %s", code, out, errOut)
+	}
+	if ms, err := c.masters(lead); err != nil || len(ms) != 3 {
+		t.Fatalf("masters after the leave: %+v %v", ms, err)
+	}
+}

@@ -213,6 +213,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	haSecret := fs.String("ha-secret-file", envOr(getenv, "UNIVERSE_HA_SECRET_FILE", ""), "file (mode 0600) holding the secret the masters share (env UNIVERSE_HA_SECRET_FILE)")
 	haAdv := fs.String("ha-advertise", envOr(getenv, "UNIVERSE_HA_ADVERTISE", ""), "HOST:PORT the other masters reach this one at (default: --ha-addr) (env UNIVERSE_HA_ADVERTISE)")
 	haID := fs.String("ha-id", envOr(getenv, "UNIVERSE_HA_ID", ""), "this master's entry in --ha-peers (default: --ha-advertise) (env UNIVERSE_HA_ID)")
+	haJoin := fs.Bool("ha-join", envOr(getenv, "UNIVERSE_HA_JOIN", "") == "true", "join a running cluster (then run \"universe cluster join HOST:PORT\" against it) instead of forming one from --ha-peers (env UNIVERSE_HA_JOIN=true)")
 	haSingle := fs.Bool("ha-bootstrap-from-single", envOr(getenv, "UNIVERSE_HA_BOOTSTRAP_FROM_SINGLE", "") == "true", "carry this data directory's single-master state into the new cluster (env UNIVERSE_HA_BOOTSTRAP_FROM_SINGLE=true)")
 	nodeRAM := fs.Int("node-ram", envInt(getenv, "UNIVERSE_NODE_RAM"), "RAM in MB the master's own node offers its instances (ramMB of configurations); 0 = no limit (env UNIVERSE_NODE_RAM)")
 	nodeCPU := fs.Int("node-cpu", envInt(getenv, "UNIVERSE_NODE_CPU"), "CPU the master's own node offers its instances, 100 = one core; 0 = no limit (env UNIVERSE_NODE_CPU)")
@@ -244,12 +245,12 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.KeepInstances, cfg.CgroupParent, cfg.NoResume = *keep, *cgroups, *noResume
 	cfg.ClusterAddr, cfg.ClusterAdvertise, cfg.ClusterTLSCert, cfg.ClusterTLSKey = *clusterAddr, *clusterAdv, *clusterCert, *clusterKey
 	cfg.NoLocalInstances = *noLocal
-	cfg.HA = master.HAConfig{Addr: *haAddr, Advertise: *haAdv, ID: *haID, SecretFile: *haSecret, Peers: splitList(*haPeers), BootstrapFromSingle: *haSingle}
+	cfg.HA = master.HAConfig{Addr: *haAddr, Advertise: *haAdv, ID: *haID, SecretFile: *haSecret, Peers: splitList(*haPeers), BootstrapFromSingle: *haSingle, Join: *haJoin}
 	if cfg.HA.Addr == "" && (len(cfg.HA.Peers) > 0 || cfg.HA.SecretFile != "") {
 		fmt.Fprintln(stderr, "universe: --ha-peers and --ha-secret-file go with --ha-addr")
 		return exitUsage
 	}
-	if cfg.HA.Addr != "" && len(cfg.HA.Peers) == 0 {
+	if cfg.HA.Addr != "" && len(cfg.HA.Peers) == 0 && !cfg.HA.Join {
 		fmt.Fprintln(stderr, "universe: --ha-addr needs --ha-peers (every master's address, this one's too)")
 		return exitUsage
 	}
