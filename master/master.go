@@ -114,7 +114,13 @@ func New(cfg Config) (*Master, error) {
 	}
 	// The keyring follows what the replicated log applies (in a cluster,
 	// other masters' writes too).
-	db.OnApplied(func(cmd storage.Command) { keys.Observe(cmd.Op, cmd.Key, cmd.ID) })
+	db.OnApplied(func(cmd storage.Command) {
+		if cmd.Op == storage.OpKeysTouch {
+			keys.ObserveTouch(cmd.LastUsed)
+			return
+		}
+		keys.Observe(cmd.Op, cmd.Key, cmd.ID)
+	})
 	m := &Master{
 		cfg:         cfg,
 		log:         cfg.Logger,

@@ -89,10 +89,17 @@ func (db *DB) ListKeys() ([]universe.KeyRecord, error) {
 // TouchKeys records last-used times for many keys in one transaction. Ids
 // that no longer exist are skipped (the key was revoked meanwhile).
 func (db *DB) TouchKeys(lastUsed map[string]time.Time) error {
-	if len(lastUsed) == 0 || db.rep != nil {
-		return nil // in a cluster, last-used times stay in each master's memory (not yet replicated)
+	if len(lastUsed) == 0 {
+		return nil
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	if db.rep != nil {
+		return db.replicate(Command{Op: OpKeysTouch, LastUsed: lastUsed})
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error { return touchKeysTx(tx, lastUsed) })
+}
+
+func touchKeysTx(tx *bolt.Tx, lastUsed map[string]time.Time) error {
+	{
 		for id, t := range lastUsed {
 			k, err := getKey(tx, id)
 			if universe.ErrorCode(err) == universe.ENOTFOUND {
@@ -109,7 +116,7 @@ func (db *DB) TouchKeys(lastUsed map[string]time.Time) error {
 			}
 		}
 		return nil
-	})
+	}
 }
 
 func getKey(tx *bolt.Tx, id string) (*universe.KeyRecord, error) {

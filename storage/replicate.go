@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
@@ -29,6 +30,8 @@ type Command struct {
 	ID     string               `json:"id,omitempty"`
 	Config *api.Configuration   `json:"config,omitempty"`
 	Name   string               `json:"name,omitempty"`
+	// LastUsed: keys' last-used times (key id to time).
+	LastUsed map[string]time.Time `json:"lastUsed,omitempty"`
 }
 
 // Replicated operations. The state they write (keys, configurations, the
@@ -39,6 +42,7 @@ const (
 	OpConfigPut    = "config.put"
 	OpConfigDelete = "config.delete"
 	OpAudit        = "audit.append"
+	OpKeysTouch    = "keys.touch"
 )
 
 // replicatedBuckets are written only through commands in a cluster, and
@@ -152,6 +156,8 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 			return fmt.Errorf("%w: audit.append without an entry", errBadCommand)
 		}
 		return db.appendAudit(tx, *cmd.Audit)
+	case OpKeysTouch:
+		return touchKeysTx(tx, cmd.LastUsed)
 	}
 	return fmt.Errorf("%w: unknown command %q", errBadCommand, cmd.Op)
 }

@@ -329,7 +329,30 @@ func (r *Keyring) insertOnce(k *Key) *Key {
 // It takes only the memory lock: it runs while a write of this keyring
 // waits for the same command.
 func (r *Keyring) Observe(op string, rec *universe.KeyRecord, id string) {
+	r.observe(op, rec, id, nil)
+}
+
+// ObserveTouch follows last-used times another master stored: a key's is
+// moved forward, never back.
+func (r *Keyring) ObserveTouch(lastUsed map[string]time.Time) {
+	r.observe("keys.touch", nil, "", lastUsed)
+}
+
+func (r *Keyring) observe(op string, rec *universe.KeyRecord, id string, lastUsed map[string]time.Time) {
 	switch op {
+	case "keys.touch":
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		for id, t := range lastUsed {
+			if k, ok := r.byID[id]; ok {
+				for n := t.UnixNano(); ; {
+					cur := k.lastUsed.Load()
+					if cur >= n || k.lastUsed.CompareAndSwap(cur, n) {
+						break
+					}
+				}
+			}
+		}
 	case "key.create":
 		if rec != nil {
 			r.mu.Lock()
