@@ -1,6 +1,8 @@
 package master
 
 import (
+	"bufio"
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -19,7 +21,29 @@ func (m *Master) handleInstanceList(c *gin.Context) {
 		fail(c, universe.Errorf(universe.EINVALID, "state must be one of CREATING, ONLINE, OFFLINE, STOPPED"))
 		return
 	}
-	c.JSON(http.StatusOK, m.instances.List(f))
+	writeJSONArray(c, m.instances.List(f))
+}
+
+// writeJSONArray streams list as a JSON array, an element at a time
+// through a small buffer, instead of building the whole body first: what
+// an answer of 10,000 instances costs the master is the list, not the list
+// and its body.
+func writeJSONArray[T any](c *gin.Context, list []T) {
+	c.Header("Content-Type", "application/json; charset=utf-8")
+	c.Status(http.StatusOK)
+	w := bufio.NewWriterSize(c.Writer, 32<<10)
+	enc := json.NewEncoder(w) // one buffer for every element (each ends with a newline: JSON whitespace)
+	_ = w.WriteByte('[')
+	for i := range list {
+		if i > 0 {
+			_ = w.WriteByte(',')
+		}
+		if err := enc.Encode(&list[i]); err != nil {
+			return // the client went away (the types always encode)
+		}
+	}
+	_ = w.WriteByte(']')
+	_ = w.Flush()
 }
 
 func (m *Master) handleInstanceCreate(c *gin.Context) {
