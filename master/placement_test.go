@@ -179,3 +179,35 @@ func TestEveryStartChecksCapacity(t *testing.T) {
 		t.Fatalf("lifecycle audit entries do not name the action: %+v", audit)
 	}
 }
+
+// A start that fails follows the restart policy's backoff instead of
+// ending there: refused for capacity, it is tried again, and starts by
+// itself once there is room.
+func TestFailedStartIsRetried(t *testing.T) {
+	e := newEnv(t, func(c *master.Config) {
+		c.LocalCapacity = api.NodeCapacity{CPU: 100}
+		fastBackoff(c)
+	})
+	e.putConfig("retry", map[string]any{"command": "exec sleep 60", "cpu": 100, "stopTimeoutSeconds": 1, "restartPolicy": "always",
+		"availablePorts": map[string]int{"min": 21760, "max": 21769}})
+	a := e.create("retry")
+	if r := e.do("PATCH", "/api/instances/"+a.ID+"/lifecycle?target=stop", e.admin, ""); r.StatusCode/100 != 2 {
+		t.Fatal(r.StatusCode)
+	}
+	e.waitState(a.ID, "STOPPED")
+	b := e.create("retry") // takes the room
+	if r := e.do("PATCH", "/api/instances/"+a.ID+"/lifecycle?target=start", e.admin, ""); r.StatusCode/100 != 2 {
+		t.Fatal(r.StatusCode)
+	}
+	waitUntil(t, "a's failed start to be retried", 10*time.Second, func() bool {
+		got := e.info(a.ID)
+		return got.State == "OFFLINE" && strings.Contains(got.Reason, "full") && got.NextRestartAt > 0
+	})
+	if r := e.do("DELETE", "/api/instances/"+b.ID, e.admin, ""); r.StatusCode != 204 {
+		t.Fatal(r.StatusCode)
+	}
+	waitUntil(t, "a to start by itself once there is room", 10*time.Second, func() bool {
+		got := e.info(a.ID)
+		return got.State == "ONLINE" && got.ProcessPid != nil
+	})
+}

@@ -163,8 +163,8 @@ var seq atomic.Int64
 // writers writes from n clients through apis() until stop; every
 // acknowledged label is recorded with its time.
 type ack struct {
-	label string
-	at    time.Time
+	label    string
+	sent, at time.Time
 }
 
 func writers(n int, token string, apis func() []string, stop <-chan struct{}, out chan<- ack) *sync.WaitGroup {
@@ -185,6 +185,7 @@ func writers(n int, token string, apis func() []string, stop <-chan struct{}, ou
 					continue
 				}
 				api := list[i%len(list)]
+				sent := time.Now()
 				k := seq.Add(1)
 				label := "w" + strconv.FormatInt(k, 10)
 				var ok bool
@@ -194,7 +195,7 @@ func writers(n int, token string, apis func() []string, stop <-chan struct{}, ou
 					ok = post(api, token, "/api/keys", `{"label":"`+label+`","scope":"PUBLIC"}`, "POST")
 				}
 				if ok {
-					out <- ack{label: label, at: time.Now()}
+					out <- ack{label: label, sent: sent, at: time.Now()}
 				} else {
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -297,13 +298,19 @@ func main() {
 		}
 		return out
 	}
-	lastAck := func() time.Time {
+	// firstAckSentAfter is when the first write sent after t was
+	// acknowledged (zero: none yet): writes in flight at a kill do not
+	// count.
+	firstAckSentAfter := func(t time.Time) time.Time {
 		mu.Lock()
 		defer mu.Unlock()
-		if len(acked) == 0 {
-			return time.Time{}
+		var first time.Time
+		for i := len(acked) - 1; i >= 0 && acked[i].at.After(t); i-- {
+			if acked[i].sent.After(t) && (first.IsZero() || acked[i].at.Before(first)) {
+				first = acked[i].at
+			}
 		}
-		return acked[len(acked)-1].at
+		return first
 	}
 	stop := make(chan struct{})
 	wg := writers(8, token, live, stop, acks)
@@ -313,10 +320,10 @@ func main() {
 		time.Sleep(300 * time.Millisecond)
 		killed := time.Now()
 		ms[lead].signal(syscall.SIGKILL)
-		for lastAck().Before(killed) && time.Since(killed) < 60*time.Second {
+		for firstAckSentAfter(killed).IsZero() && time.Since(killed) < 60*time.Second {
 			time.Sleep(2 * time.Millisecond)
 		}
-		tw := lastAck().Sub(killed)
+		tw := firstAckSentAfter(killed).Sub(killed)
 		// Every survivor answers an API call (a read and a write).
 		for {
 			ok := true
