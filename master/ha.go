@@ -179,7 +179,7 @@ func (m *Master) openHA() error {
 	node, err := ha.Open(ha.Options{
 		ID: m.cfg.HA.ID, Bind: m.cfg.HA.Addr, Advertise: m.cfg.HA.Advertise, Peers: m.cfg.HA.Peers, Join: m.cfg.HA.Join,
 		Secret: secret, Dir: raftDir, Store: m.db, APIURL: m.baseURL, Handler: m.engine,
-		OnLeader: m.instances.SetLeader, Logger: m.log.With("part", "ha"),
+		OnLeader: m.onLeader, Logger: m.log.With("part", "ha"),
 	})
 	if err != nil {
 		return err
@@ -190,6 +190,18 @@ func (m *Master) openHA() error {
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.submitSeed(raftDir) }()
 	return nil
+}
+
+// onLeader starts and stops the leader-only work.
+func (m *Master) onLeader(leader bool) {
+	m.instances.SetLeader(leader)
+	if leader {
+		// (On the leadership watcher's goroutine, which ha.Node.Close
+		// waits for before the store closes.)
+		if err := m.sessions.Purge(); err != nil {
+			m.log.Warn("purge dashboard sessions", "err", err)
+		}
+	}
 }
 
 // emptySnapshot is a snapshot of an empty state (a fresh bbolt file with

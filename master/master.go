@@ -140,6 +140,21 @@ func New(cfg Config) (*Master, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if !cfg.HA.Enabled() {
+		// Sessions of gone keys and expired ones leave the store (in a
+		// cluster the leader does it: the log is its one writer).
+		if err := m.sessions.Purge(); err != nil {
+			m.log.Warn("purge dashboard sessions", "err", err)
+		}
+	}
+	db.OnApplied(func(cmd storage.Command) {
+		switch cmd.Op {
+		case storage.OpSessionPut, storage.OpSessionDelete:
+			m.sessions.Observe(cmd.Session, cmd.Hashes)
+		case storage.OpRestore:
+			m.sessions.ObserveRestore()
+		}
+	})
 	m.crossOrigin = http.NewCrossOriginProtection()
 	keys.OnRevoke(m.limiter.Forget)
 	keys.OnRevoke(m.instLimiter.Forget)

@@ -67,6 +67,9 @@ func deleteKeyTx(tx *bolt.Tx, id string) error {
 	if err := tx.Bucket(bucketKeyLabels).Delete([]byte(k.Label)); err != nil {
 		return fmt.Errorf("delete label: %w", err)
 	}
+	if err := deleteSessionsOfKeyTx(tx, id); err != nil {
+		return err
+	}
 	return tx.Bucket(bucketKeys).Delete([]byte(id))
 }
 

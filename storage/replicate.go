@@ -30,6 +30,9 @@ type Command struct {
 	ID     string               `json:"id,omitempty"`
 	Config *api.Configuration   `json:"config,omitempty"`
 	Name   string               `json:"name,omitempty"`
+	// Session and Hashes: dashboard sessions put and deleted.
+	Session *SessionRecord `json:"session,omitempty"`
+	Hashes  []string       `json:"hashes,omitempty"`
 	// LastUsed: keys' last-used times (key id to time).
 	LastUsed map[string]time.Time `json:"lastUsed,omitempty"`
 }
@@ -37,17 +40,19 @@ type Command struct {
 // Replicated operations. The state they write (keys, configurations, the
 // audit log) lives in the replicated buckets.
 const (
-	OpKeyCreate    = "key.create"
-	OpKeyDelete    = "key.delete"
-	OpConfigPut    = "config.put"
-	OpConfigDelete = "config.delete"
-	OpAudit        = "audit.append"
-	OpKeysTouch    = "keys.touch"
+	OpKeyCreate     = "key.create"
+	OpKeyDelete     = "key.delete"
+	OpConfigPut     = "config.put"
+	OpConfigDelete  = "config.delete"
+	OpAudit         = "audit.append"
+	OpKeysTouch     = "keys.touch"
+	OpSessionPut    = "session.put"
+	OpSessionDelete = "session.delete"
 )
 
 // replicatedBuckets are written only through commands in a cluster, and
 // make up its snapshots.
-var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta}
+var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions}
 
 // SetReplicator makes every write of replicated state a command through r
 // (set before the database is shared); nil: writes are local.
@@ -158,6 +163,13 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 		return db.appendAudit(tx, *cmd.Audit)
 	case OpKeysTouch:
 		return touchKeysTx(tx, cmd.LastUsed)
+	case OpSessionPut:
+		if cmd.Session == nil {
+			return fmt.Errorf("%w: session.put without a session", errBadCommand)
+		}
+		return putSessionTx(tx, *cmd.Session)
+	case OpSessionDelete:
+		return deleteSessionsTx(tx, cmd.Hashes)
 	}
 	return fmt.Errorf("%w: unknown command %q", errBadCommand, cmd.Op)
 }

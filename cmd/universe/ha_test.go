@@ -189,6 +189,27 @@ func TestHAClusterFailover(t *testing.T) {
 	if !strings.Contains(string(body), `aria-label="Masters"`) || strings.Count(string(body), `<span class="chip">leader</span>`) != 1 {
 		t.Fatalf("the nodes page does not show the masters:\n%s", body)
 	}
+	// The session made on a follower works on every master (sessions are
+	// replicated): a page on the leader, and a write with the cookie alone
+	// through the other follower (forwarded to the leader, which knows it).
+	other := 3 - lead - follower
+	waitFor(t, "the session on the leader", 10*time.Second, func() bool {
+		req, _ := http.NewRequest("GET", c.ms[lead].base+"/ui/nodes", nil)
+		req.AddCookie(lr.Cookies()[0])
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	cw, _ := http.NewRequest("POST", c.ms[other].base+"/api/keys", strings.NewReader(`{"label":"by-cookie","scope":"PUBLIC"}`))
+	cw.AddCookie(lr.Cookies()[0])
+	cw.Header.Set("Content-Type", "application/json")
+	cw.Header.Set("Sec-Fetch-Site", "same-origin")
+	if resp, err := noRedirect.Do(cw); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("a cookie write through a follower: %v %v", resp, err)
+	}
 	// Writes through every master, a follower's forwarded to the leader.
 	var mu sync.Mutex
 	acked := map[string]bool{}

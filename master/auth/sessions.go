@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
@@ -65,6 +66,20 @@ type Sessions struct {
 	live  map[string]storage.SessionRecord // by hash
 	ended map[string]tombstone             // by hash
 	links map[string]link                  // by hash
+
+	// Writes the replicated log applied (in a cluster, other masters'
+	// too), taken into live under mu at the next use: Observe cannot take
+	// mu, which a write of this master holds while it waits for the log.
+	pendMu     sync.Mutex
+	pending    []sessionChange
+	hasPending atomic.Bool
+}
+
+type sessionChange struct {
+	put     *storage.SessionRecord
+	delete  []string
+	revoked string // a key revoked: its sessions end
+	reload  bool   // the store was replaced whole (a snapshot)
 }
 
 // OpenSessions loads the stored sessions, dropping those whose key is gone
@@ -76,20 +91,97 @@ func OpenSessions(keys *Keyring, store SessionStore, now func() time.Time) (*Ses
 	if err != nil {
 		return nil, err
 	}
-	var drop []string
 	t := now().UnixMilli()
 	for _, r := range recs {
-		if _, err := keys.ByID(r.KeyID); err != nil || r.ExpiresAt <= t {
-			drop = append(drop, r.Hash)
-			continue
+		if _, err := keys.ByID(r.KeyID); err == nil && r.ExpiresAt > t {
+			s.live[r.Hash] = r
 		}
-		s.live[r.Hash] = r
-	}
-	if err := store.DeleteSessions(drop...); err != nil {
-		return nil, err
 	}
 	keys.OnRevoke(s.keyRevoked)
 	return s, nil
+}
+
+// Purge deletes from the store the sessions whose key is gone or that
+// expired (a master alone at its start; in a cluster, the leader).
+func (s *Sessions) Purge() error {
+	recs, err := s.store.ListSessions()
+	if err != nil {
+		return err
+	}
+	var drop []string
+	t := s.now().UnixMilli()
+	for _, r := range recs {
+		if _, err := s.keys.ByID(r.KeyID); err != nil || r.ExpiresAt <= t {
+			drop = append(drop, r.Hash)
+		}
+	}
+	return s.store.DeleteSessions(drop...)
+}
+
+// Observe follows a write of sessions the replicated log applied: a
+// session made on another master signs in here too, one ended there ends
+// here.
+func (s *Sessions) Observe(put *storage.SessionRecord, deleted []string) {
+	s.observe(sessionChange{put: put, delete: deleted})
+}
+
+// ObserveRestore follows a snapshot that replaced the state whole.
+func (s *Sessions) ObserveRestore() { s.observe(sessionChange{reload: true}) }
+
+func (s *Sessions) observe(c sessionChange) {
+	s.pendMu.Lock()
+	s.pending = append(s.pending, c)
+	s.hasPending.Store(true)
+	s.pendMu.Unlock()
+}
+
+// takeChangesLocked applies what Observe queued. Caller holds mu.
+func (s *Sessions) takeChangesLocked() {
+	if !s.hasPending.Load() {
+		return
+	}
+	s.pendMu.Lock()
+	changes := s.pending
+	s.pending = nil
+	s.hasPending.Store(false)
+	s.pendMu.Unlock()
+	now := s.now()
+	for _, c := range changes {
+		if c.reload {
+			if recs, err := s.store.ListSessions(); err == nil {
+				s.live = map[string]storage.SessionRecord{}
+				for _, r := range recs {
+					if _, err := s.keys.ByID(r.KeyID); err == nil && r.ExpiresAt > now.UnixMilli() {
+						s.live[r.Hash] = r
+					}
+				}
+			}
+		}
+		if c.put != nil {
+			if _, err := s.keys.ByID(c.put.KeyID); err == nil && c.put.ExpiresAt > now.UnixMilli() {
+				s.live[c.put.Hash] = *c.put
+			}
+		}
+		for _, h := range c.delete {
+			if _, ok := s.live[h]; ok {
+				delete(s.live, h)
+				s.tombLocked(h, EndedSignedOut, now)
+			}
+		}
+		if c.revoked != "" {
+			for h, r := range s.live {
+				if r.KeyID == c.revoked {
+					delete(s.live, h)
+					s.tombLocked(h, EndedRevoked, now)
+				}
+			}
+			for h, l := range s.links {
+				if l.keyID == c.revoked {
+					delete(s.links, h)
+				}
+			}
+		}
+	}
 }
 
 func randomSecret() string {
@@ -118,6 +210,7 @@ func (s *Sessions) Create(k *Key) (string, error) {
 	rec := storage.SessionRecord{Hash: hashSecret(cookie), KeyID: k.ID(), CreatedAt: now.UnixMilli(), ExpiresAt: exp.UnixMilli()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.takeChangesLocked()
 	s.sweepLocked(now)
 	// Bound the sessions of one key (its oldest ends) and in all: a key
 	// never pushes out another key's sessions; at the global cap a new
@@ -166,6 +259,7 @@ func (s *Sessions) Authenticate(v string) (*Key, string) {
 	h := hashSecret(v)
 	now := s.now()
 	s.mu.Lock()
+	s.takeChangesLocked()
 	rec, ok := s.live[h]
 	if !ok {
 		t, ok := s.ended[h]
@@ -198,6 +292,7 @@ func (s *Sessions) End(v string) {
 func (s *Sessions) end(h, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.takeChangesLocked()
 	if _, ok := s.live[h]; !ok {
 		return
 	}
@@ -206,23 +301,15 @@ func (s *Sessions) end(h, reason string) {
 	_ = s.store.DeleteSessions(h) // a leftover is dropped at the next start: its key check still holds
 }
 
+// keyRevoked ends the key's sessions; the store dropped them with the key
+// (in the key's own transaction: on every master). It is queued like an
+// observed change, since it may run while the log applies a command that
+// a write of this master, holding mu, waits for.
 func (s *Sessions) keyRevoked(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var drop []string
-	for h, r := range s.live {
-		if r.KeyID == id {
-			drop = append(drop, h)
-			delete(s.live, h)
-			s.tombLocked(h, EndedRevoked, s.now())
-		}
-	}
-	for h, l := range s.links {
-		if l.keyID == id {
-			delete(s.links, h)
-		}
-	}
-	_ = s.store.DeleteSessions(drop...)
+	s.pendMu.Lock()
+	s.pending = append(s.pending, sessionChange{revoked: id})
+	s.hasPending.Store(true)
+	s.pendMu.Unlock()
 }
 
 func (s *Sessions) tombLocked(h, reason string, now time.Time) {
@@ -256,6 +343,7 @@ func (s *Sessions) sweepLocked(now time.Time) {
 func (s *Sessions) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.takeChangesLocked()
 	return len(s.live)
 }
 
@@ -268,6 +356,7 @@ func (s *Sessions) CreateLink(k *Key) (string, error) {
 	now := s.now()
 	code := LinkPrefix + randomSecret()
 	s.mu.Lock()
+	s.takeChangesLocked()
 	defer s.mu.Unlock()
 	s.sweepLocked(now)
 	if len(s.links) >= maxLinks {
@@ -286,6 +375,7 @@ func (s *Sessions) ConsumeLink(code string) (string, error) {
 	}
 	h := hashSecret(code)
 	s.mu.Lock()
+	s.takeChangesLocked()
 	l, ok := s.links[h]
 	delete(s.links, h)
 	s.mu.Unlock()
