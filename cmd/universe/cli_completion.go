@@ -14,10 +14,10 @@ import (
 // The words of the command line, for shell completion.
 func completionTree() map[string][]string {
 	tree := map[string][]string{
-		"":           {"master", "agent", "status", "auth", "key", "instance", "config", "node", "template", "audit", "console", "completion", "version", "help"},
+		"":           {"master", "agent", "status", "auth", "key", "instance", "config", "node", "cluster", "template", "audit", "console", "completion", "version", "help"},
 		"completion": {"bash", "zsh", "fish"},
 	}
-	for _, g := range []group{authGroup, keyGroup, instanceGroup, configGroup, templateGroup, nodeGroup} {
+	for _, g := range []group{authGroup, keyGroup, instanceGroup, configGroup, templateGroup, nodeGroup, clusterGroup} {
 		for n := range g.subs {
 			tree[g.name] = append(tree[g.name], n)
 		}

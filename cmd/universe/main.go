@@ -70,6 +70,7 @@ Usage:
   universe instance list|create|info|start|stop|restart|kill|delete|exec|logs|files|stats|pprof
   universe config list|show|apply|delete
   universe node list|info|create|drain|undrain|revoke|delete
+  universe cluster status|join|leave           the masters of a cluster (--ha-* flags of master)
   universe template list|push|pull|export|import|delete
   universe audit [--limit N]                   who changed what, newest first
   universe console                             the master's console, remotely
