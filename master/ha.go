@@ -247,6 +247,12 @@ func (m *Master) forwardWrites(c *gin.Context) {
 		c.Next()
 		return
 	}
+	if _, hop := ha.ForwardedClient(r); hop {
+		// Forwarded to this master as the leader, which it no longer is:
+		// no second hop (two masters could pass it back and forth).
+		fail(c, ha.ErrNoLeader)
+		return
+	}
 	r.Header.Set("X-Universe-Client", m.clientAddr(c).String())
 	if m.ha.Forward(c.Writer, r) {
 		c.Abort()
