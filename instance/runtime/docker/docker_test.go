@@ -225,3 +225,25 @@ func TestAvailable(t *testing.T) {
 		t.Fatalf("no engine: %v", err)
 	}
 }
+
+// A configuration's command runs as the arguments of an image's
+// ENTRYPOINT, not instead of it: the start says so.
+func TestEntrypointIsSaid(t *testing.T) {
+	dockertest.Image(t) // builds both images
+	o := &output{}
+	spec := runtime.Spec{
+		Dir: t.TempDir(), Command: "hello", Env: []string{"UNIVERSE_INSTANCE_ID=entry"}, Output: o.add,
+		Container: &runtime.ContainerSpec{Name: "universe-test-entry", Image: dockertest.EntrypointTag, WorkDir: "/data", PullPolicy: docker.PullNever,
+			Labels: map[string]string{"universe.instance": "entry"}},
+	}
+	p, err := docker.New().Start(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Signal(syscall.SIGKILL); <-p.Done() })
+	o.wait(t, "stdout", "ready entry in /data args entry,hello")
+	n, ok := p.(interface{ Notes() []string })
+	if !ok || len(n.Notes()) != 1 || !strings.Contains(n.Notes()[0], "ENTRYPOINT /echo entry runs, with the command as its arguments") {
+		t.Fatalf("the start's notes: %v", n)
+	}
+}

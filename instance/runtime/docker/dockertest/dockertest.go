@@ -22,8 +22,13 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 )
 
-// ImageTag is the test image.
-const ImageTag = "universe-test-echo:latest"
+// ImageTag is the test image; EntrypointTag the same program as the
+// image's ENTRYPOINT (with "entry" as its first argument), so a
+// configuration's command becomes its arguments.
+const (
+	ImageTag      = "universe-test-echo:latest"
+	EntrypointTag = "universe-test-entry:latest"
+)
 
 var (
 	once   sync.Once
@@ -103,6 +108,7 @@ func Build(cli *client.Client) error {
 		data []byte
 	}{
 		{"Dockerfile", 0o644, []byte("FROM scratch\nCOPY echo /echo\nCMD [\"/echo\", \"image-default\"]\n")},
+		{"Dockerfile.entry", 0o644, []byte("FROM scratch\nCOPY echo /echo\nENTRYPOINT [\"/echo\", \"entry\"]\n")},
 		{"echo", 0o755, prog},
 	}
 	for _, f := range files {
@@ -112,10 +118,16 @@ func Build(cli *client.Client) error {
 	_ = tw.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	resp, err := cli.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{Tags: []string{ImageTag}, Remove: true, ForceRemove: true})
-	if err != nil {
-		return err
+	for _, b := range []struct{ tag, file string }{{ImageTag, "Dockerfile"}, {EntrypointTag, "Dockerfile.entry"}} {
+		resp, err := cli.ImageBuild(ctx, bytes.NewReader(ctxTar.Bytes()), build.ImageBuildOptions{Tags: []string{b.tag}, Dockerfile: b.file, Remove: true, ForceRemove: true})
+		if err != nil {
+			return err
+		}
+		err = jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
 	}
-	defer resp.Body.Close()
-	return jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil)
+	return nil
 }
