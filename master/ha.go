@@ -4,17 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/cluster/ha"
+	"github.com/universe-orchestrator/universe/instance/template"
 	"github.com/universe-orchestrator/universe/storage"
 )
 
@@ -176,16 +180,26 @@ func (m *Master) openHA() error {
 		}
 	}
 	m.instances.SetLeader(false) // until this master is elected
+	// Before the node starts: the log it replays may announce templates.
+	self := m.cfg.HA.Advertise
+	if self == "" {
+		self = m.cfg.HA.Addr
+	}
+	ts := &templateSync{m: m, self: self, gen: map[string]uint64{}, locks: map[string]*sync.Mutex{}, syncing: map[string]bool{}}
+	m.templateSync.Store(ts)
 	node, err := ha.Open(ha.Options{
 		ID: m.cfg.HA.ID, Bind: m.cfg.HA.Addr, Advertise: m.cfg.HA.Advertise, Peers: m.cfg.HA.Peers, Join: m.cfg.HA.Join,
 		Secret: secret, Dir: raftDir, Store: m.db, APIURL: m.baseURL, Handler: m.engine,
 		OnLeader: m.onLeader, Logger: m.log.With("part", "ha"),
+		TemplateZip: func(w io.Writer, group, name string) error { return m.templates.Export(group, name, w) },
 	})
 	if err != nil {
 		return err
 	}
 	m.ha = node
 	m.db.SetReplicator(node)
+	ts.node.Store(node)
+	m.templates.OnChange(ts.announce)
 	m.metrics.registerHA(node)
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.submitSeed(raftDir) }()
@@ -325,4 +339,133 @@ func (m *Master) mastersLines() []string {
 		out = append(out, fmt.Sprintf("%-22s %-11s term %-4d applied %-7d api %s", s.ID, s.State, s.Term, s.AppliedIndex, s.APIURL))
 	}
 	return out
+}
+
+// templateSync carries templates' files between the masters of a
+// cluster: a master whose template changed announces it (a command, so
+// every master learns of it in log order), and every other master fetches
+// the template from it as a zip and imports it in place of its own (a
+// template the announcer no longer has is deleted). Fetches of one
+// template run one at a time, and one overtaken by a later announcement
+// is dropped.
+type templateSync struct {
+	m       *Master
+	self    string                  // this master's advertised HA address
+	node    atomic.Pointer[ha.Node] // set once the node runs
+	mu      sync.Mutex
+	gen     map[string]uint64      // by template: the last announcement seen
+	locks   map[string]*sync.Mutex // by template: one fetch at a time
+	syncing map[string]bool        // templates being written by a fetch (not announced again)
+	seq     uint64
+}
+
+// maxTemplateFetch bounds a template carried between masters.
+const maxTemplateFetch = 512 << 20
+
+// announce tells the cluster that this master's copy of group/name
+// changed (template.Store.OnChange).
+func (t *templateSync) announce(group, name string) {
+	key := group + "/" + name
+	t.mu.Lock()
+	quiet := t.syncing[key]
+	t.mu.Unlock()
+	if quiet {
+		return // the write of a fetch: the template came from another master
+	}
+	node := t.node.Load()
+	if node == nil {
+		return
+	}
+	b, _ := json.Marshal(storage.Command{Op: storage.OpTemplateChanged, Name: key, From: t.self})
+	if err := node.Apply(b); err != nil {
+		t.m.log.Warn("announce a template change to the cluster", "template", key, "err", err)
+	}
+}
+
+// observed follows an announcement the log applied (on every master).
+func (t *templateSync) observed(cmd storage.Command) {
+	if cmd.From == t.self {
+		return // ours
+	}
+	group, name, ok := strings.Cut(cmd.Name, "/")
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	t.seq++
+	gen := t.seq
+	t.gen[cmd.Name] = gen
+	lock := t.locks[cmd.Name]
+	if lock == nil {
+		lock = &sync.Mutex{}
+		t.locks[cmd.Name] = lock
+	}
+	t.mu.Unlock()
+	go t.fetch(group, name, cmd.From, gen, lock) // never in the log's goroutine
+}
+
+func (t *templateSync) fetch(group, name, from string, gen uint64, lock *sync.Mutex) {
+	key := group + "/" + name
+	lock.Lock()
+	defer lock.Unlock()
+	current := func() bool {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return t.gen[key] == gen
+	}
+	if !current() {
+		return // a later announcement follows
+	}
+	f, err := os.CreateTemp(t.m.cfg.DataDir, ".template-fetch-")
+	if err != nil {
+		t.m.log.Warn("fetch a template", "template", key, "err", err)
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(t.m.ctx, 5*time.Minute)
+	defer cancel()
+	node := t.node.Load()
+	for node == nil && ctx.Err() == nil { // announced while the node was starting
+		time.Sleep(10 * time.Millisecond)
+		node = t.node.Load()
+	}
+	if node == nil {
+		return
+	}
+	found, err := node.FetchTemplate(ctx, from, group, name, f, maxTemplateFetch)
+	if err != nil {
+		// The master that announced it is gone: any other that has the
+		// template since has it as well; ask the leader.
+		if l, ok := node.Leader(ctx); ok && l.RaftAddress != from && l.RaftAddress != t.self {
+			_, _ = f.Seek(0, io.SeekStart)
+			_ = f.Truncate(0)
+			found, err = node.FetchTemplate(ctx, l.RaftAddress, group, name, f, maxTemplateFetch)
+		}
+	}
+	if err != nil {
+		t.m.log.Warn("fetch a template from another master", "template", key, "from", from, "err", err)
+		return
+	}
+	if !current() {
+		return
+	}
+	t.mu.Lock()
+	t.syncing[key] = true
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.syncing, key)
+		t.mu.Unlock()
+	}()
+	if !found {
+		if err := t.m.templates.Delete(group, name); err != nil && universe.ErrorCode(err) != universe.ENOTFOUND {
+			t.m.log.Warn("delete a template another master deleted", "template", key, "err", err)
+		}
+		return
+	}
+	size, _ := f.Seek(0, io.SeekEnd)
+	if _, err := t.m.templates.Import(group, name, f, size, template.ImportLimits{MaxBytes: maxTemplateFetch}, true); err != nil {
+		t.m.log.Warn("import a template fetched from another master", "template", key, "err", err)
+	}
 }

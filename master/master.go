@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -38,8 +39,10 @@ func init() {
 // stop it with Close. Stopped is closed when an operator asks it to stop.
 type Master struct {
 	cfg Config
-	// ha is this master's Raft node in a cluster (nil alone).
-	ha *ha.Node
+	// ha is this master's Raft node in a cluster (nil alone), and
+	// templateSync what carries templates' files between the masters.
+	ha           *ha.Node
+	templateSync atomic.Pointer[templateSync]
 	// baseURL is where the master is reached: --public-url, else the
 	// address it serves on (set by Open), as instances are told.
 	baseURL string
@@ -153,6 +156,10 @@ func New(cfg Config) (*Master, error) {
 			m.sessions.Observe(cmd.Session, cmd.Hashes)
 		case storage.OpRestore:
 			m.sessions.ObserveRestore()
+		case storage.OpTemplateChanged:
+			if t := m.templateSync.Load(); t != nil {
+				t.observed(cmd)
+			}
 		}
 	})
 	m.crossOrigin = http.NewCrossOriginProtection()

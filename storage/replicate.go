@@ -30,6 +30,9 @@ type Command struct {
 	ID     string               `json:"id,omitempty"`
 	Config *api.Configuration   `json:"config,omitempty"`
 	Name   string               `json:"name,omitempty"`
+	// From: template.changed: the master whose template folder has the
+	// template's new content (its HA address), Name the template.
+	From string `json:"from,omitempty"`
 	// Session and Hashes: dashboard sessions put and deleted.
 	Session *SessionRecord `json:"session,omitempty"`
 	Hashes  []string       `json:"hashes,omitempty"`
@@ -40,14 +43,15 @@ type Command struct {
 // Replicated operations. The state they write (keys, configurations, the
 // audit log) lives in the replicated buckets.
 const (
-	OpKeyCreate     = "key.create"
-	OpKeyDelete     = "key.delete"
-	OpConfigPut     = "config.put"
-	OpConfigDelete  = "config.delete"
-	OpAudit         = "audit.append"
-	OpKeysTouch     = "keys.touch"
-	OpSessionPut    = "session.put"
-	OpSessionDelete = "session.delete"
+	OpKeyCreate       = "key.create"
+	OpKeyDelete       = "key.delete"
+	OpConfigPut       = "config.put"
+	OpConfigDelete    = "config.delete"
+	OpAudit           = "audit.append"
+	OpKeysTouch       = "keys.touch"
+	OpTemplateChanged = "template.changed"
+	OpSessionPut      = "session.put"
+	OpSessionDelete   = "session.delete"
 )
 
 // replicatedBuckets are written only through commands in a cluster, and
@@ -163,6 +167,8 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 		return db.appendAudit(tx, *cmd.Audit)
 	case OpKeysTouch:
 		return touchKeysTx(tx, cmd.LastUsed)
+	case OpTemplateChanged:
+		return nil // the files are not in bbolt: the masters fetch them (OnApplied)
 	case OpSessionPut:
 		if cmd.Session == nil {
 			return fmt.Errorf("%w: session.put without a session", errBadCommand)

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,6 +59,9 @@ type Options struct {
 	APIURL string
 	// Handler serves what other masters forward (the master's router).
 	Handler http.Handler
+	// TemplateZip writes template group/name as a zip archive (what
+	// another master fetches after a change here). Errors: ENOTFOUND.
+	TemplateZip func(w io.Writer, group, name string) error
 	// OnLeader is told when this master becomes the leader (true) and
 	// when it stops being it (false): leader-only work starts and stops.
 	OnLeader func(bool)
@@ -313,6 +317,23 @@ func (n *Node) routes() http.Handler {
 		}
 		_ = json.NewEncoder(w).Encode(out)
 	})
+	mux.HandleFunc("GET /ha/templates/{group}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if n.opt.TemplateZip == nil {
+			http.NotFound(w, r)
+			return
+		}
+		var buf bytes.Buffer
+		if err := n.opt.TemplateZip(&buf, r.PathValue("group"), r.PathValue("name")); err != nil {
+			if universe.ErrorCode(err) == universe.ENOTFOUND {
+				http.NotFound(w, r)
+				return
+			}
+			http.Error(w, "export failed", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/zip")
+		_, _ = w.Write(buf.Bytes())
+	})
 	mux.HandleFunc("GET /ha/info", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(n.self())
 	})
@@ -406,6 +427,39 @@ func (n *Node) info(ctx context.Context, addr string) (Master, error) {
 	var m Master
 	err = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&m)
 	return m, err
+}
+
+// Advertise is the address the other masters reach this one at.
+func (n *Node) Advertise() string { return n.opt.Advertise }
+
+// FetchTemplate asks the master at addr for template group/name as a zip
+// archive, written to w (at most max bytes). found is false when that
+// master has no such template (it was deleted).
+func (n *Node) FetchTemplate(ctx context.Context, addr, group, name string, w io.Writer, max int64) (found bool, err error) {
+	c := &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			return dial(addr, n.client, muxHTTP, 5*time.Second)
+		},
+	}}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://master/ha/templates/"+url.PathEscape(group)+"/"+url.PathEscape(name), nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return false, nil
+	default:
+		return false, fmt.Errorf("master %s answered %d", addr, resp.StatusCode)
+	}
+	m, err := io.Copy(w, io.LimitReader(resp.Body, max+1))
+	if err == nil && m > max {
+		err = fmt.Errorf("template %s/%s is over %d bytes", group, name, max)
+	}
+	return true, err
 }
 
 // Leader returns the leader's status (its API URL for clients), and

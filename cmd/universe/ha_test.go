@@ -236,6 +236,24 @@ func TestHAClusterFailover(t *testing.T) {
 		t.Fatalf("a configuration through a follower: %v %v", resp, err)
 	}
 
+	// Templates' files reach every master: made and written through
+	// followers (forwarded to the leader), fetched by the others.
+	jsonReq[any](t, "POST", c.ms[follower].base+"/api/templates/lobby/base", c.admin, "", 201)
+	if resp, b := request(t, "PUT", c.ms[(follower+1)%3].base+"/api/templates/lobby/base/files/server.properties", c.admin, "motd=replicated\n"); resp.StatusCode != 204 {
+		t.Fatalf("a template file through a follower: %d %s", resp.StatusCode, b)
+	}
+	waitFor(t, "the template's file on every master", 30*time.Second, func() bool {
+		for i := range 3 {
+			if resp, b := request(t, "GET", c.ms[i].base+"/api/templates/lobby/base/files/server.properties", c.admin, ""); resp.StatusCode != 200 || string(b) != "motd=replicated\n" {
+				return false
+			}
+		}
+		return true
+	})
+	tplCfg := `{"command":"cat server.properties; exec sleep 60","availablePorts":{"min":21970,"max":21979},"stopTimeoutSeconds":1,` +
+		`"templateInstallationConfig":{"allOf":[{"group":"lobby","name":"base"}]}}`
+	jsonReq[any](t, "PUT", c.ms[follower].base+"/api/configurations/withtpl", c.admin, tplCfg, 204)
+
 	// SIGKILL of the leader: a new one takes writes within seconds.
 	killed := time.Now()
 	c.ms[lead].signal(syscall.SIGKILL)
@@ -254,6 +272,16 @@ func TestHAClusterFailover(t *testing.T) {
 	t.Logf("first write acknowledged %v after the kill", firstOK.Round(time.Millisecond))
 	if firstOK == 0 || firstOK > 10*time.Second {
 		t.Fatalf("no write acknowledged within 10 s of the leader's kill (%v)", firstOK)
+	}
+
+	// The new leader installs the template it got from the old one: an
+	// instance created through the other survivor runs there with it.
+	created := jsonReq[api.InstanceInfo](t, "POST", c.ms[survivor].base+"/api/instances", c.admin, `{"configurationName":"withtpl"}`, 201)
+	if created.State != "ONLINE" {
+		t.Fatalf("an instance with a template on the new leader: %+v", created)
+	}
+	if resp, b := request(t, "GET", c.ms[newLead].base+"/api/instances/"+created.ID+"/files/server.properties", c.admin, ""); resp.StatusCode != 200 || string(b) != "motd=replicated\n" {
+		t.Fatalf("the instance's template file on the new leader: %d %q", resp.StatusCode, b)
 	}
 
 	// The killed master comes back and catches up; nothing acknowledged is
@@ -280,6 +308,16 @@ func TestHAClusterFailover(t *testing.T) {
 		resp.Body.Close()
 	}
 	t.Logf("%d acknowledged writes, all on every master", len(acked))
+	// A template deleted through one master goes from every master.
+	jsonReq[any](t, "DELETE", c.ms[lead].base+"/api/templates/lobby/base", c.admin, "", 204)
+	waitFor(t, "the deleted template gone from every master", 30*time.Second, func() bool {
+		for i := range 3 {
+			if resp, _ := request(t, "GET", c.ms[i].base+"/api/templates/lobby/base/files", c.admin, ""); resp.StatusCode != 404 {
+				return false
+			}
+		}
+		return true
+	})
 
 	// Its Raft series.
 	lead = c.leader(nil)

@@ -22,6 +22,23 @@ type Store struct {
 	dir  string
 	root *os.Root
 	mu   sync.Mutex // serialises writes (create-if-absent, import swaps)
+
+	onChange []func(group, name string) // set before use
+}
+
+// OnChange registers f to be told, after the fact and outside the store's
+// locks, of every template a write changed (made, deleted, a file written
+// or removed, an import). Register before the store is shared.
+func (s *Store) OnChange(f func(group, name string)) { s.onChange = append(s.onChange, f) }
+
+// changed tells the OnChange hooks when err is nil.
+func (s *Store) changed(group, name string, err error) {
+	if err != nil {
+		return
+	}
+	for _, f := range s.onChange {
+		f(group, name)
+	}
 }
 
 // Open opens (and creates, mode 0755) the template folder dir. Close it
@@ -156,10 +173,11 @@ func (s *Store) Get(group, name string) (api.TemplateInfo, error) {
 }
 
 // Create makes an empty template. Errors: EINVALID, ECONFLICT if it exists.
-func (s *Store) Create(group, name string) error {
+func (s *Store) Create(group, name string) (err error) {
 	if err := ValidTemplate(group, name); err != nil {
 		return err
 	}
+	defer func() { s.changed(group, name, err) }() // after the unlock
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.root.Mkdir(group, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -174,12 +192,13 @@ func (s *Store) Create(group, name string) error {
 }
 
 // Delete removes a template and its files. Errors: EINVALID, ENOTFOUND.
-func (s *Store) Delete(group, name string) error {
+func (s *Store) Delete(group, name string) (err error) {
 	r, err := s.open(group, name)
 	if err != nil {
 		return err
 	}
 	_ = r.Close()
+	defer func() { s.changed(group, name, err) }() // after the unlock
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.root.RemoveAll(group + "/" + name); err != nil {
@@ -324,7 +343,12 @@ func Usable(fi fs.FileInfo) error {
 // The file is replaced atomically: a failed write leaves the old content.
 // With create, an existing file is an ECONFLICT. Errors: EINVALID (path),
 // ENOTFOUND (template), ECONFLICT; src's errors are returned as they are.
-func (s *Store) WriteFile(group, name, p string, src io.Reader, create bool) (int64, error) {
+func (s *Store) WriteFile(group, name, p string, src io.Reader, create bool) (n int64, err error) {
+	defer func() { s.changed(group, name, err) }()
+	return s.writeFile(group, name, p, src, create)
+}
+
+func (s *Store) writeFile(group, name, p string, src io.Reader, create bool) (int64, error) {
 	p, err := CleanPath(p)
 	if err != nil {
 		return 0, err
@@ -389,8 +413,8 @@ func (s *Store) checkWrite(r *os.Root, p string, create bool) error {
 
 // RemoveFile deletes one file (or an empty folder) of a template. Errors:
 // EINVALID, ENOTFOUND, ECONFLICT for a folder that is not empty.
-func (s *Store) RemoveFile(group, name, p string) error {
-	p, err := CleanPath(p)
+func (s *Store) RemoveFile(group, name, p string) (err error) {
+	p, err = CleanPath(p)
 	if err != nil {
 		return err
 	}
@@ -399,6 +423,7 @@ func (s *Store) RemoveFile(group, name, p string) error {
 		return err
 	}
 	defer r.Close()
+	defer func() { s.changed(group, name, err) }() // after the unlock
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := CheckPath(r, p); err != nil {

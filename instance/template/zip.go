@@ -79,7 +79,12 @@ func (l ImportLimits) withDefaults() ImportLimits {
 // An existing template is an ECONFLICT unless replace, which swaps it for
 // the archive's content. Errors: EINVALID (names, paths, a broken archive),
 // ETOOLARGE (limits), ECONFLICT.
-func (s *Store) Import(group, name string, ra io.ReaderAt, size int64, lim ImportLimits, replace bool) (api.TemplateImport, error) {
+func (s *Store) Import(group, name string, ra io.ReaderAt, size int64, lim ImportLimits, replace bool) (out api.TemplateImport, err error) {
+	defer func() { s.changed(group, name, err) }()
+	return s.importZip(group, name, ra, size, lim, replace)
+}
+
+func (s *Store) importZip(group, name string, ra io.ReaderAt, size int64, lim ImportLimits, replace bool) (api.TemplateImport, error) {
 	out := api.TemplateImport{Group: group, Name: name}
 	if err := ValidTemplate(group, name); err != nil {
 		return out, err
