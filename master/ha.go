@@ -152,6 +152,14 @@ func (m *Master) submitSeed(raftDir string) {
 			}
 		}
 	}
+	// Its templates too: announced, the other masters fetch them.
+	if ts := m.templateSync.Load(); ts != nil {
+		names, _ := m.templateNames()
+		for _, key := range names {
+			g, n, _ := strings.Cut(key, "/")
+			ts.announce(g, n)
+		}
+	}
 	_ = os.Remove(path)
 	m.log.Info("this master's state from before the cluster was carried into it", "keys", len(s.Keys), "configurations", len(s.Configs))
 }
@@ -192,6 +200,7 @@ func (m *Master) openHA() error {
 		Secret: secret, Dir: raftDir, Store: m.db, APIURL: m.baseURL, Handler: m.engine,
 		OnLeader: m.onLeader, Logger: m.log.With("part", "ha"),
 		TemplateZip: func(w io.Writer, group, name string) error { return m.templates.Export(group, name, w) },
+		Templates:   m.templateNames,
 	})
 	if err != nil {
 		return err
@@ -357,6 +366,65 @@ type templateSync struct {
 	locks   map[string]*sync.Mutex // by template: one fetch at a time
 	syncing map[string]bool        // templates being written by a fetch (not announced again)
 	seq     uint64
+}
+
+// templateNames lists this master's templates as group/name.
+func (m *Master) templateNames() ([]string, error) {
+	list, err := m.templates.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(list))
+	for i, t := range list {
+		out[i] = t.Group + "/" + t.Name
+	}
+	return out, nil
+}
+
+// restored follows a snapshot this master installed: the announcements
+// the snapshot covers were never seen here, so every template is taken
+// again from the leader, and those it lacks go.
+func (t *templateSync) restored() {
+	go func() {
+		ctx, cancel := context.WithTimeout(t.m.ctx, time.Minute)
+		defer cancel()
+		node := t.node.Load()
+		for node == nil && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+			node = t.node.Load()
+		}
+		if node == nil {
+			return
+		}
+		var leader api.Master
+		for ctx.Err() == nil {
+			l, ok := node.Leader(ctx)
+			if ok && l.RaftAddress != t.self {
+				leader = l
+				break
+			}
+			if ok {
+				return // this master leads: its templates are the cluster's
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		theirs, err := node.TemplatesOf(ctx, leader.RaftAddress)
+		if err != nil {
+			t.m.log.Warn("list the leader's templates after a snapshot", "err", err)
+			return
+		}
+		mine, _ := t.m.templateNames()
+		keep := map[string]bool{}
+		for _, key := range theirs {
+			keep[key] = true
+			t.observed(storage.Command{Op: storage.OpTemplateChanged, Name: key, From: leader.RaftAddress})
+		}
+		for _, key := range mine {
+			if !keep[key] {
+				t.observed(storage.Command{Op: storage.OpTemplateChanged, Name: key, From: leader.RaftAddress}) // 404 there: deleted here
+			}
+		}
+	}()
 }
 
 // maxTemplateFetch bounds a template carried between masters.

@@ -156,6 +156,9 @@ func New(cfg Config) (*Master, error) {
 			m.sessions.Observe(cmd.Session, cmd.Hashes)
 		case storage.OpRestore:
 			m.sessions.ObserveRestore()
+			if t := m.templateSync.Load(); t != nil {
+				t.restored()
+			}
 		case storage.OpTemplateChanged:
 			if t := m.templateSync.Load(); t != nil {
 				t.observed(cmd)

@@ -62,10 +62,16 @@ type Options struct {
 	// TemplateZip writes template group/name as a zip archive (what
 	// another master fetches after a change here). Errors: ENOTFOUND.
 	TemplateZip func(w io.Writer, group, name string) error
+	// Templates lists this master's templates as group/name.
+	Templates func() ([]string, error)
 	// OnLeader is told when this master becomes the leader (true) and
 	// when it stops being it (false): leader-only work starts and stops.
 	OnLeader func(bool)
 	Logger   *slog.Logger
+	// TrailingLogs is how many entries a snapshot leaves in the log
+	// (default raft's, 10,240); tests make it small to force a snapshot
+	// install.
+	TrailingLogs uint64
 }
 
 // Node is this master in the cluster.
@@ -149,6 +155,9 @@ func Open(opt Options) (*Node, error) {
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.SnapshotThreshold = 8192
 	conf.BatchApplyCh = true // concurrent writes share a log append (group commit)
+	if opt.TrailingLogs > 0 {
+		conf.TrailingLogs = opt.TrailingLogs
+	}
 	had, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {
 		n.closeStores()
@@ -334,6 +343,18 @@ func (n *Node) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/zip")
 		_, _ = w.Write(buf.Bytes())
 	})
+	mux.HandleFunc("GET /ha/templates", func(w http.ResponseWriter, r *http.Request) {
+		if n.opt.Templates == nil {
+			http.NotFound(w, r)
+			return
+		}
+		list, err := n.opt.Templates()
+		if err != nil {
+			http.Error(w, "list failed", http.StatusInternalServerError)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(list)
+	})
 	mux.HandleFunc("GET /ha/info", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(n.self())
 	})
@@ -462,6 +483,28 @@ func (n *Node) FetchTemplate(ctx context.Context, addr, group, name string, w io
 	return true, err
 }
 
+// TemplatesOf lists the templates of the master at addr (group/name).
+func (n *Node) TemplatesOf(ctx context.Context, addr string) ([]string, error) {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			return dial(addr, n.client, muxHTTP, 5*time.Second)
+		},
+	}}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://master/ha/templates", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("master %s answered %d", addr, resp.StatusCode)
+	}
+	var list []string
+	err = json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&list)
+	return list, err
+}
+
 // Leader returns the leader's status (its API URL for clients), and
 // whether there is one this master can reach.
 func (n *Node) Leader(ctx context.Context) (Master, bool) {
@@ -510,6 +553,9 @@ func (n *Node) RemoveServer(id string) error {
 	}
 	return nil
 }
+
+// Snapshot takes a snapshot now (and compacts the log behind it).
+func (n *Node) Snapshot() error { return n.r.Snapshot().Error() }
 
 // HandOver gives the leadership to another master before this one stops
 // (a graceful stop), so writes pause only for the transfer.

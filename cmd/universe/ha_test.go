@@ -367,6 +367,10 @@ func TestHABootstrapFromSingle(t *testing.T) {
 	port := freePort(t)
 	single := startChildMaster(t, dir, port)
 	jsonReq[any](t, "PUT", single.base+"/api/configurations/lobby", admin, `{"command":"true"}`, 204)
+	jsonReq[any](t, "POST", single.base+"/api/templates/lobby/base", admin, "", 201)
+	if resp, b := request(t, "PUT", single.base+"/api/templates/lobby/base/files/a.txt", admin, "from the single master\n"); resp.StatusCode != 204 {
+		t.Fatalf("a template file: %d %s", resp.StatusCode, b)
+	}
 	single.signal(syscall.SIGTERM)
 
 	secret := filepath.Join(t.TempDir(), "ha.secret")
@@ -399,10 +403,14 @@ func TestHABootstrapFromSingle(t *testing.T) {
 	for i := 1; i < 3; i++ {
 		ms = append(ms, startChildMaster(t, t.TempDir(), freePort(t), haArgs(i)...))
 	}
-	waitFor(t, "the single master's state on every master", 60*time.Second, func() bool {
+	waitFor(t, "the single master's state on every master (its templates too)", 60*time.Second, func() bool {
 		for _, m := range ms {
 			resp, _ := request(t, "GET", m.base+"/api/configurations/lobby", admin, "")
 			if resp.StatusCode != 200 {
+				return false
+			}
+			resp, b := request(t, "GET", m.base+"/api/templates/lobby/base/files/a.txt", admin, "")
+			if resp.StatusCode != 200 || string(b) != "from the single master\n" {
 				return false
 			}
 		}
