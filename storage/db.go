@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
@@ -48,11 +49,12 @@ type DB struct {
 	path string
 	// The audit log keeps at most auditLimit entries and auditBytes bytes
 	// of them (oldest dropped first).
-	auditLimit int
-	auditBytes int
-	group      *groupCommit // key and audit writes
-	rep        Replicator   // in a cluster: writes of replicated state go through it
-	applied    []func(Command)
+	auditLimit   int
+	auditBytes   int
+	group        *groupCommit // key and audit writes
+	rep          Replicator   // in a cluster: writes of replicated state go through it
+	applied      []func(Command)
+	appliedIndex atomic.Uint64 // the last command applied (ApplyCommands)
 }
 
 // Open creates dir (mode 0700) if needed and opens <dir>/universe.db (mode
@@ -89,7 +91,9 @@ func Open(dir string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("create buckets: %w", err)
 	}
-	return &DB{bolt: b, path: path, auditLimit: 10000, auditBytes: 8 << 20, group: &groupCommit{db: b}}, nil
+	db := &DB{bolt: b, path: path, auditLimit: 10000, auditBytes: 8 << 20, group: &groupCommit{db: b}}
+	db.appliedIndex.Store(db.storedIndex())
+	return db, nil
 }
 
 // Path returns the path of the bbolt file.

@@ -97,6 +97,7 @@ func (db *DB) ApplyCommand(index uint64, b []byte) error {
 // answer; a failure of the disk fails the whole batch, its index unstored.
 func (db *DB) ApplyCommands(entries []Entry) []error {
 	out := make([]error, len(entries))
+	var newLast uint64
 	cmds := make([]Command, len(entries))
 	applied := make([]bool, len(entries))
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
@@ -121,6 +122,7 @@ func (db *DB) ApplyCommands(entries []Entry) []error {
 			}
 			out[i], applied[i] = refused, refused == nil
 		}
+		newLast = last
 		return meta.Put(metaRaftIndex, binary.BigEndian.AppendUint64(nil, last))
 	})
 	if err != nil {
@@ -129,6 +131,7 @@ func (db *DB) ApplyCommands(entries []Entry) []error {
 		}
 		return out
 	}
+	defer db.appliedIndex.Store(newLast) // after the observers: what it says is seen in memory too
 	for i := range entries {
 		if applied[i] {
 			for _, f := range db.applied {
@@ -242,7 +245,25 @@ func (db *DB) Restore(r io.Reader) error {
 	for _, f := range db.applied {
 		f(Command{Op: OpRestore})
 	}
+	db.appliedIndex.Store(db.storedIndex())
 	return nil
+}
+
+// AppliedIndex is the log index of the last command applied here, its
+// effects visible in memory (the observers have run): what a master
+// waits for before it answers a write another master committed.
+func (db *DB) AppliedIndex() uint64 { return db.appliedIndex.Load() }
+
+// storedIndex reads the applied index bbolt holds.
+func (db *DB) storedIndex() uint64 {
+	var n uint64
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(metaRaftIndex); len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return n
 }
 
 // OpRestore tells observers that the replicated state was replaced whole.

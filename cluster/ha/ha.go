@@ -215,8 +215,9 @@ func (n *Node) watchLeadership() {
 	}
 }
 
-// AppliedIndex is the index of the last command applied here.
-func (n *Node) AppliedIndex() uint64 { return n.r.AppliedIndex() }
+// AppliedIndex is the index of the last command applied here, its
+// effects visible (raft's own counts what it handed to the FSM).
+func (n *Node) AppliedIndex() uint64 { return n.opt.Store.AppliedIndex() }
 
 // IsLeader says whether this master leads now.
 func (n *Node) IsLeader() bool { return n.r.State() == raft.Leader }
@@ -266,7 +267,7 @@ func (n *Node) Apply(cmd []byte) error {
 	// Committed on the leader: wait until this master has applied it too,
 	// so what a client reads here after the answer includes it.
 	deadline := time.Now().Add(5 * time.Second)
-	for n.r.AppliedIndex() < out.Index && time.Now().Before(deadline) {
+	for n.AppliedIndex() < out.Index && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	return nil
@@ -293,6 +294,17 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	defer resp.Body.Close()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Read your writes here too: answer once this master has applied
+		// what the leader had when it answered (at most 2 s).
+		if addr, _ := n.r.LeaderWithID(); addr != "" {
+			if l, err := n.info(r.Context(), string(addr)); err == nil {
+				for deadline := time.Now().Add(2 * time.Second); n.AppliedIndex() < l.AppliedIndex && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
+	}
 	for k, v := range resp.Header {
 		w.Header()[k] = v
 	}
@@ -383,7 +395,7 @@ type Master = api.Master
 func (n *Node) self() Master {
 	st := n.r.State()
 	m := Master{ID: n.opt.ID, RaftAddress: n.opt.Advertise, APIURL: n.opt.APIURL, Leader: st == raft.Leader,
-		Term: n.r.CurrentTerm(), AppliedIndex: n.r.AppliedIndex(), State: stateName(st)}
+		Term: n.r.CurrentTerm(), AppliedIndex: n.AppliedIndex(), State: stateName(st)}
 	if st != raft.Leader {
 		if lc := n.r.LastContact(); !lc.IsZero() {
 			m.LastContactMs = time.Since(lc).Milliseconds()

@@ -229,6 +229,16 @@ func TestHAClusterFailover(t *testing.T) {
 	if len(acked) != 30 {
 		t.Fatalf("%d of 30 writes acknowledged with every master up", len(acked))
 	}
+	// Read your writes through the master you wrote to, a follower too.
+	for i := range 3 {
+		label := "ryw" + strconv.Itoa(i)
+		if c.write(i, label) != 201 {
+			t.Fatalf("a write through master %d", i)
+		}
+		if !c.labels(i)[label] {
+			t.Fatalf("master %d answered a write it does not show at once", i)
+		}
+	}
 	cfg := `{"command":"exec sleep 60","availablePorts":{"min":21960,"max":21969}}`
 	req, _ := http.NewRequest("PUT", c.ms[follower].base+"/api/configurations/ha", strings.NewReader(cfg))
 	req.Header.Set("Authorization", "Bearer "+c.admin)
