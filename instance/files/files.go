@@ -46,6 +46,30 @@ func clean(p string) (string, error) {
 	return template.CleanPath(p)
 }
 
+// openChecked cleans each path in place (the template's rules), opens the
+// folder, and checks that no path goes through a symbolic link. The caller
+// closes the root.
+func (d Dir) openChecked(paths ...*string) (*os.Root, error) {
+	for _, p := range paths {
+		c, err := template.CleanPath(*p)
+		if err != nil {
+			return nil, err
+		}
+		*p = c
+	}
+	r, err := d.open()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		if err := template.CheckPath(r, *p); err != nil {
+			_ = r.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
 // List returns the entries under dir (the whole tree when recursive), in
 // path order, at most MaxEntries; truncated says whether more exist.
 func (d Dir) List(dir string, recursive bool) (out []api.TemplateFile, truncated bool, err error) {
@@ -146,18 +170,11 @@ func (d Dir) Open(p string) (*os.File, fs.FileInfo, error) {
 // body goes to a temporary file beside it first: a failed upload leaves the
 // old content. Errors: EINVALID; src's errors as they are.
 func (d Dir) Write(p string, src io.Reader) (int64, error) {
-	p, err := template.CleanPath(p)
-	if err != nil {
-		return 0, err
-	}
-	r, err := d.open()
+	r, err := d.openChecked(&p)
 	if err != nil {
 		return 0, err
 	}
 	defer r.Close()
-	if err := template.CheckPath(r, p); err != nil {
-		return 0, err
-	}
 	if fi, err := r.Lstat(p); err == nil && !fi.Mode().IsRegular() {
 		return 0, universe.Errorf(universe.EINVALID, "%q is not a regular file", p)
 	}
@@ -192,18 +209,11 @@ func (d Dir) Write(p string, src io.Reader) (int64, error) {
 // Remove deletes file p, or folder p with everything in it. Errors:
 // EINVALID, ENOTFOUND.
 func (d Dir) Remove(p string) error {
-	p, err := template.CleanPath(p)
-	if err != nil {
-		return err
-	}
-	r, err := d.open()
+	r, err := d.openChecked(&p)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	if err := template.CheckPath(r, p); err != nil {
-		return err
-	}
 	if _, err := r.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 		return universe.Errorf(universe.ENOTFOUND, "no file %q", p)
 	}
@@ -216,18 +226,11 @@ func (d Dir) Remove(p string) error {
 // Mkdir creates folder p (and its parents). Errors: EINVALID; ECONFLICT
 // when something is there already.
 func (d Dir) Mkdir(p string) error {
-	p, err := template.CleanPath(p)
-	if err != nil {
-		return err
-	}
-	r, err := d.open()
+	r, err := d.openChecked(&p)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	if err := template.CheckPath(r, p); err != nil {
-		return err
-	}
 	if _, err := r.Lstat(p); err == nil {
 		return universe.Errorf(universe.ECONFLICT, "%q exists already", p)
 	}
@@ -241,25 +244,13 @@ func (d Dir) Mkdir(p string) error {
 // may go through a symbolic link; to must not exist. Errors: EINVALID,
 // ENOTFOUND, ECONFLICT.
 func (d Dir) Rename(from, to string) error {
-	from, err := template.CleanPath(from)
-	if err != nil {
-		return err
-	}
-	if to, err = template.CleanPath(to); err != nil {
-		return err
-	}
-	if to == from || strings.HasPrefix(to, from+"/") {
-		return universe.Errorf(universe.EINVALID, "%q cannot be moved into itself", from)
-	}
-	r, err := d.open()
+	r, err := d.openChecked(&from, &to)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	for _, p := range []string{from, to} {
-		if err := template.CheckPath(r, p); err != nil {
-			return err
-		}
+	if to == from || strings.HasPrefix(to, from+"/") {
+		return universe.Errorf(universe.EINVALID, "%q cannot be moved into itself", from)
 	}
 	fi, err := r.Lstat(from)
 	if err != nil {
