@@ -343,17 +343,17 @@ func (n *Node) routes() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		var buf bytes.Buffer
-		if err := n.opt.TemplateZip(&buf, r.PathValue("group"), r.PathValue("name")); err != nil {
+		// Streamed, not built in memory (a template may be large); a
+		// template that is not there is found out before the first byte.
+		sw := &startedWriter{w: w}
+		w.Header().Set("Content-Type", "application/zip")
+		if err := n.opt.TemplateZip(sw, r.PathValue("group"), r.PathValue("name")); err != nil && !sw.started {
 			if universe.ErrorCode(err) == universe.ENOTFOUND {
 				http.NotFound(w, r)
 				return
 			}
 			http.Error(w, "export failed", http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/zip")
-		_, _ = w.Write(buf.Bytes())
+		} // a failure after the first byte cuts the body: the fetcher's import refuses it
 	})
 	mux.HandleFunc("GET /ha/templates", func(w http.ResponseWriter, r *http.Request) {
 		if n.opt.Templates == nil {
@@ -667,4 +667,15 @@ type slogWriter struct{ log *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.log.Warn("raft", "msg", string(bytes.TrimSpace(p)))
 	return len(p), nil
+}
+
+// startedWriter says whether anything was written through it.
+type startedWriter struct {
+	w       io.Writer
+	started bool
+}
+
+func (s *startedWriter) Write(p []byte) (int, error) {
+	s.started = s.started || len(p) > 0
+	return s.w.Write(p)
 }
