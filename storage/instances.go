@@ -75,15 +75,38 @@ type storedInstance struct {
 // same time (a master stopping hundreds of instances) share a commit
 // (groupCommit; not bbolt's Batch, whose 10 ms coalescing delay every lone
 // state change would pay).
+//
+// In a cluster the records are the leader's to write (its instance
+// manager runs the instances): a command stamped with its term, applied
+// only if it still leads. Errors there: EUNAVAILABLE (not the leader),
+// ECONFLICT (deposed meanwhile).
 func (db *DB) PutInstance(info api.InstanceInfo) error {
-	return db.group.update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketInstances), info.ID, storedInstance{InstanceInfo: info, Properties: info.Properties})
-	})
+	rec := storedInstance{InstanceInfo: info, Properties: info.Properties}
+	if db.rep != nil {
+		return db.replicateAsLeader(Command{Op: OpInstancePut, Instance: &rec})
+	}
+	return db.group.update(func(tx *bolt.Tx) error { return putInstanceTx(tx, rec) })
+}
+
+// InstancePut is the command that stores info as it is, unfenced: a
+// single master's record carried into its new cluster.
+func InstancePut(info api.InstanceInfo) Command {
+	return Command{Op: OpInstancePut, Instance: &storedInstance{InstanceInfo: info, Properties: info.Properties}}
+}
+
+func putInstanceTx(tx *bolt.Tx, rec storedInstance) error {
+	if rec.ID == "" {
+		return fmt.Errorf("%w: an instance record without an id", errBadCommand)
+	}
+	return putJSON(tx.Bucket(bucketInstances), rec.ID, rec)
 }
 
 // DeleteInstance removes the record of one instance; a missing one is not
-// an error.
+// an error. In a cluster: the leader's, as PutInstance.
 func (db *DB) DeleteInstance(id string) error {
+	if db.rep != nil {
+		return db.replicateAsLeader(Command{Op: OpInstanceDelete, ID: id})
+	}
 	return db.group.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketInstances).Delete([]byte(id))
 	})

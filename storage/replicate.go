@@ -20,6 +20,12 @@ import (
 // master by ApplyCommand, with ApplyCommand's error.
 type Replicator interface {
 	Apply(cmd []byte) error
+	// LeaderTerm is the term this master leads in (0: it does not lead).
+	LeaderTerm() uint64
+	// ApplyHere is Apply for leader-only writes: applied only if this
+	// master leads (never handed to another), else ErrNoLeader's kind
+	// (EUNAVAILABLE).
+	ApplyHere(cmd []byte) error
 }
 
 // Command is one replicated write.
@@ -38,6 +44,15 @@ type Command struct {
 	Hashes  []string       `json:"hashes,omitempty"`
 	// LastUsed: keys' last-used times (key id to time).
 	LastUsed map[string]time.Time `json:"lastUsed,omitempty"`
+	// Node: node.create and node.put.
+	Node *NodeRecord `json:"node,omitempty"`
+	// Instance: instance.put (instance.delete names it by ID).
+	Instance *storedInstance `json:"instance,omitempty"`
+	// Term fences the leader-only writes (instance records): the term
+	// its master led in when it wrote. A command whose entry the log
+	// holds under a later term came from a leader that was deposed
+	// meanwhile, and is refused.
+	Term uint64 `json:"term,omitempty"`
 }
 
 // Replicated operations. The state they write (keys, configurations, the
@@ -52,11 +67,16 @@ const (
 	OpTemplateChanged = "template.changed"
 	OpSessionPut      = "session.put"
 	OpSessionDelete   = "session.delete"
+	OpNodeCreate      = "node.create"
+	OpNodePut         = "node.put"
+	OpNodeDelete      = "node.delete"
+	OpInstancePut     = "instance.put"
+	OpInstanceDelete  = "instance.delete"
 )
 
 // replicatedBuckets are written only through commands in a cluster, and
 // make up its snapshots.
-var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions}
+var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions, bucketNodes, bucketInstances}
 
 // SetReplicator makes every write of replicated state a command through r
 // (set before the database is shared); nil: writes are local.
@@ -76,9 +96,26 @@ func (db *DB) replicate(cmd Command) error {
 	return db.rep.Apply(b)
 }
 
-// Entry is one committed command and its log index.
+// replicateAsLeader sends a leader-only write (an instance record): stamped
+// with the term this master leads in, applied only here. Errors:
+// EUNAVAILABLE when this master does not lead.
+func (db *DB) replicateAsLeader(cmd Command) error {
+	cmd.Term = db.rep.LeaderTerm()
+	if cmd.Term == 0 {
+		return universe.Errorf(universe.EUNAVAILABLE, "this master does not lead its cluster: it writes no instance record")
+	}
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		return fmt.Errorf("encode command: %w", err)
+	}
+	return db.rep.ApplyHere(b)
+}
+
+// Entry is one committed command, its log index and the term the log
+// holds it under.
 type Entry struct {
 	Index uint64
+	Term  uint64
 	Data  []byte
 }
 
@@ -116,7 +153,12 @@ func (db *DB) ApplyCommands(entries []Entry) []error {
 				out[i] = fmt.Errorf("decode command: %w", err)
 				continue
 			}
-			refused := db.applyTx(tx, cmds[i])
+			var refused error
+			if cmds[i].Term != 0 && cmds[i].Term < e.Term {
+				refused = universe.Errorf(universe.ECONFLICT, "written by a master that led in term %d, deposed since (term %d)", cmds[i].Term, e.Term)
+			} else {
+				refused = db.applyTx(tx, cmds[i])
+			}
 			if refused != nil && universe.ErrorCode(refused) == universe.EINTERNAL && !errors.Is(refused, errBadCommand) {
 				return refused // the disk's fault: none of the batch is applied
 			}
@@ -179,6 +221,23 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 		return putSessionTx(tx, *cmd.Session)
 	case OpSessionDelete:
 		return deleteSessionsTx(tx, cmd.Hashes)
+	case OpNodeCreate, OpNodePut:
+		if cmd.Node == nil {
+			return fmt.Errorf("%w: %s without a node", errBadCommand, cmd.Op)
+		}
+		if cmd.Op == OpNodeCreate {
+			return createNodeTx(tx, *cmd.Node)
+		}
+		return putNodeTx(tx, *cmd.Node)
+	case OpNodeDelete:
+		return deleteNodeTx(tx, cmd.Name)
+	case OpInstancePut:
+		if cmd.Instance == nil {
+			return fmt.Errorf("%w: instance.put without an instance", errBadCommand)
+		}
+		return putInstanceTx(tx, *cmd.Instance)
+	case OpInstanceDelete:
+		return tx.Bucket(bucketInstances).Delete([]byte(cmd.ID))
 	}
 	return fmt.Errorf("%w: unknown command %q", errBadCommand, cmd.Op)
 }

@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"os"
@@ -64,6 +66,9 @@ type Options struct {
 	TemplateZip func(w io.Writer, group, name string) error
 	// Templates lists this master's templates as group/name.
 	Templates func() ([]string, error)
+	// NATSURL is where agents reach this master's NATS server (nil:
+	// nowhere), shown in its status.
+	NATSURL func() string
 	// OnLeader is told when this master becomes the leader (true) and
 	// when it stops being it (false): leader-only work starts and stops.
 	OnLeader func(bool)
@@ -80,6 +85,7 @@ type Node struct {
 	r        *raft.Raft
 	mux      *mux
 	client   *tls.Config
+	server   *tls.Config
 	logStore *raftboltdb.BoltStore
 	http     *http.Server
 	forward  *http.Client
@@ -128,7 +134,7 @@ func Open(opt Options) (*Node, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("--ha-advertise %s: %w", opt.Advertise, err)
 	}
-	n := &Node{opt: opt, client: client, done: make(chan struct{})}
+	n := &Node{opt: opt, client: client, server: server, done: make(chan struct{})}
 	n.mux = newMux(ln, server)
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{opt.Logger}})
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -192,7 +198,10 @@ func Open(opt Options) (*Node, error) {
 			return dial(string(addr), n.client, muxHTTP, 5*time.Second)
 		},
 		MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second,
-	}, Timeout: 30 * time.Second}
+	}, Timeout: 30 * time.Second,
+		// The leader's redirect is the client's to follow (a sign-in's 303
+		// carries its cookie).
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return n, nil
 }
 
@@ -225,6 +234,47 @@ func (n *Node) IsLeader() bool { return n.r.State() == raft.Leader }
 // Term is the current Raft term.
 func (n *Node) Term() uint64 { return n.r.CurrentTerm() }
 
+// LeaderTerm is the term this master leads in, 0 when it does not lead
+// (storage.Replicator): what fences its leader-only writes and its orders
+// to nodes.
+func (n *Node) LeaderTerm() uint64 {
+	if !n.IsLeader() {
+		return 0
+	}
+	return n.r.CurrentTerm()
+}
+
+// ApplyHere applies cmd only if this master leads (storage.Replicator):
+// a leader-only write is never handed to another master. Errors: the
+// FSM's, ErrNoLeader.
+func (n *Node) ApplyHere(cmd []byte) error {
+	if !n.IsLeader() {
+		return ErrNoLeader
+	}
+	start := time.Now()
+	defer func() {
+		if n.CommitSeconds != nil {
+			n.CommitSeconds(time.Since(start).Seconds())
+		}
+	}()
+	return n.applyLocal(cmd)
+}
+
+// Barrier returns once every entry committed before it is applied here:
+// a new leader's state holds all that its predecessors committed before
+// its leader-only work reads it.
+func (n *Node) Barrier(timeout time.Duration) error { return n.r.Barrier(timeout).Error() }
+
+// RouteTLS is the mutual TLS of the masters (the shared secret's CA), for
+// the routes between their NATS servers: one configuration that both
+// accepts and dials.
+func (n *Node) RouteTLS() *tls.Config {
+	c := n.server.Clone()
+	c.RootCAs = n.client.RootCAs
+	c.ServerName = n.client.ServerName
+	return c
+}
+
 // Apply replicates cmd (storage.Replicator): on the leader it is committed
 // and applied here; a follower hands it to the leader, which answers once
 // it is committed. Errors: the FSM's (the write's own answer), ErrNoLeader.
@@ -236,17 +286,7 @@ func (n *Node) Apply(cmd []byte) error {
 		}
 	}()
 	if n.IsLeader() {
-		f := n.r.Apply(cmd, 10*time.Second)
-		if err := f.Error(); err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-				return ErrNoLeader
-			}
-			return fmt.Errorf("raft apply: %w", err)
-		}
-		if err, ok := f.Response().(error); ok && err != nil {
-			return err
-		}
-		return nil
+		return n.applyLocal(cmd)
 	}
 	req, _ := http.NewRequest(http.MethodPost, "http://leader/ha/apply", bytes.NewReader(cmd))
 	resp, err := n.forward.Do(req)
@@ -273,6 +313,22 @@ func (n *Node) Apply(cmd []byte) error {
 	return nil
 }
 
+// applyLocal appends cmd to this master's log (as the leader) and waits
+// for its commit and its application.
+func (n *Node) applyLocal(cmd []byte) error {
+	f := n.r.Apply(cmd, 10*time.Second)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return ErrNoLeader
+		}
+		return fmt.Errorf("raft apply: %w", err)
+	}
+	if err, ok := f.Response().(error); ok && err != nil {
+		return err
+	}
+	return nil
+}
+
 type applyReply struct {
 	Index   uint64 `json:"index"`
 	Code    string `json:"code,omitempty"`
@@ -287,6 +343,7 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	out.Header = r.Header.Clone()
+	out.Host = r.Host // the client's: the leader checks origins against it
 	out.Header.Set("X-Universe-Forwarded-By", n.opt.ID)
 	out.ContentLength = r.ContentLength
 	resp, err := n.forward.Do(out)
@@ -311,6 +368,33 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request) bool {
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
 	return true
+}
+
+// Proxy sends a request to the leader as it is, and streams the answer:
+// a read of what the leader holds (its instances), a WebSocket (upgraded
+// through), a page. false: there is no leader to send it to.
+func (n *Node) Proxy(w http.ResponseWriter, r *http.Request) bool {
+	addr, _ := n.r.LeaderWithID()
+	if addr == "" {
+		return false
+	}
+	ok := true
+	rp := &httputil.ReverseProxy{
+		Transport: n.forward.Transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "leader"
+			pr.Out.Host = pr.In.Host // the client's: the leader checks origins against it
+			pr.Out.Header.Set("X-Universe-Forwarded-By", n.opt.ID)
+		},
+		FlushInterval: -1, // live logs and events as they come
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			ok = false
+			n.opt.Logger.Warn("forward a request to the leader", "err", err)
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	rp.ServeHTTP(w, r)
+	return ok
 }
 
 // routes serve the other masters: forwarded API requests, forwarded
@@ -396,6 +480,9 @@ func (n *Node) self() Master {
 	st := n.r.State()
 	m := Master{ID: n.opt.ID, RaftAddress: n.opt.Advertise, APIURL: n.opt.APIURL, Leader: st == raft.Leader,
 		Term: n.r.CurrentTerm(), AppliedIndex: n.AppliedIndex(), State: stateName(st)}
+	if n.opt.NATSURL != nil {
+		m.NATSURL = n.opt.NATSURL()
+	}
 	if st != raft.Leader {
 		if lc := n.r.LastContact(); !lc.IsZero() {
 			m.LastContactMs = time.Since(lc).Milliseconds()
@@ -621,7 +708,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	var at []int
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
-			entries = append(entries, storage.Entry{Index: l.Index, Data: l.Data})
+			entries = append(entries, storage.Entry{Index: l.Index, Term: l.Term, Data: l.Data})
 			at = append(at, i)
 		}
 	}
