@@ -104,6 +104,12 @@ func ParseCredential(credential string) (node string, kp nkeys.KeyPair, err erro
 	return rest[:i], kp, nil
 }
 
+// TermHeader carries, on every order of a master in a cluster of masters,
+// the Raft term it leads in. A node remembers the highest it saw and
+// refuses an order under a lower one: a deposed leader never acts late.
+// (A master alone sends none; its term is 0.)
+const TermHeader = "Universe-Term"
+
 // Heartbeat is what a node publishes on From(node, "hb") every second.
 // The node's name is the subject's, never the payload's.
 type Heartbeat struct {

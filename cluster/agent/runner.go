@@ -43,6 +43,51 @@ type runner struct {
 	ctx    context.Context
 	stats  *stats.Sampler // CPU and memory of this node's instances
 	limits *cgroup.Limits // ramMB and cpu of its instances (cgroup v2, where it can)
+
+	termMu sync.Mutex
+	term   uint64 // the highest term of a master's order seen (kept in <data>/term)
+}
+
+const termFile = "term"
+
+// fenced says whether an order comes under a term lower than one seen
+// before (from a master deposed since): it is then refused, unanswered
+// but for the refusal. A higher term is remembered, on disk too, so that
+// an agent that restarts still refuses the old leader.
+func (r *runner) fenced(m *nats.Msg) bool {
+	var t uint64
+	if m.Header != nil {
+		if v := m.Header.Get(cluster.TermHeader); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return true
+			}
+			t = n
+		}
+	}
+	r.termMu.Lock()
+	defer r.termMu.Unlock()
+	if t < r.term {
+		r.log.Warn("refused an order of a deposed master", "subject", m.Subject, "term", t, "current", r.term)
+		return true
+	}
+	if t > r.term {
+		r.term = t
+		tmp := filepath.Join(r.dir, termFile+".tmp")
+		if os.WriteFile(tmp, []byte(strconv.FormatUint(t, 10)), 0o600) == nil {
+			_ = os.Rename(tmp, filepath.Join(r.dir, termFile))
+		}
+	}
+	return false
+}
+
+// loadTerm reads the highest term seen before this start.
+func (r *runner) loadTerm() {
+	if b, err := os.ReadFile(filepath.Join(r.dir, termFile)); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			r.term = n
+		}
+	}
 }
 
 // run is one instance of this node.
@@ -71,13 +116,22 @@ func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.L
 	}
 	r := &runner{nc: nc, node: node, dir: dir, log: log, supervisor: sup, full: full, runs: map[string]*run{}, ctx: ctx}
 	r.stats = stats.New(5*time.Second, r.statTargets)
+	r.loadTerm()
 	r.limits = cgroup.New(cgroups, log)
 	for what, h := range map[string]nats.MsgHandler{
 		"inst.start": r.handleStart, "inst.attach": r.handleAttach, "inst.stdin": r.handleStdin,
 		"inst.signal": r.handleSignal, "inst.system": r.handleSystem, "inst.expect": r.handleExpect,
 		"inst.files": r.handleFiles, "inst.stats": r.handleStats, "inst.pprof": r.handlePprof,
 	} {
-		if _, err := nc.Subscribe(cluster.To(node, what), h); err != nil {
+		h := h
+		fenced := func(m *nats.Msg) {
+			if r.fenced(m) {
+				respond(m, cluster.Reply{Error: "an order of a master that no longer leads its cluster (a stale term)", Code: universe.ECONFLICT})
+				return
+			}
+			h(m)
+		}
+		if _, err := nc.Subscribe(cluster.To(node, what), fenced); err != nil {
 			return nil, err
 		}
 	}

@@ -37,7 +37,7 @@ func (f NodeFiles) doWithin(req cluster.FilesRequest, timeout time.Duration) (cl
 	}
 	req.Instance = f.id
 	b, _ := json.Marshal(req)
-	m, err := nc.Request(cluster.To(f.node, "inst.files"), b, timeout)
+	m, err := nc.RequestMsg(f.h.order(cluster.To(f.node, "inst.files"), b), timeout)
 	if err != nil {
 		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s does not answer (%v)", f.node, err)
 	}
@@ -147,7 +147,7 @@ func (h *Hub) Stats(node, id string) (api.InstanceStats, error) {
 		return rep.Stats, universe.Errorf(universe.EUNAVAILABLE, "no node is connected")
 	}
 	b, _ := json.Marshal(cluster.InstanceRequest{Instance: id})
-	m, err := nc.Request(cluster.To(node, "inst.stats"), b, requestTimeout)
+	m, err := nc.RequestMsg(h.order(cluster.To(node, "inst.stats"), b), requestTimeout)
 	if err != nil {
 		return rep.Stats, universe.Errorf(universe.EUNAVAILABLE, "node %s does not answer (%v)", node, err)
 	}

@@ -105,7 +105,7 @@ func (h *Hub) request(nc *nats.Conn, subject string, req any, rep *cluster.Reply
 		return universe.Errorf(universe.EUNAVAILABLE, "no node is connected (the node port is not open)")
 	}
 	b, _ := json.Marshal(req)
-	m, err := nc.Request(subject, b, timeout)
+	m, err := nc.RequestMsg(h.order(subject, b), timeout)
 	if err != nil {
 		return universe.Errorf(universe.EUNAVAILABLE, "the node does not answer (%v)", err)
 	}
@@ -321,7 +321,7 @@ func (p *Proc) system(line string) {
 		return
 	}
 	b, _ := json.Marshal(cluster.InstanceRequest{Instance: p.id, Epoch: p.epoch, Line: line})
-	if nc.Publish(cluster.To(p.node, "inst.system"), b) != nil {
+	if nc.PublishMsg(p.h.order(cluster.To(p.node, "inst.system"), b)) != nil {
 		p.mu.Lock()
 		p.unsent = append(p.unsent, line)
 		p.mu.Unlock()
