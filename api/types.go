@@ -31,6 +31,9 @@ type Master struct {
 	LastContactMs int64  `json:"lastContactMs"`
 	AppliedIndex  uint64 `json:"appliedIndex"`
 	State         string `json:"state"` // leader, follower, candidate, unreachable
+	// NATSURL is where agents reach this master's NATS server (their
+	// --master lists every master's).
+	NATSURL string `json:"natsUrl,omitempty"`
 }
 
 // MasterJoin is the body of POST /api/cluster/masters: the new master's

@@ -72,6 +72,7 @@ type Instance struct {
 	stopping         string        // who asked for the running process to stop ("" = nobody)
 	failing          string        // the stop is a failure (heartbeat timeout), not a request
 	deleted          bool
+	released         bool // a standby manager let it go: another master runs it now
 
 	// restart policy
 	restartTimer *time.Timer // a pending restart
@@ -167,7 +168,7 @@ func (in *Instance) endTransition(t string) {
 // reconciler. Caller holds in.mu.
 func (in *Instance) changedLocked() {
 	info := in.copyInfo()
-	if in.deleted {
+	if in.deleted || in.released {
 		return
 	}
 	if err := in.m.opt.Store.PutInstance(info); err != nil {

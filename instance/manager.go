@@ -103,6 +103,10 @@ type Options struct {
 	ExtraCaps []string
 	// Remote runs instances on agent nodes; nil: every instance runs here.
 	Remote Remote
+	// Standby is a master in a cluster: the instances are the leader's to
+	// run, so Open loads none, and SetLeader(true) loads them all
+	// (adopting each on its node) until SetLeader(false) lets them go.
+	Standby bool
 }
 
 // ReportLimits bound what an instance keeps in its record through its
@@ -142,6 +146,7 @@ type Manager struct {
 	fullSupervisorCmd []string
 	reconcile         chan struct{} // a pass is wanted
 	follower          atomic.Bool   // in a cluster, another master leads: no reconciling
+	leadMu            sync.Mutex    // one SetLeader of a standby manager at a time
 	stopReconcile     chan struct{}
 	reconcileDone     chan struct{}
 	stopOnce          sync.Once               // closes stopReconcile (Shutdown may come twice)
@@ -593,6 +598,21 @@ func (m *Manager) isClosing() bool { return m.closing.Load() }
 // policy applies); one whose supervisor is gone too is OFFLINE, and a
 // leftover process of it is killed. Open then starts the reconciler.
 func (m *Manager) Open() error {
+	if m.opt.Standby {
+		m.follower.Store(true) // until SetLeader(true)
+	} else if err := m.load(); err != nil {
+		return err
+	}
+	m.stopReconcile = make(chan struct{})
+	m.reconcileDone = make(chan struct{})
+	go m.reconciler()
+	m.reconcileSoon()
+	return nil
+}
+
+// load takes every record: it adopts the running instances, and arms the
+// restarts and resumes that were due.
+func (m *Manager) load() error {
 	recs, err := m.opt.Store.ListInstances()
 	if err != nil {
 		return fmt.Errorf("load instances: %w", err)
@@ -663,10 +683,6 @@ func (m *Manager) Open() error {
 		in.log.System("starting again: the master's last stop stopped it")
 		in.m.background(func() { _ = in.StartWait("master start (resume)") })
 	}
-	m.stopReconcile = make(chan struct{})
-	m.reconcileDone = make(chan struct{})
-	go m.reconciler()
-	m.reconcileSoon()
 	return nil
 }
 
@@ -972,6 +988,10 @@ func (m *Manager) create(name, by string, replacing *Instance) (api.InstanceInfo
 	if m.closing.Load() {
 		m.mu.Unlock()
 		return api.InstanceInfo{}, universe.Errorf(universe.EUNAVAILABLE, "the master is shutting down")
+	}
+	if m.opt.Standby && m.follower.Load() {
+		m.mu.Unlock()
+		return api.InstanceInfo{}, universe.Errorf(universe.EUNAVAILABLE, "this master does not lead its cluster: the leader creates instances")
 	}
 	id := ""
 	if cfg.Static {

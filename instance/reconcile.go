@@ -19,10 +19,65 @@ func (m *Manager) reconcileSoon() {
 // reconciler (creates below minimums, losses of unreachable instances)
 // runs on the leader only, from the moment it gains the leadership to the
 // moment it loses it. A master alone is always its own leader.
+//
+// A standby manager (Options.Standby) runs the instances only while it
+// leads: gaining the leadership, it loads every record and adopts each
+// instance on its node (the records are the cluster's: the previous
+// leader wrote them); losing it, it lets them go, running, for the next
+// leader to adopt. Its writes of records are fenced by its term, so what
+// it still writes after it was deposed is refused.
 func (m *Manager) SetLeader(leader bool) {
-	m.follower.Store(!leader)
-	if leader {
-		m.reconcileSoon()
+	if !m.opt.Standby {
+		m.follower.Store(!leader)
+		if leader {
+			m.reconcileSoon()
+		}
+		return
+	}
+	m.leadMu.Lock()
+	defer m.leadMu.Unlock()
+	if leader == !m.follower.Load() {
+		return
+	}
+	if !leader {
+		m.follower.Store(true)
+		m.release()
+		return
+	}
+	if err := m.load(); err != nil {
+		m.log.Error("load the cluster's instances", "err", err)
+	}
+	m.follower.Store(false)
+	m.reconcileSoon()
+}
+
+// release lets every instance go (a standby manager that stopped
+// leading): its process runs on under its node, for the next leader.
+func (m *Manager) release() {
+	m.mu.Lock()
+	all := make([]*Instance, 0, len(m.instances))
+	for _, in := range m.instances {
+		all = append(all, in)
+	}
+	m.instances = map[string]*Instance{}
+	m.mu.Unlock()
+	for _, in := range all {
+		in.mu.Lock()
+		in.released = true
+		in.cancelRestartLocked()
+		in.stopHeartbeat()
+		p := in.proc
+		in.mu.Unlock()
+		if p != nil {
+			p.Detach()
+		}
+		if in.log != nil {
+			_ = in.log.Close(nil)
+		}
+		m.ports.Release(in.id, in.info.AllocatedPort)
+	}
+	if len(all) > 0 {
+		m.log.Info("no longer the leader: instances left to the next one", "instances", len(all))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,8 +69,10 @@ const seedFile = "seed.json"
 // seed is a master's state from before its cluster: its keys and
 // configurations.
 type seed struct {
-	Keys    []universe.KeyRecord `json:"keys"`
-	Configs []api.Configuration  `json:"configurations"`
+	Keys      []universe.KeyRecord `json:"keys"`
+	Configs   []api.Configuration  `json:"configurations"`
+	Nodes     []storage.NodeRecord `json:"nodes,omitempty"`
+	Instances []api.InstanceInfo   `json:"instances,omitempty"`
 }
 
 // prepareSeed runs at a data directory's first start in a cluster (no
@@ -94,16 +97,29 @@ func (m *Master) prepareSeed(raftDir string) error {
 	if err != nil {
 		return err
 	}
-	if len(cfgs) > 0 && !m.cfg.HA.BootstrapFromSingle {
-		return universe.Errorf(universe.EINVALID, "this data directory holds a single master's configurations: start it with --ha-bootstrap-from-single to carry them into the new cluster")
+	nodes, err := m.db.ListNodes()
+	if err != nil {
+		return err
 	}
-	if len(keys) == 0 && len(cfgs) == 0 {
+	insts, err := m.db.ListInstances()
+	if err != nil {
+		return err
+	}
+	if (len(cfgs) > 0 || len(nodes) > 0 || len(insts) > 0) && !m.cfg.HA.BootstrapFromSingle {
+		return universe.Errorf(universe.EINVALID, "this data directory holds a single master's configurations, nodes or instances: start it with --ha-bootstrap-from-single to carry them into the new cluster")
+	}
+	for _, in := range insts {
+		if in.WrapperNodeID == "" || in.WrapperNodeID == m.cfg.NodeID {
+			return universe.Errorf(universe.ECONFLICT, "instance %s runs on this master's own node; in a cluster the masters run no instances (agent nodes do): delete it, or move its configuration to an agent node, before --ha-bootstrap-from-single", in.ID)
+		}
+	}
+	if len(keys) == 0 && len(cfgs) == 0 && len(nodes) == 0 && len(insts) == 0 {
 		return nil
 	}
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		return err
 	}
-	b, err := json.Marshal(seed{Keys: keys, Configs: cfgs})
+	b, err := json.Marshal(seed{Keys: keys, Configs: cfgs, Nodes: nodes, Instances: insts})
 	if err != nil {
 		return err
 	}
@@ -138,6 +154,13 @@ func (m *Master) submitSeed(raftDir string) {
 		c := c
 		cmds = append(cmds, storage.Command{Op: storage.OpConfigPut, Config: &c})
 	}
+	for _, n := range s.Nodes {
+		n := n
+		cmds = append(cmds, storage.Command{Op: storage.OpNodeCreate, Node: &n})
+	}
+	for _, in := range s.Instances {
+		cmds = append(cmds, storage.InstancePut(in))
+	}
 	for _, cmd := range cmds {
 		b, _ := json.Marshal(cmd)
 		for {
@@ -161,7 +184,8 @@ func (m *Master) submitSeed(raftDir string) {
 		}
 	}
 	_ = os.Remove(path)
-	m.log.Info("this master's state from before the cluster was carried into it", "keys", len(s.Keys), "configurations", len(s.Configs))
+	m.log.Info("this master's state from before the cluster was carried into it", "keys", len(s.Keys), "configurations", len(s.Configs),
+		"nodes", len(s.Nodes), "instances", len(s.Instances))
 }
 
 // openHA starts this master's Raft node (Open, once the API listens).
@@ -188,6 +212,7 @@ func (m *Master) openHA() error {
 		}
 	}
 	m.instances.SetLeader(false) // until this master is elected
+	m.hub.SetLeader(false)
 	// Before the node starts: the log it replays may announce templates.
 	self := m.cfg.HA.Advertise
 	if self == "" {
@@ -199,6 +224,12 @@ func (m *Master) openHA() error {
 		ID: m.cfg.HA.ID, Bind: m.cfg.HA.Addr, Advertise: m.cfg.HA.Advertise, Peers: m.cfg.HA.Peers, Join: m.cfg.HA.Join,
 		Secret: secret, Dir: raftDir, Store: m.db, APIURL: m.baseURL, Handler: m.engine,
 		OnLeader: m.onLeader, Logger: m.log.With("part", "ha"),
+		NATSURL: func() string {
+			if m.hub.External() {
+				return ""
+			}
+			return m.hub.JoinURL(m.publicHost())
+		},
 		TemplateZip: func(w io.Writer, group, name string) error { return m.templates.Export(group, name, w) },
 		Templates:   m.templateNames,
 	})
@@ -207,6 +238,16 @@ func (m *Master) openHA() error {
 	}
 	m.ha = node
 	m.db.SetReplicator(node)
+	if !m.hub.External() {
+		routeAddr, routes, err := natsRoutes(m.cfg.HA)
+		if err != nil {
+			_ = node.Close()
+			return err
+		}
+		m.hub.Clustered("universe-"+strings.NewReplacer(":", "-", ".", "-", "[", "", "]", "").Replace(self), routeAddr, routes, node.RouteTLS(), node.LeaderTerm)
+	} else {
+		m.hub.Clustered("", "", nil, nil, node.LeaderTerm)
+	}
 	ts.node.Store(node)
 	m.templates.OnChange(ts.announce)
 	m.metrics.registerHA(node)
@@ -215,9 +256,74 @@ func (m *Master) openHA() error {
 	return nil
 }
 
-// onLeader starts and stops the leader-only work.
+// natsRoutes are where this master's NATS server takes the other masters'
+// routes, and theirs: the port after each one's HA port, on its host.
+func natsRoutes(c HAConfig) (listen string, routes []string, err error) {
+	next := func(addr string) (string, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return "", universe.Errorf(universe.EINVALID, "%q is not HOST:PORT", addr)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p <= 0 || p >= 65535 {
+			return "", universe.Errorf(universe.EINVALID, "%q: its port must be below 65535 (the next one carries the masters' NATS routes)", addr)
+		}
+		return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
+	}
+	if listen, err = next(c.Addr); err != nil {
+		return "", nil, err
+	}
+	self := c.Advertise
+	if self == "" {
+		self = c.Addr
+	}
+	for _, p := range c.Peers {
+		if p == self || p == c.ID {
+			continue
+		}
+		r, err := next(p)
+		if err != nil {
+			return "", nil, err
+		}
+		routes = append(routes, r)
+	}
+	return listen, routes, nil
+}
+
+// nodesChanged follows a change of the nodes the log applied: this
+// master's NATS server takes the nodes' keys as they are now (not on the
+// log's goroutine; changes that come together make one reload).
+func (m *Master) nodesChanged() {
+	select {
+	case m.nodesReload <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		<-m.nodesReload
+		if err := m.hub.Reload(); err != nil {
+			m.log.Warn("cluster server: take the nodes' keys", "err", err)
+		}
+	}()
+}
+
+// onLeader starts and stops the leader-only work: the instances (loaded,
+// and adopted on their nodes, once this master's state holds all that its
+// predecessors committed), the nodes' resyncs.
 func (m *Master) onLeader(leader bool) {
-	m.instances.SetLeader(leader)
+	if !leader {
+		m.hub.SetLeader(false)
+		m.instances.SetLeader(false)
+		return
+	}
+	if node := m.ha; node != nil {
+		if err := node.Barrier(10 * time.Second); err != nil {
+			m.log.Warn("raft barrier before leading", "err", err)
+		}
+	}
+	m.instances.SetLeader(true)
+	m.hub.SetLeader(true)
 	if leader {
 		// (On the leadership watcher's goroutine, which ha.Node.Close
 		// waits for before the store closes.)
@@ -254,11 +360,15 @@ func emptySnapshot(dataDir string) (*os.File, error) {
 	return f, err
 }
 
-// forwardWrites sends a change (any method but GET and HEAD, and a read
-// with ?consistent=true) that reaches a follower to the leader, and
-// answers as the leader answers; without a leader, 503 with
-// retryAfterMs. The leader serves it as its own (it came over the
-// masters' mutual TLS: the client's address is the one the follower saw).
+// forwardWrites sends what reaches a follower to the leader, and answers
+// as the leader answers: every change (any method but GET and HEAD), and
+// every read of what the leader alone holds in memory (instances, nodes'
+// observed states, the dashboard's pages, WebSockets), streamed through.
+// Reads of the replicated state (keys, configurations, templates, audit)
+// are served here, unless ?consistent=true. Without a leader: 503 with
+// retryAfterMs. The leader serves a forwarded request as its own (it
+// came over the masters' mutual TLS: the client's address is the one the
+// follower saw).
 func (m *Master) forwardWrites(c *gin.Context) {
 	if m.ha == nil || m.ha.IsLeader() {
 		c.Next()
@@ -266,7 +376,7 @@ func (m *Master) forwardWrites(c *gin.Context) {
 	}
 	r := c.Request
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
-	if read && c.Query("consistent") != "true" || isUpgrade(r) || !strings.HasPrefix(r.URL.Path, "/api/") {
+	if read && c.Query("consistent") != "true" && servedHere(r.URL.Path) {
 		c.Next()
 		return
 	}
@@ -277,11 +387,36 @@ func (m *Master) forwardWrites(c *gin.Context) {
 		return
 	}
 	r.Header.Set("X-Universe-Client", m.clientAddr(c).String())
-	if m.ha.Forward(c.Writer, r) {
+	if read || isUpgrade(r) {
+		if m.ha.Proxy(c.Writer, r) {
+			c.Abort()
+			return
+		}
+	} else if m.ha.Forward(c.Writer, r) {
 		c.Abort()
 		return
 	}
 	fail(c, ha.ErrNoLeader)
+}
+
+// servedHere says whether a follower answers a read of path itself: what
+// is not the API or the dashboard, and the replicated state's reads.
+func servedHere(path string) bool {
+	switch {
+	case strings.HasPrefix(path, "/ui/assets/"):
+		return true
+	case strings.HasPrefix(path, "/ui/"):
+		return false // pages show instances and nodes: the leader's
+	case !strings.HasPrefix(path, "/api/"):
+		return true
+	}
+	for _, p := range []string{"/api/ping", "/api/metrics", "/api/cluster/masters", "/api/keys", "/api/configurations",
+		"/api/templates", "/api/audit", "/api/openapi.json", "/api/auth", "/api/node"} {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // handleMasters answers GET /api/cluster/masters.

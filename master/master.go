@@ -85,10 +85,13 @@ type Master struct {
 	closing bool           // Close has begun: no new WebSocket sessions
 	wsWG    sync.WaitGroup // WebSocket sessions
 
-	stopOnce  sync.Once
-	stopped   chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	stopOnce sync.Once
+	stopped  chan struct{}
+	// nodesReload folds the reloads of the NATS server's node keys that
+	// the log asks for (nodesChanged).
+	nodesReload chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // New opens the data directory (bbolt file, keyring) and builds the router.
@@ -133,6 +136,7 @@ func New(cfg Config) (*Master, error) {
 		instLimiter: auth.NewLimiter(cfg.InstanceRate),
 		throttle:    auth.NewThrottle(cfg.AuthFailureRate, 16384),
 		stopped:     make(chan struct{}),
+		nodesReload: make(chan struct{}, 1),
 	}
 	m.limitHeader = headerNum(int64(cfg.PublicRate.Limit))
 	if cfg.AccessLogOut != nil {
@@ -164,6 +168,10 @@ func New(cfg Config) (*Master, error) {
 				t.observed(cmd)
 			}
 		}
+		switch cmd.Op {
+		case storage.OpNodeCreate, storage.OpNodePut, storage.OpNodeDelete, storage.OpRestore:
+			m.nodesChanged() // the nodes' keys, on this master's server too
+		}
 	})
 	m.crossOrigin = http.NewCrossOriginProtection()
 	keys.OnRevoke(m.limiter.Forget)
@@ -171,6 +179,12 @@ func New(cfg Config) (*Master, error) {
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		m.log.Warn("the data directory is open to other users; it holds secrets: chmod 700 it",
 			"dir", cfg.DataDir, "mode", fi.Mode().Perm().String())
+	}
+	if cfg.HA.Enabled() {
+		// In a cluster of masters, instances run on agent nodes, placed by
+		// the leader (as Nomad's servers run no jobs): a master that dies
+		// takes none with it, and any master can lead them all.
+		cfg.NoLocalInstances, m.cfg.NoLocalInstances = true, true
 	}
 	if err := universe.ValidateName("node id", cfg.NodeID); err != nil {
 		_ = db.Close()
@@ -226,6 +240,7 @@ func New(cfg Config) (*Master, error) {
 		MountRoots:    cfg.DockerMountRoots,
 		ExtraCaps:     cfg.DockerAllowCaps,
 		Remote:        remote{m},
+		Standby:       cfg.HA.Enabled(),
 	})
 	m.metrics.registerInstances(m.instances)
 	m.metrics.registerNodes(m.nodes, m.hub.Relay)

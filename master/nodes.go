@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,7 +109,7 @@ func (m *Master) createNode(req api.NodeCreateRequest) (api.NodeCreated, error) 
 		return api.NodeCreated{ClusterNode: n, Key: cred, JoinCommand: join, NATSAuthorization: cluster.ServerAuthSnippet(req.Name, pub)}, nil
 	}
 	joinURL := m.hub.JoinURL(m.publicHost())
-	join := "UNIVERSE_NODE_KEY=" + cred + " universe agent --master " + joinURL + " --data ./" + req.Name
+	join := "UNIVERSE_NODE_KEY=" + cred + " universe agent --master " + m.natsURLs(joinURL) + " --data ./" + req.Name
 	out := api.NodeCreated{ClusterNode: n, Key: cred, JoinCommand: join}
 	if u, err := url.Parse(joinURL); err == nil {
 		if ip, err := netip.ParseAddr(u.Hostname()); (err == nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
@@ -116,6 +117,24 @@ func (m *Master) createNode(req api.NodeCreateRequest) (api.NodeCreated, error) 
 		}
 	}
 	return out, nil
+}
+
+// natsURLs is the agents' --master: this master's NATS URL, and in a
+// cluster every other master's after it (the agent connects to any, and
+// reconnects to another when it goes).
+func (m *Master) natsURLs(own string) string {
+	if m.ha == nil {
+		return own
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 3*time.Second)
+	defer cancel()
+	urls := []string{own}
+	for _, ms := range m.ha.Masters(ctx) {
+		if ms.NATSURL != "" && !slices.Contains(urls, ms.NATSURL) {
+			urls = append(urls, ms.NATSURL)
+		}
+	}
+	return strings.Join(urls, ",")
 }
 
 func (m *Master) handleNodeList(c *gin.Context) {

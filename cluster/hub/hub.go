@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,9 +64,22 @@ type Options struct {
 	// are that cluster's own authorization (see ServerAuthSnippet).
 	// NATSCreds is a .creds file to connect with.
 	NATSURL, NATSCreds string
-	Version            string
-	Logger             *slog.Logger
-	Now                func() time.Time
+	// In a cluster of masters: RouteAddr is where this master's server
+	// takes the routes of the others' (host:port), Routes their route
+	// addresses, RouteTLS the masters' mutual TLS, ServerName this
+	// master's (unique in the cluster). Agents then reach the leader
+	// through whichever master they are connected to.
+	RouteAddr  string
+	Routes     []string
+	RouteTLS   *tls.Config
+	ServerName string
+	// Term is the term this master leads in (0: it does not lead), sent
+	// with every order to a node (cluster.TermHeader); nil: a master
+	// alone, no term.
+	Term    func() uint64
+	Version string
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Hub runs the embedded server and tracks the nodes. Start it with Open,
@@ -89,6 +103,64 @@ type Hub struct {
 
 	statMu sync.Mutex
 	relay  map[string]*RelayStat // by node
+
+	follower bool // in a cluster, another master leads: no resync of nodes
+}
+
+// clustered says whether this master's server is routed to other masters'.
+func (h *Hub) clustered() bool { return h.opt.RouteAddr != "" && !h.External() }
+
+// order is a message to a node: in a cluster, stamped with the term this
+// master leads in.
+func (h *Hub) order(subject string, data []byte) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	if h.opt.Term != nil {
+		m.Header.Set(cluster.TermHeader, strconv.FormatUint(h.opt.Term(), 10))
+	}
+	return m
+}
+
+// Clustered makes the hub one of a cluster of masters (before Open):
+// its server, named name, takes the other masters' routes at routeAddr
+// and routes to theirs over mutual TLS (none with an external cluster:
+// routeAddr ""), and its orders to nodes carry term's answer.
+func (h *Hub) Clustered(name, routeAddr string, routes []string, routeTLS *tls.Config, term func() uint64) {
+	h.opt.ServerName, h.opt.RouteAddr, h.opt.Routes, h.opt.RouteTLS, h.opt.Term = name, routeAddr, routes, routeTLS, term
+}
+
+// Reload gives the server the nodes' keys as the store holds them now (a
+// change another master made, which the log applied here).
+func (h *Hub) Reload() error { return h.reload() }
+
+// SetLeader tells the hub whether this master leads its cluster. Only the
+// leader resyncs nodes (tells them which instances it has there, which
+// stops the others): gaining the leadership, it resyncs every node it
+// hears from. A master alone leads.
+func (h *Hub) SetLeader(leader bool) {
+	h.mu.Lock()
+	h.follower = !leader
+	var start []string
+	if leader && h.nc != nil {
+		for node, o := range h.seen {
+			if o.known && !o.resyncing {
+				o.resyncing = true
+				start = append(start, node)
+			} else if o.resyncing {
+				o.resyncAgain = true
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, node := range start {
+		go h.resync(node, h.seenOf(node))
+	}
+}
+
+func (h *Hub) seenOf(node string) *observed {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seen[node]
 }
 
 // observed is what the master saw of a node itself.
@@ -125,7 +197,9 @@ func (h *Hub) Open() error {
 	if err != nil {
 		return err
 	}
-	if h.External() {
+	if h.External() || h.clustered() {
+		// An external cluster; or routes to the other masters, which
+		// agents may reach this one through.
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.startLocked(nodes)
@@ -180,20 +254,30 @@ func (h *Hub) Listening() string {
 	return ""
 }
 
-func (h *Hub) serverOptions(nodes []storage.NodeRecord) (*server.Options, error) {
-	host, portS, err := net.SplitHostPort(h.opt.Addr)
+// splitAddr parses a listen address (host:port; no host: every
+// interface, port 0: a random one).
+func splitAddr(addr string) (string, int, error) {
+	host, portS, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, universe.Errorf(universe.EINVALID, "cluster address %q: %v", h.opt.Addr, err)
+		return "", 0, universe.Errorf(universe.EINVALID, "cluster address %q: %v", addr, err)
 	}
 	port, err := strconv.Atoi(portS)
 	if err != nil {
-		return nil, universe.Errorf(universe.EINVALID, "cluster address %q: bad port", h.opt.Addr)
+		return "", 0, universe.Errorf(universe.EINVALID, "cluster address %q: bad port", addr)
 	}
 	if host == "" {
 		host = "0.0.0.0"
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+func (h *Hub) serverOptions(nodes []storage.NodeRecord) (*server.Options, error) {
+	host, port, err := splitAddr(h.opt.Addr)
+	if err != nil {
+		return nil, err
 	}
 	masterPub, _ := h.masterKP.PublicKey()
 	users := []*server.NkeyUser{{Nkey: masterPub}} // the master: every subject
@@ -208,8 +292,12 @@ func (h *Hub) serverOptions(nodes []storage.NodeRecord) (*server.Options, error)
 			Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
 		}})
 	}
+	name := h.opt.ServerName
+	if name == "" {
+		name = "universe-master"
+	}
 	o := &server.Options{
-		ServerName:      "universe-master",
+		ServerName:      name,
 		Host:            host,
 		Port:            port,
 		Nkeys:           users,
@@ -224,6 +312,21 @@ func (h *Hub) serverOptions(nodes []storage.NodeRecord) (*server.Options, error)
 	}
 	if h.opt.TLS != nil {
 		o.TLSConfig, o.TLS, o.TLSTimeout = h.opt.TLS, true, 2
+	}
+	if h.clustered() {
+		rhost, rport, err := splitAddr(h.opt.RouteAddr)
+		if err != nil {
+			return nil, err
+		}
+		o.Cluster = server.ClusterOpts{Name: "universe", Host: rhost, Port: rport, TLSConfig: h.opt.RouteTLS, TLSTimeout: 2,
+			NoAdvertise: false, ConnectRetries: -1}
+		for _, r := range h.opt.Routes {
+			u, err := url.Parse("nats-route://" + r)
+			if err != nil {
+				return nil, universe.Errorf(universe.EINVALID, "route %q: %v", r, err)
+			}
+			o.Routes = append(o.Routes, u)
+		}
 	}
 	return o, nil
 }
@@ -340,7 +443,10 @@ func (h *Hub) watchConns(srv *server.Server) {
 			return
 		case <-t.C:
 		}
-		if srv == nil { // an external cluster
+		if srv == nil || h.clustered() {
+			// An external cluster, or one routed to other masters' servers
+			// (a node may be connected to any): reachability is the
+			// heartbeats'.
 			h.checkNodes()
 			continue
 		}
@@ -425,8 +531,8 @@ func (h *Hub) heartbeat(m *nats.Msg) {
 	o.known = true
 	o.lastHeartbeat, o.version, o.seq, o.boot = h.opt.Now(), truncate(hb.Version, 64), hb.Seq, truncate(hb.Boot, 32)
 	nc := h.nc
-	start := fresh && nc != nil && !o.resyncing
-	if fresh && o.resyncing {
+	start := fresh && nc != nil && !o.resyncing && !h.follower
+	if fresh && o.resyncing && !h.follower {
 		o.resyncAgain = true
 	}
 	o.resyncing = o.resyncing || start
@@ -500,7 +606,7 @@ func (h *Hub) resync(node string, o *observed) {
 		began := time.Now()
 		h.mu.Lock()
 		srv, nc := h.srv, h.nc
-		if nc == nil {
+		if nc == nil || h.follower {
 			o.resyncing, o.resyncAgain = false, false
 			h.mu.Unlock()
 			return
@@ -689,7 +795,7 @@ func (h *Hub) Revoke(name string) error {
 	h.mu.Unlock()
 	if nc != nil {
 		b, _ := json.Marshal(cluster.Revoked{Reason: "revoked by the master"})
-		_ = nc.Publish(cluster.To(rec.Name, "revoked"), b)
+		_ = nc.PublishMsg(h.order(cluster.To(rec.Name, "revoked"), b))
 		_ = nc.FlushTimeout(500 * time.Millisecond)
 	}
 	h.loseNode(rec.Name, "lost: its node "+rec.Name+" was revoked")

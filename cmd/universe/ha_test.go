@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ type haCluster struct {
 	t      *testing.T
 	dirs   []string
 	ports  []int
+	nats   []string // the masters' NATS URLs (agents' --master)
 	args   [][]string
 	ms     []*childMaster
 	admin  string
@@ -39,15 +41,17 @@ func newHACluster(t *testing.T) *haCluster {
 	var peers []string
 	haPorts := make([]int, 3)
 	for i := range 3 {
-		haPorts[i] = freePort(t)
+		haPorts[i] = freePortPair(t) // the next port carries the NATS routes
 		peers = append(peers, "127.0.0.1:"+strconv.Itoa(haPorts[i]))
 	}
 	for i := range 3 {
 		dir := t.TempDir()
 		c.dirs = append(c.dirs, dir)
 		c.ports = append(c.ports, freePort(t))
+		natsPort := strconv.Itoa(freePort(t))
+		c.nats = append(c.nats, "nats://127.0.0.1:"+natsPort)
 		c.args = append(c.args, []string{"--ha-addr", peers[i], "--ha-peers", strings.Join(peers, ","), "--ha-secret-file", c.secret,
-			"--cluster-addr", "127.0.0.1:" + strconv.Itoa(freePort(t))})
+			"--cluster-addr", "127.0.0.1:" + natsPort})
 	}
 	// The first key, made offline on one member before the first start,
 	// is carried into the cluster.
@@ -60,6 +64,53 @@ func newHACluster(t *testing.T) *haCluster {
 		c.ms = append(c.ms, startChildMaster(t, c.dirs[i], c.ports[i], c.args[i]...))
 	}
 	return c
+}
+
+// freePortPair returns a free port whose next one is free too.
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for range 200 {
+		p := freePort(t)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		if err != nil {
+			continue
+		}
+		_ = ln.Close()
+		handedOutMu.Lock()
+		taken := handedOut[p+1]
+		handedOut[p+1] = true
+		handedOutMu.Unlock()
+		if !taken {
+			return p
+		}
+	}
+	t.Fatal("no pair of free ports")
+	return 0
+}
+
+// countProcsWithEnv counts the processes whose environment holds kv.
+func countProcsWithEnv(t *testing.T, kv string) int {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, v := range strings.Split(string(env), "\x00") {
+			if v == kv {
+				if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
+					n++
+				}
+				break
+			}
+		}
+	}
+	return n
 }
 
 // masters asks master i for the cluster's masters.
@@ -264,6 +315,36 @@ func TestHAClusterFailover(t *testing.T) {
 		`"templateInstallationConfig":{"allOf":[{"group":"lobby","name":"base"}]}}`
 	jsonReq[any](t, "PUT", c.ms[follower].base+"/api/configurations/withtpl", c.admin, tplCfg, 204)
 
+	// An agent node, registered through a follower, connected to another
+	// follower's NATS server (the masters' servers are routed): the leader
+	// places an instance on it.
+	nodeMade := jsonReq[api.NodeCreated](t, "POST", c.ms[follower].base+"/api/cluster/nodes", c.admin, `{"name":"edge-1"}`, 201)
+	for i := range 3 { // the join line lists every master's NATS server
+		if !strings.Contains(nodeMade.JoinCommand, c.nats[i]) {
+			t.Fatalf("the join line misses master %d's %s: %s", i, c.nats[i], nodeMade.JoinCommand)
+		}
+	}
+	agentDir := t.TempDir()
+	startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + nodeMade.Key}, "--master", c.nats[other]+","+c.nats[follower]+","+c.nats[lead], "--data", agentDir)
+	waitFor(t, "edge-1 online, seen through every master", 30*time.Second, func() bool {
+		for i := range 3 {
+			if resp, b := request(t, "GET", c.ms[i].base+"/api/cluster/nodes/edge-1", c.admin, ""); resp.StatusCode != 200 || !strings.Contains(string(b), `"state":"ONLINE"`) {
+				return false
+			}
+		}
+		return true
+	})
+	kept := jsonReq[api.InstanceInfo](t, "POST", c.ms[other].base+"/api/instances", c.admin, `{"configurationName":"ha"}`, 201)
+	if kept.WrapperNodeID != "edge-1" || kept.State != "ONLINE" || kept.ProcessPid == nil {
+		t.Fatalf("an instance placed by the leader: %+v", kept)
+	}
+	for i := range 3 { // read through any master: the leader's view
+		got := jsonReq[api.InstanceInfo](t, "GET", c.ms[i].base+"/api/instances/"+kept.ID, c.admin, "", 200)
+		if got.State != "ONLINE" || *got.ProcessPid != *kept.ProcessPid {
+			t.Fatalf("the instance through master %d: %+v", i, got)
+		}
+	}
+
 	// SIGKILL of the leader: a new one takes writes within seconds.
 	killed := time.Now()
 	c.ms[lead].signal(syscall.SIGKILL)
@@ -284,8 +365,30 @@ func TestHAClusterFailover(t *testing.T) {
 		t.Fatalf("no write acknowledged within 10 s of the leader's kill (%v)", firstOK)
 	}
 
+	// The new leader runs the instance the old one started: adopted on
+	// its node, same id, same process, not restarted; and it obeys the new
+	// leader (a stop through the other survivor).
+	waitFor(t, "the new leader to show the instance the old one started", 30*time.Second, func() bool {
+		resp, b := request(t, "GET", c.ms[survivor].base+"/api/instances/"+kept.ID, c.admin, "")
+		var got api.InstanceInfo
+		_ = json.Unmarshal(b, &got)
+		return resp.StatusCode == 200 && got.State == "ONLINE" && got.ProcessPid != nil && *got.ProcessPid == *kept.ProcessPid
+	})
+	if err := syscall.Kill(int(*kept.ProcessPid), 0); err != nil {
+		t.Fatalf("the instance's process is gone after the leader's kill: %v", err)
+	}
+	if running := countProcsWithEnv(t, "UNIVERSE_INSTANCE_ID="+kept.ID); running != 1 {
+		t.Fatalf("%d processes of instance %s run", running, kept.ID)
+	}
+	if resp, b := request(t, "POST", c.ms[survivor].base+"/api/instances/"+kept.ID+"/stop", c.admin, ""); resp.StatusCode/100 != 2 {
+		t.Fatalf("stop through the new leader: %d %s", resp.StatusCode, b)
+	}
+	waitFor(t, "the instance stopped by the new leader", 30*time.Second, func() bool {
+		return syscall.Kill(int(*kept.ProcessPid), 0) != nil
+	})
+
 	// The new leader installs the template it got from the old one: an
-	// instance created through the other survivor runs there with it.
+	// instance created through the other survivor runs on the node with it.
 	created := jsonReq[api.InstanceInfo](t, "POST", c.ms[survivor].base+"/api/instances", c.admin, `{"configurationName":"withtpl"}`, 201)
 	if created.State != "ONLINE" {
 		t.Fatalf("an instance with a template on the new leader: %+v", created)
