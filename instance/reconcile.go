@@ -4,6 +4,8 @@ import (
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/logs"
 )
 
 // reconcileSoon asks for a reconciler pass (exits, deletes, configuration
@@ -48,6 +50,41 @@ func (m *Manager) SetLeader(leader bool) {
 		m.log.Error("load the cluster's instances", "err", err)
 	}
 	m.follower.Store(false)
+	m.reconcileSoon()
+}
+
+// Take adopts an instance whose record reached the state without this
+// manager (a single master's record carried into its new cluster) while
+// it leads; one it has, or a follower, does nothing.
+func (m *Manager) Take(info api.InstanceInfo) {
+	if !m.opt.Standby {
+		return
+	}
+	m.leadMu.Lock()
+	defer m.leadMu.Unlock()
+	if m.follower.Load() {
+		return
+	}
+	m.mu.Lock()
+	if _, ok := m.instances[info.ID]; ok {
+		m.mu.Unlock()
+		return
+	}
+	lg, err := logs.Open(m.stateDir(info.ID), m.opt.Log)
+	if err != nil {
+		m.mu.Unlock()
+		m.log.Error("open the log of a carried instance", "instance", info.ID, "err", err)
+		return
+	}
+	info.Transition = ""
+	in := &Instance{m: m, id: info.ID, info: info, log: lg}
+	m.instances[info.ID] = in
+	m.mu.Unlock()
+	if s := State(info.State); s == StateCreating || s == StateOnline {
+		if err := m.adopt(in); err != nil {
+			m.log.Error("adopt a carried instance", "instance", info.ID, "err", err)
+		}
+	}
 	m.reconcileSoon()
 }
 

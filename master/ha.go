@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,12 +241,14 @@ func (m *Master) openHA() error {
 	m.ha = node
 	m.db.SetReplicator(node)
 	if !m.hub.External() {
-		routeAddr, routes, err := natsRoutes(m.cfg.HA)
+		routeAddr, routes, err := natsRoutes(m.cfg.HA.Addr, m.cfg.HA.Peers, self, m.cfg.HA.ID)
 		if err != nil {
 			_ = node.Close()
 			return err
 		}
 		m.hub.Clustered("universe-"+strings.NewReplacer(":", "-", ".", "-", "[", "", "]", "").Replace(self), routeAddr, routes, node.RouteTLS(), node.LeaderTerm)
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.followMembership(routeAddr) }()
 	} else {
 		m.hub.Clustered("", "", nil, nil, node.LeaderTerm)
 	}
@@ -257,8 +261,9 @@ func (m *Master) openHA() error {
 }
 
 // natsRoutes are where this master's NATS server takes the other masters'
-// routes, and theirs: the port after each one's HA port, on its host.
-func natsRoutes(c HAConfig) (listen string, routes []string, err error) {
+// routes (listen), and theirs: the port after each one's HA port, on its
+// host.
+func natsRoutes(addr string, peers []string, self, id string) (listen string, routes []string, err error) {
 	next := func(addr string) (string, error) {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -270,15 +275,11 @@ func natsRoutes(c HAConfig) (listen string, routes []string, err error) {
 		}
 		return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
 	}
-	if listen, err = next(c.Addr); err != nil {
+	if listen, err = next(addr); err != nil {
 		return "", nil, err
 	}
-	self := c.Advertise
-	if self == "" {
-		self = c.Addr
-	}
-	for _, p := range c.Peers {
-		if p == self || p == c.ID {
+	for _, p := range peers {
+		if p == self || p == id {
 			continue
 		}
 		r, err := next(p)
@@ -287,7 +288,35 @@ func natsRoutes(c HAConfig) (listen string, routes []string, err error) {
 		}
 		routes = append(routes, r)
 	}
+	sort.Strings(routes)
 	return listen, routes, nil
+}
+
+// followMembership keeps this master's NATS routes to the masters the
+// Raft configuration lists (one added with "cluster join", one that
+// left), checked every few seconds.
+func (m *Master) followMembership(listen string) {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	var last []string
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, routes, err := natsRoutes(listen, m.ha.Peers(), "", "")
+		if err != nil || len(routes) == 0 || slices.Equal(routes, last) {
+			continue
+		}
+		if last != nil || !slices.Equal(routes, m.hub.Routes()) {
+			if err := m.hub.SetRoutes(routes); err != nil {
+				m.log.Warn("cluster server: routes to the masters", "err", err)
+				continue
+			}
+		}
+		last = routes
+	}
 }
 
 // nodesChanged follows a change of the nodes the log applied: this

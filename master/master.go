@@ -171,6 +171,10 @@ func New(cfg Config) (*Master, error) {
 		switch cmd.Op {
 		case storage.OpNodeCreate, storage.OpNodePut, storage.OpNodeDelete, storage.OpRestore:
 			m.nodesChanged() // the nodes' keys, on this master's server too
+		case storage.OpInstancePut:
+			if cmd.Term == 0 && cmd.Instance != nil { // carried from a single master: the leader takes it
+				go m.instances.Take(cmd.Instance.Info())
+			}
 		}
 	})
 	m.crossOrigin = http.NewCrossOriginProtection()

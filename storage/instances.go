@@ -88,6 +88,13 @@ func (db *DB) PutInstance(info api.InstanceInfo) error {
 	return db.group.update(func(tx *bolt.Tx) error { return putInstanceTx(tx, rec) })
 }
 
+// Info is the record as the instance manager has it.
+func (r *storedInstance) Info() api.InstanceInfo {
+	info := r.InstanceInfo
+	info.Properties = r.Properties
+	return info
+}
+
 // InstancePut is the command that stores info as it is, unfenced: a
 // single master's record carried into its new cluster.
 func InstancePut(info api.InstanceInfo) Command {

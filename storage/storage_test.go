@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/storage"
 )
 
@@ -196,5 +198,37 @@ func TestGroupCommitKeepsEachWriteItsOwn(t *testing.T) {
 	audit, _ := db.ListAudit(1000)
 	if len(keys) != n/2 || len(audit) != n/2 {
 		t.Fatalf("after reopening: %d keys, %d audit entries, want %d of each", len(keys), len(audit), n/2)
+	}
+}
+
+// An instance record in a cluster is the leader's write, stamped with the
+// term it led in: applied under that term it holds; the same command that
+// the log holds under a later term (its master was deposed meanwhile, and
+// the command reached the log late) is refused, alike on every master; a
+// single master's record carried into the cluster (no term) holds.
+func TestInstanceRecordsFencedByTerm(t *testing.T) {
+	db, err := storage.Open(t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	put := func(index, logTerm, cmdTerm uint64, id, state string) error {
+		cmd := storage.InstancePut(api.InstanceInfo{ID: id, State: state})
+		cmd.Term = cmdTerm
+		b, _ := json.Marshal(cmd)
+		return db.ApplyCommands([]storage.Entry{{Index: index, Term: logTerm, Data: b}})[0]
+	}
+	if err := put(1, 3, 3, "a", "ONLINE"); err != nil {
+		t.Fatalf("a leader's write in its term: %v", err)
+	}
+	if err := put(2, 4, 3, "a", "OFFLINE"); err == nil {
+		t.Fatal("a deposed leader's write was applied")
+	}
+	if err := put(3, 4, 0, "b", "ONLINE"); err != nil {
+		t.Fatalf("a carried record: %v", err)
+	}
+	recs, err := db.ListInstances()
+	if err != nil || len(recs) != 2 || recs[0].State != "ONLINE" {
+		t.Fatalf("records: %+v %v", recs, err)
 	}
 }

@@ -504,6 +504,22 @@ func stateName(s raft.RaftState) string {
 
 // Masters asks every master of the configuration for its status (1 s
 // each, at once); one that does not answer is "unreachable".
+// Peers are the Raft addresses of the cluster's other masters, as its
+// configuration has them now.
+func (n *Node) Peers() []string {
+	f := n.r.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) != n.opt.ID {
+			out = append(out, string(s.Address))
+		}
+	}
+	return out
+}
+
 func (n *Node) Masters(ctx context.Context) []Master {
 	f := n.r.GetConfiguration()
 	if f.Error() != nil {

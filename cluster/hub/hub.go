@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,6 +128,22 @@ func (h *Hub) order(subject string, data []byte) *nats.Msg {
 // routeAddr ""), and its orders to nodes carry term's answer.
 func (h *Hub) Clustered(name, routeAddr string, routes []string, routeTLS *tls.Config, term func() uint64) {
 	h.opt.ServerName, h.opt.RouteAddr, h.opt.Routes, h.opt.RouteTLS, h.opt.Term = name, routeAddr, routes, routeTLS, term
+}
+
+// Routes are the other masters' route addresses the server has.
+func (h *Hub) Routes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.opt.Routes)
+}
+
+// SetRoutes changes the other masters' route addresses (the cluster's
+// membership changed) and gives them to the server.
+func (h *Hub) SetRoutes(routes []string) error {
+	h.mu.Lock()
+	h.opt.Routes = slices.Clone(routes)
+	h.mu.Unlock()
+	return h.reload()
 }
 
 // Reload gives the server the nodes' keys as the store holds them now (a

@@ -478,8 +478,23 @@ func TestHABootstrapFromSingle(t *testing.T) {
 	}
 	admin := tokenRE.FindString(out)
 	port := freePort(t)
-	single := startChildMaster(t, dir, port)
+	natsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	single := startChildMaster(t, dir, port, "--cluster-addr", natsAddr, "--no-local-instances")
 	jsonReq[any](t, "PUT", single.base+"/api/configurations/lobby", admin, `{"command":"true"}`, 204)
+	// An agent node and an instance on it: both carried into the cluster,
+	// the instance adopted by its leader, not restarted.
+	jsonReq[any](t, "PUT", single.base+"/api/configurations/game", admin, `{"command":"exec sleep 120","stopTimeoutSeconds":1}`, 204)
+	nodeMade := jsonReq[api.NodeCreated](t, "POST", single.base+"/api/cluster/nodes", admin, `{"name":"edge-1"}`, 201)
+	agentDir := t.TempDir()
+	startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + nodeMade.Key}, "--master", "nats://"+natsAddr, "--data", agentDir)
+	waitFor(t, "edge-1 online", 30*time.Second, func() bool {
+		resp, b := request(t, "GET", single.base+"/api/cluster/nodes/edge-1", admin, "")
+		return resp.StatusCode == 200 && strings.Contains(string(b), `"state":"ONLINE"`)
+	})
+	game := jsonReq[api.InstanceInfo](t, "POST", single.base+"/api/instances", admin, `{"configurationName":"game"}`, 201)
+	if game.WrapperNodeID != "edge-1" || game.ProcessPid == nil {
+		t.Fatalf("an instance on the agent: %+v", game)
+	}
 	jsonReq[any](t, "POST", single.base+"/api/templates/lobby/base", admin, "", 201)
 	if resp, b := request(t, "PUT", single.base+"/api/templates/lobby/base/files/a.txt", admin, "from the single master\n"); resp.StatusCode != 204 {
 		t.Fatalf("a template file: %d %s", resp.StatusCode, b)
@@ -490,10 +505,14 @@ func TestHABootstrapFromSingle(t *testing.T) {
 	_ = os.WriteFile(secret, []byte("bootstrap-from-single-secret-0123456789"), 0o600)
 	var peers []string
 	for range 3 {
-		peers = append(peers, "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		peers = append(peers, "127.0.0.1:"+strconv.Itoa(freePortPair(t)))
 	}
 	haArgs := func(i int) []string {
-		return []string{"--ha-addr", peers[i], "--ha-peers", strings.Join(peers, ","), "--ha-secret-file", secret, "--cluster-addr", "127.0.0.1:" + strconv.Itoa(freePort(t))}
+		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		if i == 0 {
+			addr = natsAddr // where its agent reconnects
+		}
+		return []string{"--ha-addr", peers[i], "--ha-peers", strings.Join(peers, ","), "--ha-secret-file", secret, "--cluster-addr", addr}
 	}
 	// Without the flag: refused.
 	b, _ := json.Marshal(append([]string{"master", "--addr", "127.0.0.1:" + strconv.Itoa(port), "--data", dir, "--no-console",
@@ -529,6 +548,20 @@ func TestHABootstrapFromSingle(t *testing.T) {
 		}
 		return true
 	})
+	waitFor(t, "the carried instance adopted by the cluster's leader", 30*time.Second, func() bool {
+		for _, m := range ms {
+			resp, b := request(t, "GET", m.base+"/api/instances/"+game.ID, admin, "")
+			var got api.InstanceInfo
+			_ = json.Unmarshal(b, &got)
+			if resp.StatusCode != 200 || got.State != "ONLINE" || got.ProcessPid == nil || *got.ProcessPid != *game.ProcessPid {
+				return false
+			}
+		}
+		return true
+	})
+	if n := countProcsWithEnv(t, "UNIVERSE_INSTANCE_ID="+game.ID); n != 1 {
+		t.Fatalf("%d processes of the carried instance", n)
+	}
 }
 
 // TestHAJoinAndLeave: a fourth master started with --ha-join is added with
@@ -541,7 +574,7 @@ func TestHAJoinAndLeave(t *testing.T) {
 	if code := c.write(lead, "before-join"); code != 201 {
 		t.Fatalf("a write: %d", code)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(freePortPair(t))
 	dir := t.TempDir()
 	fourth := startChildMaster(t, dir, freePort(t), "--ha-addr", addr, "--ha-join", "--ha-secret-file", c.secret,
 		"--cluster-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
