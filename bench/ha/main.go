@@ -35,10 +35,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/universe-orchestrator/universe/api"
 )
 
 var (
-	bin    string
+	bin      string
+	natsURLs []string // the masters' NATS servers
 	client = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 )
 
@@ -111,18 +114,31 @@ func adminKey(dir string) string {
 	return tokenRE.FindString(string(out))
 }
 
+// freePortPair is a free port whose next one (the NATS routes) is free.
+func freePortPair() int {
+	for {
+		p := freePort()
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1)); err == nil {
+			ln.Close()
+			return p
+		}
+	}
+}
+
 func newCluster(root, secret string) ([]*master, string) {
 	var peers []string
 	for range 3 {
-		peers = append(peers, "127.0.0.1:"+strconv.Itoa(freePort()))
+		peers = append(peers, "127.0.0.1:"+strconv.Itoa(freePortPair()))
 	}
 	var ms []*master
 	for i := range 3 {
 		dir := filepath.Join(root, "m"+strconv.Itoa(i))
 		_ = os.MkdirAll(dir, 0o700)
 		port := freePort()
+		nats := "127.0.0.1:" + strconv.Itoa(freePort())
+		natsURLs = append(natsURLs, "nats://"+nats)
 		ms = append(ms, &master{dir: dir, api: "http://127.0.0.1:" + strconv.Itoa(port), args: []string{"--addr", "127.0.0.1:" + strconv.Itoa(port),
-			"--ha-addr", peers[i], "--ha-peers", strings.Join(peers, ","), "--ha-secret-file", secret, "--cluster-addr", "127.0.0.1:" + strconv.Itoa(freePort())}})
+			"--ha-addr", peers[i], "--ha-peers", strings.Join(peers, ","), "--ha-secret-file", secret, "--cluster-addr", nats}})
 	}
 	token := adminKey(ms[0].dir)
 	for _, m := range ms {
@@ -232,6 +248,7 @@ func main() {
 	terms := flag.Int("terms", 5, "SIGTERMs of the leader")
 	rounds := flag.Int("rounds", 5, "throughput rounds")
 	seconds := flag.Float64("seconds", 3, "seconds a throughput round")
+	instances := flag.Int("instances", 20, "instances on an agent node, checked after the kills (same pid, no restart, none twice)")
 	flag.Parse()
 	root, err := os.MkdirTemp("", "bench-ha-")
 	if err != nil {
@@ -253,6 +270,10 @@ func main() {
 			}
 		}
 	}()
+	pids, agent := startInstances(root, token, ms, *instances)
+	if agent != nil {
+		defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
+	}
 	single := &master{dir: filepath.Join(root, "single")}
 	_ = os.MkdirAll(single.dir, 0o700)
 	sport := freePort()
@@ -273,6 +294,9 @@ func main() {
 		fmt.Printf("round %d: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f\n", r+1, c, l, s, c/s)
 	}
 	single.signal(syscall.SIGTERM)
+	if len(rc) == 0 {
+		rc, rl, rs = []float64{0}, []float64{0}, []float64{1}
+	}
 	fmt.Printf("throughput at 8 clients: cluster %.0f/s (leader only %.0f/s: %.2f), single %.0f/s: ratio %.2f (goal >= 0.5)\n",
 		median(rc), median(rl), median(rl)/median(rs), median(rs), median(rc)/median(rs))
 
@@ -437,4 +461,139 @@ func main() {
 		fmt.Printf("SIGTERM of the leader, %d times: longest write pause p50 %v max %v (goal <= 1s)\n", len(pauses), pct(pauses, .5).Round(time.Millisecond), pct(pauses, 1).Round(time.Millisecond))
 	}
 	fmt.Printf("acknowledged writes %d (keys checked on 3 masters: %d), lost %d\n", len(acked), keys, lost)
+	checkInstances(token, ms[lead].api, pids)
+	for id := range pids { // their processes go with them
+		post(ms[lead].api, token, "/api/instances/"+id, "", "DELETE")
+	}
+}
+
+// startInstances registers an agent node, runs an agent process connected
+// to every master's NATS server, and starts n instances on it through the
+// cluster; it returns their pids by id.
+func startInstances(root, token string, ms []*master, n int) (map[string]int64, *exec.Cmd) {
+	if n == 0 {
+		return nil, nil
+	}
+	var made struct{ Key string }
+	for deadline := time.Now().Add(10 * time.Second); made.Key == ""; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			log.Fatal("node create")
+		}
+		req, _ := http.NewRequest("POST", ms[0].api+"/api/cluster/nodes", strings.NewReader(`{"name":"bench-node"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&made)
+		resp.Body.Close()
+	}
+	dir := filepath.Join(root, "agent")
+	_ = os.MkdirAll(dir, 0o700)
+	agent := exec.Command(bin, "agent", "--master", strings.Join(natsURLs, ","), "--data", dir)
+	agent.Env = append(os.Environ(), "UNIVERSE_NODE_KEY="+made.Key)
+	logf, _ := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_CREATE|os.O_WRONLY, 0o600)
+	agent.Stdout, agent.Stderr = logf, logf
+	if err := agent.Start(); err != nil {
+		log.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !post(ms[0].api, token, "/api/configurations/game", `{"command":"exec sleep 100000","stopTimeoutSeconds":1,"ramMB":16,"cpu":1,"availablePorts":{"min":30000,"max":30999}}`, "PUT"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			log.Fatal("configuration game")
+		}
+	}
+	pids := map[string]int64{}
+	for deadline := time.Now().Add(60 * time.Second); len(pids) < n && time.Now().Before(deadline); {
+		req, _ := http.NewRequest("POST", ms[len(pids)%3].api+"/api/instances", strings.NewReader(`{"configurationName":"game"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		var info api.InstanceInfo
+		body, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(body, &info)
+		resp.Body.Close()
+		if resp.StatusCode == 201 && info.ProcessPid != nil {
+			pids[info.ID] = *info.ProcessPid
+		} else {
+			if resp.StatusCode != 503 { // 503: the node is not up yet
+				fmt.Printf("create: %d %s\n", resp.StatusCode, body)
+			}
+			time.Sleep(200 * time.Millisecond) // the node is not up yet
+		}
+	}
+	fmt.Printf("%d instances on an agent node, started through the cluster\n", len(pids))
+	return pids, agent
+}
+
+// checkInstances compares what the leader says of the instances, and the
+// processes that run, with what they were before the kills.
+func checkInstances(token, leader string, pids map[string]int64) {
+	if len(pids) == 0 {
+		return
+	}
+	var list []api.InstanceInfo
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", leader+"/api/instances", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		list = nil
+		_ = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		online := 0
+		for _, in := range list {
+			if in.State == "ONLINE" {
+				online++
+			}
+		}
+		if online >= len(pids) {
+			break
+		}
+	}
+	samePid, restarted, extra := 0, 0, 0
+	for _, in := range list {
+		pid, ok := pids[in.ID]
+		if !ok {
+			extra++
+			continue
+		}
+		if in.ProcessPid != nil && *in.ProcessPid == pid && in.State == "ONLINE" {
+			samePid++
+		}
+		restarted += in.Restarts
+	}
+	twice := 0
+	for id := range pids {
+		if n := procsOf(id); n > 1 {
+			twice++
+		}
+	}
+	fmt.Printf("instances after the kills: %d of %d ONLINE with the pid they started with, %d restarts, %d instances the cluster made besides, %d ids running twice\n",
+		samePid, len(pids), restarted, extra, twice)
+}
+
+// procsOf counts the live processes of instance id (their environment
+// names it).
+func procsOf(id string) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, []byte("\x00UNIVERSE_INSTANCE_ID="+id+"\x00")) && !bytes.HasPrefix(env, []byte("UNIVERSE_INSTANCE_ID="+id+"\x00")) {
+			continue
+		}
+		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && !bytes.Contains(st, []byte(") Z ")) {
+			n++
+		}
+	}
+	return n
 }
