@@ -168,9 +168,33 @@ func (h *Hub) SetLeader(leader bool) {
 			}
 		}
 	}
+	// The new leader's instances learn which nodes are unreachable now
+	// (what this hub saw as a follower was told to no instance): their
+	// loss is counted from when the node was last heard, or from now.
+	type down struct {
+		node  string
+		heard time.Time
+	}
+	var downs []down
+	if leader {
+		for node, up := range h.reachable {
+			if !up {
+				var heard time.Time
+				if o := h.seen[node]; o != nil {
+					heard = o.lastHeartbeat
+				}
+				downs = append(downs, down{node, heard})
+			}
+		}
+	}
 	h.mu.Unlock()
 	for _, node := range start {
 		go h.resync(node, h.seenOf(node))
+	}
+	if h.opt.OnNodeChange != nil {
+		for _, d := range downs {
+			h.opt.OnNodeChange(d.node, false, d.heard)
+		}
 	}
 }
 

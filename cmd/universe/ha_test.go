@@ -389,6 +389,12 @@ func TestHAClusterFailover(t *testing.T) {
 
 	// The new leader installs the template it got from the old one: an
 	// instance created through the other survivor runs on the node with it.
+	// (Once the agent is heard again: it may have been connected to the
+	// killed master's server, and reconnects to another.)
+	waitFor(t, "edge-1 online through the new leader", 30*time.Second, func() bool {
+		resp, b := request(t, "GET", c.ms[newLead].base+"/api/cluster/nodes/edge-1", c.admin, "")
+		return resp.StatusCode == 200 && strings.Contains(string(b), `"state":"ONLINE"`)
+	})
 	created := jsonReq[api.InstanceInfo](t, "POST", c.ms[survivor].base+"/api/instances", c.admin, `{"configurationName":"withtpl"}`, 201)
 	if created.State != "ONLINE" {
 		t.Fatalf("an instance with a template on the new leader: %+v", created)
@@ -604,5 +610,63 @@ func TestHAJoinAndLeave(t *testing.T) {
 	}
 	if ms, err := c.masters(lead); err != nil || len(ms) != 3 {
 		t.Fatalf("masters after the leave: %+v %v", ms, err)
+	}
+}
+
+// TestHANodeLostAcrossLeaders: a node dies, then the leader dies before
+// the node's instance was declared lost. The new leader learns the node is
+// down (though it saw it as a follower), declares the instance lost after
+// its lostAfterSeconds, and replaces it once the node is back; the stale
+// process is stopped there: never two of the configuration running, the
+// old id not at all.
+func TestHANodeLostAcrossLeaders(t *testing.T) {
+	c := newHACluster(t)
+	lead := c.leader(nil)
+	waitFor(t, "the offline key on the leader", 30*time.Second, func() bool { _, err := c.masters(lead); return err == nil })
+	follower := (lead + 1) % 3
+	jsonReq[any](t, "PUT", c.ms[follower].base+"/api/configurations/game", c.admin,
+		`{"command":"exec sleep 120","stopTimeoutSeconds":1,"lostAfterSeconds":2,"availablePorts":{"min":21980,"max":21989}}`, 204)
+	made := jsonReq[api.NodeCreated](t, "POST", c.ms[follower].base+"/api/cluster/nodes", c.admin, `{"name":"edge-1"}`, 201)
+	agentDir := t.TempDir()
+	env := []string{"UNIVERSE_NODE_KEY=" + made.Key}
+	urls := strings.Join(c.nats, ",")
+	a1, a1done := startAgent(t, agentDir, env, "--master", urls, "--data", agentDir)
+	nodeState := func(i int) string {
+		_, b := request(t, "GET", c.ms[i].base+"/api/cluster/nodes/edge-1", c.admin, "")
+		var n api.ClusterNode
+		_ = json.Unmarshal(b, &n)
+		return n.State
+	}
+	waitFor(t, "edge-1 online", 30*time.Second, func() bool { return nodeState(follower) == api.NodeOnline })
+	old := jsonReq[api.InstanceInfo](t, "POST", c.ms[follower].base+"/api/instances", c.admin, `{"configurationName":"game"}`, 201)
+	if old.ProcessPid == nil {
+		t.Fatalf("instance: %+v", old)
+	}
+	_ = a1.Process.Kill() // its instance runs on, unreachable
+	<-a1done
+	c.ms[lead].signal(syscall.SIGKILL)
+	down := map[int]bool{lead: true}
+	newLead := c.leader(down)
+	waitFor(t, "the new leader to declare the instance lost", 30*time.Second, func() bool {
+		_, b := request(t, "GET", c.ms[newLead].base+"/api/instances/"+old.ID, c.admin, "")
+		var got api.InstanceInfo
+		_ = json.Unmarshal(b, &got)
+		return got.Lost
+	})
+	startAgent(t, agentDir, env, "--master", urls, "--data", agentDir)
+	var repl api.InstanceInfo
+	waitFor(t, "a replacement running on the node, the stale process stopped", 60*time.Second, func() bool {
+		var list []api.InstanceInfo
+		_, b := request(t, "GET", c.ms[newLead].base+"/api/instances", c.admin, "")
+		_ = json.Unmarshal(b, &list)
+		for _, in := range list {
+			if in.ConfigurationName == "game" && in.ID != old.ID && in.State == "ONLINE" {
+				repl = in
+			}
+		}
+		return repl.ID != "" && countProcsWithEnv(t, "UNIVERSE_INSTANCE_ID="+old.ID) == 0
+	})
+	if n := countProcsWithEnv(t, "UNIVERSE_INSTANCE_ID="+repl.ID); n != 1 {
+		t.Fatalf("%d processes of the replacement %s", n, repl.ID)
 	}
 }
