@@ -142,9 +142,13 @@ type InstanceInfo struct {
 	ExitCode          *int   `json:"exitCode"`            // of the last exit; null while running or never run
 	// Lost: the instance was lost with its node and waits for its
 	// replacement under a new id; then this record goes.
-	Lost     bool   `json:"lost,omitempty"`
-	Restarts int    `json:"restarts"`
-	Reason   string `json:"reason,omitempty"` // why it is in its state, when not obvious
+	Lost bool `json:"lost,omitempty"`
+	// UnreachableSince: its node has been unreachable since then (epoch
+	// ms; the master last heard from it); it still counts as running until
+	// its lostAfterSeconds. 0: reachable.
+	UnreachableSince int64  `json:"unreachableSince,omitempty"`
+	Restarts         int    `json:"restarts"`
+	Reason           string `json:"reason,omitempty"` // why it is in its state, when not obvious
 	// ReportedState is the state the instance last reported about itself
 	// (PUT .../state). It never replaces State, which is what the master
 	// observed.

@@ -382,7 +382,7 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 	exited := make(chan struct{})
 	in.mu.Lock()
 	in.proc, in.exited, in.stopping, in.failing = p, exited, "", ""
-	in.unreachableSince = time.Time{}
+	in.unreachableSince, in.info.UnreachableSince = time.Time{}, 0
 	in.info.State = string(StateOnline)
 	in.info.Lost = false
 	if host != "" {
@@ -447,7 +447,7 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 		if in.info.Reason == "" {
 			in.info.Reason = "lost on its node " + in.info.WrapperNodeID
 		}
-		in.unreachableSince = time.Time{}
+		in.unreachableSince, in.info.UnreachableSince = time.Time{}, 0
 		metric, failed = "failed", true
 		in.log.System(in.info.Reason)
 	case lost:

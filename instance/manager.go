@@ -314,7 +314,7 @@ func (m *Manager) NodeChanged(node string, reachable bool, lastHeard time.Time) 
 		}
 		switch {
 		case !reachable && in.unreachableSince.IsZero():
-			in.unreachableSince = since
+			in.unreachableSince, in.info.UnreachableSince = since, since.UnixMilli()
 			in.info.State = string(StateOffline)
 			in.info.Reason = "its node " + node + " is unreachable (last heard " + since.UTC().Format(time.RFC3339) + "); still counted as running"
 			in.changedLocked()
@@ -322,7 +322,7 @@ func (m *Manager) NodeChanged(node string, reachable bool, lastHeard time.Time) 
 				soonest = d
 			}
 		case reachable && !in.unreachableSince.IsZero():
-			in.unreachableSince = time.Time{}
+			in.unreachableSince, in.info.UnreachableSince = time.Time{}, 0
 			in.info.State = string(StateOnline)
 			in.info.Reason = ""
 			in.changedLocked()
@@ -640,7 +640,10 @@ func (m *Manager) load() error {
 			m.ports.Reserve(info.ID, info.AllocatedPort)
 		}
 		m.instances[info.ID] = inst
-		if s := State(info.State); s != StateCreating && s != StateOnline {
+		// On a node that was unreachable when the record was written: it
+		// still counts as running (the node may be back), adopted as such.
+		unreachable := info.UnreachableSince != 0 && m.remote(info) && info.ProcessPid != nil
+		if s := State(info.State); s != StateCreating && s != StateOnline && !unreachable {
 			supervisor.ClearExit(m.stateDir(info.ID))
 			if info.ProcessPid != nil {
 				inst.info.ProcessPid = nil
@@ -703,6 +706,18 @@ func (m *Manager) adopt(in *Instance) error {
 		}
 		in.running(m.opt.Remote.Adopt(info.WrapperNodeID, in.id, info.StartedAt, pid, in.log), "", nil)
 		m.opt.Hooks.Adopted("running")
+		if info.UnreachableSince != 0 {
+			// Its node was unreachable when its record was written (by this
+			// master before a restart, or by a previous leader): so it stays
+			// until the hub says otherwise, its loss counted from then.
+			since := time.UnixMilli(info.UnreachableSince)
+			in.mu.Lock()
+			in.unreachableSince, in.info.UnreachableSince = since, info.UnreachableSince
+			in.info.State, in.info.Reason = string(StateOffline), info.Reason
+			in.changedLocked()
+			in.mu.Unlock()
+			time.AfterFunc(max(m.lostAfter(info.ConfigurationName)-m.opt.Now().Sub(since), 0)+100*time.Millisecond, m.reconcileSoon)
+		}
 		return nil
 	}
 	if _, err := in.log.Handoff(); err != nil {

@@ -42,7 +42,7 @@ import (
 var (
 	bin      string
 	natsURLs []string // the masters' NATS servers
-	client = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	client   = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 )
 
 type master struct {

@@ -168,23 +168,24 @@ func (h *Hub) SetLeader(leader bool) {
 			}
 		}
 	}
-	// The new leader's instances learn which nodes are unreachable now
-	// (what this hub saw as a follower was told to no instance): their
-	// loss is counted from when the node was last heard, or from now.
-	type down struct {
+	// The new leader's instances learn the nodes' reachability as this hub
+	// sees it now (what it saw as a follower was told to no instance): an
+	// unreachable node's loss is counted from when it was last heard, or
+	// from now; a node back since its instances' records were written
+	// shows them ONLINE again.
+	type seenNode struct {
 		node  string
+		up    bool
 		heard time.Time
 	}
-	var downs []down
+	var nodes []seenNode
 	if leader {
 		for node, up := range h.reachable {
-			if !up {
-				var heard time.Time
-				if o := h.seen[node]; o != nil {
-					heard = o.lastHeartbeat
-				}
-				downs = append(downs, down{node, heard})
+			var heard time.Time
+			if o := h.seen[node]; o != nil {
+				heard = o.lastHeartbeat
 			}
+			nodes = append(nodes, seenNode{node, up, heard})
 		}
 	}
 	h.mu.Unlock()
@@ -192,8 +193,8 @@ func (h *Hub) SetLeader(leader bool) {
 		go h.resync(node, h.seenOf(node))
 	}
 	if h.opt.OnNodeChange != nil {
-		for _, d := range downs {
-			h.opt.OnNodeChange(d.node, false, d.heard)
+		for _, n := range nodes {
+			h.opt.OnNodeChange(n.node, n.up, n.heard)
 		}
 	}
 }

@@ -613,19 +613,20 @@ func TestHAJoinAndLeave(t *testing.T) {
 	}
 }
 
-// TestHANodeLostAcrossLeaders: a node dies, then the leader dies before
-// the node's instance was declared lost. The new leader learns the node is
-// down (though it saw it as a follower), declares the instance lost after
-// its lostAfterSeconds, and replaces it once the node is back; the stale
-// process is stopped there: never two of the configuration running, the
-// old id not at all.
+// TestHANodeLostAcrossLeaders: a node dies, the leader records its
+// instance unreachable (still counted as running), then the leader dies
+// before the instance's lostAfterSeconds. The new leader takes the record
+// as unreachable since then (not as a stopped instance), declares the
+// instance lost in time, and replaces it once the node is back; the stale
+// process is stopped there: the old id does not run any more, the new one
+// once.
 func TestHANodeLostAcrossLeaders(t *testing.T) {
 	c := newHACluster(t)
 	lead := c.leader(nil)
 	waitFor(t, "the offline key on the leader", 30*time.Second, func() bool { _, err := c.masters(lead); return err == nil })
 	follower := (lead + 1) % 3
 	jsonReq[any](t, "PUT", c.ms[follower].base+"/api/configurations/game", c.admin,
-		`{"command":"exec sleep 120","stopTimeoutSeconds":1,"lostAfterSeconds":2,"availablePorts":{"min":21980,"max":21989}}`, 204)
+		`{"command":"exec sleep 120","stopTimeoutSeconds":1,"lostAfterSeconds":5,"availablePorts":{"min":21980,"max":21989}}`, 204)
 	made := jsonReq[api.NodeCreated](t, "POST", c.ms[follower].base+"/api/cluster/nodes", c.admin, `{"name":"edge-1"}`, 201)
 	agentDir := t.TempDir()
 	env := []string{"UNIVERSE_NODE_KEY=" + made.Key}
@@ -644,6 +645,14 @@ func TestHANodeLostAcrossLeaders(t *testing.T) {
 	}
 	_ = a1.Process.Kill() // its instance runs on, unreachable
 	<-a1done
+	// The leader records the node unreachable (still counted as running),
+	// then dies before the instance's lostAfterSeconds.
+	waitFor(t, "the leader to record the node unreachable", 30*time.Second, func() bool {
+		_, b := request(t, "GET", c.ms[lead].base+"/api/instances/"+old.ID, c.admin, "")
+		var got api.InstanceInfo
+		_ = json.Unmarshal(b, &got)
+		return got.UnreachableSince != 0
+	})
 	c.ms[lead].signal(syscall.SIGKILL)
 	down := map[int]bool{lead: true}
 	newLead := c.leader(down)
