@@ -71,6 +71,13 @@ func (m *Master) authenticate(c *gin.Context) {
 	c.Set(ctxKey, k)
 	switch k.Scope() {
 	case universe.ScopePublic:
+		if m.ha != nil && !m.ha.IsLeader() {
+			// In a cluster the leader counts every PUBLIC call, whichever
+			// master it reached: one window of 100 calls, not one a master.
+			m.toLeader(c)
+			c.Abort()
+			return
+		}
 		if !m.rateLimit(c, k, now) {
 			return
 		}

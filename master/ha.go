@@ -222,6 +222,30 @@ func (m *Master) openHA() error {
 	}
 	ts := &templateSync{m: m, self: self, gen: map[string]uint64{}, locks: map[string]*sync.Mutex{}, syncing: map[string]bool{}}
 	m.templateSync.Store(ts)
+	// The hub is a member of the masters' NATS cluster before anything
+	// the log applies (nodes) can start its server; its orders carry the
+	// term this master leads in.
+	var running atomic.Pointer[ha.Node]
+	term := func() uint64 {
+		if n := running.Load(); n != nil {
+			return n.LeaderTerm()
+		}
+		return 0
+	}
+	routeAddr := ""
+	if !m.hub.External() {
+		var routes []string
+		if routeAddr, routes, err = natsRoutes(m.cfg.HA.Addr, m.cfg.HA.Peers, self, m.cfg.HA.ID); err != nil {
+			return err
+		}
+		routeTLS, err := ha.RouteTLS(secret)
+		if err != nil {
+			return err
+		}
+		m.hub.Clustered("universe-"+strings.NewReplacer(":", "-", ".", "-", "[", "", "]", "").Replace(self), routeAddr, routes, routeTLS, term)
+	} else {
+		m.hub.Clustered("", "", nil, nil, term)
+	}
 	node, err := ha.Open(ha.Options{
 		ID: m.cfg.HA.ID, Bind: m.cfg.HA.Addr, Advertise: m.cfg.HA.Advertise, Peers: m.cfg.HA.Peers, Join: m.cfg.HA.Join,
 		Secret: secret, Dir: raftDir, Store: m.db, APIURL: m.baseURL, Handler: m.engine,
@@ -240,17 +264,11 @@ func (m *Master) openHA() error {
 	}
 	m.ha = node
 	m.db.SetReplicator(node)
-	if !m.hub.External() {
-		routeAddr, routes, err := natsRoutes(m.cfg.HA.Addr, m.cfg.HA.Peers, self, m.cfg.HA.ID)
-		if err != nil {
-			_ = node.Close()
-			return err
-		}
-		m.hub.Clustered("universe-"+strings.NewReplacer(":", "-", ".", "-", "[", "", "]", "").Replace(self), routeAddr, routes, node.RouteTLS(), node.LeaderTerm)
+	running.Store(node)
+	m.haNode.Store(node)
+	if routeAddr != "" {
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); m.followMembership(routeAddr) }()
-	} else {
-		m.hub.Clustered("", "", nil, nil, node.LeaderTerm)
 	}
 	ts.node.Store(node)
 	m.templates.OnChange(ts.announce)
@@ -346,7 +364,7 @@ func (m *Master) onLeader(leader bool) {
 		m.instances.SetLeader(false)
 		return
 	}
-	if node := m.ha; node != nil {
+	if node := m.haNode.Load(); node != nil {
 		if err := node.Barrier(10 * time.Second); err != nil {
 			m.log.Warn("raft barrier before leading", "err", err)
 		}
@@ -409,6 +427,14 @@ func (m *Master) forwardWrites(c *gin.Context) {
 		c.Next()
 		return
 	}
+	m.toLeader(c)
+}
+
+// toLeader answers c with the leader's answer (a follower's request); no
+// leader: 503 with retryAfterMs.
+func (m *Master) toLeader(c *gin.Context) {
+	r := c.Request
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if _, hop := ha.ForwardedClient(r); hop {
 		// Forwarded to this master as the leader, which it no longer is:
 		// no second hop (two masters could pass it back and forth).

@@ -87,6 +87,9 @@ type Master struct {
 
 	stopOnce sync.Once
 	stopped  chan struct{}
+	// haNode is m.ha for the leadership watcher, which may run before
+	// openHA has set m.ha.
+	haNode atomic.Pointer[ha.Node]
 	// nodesReload folds the reloads of the NATS server's node keys that
 	// the log asks for (nodesChanged).
 	nodesReload chan struct{}

@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +86,6 @@ type Node struct {
 	r        *raft.Raft
 	mux      *mux
 	client   *tls.Config
-	server   *tls.Config
 	logStore *raftboltdb.BoltStore
 	http     *http.Server
 	forward  *http.Client
@@ -134,7 +134,7 @@ func Open(opt Options) (*Node, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("--ha-advertise %s: %w", opt.Advertise, err)
 	}
-	n := &Node{opt: opt, client: client, server: server, done: make(chan struct{})}
+	n := &Node{opt: opt, client: client, done: make(chan struct{})}
 	n.mux = newMux(ln, server)
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{opt.Logger}})
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -268,11 +268,15 @@ func (n *Node) Barrier(timeout time.Duration) error { return n.r.Barrier(timeout
 // RouteTLS is the mutual TLS of the masters (the shared secret's CA), for
 // the routes between their NATS servers: one configuration that both
 // accepts and dials.
-func (n *Node) RouteTLS() *tls.Config {
-	c := n.server.Clone()
-	c.RootCAs = n.client.RootCAs
-	c.ServerName = n.client.ServerName
-	return c
+func RouteTLS(secret []byte) (*tls.Config, error) {
+	server, client, err := tlsConfigs(secret)
+	if err != nil {
+		return nil, err
+	}
+	c := server.Clone()
+	c.RootCAs = client.RootCAs
+	c.ServerName = client.ServerName
+	return c, nil
 }
 
 // Apply replicates cmd (storage.Replicator): on the leader it is committed
@@ -306,11 +310,19 @@ func (n *Node) Apply(cmd []byte) error {
 	}
 	// Committed on the leader: wait until this master has applied it too,
 	// so what a client reads here after the answer includes it.
-	deadline := time.Now().Add(5 * time.Second)
-	for n.AppliedIndex() < out.Index && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-	}
+	n.waitApplied(out.Index, 5*time.Second)
 	return nil
+}
+
+// waitApplied returns once this master has applied index (or after d).
+func (n *Node) waitApplied(index uint64, d time.Duration) {
+	if n.AppliedIndex() >= index {
+		return
+	}
+	deadline := time.Now().Add(d)
+	for pause := 100 * time.Microsecond; n.AppliedIndex() < index && time.Now().Before(deadline); pause = min(2*pause, 2*time.Millisecond) {
+		time.Sleep(pause)
+	}
 }
 
 // applyLocal appends cmd to this master's log (as the leader) and waits
@@ -354,13 +366,16 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// Read your writes here too: answer once this master has applied
 		// what the leader had when it answered (at most 2 s).
-		if addr, _ := n.r.LeaderWithID(); addr != "" {
-			if l, err := n.info(r.Context(), string(addr)); err == nil {
-				for deadline := time.Now().Add(2 * time.Second); n.AppliedIndex() < l.AppliedIndex && time.Now().Before(deadline); {
-					time.Sleep(time.Millisecond)
+		want, err := strconv.ParseUint(resp.Header.Get(appliedHeader), 10, 64)
+		if err != nil { // a leader of an older version: ask it
+			if addr, _ := n.r.LeaderWithID(); addr != "" {
+				if l, err := n.info(r.Context(), string(addr)); err == nil {
+					want = l.AppliedIndex
 				}
 			}
 		}
+		resp.Header.Del(appliedHeader)
+		n.waitApplied(want, 2*time.Second)
 	}
 	for k, v := range resp.Header {
 		w.Header()[k] = v
@@ -458,10 +473,51 @@ func (n *Node) routes() http.Handler {
 		if a, err := netip.ParseAddr(r.Header.Get("X-Universe-Client")); err == nil {
 			r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, a))
 		}
-		n.opt.Handler.ServeHTTP(w, r)
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			n.opt.Handler.ServeHTTP(w, r)
+			return
+		}
+		// A write: its answer says what this master had applied when it
+		// answered, so the forwarding master waits for that much without
+		// asking again.
+		n.opt.Handler.ServeHTTP(&appliedWriter{ResponseWriter: w, n: n}, r)
 	}))
 	return mux
 }
+
+// appliedHeader carries, on the answer to a forwarded write, the leader's
+// applied index when it answered.
+const appliedHeader = "X-Universe-Applied-Index"
+
+// appliedWriter sets appliedHeader as the answer's status is written.
+type appliedWriter struct {
+	http.ResponseWriter
+	n       *Node
+	written bool
+}
+
+func (a *appliedWriter) WriteHeader(code int) {
+	if !a.written {
+		a.written = true
+		a.Header().Set(appliedHeader, strconv.FormatUint(a.n.AppliedIndex(), 10))
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *appliedWriter) Write(b []byte) (int, error) {
+	if !a.written {
+		a.WriteHeader(http.StatusOK)
+	}
+	return a.ResponseWriter.Write(b)
+}
+
+func (a *appliedWriter) Flush() {
+	if f, ok := a.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (a *appliedWriter) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
 type forwardedKey struct{}
 

@@ -105,7 +105,27 @@ type Hub struct {
 	statMu sync.Mutex
 	relay  map[string]*RelayStat // by node
 
-	follower bool // in a cluster, another master leads: no resync of nodes
+	follower bool   // in a cluster, another master leads: no resync of nodes
+	opened   bool   // Open ran: a reload before it waits for it
+	loaded   string // the server's node keys and routes (serverConf) as last loaded
+}
+
+// serverConf is what a reload may change of the server's options: the
+// users with their permissions, and the routes.
+func serverConf(o *server.Options) string {
+	var b strings.Builder
+	for _, u := range o.Nkeys {
+		b.WriteString(u.Nkey)
+		if u.Permissions != nil && u.Permissions.Publish != nil {
+			b.WriteString(strings.Join(u.Permissions.Publish.Allow, ","))
+		}
+		b.WriteByte(';')
+	}
+	for _, r := range o.Routes {
+		b.WriteString(r.String())
+		b.WriteByte(';')
+	}
+	return b.String()
 }
 
 // clustered says whether this master's server is routed to other masters'.
@@ -127,6 +147,8 @@ func (h *Hub) order(subject string, data []byte) *nats.Msg {
 // and routes to theirs over mutual TLS (none with an external cluster:
 // routeAddr ""), and its orders to nodes carry term's answer.
 func (h *Hub) Clustered(name, routeAddr string, routes []string, routeTLS *tls.Config, term func() uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.opt.ServerName, h.opt.RouteAddr, h.opt.Routes, h.opt.RouteTLS, h.opt.Term = name, routeAddr, routes, routeTLS, term
 }
 
@@ -235,6 +257,9 @@ func New(opt Options) *Hub {
 
 // Open starts the server when a node is registered.
 func (h *Hub) Open() error {
+	h.mu.Lock()
+	h.opened = true
+	h.mu.Unlock()
 	nodes, err := h.opt.Store.ListNodes()
 	if err != nil {
 		return err
@@ -415,6 +440,7 @@ func (h *Hub) startLocked(nodes []storage.NodeRecord) error {
 		return err
 	}
 	h.srv, h.nc = srv, nc
+	h.loaded = serverConf(o)
 	h.log.Info("cluster server listening", "addr", srv.Addr().String())
 	h.watching.Add(1)
 	go h.watchConns(srv)
@@ -788,6 +814,9 @@ func (h *Hub) reload() error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !h.opened {
+		return nil // Open starts it with the nodes as they are then
+	}
 	if h.External() {
 		return h.startLocked(nodes) // the cluster's authorization is the operator's
 	}
@@ -798,6 +827,14 @@ func (h *Hub) reload() error {
 	if err != nil {
 		return err
 	}
+	// Only a change is reloaded: a reload forgets the replies the nodes
+	// may still send (the server's record of requests it delivered), so a
+	// request in flight at a needless reload would go unanswered.
+	conf := serverConf(o)
+	if conf == h.loaded {
+		return nil
+	}
+	h.loaded = conf
 	if err := h.srv.ReloadOptions(o); err != nil {
 		return fmt.Errorf("cluster server: reload: %w", err)
 	}

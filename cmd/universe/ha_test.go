@@ -315,6 +315,20 @@ func TestHAClusterFailover(t *testing.T) {
 		`"templateInstallationConfig":{"allOf":[{"group":"lobby","name":"base"}]}}`
 	jsonReq[any](t, "PUT", c.ms[follower].base+"/api/configurations/withtpl", c.admin, tplCfg, 204)
 
+	// A PUBLIC key has one window of 100 calls, whichever masters they
+	// reach: the leader counts them all.
+	pub := jsonReq[api.KeyCreated](t, "POST", c.ms[follower].base+"/api/keys", c.admin, `{"label":"pub","scope":"PUBLIC"}`, 201)
+	for i := range 100 {
+		if resp, b := request(t, "GET", c.ms[i%3].base+"/api/auth", pub.Token, ""); resp.StatusCode != 200 {
+			t.Fatalf("PUBLIC call %d through master %d: %d %s", i+1, i%3, resp.StatusCode, b)
+		}
+	}
+	for i := range 3 {
+		if resp, _ := request(t, "GET", c.ms[i].base+"/api/auth", pub.Token, ""); resp.StatusCode != 429 {
+			t.Fatalf("the 101st PUBLIC call through master %d: %d (want 429)", i, resp.StatusCode)
+		}
+	}
+
 	// An agent node, registered through a follower, connected to another
 	// follower's NATS server (the masters' servers are routed): the leader
 	// places an instance on it.
