@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -34,6 +35,7 @@ type digests struct {
 	mu     sync.Mutex
 	byFile map[string]fileDigest // group/name/path
 	byHash map[string]blobPlace
+	filled time.Time // the last fill
 }
 
 type fileDigest struct {
@@ -42,6 +44,38 @@ type fileDigest struct {
 }
 
 type blobPlace struct{ group, name, path string }
+
+// fillEvery bounds how often a digest no manifest of this master named
+// makes it digest every template.
+const fillEvery = time.Second
+
+// fill digests every file of every template (a node's blob request that
+// this master saw no manifest for: with masters in a cluster, another
+// master may have answered the manifest), at most once per fillEvery.
+func (d *digests) fill(t Templates) {
+	d.mu.Lock()
+	if time.Since(d.filled) < fillEvery {
+		d.mu.Unlock()
+		return
+	}
+	d.filled = time.Now()
+	d.mu.Unlock()
+	infos, err := t.List()
+	if err != nil {
+		return
+	}
+	for _, i := range infos {
+		files, err := t.Files(i.Group, i.Name)
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			if !f.Dir {
+				_, _ = d.sum(t, i.Group, i.Name, f)
+			}
+		}
+	}
+}
 
 func (d *digests) sum(t Templates, group, name string, f api.TemplateFile) (string, error) {
 	key := group + "/" + name + "/" + f.Path
@@ -135,6 +169,12 @@ func (h *Hub) serveTemplates(nc *nats.Conn) error {
 		d.mu.Lock()
 		place, ok := d.byHash[req.SHA256]
 		d.mu.Unlock()
+		if !ok {
+			d.fill(t)
+			d.mu.Lock()
+			place, ok = d.byHash[req.SHA256]
+			d.mu.Unlock()
+		}
 		if !ok {
 			fail("no file has that digest (ask for the manifest first)")
 			return

@@ -318,6 +318,14 @@ func TestHAClusterFailover(t *testing.T) {
 	// A PUBLIC key has one window of 100 calls, whichever masters they
 	// reach: the leader counts them all.
 	pub := jsonReq[api.KeyCreated](t, "POST", c.ms[follower].base+"/api/keys", c.admin, `{"label":"pub","scope":"PUBLIC"}`, 201)
+	waitFor(t, "the PUBLIC key on every master", 10*time.Second, func() bool {
+		for i := range 3 {
+			if resp, _ := request(t, "GET", c.ms[i].base+"/api/keys/pub", c.admin, ""); resp.StatusCode != 200 {
+				return false
+			}
+		}
+		return true
+	})
 	for i := range 100 {
 		if resp, b := request(t, "GET", c.ms[i%3].base+"/api/auth", pub.Token, ""); resp.StatusCode != 200 {
 			t.Fatalf("PUBLIC call %d through master %d: %d %s", i+1, i%3, resp.StatusCode, b)
