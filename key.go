@@ -17,6 +17,11 @@ const (
 	// UNIVERSE_API_KEY: it may read that instance and report its state,
 	// nothing else. Only the master issues these.
 	ScopeInstance Scope = "INSTANCE"
+	// ScopeMember is the key of a user who is not an admin (or an admin's
+	// key narrowed to some permissions): it may do what its user's grants
+	// allow, no more. Only users make such keys (POST /api/me/keys, and a
+	// sign-in's session).
+	ScopeMember Scope = "MEMBER"
 )
 
 // ParseScope returns the scope named by s (exact, upper case as the console
@@ -42,6 +47,13 @@ type KeyRecord struct {
 	LastUsedAt time.Time `json:"lastUsedAt,omitzero"`
 	ExpiresAt  time.Time `json:"expiresAt,omitzero"`
 	Instance   string    `json:"instance,omitempty"` // ScopeInstance: the instance it is bound to
+	// User: a key a user made (scope ALL): it carries that user's rights,
+	// narrowed to Permissions when they are set, and dies with its user.
+	User        string   `json:"user,omitempty"`
+	Permissions []string `json:"permissions,omitempty"`
+	// Login: made by a user's sign-in for a dashboard session (not listed
+	// among the user's keys; it goes with the session).
+	Login bool `json:"login,omitempty"`
 }
 
 // Expired reports whether the key has an expiry that is not after now.

@@ -68,6 +68,15 @@ func (m *Master) authenticate(c *gin.Context) {
 		fail(c, errUnauthorized)
 		return
 	}
+	if k.User() != "" {
+		// A user's key works while its user does (not deleted, not
+		// disabled).
+		if _, err := m.rightsOf(k); err != nil {
+			m.metrics.authFailures.WithLabelValues("user_disabled").Inc()
+			fail(c, errUnauthorized)
+			return
+		}
+	}
 	c.Set(ctxKey, k)
 	switch k.Scope() {
 	case universe.ScopePublic:
@@ -111,6 +120,12 @@ func (m *Master) authenticateSession(c *gin.Context, cookie string, addr netip.A
 // admitSession lets a request signed in with a session cookie of key k go
 // on: unsafe methods only from this host's own pages (403 otherwise).
 func (m *Master) admitSession(c *gin.Context, k *auth.Key) {
+	if k.User() != "" {
+		if _, err := m.rightsOf(k); err != nil {
+			fail(c, errUnauthorized)
+			return
+		}
+	}
 	if err := m.crossOrigin.Check(c.Request); err != nil {
 		fail(c, universe.Errorf(universe.EFORBIDDEN, "cross-origin request refused"))
 		return
@@ -211,6 +226,24 @@ func (m *Master) requireInstancesRead(c *gin.Context) {
 	k := callerKey(c)
 	switch {
 	case k.Scope() == universe.ScopeAll:
+	case k.Scope() == universe.ScopeMember:
+		// A member: instance.read on the instance (a grant on it or on its
+		// configuration); the list shows only those.
+		r, err := m.rightsOf(k)
+		if err != nil {
+			fail(c, errUnauthorized)
+			return
+		}
+		c.Set(ctxRights, r)
+		if id := c.Param("id"); id != "" {
+			if err := m.mayOnInstance(c, "instance.read", id); err != nil {
+				fail(c, err)
+				return
+			}
+		} else if !r.Anywhere("instance.read") {
+			fail(c, needs("instance.read", "anything"))
+			return
+		}
 	case k.Scope() != universe.ScopeInstance:
 		m.rejectScope(c)
 		return

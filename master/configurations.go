@@ -16,8 +16,11 @@ func (m *Master) handleConfigList(c *gin.Context) {
 		return
 	}
 	out := make([]api.Configuration, 0, len(list))
+	r := callerRights(c)
 	for _, cfg := range list {
-		out = append(out, instance.Normalize(cfg))
+		if r == nil || r.Allowed("config.read", "", cfg.Name) {
+			out = append(out, instance.Normalize(cfg))
+		}
 	}
 	c.JSON(http.StatusOK, out)
 }

@@ -141,6 +141,14 @@ func (m *Master) uiSession(c *gin.Context) {
 		fail(c, errUnauthorized)
 		return
 	}
+	if k.Scope() != universe.ScopeAll {
+		// A member's session: the API answers it (what its grants allow);
+		// the dashboard's pages are an admin's in this release.
+		m.render(c, http.StatusForbidden, "signin", uiPage{Title: "Sign in", Nav: "signin",
+			Alert: "The dashboard's pages are for admins for now: your account works through the API (GET /api/me lists your rights)."})
+		c.Abort()
+		return
+	}
 	m.admitSession(c, k)
 }
 

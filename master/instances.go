@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -21,7 +22,13 @@ func (m *Master) handleInstanceList(c *gin.Context) {
 		fail(c, universe.Errorf(universe.EINVALID, "state must be one of CREATING, ONLINE, OFFLINE, STOPPED"))
 		return
 	}
-	writeJSONArray(c, m.instances.List(f))
+	list := m.instances.List(f)
+	if r := callerRights(c); r != nil { // a member sees what it may read
+		list = slices.DeleteFunc(list, func(in api.InstanceInfo) bool {
+			return !r.Allowed("instance.read", in.ID, in.ConfigurationName)
+		})
+	}
+	writeJSONArray(c, list)
 }
 
 // writeJSONArray streams list as a JSON array, an element at a time
@@ -60,6 +67,10 @@ func (m *Master) handleInstanceCreate(c *gin.Context) {
 		return
 	}
 	c.Set(ctxAuditDetail, "configuration="+req.ConfigurationName)
+	if r := callerRights(c); r != nil && !r.Allowed("instance.create", "", req.ConfigurationName) {
+		fail(c, needs("instance.create", "configuration "+req.ConfigurationName))
+		return
+	}
 	info, err := m.instances.Create(req.ConfigurationName, callerKey(c).Label())
 	if info.ID != "" {
 		c.Set(ctxAuditDetail, "configuration="+req.ConfigurationName+" id="+info.ID)
@@ -125,6 +136,10 @@ func (m *Master) lifecycle(c *gin.Context, target string) {
 	switch target {
 	case "start", "stop", "restart", "kill":
 		c.Set(ctxAuditDetail, "action="+target) // the path alone does not say which
+		if err := m.mayOnInstance(c, "power."+target, in.ID()); err != nil {
+			fail(c, err)
+			return
+		}
 	}
 	var (
 		accepted bool

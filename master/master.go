@@ -87,6 +87,11 @@ type Master struct {
 
 	stopOnce sync.Once
 	stopped  chan struct{}
+	// userCache keeps users' records and rights between requests;
+	// signinUsers and signinAddrs throttle failed sign-ins (5 a minute per
+	// user and per address).
+	userCache                userCache
+	signinUsers, signinAddrs *auth.Throttle
 	// haNode is m.ha for the leadership watcher, which may run before
 	// openHA has set m.ha.
 	haNode atomic.Pointer[ha.Node]
@@ -140,6 +145,8 @@ func New(cfg Config) (*Master, error) {
 		throttle:    auth.NewThrottle(cfg.AuthFailureRate, 16384),
 		stopped:     make(chan struct{}),
 		nodesReload: make(chan struct{}, 1),
+		signinUsers: auth.NewThrottle(auth.Rate{Limit: 5, Window: time.Minute}, 4096),
+		signinAddrs: auth.NewThrottle(auth.Rate{Limit: 5, Window: time.Minute}, 4096),
 	}
 	m.limitHeader = headerNum(int64(cfg.PublicRate.Limit))
 	if cfg.AccessLogOut != nil {
@@ -174,6 +181,8 @@ func New(cfg Config) (*Master, error) {
 		switch cmd.Op {
 		case storage.OpNodeCreate, storage.OpNodePut, storage.OpNodeDelete, storage.OpRestore:
 			m.nodesChanged() // the nodes' keys, on this master's server too
+		case storage.OpUserCreate, storage.OpUserPut, storage.OpUserDelete, storage.OpGrantPut, storage.OpGrantDelete:
+			m.usersChanged()
 		case storage.OpInstancePut:
 			if cmd.Term == 0 && cmd.Instance != nil { // carried from a single master: the leader takes it
 				go m.instances.Take(cmd.Instance.Info())

@@ -24,6 +24,7 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
+	signins      *prometheus.CounterVec
 	rateLimited  *prometheus.CounterVec
 	wsSessions   *prometheus.GaugeVec
 	starts       prometheus.Counter
@@ -83,6 +84,10 @@ func newMetrics(keys *auth.Keyring, buildVersion string) *metrics {
 			Name: "universe_auth_failures_total",
 			Help: "Rejected authentications and authorizations, by reason.",
 		}, []string{"reason"}),
+		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "universe_user_signins_total",
+			Help: "Users' sign-ins (name, password and code), by outcome: ok or refused.",
+		}, []string{"outcome"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "universe_rate_limited_total",
 			Help: "Requests answered 429, by limit: public_key or auth_failures.",
@@ -131,7 +136,7 @@ func newMetrics(keys *auth.Keyring, buildVersion string) *metrics {
 	for i := range m.statusLabel {
 		m.statusLabel[i] = strconv.Itoa(i)
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.authFailures, m.rateLimited, m.wsSessions,
+	m.reg.MustRegister(m.requests, m.duration, m.authFailures, m.signins, m.rateLimited, m.wsSessions,
 		m.starts, m.exits, m.liveLogSubs, m.logLines, m.logDropped, m.restarts, m.crashLoops, m.heartbeats, m.adoptions,
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
 			// The live heap after the last GC: the size of what the master keeps.

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/cluster/ha"
+	"github.com/universe-orchestrator/universe/master/users"
 )
 
 // The OpenAPI 3.1 document of the REST API (GET /api/openapi.json). The
@@ -87,6 +88,22 @@ func operations() []operation {
 		{method: "GET", path: "/api/cluster/masters", summary: "The masters of the cluster (one, alone): leader, term, last contact, applied index, state", access: accessAll, status: 200, resp: []ha.Master{}},
 		{method: "POST", path: "/api/cluster/masters", also: []int{409, 503}, summary: "Add a master (started with --ha-join) to the cluster", access: accessAll, body: api.MasterJoin{}, status: 204},
 		{method: "DELETE", path: "/api/cluster/masters/{id}", also: []int{409, 503}, summary: "Take a master out of the cluster", access: accessAll, params: []param{{name: "id", in: "path", desc: "the master's id", kind: "string", required: true}}, status: 204},
+		{method: "POST", path: "/api/login", also: []int{400, 401, 429}, summary: "Sign a user in (name, password, and the TOTP or a recovery code when two-factor is on): the dashboard's session cookie; 401 alike for any wrong part, 429 with retryAfterMs after 5 failures a minute per user or address", access: accessOpen, body: loginRequest{}, status: 200},
+		{method: "POST", path: "/api/users", also: []int{400, 409}, summary: "Make a user (admin); the password: 10 characters or more, not the name", access: accessAll, body: userCreate{}, status: 201, resp: userView{}},
+		{method: "GET", path: "/api/users", summary: "The users (admin)", access: accessAll, status: 200, resp: []userView{}},
+		{method: "GET", path: "/api/users/{name}", summary: "One user (admin)", access: accessAll, params: []param{pathName}, status: 200, resp: userView{}},
+		{method: "PATCH", path: "/api/users/{name}", also: []int{400, 409}, summary: "Disable or enable a user, or set its password (its sessions end at once)", access: accessAll, params: []param{pathName}, body: userPatch{}, status: 200, resp: userView{}},
+		{method: "DELETE", path: "/api/users/{name}", also: []int{409}, summary: "Delete a user with its grants and keys (409 for the last admin)", access: accessAll, params: []param{pathName}, status: 204},
+		{method: "POST", path: "/api/users/{name}/grants", also: []int{400, 403}, summary: "Grant permissions on an instance or a configuration (an admin, or a member with user.grant there, never more than they hold)", access: accessAll, params: []param{pathName}, body: grantCreate{}, status: 201, resp: users.Grant{}},
+		{method: "GET", path: "/api/users/{name}/grants", summary: "A user's grants (admin)", access: accessAll, params: []param{pathName}, status: 200, resp: []users.Grant{}},
+		{method: "DELETE", path: "/api/users/{name}/grants/{grant}", also: []int{403}, summary: "Revoke a grant (the member's sessions end)", access: accessAll, status: 204,
+			params: []param{pathName, {name: "grant", in: "path", desc: "the grant's id", kind: "string", required: true}}},
+		{method: "GET", path: "/api/me", summary: "The caller's user, grants and key (a user's key or session)", access: accessAll, status: 200, resp: meView{}},
+		{method: "POST", path: "/api/me/keys", also: []int{400, 409}, summary: "A key of the caller's user, narrowed to permissions if given (never wider); the token is shown once", access: accessAll, body: meKeyCreate{}, status: 201},
+		{method: "POST", path: "/api/me/totp", also: []int{409}, summary: "Start two-factor enrolment: the secret and its otpauth:// URL, shown once", access: accessAll, status: 200},
+		{method: "POST", path: "/api/me/totp/confirm", also: []int{400, 409}, summary: "Turn two-factor sign-in on with a first code: 10 recovery codes, shown once", access: accessAll, body: codeRequest{}, status: 200},
+		{method: "DELETE", path: "/api/me/totp", also: []int{403, 409}, summary: "Turn two-factor sign-in off, with a current code", access: accessAll, body: codeRequest{}, status: 204},
+		{method: "POST", path: "/api/me/password", also: []int{400, 403}, summary: "Change the caller's password (the current one first); its other sessions end", access: accessAll, body: passwordChange{}, status: 204},
 		{method: "GET", path: "/api/audit", summary: "Newest audit entries", access: accessAll, status: 200, resp: []api.AuditEntry{},
 			params: []param{{name: "limit", in: "query", desc: "1 to 1000, default 100", kind: "integer"}}},
 

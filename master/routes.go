@@ -33,6 +33,7 @@ func (m *Master) routes() (*gin.Engine, error) {
 	open.GET("/ping", m.handlePing)
 	open.HEAD("/ping", m.handlePing)
 	open.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{})))
+	open.POST("/login", m.handleLogin) // a user's name, password and code: throttled per user and address
 
 	// Routes an instance's own key may use too, for its instance only.
 	keyed := e.Group("/api", m.authenticate)
@@ -49,7 +50,8 @@ func (m *Master) routes() (*gin.Engine, error) {
 	public.POST("/auth/verify", m.handleAuthVerify)
 
 	// ALL keys only.
-	admin := public.Group("", m.requireAll, m.auditWrites)
+	// ALL keys, and members as routeRules say.
+	admin := public.Group("", m.authorize, m.auditWrites)
 	admin.GET("/keys", m.handleKeyList)
 	admin.POST("/keys", m.handleKeyCreate)
 	admin.GET("/keys/:key", m.handleKeyGet)
@@ -112,6 +114,21 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.GET("/cluster/nodes/:name", m.handleNodeGet)
 	admin.PATCH("/cluster/nodes/:name", m.handleNodePatch)
 	admin.DELETE("/cluster/nodes/:name", m.handleNodeRevoke)
+
+	admin.POST("/users", m.handleUserCreate)
+	admin.GET("/users", m.handleUserList)
+	admin.GET("/users/:name", m.handleUserGet)
+	admin.PATCH("/users/:name", m.handleUserPatch)
+	admin.DELETE("/users/:name", m.handleUserDelete)
+	admin.POST("/users/:name/grants", m.handleGrantCreate)
+	admin.GET("/users/:name/grants", m.handleGrantList)
+	admin.DELETE("/users/:name/grants/:grant", m.handleGrantDelete)
+	admin.GET("/me", m.handleMe)
+	admin.POST("/me/keys", m.handleMeKey)
+	admin.POST("/me/totp", m.handleMeTOTP)
+	admin.POST("/me/totp/confirm", m.handleMeTOTPConfirm)
+	admin.DELETE("/me/totp", m.handleMeTOTPDelete)
+	admin.POST("/me/password", m.handleMePassword)
 
 	m.uiRoutes(e)
 

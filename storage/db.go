@@ -26,7 +26,9 @@ var (
 	bucketMeta           = []byte("meta")           // bookkeeping: metaAuditBytes
 	bucketNodes          = []byte("nodes")          // name -> JSON NodeRecord
 	bucketSessions       = []byte("sessions")       // cookie hash -> JSON SessionRecord
-	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes, bucketSessions}
+	bucketUsers          = []byte("users")          // name -> JSON users.User
+	bucketGrants         = []byte("grants")         // grant id -> JSON users.Grant
+	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes, bucketSessions, bucketUsers, bucketGrants}
 	defaultOpenTimeout   = 2 * time.Second
 )
 

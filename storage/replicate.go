@@ -12,6 +12,7 @@ import (
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/master/users"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -48,6 +49,9 @@ type Command struct {
 	Node *NodeRecord `json:"node,omitempty"`
 	// Instance: instance.put (instance.delete names it by ID).
 	Instance *storedInstance `json:"instance,omitempty"`
+	// User and Grant: users' records and grants.
+	User  *users.User  `json:"user,omitempty"`
+	Grant *users.Grant `json:"grant,omitempty"`
 	// Term fences the leader-only writes (instance records): the term
 	// its master led in when it wrote. A command whose entry the log
 	// holds under a later term came from a leader that was deposed
@@ -72,11 +76,16 @@ const (
 	OpNodeDelete      = "node.delete"
 	OpInstancePut     = "instance.put"
 	OpInstanceDelete  = "instance.delete"
+	OpUserCreate      = "user.create"
+	OpUserPut         = "user.put"
+	OpUserDelete      = "user.delete"
+	OpGrantPut        = "grant.put"
+	OpGrantDelete     = "grant.delete"
 )
 
 // replicatedBuckets are written only through commands in a cluster, and
 // make up its snapshots.
-var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions, bucketNodes, bucketInstances}
+var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions, bucketNodes, bucketInstances, bucketUsers, bucketGrants}
 
 // SetReplicator makes every write of replicated state a command through r
 // (set before the database is shared); nil: writes are local.
@@ -238,6 +247,23 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 		return putInstanceTx(tx, *cmd.Instance)
 	case OpInstanceDelete:
 		return tx.Bucket(bucketInstances).Delete([]byte(cmd.ID))
+	case OpUserCreate, OpUserPut:
+		if cmd.User == nil {
+			return fmt.Errorf("%w: %s without a user", errBadCommand, cmd.Op)
+		}
+		if cmd.Op == OpUserCreate {
+			return createUserTx(tx, *cmd.User)
+		}
+		return putUserTx(tx, *cmd.User)
+	case OpUserDelete:
+		return deleteUserTx(tx, cmd.Name)
+	case OpGrantPut:
+		if cmd.Grant == nil {
+			return fmt.Errorf("%w: grant.put without a grant", errBadCommand)
+		}
+		return putGrantTx(tx, *cmd.Grant)
+	case OpGrantDelete:
+		return deleteGrantTx(tx, cmd.Name, cmd.ID)
 	}
 	return fmt.Errorf("%w: unknown command %q", errBadCommand, cmd.Op)
 }

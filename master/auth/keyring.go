@@ -62,6 +62,9 @@ type Key struct {
 // ID returns the key's public id.
 func (k *Key) ID() string { return k.rec.ID }
 
+// User returns the user who made the key ("" for none).
+func (k *Key) User() string { return k.rec.User }
+
 // Label returns the key's label.
 func (k *Key) Label() string { return k.rec.Label }
 
@@ -168,10 +171,34 @@ func (r *Keyring) Create(label string, scope universe.Scope, expiresIn time.Dura
 // id and label by the caller's func) in the same transaction as the key:
 // the key exists if and only if its audit entry does.
 func (r *Keyring) CreateAudited(label string, scope universe.Scope, expiresIn time.Duration, audit func(universe.KeyRecord) universe.AuditEntry) (*Key, string, error) {
-	if err := universe.ValidateLabel(label); err != nil {
+	if _, err := universe.ParseScope(string(scope)); err != nil {
 		return nil, "", err
 	}
-	if _, err := universe.ParseScope(string(scope)); err != nil {
+	return r.create(label, scope, expiresIn, audit, nil)
+}
+
+// UserKey is what a user's key carries beyond Create's: its user, the
+// permissions it is narrowed to (nil: all of the user's), and whether a
+// sign-in made it for a dashboard session.
+type UserKey struct {
+	User        string
+	Permissions []string
+	Login       bool
+}
+
+// CreateForUser makes a key of a user: scope ALL for an admin's (not
+// narrowed), MEMBER otherwise. Errors: as Create.
+func (r *Keyring) CreateForUser(label string, scope universe.Scope, expiresIn time.Duration, u UserKey, audit func(universe.KeyRecord) universe.AuditEntry) (*Key, string, error) {
+	if u.User == "" || (scope != universe.ScopeAll && scope != universe.ScopeMember) {
+		return nil, "", universe.Errorf(universe.EINVALID, "a user's key is of scope ALL or MEMBER")
+	}
+	return r.create(label, scope, expiresIn, audit, func(rec *universe.KeyRecord) {
+		rec.User, rec.Permissions, rec.Login = u.User, u.Permissions, u.Login
+	})
+}
+
+func (r *Keyring) create(label string, scope universe.Scope, expiresIn time.Duration, audit func(universe.KeyRecord) universe.AuditEntry, with func(*universe.KeyRecord)) (*Key, string, error) {
+	if err := universe.ValidateLabel(label); err != nil {
 		return nil, "", err
 	}
 	if expiresIn < 0 {
@@ -206,6 +233,9 @@ func (r *Keyring) CreateAudited(label string, scope universe.Scope, expiresIn ti
 	rec := universe.KeyRecord{ID: id, Label: label, Scope: scope, Hash: HashToken(token), CreatedAt: now}
 	if expiresIn > 0 {
 		rec.ExpiresAt = now.Add(expiresIn)
+	}
+	if with != nil {
+		with(&rec)
 	}
 	var entry *universe.AuditEntry
 	if audit != nil {

@@ -198,7 +198,7 @@ func hashSecret(v string) string {
 // Create signs key k in: it returns the cookie value, which is not kept.
 // Only ALL keys may use the dashboard.
 func (s *Sessions) Create(k *Key) (string, error) {
-	if k.Scope() != universe.ScopeAll {
+	if k.Scope() != universe.ScopeAll && (k.Scope() != universe.ScopeMember || k.User() == "") {
 		return "", universe.Errorf(universe.EFORBIDDEN, "the dashboard needs a key of scope ALL")
 	}
 	now := s.now()

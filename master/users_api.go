@@ -1,0 +1,658 @@
+package master
+
+import (
+	"crypto/sha256"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/master/auth"
+	"github.com/universe-orchestrator/universe/master/users"
+)
+
+// The users' API: accounts (admins'), grants, the sign-in, and a user's
+// own account (/api/me). The rules of who may call what are routeRules.
+
+// userView is a user as the API shows it: never a hash or a secret.
+type userView struct {
+	Name      string `json:"name"`
+	Admin     bool   `json:"admin"`
+	Disabled  bool   `json:"disabled"`
+	TOTP      bool   `json:"totp"`
+	CreatedAt int64  `json:"createdAt"`
+}
+
+func viewOf(u users.User) userView {
+	return userView{Name: u.Name, Admin: u.Admin, Disabled: u.Disabled, TOTP: u.TOTPSecret != "", CreatedAt: u.CreatedAt}
+}
+
+type userCreate struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+	Admin    bool   `json:"admin"`
+}
+
+// createUser makes a user (the API's, the console's and the offline
+// command's). Errors: EINVALID (name, weak password), ECONFLICT.
+func (m *Master) createUser(req userCreate) (users.User, error) {
+	if err := users.ValidateName(req.Name); err != nil {
+		return users.User{}, err
+	}
+	if err := users.ValidatePassword(req.Name, req.Password); err != nil {
+		return users.User{}, err
+	}
+	hash, err := users.Hash(req.Password, users.Default)
+	if err != nil {
+		return users.User{}, err
+	}
+	u := users.User{Name: req.Name, PasswordHash: hash, Admin: req.Admin, CreatedAt: m.cfg.Now().UnixMilli()}
+	if err := m.db.CreateUser(u); err != nil {
+		return users.User{}, err
+	}
+	m.usersChanged()
+	return u, nil
+}
+
+func (m *Master) handleUserCreate(c *gin.Context) {
+	var req userCreate
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	u, err := m.createUser(req)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Set(ctxAuditDetail, "user="+u.Name)
+	c.JSON(http.StatusCreated, viewOf(u))
+}
+
+func (m *Master) handleUserList(c *gin.Context) {
+	list, err := m.db.ListUsers()
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	out := make([]userView, 0, len(list))
+	for _, u := range list {
+		out = append(out, viewOf(u))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (m *Master) handleUserGet(c *gin.Context) {
+	u, err := m.db.GetUser(c.Param("name"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewOf(u))
+}
+
+type userPatch struct {
+	Disabled *bool   `json:"disabled"`
+	Password *string `json:"password"`
+}
+
+// handleUserPatch disables or enables a user, or sets its password. A
+// disabled user's sessions end at once (their sockets close), and its keys
+// stop (each request checks).
+func (m *Master) handleUserPatch(c *gin.Context) {
+	var req userPatch
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	name := c.Param("name")
+	var hash string
+	if req.Password != nil {
+		if err := users.ValidatePassword(name, *req.Password); err != nil {
+			fail(c, err)
+			return
+		}
+		h, err := users.Hash(*req.Password, users.Default)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		hash = h
+	}
+	u, err := m.db.UpdateUser(name, func(u *users.User) error {
+		if req.Disabled != nil {
+			if *req.Disabled && u.Admin && !u.Disabled && m.lastAdmin(u.Name) {
+				return universe.Errorf(universe.ECONFLICT, "%s is the last admin: make another admin first", u.Name)
+			}
+			u.Disabled = *req.Disabled
+		}
+		if hash != "" {
+			u.PasswordHash = hash
+		}
+		u.Generation++
+		return nil
+	})
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	m.usersChanged()
+	if u.Disabled || hash != "" {
+		m.endSessionsOf(u.Name)
+	}
+	c.JSON(http.StatusOK, viewOf(u))
+}
+
+// lastAdmin says whether name is the only admin who is not disabled.
+func (m *Master) lastAdmin(name string) bool {
+	list, _ := m.db.ListUsers()
+	for _, u := range list {
+		if u.Admin && !u.Disabled && u.Name != name {
+			return false
+		}
+	}
+	return true
+}
+
+// endSessionsOf revokes the keys of name's sign-ins: its dashboard
+// sessions end, and the WebSockets they opened close.
+func (m *Master) endSessionsOf(name string) {
+	for _, k := range m.keys.List() {
+		if k.User == name && k.Login {
+			_, _ = m.keys.Revoke(k.ID)
+		}
+	}
+}
+
+// handleUserDelete deletes a user, its grants and its keys (each revoked
+// first: sessions end, sockets close). The last admin stays (409).
+func (m *Master) handleUserDelete(c *gin.Context) {
+	name := c.Param("name")
+	u, err := m.db.GetUser(name)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if u.Admin && !u.Disabled && m.lastAdmin(name) {
+		fail(c, universe.Errorf(universe.ECONFLICT, "%s is the last admin: make another admin first", name))
+		return
+	}
+	for _, k := range m.keys.List() {
+		if k.User == name {
+			_, _ = m.keys.Revoke(k.ID)
+		}
+	}
+	if err := m.db.DeleteUser(name); err != nil {
+		fail(c, err)
+		return
+	}
+	m.usersChanged()
+	c.Status(http.StatusNoContent)
+}
+
+type grantCreate struct {
+	InstanceID    string   `json:"instanceId"`
+	Configuration string   `json:"configuration"`
+	Permissions   []string `json:"permissions"`
+}
+
+// handleGrantCreate grants a member permissions on an instance or a
+// configuration. No one grants more than they hold: a member needs
+// user.grant there, and every permission granted.
+func (m *Master) handleGrantCreate(c *gin.Context) {
+	var req grantCreate
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	name := c.Param("name")
+	if (req.InstanceID == "") == (req.Configuration == "") {
+		fail(c, universe.Errorf(universe.EINVALID, "name one instanceId or one configuration"))
+		return
+	}
+	if len(req.Permissions) == 0 || len(req.Permissions) > len(users.Permissions) {
+		fail(c, universe.Errorf(universe.EINVALID, "permissions: one or more of %s", strings.Join(users.Permissions, ", ")))
+		return
+	}
+	for _, p := range req.Permissions {
+		if !users.ValidPermission(p) {
+			fail(c, universe.Errorf(universe.EINVALID, "permissions: %q is not a permission (one of %s)", p, strings.Join(users.Permissions, ", ")))
+			return
+		}
+	}
+	u, err := m.db.GetUser(name)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if u.Admin {
+		fail(c, universe.Errorf(universe.ECONFLICT, "%s is an admin: an admin holds everything already", name))
+		return
+	}
+	cfg := req.Configuration
+	if req.InstanceID != "" {
+		in, err := m.instances.Get(req.InstanceID)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		cfg = in.Info().ConfigurationName
+	} else if _, err := m.db.GetConfiguration(cfg); err != nil {
+		fail(c, err)
+		return
+	}
+	if r := callerRights(c); r != nil {
+		if !r.Allowed("user.grant", req.InstanceID, cfg) {
+			fail(c, needs("user.grant", "what is granted"))
+			return
+		}
+		if !r.Holds(req.Permissions, req.InstanceID, cfg) {
+			fail(c, universe.Errorf(universe.EFORBIDDEN, "no one grants more than they hold: you lack some of these permissions there"))
+			return
+		}
+	}
+	by := callerKey(c).User()
+	if by == "" {
+		by = callerKey(c).Label()
+	}
+	g := users.Grant{ID: users.NewGrantID(), User: name, InstanceID: req.InstanceID, Configuration: req.Configuration,
+		Permissions: slices.Compact(slices.Sorted(slices.Values(req.Permissions))), By: by, CreatedAt: m.cfg.Now().UnixMilli()}
+	if err := m.db.PutGrant(g); err != nil {
+		fail(c, err)
+		return
+	}
+	m.usersChanged()
+	c.Set(ctxAuditDetail, "user="+name+" grant="+g.ID)
+	c.JSON(http.StatusCreated, g)
+}
+
+func (m *Master) handleGrantList(c *gin.Context) {
+	if _, err := m.db.GetUser(c.Param("name")); err != nil {
+		fail(c, err)
+		return
+	}
+	gs, err := m.db.ListGrants(c.Param("name"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if gs == nil {
+		gs = []users.Grant{}
+	}
+	c.JSON(http.StatusOK, gs)
+}
+
+// handleGrantDelete revokes a grant: the member's sessions end (their
+// sockets close), so what they see follows at once.
+func (m *Master) handleGrantDelete(c *gin.Context) {
+	name, id := c.Param("name"), c.Param("grant")
+	if r := callerRights(c); r != nil {
+		gs, _ := m.db.ListGrants(name)
+		i := slices.IndexFunc(gs, func(g users.Grant) bool { return g.ID == id })
+		if i < 0 {
+			fail(c, universe.Errorf(universe.ENOTFOUND, "user %s has no grant %q", name, id))
+			return
+		}
+		g := gs[i]
+		cfg := g.Configuration
+		if g.InstanceID != "" {
+			if in, err := m.instances.Get(g.InstanceID); err == nil {
+				cfg = in.Info().ConfigurationName
+			}
+		}
+		if !r.Allowed("user.grant", g.InstanceID, cfg) || !r.Holds(g.Permissions, g.InstanceID, cfg) {
+			fail(c, universe.Errorf(universe.EFORBIDDEN, "you may revoke only what you could grant"))
+			return
+		}
+	}
+	if err := m.db.DeleteGrant(name, id); err != nil {
+		fail(c, err)
+		return
+	}
+	m.usersChanged()
+	m.endSessionsOf(name)
+	c.Status(http.StatusNoContent)
+}
+
+type loginRequest struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+	Code     string `json:"code"`
+}
+
+// signIn checks a user's name, password and (with TOTP) code, and makes
+// the key of a dashboard session. Failures are throttled per user and per
+// address (5 a minute each), answer alike whatever was wrong, and take as
+// long for a name that is no user's. Errors: EUNAUTHORIZED, ERATELIMITED.
+func (m *Master) signIn(req loginRequest, addr netip.Addr) (*auth.Key, error) {
+	now := m.cfg.Now()
+	if wait := m.signinWait(req.Name, addr); wait > 0 {
+		return nil, rateErr(wait)
+	}
+	wrong := func() (*auth.Key, error) {
+		m.signinUsers.Fail(userAddr(req.Name), now)
+		m.signinAddrs.Fail(addr, now)
+		m.metrics.signins.WithLabelValues("refused").Inc()
+		return nil, universe.Errorf(universe.EUNAUTHORIZED, "wrong name, password or code")
+	}
+	u, err := m.db.GetUser(req.Name)
+	if err != nil || len(req.Password) > 1024 {
+		users.Verify(users.DummyHash, req.Password) // as long as for a user
+		return wrong()
+	}
+	if !users.Verify(u.PasswordHash, req.Password) || u.Disabled {
+		return wrong()
+	}
+	if u.TOTPSecret != "" {
+		if req.Code == "" {
+			return wrong()
+		}
+		if err := m.takeSecondFactor(u.Name, req.Code, now); err != nil {
+			return wrong()
+		}
+	}
+	scope := universe.ScopeMember
+	if u.Admin {
+		scope = universe.ScopeAll
+	}
+	k, _, err := m.keys.CreateForUser("login-"+u.Name+"-"+strings.ToLower(users.NewGrantID()[1:9]), scope, auth.SessionLifetime,
+		auth.UserKey{User: u.Name, Login: true}, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.metrics.signins.WithLabelValues("ok").Inc()
+	return k, nil
+}
+
+// takeSecondFactor takes a TOTP code (once: its step is recorded) or an
+// unused recovery code (then spent). Errors: EUNAUTHORIZED.
+func (m *Master) takeSecondFactor(name, code string, now time.Time) error {
+	_, err := m.db.UpdateUser(name, func(u *users.User) error {
+		if step, err := users.CheckTOTP(u.TOTPSecret, strings.TrimSpace(code), now, u.TOTPLastStep); err == nil {
+			u.TOTPLastStep = step
+			return nil
+		}
+		h := users.RecoveryHash(code)
+		if i := slices.Index(u.RecoveryHashes, h); i >= 0 {
+			u.RecoveryHashes = slices.Delete(u.RecoveryHashes, i, i+1)
+			return nil
+		}
+		return universe.Errorf(universe.EUNAUTHORIZED, "wrong code")
+	})
+	m.usersChanged()
+	return err
+}
+
+// signinWait is how long sign-ins as name, or from addr, are refused (0:
+// not).
+func (m *Master) signinWait(name string, addr netip.Addr) time.Duration {
+	now := m.cfg.Now()
+	_, w1 := m.signinUsers.Blocked(userAddr(name), now)
+	_, w2 := m.signinAddrs.Blocked(addr, now)
+	return max(w1, w2)
+}
+
+// userAddr stands for a user's name in a throttle that counts addresses:
+// an IPv6 /64 made of the name's hash.
+func userAddr(name string) netip.Addr {
+	sum := sha256.Sum256([]byte(strings.ToLower(name)))
+	var b [16]byte
+	copy(b[:8], sum[:8])
+	return netip.AddrFrom16(b)
+}
+
+func rateErr(wait time.Duration) error {
+	return &universe.Error{Code: universe.ERATELIMITED, Message: "too many failed sign-ins: retry after " + wait.Round(time.Second).String()}
+}
+
+// handleLogin is POST /api/login: the dashboard's session cookie for a
+// user's name, password and code.
+func (m *Master) handleLogin(c *gin.Context) {
+	var req loginRequest
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	addr := m.clientAddr(c)
+	k, err := m.signIn(req, addr)
+	if err != nil {
+		if universe.ErrorCode(err) == universe.ERATELIMITED {
+			m.rejectRate(c, m.signinWait(req.Name, addr), "Too many failed sign-ins. Retry after %dms.")
+			return
+		}
+		fail(c, err)
+		return
+	}
+	cookie, err := m.sessions.Create(k)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	m.setSessionCookie(c, cookie, int(auth.SessionLifetime.Seconds()))
+	m.audit(k.ID(), "api", "sign in as "+req.Name, nil, nil)
+	c.JSON(http.StatusOK, gin.H{"name": req.Name})
+}
+
+type meView struct {
+	Name        string        `json:"name,omitempty"`
+	Admin       bool          `json:"admin"`
+	TOTP        bool          `json:"totp"`
+	Grants      []users.Grant `json:"grants"`
+	Scope       string        `json:"scope"`
+	Key         string        `json:"key"`
+	Permissions []string      `json:"permissions,omitempty"`
+}
+
+// handleMe is GET /api/me: the caller's user and grants, and its key.
+func (m *Master) handleMe(c *gin.Context) {
+	k := callerKey(c)
+	rec := k.Record()
+	out := meView{Scope: string(k.Scope()), Key: k.Label(), Grants: []users.Grant{}, Permissions: rec.Permissions}
+	e, err := m.user(rec.User)
+	if err != nil {
+		fail(c, errUnauthorized)
+		return
+	}
+	out.Name, out.Admin, out.TOTP = e.user.Name, e.user.Admin, e.user.TOTPSecret != ""
+	if gs, err := m.db.ListGrants(e.user.Name); err == nil && gs != nil {
+		out.Grants = gs
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+type meKeyCreate struct {
+	Label       string   `json:"label"`
+	Permissions []string `json:"permissions"`
+	ExpiresIn   string   `json:"expiresIn"`
+}
+
+// handleMeKey is POST /api/me/keys: a key of the caller's user, with its
+// rights or fewer (never more: a key made by a narrowed key is narrowed
+// as much).
+func (m *Master) handleMeKey(c *gin.Context) {
+	var req meKeyCreate
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	k := callerKey(c)
+	rec := k.Record()
+	e, err := m.user(rec.User)
+	if err != nil || e.user.Disabled {
+		fail(c, errUnauthorized)
+		return
+	}
+	for _, p := range req.Permissions {
+		if !users.ValidPermission(p) {
+			fail(c, universe.Errorf(universe.EINVALID, "permissions: %q is not a permission", p))
+			return
+		}
+	}
+	perms := req.Permissions
+	if rec.Permissions != nil { // narrowed: the new key at most as narrow
+		if perms == nil {
+			perms = rec.Permissions
+		}
+		perms = slices.DeleteFunc(slices.Clone(perms), func(p string) bool { return !slices.Contains(rec.Permissions, p) })
+		if len(perms) == 0 {
+			perms = []string{}
+		}
+	}
+	var expires time.Duration
+	if req.ExpiresIn != "" {
+		d, err := universe.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 {
+			fail(c, universe.Errorf(universe.EINVALID, "expiresIn: a duration such as 30d or 12h"))
+			return
+		}
+		expires = d
+	}
+	scope := universe.ScopeMember
+	if e.user.Admin && perms == nil {
+		scope = universe.ScopeAll
+	}
+	nk, token, err := m.keys.CreateForUser(req.Label, scope, expires, auth.UserKey{User: e.user.Name, Permissions: perms}, nil)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Set(ctxAuditDetail, "key="+nk.Label())
+	c.JSON(http.StatusCreated, gin.H{"id": nk.ID(), "label": nk.Label(), "scope": nk.Scope(), "permissions": perms, "token": token})
+}
+
+// handleMeTOTP is POST /api/me/totp: a new secret to enrol (shown once;
+// it counts once confirmed with a code).
+func (m *Master) handleMeTOTP(c *gin.Context) {
+	name := callerKey(c).User()
+	secret, url, err := users.NewTOTP(name)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if _, err := m.db.UpdateUser(name, func(u *users.User) error {
+		if u.TOTPSecret != "" {
+			return universe.Errorf(universe.ECONFLICT, "two-factor sign-in is on already: turn it off first")
+		}
+		u.TOTPPending = secret
+		return nil
+	}); err != nil {
+		fail(c, err)
+		return
+	}
+	m.usersChanged()
+	c.JSON(http.StatusOK, gin.H{"secret": secret, "otpauthUrl": url})
+}
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+// handleMeTOTPConfirm turns two-factor sign-in on with a first code; the
+// answer holds 10 single-use recovery codes, shown once.
+func (m *Master) handleMeTOTPConfirm(c *gin.Context) {
+	var req codeRequest
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	codes, hashes := users.NewRecoveryCodes(10)
+	now := m.cfg.Now()
+	_, err := m.db.UpdateUser(callerKey(c).User(), func(u *users.User) error {
+		if u.TOTPPending == "" {
+			return universe.Errorf(universe.ECONFLICT, "no enrolment under way: POST /api/me/totp first")
+		}
+		step, err := users.CheckTOTP(u.TOTPPending, strings.TrimSpace(req.Code), now, 0)
+		if err != nil {
+			return universe.Errorf(universe.EINVALID, "wrong code: enter the code your app shows now")
+		}
+		u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, u.RecoveryHashes = u.TOTPPending, "", step, hashes
+		return nil
+	})
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	m.usersChanged()
+	c.JSON(http.StatusOK, gin.H{"recoveryCodes": codes})
+}
+
+// handleMeTOTPDelete turns two-factor sign-in off, with a current code.
+func (m *Master) handleMeTOTPDelete(c *gin.Context) {
+	var req codeRequest
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	name := callerKey(c).User()
+	u, err := m.db.GetUser(name)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if u.TOTPSecret == "" {
+		fail(c, universe.Errorf(universe.ECONFLICT, "two-factor sign-in is off"))
+		return
+	}
+	if err := m.takeSecondFactor(name, req.Code, m.cfg.Now()); err != nil {
+		fail(c, universe.Errorf(universe.EFORBIDDEN, "wrong code"))
+		return
+	}
+	if _, err := m.db.UpdateUser(name, func(u *users.User) error {
+		u.TOTPSecret, u.TOTPPending, u.RecoveryHashes = "", "", nil
+		return nil
+	}); err != nil {
+		fail(c, err)
+		return
+	}
+	m.usersChanged()
+	c.Status(http.StatusNoContent)
+}
+
+type passwordChange struct {
+	Current  string `json:"current"`
+	Password string `json:"password"`
+}
+
+// handleMePassword changes the caller's password (the current one
+// first); its other sessions end.
+func (m *Master) handleMePassword(c *gin.Context) {
+	var req passwordChange
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	name := callerKey(c).User()
+	u, err := m.db.GetUser(name)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !users.Verify(u.PasswordHash, req.Current) {
+		fail(c, universe.Errorf(universe.EFORBIDDEN, "the current password is wrong"))
+		return
+	}
+	if err := users.ValidatePassword(name, req.Password); err != nil {
+		fail(c, err)
+		return
+	}
+	hash, err := users.Hash(req.Password, users.Default)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if _, err := m.db.UpdateUser(name, func(u *users.User) error { u.PasswordHash = hash; u.Generation++; return nil }); err != nil {
+		fail(c, err)
+		return
+	}
+	m.usersChanged()
+	self := callerKey(c).ID()
+	for _, k := range m.keys.List() {
+		if k.User == name && k.Login && k.ID != self {
+			_, _ = m.keys.Revoke(k.ID)
+		}
+	}
+	c.Status(http.StatusNoContent)
+}
