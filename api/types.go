@@ -167,14 +167,18 @@ type ConsoleFrame struct {
 // AuditEntry is one entry of GET /api/audit: a command run through the
 // Commands endpoint, the console WebSocket or a key change.
 type AuditEntry struct {
-	Seq     uint64    `json:"seq"`
-	Time    time.Time `json:"time"`
-	KeyID   string    `json:"keyId"`
-	Source  string    `json:"source"` // "rest" or "websocket"
-	Command string    `json:"command"`
-	Result  string    `json:"result"` // "ok" or "error"
-	Error   string    `json:"error,omitempty"`
-	Output  []string  `json:"output,omitempty"` // an excerpt: the first lines, up to 2 KiB
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"`
+	KeyID string    `json:"keyId"`
+	// User and KeyLabel: who acted (a user's key or sign-in), and with
+	// which key, as they were then.
+	User     string   `json:"user,omitempty"`
+	KeyLabel string   `json:"keyLabel,omitempty"`
+	Source   string   `json:"source"` // "rest" or "websocket"
+	Command  string   `json:"command"`
+	Result   string   `json:"result"` // "ok" or "error"
+	Error    string   `json:"error,omitempty"`
+	Output   []string `json:"output,omitempty"` // an excerpt: the first lines, up to 2 KiB
 	// OutputOmitted counts the lines of output not kept in the entry.
 	OutputOmitted int `json:"outputOmitted,omitempty"`
 }

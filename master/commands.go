@@ -58,7 +58,11 @@ type cleanWriter struct {
 func (w *cleanWriter) WriteLine(line string) {
 	line = cleanLine(line)
 	if w.omitted == 0 && len(w.masked) < auditOutputLines && w.size+len(line) <= auditOutputBytes {
-		w.masked = append(w.masked, maskTokens(line))
+		masked := maskTokens(line)
+		if p, _, ok := strings.Cut(line, passwordShown); ok {
+			masked = p + passwordShown + "****" // a generated password never reaches the audit log
+		}
+		w.masked = append(w.masked, masked)
 		w.size += len(line)
 	} else {
 		w.omitted++
@@ -102,6 +106,9 @@ func (m *Master) auditEntry(keyID, source, command string, out *cleanWriter, err
 	e := universe.AuditEntry{
 		Time: m.cfg.Now().UTC(), KeyID: keyID, Source: source,
 		Command: truncate(maskTokens(command), auditCommandBytes), Result: "ok",
+	}
+	if k, err := m.keys.ByID(keyID); err == nil {
+		e.User, e.KeyLabel = k.User(), k.Label()
 	}
 	if out != nil {
 		e.Output, e.OutputOmitted = out.masked, out.omitted

@@ -22,6 +22,7 @@ import (
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/cluster/ha"
 	"github.com/universe-orchestrator/universe/instance/template"
+	"github.com/universe-orchestrator/universe/master/users"
 	"github.com/universe-orchestrator/universe/storage"
 )
 
@@ -74,6 +75,7 @@ type seed struct {
 	Keys      []universe.KeyRecord `json:"keys"`
 	Configs   []api.Configuration  `json:"configurations"`
 	Nodes     []storage.NodeRecord `json:"nodes,omitempty"`
+	Users     []users.User         `json:"users,omitempty"`
 	Instances []api.InstanceInfo   `json:"instances,omitempty"`
 }
 
@@ -107,6 +109,10 @@ func (m *Master) prepareSeed(raftDir string) error {
 	if err != nil {
 		return err
 	}
+	us, err := m.db.ListUsers() // made offline like the first key: carried in like it
+	if err != nil {
+		return err
+	}
 	if (len(cfgs) > 0 || len(nodes) > 0 || len(insts) > 0) && !m.cfg.HA.BootstrapFromSingle {
 		return universe.Errorf(universe.EINVALID, "this data directory holds a single master's configurations, nodes or instances: start it with --ha-bootstrap-from-single to carry them into the new cluster")
 	}
@@ -115,13 +121,13 @@ func (m *Master) prepareSeed(raftDir string) error {
 			return universe.Errorf(universe.ECONFLICT, "instance %s runs on this master's own node; in a cluster the masters run no instances (agent nodes do): delete it, or move its configuration to an agent node, before --ha-bootstrap-from-single", in.ID)
 		}
 	}
-	if len(keys) == 0 && len(cfgs) == 0 && len(nodes) == 0 && len(insts) == 0 {
+	if len(keys) == 0 && len(cfgs) == 0 && len(nodes) == 0 && len(insts) == 0 && len(us) == 0 {
 		return nil
 	}
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		return err
 	}
-	b, err := json.Marshal(seed{Keys: keys, Configs: cfgs, Nodes: nodes, Instances: insts})
+	b, err := json.Marshal(seed{Keys: keys, Configs: cfgs, Nodes: nodes, Instances: insts, Users: us})
 	if err != nil {
 		return err
 	}
@@ -162,6 +168,10 @@ func (m *Master) submitSeed(raftDir string) {
 	}
 	for _, in := range s.Instances {
 		cmds = append(cmds, storage.InstancePut(in))
+	}
+	for _, u := range s.Users {
+		u := u
+		cmds = append(cmds, storage.Command{Op: storage.OpUserCreate, User: &u})
 	}
 	for _, cmd := range cmds {
 		b, _ := json.Marshal(cmd)

@@ -271,6 +271,7 @@ func New(cfg Config) (*Master, error) {
 		console.HelpCommand(m.commands),
 		console.StopCommand(m.requestStop),
 		console.KeyCommands(keys, cfg.Now),
+		m.userCommands(),
 	); err != nil {
 		_ = db.Close()
 		return nil, err

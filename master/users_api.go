@@ -1,7 +1,9 @@
 package master
 
 import (
+	"context"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/console"
 	"github.com/universe-orchestrator/universe/master/auth"
 	"github.com/universe-orchestrator/universe/master/users"
 )
@@ -39,17 +42,10 @@ type userCreate struct {
 // createUser makes a user (the API's, the console's and the offline
 // command's). Errors: EINVALID (name, weak password), ECONFLICT.
 func (m *Master) createUser(req userCreate) (users.User, error) {
-	if err := users.ValidateName(req.Name); err != nil {
-		return users.User{}, err
-	}
-	if err := users.ValidatePassword(req.Name, req.Password); err != nil {
-		return users.User{}, err
-	}
-	hash, err := users.Hash(req.Password, users.Default)
+	u, err := users.New(req.Name, req.Password, req.Admin, m.cfg.Now())
 	if err != nil {
 		return users.User{}, err
 	}
-	u := users.User{Name: req.Name, PasswordHash: hash, Admin: req.Admin, CreatedAt: m.cfg.Now().UnixMilli()}
 	if err := m.db.CreateUser(u); err != nil {
 		return users.User{}, err
 	}
@@ -655,4 +651,75 @@ func (m *Master) handleMePassword(c *gin.Context) {
 		}
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// passwordShown follows "Password" on the line that shows a generated
+// password; the audit keeps the line masked.
+const passwordShown = " (shown only now; change it with POST /api/me/password): "
+
+// userCommands are the console's (and the Commands endpoint's) "user"
+// commands: a user made there gets a generated password, shown once.
+func (m *Master) userCommands() *console.Command {
+	create := &console.Command{
+		Name: "create", Usage: "user create <name> [--admin]",
+		Summary: "make a user; its generated password is shown once",
+		Run: func(_ context.Context, args []string, w console.Writer) error {
+			var name string
+			admin := false
+			for _, a := range args {
+				switch {
+				case a == "--admin":
+					admin = true
+				case name == "" && !strings.HasPrefix(a, "-"):
+					name = a
+				default:
+					return console.ErrUsage
+				}
+			}
+			if name == "" {
+				return console.ErrUsage
+			}
+			pw := users.NewPassword()
+			u, err := m.createUser(userCreate{Name: name, Password: pw, Admin: admin})
+			if err != nil {
+				return err
+			}
+			role := "member"
+			if u.Admin {
+				role = "admin"
+			}
+			w.WriteLine(fmt.Sprintf("Created user %s (%s).", u.Name, role))
+			w.WriteLine("Password" + passwordShown + pw)
+			return nil
+		},
+	}
+	list := &console.Command{
+		Name: "list", Usage: "user list", Summary: "list the users",
+		Run: func(_ context.Context, args []string, w console.Writer) error {
+			if len(args) > 0 {
+				return console.ErrUsage
+			}
+			list, err := m.db.ListUsers()
+			if err != nil {
+				return err
+			}
+			if len(list) == 0 {
+				w.WriteLine("No users. Make one with: user create <name> [--admin]")
+				return nil
+			}
+			for _, u := range list {
+				role := "member"
+				if u.Admin {
+					role = "admin"
+				}
+				state := ""
+				if u.Disabled {
+					state = " (disabled)"
+				}
+				w.WriteLine(fmt.Sprintf("%-20s %s%s", u.Name, role, state))
+			}
+			return nil
+		},
+	}
+	return &console.Command{Name: "user", Usage: "user <create|list>", Summary: "users of the dashboard and the API", Sub: []*console.Command{create, list}}
 }

@@ -89,6 +89,16 @@ func TestUsersSignInGrantsAndRevocation(t *testing.T) {
 	if r := e.do("POST", "/api/instances/"+game+"/stop", tok, ""); r.StatusCode != 403 {
 		t.Fatalf("the narrowed key stops: %d", r.StatusCode)
 	}
+	// The audit log names her, and the key she acted with.
+	found := false
+	for _, a := range decode[[]map[string]any](t, e.do("GET", "/api/audit", e.admin, "")) {
+		if a["user"] == "ann" && strings.HasPrefix(a["keyLabel"].(string), "login-ann-") && strings.Contains(a["command"].(string), "/api/me/keys") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no audit entry names the member who made a key")
+	}
 	// No one grants more than they hold: she has no user.grant.
 	if r := as("POST", "/api/users/ann/grants", `{"configuration":"game","permissions":["power.kill"]}`); r.StatusCode != 403 {
 		t.Fatalf("a member granting: %d", r.StatusCode)

@@ -700,6 +700,8 @@ func runCLI(e cliEnv, args []string) (code int, ok bool) {
 		return authGroup.run(e, args[1:]), true
 	case "key":
 		return runKeyCommand(e, args[1:]), true
+	case "user":
+		return runUserCommand(e, args[1:]), true
 	case "instance":
 		return instanceGroup.run(e, args[1:]), true
 	case "config":

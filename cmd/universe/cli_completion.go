@@ -14,7 +14,7 @@ import (
 // The words of the command line, for shell completion.
 func completionTree() map[string][]string {
 	tree := map[string][]string{
-		"":           {"master", "agent", "status", "auth", "key", "instance", "config", "node", "cluster", "template", "audit", "console", "completion", "version", "help"},
+		"":           {"master", "agent", "status", "auth", "key", "user", "instance", "config", "node", "cluster", "template", "audit", "console", "completion", "version", "help"},
 		"completion": {"bash", "zsh", "fish"},
 	}
 	for _, g := range []group{authGroup, keyGroup, instanceGroup, configGroup, templateGroup, nodeGroup, clusterGroup} {

@@ -67,6 +67,9 @@ Usage:
   universe auth status|verify                  who the token is, its rate-limit headroom
   universe key create|list|revoke              API keys (add --data DIR to work offline,
                                                on a data directory, with no master running)
+  universe user create NAME [--admin] --data DIR
+                                               a user, offline (the password from the terminal
+                                               or stdin; the master's console: user create)
   universe instance list|create|info|start|stop|restart|kill|delete|exec|logs|files|stats|pprof
   universe config list|show|apply|delete
   universe node list|info|create|drain|undrain|revoke|delete

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 
@@ -188,4 +189,20 @@ func NewGrantID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return "g" + hex.EncodeToString(b)
+}
+
+// New makes a user's record: name and password checked, the password
+// hashed. Errors: EINVALID.
+func New(name, password string, admin bool, now time.Time) (User, error) {
+	if err := ValidateName(name); err != nil {
+		return User{}, err
+	}
+	if err := ValidatePassword(name, password); err != nil {
+		return User{}, err
+	}
+	hash, err := Hash(password, Default)
+	if err != nil {
+		return User{}, err
+	}
+	return User{Name: name, PasswordHash: hash, Admin: admin, CreatedAt: now.UnixMilli()}, nil
 }
