@@ -206,6 +206,20 @@ func (m *Master) uiLogin(c *gin.Context) {
 		m.render(c, http.StatusTooManyRequests, "signin", uiPage{Title: "Sign in", Nav: "signin", Alert: "Too many failed sign-ins from this address. Wait a minute and try again."})
 		return
 	}
+	if name := strings.TrimSpace(c.PostForm("name")); name != "" {
+		// A user's name, password and code: the same as POST /api/login.
+		k, err := m.signIn(loginRequest{Name: name, Password: c.PostForm("password"), Code: c.PostForm("code")}, addr)
+		if err != nil {
+			alert, status := "Wrong name, password or code.", http.StatusUnauthorized
+			if universe.ErrorCode(err) == universe.ERATELIMITED {
+				alert, status = "Too many failed sign-ins. Wait a minute and try again.", http.StatusTooManyRequests
+			}
+			m.render(c, status, "signin", uiPage{Title: "Sign in", Nav: "signin", Alert: alert})
+			return
+		}
+		m.startSession(c, k, "sign in as "+name)
+		return
+	}
 	token := strings.TrimSpace(c.PostForm("key"))
 	k, err := m.keys.AuthenticateAt(token, now)
 	if err != nil {
@@ -214,13 +228,19 @@ func (m *Master) uiLogin(c *gin.Context) {
 		m.render(c, http.StatusUnauthorized, "signin", uiPage{Title: "Sign in", Nav: "signin", Alert: "This key is not valid."})
 		return
 	}
+	m.startSession(c, k, "sign in")
+}
+
+// startSession gives the browser a session of key k and goes to the
+// instances.
+func (m *Master) startSession(c *gin.Context, k *auth.Key, what string) {
 	cookie, err := m.sessions.Create(k)
 	if err != nil {
 		m.render(c, statusOf(universe.ErrorCode(err)), "signin", uiPage{Title: "Sign in", Nav: "signin", Alert: universe.ErrorMessage(err)})
 		return
 	}
 	m.setSessionCookie(c, cookie, int(auth.SessionLifetime.Seconds()))
-	m.audit(k.ID(), "dashboard", "sign in", nil, nil)
+	m.audit(k.ID(), "dashboard", what, nil, nil)
 	c.Redirect(http.StatusSeeOther, "/ui/instances")
 }
 

@@ -256,15 +256,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const password = "the operator's password"
+	if r := e.do("POST", "/api/users", e.admin, `{"name":"operator","password":"`+password+`","admin":true}`); r.StatusCode != 201 {
+		t.Fatalf("make the operator: %d", r.StatusCode)
+	}
 	b := newBrowser(t, 1280, 800)
 	origin := e.url
 
-	// Sign in.
+	// Sign in as a user: name, password (and a code with two-factor).
 	b.do(chromedp.Navigate(origin + "/ui/"))
-	b.named("textbox", "API key")
+	b.named("textbox", "Name")
 	b.named("button", "Sign in")
 	b.shot("signin-1280")
-	b.do(chromedp.SendKeys(chromedp.CSS("#key"), browserToken), chromedp.Click(chromedp.CSS("form button.primary")))
+	b.do(chromedp.SendKeys(chromedp.CSS("#name"), "operator"), chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("form button.primary")))
 	b.do(chromedp.WaitVisible(chromedp.CSS("table#instances")))
 	b.named("table", "Instances")
 	for _, n := range []string{"Instances", "Configurations", "Templates", "Keys", "Audit", "Nodes"} {
@@ -416,12 +421,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.do(chromedp.Navigate(origin + "/ui/keys"))
 	b.waitJS(`window.__universeSession && window.__universeSession.readyState === 1`)
 	start := time.Now()
-	if _, err := e.m.Keyring().Revoke("browser"); err != nil {
-		t.Fatal(err)
+	e.do("POST", "/api/users", e.admin, `{"name":"second","password":"the second admin's password","admin":true}`) // the last admin stays enabled
+	if r := e.do("PATCH", "/api/users/operator", e.admin, `{"disabled":true}`); r.StatusCode != 200 {
+		t.Fatalf("disable the operator: %d", r.StatusCode)
 	}
 	b.waitJS(`!!document.querySelector('[role=alert]') && document.querySelector('[role=alert]').textContent.includes('revoked')`)
-	t.Logf("revocation → sign-in page with the reason: %v", time.Since(start).Round(time.Millisecond))
-	b.named("textbox", "API key")
+	t.Logf("user disabled → sign-in page with the reason: %v", time.Since(start).Round(time.Millisecond))
+	b.named("textbox", "Name")
 	b.shot("revoked-1280")
 
 	// Sign in again (a new key), then sign out.
@@ -429,14 +435,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// With the keyboard alone: type the key and press Enter; focus "Sign
-	// out" and press Enter.
+	// With the keyboard alone: open "Sign in with an API key", type the
+	// key and press Enter; focus "Sign out" and press Enter.
+	b.do(chromedp.Focus(chromedp.CSS("details summary")), chromedp.KeyEvent(kb.Enter))
+	b.do(chromedp.WaitVisible(chromedp.CSS("#key")))
+	b.named("textbox", "API key of scope ALL")
 	b.do(chromedp.SendKeys(chromedp.CSS("#key"), again+kb.Enter))
 	b.do(chromedp.WaitVisible(chromedp.CSS("table#instances")))
 	b.do(chromedp.Focus(chromedp.CSS(`.who button`)), chromedp.KeyEvent(kb.Enter))
-	b.do(chromedp.WaitVisible(chromedp.CSS("#key")))
+	b.do(chromedp.WaitVisible(chromedp.CSS("#name")))
 	b.do(chromedp.Navigate(origin + "/ui/instances"))
-	b.do(chromedp.WaitVisible(chromedp.CSS("#key"))) // signed out: back to the sign-in page
+	b.do(chromedp.WaitVisible(chromedp.CSS("#name"))) // signed out: back to the sign-in page
 
 	// No request left the master's origin, and none carried a token.
 	u, _ := url.Parse(origin)
@@ -451,9 +460,9 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("a token in a URL: %s", r)
 		}
 	}
-	for _, tok := range []string{browserToken, again, e.admin} {
+	for _, tok := range []string{browserToken, again, e.admin, password} {
 		if strings.Contains(e.logs.String(), tok) {
-			t.Error("a token is in the master's log")
+			t.Error("a token or a password is in the master's log")
 		}
 	}
 }
