@@ -92,6 +92,7 @@ type Master struct {
 	// user and per address).
 	userCache                userCache
 	signinUsers, signinAddrs *auth.Throttle
+	hashing                  sync.Mutex // one password check at a time (verify)
 	// haNode is m.ha for the leadership watcher, which may run before
 	// openHA has set m.ha.
 	haNode atomic.Pointer[ha.Node]

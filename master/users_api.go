@@ -336,10 +336,10 @@ func (m *Master) signIn(req loginRequest, addr netip.Addr) (*auth.Key, error) {
 	}
 	u, err := m.db.GetUser(req.Name)
 	if err != nil || len(req.Password) > 1024 {
-		users.Verify(users.DummyHash, req.Password) // as long as for a user
+		m.verify(users.DummyHash, req.Password) // as long as for a user
 		return wrong()
 	}
-	if !users.Verify(u.PasswordHash, req.Password) || u.Disabled {
+	if !m.verify(u.PasswordHash, req.Password) || u.Disabled {
 		return wrong()
 	}
 	if u.TOTPSecret != "" {
@@ -361,6 +361,15 @@ func (m *Master) signIn(req loginRequest, addr netip.Addr) (*auth.Key, error) {
 	}
 	m.metrics.signins.WithLabelValues("ok").Inc()
 	return k, nil
+}
+
+// verify checks a password against its hash, one at a time: a flood of
+// sign-ins (from many addresses, for many names) takes one core at most,
+// whatever the throttles let through.
+func (m *Master) verify(hash, password string) bool {
+	m.hashing.Lock()
+	defer m.hashing.Unlock()
+	return users.Verify(hash, password)
 }
 
 // takeSecondFactor takes a TOTP code (once: its step is recorded) or an
