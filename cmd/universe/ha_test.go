@@ -315,6 +315,31 @@ func TestHAClusterFailover(t *testing.T) {
 		`"templateInstallationConfig":{"allOf":[{"group":"lobby","name":"base"}]}}`
 	jsonReq[any](t, "PUT", c.ms[follower].base+"/api/configurations/withtpl", c.admin, tplCfg, 204)
 
+	// A user made through one follower signs in through the other, and its
+	// session works on every master (users, keys and sessions replicate).
+	jsonReq[any](t, "POST", c.ms[follower].base+"/api/users", c.admin, `{"name":"ops","password":"the ops password","admin":true}`, 201)
+	lreq, _ := http.NewRequest("POST", c.ms[other].base+"/api/login", strings.NewReader(`{"name":"ops","password":"the ops password"}`))
+	lreq.Header.Set("Content-Type", "application/json")
+	lresp, err := noRedirect.Do(lreq)
+	if err != nil || lresp.StatusCode != 200 || len(lresp.Cookies()) == 0 {
+		t.Fatalf("a user's sign-in through a follower: %v %v", lresp, err)
+	}
+	waitFor(t, "the user's session on every master", 10*time.Second, func() bool {
+		for i := range 3 {
+			req, _ := http.NewRequest("GET", c.ms[i].base+"/api/me", nil)
+			req.AddCookie(lresp.Cookies()[0])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return false
+			}
+		}
+		return true
+	})
+
 	// A PUBLIC key has one window of 100 calls, whichever masters they
 	// reach: the leader counts them all.
 	pub := jsonReq[api.KeyCreated](t, "POST", c.ms[follower].base+"/api/keys", c.admin, `{"label":"pub","scope":"PUBLIC"}`, 201)
