@@ -24,20 +24,7 @@ import (
 // come before the exits are reported. Started many times over such a
 // state, nothing panics and nothing is taken for running.
 func TestRunnerOverLostSupervisors(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc := natsServer(t)
 	for round := range 30 {
 		dir := t.TempDir()
 		for i := range 10 {
@@ -72,20 +59,7 @@ func TestRunnerOverLostSupervisors(t *testing.T) {
 // leader and does nothing but a refusal, also after the agent restarted
 // (the highest term is kept on disk). A master alone sends no term.
 func TestOrdersOfADeposedLeaderAreRefused(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	srv, nc := natsServer(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -139,4 +113,25 @@ func TestOrdersOfADeposedLeaderAreRefused(t *testing.T) {
 	if r := signal("junk"); !stale(r) {
 		t.Fatalf("an unreadable term was taken: %+v", r)
 	}
+}
+
+// natsServer is a NATS server on loopback and a connection to it, both
+// gone with the test.
+func natsServer(t *testing.T) (*server.Server, *nats.Conn) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return srv, nc
 }
