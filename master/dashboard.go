@@ -265,6 +265,9 @@ func (m *Master) uiLink(c *gin.Context) {
 
 func (m *Master) uiLogout(c *gin.Context) {
 	if ck, err := c.Request.Cookie(m.sessionCookie()); err == nil {
+		if k, _ := m.sessions.Authenticate(ck.Value); k != nil && k.Record().Login {
+			_, _ = m.keys.Revoke(k.ID()) // a sign-in's key goes with its session
+		}
 		m.sessions.End(ck.Value)
 	}
 	m.setSessionCookie(c, "", -1)

@@ -387,6 +387,7 @@ func (m *Master) onLeader(leader bool) {
 		if err := m.sessions.Purge(); err != nil {
 			m.log.Warn("purge dashboard sessions", "err", err)
 		}
+		m.purgeLoginKeys("")
 	}
 }
 

@@ -164,6 +164,7 @@ func New(cfg Config) (*Master, error) {
 		if err := m.sessions.Purge(); err != nil {
 			m.log.Warn("purge dashboard sessions", "err", err)
 		}
+		m.purgeLoginKeys("")
 	}
 	db.OnApplied(func(cmd storage.Command) {
 		switch cmd.Op {

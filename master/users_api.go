@@ -350,6 +350,7 @@ func (m *Master) signIn(req loginRequest, addr netip.Addr) (*auth.Key, error) {
 			return wrong()
 		}
 	}
+	m.purgeLoginKeys(u.Name)
 	scope := universe.ScopeMember
 	if u.Admin {
 		scope = universe.ScopeAll
@@ -361,6 +362,17 @@ func (m *Master) signIn(req loginRequest, addr netip.Addr) (*auth.Key, error) {
 	}
 	m.metrics.signins.WithLabelValues("ok").Inc()
 	return k, nil
+}
+
+// purgeLoginKeys revokes the expired keys of sign-ins (of name; "" for
+// everyone's): each sign-in makes one, and its session ends with it.
+func (m *Master) purgeLoginKeys(name string) {
+	now := m.cfg.Now()
+	for _, k := range m.keys.List() {
+		if k.Login && (name == "" || k.User == name) && k.Expired(now) {
+			_, _ = m.keys.Revoke(k.ID)
+		}
+	}
 }
 
 // verify checks a password against its hash, one at a time: a flood of

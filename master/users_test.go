@@ -200,4 +200,24 @@ func TestTwoFactorSignIn(t *testing.T) {
 	if r := login(`{"name":"cara","password":"cara's long password","code":"` + rc + `"}`); r.StatusCode != 401 {
 		t.Fatalf("a recovery code twice: %d", r.StatusCode)
 	}
+	// Signing out takes the sign-in's key with the session.
+	logins := func() int {
+		n := 0
+		for _, k := range decode[[]map[string]any](t, e.do("GET", "/api/keys", e.admin, "")) {
+			if strings.HasPrefix(k["label"].(string), "login-cara-") {
+				n++
+			}
+		}
+		return n
+	}
+	before := logins()
+	if r := e.do("POST", "/ui/logout", "", "", "Cookie: "+ck.Name+"="+ck.Value, "Sec-Fetch-Site: same-origin"); r.StatusCode != 303 && r.StatusCode != 200 {
+		t.Fatalf("sign out: %d", r.StatusCode)
+	}
+	if after := logins(); after != before-1 {
+		t.Fatalf("sign-in keys: %d before signing out, %d after", before, after)
+	}
+	if r := as("GET", "/api/me", ""); r.StatusCode != 401 {
+		t.Fatalf("the session after signing out: %d", r.StatusCode)
+	}
 }
