@@ -384,23 +384,19 @@ func (m *Master) verify(hash, password string) bool {
 	return users.Verify(hash, password)
 }
 
-// takeSecondFactor takes a TOTP code (once: its step is recorded) or an
-// unused recovery code (then spent). Errors: EUNAUTHORIZED.
+// takeSecondFactor takes a TOTP code (once: its step is recorded, in one
+// write that refuses a step taken already) or an unused recovery code
+// (then spent). Errors: EUNAUTHORIZED.
 func (m *Master) takeSecondFactor(name, code string, now time.Time) error {
-	_, err := m.db.UpdateUser(name, func(u *users.User) error {
-		if step, err := users.CheckTOTP(u.TOTPSecret, strings.TrimSpace(code), now, u.TOTPLastStep); err == nil {
-			u.TOTPLastStep = step
-			return nil
-		}
-		h := users.RecoveryHash(code)
-		if i := slices.Index(u.RecoveryHashes, h); i >= 0 {
-			u.RecoveryHashes = slices.Delete(u.RecoveryHashes, i, i+1)
-			return nil
-		}
-		return universe.Errorf(universe.EUNAUTHORIZED, "wrong code")
-	})
-	m.usersChanged()
-	return err
+	u, err := m.db.GetUser(name)
+	if err != nil {
+		return err
+	}
+	defer m.usersChanged()
+	if step, err := users.CheckTOTP(u.TOTPSecret, strings.TrimSpace(code), now, u.TOTPLastStep); err == nil {
+		return m.db.TakeSecondFactor(name, step, "")
+	}
+	return m.db.TakeSecondFactor(name, 0, users.RecoveryHash(code))
 }
 
 // signinWait is how long sign-ins as name, or from addr, are refused (0:

@@ -52,6 +52,9 @@ type Command struct {
 	// User and Grant: users' records and grants.
 	User  *users.User  `json:"user,omitempty"`
 	Grant *users.Grant `json:"grant,omitempty"`
+	// Step: user.factor, a TOTP code's time step (ID: a recovery code's
+	// hash instead).
+	Step uint64 `json:"step,omitempty"`
 	// Term fences the leader-only writes (instance records): the term
 	// its master led in when it wrote. A command whose entry the log
 	// holds under a later term came from a leader that was deposed
@@ -81,6 +84,7 @@ const (
 	OpUserDelete      = "user.delete"
 	OpGrantPut        = "grant.put"
 	OpGrantDelete     = "grant.delete"
+	OpUserFactor      = "user.factor"
 )
 
 // replicatedBuckets are written only through commands in a cluster, and
@@ -264,6 +268,8 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 		return putGrantTx(tx, *cmd.Grant)
 	case OpGrantDelete:
 		return deleteGrantTx(tx, cmd.Name, cmd.ID)
+	case OpUserFactor:
+		return takeFactorTx(tx, cmd.Name, cmd.Step, cmd.ID)
 	}
 	return fmt.Errorf("%w: unknown command %q", errBadCommand, cmd.Op)
 }

@@ -13,6 +13,7 @@ import (
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/master/users"
 	"github.com/universe-orchestrator/universe/storage"
 )
 
@@ -230,5 +231,33 @@ func TestInstanceRecordsFencedByTerm(t *testing.T) {
 	recs, err := db.ListInstances()
 	if err != nil || len(recs) != 2 || recs[0].State != "ONLINE" {
 		t.Fatalf("records: %+v %v", recs, err)
+	}
+}
+
+// A second factor is spent in one write that checks it: a TOTP step at or
+// before the last taken, or a recovery code spent already, is refused (two
+// sign-ins with one code cannot both pass).
+func TestSecondFactorSpentOnce(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	if err := db.CreateUser(users.User{Name: "ann", RecoveryHashes: []string{"h1", "h2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.TakeSecondFactor("ann", 100, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []uint64{100, 99} {
+		if err := db.TakeSecondFactor("ann", step, ""); universe.ErrorCode(err) != universe.EUNAUTHORIZED {
+			t.Fatalf("step %d after 100: %v", step, err)
+		}
+	}
+	if err := db.TakeSecondFactor("ann", 0, "h2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.TakeSecondFactor("ann", 0, "h2"); universe.ErrorCode(err) != universe.EUNAUTHORIZED {
+		t.Fatalf("a recovery code twice: %v", err)
+	}
+	u, _ := db.GetUser("ann")
+	if u.TOTPLastStep != 100 || len(u.RecoveryHashes) != 1 || u.RecoveryHashes[0] != "h1" {
+		t.Fatalf("%+v", u)
 	}
 }

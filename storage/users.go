@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	universe "github.com/universe-orchestrator/universe"
@@ -182,4 +183,40 @@ func (db *DB) ListGrants(user string) ([]users.Grant, error) {
 		return out[i].ID < out[j].ID
 	})
 	return out, nil
+}
+
+// TakeSecondFactor spends a second factor of name, atomically (one
+// transaction; in a cluster one command, refused alike everywhere): a
+// TOTP code's time step, taken only if it is later than the last one
+// taken; or a recovery code's hash, taken only if still unused. Two
+// sign-ins with one code, on one master or two, cannot both pass.
+// Errors: ENOTFOUND; EUNAUTHORIZED (spent already).
+func (db *DB) TakeSecondFactor(name string, step uint64, recoveryHash string) error {
+	cmd := Command{Op: OpUserFactor, Name: name, Step: step, ID: recoveryHash}
+	return db.write(cmd, func(tx *bolt.Tx) error { return takeFactorTx(tx, name, step, recoveryHash) })
+}
+
+func takeFactorTx(tx *bolt.Tx, name string, step uint64, recoveryHash string) error {
+	b := tx.Bucket(bucketUsers)
+	v := b.Get([]byte(name))
+	if v == nil {
+		return universe.Errorf(universe.ENOTFOUND, "no user named %q", name)
+	}
+	var u users.User
+	if err := json.Unmarshal(v, &u); err != nil {
+		return err
+	}
+	switch {
+	case recoveryHash != "":
+		i := slices.Index(u.RecoveryHashes, recoveryHash)
+		if i < 0 {
+			return universe.Errorf(universe.EUNAUTHORIZED, "that recovery code is spent or unknown")
+		}
+		u.RecoveryHashes = slices.Delete(u.RecoveryHashes, i, i+1)
+	case step > u.TOTPLastStep:
+		u.TOTPLastStep = step
+	default:
+		return universe.Errorf(universe.EUNAUTHORIZED, "that code was used already")
+	}
+	return putJSON(b, name, u)
 }
