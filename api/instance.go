@@ -93,6 +93,9 @@ type Configuration struct {
 	Image string `json:"image,omitempty"`
 	// DockerOptions tune the container of the docker runtime.
 	DockerOptions *DockerOptions `json:"dockerOptions,omitempty"`
+	// Backup: where its instances' backups go, how many are kept, what
+	// they leave out and what is sent to the instance around them.
+	Backup *BackupOptions `json:"backup,omitempty"`
 }
 
 // DockerOptions tune an instance's container (runtime "docker").

@@ -168,6 +168,9 @@ func validateDocker(c api.Configuration, mountRoots, extraCaps []string, add fun
 	if strings.ContainsAny(c.Command, "\x00") {
 		add("command", "must not contain NUL")
 	}
+	if b := c.Backup; b != nil {
+		validateBackup(*b, add)
+	}
 	o := c.DockerOptions
 	if o == nil {
 		return
@@ -388,4 +391,44 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates, doc
 		return universe.Errorf(universe.EINVALID, "invalid configuration: %s", strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// validateBackup checks a configuration's backup settings (its target's
+// name is the master's to check: the targets are its own).
+func validateBackup(b api.BackupOptions, add func(field, format string, args ...any)) {
+	if b.Keep < 0 || b.Keep > 10000 {
+		add("backup.keep", "must be 0 (no limit) to 10000")
+	}
+	if b.WaitSeconds < 0 || b.WaitSeconds > 3600 {
+		add("backup.waitSeconds", "must be 0 to 3600")
+	}
+	if len(b.Ignore) > 256 {
+		add("backup.ignore", "at most 256 patterns")
+	}
+	if len(b.WaitForLine) > 256 || hasControl(b.WaitForLine) {
+		add("backup.waitForLine", "at most 256 bytes, no control characters")
+	}
+	for _, f := range []struct {
+		field string
+		lines []string
+	}{{"backup.before", b.Before}, {"backup.after", b.After}, {"backup.ignore", b.Ignore}} {
+		field, lines := f.field, f.lines
+		if len(lines) > 256 {
+			continue
+		}
+		if field != "backup.ignore" && len(lines) > 16 {
+			add(field, "at most 16 commands")
+			continue
+		}
+		for _, l := range lines {
+			if len(l) > 1024 || hasControl(l) {
+				add(field, "each at most 1024 bytes, no control characters")
+				break
+			}
+		}
+	}
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
 }

@@ -73,6 +73,10 @@ type Config struct {
 	HA HAConfig
 	// NoLocalInstances places no instance on the master's own node.
 	NoLocalInstances bool
+	// BackupDir is the local backup target's folder (default
+	// <DataDir>/backups); BackupTargets a JSON file of S3 targets (mode
+	// 0600), see backup.LoadTargets.
+	BackupDir, BackupTargets string
 	// LocalCapacity is what the master's own node offers its instances
 	// (ramMB, cpu; 0: no limit), enforced at every start as an agent
 	// node's declared capacity is.
@@ -186,6 +190,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConfigDir == "" {
 		c.ConfigDir = filepath.Join(c.DataDir, "configuration")
+	}
+	if c.BackupDir == "" {
+		c.BackupDir = filepath.Join(c.DataDir, "backups")
 	}
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = d.MaxUploadBytes

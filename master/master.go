@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/backup"
 	"github.com/universe-orchestrator/universe/cluster/ha"
 	"github.com/universe-orchestrator/universe/cluster/hub"
 	"github.com/universe-orchestrator/universe/console"
@@ -67,7 +68,8 @@ type Master struct {
 	commands    *console.Registry
 	templates   *template.Store
 	instances   *instance.Manager
-	hub         *hub.Hub         // agent nodes
+	hub         *hub.Hub // agent nodes
+	backups     *backup.Service
 	uploads     map[string]bool  // routes whose body limit is MaxUploadBytes (and may take longer)
 	bodyLimits  map[string]int64 // routes with a body limit of their own
 	metrics     *metrics
@@ -264,6 +266,11 @@ func New(cfg Config) (*Master, error) {
 	m.metrics.registerNodes(m.nodes, m.hub.Relay)
 
 	if err := m.instances.Open(); err != nil {
+		_ = m.templates.Close()
+		_ = db.Close()
+		return nil, err
+	}
+	if err := m.openBackups(); err != nil {
 		_ = m.templates.Close()
 		_ = db.Close()
 		return nil, err
@@ -484,6 +491,7 @@ func (m *Master) Close() error {
 		}
 		waitTimeout(&m.wsWG, m.cfg.ShutdownTimeout)
 		m.wg.Wait()
+		m.backups.Close() // a backup cut short is FAILED ("the master stopped")
 		// Instances stop gracefully, each within its stop timeout. Their
 		// supervisors go once the rest is closed too.
 		defer m.instances.ReleaseSupervisors()

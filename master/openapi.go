@@ -154,6 +154,16 @@ func operations() []operation {
 		{method: "POST", path: "/api/instances/{id}/files/{path}", also: []int{409, 503}, summary: "A file action: make the folder {path} (mkdir), move {path} to \"to\" (rename), or unpack the zip archive {path} into the folder \"to\" (unzip)", access: accessAll, params: []param{pathID, pathFile}, body: api.FileAction{}, status: 200, resp: api.FileActionResult{}},
 		{method: "DELETE", path: "/api/instances/{id}/files/{path}", also: []int{503}, summary: "Delete one file or folder (with its content) of an instance", access: accessAll, params: []param{pathID, pathFile}, status: 204},
 
+		{method: "POST", path: "/api/instances/{id}/backups", also: []int{409, 503}, summary: "Back up an instance's folder (tar + zstd, to its configuration's target): 202 with the PENDING record; the instance's log says when it is done", access: accessAll, params: []param{pathID}, body: api.BackupRequest{}, status: 202, resp: api.Backup{}},
+		{method: "GET", path: "/api/instances/{id}/backups", summary: "An instance's backups, oldest first", access: accessAll, params: []param{pathID}, status: 200, resp: []api.Backup{}},
+		{method: "GET", path: "/api/configurations/{name}/backups", summary: "The backups of a configuration's instances, oldest first", access: accessAll, params: []param{pathName}, status: 200, resp: []api.Backup{}},
+		{method: "GET", path: "/api/backups/{backup}", summary: "One backup", access: accessAll, params: []param{pathBackup}, status: 200, resp: api.Backup{}},
+		{method: "GET", path: "/api/backups/{backup}/download", also: []int{409, 503}, summary: "A COMPLETED backup's archive (tar + zstd), with Content-Length, X-Checksum-Sha256 and Digest", access: accessAll, params: []param{pathBackup}, status: 200, respType: "application/zstd"},
+		{method: "DELETE", path: "/api/backups/{backup}", also: []int{409, 503}, summary: "Delete a backup, its archive with it (409 when locked or under way)", access: accessAll, params: []param{pathBackup}, status: 204},
+		{method: "POST", path: "/api/backups/{backup}/lock", summary: "Lock a backup: never rotated nor deleted until unlocked", access: accessAll, params: []param{pathBackup}, status: 200, resp: api.Backup{}},
+		{method: "POST", path: "/api/backups/{backup}/unlock", summary: "Unlock a backup", access: accessAll, params: []param{pathBackup}, status: 200, resp: api.Backup{}},
+		{method: "POST", path: "/api/backups/{backup}/restore", also: []int{409, 503}, summary: "Restore a backup into its instance, which must be stopped (409 otherwise): checked against its SHA-256, unpacked beside the folder and swapped in; 202, the instance's log says when it is done", access: accessAll, params: []param{pathBackup}, body: api.RestoreRequest{}, status: 202, resp: api.Backup{}},
+
 		{method: "GET", path: "/api/cluster/nodes", summary: "Every node: the master's own first, then the agents", access: accessAll, status: 200, resp: []api.ClusterNode{}},
 		{method: "POST", path: "/api/cluster/nodes", also: []int{409}, summary: "Register an agent node: its credential and join command, shown once", access: accessAll, body: api.NodeCreateRequest{}, status: 201, resp: api.NodeCreated{}},
 		{method: "GET", path: "/api/cluster/nodes/{name}", summary: "One node, with the ids of its instances", access: accessAll, params: []param{pathNode}, status: 200, resp: api.ClusterNode{}},
@@ -162,6 +172,8 @@ func operations() []operation {
 			params: []param{pathNode, {name: "forget", in: "query", desc: "true: revoke and remove the node", kind: "boolean"}}, status: 204},
 	}
 }
+
+var pathBackup = param{name: "backup", in: "path", desc: "backup id", kind: "string", required: true}
 
 var pathNode = param{name: "name", in: "path", desc: "node name", kind: "string", required: true}
 

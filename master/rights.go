@@ -24,6 +24,7 @@ const (
 	adminOnly  ruleOn = iota
 	onInstance        // on the instance of :id (its grant or its configuration's)
 	onConfig          // on the configuration of :name
+	onBackup          // on the instance of the backup :backup
 	anywhere          // held on anything: the handler narrows (lists, a create's body)
 	self              // a user's own account (/api/me...): any user's key
 )
@@ -74,6 +75,15 @@ var routeRules = map[string]rule{
 	"PUT /api/instances/:id/files/*path":             {"file.write", onInstance},
 	"DELETE /api/instances/:id/files/*path":          {"file.delete", onInstance},
 	"POST /api/instances/:id/files/*path":            {"file.write", onInstance},
+	"POST /api/instances/:id/backups":                {"backup.create", onInstance},
+	"GET /api/instances/:id/backups":                 {"backup.read", onInstance},
+	"GET /api/configurations/:name/backups":          {"backup.read", onConfig},
+	"GET /api/backups/:backup":                       {"backup.read", onBackup},
+	"GET /api/backups/:backup/download":              {"backup.download", onBackup},
+	"DELETE /api/backups/:backup":                    {"backup.delete", onBackup},
+	"POST /api/backups/:backup/lock":                 {"backup.delete", onBackup}, // a lock keeps it from deletion
+	"POST /api/backups/:backup/unlock":               {"backup.delete", onBackup},
+	"POST /api/backups/:backup/restore":              {"backup.restore", onBackup},
 	"GET /api/cluster/nodes":                         {on: adminOnly},
 	"POST /api/cluster/nodes":                        {on: adminOnly},
 	"GET /api/cluster/nodes/:name":                   {on: adminOnly},
@@ -142,6 +152,15 @@ func (m *Master) authorize(c *gin.Context) {
 		}
 		if err := m.mayOnInstance(c, rl.perm, c.Param("id")); err != nil {
 			fail(c, err)
+			return
+		}
+	case onBackup:
+		// A backup is its instance's: the instance's grant or its
+		// configuration's. An unknown backup is 403 here, not 404: a
+		// member learns nothing of backups it may not see.
+		b, err := m.db.GetBackup(c.Param("backup"))
+		if err != nil || !r.Allowed(rl.perm, b.InstanceID, b.Configuration) {
+			fail(c, needs(rl.perm, "backup "+c.Param("backup")))
 			return
 		}
 	case onConfig:

@@ -109,6 +109,16 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.POST("/instances/:id/files/*path", m.handleInstanceFileAction)
 	m.uploads[instanceFilesRoute] = true
 
+	admin.POST("/instances/:id/backups", m.handleBackupCreate)
+	admin.GET("/instances/:id/backups", m.handleBackupList)
+	admin.GET("/configurations/:name/backups", m.handleConfigBackups)
+	admin.GET("/backups/:backup", m.handleBackupGet)
+	admin.GET("/backups/:backup/download", m.handleBackupDownload)
+	admin.DELETE("/backups/:backup", m.handleBackupDelete)
+	admin.POST("/backups/:backup/lock", m.handleBackupLock)
+	admin.POST("/backups/:backup/unlock", m.handleBackupUnlock)
+	admin.POST("/backups/:backup/restore", m.handleBackupRestore)
+
 	admin.GET("/cluster/nodes", m.handleNodeList)
 	admin.POST("/cluster/nodes", m.handleNodeCreate)
 	admin.GET("/cluster/nodes/:name", m.handleNodeGet)

@@ -28,7 +28,8 @@ var (
 	bucketSessions       = []byte("sessions")       // cookie hash -> JSON SessionRecord
 	bucketUsers          = []byte("users")          // name -> JSON users.User
 	bucketGrants         = []byte("grants")         // grant id -> JSON users.Grant
-	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes, bucketSessions, bucketUsers, bucketGrants}
+	bucketBackups        = []byte("backups")        // backup id -> JSON api.Backup
+	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes, bucketSessions, bucketUsers, bucketGrants, bucketBackups}
 	defaultOpenTimeout   = 2 * time.Second
 )
 

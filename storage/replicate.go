@@ -52,6 +52,8 @@ type Command struct {
 	// User and Grant: users' records and grants.
 	User  *users.User  `json:"user,omitempty"`
 	Grant *users.Grant `json:"grant,omitempty"`
+	// Backup: backup.put (backup.delete names it by ID).
+	Backup *api.Backup `json:"backup,omitempty"`
 	// Step: user.factor, a TOTP code's time step (ID: a recovery code's
 	// hash instead).
 	Step uint64 `json:"step,omitempty"`
@@ -85,11 +87,13 @@ const (
 	OpGrantPut        = "grant.put"
 	OpGrantDelete     = "grant.delete"
 	OpUserFactor      = "user.factor"
+	OpBackupPut       = "backup.put"
+	OpBackupDelete    = "backup.delete"
 )
 
 // replicatedBuckets are written only through commands in a cluster, and
 // make up its snapshots.
-var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions, bucketNodes, bucketInstances, bucketUsers, bucketGrants}
+var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions, bucketNodes, bucketInstances, bucketUsers, bucketGrants, bucketBackups}
 
 // SetReplicator makes every write of replicated state a command through r
 // (set before the database is shared); nil: writes are local.
@@ -270,6 +274,13 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 		return deleteGrantTx(tx, cmd.Name, cmd.ID)
 	case OpUserFactor:
 		return takeFactorTx(tx, cmd.Name, cmd.Step, cmd.ID)
+	case OpBackupPut:
+		if cmd.Backup == nil {
+			return fmt.Errorf("%w: backup.put without a backup", errBadCommand)
+		}
+		return putJSON(tx.Bucket(bucketBackups), cmd.Backup.ID, *cmd.Backup)
+	case OpBackupDelete:
+		return tx.Bucket(bucketBackups).Delete([]byte(cmd.ID))
 	}
 	return fmt.Errorf("%w: unknown command %q", errBadCommand, cmd.Op)
 }
