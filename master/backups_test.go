@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/backup/s3test"
 	"github.com/universe-orchestrator/universe/master"
 	"github.com/universe-orchestrator/universe/storage"
 )
@@ -261,5 +262,54 @@ func TestBackupFailuresAreRecorded(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "backups", "x", "b1.tar.zst.partial")); err == nil {
 		t.Error("the partial archive is still there")
+	}
+}
+
+// Backups to an S3 target (a real SeaweedFS): taken, listed, downloaded
+// and restored from there; the credentials reach neither the instance's
+// environment nor the records, the log or the audit.
+func TestBackupToS3(t *testing.T) {
+	srv := s3test.Start(t)
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "access"), []byte(s3test.AccessKey), 0o600)
+	_ = os.WriteFile(filepath.Join(dir, "secret"), []byte(s3test.SecretKey), 0o600)
+	targets := filepath.Join(dir, "targets.json")
+	_ = os.WriteFile(targets, []byte(`{"offsite":{"type":"s3","endpoint":"`+srv.Endpoint+`","bucket":"`+s3test.Bucket+`","prefix":"net1","pathStyle":true,"accessKeyFile":"access","secretKeyFile":"secret"}}`), 0o600)
+	e := newEnv(t, func(c *master.Config) { c.BackupTargets = targets })
+	e.putConfig("s", map[string]any{"command": "env; exec sleep 60", "static": true, "stopTimeoutSeconds": 1,
+		"availablePorts": map[string]int{"min": 21780, "max": 21789}, "backup": map[string]any{"target": "offsite"}})
+	r := e.do("PUT", "/api/configurations/bad", e.admin, `{"command":"x","backup":{"target":"nowhere"}}`)
+	if r.StatusCode != 400 {
+		t.Errorf("a configuration naming an unknown target: %d", r.StatusCode)
+	}
+	in := e.create("s")
+	e.waitState(in.ID, "ONLINE")
+	wd, _ := e.m.Instances().WorkDir(in.ID)
+	_ = os.WriteFile(filepath.Join(wd, "world.dat"), []byte(strings.Repeat("w", 1<<20)), 0o644)
+	b := e.backup(in.ID, `{"name":"offsite one"}`)
+	if b.State != api.BackupCompleted || b.Target != "offsite" {
+		t.Fatalf("%+v", b)
+	}
+	r = e.do("GET", "/api/backups/"+b.ID+"/download", e.admin, "")
+	body, _ := io.ReadAll(r.Body)
+	if sum := sha256.Sum256(body); r.StatusCode != 200 || hex.EncodeToString(sum[:]) != b.SHA256 {
+		t.Fatalf("download from S3: %d, %d bytes", r.StatusCode, len(body))
+	}
+	e.do("PATCH", "/api/instances/"+in.ID+"/lifecycle?target=stop", e.admin, "")
+	e.waitState(in.ID, "STOPPED")
+	_ = os.Remove(filepath.Join(wd, "world.dat"))
+	e.do("POST", "/api/backups/"+b.ID+"/restore", e.admin, `{"truncate":false}`)
+	log := e.waitLog(in.ID, "restore of backup "+b.ID+" done")
+	if got, _ := os.ReadFile(filepath.Join(wd, "world.dat")); len(got) != 1<<20 {
+		t.Errorf("world.dat after the restore: %d bytes", len(got))
+	}
+	audit := readAll(e.do("GET", "/api/audit", e.admin, ""))
+	for where, text := range map[string]string{"log": log, "audit": audit, "master's log": e.logs.String()} {
+		if strings.Contains(text, s3test.SecretKey) || strings.Contains(text, s3test.AccessKey) {
+			t.Errorf("the %s shows the S3 credentials", where)
+		}
+	}
+	if r := e.do("DELETE", "/api/backups/"+b.ID, e.admin, ""); r.StatusCode != 204 {
+		t.Errorf("delete: %d", r.StatusCode)
 	}
 }

@@ -59,6 +59,9 @@ func (m *Master) putConfiguration(cfg api.Configuration) error {
 	if err := m.instances.Validate(cfg, m.templates); err != nil {
 		return err
 	}
+	if b := cfg.Backup; b != nil && b.Target != "" && !m.backups.HasTarget(b.Target) {
+		return universe.Errorf(universe.EINVALID, "invalid configuration: backup.target: %q is not a backup target of this master (local, or one of --backup-targets)", b.Target)
+	}
 	if err := m.db.PutConfiguration(cfg); err != nil {
 		return err
 	}
