@@ -68,6 +68,8 @@ type Service struct {
 
 	mu   sync.Mutex
 	busy map[string]string // instance id: "backup" or "restore"
+	// reading: backups whose archives a restore reads (not deleted).
+	reading map[string]int
 }
 
 // DefaultWait is how long a backup waits for its configuration's
@@ -78,7 +80,7 @@ const DefaultWait = 60 * time.Second
 // under LocalTarget).
 func New(store Store, targets map[string]Target, log *slog.Logger, hooks Hooks) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{store: store, targets: targets, log: log, hooks: hooks, ctx: ctx, cancel: cancel, busy: map[string]string{}}
+	return &Service{store: store, targets: targets, log: log, hooks: hooks, ctx: ctx, cancel: cancel, busy: map[string]string{}, reading: map[string]int{}}
 }
 
 // Close cancels the backups and restores under way and waits for them
@@ -354,6 +356,12 @@ func (s *Service) Delete(id string) error {
 	if b.State == api.BackupPending || b.State == api.BackupRunning {
 		return universe.Errorf(universe.ECONFLICT, "backup %s is under way", id)
 	}
+	s.mu.Lock()
+	reading := s.reading[id] > 0
+	s.mu.Unlock()
+	if reading {
+		return universe.Errorf(universe.ECONFLICT, "backup %s is being restored", id)
+	}
 	return s.remove(b)
 }
 
@@ -420,8 +428,18 @@ func (s *Service) Restore(b api.Backup, sub Subject, truncate bool, by string) e
 		s.release(sub.ID)
 		return universe.Errorf(universe.ECONFLICT, "instance %s is running: stop it before a restore", sub.ID)
 	}
+	s.mu.Lock()
+	s.reading[b.ID]++
+	s.mu.Unlock()
 	go func() {
 		defer s.release(sub.ID)
+		defer func() {
+			s.mu.Lock()
+			if s.reading[b.ID]--; s.reading[b.ID] <= 0 {
+				delete(s.reading, b.ID)
+			}
+			s.mu.Unlock()
+		}()
 		start := time.Now()
 		mode := "overlay"
 		if truncate {

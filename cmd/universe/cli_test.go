@@ -81,7 +81,7 @@ func TestCLIAgainstMaster(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(tplDir, "plugins", "a.jar"), []byte("jar"), 0o644)
 
 	// The instance the steps below work on, and one that fails.
-	var id, badID string
+	var id, badID, bid string
 	idOf := func(out string) {
 		var in struct{ ID string }
 		if err := json.Unmarshal([]byte(out), &in); err != nil || in.ID == "" {
@@ -143,6 +143,24 @@ func TestCLIAgainstMaster(t *testing.T) {
 			}},
 		{name: "instance pprof unknown", args: func() []string { return []string{"instance", "pprof", id, "cmdline", filepath.Join(work, "x")} }, code: 1, want: "no profile"},
 		{name: "instance stop", args: func() []string { return []string{"instance", "stop", id} }, want: "STOPPED"},
+		{name: "backup create", args: func() []string { return []string{"backup", "create", id, "--name", "cli one", "-o", "json"} }, want: `"state": "COMPLETED"`,
+			after: func(out string) {
+				var b struct{ ID string }
+				if err := json.Unmarshal([]byte(out), &b); err != nil || b.ID == "" {
+					t.Fatalf("no backup in %q", out)
+				}
+				bid = b.ID
+			}},
+		{name: "backup list", args: func() []string { return []string{"backup", "list", id} }, want: "cli one"},
+		{name: "backup list configuration", args: func() []string { return []string{"backup", "list", "--configuration", "echo"} }, want: "COMPLETED"},
+		{name: "backup info", args: func() []string { return []string{"backup", "info", bid} }, want: "SHA-256:"},
+		{name: "backup lock", args: func() []string { return []string{"backup", "lock", bid} }, want: "locked"},
+		{name: "backup delete locked", args: func() []string { return []string{"backup", "delete", bid} }, code: 1, want: "locked"},
+		{name: "backup unlock", args: func() []string { return []string{"backup", "unlock", bid} }, want: "unlocked"},
+		{name: "backup download", args: func() []string { return []string{"backup", "download", bid, "-f", filepath.Join(work, "b.tar.zst")} }, want: "SHA-256 checked"},
+		{name: "backup restore", args: func() []string { return []string{"backup", "restore", bid, "--truncate"} }, want: "Restoring"},
+		{name: "backup restored (instance logs)", args: func() []string { return []string{"instance", "logs", id, "--lines", "20"} }, want: " done: ", again: true},
+		{name: "backup delete", args: func() []string { return []string{"backup", "delete", bid} }, want: "Deleted", again: true},
 		{name: "instance start", args: func() []string { return []string{"instance", "start", id} }, want: "ONLINE"},
 		{name: "instance restart json", args: func() []string { return []string{"instance", "restart", id, "-o", "json"} }, want: `"state": "ONLINE"`},
 		{name: "template push", args: func() []string { return []string{"template", "push", tplDir, "lobby/base"} }, want: "2 files"},
