@@ -20,6 +20,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"golang.org/x/sys/unix"
 )
 
 // Target keeps archives under keys ("<instance>/<backup>.tar.zst").
@@ -62,7 +63,7 @@ func (l Local) Put(ctx context.Context, key string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, r}, make([]byte, 1<<20))
+	_, err = io.CopyBuffer(&flushingWriter{f: f}, ctxReader{ctx, r}, make([]byte, 1<<20))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -77,6 +78,24 @@ func (l Local) Put(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	return nil
+}
+
+// flushingWriter starts the write-back of every 32 MiB written (without
+// waiting for it), so that the fsync at the end finds little left to do,
+// and the archive does not pile up in the page cache.
+type flushingWriter struct {
+	f       *os.File
+	n, sent int64
+}
+
+func (w *flushingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	if w.n-w.sent >= 32<<20 {
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.sent, w.n-w.sent, unix.SYNC_FILE_RANGE_WRITE)
+		w.sent = w.n
+	}
+	return n, err
 }
 
 // Open implements Target.

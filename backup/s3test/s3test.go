@@ -46,11 +46,11 @@ var (
 	buildErr  error
 )
 
-// weed returns the weed binary: $WEED, else one built from its module
+// Weed returns the weed binary: $WEED, else one built from its module
 // (.ci/build-weed) into the user's cache folder, once per machine.
-func weed(t testing.TB) string {
+func Weed() (string, error) {
 	if p := os.Getenv("WEED"); p != "" {
-		return p
+		return p, nil
 	}
 	buildOnce.Do(func() {
 		_, file, _, _ := goruntime.Caller(0)
@@ -84,10 +84,7 @@ func weed(t testing.TB) string {
 			buildErr = fmt.Errorf("build weed: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
+	return binary, buildErr
 }
 
 func isExec(p string) bool {
@@ -97,11 +94,11 @@ func isExec(p string) bool {
 
 // freePort returns a loopback port p with p+10000 free too (weed's gRPC
 // ports are its HTTP ports + 10000).
-func freePort(t testing.TB) int {
+func freePort() (int, error) {
 	for range 200 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		p := l.Addr().(*net.TCPAddr).Port
 		if p+10000 > 65535 {
@@ -114,32 +111,43 @@ func freePort(t testing.TB) int {
 			continue
 		}
 		l2.Close()
-		return p
+		return p, nil
 	}
-	t.Fatal("no free port pair")
-	return 0
+	return 0, fmt.Errorf("no free port pair")
 }
 
 // Start runs a weed mini for the test, with the bucket made, and stops it
 // at the test's end.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := weed(t)
-	dir := t.TempDir()
+	s, stop, err := StartIn(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return s
+}
+
+// StartIn runs a weed mini with its data in dir (the bucket made); stop
+// kills it.
+func StartIn(dir string) (srv *Server, stop func(), err error) {
+	bin, err := Weed()
+	if err != nil {
+		return nil, nil, err
+	}
 	conf := filepath.Join(dir, "s3.json")
 	if err := os.WriteFile(conf, []byte(`{"identities":[{"name":"universe","credentials":[{"accessKey":"`+AccessKey+`","secretKey":"`+SecretKey+`"}],"actions":["Admin","Read","Write","List","Tagging"]}]}`), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	data := filepath.Join(dir, "data")
 	_ = os.Mkdir(data, 0o700)
-	var s3 int
-	var cmd *exec.Cmd
-	var logf *os.File
 	for attempt := 0; ; attempt++ {
-		s3 = freePort(t)
-		ports := []int{s3}
+		ports := []int{}
 		for len(ports) < 6 {
-			p := freePort(t)
+			p, err := freePort()
+			if err != nil {
+				return nil, nil, err
+			}
 			ok := true
 			for _, q := range ports {
 				ok = ok && q != p
@@ -148,13 +156,12 @@ func Start(t testing.TB) *Server {
 				ports = append(ports, p)
 			}
 		}
-		var err error
-		logf, err = os.Create(filepath.Join(dir, "weed.log"))
+		logf, err := os.Create(filepath.Join(dir, "weed.log"))
 		if err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
-		cmd = exec.Command(bin, "mini", "-dir="+data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-			"-s3.config="+conf, "-s3.port="+strconv.Itoa(s3), "-master.port="+strconv.Itoa(ports[1]),
+		cmd := exec.Command(bin, "mini", "-dir="+data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+			"-s3.config="+conf, "-s3.port="+strconv.Itoa(ports[0]), "-master.port="+strconv.Itoa(ports[1]),
 			"-volume.port="+strconv.Itoa(ports[2]), "-filer.port="+strconv.Itoa(ports[3]),
 			"-admin.ui=false", "-admin.port="+strconv.Itoa(ports[4]), "-admin.port.legacy=0",
 			"-metricsPort="+strconv.Itoa(ports[5]), "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
@@ -163,25 +170,25 @@ func Start(t testing.TB) *Server {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		cmd.Env = append(os.Environ(), "HOME="+dir)
 		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+			logf.Close()
+			return nil, nil, err
 		}
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
-		t.Cleanup(func() {
+		stop := func() {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 			logf.Close()
-		})
-		if ready(s3, done, 90*time.Second) {
-			break
 		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if ready(ports[0], done, 90*time.Second) {
+			return &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(ports[0]), Dir: dir}, stop, nil
+		}
+		stop()
 		if attempt == 2 {
 			b, _ := os.ReadFile(filepath.Join(dir, "weed.log"))
-			t.Fatalf("weed did not serve S3 on :%d:\n%s", s3, tail(b, 4000))
+			return nil, nil, fmt.Errorf("weed did not serve S3 on :%d:\n%s", ports[0], tail(b, 4000))
 		}
 	}
-	return &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(s3), Dir: dir}
 }
 
 // ready waits for the bucket to exist, asked with the credentials.
@@ -231,9 +238,19 @@ type Faults struct {
 
 // NewFaults starts a fault proxy to endpoint for the test.
 func NewFaults(t testing.TB, endpoint string) *Faults {
-	u, err := url.Parse(endpoint)
+	f, stop, err := StartFaults(endpoint)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return f
+}
+
+// StartFaults starts a fault proxy to endpoint; stop ends it.
+func StartFaults(endpoint string) (*Faults, func(), error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, nil, err
 	}
 	f := &Faults{}
 	rp := httputil.NewSingleHostReverseProxy(u)
@@ -265,15 +282,14 @@ func NewFaults(t testing.TB, endpoint string) *Faults {
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() {
+	f.URL = "http://" + l.Addr().String()
+	return f, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-	})
-	f.URL = "http://" + l.Addr().String()
-	return f
+	}, nil
 }
