@@ -60,8 +60,19 @@ func readmeBlocks(t *testing.T, path string) []readmeBlock {
 			continue
 		}
 		if line == "```" {
-			cur = nil
+			// A command still open at the block's end (a quote left
+			// open, in a comment too) would swallow the blocks after it.
+			if pending != nil && cur.skip == "" {
+				t.Fatalf("README line %d: the command never ends (a quote left open?)", pending.line)
+			}
+			if cur.skip == "" && len(cur.commands) == 0 {
+				t.Fatalf("README line %d: a block without a command", cur.line)
+			}
+			cur, pending = nil, nil
 			continue
+		}
+		if cur.skip != "" {
+			continue // not run: not parsed
 		}
 		if pending != nil {
 			pending.text += "\n" + raw
