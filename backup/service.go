@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -70,6 +71,9 @@ type Service struct {
 	busy map[string]string // instance id: "backup" or "restore"
 	// reading: backups whose archives a restore reads (not deleted).
 	reading map[string]int
+	// written: bytes of the archive written so far, of the backups
+	// under way (their progress; not a record: it changes too often).
+	written map[string]*atomic.Int64
 }
 
 // DefaultWait is how long a backup waits for its configuration's
@@ -80,7 +84,7 @@ const DefaultWait = 60 * time.Second
 // under LocalTarget).
 func New(store Store, targets map[string]Target, log *slog.Logger, hooks Hooks) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{store: store, targets: targets, log: log, hooks: hooks, ctx: ctx, cancel: cancel, busy: map[string]string{}, reading: map[string]int{}}
+	return &Service{store: store, targets: targets, log: log, hooks: hooks, ctx: ctx, cancel: cancel, busy: map[string]string{}, reading: map[string]int{}, written: map[string]*atomic.Int64{}}
 }
 
 // Close cancels the backups and restores under way and waits for them
@@ -298,6 +302,15 @@ func (s *Service) archive(sub Subject, b *api.Backup, extra []string) (err error
 		return err
 	}
 	pr, pw := io.Pipe()
+	n := &atomic.Int64{}
+	s.mu.Lock()
+	s.written[b.ID] = n
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.written, b.ID)
+		s.mu.Unlock()
+	}()
 	var st Stats
 	var aerr error
 	done := make(chan struct{})
@@ -306,7 +319,7 @@ func (s *Service) archive(sub Subject, b *api.Backup, extra []string) (err error
 		st, aerr = Archive(s.ctx, sub.Dir, pw, ig)
 		pw.CloseWithError(aerr)
 	}()
-	perr := s.targets[b.Target].Put(s.ctx, Key(b.InstanceID, b.ID), pr)
+	perr := s.targets[b.Target].Put(s.ctx, Key(b.InstanceID, b.ID), &progressReader{pr, n})
 	pr.CloseWithError(errPutFailed) // the archive stops if the target did
 	<-done
 	if aerr != nil && !errors.Is(aerr, errPutFailed) {
@@ -317,6 +330,28 @@ func (s *Service) archive(sub Subject, b *api.Backup, extra []string) (err error
 	}
 	b.Files, b.Skipped, b.Changed, b.SizeBytes, b.SHA256 = st.Files, st.Skipped, st.Changed, st.Bytes, st.SHA256
 	return nil
+}
+
+type progressReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n.Add(int64(n))
+	return n, err
+}
+
+// Written is how many bytes of backup id's archive are written so far
+// (-1: it is not under way here).
+func (s *Service) Written(id string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.written[id]; ok {
+		return n.Load()
+	}
+	return -1
 }
 
 var errPutFailed = errors.New("the target stopped taking the archive")

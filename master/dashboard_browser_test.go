@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/master"
 )
 
@@ -351,6 +352,23 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("the uploaded file: %d", r.StatusCode)
 	}
 
+	// Backups tab: take one with a name; the tab follows it to COMPLETED
+	// (it reloads while one is under way); restore is offered only once
+	// the instance is stopped.
+	b.do(chromedp.Navigate(origin + "/ui/instances/" + id + "/backups"))
+	b.named("table", "Backups")
+	b.do(chromedp.SendKeys(chromedp.CSS(`input[aria-label="Name of the new backup"]`), "from the browser"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="New backup"] button`)))
+	b.waitJS(`document.querySelector('table[aria-label=Backups]').textContent.includes('COMPLETED') && !document.getElementById('backups').dataset.refresh`)
+	if !eval[bool](b, `document.querySelector('form[aria-label="Restore from the browser"] button').disabled`) {
+		t.Error("restore is offered while the instance runs")
+	}
+	b.named("link", "Download from the browser")
+	b.shot("backups-1280")
+	if list := decode[[]api.Backup](t, e.do("GET", "/api/instances/"+id+"/backups", e.admin, "")); len(list) != 1 || list[0].Name != "from the browser" || list[0].State != api.BackupCompleted {
+		t.Errorf("backups after the tab's button: %+v", list)
+	}
+
 	// Bulk stop of two instances, with a result per instance.
 	second := e.create("echo")
 	b.do(chromedp.Navigate(origin + "/ui/instances"))
@@ -402,7 +420,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The phone layout.
 	b.do(chromedp.EmulateViewport(390, 844))
-	for _, p := range []struct{ path, name string }{{"/ui/instances", "instances"}, {"/ui/instances/" + second.ID, "instance"}, {"/ui/nodes", "nodes"}} {
+	for _, p := range []struct{ path, name string }{{"/ui/instances", "instances"}, {"/ui/instances/" + second.ID, "instance"}, {"/ui/instances/" + id + "/backups", "backups"}, {"/ui/nodes", "nodes"}} {
 		b.do(chromedp.Navigate(origin + p.path))
 		b.shot(p.name + "-390")
 		// A short page does not stretch the header.

@@ -201,6 +201,8 @@ type instanceData struct {
 	CPUPoints, MemPoints string
 	FilesTab             bool
 	Files                *filesData
+	BackupsTab           bool
+	Backups              *backupsData
 }
 
 func (m *Master) instancePage(c *gin.Context) (*instance.Instance, *instanceData) {

@@ -471,6 +471,13 @@ function watchSession(retry = 500) {
   window.__universeSession = ws;
 }
 
+// ---- Backups: while one is under way the tab shows its progress anew
+// every few seconds ----
+{
+  const b = document.getElementById('backups');
+  if (b && b.dataset.refresh) setTimeout(() => location.reload(), Number(b.dataset.refresh) * 1000);
+}
+
 // Destructive buttons ask first (data-confirm holds the question).
 document.addEventListener('submit', ev => {
   const q = ev.submitter && ev.submitter.dataset.confirm;
