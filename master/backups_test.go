@@ -1,6 +1,8 @@
 package master_test
 
 import (
+	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -311,5 +313,31 @@ func TestBackupToS3(t *testing.T) {
 	}
 	if r := e.do("DELETE", "/api/backups/"+b.ID, e.admin, ""); r.StatusCode != 204 {
 		t.Errorf("delete: %d", r.StatusCode)
+	}
+}
+
+// A local target whose disk fills during the backup: FAILED saying so, the
+// partial archive removed, the instance's folder untouched.
+func TestBackupOnAFullDisk(t *testing.T) {
+	disk, _, _ := fullDisk(t, 4<<20)
+	e := newEnv(t, func(c *master.Config) { c.BackupDir = filepath.Join(disk, "backups") })
+	e.putConfig("s", map[string]any{"command": "exec sleep 60", "static": true, "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 21790, "max": 21799}})
+	in := e.create("s")
+	dir, _ := e.m.Instances().WorkDir(in.ID)
+	big := make([]byte, 8<<20)
+	_, _ = rand.Read(big) // incompressible: the archive is larger than the disk
+	if err := os.WriteFile(filepath.Join(dir, "region.mca"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := e.backup(in.ID, `{"name":"too big"}`)
+	if b.State != api.BackupFailed || !strings.Contains(b.Reason, "no space") || strings.Contains(b.Reason, disk) {
+		t.Fatalf("a backup on a full disk: %+v", b)
+	}
+	left, _ := filepath.Glob(filepath.Join(disk, "backups", in.ID, "*"))
+	if len(left) != 0 {
+		t.Errorf("left on the disk: %v", left)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "region.mca")); err != nil || !bytes.Equal(got, big) {
+		t.Error("the instance's file changed")
 	}
 }
