@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -156,7 +157,13 @@ const PartSize = 16 << 20
 // minio-go: multipart uploads of PartSize parts, each retried with backoff,
 // aborted on the server when the upload fails for good.
 type S3 struct {
-	client *minio.Client
+	client *minio.Client // reads, deletes, lists: minio-go's own retries
+	// upload sends the parts, once each (MaxRetries 1): Put retries
+	// them itself, each attempt with a reader of its own (minio-go seeks
+	// a part's reader back for a retry while the HTTP transport may still
+	// be reading it, a data race, when a server answers before the body
+	// is sent).
+	upload minio.Core
 	bucket string
 	prefix string
 }
@@ -199,18 +206,25 @@ func NewS3(c S3Config, baseDir string) (*S3, error) {
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 	}
-	cl, err := minio.New(u.Host, &minio.Options{
-		Creds:        credentials.NewStaticV4(ak, sk, ""),
-		Secure:       u.Scheme == "https",
-		Region:       c.Region,
-		BucketLookup: lookup,
-		Transport:    tr,
-		MaxRetries:   6,
-	})
+	opts := func(retries int) *minio.Options {
+		return &minio.Options{
+			Creds:        credentials.NewStaticV4(ak, sk, ""),
+			Secure:       u.Scheme == "https",
+			Region:       c.Region,
+			BucketLookup: lookup,
+			Transport:    tr,
+			MaxRetries:   retries,
+		}
+	}
+	cl, err := minio.New(u.Host, opts(6))
 	if err != nil {
 		return nil, fmt.Errorf("s3 client: %w", err)
 	}
-	return &S3{client: cl, bucket: c.Bucket, prefix: strings.Trim(c.Prefix, "/")}, nil
+	up, err := minio.New(u.Host, opts(1))
+	if err != nil {
+		return nil, fmt.Errorf("s3 client: %w", err)
+	}
+	return &S3{client: cl, upload: minio.Core{Client: up}, bucket: c.Bucket, prefix: strings.Trim(c.Prefix, "/")}, nil
 }
 
 // readSecret reads a credential file, refused unless it is a regular file
@@ -252,21 +266,98 @@ func (s *S3) key(key string) string {
 	return s.prefix + "/" + key
 }
 
-// Put implements Target.
-func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
-	_, err := s.client.PutObject(ctx, s.bucket, s.key(key), r, -1, minio.PutObjectOptions{
-		PartSize:    PartSize,
-		ContentType: "application/zstd",
-	})
-	if err != nil {
-		// minio-go aborts a failed multipart upload; ask again in case
-		// that abort was lost too.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_ = s.client.RemoveIncompleteUpload(actx, s.bucket, s.key(key))
+// Put implements Target: a multipart upload of PartSize parts read from
+// r one at a time, each part tried up to partAttempts times with backoff;
+// an upload that fails for good is aborted on the server.
+func (s *S3) Put(ctx context.Context, key string, r io.Reader) (err error) {
+	key = s.key(key)
+	var id string
+	if err := retry(ctx, func() (e error) {
+		id, e = s.upload.NewMultipartUpload(ctx, s.bucket, key, minio.PutObjectOptions{ContentType: "application/zstd"})
+		return e
+	}); err != nil {
+		return fmt.Errorf("upload to S3: %s", s3Reason(err))
+	}
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_ = retry(actx, func() error { return s.upload.AbortMultipartUpload(actx, s.bucket, key, id) })
+		}
+	}()
+	var parts []minio.CompletePart
+	buf := make([]byte, PartSize)
+	for n := 1; ; n++ {
+		size, rerr := io.ReadFull(r, buf)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			return rerr
+		}
+		if size == 0 && n > 1 {
+			break
+		}
+		tainted := false
+		perr := retry(ctx, func() error {
+			if tainted {
+				// An attempt that failed may still be read by its
+				// request: the next one gets a copy.
+				buf = append(make([]byte, 0, PartSize), buf[:size]...)[:PartSize]
+			}
+			p, e := s.upload.PutObjectPart(ctx, s.bucket, key, id, n, bytes.NewReader(buf[:size]), int64(size), minio.PutObjectPartOptions{})
+			if e != nil {
+				tainted = true
+				return e
+			}
+			parts = append(parts, minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag})
+			return nil
+		})
+		if perr != nil {
+			return fmt.Errorf("upload to S3: part %d: %s", n, s3Reason(perr))
+		}
+		if tainted {
+			buf = make([]byte, PartSize) // the failed attempts' buffer is theirs
+		}
+		if rerr != nil { // the last, short part
+			break
+		}
+	}
+	if err := retry(ctx, func() error {
+		_, e := s.upload.CompleteMultipartUpload(ctx, s.bucket, key, id, parts, minio.PutObjectOptions{})
+		return e
+	}); err != nil {
 		return fmt.Errorf("upload to S3: %s", s3Reason(err))
 	}
 	return nil
+}
+
+// partAttempts is how often a request of an upload is tried.
+const partAttempts = 6
+
+// retry calls f until it succeeds, partAttempts times at most, waiting
+// 250 ms, 500 ms, 1 s, ... (at most 4 s) between tries; an error S3 says
+// is the caller's (403, 404, 400) is not tried again.
+func retry(ctx context.Context, f func() error) error {
+	var err error
+	wait := 250 * time.Millisecond
+	for attempt := 0; attempt < partAttempts; attempt++ {
+		if err = f(); err == nil {
+			return nil
+		}
+		if st := minio.ToErrorResponse(err).StatusCode; st >= 400 && st < 500 && st != 408 && st != 429 {
+			return err
+		}
+		if attempt == partAttempts-1 {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
+	return err
 }
 
 // Open implements Target.
