@@ -43,6 +43,16 @@ type Stats struct {
 // ignore matches are left out. Files are opened only as regular files
 // inside dir (a link swapped in meanwhile is not followed out of it).
 func Archive(ctx context.Context, dir string, w io.Writer, ignore *Ignore) (Stats, error) {
+	return archive(ctx, dir, w, ignore, true)
+}
+
+// ArchiveTo is Archive without the digest and size (Stats.Bytes and
+// SHA256 left empty): for a caller that measures the stream itself.
+func ArchiveTo(ctx context.Context, dir string, w io.Writer, ignore *Ignore) (Stats, error) {
+	return archive(ctx, dir, w, ignore, false)
+}
+
+func archive(ctx context.Context, dir string, w io.Writer, ignore *Ignore, hash bool) (Stats, error) {
 	var st Stats
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -50,8 +60,12 @@ func Archive(ctx context.Context, dir string, w io.Writer, ignore *Ignore) (Stat
 	}
 	defer root.Close()
 
-	sum := newAsyncHash()
-	cw := &countingWriter{w: io.MultiWriter(w, sum)}
+	var sum *asyncHash
+	cw := &countingWriter{w: w}
+	if hash {
+		sum = newAsyncHash()
+		cw.w = io.MultiWriter(w, sum)
+	}
 	enc, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(2), zstd.WithWindowSize(1<<20))
 	if err != nil {
 		return st, fmt.Errorf("zstd: %w", err)
@@ -254,8 +268,12 @@ func (a *asyncHash) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Sum ends the hashing and returns the hex digest; call it once.
+// Sum ends the hashing and returns the hex digest; call it once (nil:
+// "").
 func (a *asyncHash) Sum() string {
+	if a == nil {
+		return ""
+	}
 	close(a.ch)
 	return <-a.done
 }

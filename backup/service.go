@@ -35,8 +35,16 @@ type Store interface {
 type Subject struct {
 	ID            string
 	Configuration string
-	Dir           string
 	Options       api.BackupOptions
+	// Archive writes the archive of the instance's folder to w, leaving
+	// out what ignore (and the folder's .universeignore) match: here
+	// (LocalArchive) or on the instance's node. The service measures
+	// the stream's size and digest itself.
+	Archive func(ctx context.Context, ignore []string, w io.Writer) (Stats, error)
+	// Restore puts the archive (SHA-256 sha) into the instance's folder,
+	// checked before anything is written, the instance stopped: here
+	// (LocalRestore) or on the instance's node.
+	Restore func(ctx context.Context, open Opener, sha string, truncate bool) (int, error)
 	// Running reports whether the instance's process runs (a restore
 	// needs it stopped).
 	Running func() bool
@@ -101,8 +109,9 @@ func (s *Service) HasTarget(name string) bool {
 }
 
 // Recover marks FAILED every backup left PENDING or RUNNING by a master
-// that stopped during it (nothing stays pending forever), and removes the
-// partial archives of the local target. It returns how many it failed.
+// that stopped during it, or lost its lead (nothing stays pending
+// forever), except those under way here, and removes the partial
+// archives of the local target. It returns how many it failed.
 func (s *Service) Recover() (int, error) {
 	all, err := s.store.Backups("")
 	if err != nil {
@@ -110,8 +119,8 @@ func (s *Service) Recover() (int, error) {
 	}
 	n := 0
 	for _, b := range all {
-		if b.State != api.BackupPending && b.State != api.BackupRunning {
-			continue
+		if b.State != api.BackupPending && b.State != api.BackupRunning || s.Busy(b.InstanceID) == "backup" {
+			continue // (or under way here)
 		}
 		b.State, b.Reason = api.BackupFailed, "the master stopped during the backup"
 		now := time.Now().UTC()
@@ -297,10 +306,6 @@ func (s *Service) archive(sub Subject, b *api.Backup, extra []string) (err error
 			}
 		}()
 	}
-	ig, err := NewIgnore(sub.Dir, opt.Ignore, extra)
-	if err != nil {
-		return err
-	}
 	pr, pw := io.Pipe()
 	n := &atomic.Int64{}
 	s.mu.Lock()
@@ -314,21 +319,26 @@ func (s *Service) archive(sub Subject, b *api.Backup, extra []string) (err error
 	var st Stats
 	var aerr error
 	done := make(chan struct{})
+	// The digest and size are what this master saw go to the target,
+	// whoever wrote the archive.
+	sum := newAsyncHash()
+	cw := &countingWriter{w: io.MultiWriter(pw, sum)}
 	go func() {
 		defer close(done)
-		st, aerr = Archive(s.ctx, sub.Dir, pw, ig)
+		st, aerr = sub.Archive(s.ctx, append(append([]string{}, opt.Ignore...), extra...), cw)
 		pw.CloseWithError(aerr)
 	}()
 	perr := s.targets[b.Target].Put(s.ctx, Key(b.InstanceID, b.ID), &progressReader{pr, n})
 	pr.CloseWithError(errPutFailed) // the archive stops if the target did
 	<-done
+	digest := sum.Sum()
 	if aerr != nil && !errors.Is(aerr, errPutFailed) {
 		return aerr
 	}
 	if perr != nil {
 		return perr
 	}
-	b.Files, b.Skipped, b.Changed, b.SizeBytes, b.SHA256 = st.Files, st.Skipped, st.Changed, st.Bytes, st.SHA256
+	b.Files, b.Skipped, b.Changed, b.SizeBytes, b.SHA256 = st.Files, st.Skipped, st.Changed, cw.n, digest
 	return nil
 }
 
@@ -482,12 +492,7 @@ func (s *Service) Restore(b api.Backup, sub Subject, truncate bool, by string) e
 		}
 		sub.System(fmt.Sprintf("restore of backup %q (%s, %s) started by %s", b.Name, b.ID, mode, by))
 		open := func(ctx context.Context) (io.ReadCloser, error) { return s.Open(ctx, b) }
-		n, err := Restore(s.ctx, open, b.SHA256, sub.Dir, RestoreOptions{Truncate: truncate, BeforeSwap: func() error {
-			if sub.Running() {
-				return universe.Errorf(universe.ECONFLICT, "the instance was started during the restore")
-			}
-			return nil
-		}})
+		n, err := sub.Restore(s.ctx, open, b.SHA256, truncate)
 		if err != nil {
 			sub.System(fmt.Sprintf("restore of backup %s FAILED, the folder is as it was: %s", b.ID, reasonOf(err, s.ctx)))
 		} else {
@@ -498,6 +503,30 @@ func (s *Service) Restore(b api.Backup, sub Subject, truncate bool, by string) e
 		}
 	}()
 	return nil
+}
+
+// LocalArchive is Subject.Archive for a folder on this machine.
+func LocalArchive(dir string) func(ctx context.Context, ignore []string, w io.Writer) (Stats, error) {
+	return func(ctx context.Context, ignore []string, w io.Writer) (Stats, error) {
+		ig, err := NewIgnore(dir, ignore)
+		if err != nil {
+			return Stats{}, err
+		}
+		return ArchiveTo(ctx, dir, w, ig)
+	}
+}
+
+// LocalRestore is Subject.Restore for a folder on this machine; running
+// says whether its instance runs (checked again before the swap).
+func LocalRestore(dir string, running func() bool) func(ctx context.Context, open Opener, sha string, truncate bool) (int, error) {
+	return func(ctx context.Context, open Opener, sha string, truncate bool) (int, error) {
+		return Restore(ctx, open, sha, dir, RestoreOptions{Truncate: truncate, BeforeSwap: func() error {
+			if running() {
+				return universe.Errorf(universe.ECONFLICT, "the instance was started during the restore")
+			}
+			return nil
+		}})
+	}
 }
 
 // reasonOf is an error as a record's reason: what went wrong, without

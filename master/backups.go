@@ -50,8 +50,8 @@ func (m *Master) openBackups() error {
 	})
 	if !m.cfg.HA.Enabled() {
 		// Alone, this master ran every backup of its records: those left
-		// under way stopped with it. (In a cluster, backups run where
-		// the instances are.)
+		// under way stopped with it. (In a cluster, the leader runs them,
+		// and a new leader does this: onLeader.)
 		n, err := m.backups.Recover()
 		if err != nil {
 			return err
@@ -105,21 +105,37 @@ func (m *Master) backupSubject(id string) (backup.Subject, error) {
 		return backup.Subject{}, err
 	}
 	info := in.Info()
-	if !m.instances.Local(info) {
-		return backup.Subject{}, universe.Errorf(universe.EUNAVAILABLE, "instance %s runs on node %s: backups are taken of instances on the master's machine in this release", id, info.WrapperNodeID)
-	}
-	dir, err := m.instances.WorkDir(id)
-	if err != nil {
-		return backup.Subject{}, err
-	}
 	sub := backup.Subject{
-		ID: id, Configuration: info.ConfigurationName, Dir: dir,
+		ID: id, Configuration: info.ConfigurationName,
 		Running: in.Running,
 		Execute: in.Execute,
 		System:  in.Log().System,
 		WatchLine: func(text string) (<-chan struct{}, func()) {
 			return watchLine(in.Log(), text)
 		},
+	}
+	if m.instances.Local(info) {
+		dir, err := m.instances.WorkDir(id)
+		if err != nil {
+			return backup.Subject{}, err
+		}
+		sub.Archive, sub.Restore = backup.LocalArchive(dir), backup.LocalRestore(dir, in.Running)
+	} else {
+		// On an agent node: archived and restored there, the archive
+		// carried over the node's connection.
+		nb := m.hub.Backups(info.WrapperNodeID, id)
+		sub.Archive = func(ctx context.Context, ignore []string, w io.Writer) (backup.Stats, error) {
+			files, skipped, changed, err := nb.Archive(ctx, ignore, w)
+			return backup.Stats{Files: files, Skipped: skipped, Changed: changed}, err
+		}
+		sub.Restore = func(ctx context.Context, open backup.Opener, sha string, truncate bool) (int, error) {
+			rc, err := open(ctx)
+			if err != nil {
+				return 0, err
+			}
+			defer rc.Close()
+			return nb.Restore(ctx, rc, sha, truncate)
+		}
 	}
 	if cfg, err := m.db.GetConfiguration(info.ConfigurationName); err == nil && cfg.Backup != nil {
 		sub.Options = *cfg.Backup

@@ -388,6 +388,12 @@ func (m *Master) onLeader(leader bool) {
 			m.log.Warn("purge dashboard sessions", "err", err)
 		}
 		m.purgeLoginKeys("")
+		// Backups the previous leader was taking are lost with it.
+		if n, err := m.backups.Recover(); err != nil {
+			m.log.Warn("backups under way under the previous leader", "err", err)
+		} else if n > 0 {
+			m.log.Warn("backups under way under the previous leader are FAILED", "count", n)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 // inst.log batches. Its supervisors outlive the agent: a new agent adopts
 // them (same pids) from <data>/instances/<id>.
 type runner struct {
+	backups    backupSessions
 	nc         *nats.Conn
 	node, dir  string
 	log        *slog.Logger
@@ -122,6 +123,7 @@ func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.L
 		"inst.start": r.handleStart, "inst.attach": r.handleAttach, "inst.stdin": r.handleStdin,
 		"inst.signal": r.handleSignal, "inst.system": r.handleSystem, "inst.expect": r.handleExpect,
 		"inst.files": r.handleFiles, "inst.stats": r.handleStats, "inst.pprof": r.handlePprof,
+		"inst.backup": r.handleBackup,
 	} {
 		h := h
 		fenced := func(m *nats.Msg) {

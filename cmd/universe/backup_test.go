@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,4 +56,77 @@ func TestBackupMasterKilledMidway(t *testing.T) {
 	waitFor(t, "the second backup", 30*time.Second, func() bool {
 		return jsonReq[api.Backup](t, "GET", m2.base+"/api/backups/"+b2.ID, admin, "", 200).State == api.BackupCompleted
 	})
+}
+
+// A backup of an instance on an agent node (a real agent process): archived
+// on the node, carried to the master's target over the node connection,
+// its digest the master's own; the save commands go to the remote process;
+// restored on the node from the master's target once the instance is
+// stopped; a restore while it runs is 409.
+func TestBackupOfAnInstanceOnAnAgent(t *testing.T) {
+	c := newCluster(t)
+	base, admin := c.m.base, c.admin
+	n := jsonReq[api.NodeCreated](t, "POST", base+"/api/cluster/nodes", admin, `{"name":"edge-b"}`, 201)
+	agentDir := t.TempDir()
+	startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + n.Key}, "--master", "nats://127.0.0.1:"+strconv.Itoa(c.nodePort), "--data", agentDir)
+	waitFor(t, "edge-b online", 30*time.Second, func() bool {
+		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-b", admin, "", 200).State == api.NodeOnline
+	})
+	server := `echo "$$" > pid; while read l; do echo "got $l"; if [ "$l" = save-all ]; then echo "Saved the game"; fi; done`
+	cfg, _ := json.Marshal(api.Configuration{Command: server, Nodes: []string{"edge-b"}, AvailablePorts: api.Ports{Min: 21970, Max: 21971}, StopTimeoutSeconds: 2,
+		Backup: &api.BackupOptions{Before: []string{"save-all"}, After: []string{"save-on"}, WaitForLine: "Saved the game", WaitSeconds: 20}})
+	jsonReq[any](t, "PUT", base+"/api/configurations/edgeworld", admin, string(cfg), 204)
+	info := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"edgeworld"}`, 201)
+	if info.ProcessPid != nil {
+		pid := int(*info.ProcessPid)
+		t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	}
+	work := filepath.Join(agentDir, "running", info.ID)
+	world := make([]byte, 3<<20) // more than a chunk, not a whole number of chunks
+	for i := range world {
+		world[i] = byte(i * 7 % 251)
+	}
+	_ = os.MkdirAll(filepath.Join(work, "world"), 0o755)
+	if err := os.WriteFile(filepath.Join(work, "world", "level.dat"), world, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := jsonReq[api.Backup](t, "POST", base+"/api/instances/"+info.ID+"/backups", admin, `{"name":"edge"}`, 202)
+	waitFor(t, "the backup", 60*time.Second, func() bool {
+		b = jsonReq[api.Backup](t, "GET", base+"/api/backups/"+b.ID, admin, "", 200)
+		return b.State == api.BackupCompleted || b.State == api.BackupFailed
+	})
+	if b.State != api.BackupCompleted || b.WaitTimedOut || b.Files < 3 {
+		t.Fatalf("the backup: %+v", b)
+	}
+	arch, err := os.ReadFile(filepath.Join(c.dir, "backups", info.ID, b.ID+".tar.zst"))
+	if err != nil {
+		t.Fatalf("the archive is not in the master's folder: %v", err)
+	}
+	if sum := sha256.Sum256(arch); hex.EncodeToString(sum[:]) != b.SHA256 || int64(len(arch)) != b.SizeBytes {
+		t.Fatal("the record's digest is not that of the archive the master holds")
+	}
+	jsonReq[any](t, "POST", base+"/api/backups/"+b.ID+"/restore", admin, `{}`, 409) // it runs
+	jsonReq[any](t, "PATCH", base+"/api/instances/"+info.ID+"/lifecycle?target=stop", admin, "", 202)
+	waitFor(t, "the instance to stop", 30*time.Second, func() bool {
+		return jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200).State == "STOPPED"
+	})
+	_ = os.WriteFile(filepath.Join(work, "world", "level.dat"), []byte("griefed"), 0o644)
+	_ = os.WriteFile(filepath.Join(work, "extra"), []byte("x"), 0o644)
+	jsonReq[any](t, "POST", base+"/api/backups/"+b.ID+"/restore", admin, `{"truncate":true}`, 202)
+	waitFor(t, "the restore", 60*time.Second, func() bool {
+		got, _ := os.ReadFile(filepath.Join(work, "world", "level.dat"))
+		return bytes.Equal(got, world)
+	})
+	if _, err := os.Stat(filepath.Join(work, "extra")); err == nil {
+		t.Error("a truncating restore left a file the backup lacks")
+	}
+	resp, logs := request(t, "GET", base+"/api/instances/"+info.ID+"/logs?lines=200", admin, "")
+	for _, want := range []string{"got save-all", "got save-on", "restore of backup " + b.ID + " done"} {
+		if resp.StatusCode != 200 || !strings.Contains(string(logs), want) {
+			t.Errorf("the log lacks %q", want)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(agentDir, "restores", "*")); len(left) != 0 {
+		t.Errorf("the node kept the restore's archive: %v", left)
+	}
 }

@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/backup"
+	"github.com/universe-orchestrator/universe/cluster"
+)
+
+// Backups of this node's instances: an archive is written here into a pipe
+// the master reads a chunk at a time (never a copy on disk); a restore's
+// archive arrives in chunks into <data>/restores, is checked and unpacked
+// here (backup.Restore), and removed.
+
+var sessionRE = regexp.MustCompile(`^[a-f0-9]{16,64}$`)
+
+// sessionIdle ends an archive the master stopped reading.
+const sessionIdle = 2 * time.Minute
+
+type archiveSession struct {
+	pr     *io.PipeReader
+	cancel context.CancelFunc
+	done   chan struct{}
+	stats  backup.Stats
+	err    error
+	timer  *time.Timer
+}
+
+type backupSessions struct {
+	mu sync.Mutex
+	m  map[string]*archiveSession
+}
+
+func backupReply(m *nats.Msg, rep cluster.BackupReply, err error) {
+	if err != nil {
+		rep = cluster.BackupReply{Error: universe.ErrorMessage(err), Code: universe.ErrorCode(err)}
+	}
+	b, _ := json.Marshal(rep)
+	_ = m.Respond(b)
+}
+
+// handleBackup serves the master's backup operations (cluster/backups.go).
+func (r *runner) handleBackup(m *nats.Msg) {
+	var req cluster.BackupRequest
+	if json.Unmarshal(m.Data, &req) != nil || !idRE.MatchString(req.Instance) || !sessionRE.MatchString(req.Session) {
+		backupReply(m, cluster.BackupReply{}, universe.Errorf(universe.EINVALID, "bad backup request"))
+		return
+	}
+	r.mu.Lock()
+	_, running := r.runs[req.Instance]
+	r.mu.Unlock()
+	dir := r.workDir(req.Instance)
+	switch req.Op {
+	case cluster.BackupStart:
+		if _, err := os.Stat(dir); err != nil {
+			backupReply(m, cluster.BackupReply{}, universe.Errorf(universe.ENOTFOUND, "no folder of instance %s on this node", req.Instance))
+			return
+		}
+		backupReply(m, cluster.BackupReply{}, r.startArchive(req, dir))
+	case cluster.BackupRead:
+		// Reading may wait for the archive: apart from the subscription's
+		// goroutine, so that other orders are not held up.
+		go r.readArchive(m, req.Session)
+	case cluster.BackupAbort:
+		r.endArchive(req.Session)
+		backupReply(m, cluster.BackupReply{}, nil)
+	case cluster.RestoreWrite:
+		backupReply(m, cluster.BackupReply{}, r.restoreChunk(req))
+	case cluster.RestoreRun:
+		if running {
+			backupReply(m, cluster.BackupReply{}, universe.Errorf(universe.ECONFLICT, "instance %s is running: stop it before a restore", req.Instance))
+			return
+		}
+		go func() {
+			n, err := r.runRestore(req, dir)
+			backupReply(m, cluster.BackupReply{Files: n}, err)
+		}()
+	default:
+		backupReply(m, cluster.BackupReply{}, universe.Errorf(universe.EINVALID, "unknown backup operation %q", req.Op))
+	}
+}
+
+func (r *runner) startArchive(req cluster.BackupRequest, dir string) error {
+	ig, err := backup.NewIgnore(dir, req.Ignore)
+	if err != nil {
+		return universe.Errorf(universe.EINVALID, "%s", err)
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	pr, pw := io.Pipe()
+	s := &archiveSession{pr: pr, cancel: cancel, done: make(chan struct{})}
+	r.backups.mu.Lock()
+	if r.backups.m == nil {
+		r.backups.m = map[string]*archiveSession{}
+	}
+	if _, dup := r.backups.m[req.Session]; dup {
+		r.backups.mu.Unlock()
+		cancel()
+		return universe.Errorf(universe.ECONFLICT, "session %s exists", req.Session)
+	}
+	r.backups.m[req.Session] = s
+	s.timer = time.AfterFunc(sessionIdle, func() { r.endArchive(req.Session) })
+	r.backups.mu.Unlock()
+	go func() {
+		defer close(s.done)
+		s.stats, s.err = backup.ArchiveTo(ctx, dir, pw, ig)
+		pw.CloseWithError(s.err)
+	}()
+	return nil
+}
+
+func (r *runner) readArchive(m *nats.Msg, id string) {
+	r.backups.mu.Lock()
+	s := r.backups.m[id]
+	r.backups.mu.Unlock()
+	if s == nil {
+		backupReply(m, cluster.BackupReply{}, universe.Errorf(universe.ENOTFOUND, "no archive session %s (it ended)", id))
+		return
+	}
+	s.timer.Reset(sessionIdle)
+	buf := make([]byte, cluster.FileChunk)
+	n, err := io.ReadFull(s.pr, buf)
+	switch {
+	case err == nil:
+		backupReply(m, cluster.BackupReply{Data: buf[:n]}, nil)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		<-s.done
+		r.endArchive(id)
+		backupReply(m, cluster.BackupReply{Data: buf[:n], EOF: true, Files: s.stats.Files, Skipped: s.stats.Skipped, Changed: s.stats.Changed}, nil)
+	default:
+		r.endArchive(id)
+		backupReply(m, cluster.BackupReply{}, universe.Errorf(universe.EUNAVAILABLE, "archive: %s", err))
+	}
+}
+
+func (r *runner) endArchive(id string) {
+	r.backups.mu.Lock()
+	s := r.backups.m[id]
+	delete(r.backups.m, id)
+	r.backups.mu.Unlock()
+	if s != nil {
+		s.timer.Stop()
+		s.cancel()
+		_ = s.pr.CloseWithError(errors.New("the session ended"))
+	}
+}
+
+func (r *runner) restoreFile(session string) string {
+	return filepath.Join(r.dir, "restores", session+".tar.zst")
+}
+
+// restoreChunk appends one chunk at its offset (in order only).
+func (r *runner) restoreChunk(req cluster.BackupRequest) error {
+	if len(req.Data) > cluster.FileChunk {
+		return universe.Errorf(universe.ETOOLARGE, "chunk over %d bytes", cluster.FileChunk)
+	}
+	p := r.restoreFile(req.Session)
+	if req.Offset == 0 {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		sweepRestores(filepath.Dir(p))
+	}
+	flags := os.O_WRONLY | os.O_APPEND
+	if req.Offset == 0 {
+		flags |= os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(p, flags, 0o600)
+	if err != nil {
+		return universe.Errorf(universe.ENOTFOUND, "restore session %s: %s", req.Session, universe.ErrorMessage(err))
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() != req.Offset {
+		return universe.Errorf(universe.ECONFLICT, "restore session %s: a chunk out of order", req.Session)
+	}
+	_, err = f.Write(req.Data)
+	return err
+}
+
+// sweepRestores removes archives of restores left over an hour ago.
+func sweepRestores(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+func (r *runner) runRestore(req cluster.BackupRequest, dir string) (int, error) {
+	p := r.restoreFile(req.Session)
+	defer os.Remove(p)
+	open := func(context.Context) (io.ReadCloser, error) {
+		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, universe.Errorf(universe.ENOTFOUND, "restore session %s: no archive", req.Session)
+		}
+		return f, err
+	}
+	n, err := backup.Restore(r.ctx, open, req.SHA256, dir, backup.RestoreOptions{Truncate: req.Truncate, BeforeSwap: func() error {
+		r.mu.Lock()
+		_, running := r.runs[req.Instance]
+		r.mu.Unlock()
+		if running {
+			return universe.Errorf(universe.ECONFLICT, "the instance was started during the restore")
+		}
+		return nil
+	}})
+	var ue *universe.Error
+	switch {
+	case err == nil, errors.As(err, &ue):
+	case errors.Is(err, backup.ErrChecksum):
+		err = universe.Errorf(universe.ECONFLICT, "%s", backup.ErrChecksum.Error())
+	default:
+		err = universe.Errorf(universe.EUNAVAILABLE, "%s", err)
+	}
+	return n, err
+}

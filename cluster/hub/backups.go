@@ -1,0 +1,119 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"time"
+
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/cluster"
+)
+
+// backupChunkTimeout bounds the wait for one chunk of an archive (the node
+// may be reading a large file before it has one).
+const backupChunkTimeout = time.Minute
+
+// restoreRunTimeout bounds a restore on a node once its archive is there.
+const restoreRunTimeout = 2 * time.Hour
+
+// NodeBackups archives and restores one instance's folder on its node.
+type NodeBackups struct {
+	h        *Hub
+	node, id string
+}
+
+// Backups returns the backups of instance id on node.
+func (h *Hub) Backups(node, id string) NodeBackups { return NodeBackups{h: h, node: node, id: id} }
+
+func (b NodeBackups) do(ctx context.Context, req cluster.BackupRequest, timeout time.Duration) (cluster.BackupReply, error) {
+	var rep cluster.BackupReply
+	nc := b.h.conn()
+	if nc == nil {
+		return rep, universe.Errorf(universe.EUNAVAILABLE, "no node is connected")
+	}
+	req.Instance = b.id
+	data, _ := json.Marshal(req)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	m, err := nc.RequestMsgWithContext(ctx, b.h.order(cluster.To(b.node, "inst.backup"), data))
+	if err != nil {
+		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s does not answer (%v)", b.node, err)
+	}
+	if json.Unmarshal(m.Data, &rep) != nil {
+		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s answered nonsense", b.node)
+	}
+	if rep.Error != "" {
+		code := rep.Code
+		if code == "" {
+			code = universe.EINTERNAL
+		}
+		return rep, universe.Errorf(code, "%s", rep.Error)
+	}
+	return rep, nil
+}
+
+func session() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Archive has the node archive the instance's folder and copies the
+// archive to w a chunk at a time; it returns the node's counts.
+func (b NodeBackups) Archive(ctx context.Context, ignore []string, w io.Writer) (files, skipped, changed int, err error) {
+	s := session()
+	if _, err := b.do(ctx, cluster.BackupRequest{Op: cluster.BackupStart, Session: s, Ignore: ignore}, filesTimeout); err != nil {
+		return 0, 0, 0, err
+	}
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_, _ = b.do(actx, cluster.BackupRequest{Op: cluster.BackupAbort, Session: s}, 5*time.Second)
+			cancel()
+		}
+	}()
+	for {
+		rep, err := b.do(ctx, cluster.BackupRequest{Op: cluster.BackupRead, Session: s}, backupChunkTimeout)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if len(rep.Data) > cluster.FileChunk {
+			return 0, 0, 0, universe.Errorf(universe.EUNAVAILABLE, "node %s sent a chunk over the limit", b.node)
+		}
+		if _, err := w.Write(rep.Data); err != nil {
+			return 0, 0, 0, err
+		}
+		if rep.EOF {
+			return rep.Files, rep.Skipped, rep.Changed, nil
+		}
+	}
+}
+
+// Restore sends the archive r to the node, which checks it against sha and
+// restores it into the instance's folder (the instance stopped); it
+// returns the entries restored.
+func (b NodeBackups) Restore(ctx context.Context, r io.Reader, sha string, truncate bool) (int, error) {
+	s := session()
+	buf := make([]byte, cluster.FileChunk)
+	var off int64
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			if _, err := b.do(ctx, cluster.BackupRequest{Op: cluster.RestoreWrite, Session: s, Offset: off, Data: buf[:n]}, filesTimeout); err != nil {
+				return 0, err
+			}
+			off += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return 0, rerr
+		}
+	}
+	rep, err := b.do(ctx, cluster.BackupRequest{Op: cluster.RestoreRun, Session: s, SHA256: sha, Truncate: truncate}, restoreRunTimeout)
+	return rep.Files, err
+}
