@@ -370,6 +370,7 @@ func (m *Master) nodesChanged() {
 // predecessors committed), the nodes' resyncs.
 func (m *Master) onLeader(leader bool) {
 	if !leader {
+		m.stopScheduler()
 		m.hub.SetLeader(false)
 		m.instances.SetLeader(false)
 		return
@@ -388,6 +389,7 @@ func (m *Master) onLeader(leader bool) {
 			m.log.Warn("purge dashboard sessions", "err", err)
 		}
 		m.purgeLoginKeys("")
+		m.startScheduler()
 		// Backups the previous leader was taking are lost with it.
 		if n, err := m.backups.Recover(); err != nil {
 			m.log.Warn("backups under way under the previous leader", "err", err)

@@ -70,6 +70,7 @@ type Master struct {
 	instances   *instance.Manager
 	hub         *hub.Hub // agent nodes
 	backups     *backup.Service
+	sched       *scheduler
 	uploads     map[string]bool  // routes whose body limit is MaxUploadBytes (and may take longer)
 	bodyLimits  map[string]int64 // routes with a body limit of their own
 	metrics     *metrics
@@ -275,6 +276,7 @@ func New(cfg Config) (*Master, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	m.newScheduler()
 	m.commands = console.NewRegistry()
 	if err := m.commands.Register(
 		console.HelpCommand(m.commands),
@@ -426,6 +428,9 @@ func (m *Master) Open() error {
 		defer m.wg.Done()
 		m.stats.Run(m.ctx)
 	}()
+	if !m.cfg.HA.Enabled() {
+		m.startScheduler() // in a cluster, the leader runs it (onLeader)
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -490,6 +495,7 @@ func (m *Master) Close() error {
 			cancel()
 		}
 		waitTimeout(&m.wsWG, m.cfg.ShutdownTimeout)
+		m.stopScheduler()
 		m.wg.Wait()
 		m.backups.Close() // a backup cut short is FAILED ("the master stopped")
 		// Instances stop gracefully, each within its stop timeout. Their

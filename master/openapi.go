@@ -164,6 +164,15 @@ func operations() []operation {
 		{method: "POST", path: "/api/backups/{backup}/unlock", summary: "Unlock a backup", access: accessAll, params: []param{pathBackup}, status: 200, resp: api.Backup{}},
 		{method: "POST", path: "/api/backups/{backup}/restore", also: []int{409, 503}, summary: "Restore a backup into its instance, which must be stopped (409 otherwise): checked against its SHA-256, unpacked beside the folder and swapped in; 202, the instance's log says when it is done", access: accessAll, params: []param{pathBackup}, body: api.RestoreRequest{}, status: 202, resp: api.Backup{}},
 
+		{method: "POST", path: "/api/schedules", also: []int{404}, summary: "Create a schedule: a cron expression in a time zone and a chain of tasks, on an instance or a configuration's instances; each firing runs once", access: accessAll, body: api.Schedule{}, status: 201, resp: api.Schedule{}},
+		{method: "GET", path: "/api/schedules", summary: "Schedules, with their next run", access: accessAll, status: 200, resp: []api.Schedule{},
+			params: []param{{name: "instanceId", in: "query", desc: "only this instance's", kind: "string"}, {name: "configuration", in: "query", desc: "only this configuration's", kind: "string"}}},
+		{method: "GET", path: "/api/schedules/{schedule}", summary: "One schedule", access: accessAll, params: []param{pathSchedule}, status: 200, resp: api.Schedule{}},
+		{method: "PUT", path: "/api/schedules/{schedule}", also: []int{404}, summary: "Replace a schedule's fields", access: accessAll, params: []param{pathSchedule}, body: api.Schedule{}, status: 200, resp: api.Schedule{}},
+		{method: "DELETE", path: "/api/schedules/{schedule}", summary: "Delete a schedule and its runs", access: accessAll, params: []param{pathSchedule}, status: 204},
+		{method: "POST", path: "/api/schedules/{schedule}/run", also: []int{409}, summary: "Run a schedule now (409 while a run is under way)", access: accessAll, params: []param{pathSchedule}, status: 202, resp: api.ScheduleRun{}},
+		{method: "GET", path: "/api/schedules/{schedule}/runs", summary: "A schedule's last 50 runs, newest first, each task's outcome", access: accessAll, params: []param{pathSchedule}, status: 200, resp: []api.ScheduleRun{}},
+
 		{method: "GET", path: "/api/cluster/nodes", summary: "Every node: the master's own first, then the agents", access: accessAll, status: 200, resp: []api.ClusterNode{}},
 		{method: "POST", path: "/api/cluster/nodes", also: []int{409}, summary: "Register an agent node: its credential and join command, shown once", access: accessAll, body: api.NodeCreateRequest{}, status: 201, resp: api.NodeCreated{}},
 		{method: "GET", path: "/api/cluster/nodes/{name}", summary: "One node, with the ids of its instances", access: accessAll, params: []param{pathNode}, status: 200, resp: api.ClusterNode{}},
@@ -172,6 +181,8 @@ func operations() []operation {
 			params: []param{pathNode, {name: "forget", in: "query", desc: "true: revoke and remove the node", kind: "boolean"}}, status: 204},
 	}
 }
+
+var pathSchedule = param{name: "schedule", in: "path", desc: "schedule id", kind: "string", required: true}
 
 var pathBackup = param{name: "backup", in: "path", desc: "backup id", kind: "string", required: true}
 

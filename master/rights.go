@@ -84,6 +84,13 @@ var routeRules = map[string]rule{
 	"POST /api/backups/:backup/lock":                 {"backup.delete", onBackup}, // a lock keeps it from deletion
 	"POST /api/backups/:backup/unlock":               {"backup.delete", onBackup},
 	"POST /api/backups/:backup/restore":              {"backup.restore", onBackup},
+	"POST /api/schedules":                            {on: adminOnly}, // members: with schedules' own rows, later
+	"GET /api/schedules":                             {on: adminOnly},
+	"GET /api/schedules/:schedule":                   {on: adminOnly},
+	"PUT /api/schedules/:schedule":                   {on: adminOnly},
+	"DELETE /api/schedules/:schedule":                {on: adminOnly},
+	"POST /api/schedules/:schedule/run":              {on: adminOnly},
+	"GET /api/schedules/:schedule/runs":              {on: adminOnly},
 	"GET /api/cluster/nodes":                         {on: adminOnly},
 	"POST /api/cluster/nodes":                        {on: adminOnly},
 	"GET /api/cluster/nodes/:name":                   {on: adminOnly},

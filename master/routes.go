@@ -119,6 +119,14 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.POST("/backups/:backup/unlock", m.handleBackupUnlock)
 	admin.POST("/backups/:backup/restore", m.handleBackupRestore)
 
+	admin.POST("/schedules", m.handleScheduleCreate)
+	admin.GET("/schedules", m.handleScheduleList)
+	admin.GET("/schedules/:schedule", m.handleScheduleGet)
+	admin.PUT("/schedules/:schedule", m.handleSchedulePut)
+	admin.DELETE("/schedules/:schedule", m.handleScheduleDelete)
+	admin.POST("/schedules/:schedule/run", m.handleScheduleRun)
+	admin.GET("/schedules/:schedule/runs", m.handleScheduleRuns)
+
 	admin.GET("/cluster/nodes", m.handleNodeList)
 	admin.POST("/cluster/nodes", m.handleNodeCreate)
 	admin.GET("/cluster/nodes/:name", m.handleNodeGet)

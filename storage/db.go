@@ -29,7 +29,9 @@ var (
 	bucketUsers          = []byte("users")          // name -> JSON users.User
 	bucketGrants         = []byte("grants")         // grant id -> JSON users.Grant
 	bucketBackups        = []byte("backups")        // backup id -> JSON api.Backup
-	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes, bucketSessions, bucketUsers, bucketGrants, bucketBackups}
+	bucketSchedules      = []byte("schedules")      // schedule id -> JSON api.Schedule
+	bucketRuns           = []byte("schedule_runs")  // "<schedule>/<fire time ns, 20 digits>/<run id>" -> JSON api.ScheduleRun
+	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes, bucketSessions, bucketUsers, bucketGrants, bucketBackups, bucketSchedules, bucketRuns}
 	defaultOpenTimeout   = 2 * time.Second
 )
 

@@ -54,6 +54,9 @@ type Command struct {
 	Grant *users.Grant `json:"grant,omitempty"`
 	// Backup: backup.put (backup.delete names it by ID).
 	Backup *api.Backup `json:"backup,omitempty"`
+	// Schedule and Run: schedules and their runs.
+	Schedule *api.Schedule    `json:"schedule,omitempty"`
+	Run      *api.ScheduleRun `json:"run,omitempty"`
 	// Step: user.factor, a TOTP code's time step (ID: a recovery code's
 	// hash instead).
 	Step uint64 `json:"step,omitempty"`
@@ -89,11 +92,15 @@ const (
 	OpUserFactor      = "user.factor"
 	OpBackupPut       = "backup.put"
 	OpBackupDelete    = "backup.delete"
+	OpSchedulePut     = "schedule.put"
+	OpScheduleDelete  = "schedule.delete"
+	OpRunCreate       = "run.create"
+	OpRunPut          = "run.put"
 )
 
 // replicatedBuckets are written only through commands in a cluster, and
 // make up its snapshots.
-var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions, bucketNodes, bucketInstances, bucketUsers, bucketGrants, bucketBackups}
+var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions, bucketNodes, bucketInstances, bucketUsers, bucketGrants, bucketBackups, bucketSchedules, bucketRuns}
 
 // SetReplicator makes every write of replicated state a command through r
 // (set before the database is shared); nil: writes are local.
@@ -281,6 +288,21 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 		return putJSON(tx.Bucket(bucketBackups), cmd.Backup.ID, *cmd.Backup)
 	case OpBackupDelete:
 		return tx.Bucket(bucketBackups).Delete([]byte(cmd.ID))
+	case OpSchedulePut:
+		if cmd.Schedule == nil {
+			return fmt.Errorf("%w: schedule.put without a schedule", errBadCommand)
+		}
+		return putJSON(tx.Bucket(bucketSchedules), cmd.Schedule.ID, *cmd.Schedule)
+	case OpScheduleDelete:
+		return deleteScheduleTx(tx, cmd.ID)
+	case OpRunCreate, OpRunPut:
+		if cmd.Run == nil {
+			return fmt.Errorf("%w: %s without a run", errBadCommand, cmd.Op)
+		}
+		if cmd.Op == OpRunCreate {
+			return createRunTx(tx, *cmd.Run)
+		}
+		return putRunTx(tx, *cmd.Run)
 	}
 	return fmt.Errorf("%w: unknown command %q", errBadCommand, cmd.Op)
 }

@@ -1,0 +1,296 @@
+package master
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance"
+	"github.com/universe-orchestrator/universe/schedule"
+)
+
+// scheduler runs the schedules' Runner while this master leads (alone: from
+// Open to Close).
+type scheduler struct {
+	runner *schedule.Runner
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (m *Master) newScheduler() {
+	runs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "universe_schedule_runs_total",
+		Help: "Schedule runs, by outcome (started, ok, failed, skipped).",
+	}, []string{"outcome"})
+	late := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "universe_schedule_lateness_seconds",
+		Help:    "How long after its fire time a schedule's run started.",
+		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 60},
+	})
+	m.metrics.reg.MustRegister(runs, late)
+	m.sched = &scheduler{runner: schedule.NewRunner(m.db, scheduleActions{m}, m.log, schedule.Hooks{
+		Run: func(outcome string, lateness time.Duration) {
+			runs.WithLabelValues(outcome).Inc()
+			if outcome == "started" {
+				late.Observe(lateness.Seconds())
+			}
+		},
+	}, m.cfg.Now)}
+}
+
+// startScheduler starts firing schedules (leadership gained, or Open alone).
+func (m *Master) startScheduler() {
+	s := m.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	s.cancel, s.done = cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		s.runner.Run(ctx)
+	}(s.done)
+}
+
+// stopScheduler stops firing and waits for the runs under way to stop.
+func (m *Master) stopScheduler() {
+	s := m.sched
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.cancel, s.done = nil, nil
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// scheduleActions are the tasks' hands on the instances.
+type scheduleActions struct{ m *Master }
+
+func (a scheduleActions) Instances(cfg string) []string {
+	var out []string
+	for _, in := range a.m.instances.List(instance.Filter{Configuration: cfg}) {
+		out = append(out, in.ID)
+	}
+	return out
+}
+
+func (a scheduleActions) Online(id string) bool {
+	in, err := a.m.instances.Get(id)
+	return err == nil && in.Info().State == "ONLINE"
+}
+
+func (a scheduleActions) Command(id, line string) error {
+	in, err := a.m.instances.Get(id)
+	if err != nil {
+		return err
+	}
+	return in.Execute(line)
+}
+
+func (a scheduleActions) Power(id, action string) error {
+	in, err := a.m.instances.Get(id)
+	if err != nil {
+		return err
+	}
+	by := "schedule"
+	switch action {
+	case "start":
+		_, err = in.Start(by)
+	case "stop":
+		_, err = in.Stop(by)
+	case "restart":
+		err = in.Restart(by)
+	case "kill":
+		err = in.Kill(by)
+	default:
+		err = universe.Errorf(universe.EINVALID, "unknown power action %q", action)
+	}
+	return err
+}
+
+func (a scheduleActions) Backup(ctx context.Context, id, name, by string) error {
+	sub, err := a.m.backupSubject(id)
+	if err != nil {
+		return err
+	}
+	b, err := a.m.backups.Create(sub, api.BackupRequest{Name: name}, by)
+	if err != nil {
+		return err
+	}
+	for b.State == api.BackupPending || b.State == api.BackupRunning {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		if b, err = a.m.db.GetBackup(b.ID); err != nil {
+			return err
+		}
+	}
+	if b.State != api.BackupCompleted {
+		return universe.Errorf(universe.ECONFLICT, "backup %s failed: %s", b.ID, b.Reason)
+	}
+	return nil
+}
+
+// withNext fills a schedule's next run time.
+func withNext(s api.Schedule, now time.Time) api.Schedule {
+	s.NextRun = nil
+	if spec, err := schedule.Parse(s.Cron, s.Timezone); err == nil && s.Enabled {
+		n := spec.Next(now)
+		s.NextRun = &n
+	}
+	return s
+}
+
+// checkSchedule normalizes and validates s, and checks its target exists
+// (404) and the instance's count of schedules (at most 100).
+func (m *Master) checkSchedule(s api.Schedule) (api.Schedule, error) {
+	s = schedule.Normalize(s)
+	if err := schedule.Validate(s); err != nil {
+		return s, err
+	}
+	if s.InstanceID != "" {
+		if _, err := m.instances.Get(s.InstanceID); err != nil {
+			return s, err
+		}
+		all, err := m.db.Schedules()
+		if err != nil {
+			return s, err
+		}
+		n := 0
+		for _, o := range all {
+			if o.InstanceID == s.InstanceID && o.ID != s.ID {
+				n++
+			}
+		}
+		if n >= schedule.MaxPerInstance {
+			return s, universe.Errorf(universe.EINVALID, "instance %s has %d schedules already (at most %d)", s.InstanceID, n, schedule.MaxPerInstance)
+		}
+	} else if _, err := m.db.GetConfiguration(s.Configuration); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func (m *Master) handleScheduleCreate(c *gin.Context) {
+	var s api.Schedule
+	if err := bindJSONStrict(c, &s); err != nil {
+		fail(c, err)
+		return
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	s.ID, s.CreatedAt, s.By, s.NextRun = hex.EncodeToString(id[:]), m.cfg.Now().UTC(), byOf(c), nil
+	s, err := m.checkSchedule(s)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if err := m.db.PutSchedule(s); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Set(ctxAuditDetail, "schedule="+s.ID)
+	c.JSON(http.StatusCreated, withNext(s, m.cfg.Now()))
+}
+
+func (m *Master) handleScheduleList(c *gin.Context) {
+	all, err := m.db.Schedules()
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	inst, cfg := c.Query("instanceId"), c.Query("configuration")
+	out := []api.Schedule{}
+	now := m.cfg.Now()
+	for _, s := range all {
+		if (inst == "" || s.InstanceID == inst) && (cfg == "" || s.Configuration == cfg) {
+			out = append(out, withNext(s, now))
+		}
+	}
+	writeJSONArray(c, out)
+}
+
+func (m *Master) handleScheduleGet(c *gin.Context) {
+	s, err := m.db.GetSchedule(c.Param("schedule"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, withNext(s, m.cfg.Now()))
+}
+
+// handleSchedulePut replaces a schedule's fields (its id, creation and
+// target's kind stay).
+func (m *Master) handleSchedulePut(c *gin.Context) {
+	old, err := m.db.GetSchedule(c.Param("schedule"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var s api.Schedule
+	if err := bindJSONStrict(c, &s); err != nil {
+		fail(c, err)
+		return
+	}
+	s.ID, s.CreatedAt, s.By, s.NextRun = old.ID, old.CreatedAt, old.By, nil
+	if s, err = m.checkSchedule(s); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := m.db.PutSchedule(s); err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, withNext(s, m.cfg.Now()))
+}
+
+func (m *Master) handleScheduleDelete(c *gin.Context) {
+	if err := m.db.DeleteSchedule(c.Param("schedule")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// handleScheduleRun runs a schedule now (202 with the run); its outcome is
+// in its runs.
+func (m *Master) handleScheduleRun(c *gin.Context) {
+	s, err := m.db.GetSchedule(c.Param("schedule"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	run, err := m.sched.runner.RunNow(m.ctx, s, byOf(c))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, run)
+}
+
+func (m *Master) handleScheduleRuns(c *gin.Context) {
+	if _, err := m.db.GetSchedule(c.Param("schedule")); err != nil {
+		fail(c, err)
+		return
+	}
+	runs, err := m.db.Runs(c.Param("schedule"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	writeJSONArray(c, runs)
+}
