@@ -77,12 +77,17 @@ func RunID(id string, t time.Time) string { return id + "-" + strconv.FormatInt(
 // (their tasks stop at the next step).
 func (r *Runner) Run(ctx context.Context) {
 	r.failLeftovers()
-	t := time.NewTicker(r.Tick)
-	defer t.Stop()
 	for {
 		r.Check(ctx)
+		// The next look just after the next whole Tick (a second): cron
+		// times are whole seconds, so a firing waits milliseconds, not
+		// up to a Tick, whatever second the master started in.
+		now := r.now()
+		wait := now.Truncate(r.Tick).Add(r.Tick + 5*time.Millisecond).Sub(now)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			r.wg.Wait()
 			return
 		case <-t.C:
@@ -196,7 +201,7 @@ func (r *Runner) skip(run api.ScheduleRun, why string) {
 // start writes the run, then runs its chain in the background. A run whose
 // id exists already is not run again.
 func (r *Runner) start(ctx context.Context, sc api.Schedule, run api.ScheduleRun, by string) bool {
-	run.Outcome = api.OutcomeRunning
+	run.Outcome, run.StartedAt = api.OutcomeRunning, r.now().UTC()
 	r.mu.Lock()
 	if r.running[sc.ID] {
 		r.mu.Unlock()

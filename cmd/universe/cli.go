@@ -715,6 +715,8 @@ func runCLI(e cliEnv, args []string) (code int, ok bool) {
 		return templateGroup.run(e, args[1:]), true
 	case "backup":
 		return backupGroup.run(e, args[1:]), true
+	case "schedule":
+		return scheduleGroup.run(e, args[1:]), true
 	case "cluster":
 		return clusterGroup.run(e, args[1:]), true
 	case "console":

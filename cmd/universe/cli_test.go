@@ -81,7 +81,7 @@ func TestCLIAgainstMaster(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(tplDir, "plugins", "a.jar"), []byte("jar"), 0o644)
 
 	// The instance the steps below work on, and one that fails.
-	var id, badID, bid string
+	var id, badID, bid, sid string
 	idOf := func(out string) {
 		var in struct{ ID string }
 		if err := json.Unmarshal([]byte(out), &in); err != nil || in.ID == "" {
@@ -162,6 +162,28 @@ func TestCLIAgainstMaster(t *testing.T) {
 		{name: "backup restored (instance logs)", args: func() []string { return []string{"instance", "logs", id, "--lines", "20"} }, want: " done: ", again: true},
 		{name: "backup delete", args: func() []string { return []string{"backup", "delete", bid} }, want: "Deleted", again: true},
 		{name: "instance start", args: func() []string { return []string{"instance", "start", id} }, want: "ONLINE"},
+		{name: "schedule create", stdin: "", args: func() []string {
+			f := filepath.Join(work, "schedule.json")
+			_ = os.WriteFile(f, []byte(`{"name":"hello","instanceId":"`+id+`","cron":"0 4 * * *","timezone":"Europe/Berlin","enabled":true,"tasks":[{"type":"command","payload":"scheduled hello"}]}`), 0o644)
+			return []string{"schedule", "create", "-f", f, "-o", "json"}
+		}, want: `"nextRun"`, after: func(out string) {
+			var s struct{ ID string }
+			if err := json.Unmarshal([]byte(out), &s); err != nil || s.ID == "" {
+				t.Fatalf("no schedule in %q", out)
+			}
+			sid = s.ID
+		}},
+		{name: "schedule list", args: func() []string { return []string{"schedule", "list", "--instance", id} }, want: "0 4 * * *"},
+		{name: "schedule run json", args: func() []string { return []string{"schedule", "run", sid, "-o", "json"} }, want: `"manual": true`},
+		{name: "schedule ran (instance logs)", args: func() []string { return []string{"instance", "logs", id, "--lines", "20"} }, want: "got scheduled hello", again: true},
+		{name: "schedule runs", args: func() []string { return []string{"schedule", "runs", sid} }, want: "OK", again: true},
+		{name: "schedule disable", args: func() []string { return []string{"schedule", "disable", sid} }, want: "disabled"},
+		{name: "schedule bad", args: func() []string {
+			f := filepath.Join(work, "bad.json")
+			_ = os.WriteFile(f, []byte(`{"name":"bad","instanceId":"`+id+`","cron":"99 * * * *","tasks":[{"type":"command","payload":"x"}]}`), 0o644)
+			return []string{"schedule", "create", "-f", f}
+		}, code: 1, want: "cron"},
+		{name: "schedule delete", args: func() []string { return []string{"schedule", "delete", sid} }, want: "Deleted schedule"},
 		{name: "instance restart json", args: func() []string { return []string{"instance", "restart", id, "-o", "json"} }, want: `"state": "ONLINE"`},
 		{name: "template push", args: func() []string { return []string{"template", "push", tplDir, "lobby/base"} }, want: "2 files"},
 		{name: "template list", args: func() []string { return []string{"template", "list"} }, want: "lobby/base"},

@@ -392,6 +392,14 @@ func TestHAClusterFailover(t *testing.T) {
 		}
 	}
 
+	// A schedule firing every second, made through a follower: the leader
+	// fires it, and after the leader's kill the new one, each firing once.
+	sched := jsonReq[api.Schedule](t, "POST", c.ms[other].base+"/api/schedules", c.admin, `{"name":"tick","instanceId":"`+kept.ID+`","cron":"@every 1s","enabled":true,"tasks":[{"type":"command","payload":"tick"}]}`, 201)
+	runsOf := func(i int) []api.ScheduleRun {
+		return jsonReq[[]api.ScheduleRun](t, "GET", c.ms[i].base+"/api/schedules/"+sched.ID+"/runs", c.admin, "", 200)
+	}
+	waitFor(t, "the schedule to fire", 20*time.Second, func() bool { return len(runsOf(other)) >= 2 })
+
 	// SIGKILL of the leader: a new one takes writes within seconds.
 	killed := time.Now()
 	c.ms[lead].signal(syscall.SIGKILL)
@@ -433,6 +441,23 @@ func TestHAClusterFailover(t *testing.T) {
 	waitFor(t, "the instance stopped by the new leader", 30*time.Second, func() bool {
 		return syscall.Kill(int(*kept.ProcessPid), 0) != nil
 	})
+
+	// The new leader fires the schedule; no firing ran twice.
+	waitFor(t, "the new leader to fire the schedule", 30*time.Second, func() bool {
+		for _, r := range runsOf(survivor) {
+			if r.FireTime.After(killed) && r.Outcome != api.OutcomeRunning {
+				return true
+			}
+		}
+		return false
+	})
+	fired := map[int64]string{}
+	for _, r := range runsOf(newLead) {
+		if prev, dup := fired[r.FireTime.Unix()]; dup && !r.Manual {
+			t.Errorf("the firing at %v ran twice: %s and %s", r.FireTime, prev, r.ID)
+		}
+		fired[r.FireTime.Unix()] = r.ID
+	}
 
 	// The new leader installs the template it got from the old one: an
 	// instance created through the other survivor runs on the node with it.

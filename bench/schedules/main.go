@@ -1,0 +1,192 @@
+// Command schedules measures schedules as an operator runs them: a real
+// master process (the universe binary, built once), N schedules firing every
+// minute, each sending a line to one instance, for some minutes; with -kill,
+// the master is SIGKILLed two seconds before a minute's boundary and started
+// again at once, so that the firing at that boundary falls while it is
+// down. Then every schedule's runs are read: firings missing, firings run
+// twice, lateness (started − fire time) p50/p99/max.
+//
+//	go run ./bench/schedules -n 1000 -minutes 4 -kill
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/universe-orchestrator/universe/api"
+)
+
+var (
+	bin, base, token string
+)
+
+func main() {
+	n := flag.Int("n", 1000, "schedules, each firing every minute")
+	minutes := flag.Int("minutes", 4, "minutes to run")
+	kill := flag.Bool("kill", false, "SIGKILL the master 2 s before the middle minute's boundary, and start it again at once")
+	flag.Parse()
+	root, err := os.MkdirTemp("", "bench-schedules-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	bin = filepath.Join(root, "universe")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/universe").CombinedOutput(); err != nil {
+		log.Fatalf("build: %v %s", err, out)
+	}
+	data := filepath.Join(root, "data")
+	_ = os.MkdirAll(data, 0o700)
+	out, err := exec.Command(bin, "key", "create", "admin", "ALL", "--data", data).CombinedOutput()
+	if err != nil {
+		log.Fatalf("key: %v %s", err, out)
+	}
+	token = regexp.MustCompile(`unv_[A-Za-z0-9_-]{43}`).FindString(string(out))
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	base = "http://127.0.0.1:" + strconv.Itoa(port)
+	m := start(data, port)
+	defer func() { _ = m.Process.Kill() }()
+
+	call("PUT", "/api/configurations/sink", `{"command":"exec cat >/dev/null","stopTimeoutSeconds":1,"availablePorts":{"min":23500,"max":23600}}`, nil)
+	// At most 100 schedules an instance: n/100 instances.
+	var inst []api.InstanceInfo
+	for i := 0; i < (*n+99)/100; i++ {
+		var in api.InstanceInfo
+		call("POST", "/api/instances", `{"configurationName":"sink"}`, &in)
+		inst = append(inst, in)
+	}
+	t0 := time.Now()
+	ids := make([]string, *n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var s api.Schedule
+			call("POST", "/api/schedules", fmt.Sprintf(`{"name":"s%d","instanceId":"%s","cron":"* * * * *","enabled":true,"tasks":[{"type":"command","payload":"tick %d"}]}`, i, inst[i/100].ID, i), &s)
+			ids[i] = s.ID
+		}(i)
+	}
+	wg.Wait()
+	created := time.Now()
+	fmt.Printf("%d schedules created in %s\n", *n, created.Sub(t0).Round(time.Millisecond))
+	first := created.Truncate(time.Minute).Add(time.Minute)
+	last := first.Add(time.Duration(*minutes-1) * time.Minute)
+	var killedAt time.Time
+	if *kill {
+		boundary := first.Add(time.Duration(*minutes/2) * time.Minute)
+		time.Sleep(time.Until(boundary.Add(-2 * time.Second)))
+		_ = m.Process.Signal(syscall.SIGKILL)
+		_ = m.Wait()
+		killedAt = time.Now()
+		m = start(data, port)
+		fmt.Printf("master SIGKILLed at %s, answering again after %s (the %s firing fell while it was down)\n",
+			killedAt.Format("15:04:05.000"), time.Since(killedAt).Round(time.Millisecond), boundary.Format("15:04:05"))
+	}
+	time.Sleep(time.Until(last.Add(20 * time.Second)))
+
+	var late []float64
+	missing, twice, skipped, failed := 0, 0, 0, 0
+	for _, id := range ids {
+		var runs []api.ScheduleRun
+		call("GET", "/api/schedules/"+id+"/runs", "", &runs)
+		seen := map[int64]int{}
+		for _, r := range runs {
+			seen[r.FireTime.Unix()]++
+			switch r.Outcome {
+			case api.OutcomeOK:
+				late = append(late, r.StartedAt.Sub(r.FireTime).Seconds())
+			case api.OutcomeSkipped:
+				skipped++
+			default:
+				failed++
+			}
+		}
+		for f := first; !f.After(last); f = f.Add(time.Minute) {
+			if seen[f.Unix()] == 0 {
+				missing++
+			}
+			if seen[f.Unix()] > 1 {
+				twice++
+			}
+		}
+	}
+	sort.Float64s(late)
+	q := func(p float64) float64 {
+		if len(late) == 0 {
+			return 0
+		}
+		return late[min(len(late)-1, int(p*float64(len(late))))]
+	}
+	fmt.Printf("%d firings expected (%d schedules × %d minutes): %d ok, %d skipped, %d failed, %d missing, %d run twice\n",
+		*n**minutes, *n, *minutes, len(late), skipped, failed, missing, twice)
+	fmt.Printf("lateness (started − fire time): p50 %.3f s, p99 %.3f s, max %.3f s (goal p99 <= 2 s)\n", q(0.5), q(0.99), q(1))
+	rss, _ := os.ReadFile("/proc/" + strconv.Itoa(m.Process.Pid) + "/status")
+	for _, l := range strings.Split(string(rss), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			fmt.Println("master", strings.Join(strings.Fields(l), " "))
+		}
+	}
+}
+
+func start(data string, port int) *exec.Cmd {
+	cmd := exec.Command(bin, "master", "--no-console", "--access-log=false", "--data", data, "--addr", "127.0.0.1:"+strconv.Itoa(port), "--cluster-addr", "127.0.0.1:0")
+	logf, _ := os.OpenFile(filepath.Join(data, "..", "master.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(base + "/api/ping"); err == nil {
+			resp.Body.Close()
+			return cmd
+		}
+	}
+	log.Fatal("the master did not answer")
+	return nil
+}
+
+func call(method, path, body string, out any) {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, base+path, r)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		log.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			log.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+}
