@@ -73,3 +73,77 @@ type TaskResult struct {
 	Outcome    string `json:"outcome"`
 	Reason     string `json:"reason,omitempty"`
 }
+
+// Event types.
+const (
+	EventInstanceStarted   = "instance.started"
+	EventInstanceStopped   = "instance.stopped"
+	EventInstanceCrashed   = "instance.crashed"
+	EventInstanceRestarted = "instance.restarted"
+	EventInstanceCrashLoop = "instance.crashloop"
+	EventInstanceLost      = "instance.lost"
+	EventInstanceReplaced  = "instance.replaced"
+	EventNodeLost          = "node.lost"
+	EventNodeBack          = "node.back"
+	EventBackupCompleted   = "backup.completed"
+	EventBackupFailed      = "backup.failed"
+	EventRestoreCompleted  = "restore.completed"
+	EventRestoreFailed     = "restore.failed"
+	EventScheduleFailed    = "schedule.failed"
+	EventKeyCreated        = "key.created"
+	EventKeyRevoked        = "key.revoked"
+)
+
+// Event is one thing that happened, in the event log.
+type Event struct {
+	Seq           uint64         `json:"seq"`
+	Time          time.Time      `json:"time"`
+	Type          string         `json:"type"`
+	InstanceID    string         `json:"instanceId,omitempty"`
+	Configuration string         `json:"configuration,omitempty"`
+	Node          string         `json:"node,omitempty"`
+	Message       string         `json:"message"`
+	Data          map[string]any `json:"data,omitempty"`
+}
+
+// EventFrame is one frame of the events WebSocket: an event, or a gap of
+// events this follower missed (From..To), never silent.
+type EventFrame struct {
+	Event *Event `json:"event,omitempty"`
+	Gap   *Gap   `json:"gap,omitempty"`
+}
+
+// Gap names sequence numbers not delivered.
+type Gap struct {
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+}
+
+// Webhook sends events to a URL.
+type Webhook struct {
+	ID string `json:"id"`
+	// URL: http(s); loopback and private addresses only with the
+	// master's --webhooks-allow-private.
+	URL string `json:"url"`
+	// Events: types, or ["*"].
+	Events []string `json:"events"`
+	// Format: "json" (signed, see the README) or "discord".
+	Format    string    `json:"format"`
+	CreatedAt time.Time `json:"createdAt"`
+	By        string    `json:"by,omitempty"`
+	// Secret signs the deliveries: answered once, at creation.
+	Secret string `json:"secret,omitempty"`
+}
+
+// Delivery is one event's delivery to a webhook.
+type Delivery struct {
+	ID        string    `json:"id"`
+	WebhookID string    `json:"webhookId"`
+	EventSeq  uint64    `json:"eventSeq"`
+	EventType string    `json:"eventType"`
+	Attempts  int       `json:"attempts"`
+	Status    int       `json:"status,omitempty"` // the last HTTP status
+	Outcome   string    `json:"outcome"`          // ok, failed, retrying, dropped
+	Error     string    `json:"error,omitempty"`
+	Time      time.Time `json:"time"`
+}

@@ -60,7 +60,7 @@ type Subject struct {
 // Hooks tell the master's metrics of finished backups and restores.
 type Hooks struct {
 	Done     func(b api.Backup, took time.Duration)
-	Restored func(ok bool, took time.Duration)
+	Restored func(b api.Backup, err error, took time.Duration)
 }
 
 // Service runs backups and restores, one at a time per instance, each in
@@ -499,7 +499,7 @@ func (s *Service) Restore(b api.Backup, sub Subject, truncate bool, by string) e
 			sub.System(fmt.Sprintf("restore of backup %s done: %d entries", b.ID, n))
 		}
 		if s.hooks.Restored != nil {
-			s.hooks.Restored(err == nil, time.Since(start))
+			s.hooks.Restored(b, err, time.Since(start))
 		}
 	}()
 	return nil
@@ -528,6 +528,10 @@ func LocalRestore(dir string, running func() bool) func(ctx context.Context, ope
 		}})
 	}
 }
+
+// Reason is an error of a backup or restore for people: what went wrong,
+// without the master's paths.
+func Reason(err error) string { return reasonOf(err, context.Background()) }
 
 // reasonOf is an error as a record's reason: what went wrong, without
 // the master's paths.

@@ -400,6 +400,7 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 	in.mu.Unlock()
 	p.Begin()
 	in.m.opt.Hooks.Started()
+	in.m.event(api.EventInstanceStarted, in.Info(), "started, pid "+strconv.FormatInt(pid, 10), map[string]any{"pid": pid})
 	in.m.background(func() { in.watch(p, exited) })
 }
 
@@ -512,6 +513,16 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	}
 	in.changedLocked()
 	in.m.opt.Hooks.Exited(metric)
+	switch info := in.copyInfo(); {
+	case requested:
+		in.m.event(api.EventInstanceStopped, info, "stopped: "+info.Reason, map[string]any{"exitCode": code})
+	case lostRemote:
+		in.m.event(api.EventInstanceLost, info, info.Reason, nil)
+	case failed || code != 0:
+		in.m.event(api.EventInstanceCrashed, info, "crashed: "+info.Reason, map[string]any{"exitCode": code, "reason": reason})
+	default:
+		in.m.event(api.EventInstanceStopped, info, "exited with code 0, nobody asked", map[string]any{"exitCode": code})
+	}
 	// An instance whose configuration was deleted goes once it has stopped.
 	if name := in.info.ConfigurationName; !in.deleted && !in.m.isClosing() {
 		if _, err := in.m.opt.Store.GetConfiguration(name); universe.ErrorCode(err) == universe.ENOTFOUND {
@@ -553,6 +564,7 @@ func (in *Instance) policyLocked(failed bool) {
 		in.log.System(in.info.Reason)
 		in.failures, in.backoff = nil, 0
 		m.opt.Hooks.CrashLoop()
+		m.event(api.EventInstanceCrashLoop, in.copyInfo(), in.info.Reason, map[string]any{"exits": cfg.CrashLoopFailures})
 		m.log.Warn("instance crash loop", "instance", in.id)
 		return
 	}
@@ -588,6 +600,7 @@ func (in *Instance) armRestartLocked(delay time.Duration) {
 			in.mu.Unlock()
 			if pending && !m.isClosing() {
 				m.opt.Hooks.Restarted()
+				m.event(api.EventInstanceRestarted, in.Info(), "restarted by its restart policy", nil)
 				in.start("restart policy")
 			}
 		})

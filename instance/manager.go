@@ -44,6 +44,9 @@ type Hooks struct {
 	Adopted          func(outcome string) // "running", "exited", "lost"
 	LogLines         func(n int)
 	LogDropped       func(cause string, n int)
+	// Event tells of what happened to an instance (api.EventInstance*),
+	// for the event log; it must not block nor call the instance.
+	Event func(typ string, info api.InstanceInfo, message string, data map[string]any)
 }
 
 // Keys issues the per-instance API keys (the master's keyring).
@@ -1294,3 +1297,10 @@ func (m *Manager) WorkDir(id string) (string, error) {
 
 // Local reports whether info's instance runs on this machine.
 func (m *Manager) Local(info api.InstanceInfo) bool { return !m.remote(info) }
+
+// event tells the Event hook, if any.
+func (m *Manager) event(typ string, info api.InstanceInfo, message string, data map[string]any) {
+	if m.opt.Hooks.Event != nil {
+		m.opt.Hooks.Event(typ, info, message, data)
+	}
+}

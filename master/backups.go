@@ -39,13 +39,15 @@ func (m *Master) openBackups() error {
 			if b.State == api.BackupCompleted {
 				bm.bytes.Add(float64(b.SizeBytes))
 			}
+			m.backupEvent(b)
 		},
-		Restored: func(ok bool, _ time.Duration) {
+		Restored: func(b api.Backup, err error, _ time.Duration) {
 			outcome := "completed"
-			if !ok {
+			if err != nil {
 				outcome = "failed"
 			}
 			bm.restores.WithLabelValues(outcome).Inc()
+			m.restoreEvent(b, err)
 		},
 	})
 	if !m.cfg.HA.Enabled() {

@@ -77,6 +77,10 @@ type Config struct {
 	// <DataDir>/backups); BackupTargets a JSON file of S3 targets (mode
 	// 0600), see backup.LoadTargets.
 	BackupDir, BackupTargets string
+	// WebhooksAllowPrivate lets webhooks reach loopback, private and
+	// link-local addresses (refused by default: no SSRF into the
+	// master's own network).
+	WebhooksAllowPrivate bool
 	// LocalCapacity is what the master's own node offers its instances
 	// (ramMB, cpu; 0: no limit), enforced at every start as an agent
 	// node's declared capacity is.

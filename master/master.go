@@ -71,6 +71,7 @@ type Master struct {
 	hub         *hub.Hub // agent nodes
 	backups     *backup.Service
 	sched       *scheduler
+	ev          *eventState
 	uploads     map[string]bool  // routes whose body limit is MaxUploadBytes (and may take longer)
 	bodyLimits  map[string]int64 // routes with a body limit of their own
 	metrics     *metrics
@@ -188,6 +189,8 @@ func New(cfg Config) (*Master, error) {
 			m.nodesChanged() // the nodes' keys, on this master's server too
 		case storage.OpUserCreate, storage.OpUserPut, storage.OpUserDelete, storage.OpGrantPut, storage.OpGrantDelete:
 			m.usersChanged()
+		case storage.OpWebhookPut, storage.OpWebhookDelete:
+			m.reloadWebhooks()
 		case storage.OpInstancePut:
 			if cmd.Term == 0 && cmd.Instance != nil { // carried from a single master: the leader takes it
 				go m.instances.Take(cmd.Instance.Info())
@@ -218,6 +221,7 @@ func New(cfg Config) (*Master, error) {
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.metrics = newMetrics(keys, cfg.Version)
+	m.newEvents()
 	if m.pages, err = webui.Parse(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -237,6 +241,7 @@ func New(cfg Config) (*Master, error) {
 		Templates: m.templates, Version: cfg.Version, Logger: m.log, Now: cfg.Now,
 		OnNodeChange: func(node string, reachable bool, lastHeard time.Time) {
 			m.instances.NodeChanged(node, reachable, lastHeard)
+			m.nodeEvent(node, reachable)
 		}})
 	m.instances = instance.New(instance.Options{
 		NodeID:    cfg.NodeID,
@@ -247,7 +252,7 @@ func New(cfg Config) (*Master, error) {
 		Log:       cfg.InstanceLog,
 		Logger:    m.log,
 		Now:       cfg.Now,
-		Hooks:     m.metrics.instanceHooks(),
+		Hooks:     m.instanceHooks(),
 		Keys:      keys,
 
 		Supervisor:    cfg.Supervisor,
@@ -497,6 +502,7 @@ func (m *Master) Close() error {
 		waitTimeout(&m.wsWG, m.cfg.ShutdownTimeout)
 		m.stopScheduler()
 		m.wg.Wait()
+		m.ev.hooks.Close()
 		m.backups.Close() // a backup cut short is FAILED ("the master stopped")
 		// Instances stop gracefully, each within its stop timeout. Their
 		// supervisors go once the rest is closed too.

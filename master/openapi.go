@@ -173,6 +173,16 @@ func operations() []operation {
 		{method: "POST", path: "/api/schedules/{schedule}/run", also: []int{409}, summary: "Run a schedule now (409 while a run is under way)", access: accessAll, params: []param{pathSchedule}, status: 202, resp: api.ScheduleRun{}},
 		{method: "GET", path: "/api/schedules/{schedule}/runs", summary: "A schedule's last 50 runs, newest first, each task's outcome", access: accessAll, params: []param{pathSchedule}, status: 200, resp: []api.ScheduleRun{}},
 
+		{method: "GET", path: "/api/events", summary: "The event log (this master's, bounded), oldest first", access: accessAll, status: 200, resp: []api.Event{},
+			params: []param{{name: "since", in: "query", desc: "events after this sequence number", kind: "integer"}, {name: "type", in: "query", desc: "only this type", kind: "string"},
+				{name: "instanceId", in: "query", desc: "only this instance's", kind: "string"}, {name: "limit", in: "query", desc: "at most this many (default 1000)", kind: "integer"}}},
+		{method: "GET", path: "/api/events/live", summary: "Follow the event log: a frame per event (api.EventFrame), a gap frame for events missed", access: accessAll, ws: true,
+			params: []param{{name: "since", in: "query", desc: "resume after this sequence number (default: from now)", kind: "integer"}}},
+		{method: "POST", path: "/api/webhooks", summary: "Send events to a URL (signed JSON, or a Discord message); the secret is in the answer, once", access: accessAll, body: webhookCreate{}, status: 201, resp: api.Webhook{}},
+		{method: "GET", path: "/api/webhooks", summary: "Webhooks (without their secrets)", access: accessAll, status: 200, resp: []api.Webhook{}},
+		{method: "DELETE", path: "/api/webhooks/{webhook}", summary: "Delete a webhook", access: accessAll, params: []param{pathWebhook}, status: 204},
+		{method: "GET", path: "/api/webhooks/{webhook}/deliveries", summary: "A webhook's latest deliveries, newest first", access: accessAll, params: []param{pathWebhook}, status: 200, resp: []api.Delivery{}},
+
 		{method: "GET", path: "/api/cluster/nodes", summary: "Every node: the master's own first, then the agents", access: accessAll, status: 200, resp: []api.ClusterNode{}},
 		{method: "POST", path: "/api/cluster/nodes", also: []int{409}, summary: "Register an agent node: its credential and join command, shown once", access: accessAll, body: api.NodeCreateRequest{}, status: 201, resp: api.NodeCreated{}},
 		{method: "GET", path: "/api/cluster/nodes/{name}", summary: "One node, with the ids of its instances", access: accessAll, params: []param{pathNode}, status: 200, resp: api.ClusterNode{}},
@@ -181,6 +191,8 @@ func operations() []operation {
 			params: []param{pathNode, {name: "forget", in: "query", desc: "true: revoke and remove the node", kind: "boolean"}}, status: 204},
 	}
 }
+
+var pathWebhook = param{name: "webhook", in: "path", desc: "webhook id", kind: "string", required: true}
 
 var pathSchedule = param{name: "schedule", in: "path", desc: "schedule id", kind: "string", required: true}
 

@@ -127,6 +127,13 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.POST("/schedules/:schedule/run", m.handleScheduleRun)
 	admin.GET("/schedules/:schedule/runs", m.handleScheduleRuns)
 
+	admin.GET("/events", m.handleEventList)
+	admin.GET("/events/live", m.handleEventsLive)
+	admin.POST("/webhooks", m.handleWebhookCreate)
+	admin.GET("/webhooks", m.handleWebhookList)
+	admin.DELETE("/webhooks/:webhook", m.handleWebhookDelete)
+	admin.GET("/webhooks/:webhook/deliveries", m.handleWebhookDeliveries)
+
 	admin.GET("/cluster/nodes", m.handleNodeList)
 	admin.POST("/cluster/nodes", m.handleNodeCreate)
 	admin.GET("/cluster/nodes/:name", m.handleNodeGet)

@@ -43,6 +43,7 @@ func (m *Master) newScheduler() {
 				late.Observe(lateness.Seconds())
 			}
 		},
+		Failed: m.scheduleFailedEvent,
 	}, m.cfg.Now)}
 }
 

@@ -41,6 +41,8 @@ type Actions interface {
 // Hooks tell the master's metrics of runs.
 type Hooks struct {
 	Run func(outcome string, lateness time.Duration)
+	// Failed tells of a run that failed (for the event log).
+	Failed func(sc api.Schedule, run api.ScheduleRun)
 }
 
 // Runner fires the schedules while this master leads: once a second it
@@ -258,7 +260,7 @@ func (r *Runner) execute(ctx context.Context, sc api.Schedule, run api.ScheduleR
 			case <-ctx.Done():
 				timer.Stop()
 				run.Outcome, run.Reason = api.OutcomeFailed, "the master stopped leading during the run"
-				r.finish(run)
+				r.finish(sc, run)
 				return
 			case <-timer.C:
 			}
@@ -294,10 +296,10 @@ func (r *Runner) execute(ctx context.Context, sc api.Schedule, run api.ScheduleR
 			}
 		}
 	}
-	r.finish(run)
+	r.finish(sc, run)
 }
 
-func (r *Runner) finish(run api.ScheduleRun) {
+func (r *Runner) finish(sc api.Schedule, run api.ScheduleRun) {
 	fin := r.now().UTC()
 	run.FinishedAt = &fin
 	if err := r.store.PutRun(run); err != nil {
@@ -305,6 +307,9 @@ func (r *Runner) finish(run api.ScheduleRun) {
 	}
 	if r.hooks.Run != nil {
 		r.hooks.Run(run.Outcome, 0)
+	}
+	if run.Outcome == api.OutcomeFailed && r.hooks.Failed != nil {
+		r.hooks.Failed(sc, run)
 	}
 }
 

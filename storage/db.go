@@ -31,7 +31,8 @@ var (
 	bucketBackups        = []byte("backups")        // backup id -> JSON api.Backup
 	bucketSchedules      = []byte("schedules")      // schedule id -> JSON api.Schedule
 	bucketRuns           = []byte("schedule_runs")  // "<schedule>/<fire time ns, 20 digits>/<run id>" -> JSON api.ScheduleRun
-	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes, bucketSessions, bucketUsers, bucketGrants, bucketBackups, bucketSchedules, bucketRuns}
+	bucketWebhooks       = []byte("webhooks")       // webhook id -> JSON api.Webhook (with its secret)
+	allBuckets           = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketInstances, bucketMeta, bucketNodes, bucketSessions, bucketUsers, bucketGrants, bucketBackups, bucketSchedules, bucketRuns, bucketWebhooks}
 	defaultOpenTimeout   = 2 * time.Second
 )
 

@@ -57,6 +57,7 @@ type Command struct {
 	// Schedule and Run: schedules and their runs.
 	Schedule *api.Schedule    `json:"schedule,omitempty"`
 	Run      *api.ScheduleRun `json:"run,omitempty"`
+	Webhook  *api.Webhook     `json:"webhook,omitempty"`
 	// Step: user.factor, a TOTP code's time step (ID: a recovery code's
 	// hash instead).
 	Step uint64 `json:"step,omitempty"`
@@ -96,11 +97,13 @@ const (
 	OpScheduleDelete  = "schedule.delete"
 	OpRunCreate       = "run.create"
 	OpRunPut          = "run.put"
+	OpWebhookPut      = "webhook.put"
+	OpWebhookDelete   = "webhook.delete"
 )
 
 // replicatedBuckets are written only through commands in a cluster, and
 // make up its snapshots.
-var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions, bucketNodes, bucketInstances, bucketUsers, bucketGrants, bucketBackups, bucketSchedules, bucketRuns}
+var replicatedBuckets = [][]byte{bucketKeys, bucketKeyLabels, bucketAudit, bucketConfigurations, bucketMeta, bucketSessions, bucketNodes, bucketInstances, bucketUsers, bucketGrants, bucketBackups, bucketSchedules, bucketRuns, bucketWebhooks}
 
 // SetReplicator makes every write of replicated state a command through r
 // (set before the database is shared); nil: writes are local.
@@ -295,6 +298,13 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 		return putJSON(tx.Bucket(bucketSchedules), cmd.Schedule.ID, *cmd.Schedule)
 	case OpScheduleDelete:
 		return deleteScheduleTx(tx, cmd.ID)
+	case OpWebhookPut:
+		if cmd.Webhook == nil {
+			return fmt.Errorf("%w: webhook.put without a webhook", errBadCommand)
+		}
+		return putJSON(tx.Bucket(bucketWebhooks), cmd.Webhook.ID, *cmd.Webhook)
+	case OpWebhookDelete:
+		return deleteWebhookTx(tx, cmd.ID)
 	case OpRunCreate, OpRunPut:
 		if cmd.Run == nil {
 			return fmt.Errorf("%w: %s without a run", errBadCommand, cmd.Op)

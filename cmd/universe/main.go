@@ -206,6 +206,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	nodeID := fs.String("node-id", envOr(getenv, "UNIVERSE_NODE_ID", def.NodeID), "stable id of this node, in every instance's wrapperNodeId (env UNIVERSE_NODE_ID)")
 	backupDir := fs.String("backup-dir", envOr(getenv, "UNIVERSE_BACKUP_DIR", ""), "the local backup target's folder; default <data>/backups (env UNIVERSE_BACKUP_DIR)")
 	backupTargets := fs.String("backup-targets", envOr(getenv, "UNIVERSE_BACKUP_TARGETS", ""), "JSON file of S3 backup targets, mode 0600 (env UNIVERSE_BACKUP_TARGETS)")
+	webhooksPrivate := fs.Bool("webhooks-allow-private", envOr(getenv, "UNIVERSE_WEBHOOKS_ALLOW_PRIVATE", "") == "true", "let webhooks reach loopback, private and link-local addresses (env UNIVERSE_WEBHOOKS_ALLOW_PRIVATE=true)")
 	templates := fs.String("templates", envOr(getenv, "UNIVERSE_TEMPLATES", def.TemplatesDir), "template folder: <group>/<name>/ trees; default <data>/templates (env UNIVERSE_TEMPLATES)")
 	configDir := fs.String("configurations", envOr(getenv, "UNIVERSE_CONFIGURATIONS", def.ConfigDir), "folder that 'config reload' imports *.json from; default <data>/configuration (env UNIVERSE_CONFIGURATIONS)")
 	publicURL := fs.String("public-url", getenv("UNIVERSE_PUBLIC_URL"), "the master's URL as instances reach it; default http://127.0.0.1:<port> (env UNIVERSE_PUBLIC_URL)")
@@ -252,6 +253,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.ClusterAddr, cfg.ClusterAdvertise, cfg.ClusterTLSCert, cfg.ClusterTLSKey = *clusterAddr, *clusterAdv, *clusterCert, *clusterKey
 	cfg.NoLocalInstances = *noLocal
 	cfg.BackupDir, cfg.BackupTargets = *backupDir, *backupTargets
+	cfg.WebhooksAllowPrivate = *webhooksPrivate
 	cfg.HA = master.HAConfig{Addr: *haAddr, Advertise: *haAdv, ID: *haID, SecretFile: *haSecret, Peers: splitList(*haPeers), BootstrapFromSingle: *haSingle, Join: *haJoin}
 	if cfg.HA.Addr == "" && (len(cfg.HA.Peers) > 0 || cfg.HA.SecretFile != "") {
 		fmt.Fprintln(stderr, "universe: --ha-peers and --ha-secret-file go with --ha-addr")

@@ -111,11 +111,19 @@ type Keyring struct {
 	flushMu sync.Mutex
 
 	onRevoke []func(id string) // set before use; called after a revocation
+	onChange []func(rec universe.KeyRecord, created bool)
 }
 
 // OnRevoke registers f to be called with the id of every key revoked from
 // now on. Register before the keyring is shared.
 func (r *Keyring) OnRevoke(f func(id string)) { r.onRevoke = append(r.onRevoke, f) }
+
+// OnChange registers f to be told of every key created (created true) or
+// revoked here, with its record (instances' keys included). Set before
+// use; f must not block.
+func (r *Keyring) OnChange(f func(rec universe.KeyRecord, created bool)) {
+	r.onChange = append(r.onChange, f)
+}
 
 // OpenKeyring loads every key of store into memory. now is the clock (nil:
 // time.Now).
@@ -250,6 +258,9 @@ func (r *Keyring) create(label string, scope universe.Scope, expiresIn time.Dura
 	k := r.insertOnce(newKey(rec))
 	r.mu.Unlock()
 	r.writeMu.Unlock()
+	for _, f := range r.onChange {
+		f(rec, true)
+	}
 	return k, token, nil
 }
 
@@ -340,6 +351,9 @@ func (r *Keyring) forget(id string) {
 	k.revoke()
 	for _, f := range r.onRevoke {
 		f(k.rec.ID)
+	}
+	for _, f := range r.onChange {
+		f(k.rec, false)
 	}
 }
 

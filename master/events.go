@@ -1,0 +1,273 @@
+package master
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/coder/websocket"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/backup"
+	"github.com/universe-orchestrator/universe/event"
+	"github.com/universe-orchestrator/universe/instance"
+)
+
+// The event log (in this master's memory, bounded) and the webhooks that
+// receive its events.
+
+// eventTypes are the types a webhook may ask for.
+var eventTypes = []string{
+	api.EventInstanceStarted, api.EventInstanceStopped, api.EventInstanceCrashed, api.EventInstanceRestarted,
+	api.EventInstanceCrashLoop, api.EventInstanceLost, api.EventInstanceReplaced, api.EventNodeLost, api.EventNodeBack,
+	api.EventBackupCompleted, api.EventBackupFailed, api.EventRestoreCompleted, api.EventRestoreFailed,
+	api.EventScheduleFailed, api.EventKeyCreated, api.EventKeyRevoked,
+}
+
+type eventState struct {
+	log   *event.Log
+	hooks *event.Dispatcher
+	mu    sync.Mutex
+	nodes map[string]bool // the reachability last told of each node
+}
+
+func (m *Master) newEvents() {
+	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "universe_webhook_deliveries_total",
+		Help: "Webhook deliveries ended, by outcome (ok, failed, dropped).",
+	}, []string{"outcome"})
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "universe_events_total",
+		Help: "Events added to the event log, by type.",
+	}, []string{"type"})
+	m.metrics.reg.MustRegister(deliveries, events)
+	for _, o := range []string{"ok", "failed", "dropped"} {
+		deliveries.WithLabelValues(o)
+	}
+	m.ev = &eventState{log: event.NewLog(0, m.cfg.Now), hooks: event.NewDispatcher(m.log, m.cfg.WebhooksAllowPrivate), nodes: map[string]bool{}}
+	m.ev.hooks.Outcome = func(o string) { deliveries.WithLabelValues(o).Inc() }
+	m.ev.log.OnEvent(func(e api.Event) {
+		events.WithLabelValues(e.Type).Inc()
+		m.ev.hooks.Send(e)
+	})
+	m.keys.OnChange(func(rec universe.KeyRecord, created bool) {
+		if rec.Scope == universe.ScopeInstance || rec.Login {
+			return // instances' own keys and sign-ins' keys come and go with them
+		}
+		typ, what := api.EventKeyRevoked, "revoked"
+		if created {
+			typ, what = api.EventKeyCreated, "created"
+		}
+		m.ev.log.Add(api.Event{Type: typ, Message: "key " + rec.Label + " (" + string(rec.Scope) + ") " + what,
+			Data: map[string]any{"keyId": rec.ID, "label": rec.Label, "scope": rec.Scope}})
+	})
+	m.reloadWebhooks()
+}
+
+// reloadWebhooks gives the dispatcher the webhooks stored.
+func (m *Master) reloadWebhooks() {
+	hooks, err := m.db.Webhooks()
+	if err != nil {
+		m.log.Warn("webhooks", "err", err)
+		return
+	}
+	m.ev.hooks.Set(hooks)
+}
+
+func (m *Master) instanceEvent(typ string, info api.InstanceInfo, message string, data map[string]any) {
+	m.ev.log.Add(api.Event{Type: typ, InstanceID: info.ID, Configuration: info.ConfigurationName, Node: info.WrapperNodeID, Message: message, Data: data})
+}
+
+// nodeEvent tells of a node's reachability when it changes.
+func (m *Master) nodeEvent(node string, reachable bool) {
+	m.ev.mu.Lock()
+	was, known := m.ev.nodes[node]
+	m.ev.nodes[node] = reachable
+	m.ev.mu.Unlock()
+	if known && was == reachable || !known && reachable {
+		return
+	}
+	if reachable {
+		m.ev.log.Add(api.Event{Type: api.EventNodeBack, Node: node, Message: "node " + node + " is reachable again"})
+	} else {
+		m.ev.log.Add(api.Event{Type: api.EventNodeLost, Node: node, Message: "node " + node + " is not reachable"})
+	}
+}
+
+func (m *Master) backupEvent(b api.Backup) {
+	e := api.Event{Type: api.EventBackupCompleted, InstanceID: b.InstanceID, Configuration: b.Configuration,
+		Message: "backup " + strconv.Quote(b.Name) + " completed", Data: map[string]any{"backupId": b.ID, "sizeBytes": b.SizeBytes}}
+	if b.State != api.BackupCompleted {
+		e.Type, e.Message = api.EventBackupFailed, "backup "+strconv.Quote(b.Name)+" failed: "+b.Reason
+	}
+	m.ev.log.Add(e)
+}
+
+func (m *Master) restoreEvent(b api.Backup, err error) {
+	e := api.Event{Type: api.EventRestoreCompleted, InstanceID: b.InstanceID, Configuration: b.Configuration,
+		Message: "backup " + strconv.Quote(b.Name) + " restored", Data: map[string]any{"backupId": b.ID}}
+	if err != nil {
+		e.Type, e.Message = api.EventRestoreFailed, "restore of backup "+strconv.Quote(b.Name)+" failed: "+backup.Reason(err)
+	}
+	m.ev.log.Add(e)
+}
+
+func (m *Master) scheduleFailedEvent(sc api.Schedule, run api.ScheduleRun) {
+	m.ev.log.Add(api.Event{Type: api.EventScheduleFailed, InstanceID: sc.InstanceID, Configuration: sc.Configuration,
+		Message: "schedule " + strconv.Quote(sc.Name) + " failed: " + run.Reason, Data: map[string]any{"scheduleId": sc.ID, "runId": run.ID}})
+}
+
+func (m *Master) handleEventList(c *gin.Context) {
+	f := event.Filter{Type: c.Query("type"), InstanceID: c.Query("instanceId")}
+	if s := c.Query("since"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			fail(c, universe.Errorf(universe.EINVALID, "since must be a sequence number"))
+			return
+		}
+		f.Since = n
+	}
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			fail(c, universe.Errorf(universe.EINVALID, "limit must be 1 to 10000"))
+			return
+		}
+		f.Limit = n
+	}
+	writeJSONArray(c, m.ev.log.List(f))
+}
+
+// handleEventsLive follows the event log over a WebSocket: one frame an
+// event (api.EventFrame), a gap frame for events this follower missed.
+func (m *Master) handleEventsLive(c *gin.Context) {
+	var since uint64
+	if s := c.Query("since"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			fail(c, universe.Errorf(universe.EINVALID, "since must be a sequence number"))
+			return
+		}
+		since = n
+	} else if all := m.ev.log.List(event.Filter{Limit: 10000}); len(all) > 0 {
+		since = all[len(all)-1].Seq // from now on
+	}
+	m.serveWS(c, "events", 1024, func(ctx context.Context, conn *websocket.Conn) error {
+		ctx = conn.CloseRead(ctx)
+		sub := m.ev.log.Subscribe(since)
+		defer m.ev.log.Unsubscribe(sub)
+		for {
+			frames, ok := sub.Next(ctx)
+			if !ok {
+				return ctx.Err()
+			}
+			for _, f := range frames {
+				b, _ := json.Marshal(f)
+				wctx, cancel := context.WithTimeout(ctx, liveLogWriteTimeout)
+				err := conn.Write(wctx, websocket.MessageText, b)
+				cancel()
+				if err != nil {
+					return err
+				}
+			}
+		}
+	})
+}
+
+type webhookCreate struct {
+	URL    string   `json:"url"`
+	Events []string `json:"events"`
+	Format string   `json:"format"`
+}
+
+func (m *Master) handleWebhookCreate(c *gin.Context) {
+	var req webhookCreate
+	if err := bindJSONStrict(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := event.CheckURL(req.URL, m.cfg.WebhooksAllowPrivate); err != nil {
+		fail(c, err)
+		return
+	}
+	if req.Format == "" {
+		req.Format = "json"
+	}
+	if req.Format != "json" && req.Format != "discord" {
+		fail(c, universe.Errorf(universe.EINVALID, "format: json or discord"))
+		return
+	}
+	if len(req.Events) == 0 || len(req.Events) > len(eventTypes) {
+		fail(c, universe.Errorf(universe.EINVALID, "events: the types to send, or [\"*\"]"))
+		return
+	}
+	for _, t := range req.Events {
+		if t != "*" && !slices.Contains(eventTypes, t) {
+			fail(c, universe.Errorf(universe.EINVALID, "events: unknown type %q", t))
+			return
+		}
+	}
+	w := api.Webhook{ID: newBackupishID(), URL: req.URL, Events: req.Events, Format: req.Format, CreatedAt: m.cfg.Now().UTC(), By: byOf(c), Secret: event.NewSecret()}
+	if err := m.db.PutWebhook(w); err != nil {
+		fail(c, err)
+		return
+	}
+	m.reloadWebhooks()
+	c.Set(ctxAuditDetail, "webhook="+w.ID)
+	c.JSON(http.StatusCreated, w) // the secret, this once
+}
+
+func (m *Master) handleWebhookList(c *gin.Context) {
+	hooks, err := m.db.Webhooks()
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	for i := range hooks {
+		hooks[i].Secret = ""
+	}
+	writeJSONArray(c, hooks)
+}
+
+func (m *Master) handleWebhookDelete(c *gin.Context) {
+	if err := m.db.DeleteWebhook(c.Param("webhook")); err != nil {
+		fail(c, err)
+		return
+	}
+	m.reloadWebhooks()
+	c.Status(http.StatusNoContent)
+}
+
+func (m *Master) handleWebhookDeliveries(c *gin.Context) {
+	hooks, err := m.db.Webhooks()
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !slices.ContainsFunc(hooks, func(w api.Webhook) bool { return w.ID == c.Param("webhook") }) {
+		fail(c, universe.Errorf(universe.ENOTFOUND, "no webhook %q", c.Param("webhook")))
+		return
+	}
+	writeJSONArray(c, m.ev.hooks.Deliveries(c.Param("webhook")))
+}
+
+// newBackupishID is a random id of 16 hex digits.
+func newBackupishID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// instanceHooks are the metrics' hooks of the instances, and their events.
+func (m *Master) instanceHooks() instance.Hooks {
+	h := m.metrics.instanceHooks()
+	h.Event = m.instanceEvent
+	return h
+}
