@@ -36,3 +36,6 @@ type BackupReply struct {
 	Skipped int    `json:"skipped,omitempty"`
 	Changed int    `json:"changed,omitempty"`
 }
+
+// Failure is the reply's error and code ("" when it succeeded).
+func (r BackupReply) Failure() (msg, code string) { return r.Error, r.Code }

@@ -76,3 +76,6 @@ type StatsReply struct {
 	Code  string            `json:"code,omitempty"`
 	Stats api.InstanceStats `json:"stats"`
 }
+
+// Failure is the reply's error and code ("" when it succeeded).
+func (r FilesReply) Failure() (msg, code string) { return r.Error, r.Code }

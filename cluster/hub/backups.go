@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"time"
 
@@ -29,30 +28,10 @@ type NodeBackups struct {
 func (h *Hub) Backups(node, id string) NodeBackups { return NodeBackups{h: h, node: node, id: id} }
 
 func (b NodeBackups) do(ctx context.Context, req cluster.BackupRequest, timeout time.Duration) (cluster.BackupReply, error) {
-	var rep cluster.BackupReply
-	nc := b.h.conn()
-	if nc == nil {
-		return rep, universe.Errorf(universe.EUNAVAILABLE, "no node is connected")
-	}
 	req.Instance = b.id
-	data, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	m, err := nc.RequestMsgWithContext(ctx, b.h.order(cluster.To(b.node, "inst.backup"), data))
-	if err != nil {
-		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s does not answer (%v)", b.node, err)
-	}
-	if json.Unmarshal(m.Data, &rep) != nil {
-		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s answered nonsense", b.node)
-	}
-	if rep.Error != "" {
-		code := rep.Code
-		if code == "" {
-			code = universe.EINTERNAL
-		}
-		return rep, universe.Errorf(code, "%s", rep.Error)
-	}
-	return rep, nil
+	return ask[cluster.BackupReply](ctx, b.h, b.node, "inst.backup", req)
 }
 
 func session() string {

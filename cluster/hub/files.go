@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -30,26 +31,33 @@ func (f NodeFiles) do(req cluster.FilesRequest) (cluster.FilesReply, error) {
 }
 
 func (f NodeFiles) doWithin(req cluster.FilesRequest, timeout time.Duration) (cluster.FilesReply, error) {
-	var rep cluster.FilesReply
-	nc := f.h.conn()
+	req.Instance = f.id
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return ask[cluster.FilesReply](ctx, f.h, f.node, "inst.files", req)
+}
+
+// ask sends an order to node's subject and decodes its reply; a reply
+// that says it failed is that error (its code, EINTERNAL without one).
+func ask[R interface{ Failure() (string, string) }](ctx context.Context, h *Hub, node, subject string, req any) (R, error) {
+	var rep R
+	nc := h.conn()
 	if nc == nil {
 		return rep, universe.Errorf(universe.EUNAVAILABLE, "no node is connected")
 	}
-	req.Instance = f.id
 	b, _ := json.Marshal(req)
-	m, err := nc.RequestMsg(f.h.order(cluster.To(f.node, "inst.files"), b), timeout)
+	m, err := nc.RequestMsgWithContext(ctx, h.order(cluster.To(node, subject), b))
 	if err != nil {
-		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s does not answer (%v)", f.node, err)
+		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s does not answer (%v)", node, err)
 	}
 	if json.Unmarshal(m.Data, &rep) != nil {
-		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s answered nonsense", f.node)
+		return rep, universe.Errorf(universe.EUNAVAILABLE, "node %s answered nonsense", node)
 	}
-	if rep.Error != "" {
-		code := rep.Code
+	if msg, code := rep.Failure(); msg != "" {
 		if code == "" {
 			code = universe.EINTERNAL
 		}
-		return rep, universe.Errorf(code, "%s", rep.Error)
+		return rep, universe.Errorf(code, "%s", msg)
 	}
 	return rep, nil
 }
