@@ -190,6 +190,8 @@ func TestExactlyOnce(t *testing.T) {
 	if h[0].Outcome != api.OutcomeSkipped || !strings.Contains(h[0].Reason, "missed") {
 		t.Errorf("a window missed long ago: %+v", h[0])
 	}
+	// (and the every-minute one fired at 13:40, its third run)
+	waitRuns(t, db, "s1", 3)
 	if got := act.log(); strings.Join(got, ";") != "i1 cmd say hi;i1 cmd say hi;i1 cmd say hi" {
 		t.Errorf("actions: %v", got)
 	}
