@@ -223,12 +223,13 @@ func (r *Runner) start(ctx context.Context, sc api.Schedule, run api.ScheduleRun
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		defer func() {
-			r.mu.Lock()
-			delete(r.running, sc.ID)
-			r.mu.Unlock()
-		}()
-		r.execute(ctx, sc, run, by)
+		run := r.execute(ctx, sc, run, by)
+		// No longer under way once its outcome is known: a look that
+		// sees the run finished sees the schedule free.
+		r.mu.Lock()
+		delete(r.running, sc.ID)
+		r.mu.Unlock()
+		r.finish(sc, run)
 	}()
 	return true
 }
@@ -248,7 +249,7 @@ func (r *Runner) RunNow(ctx context.Context, sc api.Schedule, by string) (api.Sc
 // execute runs the chain: each task after its offset, on the schedule's
 // instance or each of its configuration's; a failure ends the chain
 // unless the task continues on failure.
-func (r *Runner) execute(ctx context.Context, sc api.Schedule, run api.ScheduleRun, by string) {
+func (r *Runner) execute(ctx context.Context, sc api.Schedule, run api.ScheduleRun, by string) api.ScheduleRun {
 	if r.hooks.Run != nil && !run.Manual {
 		r.hooks.Run("started", r.now().Sub(run.FireTime))
 	}
@@ -260,8 +261,7 @@ func (r *Runner) execute(ctx context.Context, sc api.Schedule, run api.ScheduleR
 			case <-ctx.Done():
 				timer.Stop()
 				run.Outcome, run.Reason = api.OutcomeFailed, "the master stopped leading during the run"
-				r.finish(sc, run)
-				return
+				return run
 			case <-timer.C:
 			}
 		}
@@ -296,7 +296,7 @@ func (r *Runner) execute(ctx context.Context, sc api.Schedule, run api.ScheduleR
 			}
 		}
 	}
-	r.finish(sc, run)
+	return run
 }
 
 func (r *Runner) finish(sc api.Schedule, run api.ScheduleRun) {
