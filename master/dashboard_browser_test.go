@@ -369,6 +369,26 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("backups after the tab's button: %+v", list)
 	}
 
+	// Schedules tab: a refused cron says why, in the form; a good one is
+	// listed with its next runs, and runs by hand.
+	b.do(chromedp.Navigate(origin + "/ui/instances/" + id + "/schedules"))
+	b.named("table", "Schedules")
+	b.do(chromedp.SendKeys(chromedp.CSS(`form[aria-label="New schedule"] input[name=name]`), "nightly"),
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] input[name=cron]`), "99 4 * * *"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="New schedule"] button`)))
+	b.waitJS(`document.querySelector('[role=alert]') && document.querySelector('[role=alert]').textContent.includes('cron')`)
+	b.do(chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] input[name=cron]`), "0 4 * * *"),
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] select[name=type]`), "command"),
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] input[name=payload]`), "say from the schedule"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="New schedule"] button`)))
+	b.waitJS(`document.querySelector('table[aria-label=Schedules]').textContent.includes('nightly')`)
+	b.do(chromedp.Click(chromedp.CSS(`button[aria-label="Run nightly now"]`)))
+	b.waitJS(`document.querySelector('table[aria-label=Schedules]') !== null`)
+	e.waitLog(id, "got: say from the schedule")
+	b.do(chromedp.Navigate(origin + "/ui/instances/" + id + "/schedules"))
+	b.waitJS(`document.querySelector('table[aria-label=Schedules]').textContent.includes('ok')`)
+	b.shot("schedules-1280")
+
 	// Bulk stop of two instances, with a result per instance.
 	second := e.create("echo")
 	b.do(chromedp.Navigate(origin + "/ui/instances"))
@@ -420,7 +440,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The phone layout.
 	b.do(chromedp.EmulateViewport(390, 844))
-	for _, p := range []struct{ path, name string }{{"/ui/instances", "instances"}, {"/ui/instances/" + second.ID, "instance"}, {"/ui/instances/" + id + "/backups", "backups"}, {"/ui/nodes", "nodes"}} {
+	for _, p := range []struct{ path, name string }{{"/ui/instances", "instances"}, {"/ui/instances/" + second.ID, "instance"}, {"/ui/instances/" + id + "/backups", "backups"}, {"/ui/instances/" + id + "/schedules", "schedules"}, {"/ui/nodes", "nodes"}} {
 		b.do(chromedp.Navigate(origin + p.path))
 		b.shot(p.name + "-390")
 		// A short page does not stretch the header.

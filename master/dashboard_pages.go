@@ -203,6 +203,8 @@ type instanceData struct {
 	Files                *filesData
 	BackupsTab           bool
 	Backups              *backupsData
+	SchedulesTab         bool
+	Schedules            *schedulesData
 }
 
 func (m *Master) instancePage(c *gin.Context) (*instance.Instance, *instanceData) {
