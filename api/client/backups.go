@@ -53,9 +53,11 @@ func (c *Client) LockBackup(ctx context.Context, id string, locked bool) (api.Ba
 }
 
 // RestoreBackup restores a backup into its instance, which must be
-// stopped; the instance's log says when it is done.
-func (c *Client) RestoreBackup(ctx context.Context, id string, truncate bool) error {
-	return c.do(ctx, "POST", "/api/backups/"+seg(id)+"/restore", nil, api.RestoreRequest{Truncate: truncate}, nil)
+// stopped; the instance's log says when it is done. It returns the
+// backup's record.
+func (c *Client) RestoreBackup(ctx context.Context, id string, truncate bool) (api.Backup, error) {
+	var out api.Backup
+	return out, c.do(ctx, "POST", "/api/backups/"+seg(id)+"/restore", nil, api.RestoreRequest{Truncate: truncate}, &out)
 }
 
 // DownloadBackup writes a backup's archive (tar + zstd) to w, checking it

@@ -129,11 +129,14 @@ var backupGroup = group{name: "backup", subs: map[string]*command{
 		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
 			truncate := fs.Bool("truncate", false, "delete what the backup does not hold (default: lay it over the folder)")
 			return func(r *remote, a []string) int {
-				if err := r.c.RestoreBackup(r.ctx, a[0], *truncate); err != nil {
+				b, err := r.c.RestoreBackup(r.ctx, a[0], *truncate)
+				if err != nil {
 					return r.fail(err)
 				}
-				if !r.json {
-					fmt.Fprintf(r.stdout, "Restoring %s: the instance's log says when it is done.\n", a[0])
+				if r.json {
+					r.printJSON(b)
+				} else {
+					fmt.Fprintf(r.stdout, "Restoring %s into %s: the instance's log says when it is done.\n", a[0], b.InstanceID)
 				}
 				return exitOK
 			}

@@ -158,7 +158,7 @@ func TestCLIAgainstMaster(t *testing.T) {
 		{name: "backup delete locked", args: func() []string { return []string{"backup", "delete", bid} }, code: 1, want: "locked"},
 		{name: "backup unlock", args: func() []string { return []string{"backup", "unlock", bid} }, want: "unlocked"},
 		{name: "backup download", args: func() []string { return []string{"backup", "download", bid, "-f", filepath.Join(work, "b.tar.zst")} }, want: "SHA-256 checked"},
-		{name: "backup restore json", args: func() []string { return []string{"backup", "restore", bid, "--truncate", "-o", "json"} }}, // once: a second is 409 while the first runs
+		{name: "backup restore json", args: func() []string { return []string{"backup", "restore", bid, "--truncate", "-o", "json"} }, want: `"state": "COMPLETED"`}, // once: a second is 409 while the first runs
 		{name: "backup restored (instance logs)", args: func() []string { return []string{"instance", "logs", id, "--lines", "20"} }, want: " done: ", again: true},
 		{name: "backup delete", args: func() []string { return []string{"backup", "delete", bid} }, want: "Deleted", again: true},
 		{name: "instance start", args: func() []string { return []string{"instance", "start", id} }, want: "ONLINE"},
