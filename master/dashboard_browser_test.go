@@ -383,10 +383,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[aria-label="New schedule"] button`)))
 	b.waitJS(`document.querySelector('table[aria-label=Schedules]').textContent.includes('nightly')`)
 	b.do(chromedp.Click(chromedp.CSS(`button[aria-label="Run nightly now"]`)))
-	b.waitJS(`document.querySelector('table[aria-label=Schedules]') !== null`)
+	// The page the POST redirects to shows the run (before another
+	// navigation, which would abort this one on a slow machine).
+	b.waitJS(`document.readyState === 'complete' && !!document.querySelector('table[aria-label=Schedules] .badge[data-state=running], table[aria-label=Schedules] .badge[data-state=ok]')`)
 	e.waitLog(id, "got: say from the schedule")
 	b.do(chromedp.Navigate(origin + "/ui/instances/" + id + "/schedules"))
-	b.waitJS(`document.querySelector('table[aria-label=Schedules]').textContent.includes('ok')`)
+	b.waitJS(`!!document.querySelector('table[aria-label=Schedules] .badge[data-state=ok]')`)
 	b.shot("schedules-1280")
 
 	// Bulk stop of two instances, with a result per instance.
