@@ -75,7 +75,7 @@ func TestBackupCreateDownloadRestore(t *testing.T) {
 		"command":            `while read l; do echo "got $l"; if [ "$l" = "save-all" ]; then echo "Saved the game"; fi; done`,
 		"static":             true,
 		"stopTimeoutSeconds": 1,
-		"availablePorts":     map[string]int{"min": 21750, "max": 21759},
+		"availablePorts":     map[string]int{"min": 22000, "max": 22009},
 		"backup": map[string]any{"before": []string{"save-off", "save-all"}, "after": []string{"save-on"},
 			"waitForLine": "Saved the game", "waitSeconds": 20, "keep": 2, "ignore": []string{"*.tmp"}},
 	})
@@ -206,7 +206,7 @@ func TestBackupCreateDownloadRestore(t *testing.T) {
 // stays as it was.
 func TestBackupTamperedIsNotRestored(t *testing.T) {
 	e := newEnv(t, nil)
-	e.putConfig("s", map[string]any{"command": "exec sleep 60", "static": true, "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 21760, "max": 21769}})
+	e.putConfig("s", map[string]any{"command": "exec sleep 60", "static": true, "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 22010, "max": 22019}})
 	in := e.create("s")
 	e.waitState(in.ID, "ONLINE")
 	dir, _ := e.m.Instances().WorkDir(in.ID)
@@ -238,7 +238,7 @@ func TestBackupFailuresAreRecorded(t *testing.T) {
 	blocker := filepath.Join(t.TempDir(), "file")
 	_ = os.WriteFile(blocker, nil, 0o600)
 	e := newEnv(t, func(c *master.Config) { c.BackupDir = filepath.Join(blocker, "backups") })
-	e.putConfig("s", map[string]any{"command": "exec sleep 60", "static": true, "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 21770, "max": 21779}})
+	e.putConfig("s", map[string]any{"command": "exec sleep 60", "static": true, "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 22020, "max": 22029}})
 	in := e.create("s")
 	b := e.backup(in.ID, `{}`)
 	if b.State != api.BackupFailed || b.Reason == "" || strings.Contains(b.Reason, blocker) {
@@ -279,7 +279,7 @@ func TestBackupToS3(t *testing.T) {
 	_ = os.WriteFile(targets, []byte(`{"offsite":{"type":"s3","endpoint":"`+srv.Endpoint+`","bucket":"`+s3test.Bucket+`","prefix":"net1","pathStyle":true,"accessKeyFile":"access","secretKeyFile":"secret"}}`), 0o600)
 	e := newEnv(t, func(c *master.Config) { c.BackupTargets = targets })
 	e.putConfig("s", map[string]any{"command": "env; exec sleep 60", "static": true, "stopTimeoutSeconds": 1,
-		"availablePorts": map[string]int{"min": 21780, "max": 21789}, "backup": map[string]any{"target": "offsite"}})
+		"availablePorts": map[string]int{"min": 22030, "max": 22039}, "backup": map[string]any{"target": "offsite"}})
 	r := e.do("PUT", "/api/configurations/bad", e.admin, `{"command":"x","backup":{"target":"nowhere"}}`)
 	if r.StatusCode != 400 {
 		t.Errorf("a configuration naming an unknown target: %d", r.StatusCode)
@@ -321,7 +321,7 @@ func TestBackupToS3(t *testing.T) {
 func TestBackupOnAFullDisk(t *testing.T) {
 	disk, _, _ := fullDisk(t, 4<<20)
 	e := newEnv(t, func(c *master.Config) { c.BackupDir = filepath.Join(disk, "backups") })
-	e.putConfig("s", map[string]any{"command": "exec sleep 60", "static": true, "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 21790, "max": 21799}})
+	e.putConfig("s", map[string]any{"command": "exec sleep 60", "static": true, "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 22040, "max": 22049}})
 	in := e.create("s")
 	dir, _ := e.m.Instances().WorkDir(in.ID)
 	big := make([]byte, 8<<20)

@@ -103,7 +103,7 @@ func TestEventsAndWebhooks(t *testing.T) {
 	}
 	defer ws.CloseNow()
 
-	e.putConfig("crash", map[string]any{"command": "exit 3", "availablePorts": map[string]int{"min": 21820, "max": 21829}})
+	e.putConfig("crash", map[string]any{"command": "exit 3", "availablePorts": map[string]int{"min": 22060, "max": 22069}})
 	in := e.create("crash")
 	var crashed api.Event
 	deadline := time.Now().Add(15 * time.Second)

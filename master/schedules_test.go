@@ -13,7 +13,7 @@ import (
 // field; deleting it takes its runs.
 func TestSchedules(t *testing.T) {
 	e := newEnv(t, nil)
-	e.putConfig("sc", map[string]any{"command": `while read l; do echo "got $l"; done`, "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 21810, "max": 21819}})
+	e.putConfig("sc", map[string]any{"command": `while read l; do echo "got $l"; done`, "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 22050, "max": 22059}})
 	in := e.create("sc")
 	e.waitState(in.ID, "ONLINE")
 	for body, want := range map[string]string{

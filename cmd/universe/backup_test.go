@@ -31,7 +31,7 @@ func TestBackupMasterKilledMidway(t *testing.T) {
 	base := m1.base
 	// The backup waits for a line the server never prints: it stays
 	// RUNNING for a minute, long enough to kill the master under it.
-	jsonReq[map[string]any](t, "PUT", base+"/api/configurations/w", admin, `{"command":"exec cat >/dev/null","static":true,"stopTimeoutSeconds":1,"availablePorts":{"min":21800,"max":21809},"backup":{"before":["save-all"],"waitForLine":"never printed","waitSeconds":60}}`, 204)
+	jsonReq[map[string]any](t, "PUT", base+"/api/configurations/w", admin, `{"command":"exec cat >/dev/null","static":true,"stopTimeoutSeconds":1,"availablePorts":{"min":22070,"max":22079},"backup":{"before":["save-all"],"waitForLine":"never printed","waitSeconds":60}}`, 204)
 	in := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"w"}`, 201)
 	_ = os.WriteFile(filepath.Join(dir, "static", "w", "world.dat"), []byte(strings.Repeat("w", 1<<20)), 0o644)
 	b := jsonReq[api.Backup](t, "POST", base+"/api/instances/"+in.ID+"/backups", admin, `{"name":"cut short"}`, 202)
@@ -51,7 +51,7 @@ func TestBackupMasterKilledMidway(t *testing.T) {
 		t.Errorf("archives left: %v", left)
 	}
 	// The configuration without the wait: a backup completes.
-	jsonReq[map[string]any](t, "PUT", m2.base+"/api/configurations/w", admin, `{"command":"exec cat >/dev/null","static":true,"stopTimeoutSeconds":1,"availablePorts":{"min":21800,"max":21809}}`, 204)
+	jsonReq[map[string]any](t, "PUT", m2.base+"/api/configurations/w", admin, `{"command":"exec cat >/dev/null","static":true,"stopTimeoutSeconds":1,"availablePorts":{"min":22070,"max":22079}}`, 204)
 	b2 := jsonReq[api.Backup](t, "POST", m2.base+"/api/instances/"+in.ID+"/backups", admin, `{}`, 202)
 	waitFor(t, "the second backup", 30*time.Second, func() bool {
 		return jsonReq[api.Backup](t, "GET", m2.base+"/api/backups/"+b2.ID, admin, "", 200).State == api.BackupCompleted
@@ -73,7 +73,7 @@ func TestBackupOfAnInstanceOnAnAgent(t *testing.T) {
 		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-b", admin, "", 200).State == api.NodeOnline
 	})
 	server := `echo "$$" > pid; while read l; do echo "got $l"; if [ "$l" = save-all ]; then echo "Saved the game"; fi; done`
-	cfg, _ := json.Marshal(api.Configuration{Command: server, Nodes: []string{"edge-b"}, AvailablePorts: api.Ports{Min: 21970, Max: 21971}, StopTimeoutSeconds: 2,
+	cfg, _ := json.Marshal(api.Configuration{Command: server, Nodes: []string{"edge-b"}, AvailablePorts: api.Ports{Min: 22080, Max: 22081}, StopTimeoutSeconds: 2,
 		Backup: &api.BackupOptions{Before: []string{"save-all"}, After: []string{"save-on"}, WaitForLine: "Saved the game", WaitSeconds: 20}})
 	jsonReq[any](t, "PUT", base+"/api/configurations/edgeworld", admin, string(cfg), 204)
 	info := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"edgeworld"}`, 201)
