@@ -717,6 +717,10 @@ func runCLI(e cliEnv, args []string) (code int, ok bool) {
 		return backupGroup.run(e, args[1:]), true
 	case "schedule":
 		return scheduleGroup.run(e, args[1:]), true
+	case "webhook":
+		return webhookGroup.run(e, args[1:]), true
+	case "events":
+		return runRemote(e, eventsCommand, args[1:]), true
 	case "cluster":
 		return clusterGroup.run(e, args[1:]), true
 	case "console":

@@ -184,6 +184,19 @@ func TestCLIAgainstMaster(t *testing.T) {
 			return []string{"schedule", "create", "-f", f}
 		}, code: 1, want: "cron"},
 		{name: "schedule delete", args: func() []string { return []string{"schedule", "delete", sid} }, want: "Deleted schedule"},
+		{name: "events", args: func() []string { return []string{"events", "--instance", id} }, want: "instance.started"},
+		{name: "webhook create private", args: func() []string {
+			return []string{"webhook", "create", "http://127.0.0.1:9/hook", "--events", "instance.crashed"}
+		}, code: 1, want: "private"},
+		{name: "webhook create", args: func() []string {
+			return []string{"webhook", "create", "https://discord.example/api/webhooks/1/secret-token", "--events", "instance.crashed", "--format", "discord"}
+		}, want: "shown only now"},
+		{name: "webhook list", args: func() []string { return []string{"webhook", "list"} }, want: "discord.example/…",
+			after: func(out string) {
+				if strings.Contains(out, "secret-token") {
+					t.Fatalf("the list shows the URL's token: %s", out)
+				}
+			}},
 		{name: "instance restart json", args: func() []string { return []string{"instance", "restart", id, "-o", "json"} }, want: `"state": "ONLINE"`},
 		{name: "template push", args: func() []string { return []string{"template", "push", tplDir, "lobby/base"} }, want: "2 files"},
 		{name: "template list", args: func() []string { return []string{"template", "list"} }, want: "lobby/base"},
