@@ -324,3 +324,20 @@ func TestLocalTargetLeavesNoPartialFile(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// Sweep removes the partial archives left by backups that stopped, not
+// those of backups under way.
+func TestSweepKeepsBackupsUnderWay(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"i1/dead.tar.zst.partial", "i1/live.tar.zst.partial", "i1/done.tar.zst"} {
+		write(t, dir, f, "x", 0o600)
+	}
+	if n := (backup.Local{Dir: dir}).Sweep(map[string]bool{"live": true}); n != 1 {
+		t.Errorf("swept %d", n)
+	}
+	for f, want := range map[string]bool{"i1/dead.tar.zst.partial": false, "i1/live.tar.zst.partial": true, "i1/done.tar.zst": true} {
+		if _, err := os.Stat(filepath.Join(dir, f)); (err == nil) != want {
+			t.Errorf("%s there: %v, want %v", f, err == nil, want)
+		}
+	}
+}

@@ -131,7 +131,13 @@ func (s *Service) Recover() (int, error) {
 		n++
 	}
 	if l, ok := s.targets[LocalTarget].(Local); ok {
-		if swept := l.Sweep(); swept > 0 {
+		s.mu.Lock()
+		underWay := make(map[string]bool, len(s.written))
+		for id := range s.written {
+			underWay[id] = true
+		}
+		s.mu.Unlock()
+		if swept := l.Sweep(underWay); swept > 0 {
 			s.log.Info("partial backup archives removed", "count", swept)
 		}
 	}

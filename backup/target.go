@@ -124,12 +124,18 @@ func (l Local) Delete(_ context.Context, key string) error {
 	return nil
 }
 
-// Sweep removes the partial archives an interrupted backup left; it
-// returns how many.
-func (l Local) Sweep() int {
+// Sweep removes the partial archives an interrupted backup left, except
+// those of the backups under way (their ids); it returns how many.
+func (l Local) Sweep(underWay map[string]bool) int {
 	n := 0
 	_ = filepath.WalkDir(l.Dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && strings.HasSuffix(p, ".partial") && os.Remove(p) == nil {
+		if err != nil || !d.Type().IsRegular() || !strings.HasSuffix(p, ".partial") {
+			return nil
+		}
+		if underWay[strings.TrimSuffix(d.Name(), ".tar.zst.partial")] {
+			return nil
+		}
+		if os.Remove(p) == nil {
 			n++
 		}
 		return nil

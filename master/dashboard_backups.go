@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/backup"
 )
 
 // The dashboard's Backups tab of an instance: its backups, newest first,
@@ -87,10 +88,9 @@ func (m *Master) uiBackupAction(c *gin.Context) {
 		case "delete":
 			err = m.backups.Delete(bid)
 		case "restore":
-			var sub = m.backupSubject
-			s, serr := sub(id)
-			if err = serr; err == nil {
-				err = m.backups.Restore(b, s, c.PostForm("truncate") == "on", byOf(c))
+			var sub backup.Subject
+			if sub, err = m.backupSubject(id); err == nil {
+				err = m.backups.Restore(b, sub, c.PostForm("truncate") == "on", byOf(c))
 			}
 		default:
 			err = universe.Errorf(universe.ENOTFOUND, "no such action %q", action)
