@@ -127,8 +127,15 @@ func (r *Runner) Check(ctx context.Context) {
 		return
 	}
 	now := r.now().UTC()
+	seen := make(map[string]bool, len(list))
 	for _, sc := range list {
+		seen[sc.ID] = true
 		if !sc.Enabled {
+			// Windows while disabled are not owed: enabled again, it
+			// fires from then on (none "missed").
+			r.mu.Lock()
+			r.last[sc.ID] = now
+			r.mu.Unlock()
 			continue
 		}
 		spec, err := Parse(sc.Cron, sc.Timezone)
@@ -163,6 +170,13 @@ func (r *Runner) Check(ctx context.Context) {
 			r.start(ctx, sc, run, "schedule "+sc.Name)
 		}
 	}
+	r.mu.Lock()
+	for id := range r.last {
+		if !seen[id] {
+			delete(r.last, id) // deleted
+		}
+	}
+	r.mu.Unlock()
 }
 
 // lastFire is the last firing of sc this master knows of: from its runs

@@ -239,3 +239,32 @@ func TestChainAndOverlap(t *testing.T) {
 		t.Error("the chain went on past a failure")
 	}
 }
+
+// A schedule disabled for hours and enabled again owes nothing of those
+// hours: no run, no "missed" record; it fires at its next time.
+func TestReenabledOwesNothing(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	t0 := time.Date(2027, 1, 1, 12, 0, 30, 0, time.UTC)
+	clk := &clock{t: t0}
+	sc := api.Schedule{ID: "h", Name: "hourly", InstanceID: "i1", Cron: "0 * * * *", Enabled: false, CatchUpSeconds: 300, CreatedAt: t0,
+		Tasks: []api.ScheduleTask{{Type: "command", Payload: "x"}}}
+	if err := db.PutSchedule(sc); err != nil {
+		t.Fatal(err)
+	}
+	r := schedule.NewRunner(db, &actions{}, slog.New(slog.DiscardHandler), schedule.Hooks{}, clk.now)
+	r.Check(context.Background())
+	clk.set(time.Date(2027, 1, 1, 15, 10, 0, 0, time.UTC))
+	r.Check(context.Background()) // still disabled
+	sc.Enabled = true
+	_ = db.PutSchedule(sc)
+	r.Check(context.Background())
+	if runs, _ := db.Runs("h"); len(runs) != 0 {
+		t.Fatalf("runs for the hours it was disabled: %+v", runs)
+	}
+	clk.set(time.Date(2027, 1, 1, 16, 0, 1, 0, time.UTC))
+	r.Check(context.Background())
+	if runs := waitRuns(t, db, "h", 1); !runs[0].FireTime.Equal(time.Date(2027, 1, 1, 16, 0, 0, 0, time.UTC)) {
+		t.Errorf("run: %+v", runs[0])
+	}
+}
