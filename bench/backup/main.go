@@ -21,12 +21,9 @@ import (
 	"io/fs"
 	"log"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,13 +34,10 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/backup/s3test"
+	"github.com/universe-orchestrator/universe/bench/internal/proc"
 )
 
-var (
-	bin   string
-	api_  string
-	token string
-)
+var m *proc.Master
 
 func main() {
 	gib := flag.Float64("gib", 2, "size of the tree, GiB")
@@ -57,13 +51,10 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(root)
-	bin = filepath.Join(root, "universe")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/universe").CombinedOutput(); err != nil {
-		log.Fatalf("build: %v %s", err, out)
-	}
+	bin := proc.Build(root)
 	data := filepath.Join(root, "data")
 	_ = os.MkdirAll(data, 0o700)
-	token = adminKey(data)
+	token := proc.AdminKey(bin, data)
 	args := []string{}
 	var faults *s3test.Faults
 	var direct *minio.Client
@@ -87,13 +78,14 @@ func main() {
 		args = append(args, "--backup-targets", targets)
 		direct, _ = minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(s3test.AccessKey, s3test.SecretKey, ""), BucketLookup: minio.BucketLookupPath})
 	}
-	pid := startMaster(data, args)
-	defer func() { _ = syscallKill(pid) }()
+	m = proc.StartMaster(bin, data, proc.FreePort(), token, args...)
+	defer func() { _ = m.Cmd.Process.Kill() }()
+	pid := m.Cmd.Process.Pid
 
-	call("PUT", "/api/configurations/bench", `{"command":"exec sleep 1000000","static":true,"stopTimeoutSeconds":1,"availablePorts":{"min":23400,"max":23410}}`, nil)
+	m.Call("PUT", "/api/configurations/bench", `{"command":"exec sleep 1000000","static":true,"stopTimeoutSeconds":1,"availablePorts":{"min":23400,"max":23410}}`, nil)
 	var in api.InstanceInfo
-	call("POST", "/api/instances", `{"configurationName":"bench"}`, &in)
-	call("PATCH", "/api/instances/"+in.ID+"/lifecycle?target=stop", "", nil)
+	m.Call("POST", "/api/instances", `{"configurationName":"bench"}`, &in)
+	m.Call("PATCH", "/api/instances/"+in.ID+"/lifecycle?target=stop", "", nil)
 	dir := filepath.Join(data, "static", "bench")
 	start := time.Now()
 	bytesWritten := generate(dir, int64(*gib*(1<<30)), *files)
@@ -142,7 +134,7 @@ func main() {
 			r, ours[r], float64(last.SizeBytes)/(1<<20), last.Files, floor[r], float64(fst.Size())/(1<<20),
 			float64(rssGrowth[r])/(1<<20), float64(base)/(1<<20))
 		if r < *rounds-1 {
-			call("DELETE", "/api/backups/"+last.ID, "", nil)
+			m.Call("DELETE", "/api/backups/"+last.ID, "", nil)
 		}
 	}
 	fmt.Printf("archive speed: universe median %.2f s, tar|zstd median %.2f s: ratio %.2f (floor time / ours; goal >= 0.67)\n", median(ours), median(floor), median(floor)/median(ours))
@@ -157,7 +149,7 @@ func main() {
 		_ = os.MkdirAll(dir, 0o755)
 		_ = os.WriteFile(filepath.Join(dir, "stray"), []byte("not in the backup"), 0o644)
 		t0 := time.Now()
-		call("POST", "/api/backups/"+last.ID+"/restore", `{"truncate":true}`, nil)
+		m.Call("POST", "/api/backups/"+last.ID+"/restore", `{"truncate":true}`, nil)
 		waitLog(in.ID, "restore of backup "+last.ID)
 		took := time.Since(t0)
 		got := manifest(dir)
@@ -176,7 +168,7 @@ func main() {
 	}
 
 	if *useS3 {
-		call("PUT", "/api/configurations/bench", `{"command":"exec sleep 1000000","static":true,"stopTimeoutSeconds":1,"availablePorts":{"min":23400,"max":23410},"backup":{"target":"offsite"}}`, nil)
+		m.Call("PUT", "/api/configurations/bench", `{"command":"exec sleep 1000000","static":true,"stopTimeoutSeconds":1,"availablePorts":{"min":23400,"max":23410},"backup":{"target":"offsite"}}`, nil)
 		faults.Fail.Store(3)
 		t0 := time.Now()
 		b := backupAndWait(in.ID, `{"name":"s3"}`)
@@ -280,10 +272,10 @@ func manifest(dir string) map[string]string {
 
 func backupAndWait(id, body string) api.Backup {
 	var b api.Backup
-	call("POST", "/api/instances/"+id+"/backups", body, &b)
+	m.Call("POST", "/api/instances/"+id+"/backups", body, &b)
 	for b.State == api.BackupPending || b.State == api.BackupRunning {
 		time.Sleep(50 * time.Millisecond)
-		call("GET", "/api/backups/"+b.ID, "", &b)
+		m.Call("GET", "/api/backups/"+b.ID, "", &b)
 	}
 	return b
 }
@@ -291,7 +283,7 @@ func backupAndWait(id, body string) api.Backup {
 func waitLog(id, text string) {
 	for deadline := time.Now().Add(30 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		var raw json.RawMessage
-		call("GET", "/api/instances/"+id+"/logs?lines=50", "", &raw)
+		m.Call("GET", "/api/instances/"+id+"/logs?lines=50", "", &raw)
 		b := []byte(raw)
 		if bytes.Contains(b, []byte(text)) && (bytes.Contains(b, []byte(" done: ")) || bytes.Contains(b, []byte("FAILED"))) {
 			if bytes.Contains(b, []byte("FAILED")) {
@@ -301,63 +293,6 @@ func waitLog(id, text string) {
 		}
 	}
 	log.Fatal("no restore")
-}
-
-func call(method, path, body string, out any) {
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, api_+path, r)
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		log.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			log.Fatalf("%s %s: %v", method, path, err)
-		}
-	}
-}
-
-var tokenRE = regexp.MustCompile(`unv_[A-Za-z0-9_-]{43}`)
-
-func adminKey(dir string) string {
-	out, err := exec.Command(bin, "key", "create", "admin", "ALL", "--data", dir).CombinedOutput()
-	if err != nil {
-		log.Fatalf("key create: %v %s", err, out)
-	}
-	return tokenRE.FindString(string(out))
-}
-
-func startMaster(data string, extra []string) int {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	api_ = "http://127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, append([]string{"master", "--no-console", "--access-log=false", "--data", data, "--addr", "127.0.0.1:" + strconv.Itoa(port), "--cluster-addr", "127.0.0.1:0"}, extra...)...)
-	logf, _ := os.Create(filepath.Join(data, "..", "master.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(api_ + "/api/ping"); err == nil {
-			resp.Body.Close()
-			return cmd.Process.Pid
-		}
-	}
-	log.Fatal("the master did not answer")
-	return 0
 }
 
 // rss is a process's resident memory, bytes.
@@ -382,12 +317,4 @@ func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[len(s)/2]
-}
-
-func syscallKill(pid int) error {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return err
-	}
-	return p.Kill()
 }

@@ -13,17 +13,11 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,10 +26,12 @@ import (
 	"time"
 
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/bench/internal/proc"
 )
 
 var (
-	bin, base, token string
+	bin string
+	m   *proc.Master
 )
 
 func main() {
@@ -48,30 +44,20 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(root)
-	bin = filepath.Join(root, "universe")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/universe").CombinedOutput(); err != nil {
-		log.Fatalf("build: %v %s", err, out)
-	}
+	bin = proc.Build(root)
 	data := filepath.Join(root, "data")
 	_ = os.MkdirAll(data, 0o700)
-	out, err := exec.Command(bin, "key", "create", "admin", "ALL", "--data", data).CombinedOutput()
-	if err != nil {
-		log.Fatalf("key: %v %s", err, out)
-	}
-	token = regexp.MustCompile(`unv_[A-Za-z0-9_-]{43}`).FindString(string(out))
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	base = "http://127.0.0.1:" + strconv.Itoa(port)
-	m := start(data, port)
-	defer func() { _ = m.Process.Kill() }()
+	token := proc.AdminKey(bin, data)
+	port := proc.FreePort()
+	m = proc.StartMaster(bin, data, port, token)
+	defer func() { _ = m.Cmd.Process.Kill() }()
 
-	call("PUT", "/api/configurations/sink", `{"command":"exec cat >/dev/null","stopTimeoutSeconds":1,"availablePorts":{"min":23500,"max":23600}}`, nil)
+	m.Call("PUT", "/api/configurations/sink", `{"command":"exec cat >/dev/null","stopTimeoutSeconds":1,"availablePorts":{"min":23500,"max":23600}}`, nil)
 	// At most 100 schedules an instance: n/100 instances.
 	var inst []api.InstanceInfo
 	for i := 0; i < (*n+99)/100; i++ {
 		var in api.InstanceInfo
-		call("POST", "/api/instances", `{"configurationName":"sink"}`, &in)
+		m.Call("POST", "/api/instances", `{"configurationName":"sink"}`, &in)
 		inst = append(inst, in)
 	}
 	t0 := time.Now()
@@ -85,7 +71,7 @@ func main() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			var s api.Schedule
-			call("POST", "/api/schedules", fmt.Sprintf(`{"name":"s%d","instanceId":"%s","cron":"* * * * *","enabled":true,"tasks":[{"type":"command","payload":"tick %d"}]}`, i, inst[i/100].ID, i), &s)
+			m.Call("POST", "/api/schedules", fmt.Sprintf(`{"name":"s%d","instanceId":"%s","cron":"* * * * *","enabled":true,"tasks":[{"type":"command","payload":"tick %d"}]}`, i, inst[i/100].ID, i), &s)
 			ids[i] = s.ID
 		}(i)
 	}
@@ -98,12 +84,12 @@ func main() {
 	if *kill {
 		boundary := first.Add(time.Duration(*minutes/2) * time.Minute)
 		time.Sleep(time.Until(boundary.Add(-2 * time.Second)))
-		_ = m.Process.Signal(syscall.SIGKILL)
-		_ = m.Wait()
+		_ = m.Cmd.Process.Signal(syscall.SIGKILL)
+		_ = m.Cmd.Wait()
 		killedAt = time.Now()
 		// Down across the boundary: started again a second after it.
 		time.Sleep(time.Until(boundary.Add(time.Second)))
-		m = start(data, port)
+		m = proc.StartMaster(bin, data, port, token)
 		fmt.Printf("master SIGKILLed at %s, started again at %s, answering after %s: the %s firing fell while it was down\n",
 			killedAt.Format("15:04:05.000"), boundary.Add(time.Second).Format("15:04:05.000"), time.Since(boundary.Add(time.Second)).Round(time.Millisecond), boundary.Format("15:04:05"))
 	}
@@ -113,7 +99,7 @@ func main() {
 	missing, twice, skipped, failed := 0, 0, 0, 0
 	for _, id := range ids {
 		var runs []api.ScheduleRun
-		call("GET", "/api/schedules/"+id+"/runs", "", &runs)
+		m.Call("GET", "/api/schedules/"+id+"/runs", "", &runs)
 		seen := map[int64]int{}
 		for _, r := range runs {
 			seen[r.FireTime.Unix()]++
@@ -145,53 +131,10 @@ func main() {
 	fmt.Printf("%d firings expected (%d schedules × %d minutes): %d ok, %d skipped, %d failed, %d missing, %d run twice\n",
 		*n**minutes, *n, *minutes, len(late), skipped, failed, missing, twice)
 	fmt.Printf("lateness (started − fire time): p50 %.3f s, p99 %.3f s, max %.3f s (goal p99 <= 2 s)\n", q(0.5), q(0.99), q(1))
-	rss, _ := os.ReadFile("/proc/" + strconv.Itoa(m.Process.Pid) + "/status")
+	rss, _ := os.ReadFile("/proc/" + strconv.Itoa(m.Cmd.Process.Pid) + "/status")
 	for _, l := range strings.Split(string(rss), "\n") {
 		if strings.HasPrefix(l, "VmRSS:") {
 			fmt.Println("master", strings.Join(strings.Fields(l), " "))
-		}
-	}
-}
-
-func start(data string, port int) *exec.Cmd {
-	cmd := exec.Command(bin, "master", "--no-console", "--access-log=false", "--data", data, "--addr", "127.0.0.1:"+strconv.Itoa(port), "--cluster-addr", "127.0.0.1:0")
-	logf, _ := os.OpenFile(filepath.Join(data, "..", "master.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(base + "/api/ping"); err == nil {
-			resp.Body.Close()
-			return cmd
-		}
-	}
-	log.Fatal("the master did not answer")
-	return nil
-}
-
-func call(method, path, body string, out any) {
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, base+path, r)
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		log.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			log.Fatalf("%s %s: %v", method, path, err)
 		}
 	}
 }
