@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -152,10 +153,13 @@ func Verify(encoded, password string) bool {
 
 // DummyHash is compared against when a sign-in names no user, so that the
 // answer takes as long as for a user (and says nothing of who exists).
-var DummyHash = func() string {
+// Made at the first such sign-in, not at start: every process of the
+// binary (each instance's supervisor too) would pay 64 MiB and a tenth of
+// a second for it.
+var DummyHash = sync.OnceValue(func() string {
 	h, _ := Hash("not a password of anyone", Default)
 	return h
-}()
+})
 
 // NewPassword returns a generated password (shown once).
 func NewPassword() string {
