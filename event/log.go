@@ -80,6 +80,25 @@ func (l *Log) Add(e api.Event) api.Event {
 	return e
 }
 
+// Advance makes the next event's number at least seq: a master that
+// starts, or gains the leadership of its cluster, numbers its events from
+// the clock (microseconds since 1970), above what it or another master
+// numbered before, so a follower's "since" stays meaningful across
+// restarts and leader changes. What an earlier log held is not carried:
+// a follower that resumes sees a gap.
+func (l *Log) Advance(seq uint64) {
+	l.mu.Lock()
+	l.next = max(l.next, seq)
+	l.mu.Unlock()
+}
+
+// Last is the number of the newest event (0: none yet).
+func (l *Log) Last() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next - 1
+}
+
 // Filter narrows List; empty fields match all.
 type Filter struct {
 	Since      uint64

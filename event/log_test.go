@@ -57,3 +57,30 @@ func TestLogBoundsAndGaps(t *testing.T) {
 		t.Errorf("since: %d", len(got))
 	}
 }
+
+// A log advanced (a master that starts or gains the leadership) numbers on
+// from there: "since" from an earlier log stays meaningful, and a follower
+// from before the jump is told of the numbers it never got.
+func TestLogAdvance(t *testing.T) {
+	l := event.NewLog(0, nil)
+	if l.Last() != 0 {
+		t.Fatalf("an empty log's last: %d", l.Last())
+	}
+	l.Add(api.Event{Type: api.EventNodeLost})
+	l.Advance(1000)
+	l.Advance(500) // never backwards
+	e := l.Add(api.Event{Type: api.EventNodeBack})
+	if e.Seq != 1000 || l.Last() != 1000 {
+		t.Fatalf("after Advance(1000): seq %d, last %d", e.Seq, l.Last())
+	}
+	if got := l.List(event.Filter{Since: 700}); len(got) != 1 || got[0].Seq != 1000 {
+		t.Fatalf("since 700: %+v", got)
+	}
+	other := event.NewLog(0, nil) // a new leader's log, advanced past what a follower saw
+	other.Advance(2000)
+	other.Add(api.Event{Type: api.EventNodeBack})
+	frames, _ := other.Subscribe(1000).Next(context.Background())
+	if len(frames) != 2 || frames[0].Gap == nil || frames[0].Gap.From != 1001 || frames[0].Gap.To != 1999 || frames[1].Event.Seq != 2000 {
+		t.Fatalf("a follower resuming on another log: %+v", frames)
+	}
+}

@@ -644,6 +644,10 @@ func (m *Manager) replaceLost(in *Instance) {
 			by = "the reconciler (not replaced: " + universe.ErrorMessage(err) + ")"
 		}
 		m.log.Info("lost instance replaced", "instance", in.id, "node", node, "by", info.ID, "err", err)
+		if err == nil {
+			m.event(api.EventInstanceReplaced, in.Info(), "replaced by "+info.ID+" (lost with its node "+node+")",
+				map[string]any{"replacementId": info.ID, "replacementNode": info.WrapperNodeID})
+		}
 		_ = m.Delete(in.id, by)
 		return
 	}

@@ -52,6 +52,7 @@ func (m *Master) newEvents() {
 		deliveries.WithLabelValues(o)
 	}
 	m.ev = &eventState{log: event.NewLog(0, m.cfg.Now), hooks: event.NewDispatcher(m.log, m.cfg.WebhooksAllowPrivate), nodes: map[string]bool{}}
+	m.ev.log.Advance(m.eventClock())
 	m.ev.hooks.Outcome = func(o string) { deliveries.WithLabelValues(o).Inc() }
 	m.ev.log.OnEvent(func(e api.Event) {
 		events.WithLabelValues(e.Type).Inc()
@@ -70,6 +71,10 @@ func (m *Master) newEvents() {
 	})
 	m.reloadWebhooks()
 }
+
+// eventClock is where a log's numbering starts when this master starts or
+// gains the leadership (event.Log.Advance).
+func (m *Master) eventClock() uint64 { return uint64(max(m.cfg.Now().UnixMicro(), 1)) }
 
 // reloadWebhooks gives the dispatcher the webhooks stored.
 func (m *Master) reloadWebhooks() {
@@ -156,8 +161,8 @@ func (m *Master) handleEventsLive(c *gin.Context) {
 			return
 		}
 		since = n
-	} else if all := m.ev.log.List(event.Filter{Limit: 10000}); len(all) > 0 {
-		since = all[len(all)-1].Seq // from now on
+	} else {
+		since = m.ev.log.Last() // from now on
 	}
 	m.serveWS(c, "events", 1024, func(ctx context.Context, conn *websocket.Conn) error {
 		ctx = conn.CloseRead(ctx)

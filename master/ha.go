@@ -380,6 +380,7 @@ func (m *Master) onLeader(leader bool) {
 			m.log.Warn("raft barrier before leading", "err", err)
 		}
 	}
+	m.ev.log.Advance(m.eventClock())
 	m.instances.SetLeader(true)
 	m.hub.SetLeader(true)
 	if leader {

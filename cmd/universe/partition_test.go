@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -178,4 +179,22 @@ func TestLostInstanceIsReplacedWithoutMinimum(t *testing.T) {
 		t.Fatalf("replacement: %+v", repl)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(-int(*repl.ProcessPid), syscall.SIGKILL) })
+	// The event log tells the story: the node lost, the instance lost, the
+	// node back, the instance replaced by the new one.
+	evs := jsonReq[[]api.Event](t, "GET", base+"/api/events?instanceId="+first.ID, admin, "", 200)
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+		if e.Type == api.EventInstanceReplaced && e.Data["replacementId"] != repl.ID {
+			t.Fatalf("replaced event: %+v (replacement %s)", e, repl.ID)
+		}
+	}
+	if !slices.Contains(types, api.EventInstanceLost) || !slices.Contains(types, api.EventInstanceReplaced) {
+		t.Fatalf("events of the lost instance: %v", types)
+	}
+	for _, typ := range []string{api.EventNodeLost, api.EventNodeBack} {
+		if l := jsonReq[[]api.Event](t, "GET", base+"/api/events?type="+typ, admin, "", 200); len(l) == 0 || l[0].Node != "edge-1" {
+			t.Fatalf("%s events: %+v", typ, l)
+		}
+	}
 }
