@@ -147,3 +147,10 @@ type Delivery struct {
 	Error     string    `json:"error,omitempty"`
 	Time      time.Time `json:"time"`
 }
+
+// SchedulePreview is a cron expression's next run times.
+type SchedulePreview struct {
+	Cron     string      `json:"cron"`
+	Timezone string      `json:"timezone"`
+	Next     []time.Time `json:"next"`
+}

@@ -131,6 +131,21 @@ func (l *Log) List(f Filter) []api.Event {
 	return out
 }
 
+// Recent returns the newest n events f matches (f.Since and f.Limit
+// aside), newest first.
+func (l *Log) Recent(f Filter, n int) []api.Event {
+	f.Since = 0
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := []api.Event{}
+	for i := len(l.ring) - 1; i >= 0 && len(out) < n; i-- {
+		if f.match(l.ring[i]) {
+			out = append(out, l.ring[i])
+		}
+	}
+	return out
+}
+
 // Sub follows a log.
 type Sub struct {
 	mu     sync.Mutex

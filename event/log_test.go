@@ -84,3 +84,18 @@ func TestLogAdvance(t *testing.T) {
 		t.Fatalf("a follower resuming on another log: %+v", frames)
 	}
 }
+
+func TestLogRecent(t *testing.T) {
+	l := event.NewLog(0, nil)
+	for i := 0; i < 10; i++ {
+		typ := api.EventInstanceStarted
+		if i%2 == 1 {
+			typ = api.EventInstanceStopped
+		}
+		l.Add(api.Event{Type: typ})
+	}
+	got := l.Recent(event.Filter{Type: api.EventInstanceStopped}, 3)
+	if len(got) != 3 || got[0].Seq != 10 || got[1].Seq != 8 || got[2].Seq != 6 {
+		t.Fatalf("recent: %+v", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -198,10 +199,18 @@ func (b *browser) named(role, name string) {
 
 // shot saves a screenshot as a test artifact: into $UNIVERSE_ARTIFACTS
 // when set (CI keeps that folder), else into the test's temp folder.
-func (b *browser) shot(name string) {
+func (b *browser) shot(name string) { b.shotAt(name, "") }
+
+// shotAt saves a screenshot with the element sel scrolled to the top (""
+// the page's top).
+func (b *browser) shotAt(name, sel string) {
 	b.t.Helper()
+	scroll := "window.scrollTo(0, 0)"
+	if sel != "" {
+		scroll = "document.querySelector(" + strconv.Quote(sel) + ").scrollIntoView()"
+	}
 	png, err := chromedp.Run(b.ctx, func(ctx context.Context, t *chromedp.Target) ([]byte, error) {
-		if _, err := chromedp.Evaluate[chromedp.Void]("window.scrollTo(0, 0)")(ctx, t); err != nil {
+		if _, err := chromedp.Evaluate[chromedp.Void](scroll)(ctx, t); err != nil {
 			return nil, err
 		}
 		return chromedp.CaptureScreenshot()(ctx, t)
@@ -389,7 +398,29 @@ func TestDashboardInBrowser(t *testing.T) {
 	e.waitLog(id, "got: say from the schedule")
 	b.do(chromedp.Navigate(origin + "/ui/instances/" + id + "/schedules"))
 	b.waitJS(`!!document.querySelector('table[aria-label=Schedules] .badge[data-state=ok]')`)
+	if n := eval[int](b, `document.querySelectorAll('table[aria-label=Schedules] details.history li').length`); n != 1 {
+		t.Errorf("the schedule's history shows %d runs, want 1", n)
+	}
+	// The cron helper: the next five times of what is typed, or why not.
+	b.waitJS(`document.querySelectorAll('#cron-next .mono').length === 5`)
+	eval[bool](b, `(() => { const c = document.querySelector('form[aria-label="New schedule"] input[name=cron]'); c.value = '0 4 * * 9'; c.dispatchEvent(new Event('input')); return true; })()`)
+	b.waitJS(`document.querySelector('#cron-next').classList.contains('invalid') && document.querySelector('#cron-next').textContent.includes('cron')`)
+	eval[bool](b, `(() => { const c = document.querySelector('form[aria-label="New schedule"] input[name=cron]'); c.value = '*/15 * * * *'; c.dispatchEvent(new Event('input')); return true; })()`)
+	b.waitJS(`!document.querySelector('#cron-next').classList.contains('invalid') && document.querySelectorAll('#cron-next .mono').length === 5`)
 	b.shot("schedules-1280")
+
+	// A configuration's schedules: a rolling restart, listed with its
+	// next runs.
+	b.do(chromedp.Navigate(origin + "/ui/configurations/echo"))
+	b.named("table", "Schedules")
+	b.do(chromedp.SendKeys(chromedp.CSS(`form[aria-label="New schedule"] input[name=name]`), "weekly-roll"),
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] input[name=cron]`), "0 5 * * 1"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="New schedule"] button`)))
+	b.waitJS(`document.readyState === 'complete' && !!document.querySelector('table[aria-label=Schedules]') && document.querySelector('table[aria-label=Schedules]').textContent.includes('weekly-roll')`)
+	if l := decode[[]api.Schedule](t, e.do("GET", "/api/schedules?configuration=echo", e.admin, "")); len(l) != 1 || l[0].Tasks[0].Type != api.TaskRollingRestart || l[0].Tasks[0].MaxUnavailable != 1 {
+		t.Errorf("the configuration's schedules: %+v", l)
+	}
+	b.shotAt("configuration-schedules-1280", "#schedules")
 
 	// Bulk stop of two instances, with a result per instance.
 	second := e.create("echo")
@@ -415,6 +446,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		{"/ui/keys", "keys", "Keys"},
 		{"/ui/audit", "audit", "Audit log"},
 		{"/ui/nodes", "nodes", "Nodes"},
+		{"/ui/events", "events", "Events"},
+		{"/ui/settings", "settings", "Webhooks"},
 	} {
 		b.do(chromedp.Navigate(origin + p.path))
 		if p.table != "" {
@@ -432,6 +465,35 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.do(chromedp.WaitVisible(chromedp.CSS(`#err-portMin`)))
 	b.shot("configuration-error-1280")
 
+	// The Events page follows the log: an instance started while it is open
+	// shows on top, live.
+	b.do(chromedp.Navigate(origin + "/ui/events"))
+	b.waitJS(`document.querySelector('#events-status').textContent === 'Live'`)
+	third := e.create("echo")
+	b.waitJS(`Array.from(document.querySelectorAll('#events tr.fresh')).some(r => r.textContent.includes('instance.started') && r.textContent.includes(` + strconv.Quote(third.ID) + `))`)
+	b.shot("events-live-1280")
+
+	// Webhooks under Settings: a private target is refused with the reason;
+	// a Discord one is made, its secret shown once, its URL's token hidden.
+	b.do(chromedp.Navigate(origin+"/ui/settings"),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="New webhook"] input[name=url]`), "http://127.0.0.1:9/hook"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="New webhook"] button`)))
+	b.waitJS(`!!document.querySelector('.field-error') && document.querySelector('.field-error').textContent.includes('loopback')`)
+	const discordToken = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH"
+	b.do(chromedp.SetValue(chromedp.CSS(`form[aria-label="New webhook"] input[name=url]`), "https://discord.example/api/webhooks/1/"+discordToken),
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="New webhook"] select[name=format]`), "discord"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="New webhook"] button`)))
+	b.do(chromedp.WaitVisible(chromedp.CSS("#token")))
+	hooks := decode[[]api.Webhook](t, e.do("GET", "/api/webhooks", e.admin, ""))
+	if len(hooks) != 1 || hooks[0].Format != "discord" || hooks[0].Events[0] != "*" {
+		t.Fatalf("webhooks after the form: %+v", hooks)
+	}
+	b.shot("webhook-created-1280")
+	b.do(chromedp.Click(chromedp.CSS("#hide-token")))
+	if html := eval[string](b, `document.documentElement.outerHTML`); strings.Contains(html, discordToken) {
+		t.Error("the page shows the Discord webhook's token")
+	}
+
 	// A key made in the page shows its token once, and "Done" takes it out.
 	b.do(chromedp.Navigate(origin+"/ui/keys"), chromedp.SendKeys(chromedp.CSS(`input[name=label]`), "made-in-browser"),
 		chromedp.Click(chromedp.CSS(`form[aria-label="Create a key"] button`)))
@@ -442,9 +504,12 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The phone layout.
 	b.do(chromedp.EmulateViewport(390, 844))
-	for _, p := range []struct{ path, name string }{{"/ui/instances", "instances"}, {"/ui/instances/" + second.ID, "instance"}, {"/ui/instances/" + id + "/backups", "backups"}, {"/ui/instances/" + id + "/schedules", "schedules"}, {"/ui/nodes", "nodes"}} {
+	for _, p := range []struct{ path, name string }{{"/ui/instances", "instances"}, {"/ui/instances/" + second.ID, "instance"}, {"/ui/instances/" + id + "/backups", "backups"}, {"/ui/instances/" + id + "/schedules", "schedules"}, {"/ui/nodes", "nodes"}, {"/ui/events", "events"}, {"/ui/settings", "settings"}, {"/ui/configurations/echo", "configuration"}} {
 		b.do(chromedp.Navigate(origin + p.path))
 		b.shot(p.name + "-390")
+		if p.name == "configuration" {
+			b.shotAt("configuration-schedules-390", "#schedules")
+		}
 		// A short page does not stretch the header.
 		if h := eval[float64](b, `document.querySelector('.side').getBoundingClientRect().height`); h > 140 {
 			t.Errorf("%s at 390 px: the header is %v px high", p.path, h)

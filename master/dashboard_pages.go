@@ -564,6 +564,7 @@ type configData struct {
 	Runtimes  []string
 	Policies  []string
 	Errors    map[string]string
+	Schedules *schedulesData // a stored configuration's
 }
 
 // F builds one form field for the template.
@@ -592,12 +593,27 @@ func (m *Master) uiConfiguration(c *gin.Context) {
 		m.render(c, http.StatusOK, "configuration", uiPage{Title: "New configuration", Nav: "configurations", Data: m.configData(cfg, true)})
 		return
 	}
+	m.uiConfigurationWith(c, defaultScheduleForm, "", http.StatusOK)
+}
+
+// uiConfigurationWith shows a stored configuration, its schedules' form
+// holding form and why it was refused.
+func (m *Master) uiConfigurationWith(c *gin.Context, form scheduleForm, why string, status int) {
+	name := c.Param("name")
 	cfg, err := m.db.GetConfiguration(name)
 	if err != nil {
 		m.uiFail(c, "configurations", "/ui/configurations", err)
 		return
 	}
-	m.render(c, http.StatusOK, "configuration", uiPage{Title: name, Nav: "configurations", Data: m.configData(instance.Normalize(cfg), false)})
+	d := m.configData(instance.Normalize(cfg), false)
+	if form.Type == defaultScheduleForm.Type && form.Payload == defaultScheduleForm.Payload && why == "" {
+		form.Type, form.Payload = api.TaskRollingRestart, ""
+	}
+	if d.Schedules, err = m.schedulesFor("", name, form, why); err != nil {
+		m.uiFail(c, "configurations", "/ui/configurations", err)
+		return
+	}
+	m.render(c, status, "configuration", uiPage{Title: name, Nav: "configurations", Data: d})
 }
 
 // uiConfigurationSave applies the form to the stored configuration (or a

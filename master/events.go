@@ -62,6 +62,9 @@ func (m *Master) newEvents() {
 		if rec.Scope == universe.ScopeInstance || rec.Login {
 			return // instances' own keys and sign-ins' keys come and go with them
 		}
+		if !m.leads() {
+			return // every master applies the change; the leader tells of it
+		}
 		typ, what := api.EventKeyRevoked, "revoked"
 		if created {
 			typ, what = api.EventKeyCreated, "created"
@@ -71,6 +74,10 @@ func (m *Master) newEvents() {
 	})
 	m.reloadWebhooks()
 }
+
+// leads says whether this master leads its cluster (a master alone
+// always does): the leader alone tells of changes every master applies.
+func (m *Master) leads() bool { return m.ha == nil || m.ha.IsLeader() }
 
 // eventClock is where a log's numbering starts when this master starts or
 // gains the leadership (event.Log.Advance).
@@ -92,6 +99,9 @@ func (m *Master) instanceEvent(typ string, info api.InstanceInfo, message string
 
 // nodeEvent tells of a node's reachability when it changes.
 func (m *Master) nodeEvent(node string, reachable bool) {
+	if !m.leads() {
+		return
+	}
 	m.ev.mu.Lock()
 	was, known := m.ev.nodes[node]
 	m.ev.nodes[node] = reachable
@@ -198,35 +208,41 @@ func (m *Master) handleWebhookCreate(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if err := event.CheckURL(req.URL, m.cfg.WebhooksAllowPrivate); err != nil {
+	w, err := m.createWebhook(req, byOf(c))
+	if err != nil {
 		fail(c, err)
 		return
+	}
+	c.Set(ctxAuditDetail, "webhook="+w.ID)
+	c.JSON(http.StatusCreated, w) // the secret, this once
+}
+
+// createWebhook checks and stores a webhook (the API's and the
+// dashboard's); the one answered holds its secret.
+func (m *Master) createWebhook(req webhookCreate, by string) (api.Webhook, error) {
+	if err := event.CheckURL(req.URL, m.cfg.WebhooksAllowPrivate); err != nil {
+		return api.Webhook{}, err
 	}
 	if req.Format == "" {
 		req.Format = "json"
 	}
 	if req.Format != "json" && req.Format != "discord" {
-		fail(c, universe.Errorf(universe.EINVALID, "format: json or discord"))
-		return
+		return api.Webhook{}, universe.Errorf(universe.EINVALID, "format: json or discord")
 	}
 	if len(req.Events) == 0 || len(req.Events) > len(eventTypes) {
-		fail(c, universe.Errorf(universe.EINVALID, "events: the types to send, or [\"*\"]"))
-		return
+		return api.Webhook{}, universe.Errorf(universe.EINVALID, "events: the types to send, or [\"*\"]")
 	}
 	for _, t := range req.Events {
 		if t != "*" && !slices.Contains(eventTypes, t) {
-			fail(c, universe.Errorf(universe.EINVALID, "events: unknown type %q", t))
-			return
+			return api.Webhook{}, universe.Errorf(universe.EINVALID, "events: unknown type %q", t)
 		}
 	}
-	w := api.Webhook{ID: newBackupishID(), URL: req.URL, Events: req.Events, Format: req.Format, CreatedAt: m.cfg.Now().UTC(), By: byOf(c), Secret: event.NewSecret()}
+	w := api.Webhook{ID: newBackupishID(), URL: req.URL, Events: req.Events, Format: req.Format, CreatedAt: m.cfg.Now().UTC(), By: by, Secret: event.NewSecret()}
 	if err := m.db.PutWebhook(w); err != nil {
-		fail(c, err)
-		return
+		return api.Webhook{}, err
 	}
 	m.reloadWebhooks()
-	c.Set(ctxAuditDetail, "webhook="+w.ID)
-	c.JSON(http.StatusCreated, w) // the secret, this once
+	return w, nil
 }
 
 func (m *Master) handleWebhookList(c *gin.Context) {

@@ -86,6 +86,7 @@ var routeRules = map[string]rule{
 	"POST /api/backups/:backup/restore":              {"backup.restore", onBackup},
 	"POST /api/schedules":                            {on: adminOnly}, // members: with schedules' own rows, later
 	"GET /api/schedules":                             {on: adminOnly},
+	"GET /api/schedules/preview":                     {"schedule.read", anywhere},
 	"GET /api/schedules/:schedule":                   {on: adminOnly},
 	"PUT /api/schedules/:schedule":                   {on: adminOnly},
 	"DELETE /api/schedules/:schedule":                {on: adminOnly},

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -294,4 +296,31 @@ func (m *Master) handleScheduleRuns(c *gin.Context) {
 		return
 	}
 	writeJSONArray(c, runs)
+}
+
+// handleSchedulePreview answers GET /api/schedules/preview: the next run
+// times of ?cron= in ?timezone= (the dashboard's cron helper).
+func (m *Master) handleSchedulePreview(c *gin.Context) {
+	expr, tz := strings.TrimSpace(c.Query("cron")), strings.TrimSpace(c.Query("timezone"))
+	n := 5
+	if s := c.Query("count"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > 50 {
+			fail(c, universe.Errorf(universe.EINVALID, "count must be 1 to 50"))
+			return
+		}
+		n = v
+	}
+	if expr == "" {
+		fail(c, universe.Errorf(universe.EINVALID, "cron is required"))
+		return
+	}
+	if _, err := schedule.Parse(expr, tz); err != nil {
+		fail(c, err)
+		return
+	}
+	if tz == "" {
+		tz = "UTC"
+	}
+	c.JSON(http.StatusOK, api.SchedulePreview{Cron: expr, Timezone: tz, Next: nextRuns(expr, tz, m.cfg.Now(), n)})
 }

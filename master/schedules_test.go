@@ -1,6 +1,7 @@
 package master_test
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,35 @@ func TestSchedules(t *testing.T) {
 	}
 	if !strings.Contains(readAll(e.do("GET", "/api/metrics", "", "")), `universe_schedule_runs_total{outcome="ok"}`) {
 		t.Error("no schedule metrics")
+	}
+}
+
+// The cron helper's preview: the next times in the schedule's zone, or a
+// 400 naming the field at fault.
+func TestSchedulePreview(t *testing.T) {
+	e := newEnv(t, nil)
+	p := decode[api.SchedulePreview](t, e.do("GET", "/api/schedules/preview?cron="+url.QueryEscape("30 2 * * *")+"&timezone=Europe/Berlin", e.admin, ""))
+	if len(p.Next) != 5 || p.Timezone != "Europe/Berlin" {
+		t.Fatalf("preview: %+v", p)
+	}
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	for i, n := range p.Next {
+		if l := n.In(berlin); l.Hour() != 2 || l.Minute() != 30 || i > 0 && !n.After(p.Next[i-1]) {
+			t.Errorf("next[%d] = %s (%s in Berlin)", i, n, l)
+		}
+	}
+	if p := decode[api.SchedulePreview](t, e.do("GET", "/api/schedules/preview?cron=@hourly&count=12", e.admin, "")); len(p.Next) != 12 || p.Timezone != "UTC" {
+		t.Errorf("12 hourly: %+v", p)
+	}
+	for q, want := range map[string]string{
+		"cron=" + url.QueryEscape("61 * * * *"): "cron",
+		"cron=@daily&timezone=Mars/Base":        "timezone",
+		"cron=":                                 "cron",
+		"cron=@daily&count=51":                  "count",
+	} {
+		r := e.do("GET", "/api/schedules/preview?"+q, e.admin, "")
+		if msg := errorBody(t, r); r.StatusCode != 400 || !strings.Contains(msg, want) {
+			t.Errorf("%s: %d %q, want 400 naming %s", q, r.StatusCode, msg, want)
+		}
 	}
 }

@@ -12,13 +12,14 @@ import (
 	"io"
 	"io/fs"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/parts/*.html
 var templateFS embed.FS
 
 //go:embed assets
@@ -52,6 +53,7 @@ var funcs = template.FuncMap{
 	"bytes": HumanBytes,
 	"lower": strings.ToLower,
 	"join":  strings.Join,
+	"has":   slices.Contains[[]string],
 	"deref": func(p *int64) string {
 		if p == nil {
 			return "—"
@@ -86,7 +88,7 @@ func Parse() (*Pages, error) {
 		if base == "layout" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts/*.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("page %s: %w", base, err)
 		}

@@ -454,6 +454,116 @@ function keysPage() {
   $('#hide-token').addEventListener('click', () => box.remove());
 }
 
+// ---- Schedules: the cron helper shows the next five run times as the
+// expression (or its time zone) is typed, or why it does not parse ----
+function cronHelper(form) {
+  const out = $('#cron-next', form);
+  const cron = $('input[name=cron]', form), tz = $('input[name=timezone]', form);
+  let timer = 0, asked = 0;
+  const show = async () => {
+    const n = ++asked;
+    const q = new URLSearchParams({ cron: cron.value.trim(), timezone: tz.value.trim() });
+    if (!q.get('cron')) { out.textContent = ''; return; }
+    try {
+      const p = await api('GET', '/api/schedules/preview?' + q);
+      if (n !== asked) return;
+      out.classList.remove('invalid');
+      out.replaceChildren('Next: ');
+      p.next.forEach((t, i) => {
+        const s = document.createElement('span');
+        s.className = 'mono';
+        s.textContent = fmtIn(t, p.timezone);
+        out.append(i ? ' · ' : '', s);
+      });
+      if (!p.next.length) out.append('never');
+    } catch (e) {
+      if (n !== asked) return;
+      out.classList.add('invalid');
+      out.textContent = e.message;
+    }
+  };
+  const soon = () => { clearTimeout(timer); timer = setTimeout(show, 250); };
+  cron.addEventListener('input', soon);
+  tz.addEventListener('input', soon);
+  show();
+}
+
+// fmtIn writes an instant as a wall-clock time in the IANA zone tz.
+function fmtIn(t, tz) {
+  const d = new Date(t);
+  try {
+    return new Intl.DateTimeFormat('sv-SE', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }).format(d) + ' ' + tz;
+  } catch {
+    return d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+  }
+}
+
+// ---- Events: the page follows the log live, newest on top; a gap row
+// says how many events it missed ----
+function eventsPage(body) {
+  const type = body.dataset.type, inst = body.dataset.instance, rows = Number(body.dataset.rows) || 200;
+  const status = $('#events-status');
+  let since = body.dataset.since, retry = 500;
+  const cell = (text, cls) => { const td = document.createElement('td'); if (cls) td.className = cls; td.textContent = text; return td; };
+  const add = tr => {
+    const none = $('tr.none', body);
+    if (none) none.remove();
+    tr.classList.add('fresh');
+    body.prepend(tr);
+    while (body.rows.length > rows) body.rows[body.rows.length - 1].remove();
+  };
+  const row = e => {
+    const tr = document.createElement('tr');
+    tr.dataset.seq = e.seq;
+    const when = cell(new Date(e.time).toISOString().slice(0, 19).replace('T', ' '), 'hide-sm mono');
+    const t = document.createElement('td');
+    const b = document.createElement('span');
+    b.className = 'badge'; b.dataset.type = e.type; b.textContent = e.type;
+    t.append(b);
+    const i = document.createElement('td');
+    i.className = 'mono';
+    if (e.instanceId) {
+      const a = document.createElement('a');
+      a.href = '/ui/instances/' + encodeURIComponent(e.instanceId);
+      a.textContent = e.instanceId;
+      i.append(a);
+    } else i.textContent = '—';
+    tr.append(when, t, i, cell(e.node || '—', 'hide-sm'), cell(e.message || '', 'wrap'));
+    return tr;
+  };
+  const connect = () => {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${proto}//${location.host}/api/events/live?since=${since}`);
+    ws.onopen = () => { retry = 500; status.textContent = 'Live'; };
+    ws.onmessage = m => {
+      let f;
+      try { f = JSON.parse(m.data); } catch { return; }
+      if (f.gap) {
+        since = String(f.gap.to);
+        const tr = document.createElement('tr');
+        tr.className = 'gap';
+        const n = BigInt(f.gap.to) - BigInt(f.gap.from) + 1n;
+        tr.append(cell(`… events ${f.gap.from}–${f.gap.to} not shown (${n} numbers: missed by this page, or held by a master that no longer leads)`));
+        tr.firstChild.colSpan = 5;
+        add(tr);
+        return;
+      }
+      const e = f.event;
+      if (!e) return;
+      since = String(e.seq);
+      if ((type && e.type !== type) || (inst && e.instanceId !== inst)) return;
+      add(row(e));
+    };
+    ws.onclose = ev => {
+      if (ev.code === 1008) { signedOut(); return; }
+      status.textContent = 'Reconnecting…';
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    };
+  };
+  connect();
+}
+
 // ---- Session watch: every signed-in page holds /ui/session, which the
 // master closes (1008) the moment the key is revoked or expires ----
 function watchSession(retry = 500) {
@@ -489,6 +599,10 @@ function main() {
   watchSession();
   if ($('#bulk')) instancesPage();
   if ($('#created-token')) keysPage();
+  const cron = $('#cron-next');
+  if (cron) cronHelper(cron.closest('form'));
+  const events = $('#events');
+  if (events) eventsPage(events);
   const log = $('#log');
   if (log) {
     new Console(log);
