@@ -28,13 +28,15 @@ import (
 
 // Webhooks: every webhook has a goroutine and a bounded queue of its own,
 // so a target that hangs or fails delays only itself; each event is tried
-// with backoff for up to RetryFor, then recorded failed. Deliveries are
+// with backoff for up to RetryFor, then recorded failed, and a delivery
+// waiting to be tried again does not hold up the events after it. Deliveries are
 // signed with HMAC-SHA256 of "<timestamp>.<body>".
 
 // Limits of deliveries.
 const (
 	RetryFor      = time.Hour
 	queueLen      = 1024
+	maxRetrying   = 1024
 	historyLen    = 100
 	deliveryLimit = 10 * time.Second
 	maxBody       = 64 << 10
@@ -90,6 +92,8 @@ type Dispatcher struct {
 	// Outcome tells the metrics of each delivery's end (ok, failed,
 	// dropped).
 	Outcome func(outcome string)
+	// RetryFor is how long a delivery is tried (default RetryFor).
+	RetryFor time.Duration
 
 	mu      sync.Mutex
 	targets map[string]*target
@@ -109,7 +113,7 @@ type target struct {
 // NewDispatcher makes a dispatcher; allowPrivate lets deliveries reach
 // loopback and private addresses.
 func NewDispatcher(log *slog.Logger, allowPrivate bool) *Dispatcher {
-	d := &Dispatcher{log: log, allowPrivate: allowPrivate, now: time.Now, targets: map[string]*target{}}
+	d := &Dispatcher{log: log, allowPrivate: allowPrivate, now: time.Now, targets: map[string]*target{}, RetryFor: RetryFor}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	tr := &http.Transport{
@@ -238,53 +242,83 @@ func deliveryID() string {
 	return hex.EncodeToString(b)
 }
 
+// pending is a delivery under way: tried, and due to be tried again.
+type pending struct {
+	del   api.Delivery
+	body  []byte
+	start time.Time
+	wait  time.Duration
+	due   time.Time
+}
+
+// run delivers t's events one request at a time. A delivery that fails
+// waits for its next try (1 s doubling to 5 min) without holding up the
+// events after it; at most maxRetrying wait at once (more are dropped,
+// recorded), each for up to RetryFor from its first try.
 func (d *Dispatcher) run(ctx context.Context, t *target) {
+	var waiting []*pending
 	for {
+		var next int = -1
+		for i, p := range waiting {
+			if next < 0 || p.due.Before(waiting[next].due) {
+				next = i
+			}
+		}
+		var due <-chan time.Time
+		if next >= 0 {
+			due = time.After(time.Until(waiting[next].due))
+		}
+		var p *pending
 		select {
 		case <-ctx.Done():
 			return
 		case e := <-t.q:
-			d.deliver(ctx, t, e)
+			del := api.Delivery{ID: deliveryID(), WebhookID: t.hook.ID, EventSeq: e.Seq, EventType: e.Type, Outcome: "retrying", Time: d.now().UTC()}
+			p = &pending{del: del, body: d.body(t.hook, del.ID, e), start: time.Now(), wait: time.Second}
+		case <-due:
+			p = waiting[next]
+			waiting = slices.Delete(waiting, next, next+1)
 		}
+		if d.attempt(ctx, t, p) {
+			continue
+		}
+		if len(waiting) >= maxRetrying {
+			p.del.Outcome, p.del.Error = "dropped", "too many deliveries waiting to be tried again ("+strconv.Itoa(maxRetrying)+"); last error: "+p.del.Error
+			t.record(p.del)
+			d.outcome("dropped")
+			continue
+		}
+		waiting = append(waiting, p)
 	}
 }
 
-// deliver sends e until it is taken (2xx) or RetryFor has passed, waiting
-// 1 s doubling to 5 min between tries.
-func (d *Dispatcher) deliver(ctx context.Context, t *target, e api.Event) {
-	del := api.Delivery{ID: deliveryID(), WebhookID: t.hook.ID, EventSeq: e.Seq, EventType: e.Type, Outcome: "retrying", Time: d.now().UTC()}
-	body := d.body(t.hook, del.ID, e)
-	start := time.Now()
-	wait := time.Second
-	for {
-		del.Attempts++
-		status, err := d.post(ctx, t.hook, del.ID, e.Type, body)
-		del.Status, del.Time, del.Error = status, d.now().UTC(), ""
-		if err == nil && status/100 == 2 {
-			del.Outcome = "ok"
-			t.record(del)
-			d.outcome("ok")
-			return
-		}
-		if err != nil {
-			del.Error = err.Error()
-		} else {
-			del.Error = "the target answered " + strconv.Itoa(status)
-		}
-		if time.Since(start)+wait > RetryFor {
-			del.Outcome = "failed"
-			t.record(del)
-			d.outcome("failed")
-			return
-		}
-		t.record(del)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Minute)
+// attempt tries p once; done is true when it ended (taken, or failed for
+// good), false when it is to be tried again at p.due.
+func (d *Dispatcher) attempt(ctx context.Context, t *target, p *pending) (done bool) {
+	p.del.Attempts++
+	status, err := d.post(ctx, t.hook, p.del.ID, p.del.EventType, p.body)
+	p.del.Status, p.del.Time, p.del.Error = status, d.now().UTC(), ""
+	if err == nil && status/100 == 2 {
+		p.del.Outcome = "ok"
+		t.record(p.del)
+		d.outcome("ok")
+		return true
 	}
+	if err != nil {
+		p.del.Error = err.Error()
+	} else {
+		p.del.Error = "the target answered " + strconv.Itoa(status)
+	}
+	if time.Since(p.start)+p.wait > d.RetryFor {
+		p.del.Outcome = "failed"
+		t.record(p.del)
+		d.outcome("failed")
+		return true
+	}
+	t.record(p.del)
+	p.due = time.Now().Add(p.wait)
+	p.wait = min(2*p.wait, 5*time.Minute)
+	return false
 }
 
 func (d *Dispatcher) outcome(o string) {
