@@ -117,6 +117,9 @@ type EventFrame struct {
 type Gap struct {
 	From uint64 `json:"from"`
 	To   uint64 `json:"to"`
+	// Count is how many events were missed (the numbers from From to To
+	// may jump: a master numbers from the clock when it starts or leads).
+	Count uint64 `json:"count,omitempty"`
 }
 
 // Webhook sends events to a URL.

@@ -7,33 +7,50 @@ package event
 import (
 	"context"
 	"encoding/json"
+	"sort"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/universe-orchestrator/universe/api"
 )
 
-// Log is a bounded, in-memory log of events, numbered from 1: the oldest go
-// when the events' bytes pass the bound. Followers get every event after
-// where they started, or a gap saying which they missed; adding never
-// waits for a follower.
+// Log is a bounded, in-memory log of events: the oldest go when the
+// events' bytes pass the bound. Followers read it through a cursor of
+// their own, so adding an event costs the same with 0 or 1,000 followers
+// and never waits for one; a follower that falls behind what the log
+// still holds is told of a gap with the count of events it missed.
+//
+// Events are numbered (Seq) upwards; Advance makes the numbers jump (a
+// master that starts or gains the leadership numbers from the clock).
+// Within a log, each event also has an ordinal (1, 2, 3, …) that counts
+// gaps exactly across such jumps.
 type Log struct {
 	mu       sync.Mutex
-	ring     []api.Event
-	sizes    []int
+	ring     []entry // ring[head:] are held
+	head     int
 	bytes    int
 	maxBytes int
-	next     uint64
-	subs     map[*Sub]struct{}
-	now      func() time.Time
-	observe  []func(api.Event)
+	next     uint64 // the next event's number
+	count    uint64 // events added (the last one's ordinal)
+	firstSeq uint64 // the first event's number (0: none yet)
+	// The newest event dropped for the bound: its number and ordinal.
+	droppedSeq, droppedIdx uint64
+	changed                chan struct{} // closed at each Add
+	now                    func() time.Time
+	observe                []func(api.Event)
 }
 
-// DefaultMaxBytes bounds the log's events (their JSON).
-const DefaultMaxBytes = 8 << 20
+type entry struct {
+	ev    api.Event
+	frame []byte // {"event":…}: what followers are sent
+	idx   uint64 // ordinal in this log
+	size  int
+}
 
-// subQueue bounds a follower's pending events.
-const subQueue = 4096
+// DefaultMaxBytes bounds the log's events (their JSON, twice: the event
+// and its frame).
+const DefaultMaxBytes = 16 << 20
 
 // NewLog makes a log of at most maxBytes of events (0: DefaultMaxBytes).
 func NewLog(maxBytes int, now func() time.Time) *Log {
@@ -43,49 +60,18 @@ func NewLog(maxBytes int, now func() time.Time) *Log {
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{maxBytes: maxBytes, next: 1, subs: map[*Sub]struct{}{}, now: now}
+	return &Log{maxBytes: maxBytes, next: 1, changed: make(chan struct{}), now: now}
 }
 
 // OnEvent registers f to be called with every event added (after the log
 // holds it); f must not block. Register before use.
 func (l *Log) OnEvent(f func(api.Event)) { l.observe = append(l.observe, f) }
 
-// Add numbers and stamps e, keeps it, and offers it to the followers.
-func (l *Log) Add(e api.Event) api.Event {
-	b, _ := json.Marshal(e)
-	size := len(b) + 64
-	l.mu.Lock()
-	e.Seq, e.Time = l.next, l.now().UTC()
-	l.next++
-	l.ring = append(l.ring, e)
-	l.sizes = append(l.sizes, size)
-	l.bytes += size
-	drop := 0
-	for l.bytes > l.maxBytes && drop < len(l.ring)-1 {
-		l.bytes -= l.sizes[drop]
-		drop++
-	}
-	if drop > 0 {
-		l.ring = append(l.ring[:0:0], l.ring[drop:]...)
-		l.sizes = append(l.sizes[:0:0], l.sizes[drop:]...)
-	}
-	for s := range l.subs {
-		s.offer(e)
-	}
-	obs := l.observe
-	l.mu.Unlock()
-	for _, f := range obs {
-		f(e)
-	}
-	return e
-}
-
 // Advance makes the next event's number at least seq: a master that
 // starts, or gains the leadership of its cluster, numbers its events from
 // the clock (microseconds since 1970), above what it or another master
 // numbered before, so a follower's "since" stays meaningful across
-// restarts and leader changes. What an earlier log held is not carried:
-// a follower that resumes sees a gap.
+// restarts and leader changes. What another log held is not carried.
 func (l *Log) Advance(seq uint64) {
 	l.mu.Lock()
 	l.next = max(l.next, seq)
@@ -97,6 +83,41 @@ func (l *Log) Last() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.next - 1
+}
+
+// Add numbers and stamps e, keeps it, and wakes the followers.
+func (l *Log) Add(e api.Event) api.Event {
+	l.mu.Lock()
+	e.Seq, e.Time = l.next, l.now().UTC()
+	l.next++
+	l.count++
+	if l.firstSeq == 0 {
+		l.firstSeq = e.Seq
+	}
+	b, _ := json.Marshal(api.EventFrame{Event: &e})
+	size := 2*len(b) + 96 // the frame, the event's own strings, the entry
+	l.ring = append(l.ring, entry{ev: e, frame: b, idx: l.count, size: size})
+	l.bytes += size
+	for l.bytes > l.maxBytes && len(l.ring)-l.head > 1 {
+		old := &l.ring[l.head]
+		l.bytes -= old.size
+		l.droppedSeq, l.droppedIdx = old.ev.Seq, old.idx
+		*old = entry{}
+		l.head++
+	}
+	if l.head > 1024 && l.head > len(l.ring)/2 {
+		n := copy(l.ring, l.ring[l.head:])
+		clear(l.ring[n:])
+		l.ring, l.head = l.ring[:n], 0
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+	obs := l.observe
+	l.mu.Unlock()
+	for _, f := range obs {
+		f(e)
+	}
+	return e
 }
 
 // Filter narrows List; empty fields match all.
@@ -111,6 +132,9 @@ func (f Filter) match(e api.Event) bool {
 	return e.Seq > f.Since && (f.Type == "" || f.Type == e.Type) && (f.InstanceID == "" || f.InstanceID == e.InstanceID)
 }
 
+// held is the part of the ring the log holds. Caller holds l.mu.
+func (l *Log) held() []entry { return l.ring[l.head:] }
+
 // List returns the events f matches, oldest first, at most f.Limit (the
 // oldest of them; default 1000).
 func (l *Log) List(f Filter) []api.Event {
@@ -119,13 +143,12 @@ func (l *Log) List(f Filter) []api.Event {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	h := l.held()
+	i := sort.Search(len(h), func(i int) bool { return h[i].ev.Seq > f.Since })
 	out := []api.Event{}
-	for _, e := range l.ring {
-		if f.match(e) {
-			out = append(out, e)
-			if len(out) == f.Limit {
-				break
-			}
+	for ; i < len(h) && len(out) < f.Limit; i++ {
+		if f.match(h[i].ev) {
+			out = append(out, h[i].ev)
 		}
 	}
 	return out
@@ -137,89 +160,96 @@ func (l *Log) Recent(f Filter, n int) []api.Event {
 	f.Since = 0
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	h := l.held()
 	out := []api.Event{}
-	for i := len(l.ring) - 1; i >= 0 && len(out) < n; i-- {
-		if f.match(l.ring[i]) {
-			out = append(out, l.ring[i])
+	for i := len(h) - 1; i >= 0 && len(out) < n; i-- {
+		if f.match(h[i].ev) {
+			out = append(out, h[i].ev)
 		}
 	}
 	return out
 }
 
-// Sub follows a log.
+// Sub follows a log from a cursor of its own.
 type Sub struct {
-	mu     sync.Mutex
-	q      []api.EventFrame
-	notify chan struct{}
-	after  uint64 // the last sequence number queued or skipped
+	l        *Log
+	afterSeq uint64 // the last number delivered (or skipped)
+	afterIdx uint64 // its ordinal in the log
 }
 
-// Subscribe starts following after sequence number since: the events
-// after it still held come first, a gap in place of those gone.
+// Subscribe starts following after number since (0: from the oldest event
+// held): the events after it still held come first, a gap in place of
+// those the log no longer holds.
 func (l *Log) Subscribe(since uint64) *Sub {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := &Sub{notify: make(chan struct{}, 1), after: since}
-	if len(l.ring) > 0 && l.ring[0].Seq > since+1 && since < l.next-1 {
-		s.q = append(s.q, api.EventFrame{Gap: &api.Gap{From: since + 1, To: l.ring[0].Seq - 1}})
-		s.after = l.ring[0].Seq - 1
+	s := &Sub{l: l, afterSeq: since}
+	h := l.held()
+	switch {
+	case l.firstSeq == 0 || since < l.firstSeq:
+		// Nothing of this log was seen (numbers below its first are
+		// another log's: not counted as missed here).
+	case len(h) > 0 && since >= h[0].ev.Seq:
+		i := sort.Search(len(h), func(i int) bool { return h[i].ev.Seq > since })
+		s.afterIdx = h[i-1].idx
+	default: // within what was dropped: its ordinal, from the numbers
+		s.afterIdx = l.droppedIdx - min(l.droppedSeq-min(since, l.droppedSeq), l.droppedIdx)
 	}
-	for _, e := range l.ring {
-		if e.Seq > since {
-			s.offerLocked(e)
-		}
-	}
-	l.subs[s] = struct{}{}
 	return s
 }
 
-// Unsubscribe stops s.
-func (l *Log) Unsubscribe(s *Sub) {
-	l.mu.Lock()
-	delete(l.subs, s)
-	l.mu.Unlock()
-}
+// Unsubscribe stops s (a follower holds nothing in the log: kept for
+// symmetry).
+func (l *Log) Unsubscribe(*Sub) {}
 
-func (s *Sub) offer(e api.Event) {
-	s.mu.Lock()
-	s.offerLocked(e)
-	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
-}
-
-// offerLocked queues e, or when the queue is full, widens the gap that
-// ends it: a slow follower learns what it missed.
-func (s *Sub) offerLocked(e api.Event) {
-	if n := len(s.q); n >= subQueue {
-		if last := s.q[n-1]; last.Gap != nil && last.Gap.To == e.Seq-1 {
-			last.Gap.To = e.Seq
-		} else {
-			s.q = append(s.q, api.EventFrame{Gap: &api.Gap{From: e.Seq, To: e.Seq}})
-		}
-	} else {
-		ev := e
-		s.q = append(s.q, api.EventFrame{Event: &ev})
-	}
-	s.after = e.Seq
-}
-
-// Next waits for frames and returns them; ok is false when ctx ended.
-func (s *Sub) Next(ctx context.Context) (frames []api.EventFrame, ok bool) {
+// NextRaw waits for frames after s's cursor and returns at most max of
+// them, JSON-encoded api.EventFrame (shared: do not modify); ok is false
+// when ctx ended.
+func (s *Sub) NextRaw(ctx context.Context, max int) (frames [][]byte, ok bool) {
+	l := s.l
 	for {
-		s.mu.Lock()
-		if len(s.q) > 0 {
-			frames, s.q = s.q, nil
-			s.mu.Unlock()
+		l.mu.Lock()
+		if s.afterIdx < l.droppedIdx {
+			g := api.Gap{From: s.afterSeq + 1, To: l.droppedSeq, Count: l.droppedIdx - s.afterIdx}
+			if g.From > g.To {
+				g.From = g.To
+			}
+			b, _ := json.Marshal(api.EventFrame{Gap: &g})
+			frames = append(frames, b)
+			s.afterSeq, s.afterIdx = l.droppedSeq, l.droppedIdx
+		}
+		h := l.held()
+		if len(h) > 0 && s.afterIdx < l.count {
+			i := int(s.afterIdx + 1 - h[0].idx)
+			for ; i < len(h) && len(frames) < max; i++ {
+				frames = append(frames, h[i].frame)
+				s.afterSeq, s.afterIdx = h[i].ev.Seq, h[i].idx
+			}
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		if len(frames) > 0 {
 			return frames, true
 		}
-		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil, false
-		case <-s.notify:
+		case <-ch:
 		}
 	}
 }
+
+// Next is NextRaw decoded (at most 4096 frames).
+func (s *Sub) Next(ctx context.Context) ([]api.EventFrame, bool) {
+	raw, ok := s.NextRaw(ctx, 4096)
+	out := make([]api.EventFrame, 0, len(raw))
+	for _, b := range raw {
+		var f api.EventFrame
+		_ = json.Unmarshal(b, &f)
+		out = append(out, f)
+	}
+	return out, ok
+}
+
+// String says where s is (for logs).
+func (s *Sub) String() string { return "after " + strconv.FormatUint(s.afterSeq, 10) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -160,8 +159,9 @@ func (m *Master) handleEventList(c *gin.Context) {
 	writeJSONArray(c, m.ev.log.List(f))
 }
 
-// handleEventsLive follows the event log over a WebSocket: one frame an
-// event (api.EventFrame), a gap frame for events this follower missed.
+// handleEventsLive follows the event log over a WebSocket: a frame an
+// event (api.EventFrame), a gap frame for events this follower missed;
+// each message holds one or more frames, a line each.
 func (m *Master) handleEventsLive(c *gin.Context) {
 	var since uint64
 	if s := c.Query("since"); s != "" {
@@ -177,16 +177,26 @@ func (m *Master) handleEventsLive(c *gin.Context) {
 	m.serveWS(c, "events", 1024, func(ctx context.Context, conn *websocket.Conn) error {
 		ctx = conn.CloseRead(ctx)
 		sub := m.ev.log.Subscribe(since)
-		defer m.ev.log.Unsubscribe(sub)
+		var buf []byte
 		for {
-			frames, ok := sub.Next(ctx)
+			frames, ok := sub.NextRaw(ctx, 256)
 			if !ok {
 				return ctx.Err()
 			}
-			for _, f := range frames {
-				b, _ := json.Marshal(f)
+			// Frames go out a message of up to eventsMessageBytes each,
+			// one per line: a follower that keeps up gets a message an
+			// event; one that reads in bursts, fewer and larger ones.
+			for len(frames) > 0 {
+				buf = buf[:0]
+				for len(frames) > 0 && (len(buf) == 0 || len(buf)+len(frames[0]) < eventsMessageBytes) {
+					if len(buf) > 0 {
+						buf = append(buf, '\n')
+					}
+					buf = append(buf, frames[0]...)
+					frames = frames[1:]
+				}
 				wctx, cancel := context.WithTimeout(ctx, liveLogWriteTimeout)
-				err := conn.Write(wctx, websocket.MessageText, b)
+				err := conn.Write(wctx, websocket.MessageText, buf)
 				cancel()
 				if err != nil {
 					return err
@@ -195,6 +205,10 @@ func (m *Master) handleEventsLive(c *gin.Context) {
 		}
 	})
 }
+
+// eventsMessageBytes bounds a message of /api/events/live (a single frame
+// larger than this goes alone).
+const eventsMessageBytes = 64 << 10
 
 type webhookCreate struct {
 	URL    string   `json:"url"`

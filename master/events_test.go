@@ -1,6 +1,7 @@
 package master_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -130,10 +131,14 @@ func TestEventsAndWebhooks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("events socket: %v (got %v)", err, types)
 		}
-		var f api.EventFrame
-		_ = json.Unmarshal(data, &f)
-		if f.Event != nil && f.Event.InstanceID == in.ID {
-			types = append(types, f.Event.Type)
+		for _, line := range bytes.Split(data, []byte("\n")) { // a frame a line
+			var f api.EventFrame
+			if err := json.Unmarshal(line, &f); err != nil {
+				t.Fatalf("a frame: %v: %q", err, line)
+			}
+			if f.Event != nil && f.Event.InstanceID == in.ID {
+				types = append(types, f.Event.Type)
+			}
 		}
 	}
 	if types[0] != api.EventInstanceStarted {

@@ -179,7 +179,7 @@ func operations() []operation {
 		{method: "GET", path: "/api/events", summary: "The event log (this master's, bounded), oldest first", access: accessAll, status: 200, resp: []api.Event{},
 			params: []param{{name: "since", in: "query", desc: "events after this sequence number", kind: "integer"}, {name: "type", in: "query", desc: "only this type", kind: "string"},
 				{name: "instanceId", in: "query", desc: "only this instance's", kind: "string"}, {name: "limit", in: "query", desc: "at most this many (default 1000)", kind: "integer"}}},
-		{method: "GET", path: "/api/events/live", summary: "Follow the event log: a frame per event (api.EventFrame), a gap frame for events missed", access: accessAll, ws: true,
+		{method: "GET", path: "/api/events/live", summary: "Follow the event log: a frame per event (api.EventFrame), a gap frame (with the count) for events missed; a message holds one or more frames, a line each", access: accessAll, ws: true,
 			params: []param{{name: "since", in: "query", desc: "resume after this sequence number (default: from now)", kind: "integer"}}},
 		{method: "POST", path: "/api/webhooks", summary: "Send events to a URL (signed JSON, or a Discord message); the secret is in the answer, once", access: accessAll, body: webhookCreate{}, status: 201, resp: api.Webhook{}},
 		{method: "GET", path: "/api/webhooks", summary: "Webhooks (without their secrets)", access: accessAll, status: 200, resp: []api.Webhook{}},

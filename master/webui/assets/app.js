@@ -535,15 +535,16 @@ function eventsPage(body) {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${proto}//${location.host}/api/events/live?since=${since}`);
     ws.onopen = () => { retry = 500; status.textContent = 'Live'; };
-    ws.onmessage = m => {
+    ws.onmessage = m => { for (const line of String(m.data).split('\n')) frame(line); };
+    const frame = line => {
       let f;
-      try { f = JSON.parse(m.data); } catch { return; }
+      try { f = JSON.parse(line); } catch { return; }
       if (f.gap) {
         since = String(f.gap.to);
         const tr = document.createElement('tr');
         tr.className = 'gap';
-        const n = BigInt(f.gap.to) - BigInt(f.gap.from) + 1n;
-        tr.append(cell(`… events ${f.gap.from}–${f.gap.to} not shown (${n} numbers: missed by this page, or held by a master that no longer leads)`));
+        const n = f.gap.count || (f.gap.to - f.gap.from + 1);
+        tr.append(cell(`… ${n} event${n === 1 ? '' : 's'} missed here (the log no longer holds them)`));
         tr.firstChild.colSpan = 5;
         add(tr);
         return;
