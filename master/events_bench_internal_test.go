@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -194,5 +196,145 @@ func BenchmarkEventFollowers(b *testing.B) {
 		b.ReportMetric(float64(gapped)/float64(readers), "gapped/reader")
 		b.ReportMetric(float64(lost), "lost")
 		_ = m.Close()
+	}
+}
+
+// BenchmarkWebhookBadTargets sends 200 events a second for a while (30 s,
+// or $UNIVERSE_BENCH_SECONDS) to a good webhook target alone, then again
+// with a target that hangs and one that answers 500 beside it. It reports
+// the good target's p99 delivery delay (event made → body received) in
+// both runs and their ratio, the master's ping p99 in both, and what the
+// bad targets' deliveries came to (dropped and retrying are recorded in
+// their histories, none silent).
+//
+//	go test ./master -run '^$' -bench WebhookBadTargets -benchtime 1x
+func BenchmarkWebhookBadTargets(b *testing.B) {
+	secs := 30
+	if s, err := strconv.Atoi(os.Getenv("UNIVERSE_BENCH_SECONDS")); err == nil && s > 0 {
+		secs = s
+	}
+	const rate = 200
+	for b.Loop() {
+		var mu sync.Mutex
+		var delays []time.Duration
+		good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var body struct{ Event api.Event }
+			if json.NewDecoder(r.Body).Decode(&body) == nil {
+				mu.Lock()
+				delays = append(delays, time.Since(body.Event.Time))
+				mu.Unlock()
+			}
+		}))
+		hangRelease := make(chan struct{})
+		hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-hangRelease:
+			case <-r.Context().Done():
+			}
+		}))
+		var refused atomic.Int64
+		failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			refused.Add(1)
+			w.WriteHeader(500)
+		}))
+
+		run := func(bad bool) (goodP99, pingP99 time.Duration, got int) {
+			cfg := DefaultConfig()
+			cfg.Addr, cfg.DataDir, cfg.TemplatesDir, cfg.AccessLog, cfg.WebhooksAllowPrivate = "127.0.0.1:0", b.TempDir(), b.TempDir(), false, true
+			m, err := New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			if err := m.Open(); err != nil {
+				b.Fatal(err)
+			}
+			targets := []string{good.URL}
+			if bad {
+				targets = append(targets, hanging.URL, failing.URL)
+			}
+			for _, u := range targets {
+				if _, err := m.createWebhook(webhookCreate{URL: u, Events: []string{"*"}, Format: "json"}, "bench"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			mu.Lock()
+			delays = delays[:0]
+			mu.Unlock()
+			var pings []time.Duration
+			stop := make(chan struct{})
+			pinged := make(chan struct{})
+			go func() {
+				defer close(pinged)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+					t0 := time.Now()
+					resp, err := http.Get("http://" + m.Addr() + "/api/ping")
+					if err == nil {
+						_ = resp.Body.Close()
+						pings = append(pings, time.Since(t0))
+					}
+				}
+			}()
+			t0 := time.Now()
+			added := 0
+			for time.Since(t0) < time.Duration(secs)*time.Second {
+				time.Sleep(5 * time.Millisecond)
+				for due := int(time.Since(t0).Seconds()*rate) - added; due > 0; due-- {
+					m.ev.log.Add(api.Event{Type: api.EventInstanceCrashed, InstanceID: "bench", Message: "crashed: exit 3"})
+					added++
+				}
+			}
+			// The good target's deliveries arrive.
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				mu.Lock()
+				n := len(delays)
+				mu.Unlock()
+				if n >= added {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			close(stop)
+			<-pinged
+			if bad {
+				hooks, _ := m.db.Webhooks()
+				for _, h := range hooks {
+					by := map[string]int{}
+					for _, d := range m.ev.hooks.Deliveries(h.ID) {
+						by[d.Outcome]++
+					}
+					b.Logf("%s: the latest %d deliveries by outcome: %v", h.URL, len(m.ev.hooks.Deliveries(h.ID)), by)
+				}
+			}
+			mu.Lock()
+			d := append([]time.Duration(nil), delays...)
+			mu.Unlock()
+			slices.Sort(d)
+			slices.Sort(pings)
+			if len(d) == 0 || len(pings) == 0 {
+				b.Fatalf("no deliveries (%d) or pings (%d)", len(d), len(pings))
+			}
+			return d[len(d)*99/100], pings[len(pings)*99/100], len(d)
+		}
+		alone, pingAlone, gotAlone := run(false)
+		beside, pingBeside, gotBeside := run(true)
+		close(hangRelease)
+		good.Close()
+		hanging.Close()
+		failing.Close()
+		b.ReportMetric(float64(alone.Microseconds())/1e3, "good-p99-alone-ms")
+		b.ReportMetric(float64(beside.Microseconds())/1e3, "good-p99-beside-bad-ms")
+		b.ReportMetric(float64(beside)/float64(alone), "good-p99-ratio")
+		b.ReportMetric(float64(pingAlone.Microseconds())/1e3, "ping-p99-alone-ms")
+		b.ReportMetric(float64(pingBeside.Microseconds())/1e3, "ping-p99-beside-bad-ms")
+		b.ReportMetric(float64(gotAlone), "good-got-alone")
+		b.ReportMetric(float64(gotBeside), "good-got-beside")
+		b.ReportMetric(float64(refused.Load()), "500s-answered")
 	}
 }
