@@ -701,7 +701,14 @@ func runCLI(e cliEnv, args []string) (code int, ok bool) {
 	case "key":
 		return runKeyCommand(e, args[1:]), true
 	case "user":
-		return runUserCommand(e, args[1:]), true
+		if offlineUserCreate(args[1:]) {
+			return runUserCommand(e, args[1:]), true
+		}
+		return userGroup.run(e, args[1:]), true
+	case "grant":
+		return grantGroup.run(e, args[1:]), true
+	case "login":
+		return runLogin(e, args[1:]), true
 	case "instance":
 		return instanceGroup.run(e, args[1:]), true
 	case "config":

@@ -14,10 +14,10 @@ import (
 // The words of the command line, for shell completion.
 func completionTree() map[string][]string {
 	tree := map[string][]string{
-		"":           {"master", "agent", "status", "auth", "key", "user", "instance", "config", "node", "cluster", "template", "backup", "schedule", "webhook", "events", "audit", "console", "completion", "version", "help"},
+		"":           {"master", "agent", "status", "auth", "login", "key", "user", "grant", "instance", "config", "node", "cluster", "template", "backup", "schedule", "webhook", "events", "audit", "console", "completion", "version", "help"},
 		"completion": {"bash", "zsh", "fish"},
 	}
-	for _, g := range []group{authGroup, keyGroup, instanceGroup, configGroup, templateGroup, nodeGroup, clusterGroup, backupGroup, scheduleGroup, webhookGroup} {
+	for _, g := range []group{authGroup, keyGroup, instanceGroup, configGroup, templateGroup, nodeGroup, clusterGroup, backupGroup, scheduleGroup, webhookGroup, userGroup, grantGroup} {
 		for n := range g.subs {
 			tree[g.name] = append(tree[g.name], n)
 		}

@@ -76,6 +76,20 @@ func runUserCommand(e cliEnv, args []string) int {
 	return exitOK
 }
 
+// offlineUserCreate says whether args are the offline "user create …
+// --data DIR" (else "user …" talks to a master).
+func offlineUserCreate(args []string) bool {
+	if len(args) == 0 || args[0] != "create" {
+		return false
+	}
+	for _, a := range args {
+		if a == "--data" || a == "-data" || strings.HasPrefix(a, "--data=") {
+			return true
+		}
+	}
+	return false
+}
+
 // readPassword reads a password: asked twice on a terminal without echo,
 // else the first line of in.
 func readPassword(in io.Reader, prompt io.Writer) (string, error) {

@@ -70,11 +70,20 @@ Usage:
   universe user create NAME [--admin] --data DIR
                                                a user, offline (the password from the terminal
                                                or stdin; the master's console: user create)
+  universe user list|info|create|passwd|disable|enable|delete
+                                               users, on a running master (admins)
+  universe grant add|list|revoke               a member's rights on an instance or configuration
+  universe login [NAME]                        sign in as a user: saves a key of theirs in the
+                                               config file (0600) for the commands below
   universe instance list|create|info|start|stop|restart|kill|delete|exec|logs|files|stats|pprof
   universe config list|show|apply|delete
   universe node list|info|create|drain|undrain|revoke|delete
   universe cluster status|join|leave           the masters of a cluster (--ha-* flags of master)
   universe template list|push|pull|export|import|delete
+  universe backup create|list|info|download|restore|delete|lock|unlock
+  universe schedule list|create|info|enable|disable|run|runs|delete
+  universe events [-f]                         the event log (follow it with -f)
+  universe webhook create|list|delete|deliveries
   universe audit [--limit N]                   who changed what, newest first
   universe console                             the master's console, remotely
   universe completion bash|zsh|fish            shell completion

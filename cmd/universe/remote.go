@@ -180,6 +180,10 @@ func (r *remote) fail(err error) int {
 				fmt.Fprintln(r.stderr, "universe: unauthorized: the key is valid but lacks the ALL scope this command needs")
 				return exitUnauthorized
 			}
+			if e.Status == http.StatusForbidden { // a valid key without the right
+				fmt.Fprintf(r.stderr, "universe: not allowed: %s\n", e.Message)
+				return exitUnauthorized
+			}
 			fmt.Fprintf(r.stderr, "universe: unauthorized: the master refused the token (%s)\n", e.Message)
 			if e.Status == http.StatusUnauthorized {
 				fmt.Fprintln(r.stderr, "universe: set UNIVERSE_TOKEN (or token = ... in the config file) to a valid key")
