@@ -25,6 +25,9 @@ type uiPage struct {
 	Alert  string
 	Notice string
 	Data   any
+	// R answers what the caller may do (the templates hide what it may
+	// not; the server refuses it anyway).
+	R uiRights
 }
 
 // sessionCookie names the session cookie: with TLS the __Host- prefix
@@ -75,7 +78,7 @@ func (m *Master) uiRoutes(e *gin.Engine) {
 	ui.POST("/logout", m.uiCrossOrigin, m.uiLogout)
 	ui.StaticFS("/assets", http.FS(webui.Assets()))
 
-	s := ui.Group("", m.uiSession)
+	s := ui.Group("", m.uiSession, m.uiAuthorize)
 	s.GET("/session", m.uiSessionWS)
 	s.GET("/instances", m.uiInstances)
 	s.POST("/instances", m.uiInstanceCreate)
@@ -153,14 +156,6 @@ func (m *Master) uiSession(c *gin.Context) {
 		fail(c, errUnauthorized)
 		return
 	}
-	if k.Scope() != universe.ScopeAll {
-		// A member's session: the API answers it (what its grants allow);
-		// the dashboard's pages are an admin's in this release.
-		m.render(c, http.StatusForbidden, "signin", uiPage{Title: "Sign in", Nav: "signin",
-			Alert: "The dashboard's pages are for admins for now: your account works through the API (GET /api/me lists your rights)."})
-		c.Abort()
-		return
-	}
 	m.admitSession(c, k)
 }
 
@@ -168,6 +163,10 @@ func (m *Master) uiSession(c *gin.Context) {
 func (m *Master) render(c *gin.Context, status int, name string, p uiPage) {
 	if k, ok := c.Get(ctxKey); ok {
 		p.Key = k.(*auth.Key).Label()
+		if u := k.(*auth.Key).User(); u != "" {
+			p.Key = u
+		}
+		p.R = rightsFor(c)
 	}
 	c.Status(status)
 	c.Header("Content-Type", "text/html; charset=utf-8")

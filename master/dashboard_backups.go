@@ -82,6 +82,12 @@ func (m *Master) uiBackupAction(c *gin.Context) {
 		err = universe.Errorf(universe.ENOTFOUND, "no backup %q of instance %s", bid, id)
 	}
 	if err == nil {
+		perm := map[string]string{"lock": "backup.delete", "unlock": "backup.delete", "delete": "backup.delete", "restore": "backup.restore"}[action]
+		if perm != "" {
+			err = m.mayOnInstance(c, perm, id)
+		}
+	}
+	if err == nil {
 		switch action {
 		case "lock", "unlock":
 			_, err = m.backups.SetLocked(bid, action == "lock")

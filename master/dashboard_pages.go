@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +73,9 @@ func (m *Master) instancesData(c *gin.Context) instancesData {
 	var d instancesData
 	d.Filter.Configuration, d.Filter.State, d.Filter.Node = c.Query("configuration"), c.Query("state"), c.Query("node")
 	all := m.instances.List(instance.Filter{})
+	if r := callerRights(c); r != nil { // a member sees what it may read
+		all = slices.DeleteFunc(all, func(in api.InstanceInfo) bool { return !r.Allowed("instance.read", in.ID, in.ConfigurationName) })
+	}
 	d.Total = len(all)
 	counts := map[string]int{}
 	nodes := map[string]bool{}
@@ -91,8 +95,11 @@ func (m *Master) instancesData(c *gin.Context) instancesData {
 		}
 	}
 	if cfgs, err := m.db.ListConfigurations(); err == nil {
-		for _, c := range cfgs {
-			d.Configurations = append(d.Configurations, c.Name)
+		r := callerRights(c)
+		for _, cfg := range cfgs {
+			if r == nil || r.Allowed("instance.create", "", cfg.Name) {
+				d.Configurations = append(d.Configurations, cfg.Name)
+			}
 		}
 	}
 	for n := range nodes {
@@ -108,7 +115,13 @@ func (m *Master) uiInstances(c *gin.Context) {
 
 func (m *Master) uiInstanceCreate(c *gin.Context) {
 	name := c.PostForm("configuration")
-	info, err := m.instances.Create(name, callerKey(c).Label())
+	var info api.InstanceInfo
+	var err error
+	if r := callerRights(c); r != nil && !r.Allowed("instance.create", "", name) {
+		err = needs("instance.create", "configuration "+name)
+	} else {
+		info, err = m.instances.Create(name, byOf(c))
+	}
 	m.dashAudit(c, "create instance configuration="+name+" id="+info.ID, err)
 	if err != nil {
 		d := m.instancesData(c)
@@ -124,7 +137,13 @@ func (m *Master) act(c *gin.Context, id, action string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	by := callerKey(c).Label()
+	switch action {
+	case "start", "stop", "restart", "kill":
+		if err := m.mayOnInstance(c, "power."+action, id); err != nil {
+			return "", err
+		}
+	}
+	by := byOf(c)
 	accepted := false
 	switch action {
 	case "start":
@@ -355,7 +374,9 @@ func (m *Master) uiFiles(c *gin.Context) {
 	for _, f := range list {
 		fd.Entries = append(fd.Entries, fileEntry{TemplateFile: f, Name: path.Base(f.Path), Zip: !f.Dir && strings.HasSuffix(strings.ToLower(f.Path), ".zip")})
 	}
-	if v := c.Query("view"); v != "" {
+	if v := c.Query("view"); v != "" && m.mayOnInstance(c, "file.read", in.ID()) != nil {
+		fd.View = &fileView{Path: v, Why: "You may list this instance's files, not read them (file.read)."}
+	} else if v != "" {
 		fd.View = viewFile(v, func(p string) ([]byte, int64, error) { return readSmall(dir, p, uiEditBytes) })
 	}
 	d.Files = fd
@@ -545,7 +566,11 @@ func (m *Master) uiConfigurations(c *gin.Context) {
 		}
 	}
 	rows := make([]configRow, 0, len(list))
+	r := callerRights(c)
 	for _, cfg := range list {
+		if r != nil && !r.Allowed("config.read", "", cfg.Name) {
+			continue
+		}
 		rows = append(rows, configRow{Configuration: instance.Normalize(cfg), Running: counts[cfg.Name]})
 	}
 	m.render(c, http.StatusOK, "configurations", uiPage{Title: "Configurations", Nav: "configurations", Data: rows})
@@ -621,6 +646,10 @@ func (m *Master) uiConfigurationWith(c *gin.Context, form scheduleForm, why stri
 // their fields.
 func (m *Master) uiConfigurationSave(c *gin.Context) {
 	isNew := c.Param("name") == "new"
+	if r := callerRights(c); isNew && r != nil && !r.Admin {
+		m.uiFail(c, "configurations", "/ui/configurations", universe.Errorf(universe.EFORBIDDEN, "this needs an admin: a member changes the configurations it was granted"))
+		return
+	}
 	var cfg api.Configuration
 	if !isNew {
 		old, err := m.db.GetConfiguration(c.Param("name"))

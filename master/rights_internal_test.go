@@ -151,3 +151,27 @@ func testMaster(t *testing.T) *Master {
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
+
+// TestEveryUIRouteHasARule: every dashboard route behind a session has a
+// row in uiRules (what a member needs), and every row names a route.
+func TestEveryUIRouteHasARule(t *testing.T) {
+	m := testMaster(t)
+	open := map[string]bool{"GET /ui/": true, "POST /ui/login": true, "GET /ui/link": true, "POST /ui/logout": true,
+		"GET /ui/assets/*filepath": true, "HEAD /ui/assets/*filepath": true}
+	seen := map[string]bool{}
+	for _, r := range m.engine.Routes() {
+		key := r.Method + " " + r.Path
+		if !strings.HasPrefix(r.Path, "/ui/") || open[key] {
+			continue
+		}
+		seen[key] = true
+		if _, ok := uiRules[key]; !ok {
+			t.Errorf("dashboard route %s has no row in uiRules", key)
+		}
+	}
+	for key := range uiRules {
+		if !seen[key] {
+			t.Errorf("uiRules row %s names no route", key)
+		}
+	}
+}

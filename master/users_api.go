@@ -104,17 +104,25 @@ func (m *Master) handleUserPatch(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	name := c.Param("name")
+	u, err := m.patchUser(c.Param("name"), req)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewOf(u))
+}
+
+// patchUser disables or enables a user, or sets its password (the API's
+// and the dashboard's).
+func (m *Master) patchUser(name string, req userPatch) (users.User, error) {
 	var hash string
 	if req.Password != nil {
 		if err := users.ValidatePassword(name, *req.Password); err != nil {
-			fail(c, err)
-			return
+			return users.User{}, err
 		}
 		h, err := users.Hash(*req.Password, users.Default)
 		if err != nil {
-			fail(c, err)
-			return
+			return users.User{}, err
 		}
 		hash = h
 	}
@@ -132,14 +140,13 @@ func (m *Master) handleUserPatch(c *gin.Context) {
 		return nil
 	})
 	if err != nil {
-		fail(c, err)
-		return
+		return users.User{}, err
 	}
 	m.usersChanged()
 	if u.Disabled || hash != "" {
 		m.endSessionsOf(u.Name)
 	}
-	c.JSON(http.StatusOK, viewOf(u))
+	return u, nil
 }
 
 // lastAdmin says whether name is the only admin who is not disabled.
@@ -166,15 +173,20 @@ func (m *Master) endSessionsOf(name string) {
 // handleUserDelete deletes a user, its grants and its keys (each revoked
 // first: sessions end, sockets close). The last admin stays (409).
 func (m *Master) handleUserDelete(c *gin.Context) {
-	name := c.Param("name")
-	u, err := m.db.GetUser(name)
-	if err != nil {
+	if err := m.deleteUser(c.Param("name")); err != nil {
 		fail(c, err)
 		return
 	}
+	c.Status(http.StatusNoContent)
+}
+
+func (m *Master) deleteUser(name string) error {
+	u, err := m.db.GetUser(name)
+	if err != nil {
+		return err
+	}
 	if u.Admin && !u.Disabled && m.lastAdmin(name) {
-		fail(c, universe.Errorf(universe.ECONFLICT, "%s is the last admin: make another admin first", name))
-		return
+		return universe.Errorf(universe.ECONFLICT, "%s is the last admin: make another admin first", name)
 	}
 	for _, k := range m.keys.List() {
 		if k.User == name {
@@ -182,11 +194,10 @@ func (m *Master) handleUserDelete(c *gin.Context) {
 		}
 	}
 	if err := m.db.DeleteUser(name); err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	m.usersChanged()
-	c.Status(http.StatusNoContent)
+	return nil
 }
 
 type grantCreate struct {
@@ -204,50 +215,51 @@ func (m *Master) handleGrantCreate(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	name := c.Param("name")
-	if (req.InstanceID == "") == (req.Configuration == "") {
-		fail(c, universe.Errorf(universe.EINVALID, "name one instanceId or one configuration"))
-		return
-	}
-	if len(req.Permissions) == 0 || len(req.Permissions) > len(users.Permissions) {
-		fail(c, universe.Errorf(universe.EINVALID, "permissions: one or more of %s", strings.Join(users.Permissions, ", ")))
-		return
-	}
-	for _, p := range req.Permissions {
-		if !users.ValidPermission(p) {
-			fail(c, universe.Errorf(universe.EINVALID, "permissions: %q is not a permission (one of %s)", p, strings.Join(users.Permissions, ", ")))
-			return
-		}
-	}
-	u, err := m.db.GetUser(name)
+	g, err := m.grant(c, c.Param("name"), req)
 	if err != nil {
 		fail(c, err)
 		return
 	}
+	c.Set(ctxAuditDetail, "user="+g.User+" grant="+g.ID)
+	c.JSON(http.StatusCreated, g)
+}
+
+// grant makes a grant of the caller's (the API's and the dashboard's).
+func (m *Master) grant(c *gin.Context, name string, req grantCreate) (users.Grant, error) {
+	if (req.InstanceID == "") == (req.Configuration == "") {
+		return users.Grant{}, universe.Errorf(universe.EINVALID, "name one instanceId or one configuration")
+	}
+	if len(req.Permissions) == 0 || len(req.Permissions) > len(users.Permissions) {
+		return users.Grant{}, universe.Errorf(universe.EINVALID, "permissions: one or more of %s", strings.Join(users.Permissions, ", "))
+	}
+	for _, p := range req.Permissions {
+		if !users.ValidPermission(p) {
+			return users.Grant{}, universe.Errorf(universe.EINVALID, "permissions: %q is not a permission (one of %s)", p, strings.Join(users.Permissions, ", "))
+		}
+	}
+	u, err := m.db.GetUser(name)
+	if err != nil {
+		return users.Grant{}, err
+	}
 	if u.Admin {
-		fail(c, universe.Errorf(universe.ECONFLICT, "%s is an admin: an admin holds everything already", name))
-		return
+		return users.Grant{}, universe.Errorf(universe.ECONFLICT, "%s is an admin: an admin holds everything already", name)
 	}
 	cfg := req.Configuration
 	if req.InstanceID != "" {
 		in, err := m.instances.Get(req.InstanceID)
 		if err != nil {
-			fail(c, err)
-			return
+			return users.Grant{}, err
 		}
 		cfg = in.Info().ConfigurationName
 	} else if _, err := m.db.GetConfiguration(cfg); err != nil {
-		fail(c, err)
-		return
+		return users.Grant{}, err
 	}
 	if r := callerRights(c); r != nil {
 		if !r.Allowed("user.grant", req.InstanceID, cfg) {
-			fail(c, needs("user.grant", "what is granted"))
-			return
+			return users.Grant{}, needs("user.grant", "what is granted")
 		}
 		if !r.Holds(req.Permissions, req.InstanceID, cfg) {
-			fail(c, universe.Errorf(universe.EFORBIDDEN, "no one grants more than they hold: you lack some of these permissions there"))
-			return
+			return users.Grant{}, universe.Errorf(universe.EFORBIDDEN, "no one grants more than they hold: you lack some of these permissions there")
 		}
 	}
 	by := callerKey(c).User()
@@ -257,12 +269,10 @@ func (m *Master) handleGrantCreate(c *gin.Context) {
 	g := users.Grant{ID: users.NewGrantID(), User: name, InstanceID: req.InstanceID, Configuration: req.Configuration,
 		Permissions: slices.Compact(slices.Sorted(slices.Values(req.Permissions))), By: by, CreatedAt: m.cfg.Now().UnixMilli()}
 	if err := m.db.PutGrant(g); err != nil {
-		fail(c, err)
-		return
+		return users.Grant{}, err
 	}
 	m.usersChanged()
-	c.Set(ctxAuditDetail, "user="+name+" grant="+g.ID)
-	c.JSON(http.StatusCreated, g)
+	return g, nil
 }
 
 func (m *Master) handleGrantList(c *gin.Context) {
@@ -284,13 +294,20 @@ func (m *Master) handleGrantList(c *gin.Context) {
 // handleGrantDelete revokes a grant: the member's sessions end (their
 // sockets close), so what they see follows at once.
 func (m *Master) handleGrantDelete(c *gin.Context) {
-	name, id := c.Param("name"), c.Param("grant")
+	if err := m.revokeGrant(c, c.Param("name"), c.Param("grant")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// revokeGrant deletes a grant the caller could have made.
+func (m *Master) revokeGrant(c *gin.Context, name, id string) error {
 	if r := callerRights(c); r != nil {
 		gs, _ := m.db.ListGrants(name)
 		i := slices.IndexFunc(gs, func(g users.Grant) bool { return g.ID == id })
 		if i < 0 {
-			fail(c, universe.Errorf(universe.ENOTFOUND, "user %s has no grant %q", name, id))
-			return
+			return universe.Errorf(universe.ENOTFOUND, "user %s has no grant %q", name, id)
 		}
 		g := gs[i]
 		cfg := g.Configuration
@@ -300,17 +317,15 @@ func (m *Master) handleGrantDelete(c *gin.Context) {
 			}
 		}
 		if !r.Allowed("user.grant", g.InstanceID, cfg) || !r.Holds(g.Permissions, g.InstanceID, cfg) {
-			fail(c, universe.Errorf(universe.EFORBIDDEN, "you may revoke only what you could grant"))
-			return
+			return universe.Errorf(universe.EFORBIDDEN, "you may revoke only what you could grant")
 		}
 	}
 	if err := m.db.DeleteGrant(name, id); err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	m.usersChanged()
 	m.endSessionsOf(name)
-	c.Status(http.StatusNoContent)
+	return nil
 }
 
 type loginRequest struct {
@@ -491,17 +506,27 @@ func (m *Master) handleMeKey(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	nk, token, perms, err := m.createUserKey(c, req)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Set(ctxAuditDetail, "key="+nk.Label())
+	c.JSON(http.StatusCreated, gin.H{"id": nk.ID(), "label": nk.Label(), "scope": nk.Scope(), "permissions": perms, "token": token})
+}
+
+// createUserKey makes a key of the caller's user (the API's and the
+// dashboard's): its rights or fewer.
+func (m *Master) createUserKey(c *gin.Context, req meKeyCreate) (*auth.Key, string, []string, error) {
 	k := callerKey(c)
 	rec := k.Record()
 	e, err := m.user(rec.User)
 	if err != nil || e.user.Disabled {
-		fail(c, errUnauthorized)
-		return
+		return nil, "", nil, errUnauthorized
 	}
 	for _, p := range req.Permissions {
 		if !users.ValidPermission(p) {
-			fail(c, universe.Errorf(universe.EINVALID, "permissions: %q is not a permission", p))
-			return
+			return nil, "", nil, universe.Errorf(universe.EINVALID, "permissions: %q is not a permission", p)
 		}
 	}
 	perms := req.Permissions
@@ -518,8 +543,7 @@ func (m *Master) handleMeKey(c *gin.Context) {
 	if req.ExpiresIn != "" {
 		d, err := universe.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
-			fail(c, universe.Errorf(universe.EINVALID, "expiresIn: a duration such as 30d or 12h"))
-			return
+			return nil, "", nil, universe.Errorf(universe.EINVALID, "expiresIn: a duration such as 30d or 12h")
 		}
 		expires = d
 	}
@@ -529,21 +553,28 @@ func (m *Master) handleMeKey(c *gin.Context) {
 	}
 	nk, token, err := m.keys.CreateForUser(req.Label, scope, expires, auth.UserKey{User: e.user.Name, Permissions: perms}, nil)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, "", nil, err
 	}
-	c.Set(ctxAuditDetail, "key="+nk.Label())
-	c.JSON(http.StatusCreated, gin.H{"id": nk.ID(), "label": nk.Label(), "scope": nk.Scope(), "permissions": perms, "token": token})
+	return nk, token, perms, nil
 }
 
 // handleMeTOTP is POST /api/me/totp: a new secret to enrol (shown once;
 // it counts once confirmed with a code).
 func (m *Master) handleMeTOTP(c *gin.Context) {
-	name := callerKey(c).User()
-	secret, url, err := users.NewTOTP(name)
+	secret, url, err := m.totpStart(callerKey(c).User())
 	if err != nil {
 		fail(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, gin.H{"secret": secret, "otpauthUrl": url})
+}
+
+// totpStart begins name's enrolment: a new secret, pending until a code
+// confirms it.
+func (m *Master) totpStart(name string) (secret, url string, err error) {
+	secret, url, err = users.NewTOTP(name)
+	if err != nil {
+		return "", "", err
 	}
 	if _, err := m.db.UpdateUser(name, func(u *users.User) error {
 		if u.TOTPSecret != "" {
@@ -552,11 +583,10 @@ func (m *Master) handleMeTOTP(c *gin.Context) {
 		u.TOTPPending = secret
 		return nil
 	}); err != nil {
-		fail(c, err)
-		return
+		return "", "", err
 	}
 	m.usersChanged()
-	c.JSON(http.StatusOK, gin.H{"secret": secret, "otpauthUrl": url})
+	return secret, url, nil
 }
 
 type codeRequest struct {
@@ -571,13 +601,24 @@ func (m *Master) handleMeTOTPConfirm(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	codes, err := m.totpConfirm(callerKey(c).User(), req.Code)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"recoveryCodes": codes})
+}
+
+// totpConfirm turns name's second factor on with a first code; the
+// recovery codes are to be shown once.
+func (m *Master) totpConfirm(name, code string) ([]string, error) {
 	codes, hashes := users.NewRecoveryCodes(10)
 	now := m.cfg.Now()
-	_, err := m.db.UpdateUser(callerKey(c).User(), func(u *users.User) error {
+	_, err := m.db.UpdateUser(name, func(u *users.User) error {
 		if u.TOTPPending == "" {
 			return universe.Errorf(universe.ECONFLICT, "no enrolment under way: POST /api/me/totp first")
 		}
-		step, err := users.CheckTOTP(u.TOTPPending, strings.TrimSpace(req.Code), now, 0)
+		step, err := users.CheckTOTP(u.TOTPPending, strings.TrimSpace(code), now, 0)
 		if err != nil {
 			return universe.Errorf(universe.EINVALID, "wrong code: enter the code your app shows now")
 		}
@@ -585,11 +626,10 @@ func (m *Master) handleMeTOTPConfirm(c *gin.Context) {
 		return nil
 	})
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	m.usersChanged()
-	c.JSON(http.StatusOK, gin.H{"recoveryCodes": codes})
+	return codes, nil
 }
 
 // handleMeTOTPDelete turns two-factor sign-in off, with a current code.
@@ -599,29 +639,33 @@ func (m *Master) handleMeTOTPDelete(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	name := callerKey(c).User()
-	u, err := m.db.GetUser(name)
-	if err != nil {
+	if err := m.totpDisable(callerKey(c).User(), req.Code); err != nil {
 		fail(c, err)
 		return
 	}
-	if u.TOTPSecret == "" {
-		fail(c, universe.Errorf(universe.ECONFLICT, "two-factor sign-in is off"))
-		return
+	c.Status(http.StatusNoContent)
+}
+
+// totpDisable turns name's second factor off, with a current code.
+func (m *Master) totpDisable(name, code string) error {
+	u, err := m.db.GetUser(name)
+	if err != nil {
+		return err
 	}
-	if err := m.takeSecondFactor(name, req.Code, m.cfg.Now()); err != nil {
-		fail(c, universe.Errorf(universe.EFORBIDDEN, "wrong code"))
-		return
+	if u.TOTPSecret == "" {
+		return universe.Errorf(universe.ECONFLICT, "two-factor sign-in is off")
+	}
+	if err := m.takeSecondFactor(name, code, m.cfg.Now()); err != nil {
+		return universe.Errorf(universe.EFORBIDDEN, "wrong code")
 	}
 	if _, err := m.db.UpdateUser(name, func(u *users.User) error {
 		u.TOTPSecret, u.TOTPPending, u.RecoveryHashes = "", "", nil
 		return nil
 	}); err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	m.usersChanged()
-	c.Status(http.StatusNoContent)
+	return nil
 }
 
 type passwordChange struct {
@@ -637,28 +681,33 @@ func (m *Master) handleMePassword(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if err := m.changePassword(c, req); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// changePassword changes the caller's password (the current one first);
+// its other sessions end.
+func (m *Master) changePassword(c *gin.Context, req passwordChange) error {
 	name := callerKey(c).User()
 	u, err := m.db.GetUser(name)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	if !users.Verify(u.PasswordHash, req.Current) {
-		fail(c, universe.Errorf(universe.EFORBIDDEN, "the current password is wrong"))
-		return
+		return universe.Errorf(universe.EFORBIDDEN, "the current password is wrong")
 	}
 	if err := users.ValidatePassword(name, req.Password); err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	hash, err := users.Hash(req.Password, users.Default)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	if _, err := m.db.UpdateUser(name, func(u *users.User) error { u.PasswordHash = hash; u.Generation++; return nil }); err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	m.usersChanged()
 	self := callerKey(c).ID()
@@ -667,7 +716,7 @@ func (m *Master) handleMePassword(c *gin.Context) {
 			_, _ = m.keys.Revoke(k.ID)
 		}
 	}
-	c.Status(http.StatusNoContent)
+	return nil
 }
 
 // passwordShown follows "Password" on the line that shows a generated
