@@ -54,6 +54,7 @@ type instancesData struct {
 	States         []stateCount
 	AllStates      []string
 	Configurations []string
+	CreateIn       []string // the configurations the caller may create instances of
 	Nodes          []string
 	Filter         struct{ Configuration, State, Node string }
 	Results        []bulkResult
@@ -97,8 +98,11 @@ func (m *Master) instancesData(c *gin.Context) instancesData {
 	if cfgs, err := m.db.ListConfigurations(); err == nil {
 		r := callerRights(c)
 		for _, cfg := range cfgs {
-			if r == nil || r.Allowed("instance.create", "", cfg.Name) {
+			if r == nil || r.Allowed("instance.read", "", cfg.Name) || slices.ContainsFunc(all, func(in api.InstanceInfo) bool { return in.ConfigurationName == cfg.Name }) {
 				d.Configurations = append(d.Configurations, cfg.Name)
+			}
+			if r == nil || r.Allowed("instance.create", "", cfg.Name) {
+				d.CreateIn = append(d.CreateIn, cfg.Name)
 			}
 		}
 	}
@@ -224,6 +228,9 @@ type instanceData struct {
 	Backups              *backupsData
 	SchedulesTab         bool
 	Schedules            *schedulesData
+	MembersTab           bool
+	Members              *membersData
+	R                    uiRights // the caller's (its parts are rendered with this data alone)
 }
 
 func (m *Master) instancePage(c *gin.Context) (*instance.Instance, *instanceData) {
@@ -232,7 +239,7 @@ func (m *Master) instancePage(c *gin.Context) (*instance.Instance, *instanceData
 		m.uiFail(c, "instances", "/ui/instances", err)
 		return nil, nil
 	}
-	d := &instanceData{Instance: in.Info(), RowCap: uiRowCap, CPU: "—", Memory: "—"}
+	d := &instanceData{Instance: in.Info(), RowCap: uiRowCap, CPU: "—", Memory: "—", R: rightsFor(c)}
 	if s, err := m.statsOf(d.Instance); err == nil && s.Current != nil {
 		d.CPU = strconv.FormatFloat(s.Current.CPU, 'f', 2, 64) + " cores"
 		d.Memory = strconv.FormatFloat(float64(s.Current.MemoryBytes)/(1<<20), 'f', 1, 64) + " MiB"
@@ -589,7 +596,8 @@ type configData struct {
 	Runtimes  []string
 	Policies  []string
 	Errors    map[string]string
-	Schedules *schedulesData // a stored configuration's
+	Schedules *schedulesData // a stored configuration's (admins)
+	Members   *membersData   // its grants (who may grant there)
 }
 
 // F builds one form field for the template.
@@ -624,6 +632,13 @@ func (m *Master) uiConfiguration(c *gin.Context) {
 // uiConfigurationWith shows a stored configuration, its schedules' form
 // holding form and why it was refused.
 func (m *Master) uiConfigurationWith(c *gin.Context, form scheduleForm, why string, status int) {
+	m.uiConfigurationPage(c, form, why, "", status)
+}
+
+// uiConfigurationPage shows a stored configuration with its schedules
+// (an admin's) and members (for who may grant there), each form with why
+// it was refused.
+func (m *Master) uiConfigurationPage(c *gin.Context, form scheduleForm, why, membersWhy string, status int) {
 	name := c.Param("name")
 	cfg, err := m.db.GetConfiguration(name)
 	if err != nil {
@@ -634,9 +649,15 @@ func (m *Master) uiConfigurationWith(c *gin.Context, form scheduleForm, why stri
 	if form.Type == defaultScheduleForm.Type && form.Payload == defaultScheduleForm.Payload && why == "" {
 		form.Type, form.Payload = api.TaskRollingRestart, ""
 	}
-	if d.Schedules, err = m.schedulesFor("", name, form, why); err != nil {
-		m.uiFail(c, "configurations", "/ui/configurations", err)
-		return
+	rights := rightsFor(c)
+	if rights.Admin() {
+		if d.Schedules, err = m.schedulesFor("", name, form, why); err != nil {
+			m.uiFail(c, "configurations", "/ui/configurations", err)
+			return
+		}
+	}
+	if rights.Can("user.grant", "", name) {
+		d.Members = m.membersOf(c, "", name, membersWhy)
 	}
 	m.render(c, status, "configuration", uiPage{Title: name, Nav: "configurations", Data: d})
 }

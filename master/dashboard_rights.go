@@ -51,6 +51,7 @@ var uiRules = map[string]rule{
 	"GET /ui/account":                                           {on: self},
 	"POST /ui/account/password":                                 {on: self},
 	"POST /ui/account/totp":                                     {on: self},
+	"GET /ui/account/totp.png":                                  {on: self},
 	"POST /ui/account/totp/confirm":                             {on: self},
 	"POST /ui/account/totp/disable":                             {on: self},
 	"POST /ui/account/keys":                                     {on: self},

@@ -1,6 +1,10 @@
 package users
 
 import (
+	"bytes"
+	"image/png"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -39,4 +43,24 @@ func CheckTOTP(secret, code string, now time.Time, last uint64) (uint64, error) 
 		}
 	}
 	return 0, universe.Errorf(universe.EUNAUTHORIZED, "wrong code")
+}
+
+// TOTPQR is the QR code (PNG) of the enrolment of user with secret, for an
+// authenticator app to scan.
+func TOTPQR(user, secret string) ([]byte, error) {
+	u := url.URL{Scheme: "otpauth", Host: "totp", Path: "/Universe:" + user,
+		RawQuery: url.Values{"secret": {secret}, "issuer": {"Universe"}, "period": {strconv.Itoa(totpPeriod)}, "algorithm": {"SHA1"}, "digits": {"6"}}.Encode()}
+	key, err := otp.NewKeyFromURL(u.String())
+	if err != nil {
+		return nil, err
+	}
+	img, err := key.Image(240, 240)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

@@ -607,16 +607,19 @@ function main() {
   const log = $('#log');
   if (log) {
     new Console(log);
-    commandInput($('#cmdform'), log.dataset.instance);
-    sparklines(log.dataset.instance);
-    setInterval(() => sparklines(log.dataset.instance), 5000);
+    if ($('#cmdform')) commandInput($('#cmdform'), log.dataset.instance); // (absent without console.write)
+  }
+  const spark = $('#spark'); // (absent without stats.read)
+  if (spark) {
+    sparklines(spark.dataset.instance);
+    setInterval(() => sparklines(spark.dataset.instance), 5000);
   }
   const power = $('form.power[aria-label=Power]');
   // getAttribute: the buttons named "action" shadow the form's action
   // property.
   if (power) powerForm(power, power.getAttribute('action').split('/').at(-2));
   const files = $('#files');
-  if (files) filesPage(files);
+  if (files && $('#drop')) filesPage(files); // (no drop zone without file.write)
 }
 
 main();
