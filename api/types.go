@@ -181,6 +181,11 @@ type AuditEntry struct {
 	Output   []string `json:"output,omitempty"` // an excerpt: the first lines, up to 2 KiB
 	// OutputOmitted counts the lines of output not kept in the entry.
 	OutputOmitted int `json:"outputOmitted,omitempty"`
+	// InstanceID and Configuration: what the action was on, when it was
+	// on an instance or a configuration (a member with audit.read there
+	// sees the entry).
+	InstanceID    string `json:"instanceId,omitempty"`
+	Configuration string `json:"configuration,omitempty"`
 }
 
 // Node states (GET /api/cluster/nodes).

@@ -126,10 +126,12 @@ type Filter struct {
 	Type       string
 	InstanceID string
 	Limit      int
+	// Keep, when set, says which events the caller may see.
+	Keep func(api.Event) bool
 }
 
 func (f Filter) match(e api.Event) bool {
-	return e.Seq > f.Since && (f.Type == "" || f.Type == e.Type) && (f.InstanceID == "" || f.InstanceID == e.InstanceID)
+	return e.Seq > f.Since && (f.Type == "" || f.Type == e.Type) && (f.InstanceID == "" || f.InstanceID == e.InstanceID) && (f.Keep == nil || f.Keep(e))
 }
 
 // held is the part of the ring the log holds. Caller holds l.mu.
@@ -175,6 +177,9 @@ type Sub struct {
 	l        *Log
 	afterSeq uint64 // the last number delivered (or skipped)
 	afterIdx uint64 // its ordinal in the log
+	// Keep, when set, says which events this follower may see: the others
+	// are passed over (not gaps). Set it before the first Next.
+	Keep func(api.Event) bool
 }
 
 // Subscribe starts following after number since (0: from the oldest event
@@ -222,7 +227,9 @@ func (s *Sub) NextRaw(ctx context.Context, max int) (frames [][]byte, ok bool) {
 		if len(h) > 0 && s.afterIdx < l.count {
 			i := int(s.afterIdx + 1 - h[0].idx)
 			for ; i < len(h) && len(frames) < max; i++ {
-				frames = append(frames, h[i].frame)
+				if s.Keep == nil || s.Keep(h[i].ev) {
+					frames = append(frames, h[i].frame)
+				}
 				s.afterSeq, s.afterIdx = h[i].ev.Seq, h[i].idx
 			}
 		}

@@ -95,7 +95,17 @@ func (m *Master) execute(ctx context.Context, k *auth.Key, source, line string, 
 // a bounded excerpt of it. Tokens in the command and output are masked
 // first. out may be nil.
 func (m *Master) audit(keyID, source, command string, out *cleanWriter, err error) {
-	e := m.auditEntry(keyID, source, command, out, err)
+	m.appendAudit(m.auditEntry(keyID, source, command, out, err))
+}
+
+// auditOn records an action on instance inst or configuration cfg.
+func (m *Master) auditOn(keyID, source, command, inst, cfg string, err error) {
+	e := m.auditEntry(keyID, source, command, nil, err)
+	e.InstanceID, e.Configuration = inst, cfg
+	m.appendAudit(e)
+}
+
+func (m *Master) appendAudit(e universe.AuditEntry) {
 	if err := m.db.AppendAudit(e); err != nil {
 		m.log.Error("write audit entry", "err", err)
 	}

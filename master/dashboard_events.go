@@ -32,7 +32,7 @@ func (m *Master) uiEvents(c *gin.Context) {
 	if d.Type != "" && !slices.Contains(eventTypes, d.Type) {
 		d.Type = ""
 	}
-	d.Events = m.ev.log.Recent(event.Filter{Type: d.Type, InstanceID: d.InstID}, uiEventRows)
+	d.Events = m.ev.log.Recent(event.Filter{Type: d.Type, InstanceID: d.InstID, Keep: m.eventsVisible(c)}, uiEventRows)
 	m.render(c, http.StatusOK, "events", uiPage{Title: "Events", Nav: "events", Data: d})
 }
 

@@ -51,12 +51,12 @@ func TestDashboardMemberInBrowser(t *testing.T) {
 		t.Errorf("mia's instance list: %q", txt)
 	}
 	nav := eval[string](b, `document.querySelector('nav[aria-label=Main]').textContent`)
-	for _, hidden := range []string{"Templates", "Nodes", "Keys", "Events", "Audit", "Settings", "Users"} {
+	for _, hidden := range []string{"Templates", "Nodes", "Keys", "Audit", "Settings", "Users"} {
 		if strings.Contains(nav, hidden) {
 			t.Errorf("a member's navigation shows %s: %q", hidden, nav)
 		}
 	}
-	for _, shown := range []string{"Instances", "Configurations", "Account"} {
+	for _, shown := range []string{"Instances", "Configurations", "Events", "Account"} {
 		b.named("link", shown)
 	}
 	if eval[bool](b, `!!document.querySelector('form[aria-label="Create an instance"]')`) {

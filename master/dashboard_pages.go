@@ -35,7 +35,8 @@ const (
 
 // dashAudit records a change made through the dashboard.
 func (m *Master) dashAudit(c *gin.Context, command string, err error) {
-	m.audit(callerKey(c).ID(), "dashboard", command, nil, err)
+	inst, cfg := m.auditTarget(c)
+	m.auditOn(callerKey(c).ID(), "dashboard", command, inst, cfg, err)
 }
 
 type stateCount struct {
@@ -978,7 +979,7 @@ func (m *Master) uiKeyRevoke(c *gin.Context) {
 }
 
 func (m *Master) uiAudit(c *gin.Context) {
-	entries, err := m.db.ListAudit(uiAuditEntries)
+	entries, err := m.auditFor(c, uiAuditEntries)
 	if err != nil {
 		m.uiFail(c, "audit", "/ui/instances", err)
 		return

@@ -67,8 +67,8 @@ var uiRules = map[string]rule{
 	"GET /ui/keys":                                              {on: adminOnly},
 	"POST /ui/keys":                                             {on: adminOnly},
 	"POST /ui/keys/:key/revoke":                                 {on: adminOnly},
-	"GET /ui/audit":                                             {on: adminOnly},
-	"GET /ui/events":                                            {on: adminOnly},
+	"GET /ui/audit":                                             {"audit.read", anywhere},    // what the member may see
+	"GET /ui/events":                                            {"instance.read", anywhere}, // the same
 	"GET /ui/settings":                                          {on: adminOnly},
 	"POST /ui/settings/webhooks":                                {on: adminOnly},
 	"POST /ui/settings/webhooks/:webhook/delete":                {on: adminOnly},

@@ -156,7 +156,20 @@ func (m *Master) handleEventList(c *gin.Context) {
 		}
 		f.Limit = n
 	}
+	f.Keep = m.eventsVisible(c)
 	writeJSONArray(c, m.ev.log.List(f))
+}
+
+// eventsVisible says which events the caller may see: all for an admin;
+// for a member, those of the instances (and configurations) it may read.
+func (m *Master) eventsVisible(c *gin.Context) func(api.Event) bool {
+	r := callerRights(c)
+	if r == nil {
+		return nil
+	}
+	return func(e api.Event) bool {
+		return (e.InstanceID != "" || e.Configuration != "") && r.Allowed("instance.read", e.InstanceID, e.Configuration)
+	}
 }
 
 // handleEventsLive follows the event log over a WebSocket: a frame an
@@ -174,9 +187,11 @@ func (m *Master) handleEventsLive(c *gin.Context) {
 	} else {
 		since = m.ev.log.Last() // from now on
 	}
+	keep := m.eventsVisible(c)
 	m.serveWS(c, "events", 1024, func(ctx context.Context, conn *websocket.Conn) error {
 		ctx = conn.CloseRead(ctx)
 		sub := m.ev.log.Subscribe(since)
+		sub.Keep = keep
 		var buf []byte
 		for {
 			frames, ok := sub.NextRaw(ctx, 256)

@@ -2,6 +2,7 @@ package master
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -141,7 +142,7 @@ func (m *Master) handleAuditList(c *gin.Context) {
 		}
 		limit = n
 	}
-	entries, err := m.db.ListAudit(limit)
+	entries, err := m.auditFor(c, limit)
 	if err != nil {
 		fail(c, err)
 		return
@@ -150,6 +151,24 @@ func (m *Master) handleAuditList(c *gin.Context) {
 		entries = []universe.AuditEntry{}
 	}
 	c.JSON(http.StatusOK, entries)
+}
+
+// auditFor is the newest limit audit entries the caller may see: all for
+// an admin; for a member, its own and those on what it holds audit.read.
+func (m *Master) auditFor(c *gin.Context, limit int) ([]universe.AuditEntry, error) {
+	r := callerRights(c)
+	if r == nil {
+		return m.db.ListAudit(limit)
+	}
+	entries, err := m.db.ListAudit(10000) // the newest it may see among more
+	if err != nil {
+		return nil, err
+	}
+	me := callerKey(c).User()
+	entries = slices.DeleteFunc(entries, func(e universe.AuditEntry) bool {
+		return e.User != me && !((e.InstanceID != "" || e.Configuration != "") && r.Allowed("audit.read", e.InstanceID, e.Configuration))
+	})
+	return entries[:min(len(entries), limit)], nil
 }
 
 func keyJSON(r universe.KeyRecord, now time.Time) api.Key {

@@ -138,7 +138,28 @@ func (m *Master) auditWrites(c *gin.Context) {
 	if len(c.Errors) > 0 {
 		err = c.Errors.Last().Err
 	}
-	m.audit(callerKey(c).ID(), "rest", cmd, nil, err)
+	inst, cfg := m.auditTarget(c)
+	m.auditOn(callerKey(c).ID(), "rest", cmd, inst, cfg, err)
+}
+
+// auditTarget is the instance or configuration a request acts on (its
+// route's :id or :name, a backup's instance), for the audit entry.
+func (m *Master) auditTarget(c *gin.Context) (inst, cfg string) {
+	p := c.FullPath()
+	switch {
+	case strings.HasPrefix(p, "/api/instances/:id"), strings.HasPrefix(p, "/ui/instances/:id"):
+		inst = c.Param("id")
+		if in, err := m.instances.Get(inst); err == nil {
+			cfg = in.Info().ConfigurationName
+		}
+	case strings.HasPrefix(p, "/api/configurations/:name"), strings.HasPrefix(p, "/ui/configurations/:name"):
+		cfg = c.Param("name")
+	case strings.HasPrefix(p, "/api/backups/:backup"):
+		if b, err := m.db.GetBackup(c.Param("backup")); err == nil {
+			inst, cfg = b.InstanceID, b.Configuration
+		}
+	}
+	return inst, cfg
 }
 
 // recoverPanics turns a panic into an internal error: logged with its stack

@@ -37,7 +37,7 @@ var routeRules = map[string]rule{
 	"DELETE /api/keys/:key":                          {on: adminOnly},
 	"POST /api/commands/execute":                     {on: adminOnly},
 	"GET /api/console":                               {on: adminOnly},
-	"GET /api/audit":                                 {on: adminOnly},
+	"GET /api/audit":                                 {"audit.read", anywhere}, // the handler keeps what the member may see
 	"GET /api/cluster/masters":                       {on: adminOnly},
 	"POST /api/cluster/masters":                      {on: adminOnly},
 	"DELETE /api/cluster/masters/:id":                {on: adminOnly},
@@ -92,8 +92,8 @@ var routeRules = map[string]rule{
 	"DELETE /api/schedules/:schedule":                {on: adminOnly},
 	"POST /api/schedules/:schedule/run":              {on: adminOnly},
 	"GET /api/schedules/:schedule/runs":              {on: adminOnly},
-	"GET /api/events":                                {on: adminOnly},
-	"GET /api/events/live":                           {on: adminOnly},
+	"GET /api/events":                                {"instance.read", anywhere}, // the handler keeps what the member may see
+	"GET /api/events/live":                           {"instance.read", anywhere},
 	"POST /api/webhooks":                             {on: adminOnly},
 	"GET /api/webhooks":                              {on: adminOnly},
 	"DELETE /api/webhooks/:webhook":                  {on: adminOnly},

@@ -2,6 +2,7 @@ package master_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/universe-orchestrator/universe/api"
 )
 
 // TestUsersSignInGrantsAndRevocation: an admin makes a member; weak
@@ -223,5 +226,85 @@ func TestTwoFactorSignIn(t *testing.T) {
 	}
 	if r := as("GET", "/api/me", ""); r.StatusCode != 401 {
 		t.Fatalf("the session after signing out: %d", r.StatusCode)
+	}
+}
+
+// A member's lists of events and audit entries hold what it may see: the
+// events of instances it may read, the audit entries on what it holds
+// audit.read (and its own actions); its live events socket the same.
+func TestMemberSeesOnlyItsEventsAndAudit(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("game", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 22100, "max": 22104}})
+	e.putConfig("other", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 22105, "max": 22109}})
+	if r := e.do("POST", "/api/users", e.admin, `{"name":"ann","password":"a long password of ann"}`); r.StatusCode != 201 {
+		t.Fatal(r.StatusCode)
+	}
+	if r := e.do("POST", "/api/users/ann/grants", e.admin, `{"configuration":"game","permissions":["instance.read","audit.read","power.restart"]}`); r.StatusCode != 201 {
+		t.Fatal(r.StatusCode)
+	}
+	r := e.do("POST", "/api/login", "", `{"name":"ann","password":"a long password of ann"}`, "Sec-Fetch-Site: same-origin")
+	if r.StatusCode != 200 || len(r.Cookies()) == 0 {
+		t.Fatalf("ann's sign-in: %d", r.StatusCode)
+	}
+	ck := r.Cookies()[0]
+	key := decode[api.UserKeyCreated](t, e.do("POST", "/api/me/keys", "", `{"label":"ann-key"}`, "Cookie: "+ck.Name+"="+ck.Value, "Sec-Fetch-Site: same-origin")).Token
+	ws, _, err := e.dialWS("/api/events/live?since=0", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	game := e.create("game")
+	other := e.create("other")
+	e.do("PATCH", "/api/instances/"+other.ID+"/lifecycle?target=restart", e.admin, "")
+	if r := e.do("PATCH", "/api/instances/"+game.ID+"/lifecycle?target=restart", key, ""); r.StatusCode/100 != 2 {
+		t.Fatalf("ann's restart: %d", r.StatusCode)
+	}
+	e.waitState(game.ID, "ONLINE")
+
+	evs := decode[[]api.Event](t, e.do("GET", "/api/events", key, ""))
+	if len(evs) == 0 {
+		t.Fatal("ann sees no events")
+	}
+	for _, ev := range evs {
+		if ev.InstanceID != game.ID {
+			t.Errorf("ann sees an event not hers: %+v", ev)
+		}
+	}
+	if all := decode[[]api.Event](t, e.do("GET", "/api/events", e.admin, "")); len(all) <= len(evs) {
+		t.Errorf("the admin sees %d events, ann %d", len(all), len(evs))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for seen := 0; seen < len(evs); {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("ann's events socket: %v", err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			var f api.EventFrame
+			_ = json.Unmarshal([]byte(line), &f)
+			if f.Event != nil && f.Event.InstanceID != game.ID {
+				t.Fatalf("ann's socket sends an event not hers: %+v", f.Event)
+			}
+			if f.Event != nil {
+				seen++
+			}
+		}
+	}
+
+	entries := decode[[]api.AuditEntry](t, e.do("GET", "/api/audit", key, ""))
+	var hers, onGame bool
+	for _, a := range entries {
+		switch {
+		case a.User == "ann":
+			hers = true
+		case a.InstanceID == game.ID || a.Configuration == "game":
+			onGame = true
+		default:
+			t.Errorf("ann sees an audit entry not hers: %+v", a)
+		}
+	}
+	if !hers || !onGame {
+		t.Errorf("ann's audit: hers %v, on game %v: %+v", hers, onGame, entries)
 	}
 }
