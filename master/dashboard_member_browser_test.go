@@ -62,6 +62,9 @@ func TestDashboardMemberInBrowser(t *testing.T) {
 	if eval[bool](b, `!!document.querySelector('form[aria-label="Create an instance"]')`) {
 		t.Error("a member without instance.create is offered to create instances")
 	}
+	if got := eval[string](b, `Array.from(document.querySelectorAll('#bulk button[name=action]')).map(b => b.value).join(',')`); got != "restart" {
+		t.Errorf("a member with power.restart alone is offered the bulk actions %q", got)
+	}
 	b.shot("member-instances-1280")
 
 	// Her instance: restart only, the Files tab, the console without input.
