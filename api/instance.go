@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strconv"
+	"time"
 )
 
 // Ports is an inclusive port range.
@@ -96,6 +97,76 @@ type Configuration struct {
 	// Backup: where its instances' backups go, how many are kept, what
 	// they leave out and what is sent to the instance around them.
 	Backup *BackupOptions `json:"backup,omitempty"`
+	// Scaling starts instances before they are needed (readyHeadroom
+	// joinable at all times) and stops those left empty, within the
+	// minimum and maximum counts.
+	Scaling *Scaling `json:"scaling,omitempty"`
+	// Maintenance: the configuration is not scaled, and its instances
+	// show it (not joinable).
+	Maintenance bool `json:"maintenance,omitempty"`
+	// HealthCheck probes each instance's allocated port; an instance
+	// failing it is not joinable and, after Failures failures in a row, is
+	// restarted under its restart policy.
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+}
+
+// Scaling is a configuration's scaling by players.
+type Scaling struct {
+	// ReadyHeadroom: how many instances must be joinable at any time
+	// (ONLINE, reported within the heartbeat window, players < maxPlayers
+	// × fullAt, not draining, health not failing).
+	ReadyHeadroom int `json:"readyHeadroom"`
+	// FullAt is the fill at which an instance is no longer joinable, in
+	// (0, 1] (default 0.9).
+	FullAt float64 `json:"fullAt,omitempty"`
+	// ScaleDownAfterSeconds: an instance above the minimum with 0 players
+	// for this long is stopped (default 300); also the time after a start
+	// of the configuration before any stop.
+	ScaleDownAfterSeconds int `json:"scaleDownAfterSeconds,omitempty"`
+}
+
+// HealthCheck probes an instance on its allocated port.
+type HealthCheck struct {
+	Type            string `json:"type"`           // "tcp" (connect) or "http" (GET Path, 2xx/3xx)
+	Path            string `json:"path,omitempty"` // http: default "/"
+	IntervalSeconds int    `json:"intervalSeconds,omitempty"`
+	TimeoutSeconds  int    `json:"timeoutSeconds,omitempty"`
+	GraceSeconds    int    `json:"graceSeconds,omitempty"`
+	Failures        int    `json:"failures,omitempty"`
+}
+
+// Health states of an instance.
+const (
+	HealthPassing = "passing"
+	HealthFailing = "failing"
+	HealthUnknown = "unknown"
+)
+
+// ScalingStatus answers GET /api/configurations/{name}/scaling.
+type ScalingStatus struct {
+	Desired   int               `json:"desired"`
+	Actual    int               `json:"actual"`
+	Joinable  int               `json:"joinable"`
+	Decisions []ScalingDecision `json:"decisions"`
+}
+
+// ScalingDecision is one decision of the scaler, with the numbers it was
+// made from.
+type ScalingDecision struct {
+	Time       time.Time `json:"time"`
+	Action     string    `json:"action"` // "start", "stop" or "none"
+	Reason     string    `json:"reason"`
+	InstanceID string    `json:"instanceId,omitempty"`
+	Desired    int       `json:"desired"`
+	Actual     int       `json:"actual"`
+	Joinable   int       `json:"joinable"`
+	Starting   int       `json:"starting"`
+}
+
+// DrainRequest is the body of POST /api/instances/{id}/drain.
+type DrainRequest struct {
+	// DeadlineSeconds: stopped then at the latest (0: when it is empty).
+	DeadlineSeconds int `json:"deadlineSeconds"`
 }
 
 // DockerOptions tune an instance's container (runtime "docker").
@@ -175,6 +246,24 @@ type InstanceInfo struct {
 	// instance; LimitsReason says why not.
 	LimitsEnforced bool   `json:"limitsEnforced"`
 	LimitsReason   string `json:"limitsReason,omitempty"`
+	// Joinable: a proxy may send players here (ONLINE, reported within
+	// the heartbeat window, not full, not draining, health not failing,
+	// its configuration not in maintenance).
+	Joinable bool `json:"joinable"`
+	// Draining: taken out of the joinable set; stopped once empty or at
+	// DrainDeadline (epoch ms, 0: none).
+	Draining      bool  `json:"draining"`
+	DrainDeadline int64 `json:"drainDeadline,omitempty"`
+	// Maintenance: its configuration is in maintenance.
+	Maintenance bool `json:"maintenance,omitempty"`
+	// Health is its health check's state ("" without a check) and
+	// HealthError the last failure.
+	Health      string `json:"health"`
+	HealthError string `json:"healthError,omitempty"`
+	// ReportedAt is when the master last took a state report of the
+	// instance (its own clock: the report's lastHeartbeat is the
+	// instance's word). Not on the wire.
+	ReportedAt time.Time `json:"-"`
 }
 
 // Limits reports the enforcement of resource limits.

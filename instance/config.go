@@ -42,6 +42,35 @@ func Normalize(c api.Configuration) api.Configuration {
 			c.DockerOptions.ImagePullPolicy = "missing"
 		}
 	}
+	if c.Scaling != nil {
+		s := *c.Scaling
+		if s.FullAt == 0 {
+			s.FullAt = 0.9
+		}
+		if s.ScaleDownAfterSeconds == 0 {
+			s.ScaleDownAfterSeconds = 300
+		}
+		c.Scaling = &s
+	}
+	if c.HealthCheck != nil {
+		h := *c.HealthCheck
+		if h.Type == "http" && h.Path == "" {
+			h.Path = "/"
+		}
+		if h.IntervalSeconds == 0 {
+			h.IntervalSeconds = 10
+		}
+		if h.TimeoutSeconds == 0 {
+			h.TimeoutSeconds = min(5, h.IntervalSeconds)
+		}
+		if h.GraceSeconds == 0 {
+			h.GraceSeconds = 30
+		}
+		if h.Failures == 0 {
+			h.Failures = 3
+		}
+		c.HealthCheck = &h
+	}
 	if c.RAMMB == 0 {
 		c.RAMMB = DefaultRAMMB
 	}
@@ -385,6 +414,48 @@ func Validate(c api.Configuration, runtimes map[string]error, tpl Templates, doc
 			if err := universe.ValidateName("template group", g); err != nil {
 				add("templateInstallationConfig", "%s", universe.ErrorMessage(err))
 			}
+		}
+	}
+	if s := c.Scaling; s != nil {
+		if s.ReadyHeadroom < 0 || s.ReadyHeadroom > MaxServiceCount {
+			add("scaling.readyHeadroom", "must be 0 to %d", MaxServiceCount)
+		} else if c.MaximumServiceCount > 0 && s.ReadyHeadroom > c.MaximumServiceCount {
+			add("scaling.readyHeadroom", "is larger than maximumServiceCount (%d)", c.MaximumServiceCount)
+		}
+		if s.FullAt <= 0 || s.FullAt > 1 {
+			add("scaling.fullAt", "must be in (0, 1] (default 0.9)")
+		}
+		if s.ScaleDownAfterSeconds < 1 || s.ScaleDownAfterSeconds > 86400 {
+			add("scaling.scaleDownAfterSeconds", "must be 1 to 86400 (default 300)")
+		}
+	}
+	if h := c.HealthCheck; h != nil {
+		switch h.Type {
+		case "tcp":
+			if h.Path != "" {
+				add("healthCheck.path", "is for http checks")
+			}
+		case "http":
+			if !strings.HasPrefix(h.Path, "/") || len(h.Path) > 1024 || hasControl(h.Path) || strings.ContainsAny(h.Path, " #") {
+				add("healthCheck.path", "must be a path such as /health (at most 1024 bytes)")
+			}
+		default:
+			add("healthCheck.type", "must be tcp or http")
+		}
+		if p.Min < 1 || p.Max < p.Min {
+			add("healthCheck", "needs a port: the configuration has no availablePorts")
+		}
+		if h.IntervalSeconds < 1 || h.IntervalSeconds > 3600 {
+			add("healthCheck.intervalSeconds", "must be 1 to 3600")
+		}
+		if h.TimeoutSeconds < 1 || h.TimeoutSeconds > 300 || h.TimeoutSeconds > h.IntervalSeconds {
+			add("healthCheck.timeoutSeconds", "must be 1 to 300, and at most intervalSeconds")
+		}
+		if h.GraceSeconds < 0 || h.GraceSeconds > 3600 {
+			add("healthCheck.graceSeconds", "must be 0 to 3600")
+		}
+		if h.Failures < 1 || h.Failures > 100 {
+			add("healthCheck.failures", "must be 1 to 100")
 		}
 	}
 	if len(bad) > 0 {

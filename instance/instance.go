@@ -79,6 +79,13 @@ type Instance struct {
 	backoff      time.Duration
 	failures     []time.Time // recent unrequested exits
 	heartbeat    *time.Timer // armed once the instance reported its state
+
+	// reportAt is when the master last took a state report (its clock).
+	reportAt time.Time
+	// health: the check's loop of the current process, and its count of
+	// failures in a row.
+	healthStop  func()
+	healthFails int
 }
 
 // ID returns the instance id.
@@ -96,6 +103,10 @@ func (in *Instance) Info() api.InstanceInfo {
 
 func (in *Instance) copyInfo() api.InstanceInfo {
 	info := in.info
+	info.ReportedAt = in.reportAt
+	p := in.m.joinParams(info.ConfigurationName)
+	info.Maintenance = p.maintenance
+	info.Joinable = joinable(info, p, in.m.opt.Now())
 	if info.Properties != nil {
 		p := make(map[string]any, len(info.Properties))
 		for k, v := range info.Properties {
@@ -396,6 +407,7 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 	in.info.ProcessPid = &pid
 	in.info.Reason = ""
 	in.info.NextRestartAt = 0
+	in.armHealthLocked(p)
 	in.changedLocked()
 	in.mu.Unlock()
 	p.Begin()
@@ -434,6 +446,11 @@ func (in *Instance) watch(p process, exited chan struct{}) {
 	}
 	in.proc = nil
 	in.stopHeartbeat()
+	in.stopHealthLocked()
+	in.info.Draining, in.info.DrainDeadline = false, 0 // a drain ends with its process
+	if in.info.Health != "" {
+		in.info.Health, in.info.HealthError = api.HealthUnknown, ""
+	}
 	in.info.ProcessPid = nil
 	in.info.ExitCode = &code
 	var metric string
@@ -1000,11 +1017,27 @@ func (in *Instance) ReportState(r api.StateReport) (api.InstanceInfo, error) {
 	if r.State != "" {
 		in.info.ReportedState = r.State
 	}
+	effP, effM := in.info.Players, in.info.MaxPlayers
+	if players >= 0 {
+		effP = players
+	}
+	if maxPlayers >= 0 {
+		effM = maxPlayers
+	}
+	if (players >= 0 || maxPlayers >= 0) && effP > effM && (maxPlayers >= 0 || effM > 0) {
+		// What an instance reports is a hint: more players than it has
+		// room for is not a count to scale on.
+		return api.InstanceInfo{}, universe.Errorf(universe.EINVALID, "players (%d) must not exceed maxPlayers (%d)", effP, effM)
+	}
 	if players >= 0 {
 		in.info.Players = players
 	}
 	if maxPlayers >= 0 {
 		in.info.MaxPlayers = maxPlayers
+	}
+	in.reportAt = in.m.opt.Now()
+	if hook := in.m.opt.Hooks.Reported; hook != nil {
+		defer hook(in.info.ConfigurationName)
 	}
 	if r.LastHeartbeat != 0 {
 		in.info.LastHeartbeat = r.LastHeartbeat

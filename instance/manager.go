@@ -47,6 +47,11 @@ type Hooks struct {
 	// Event tells of what happened to an instance (api.EventInstance*),
 	// for the event log; it must not block nor call the instance.
 	Event func(typ string, info api.InstanceInfo, message string, data map[string]any)
+	// Reported tells that an instance of the configuration reported its
+	// state (the scaler looks again); it must not block.
+	Reported func(configuration string)
+	// Health tells of an instance's health check changing its state.
+	Health func(info api.InstanceInfo)
 }
 
 // Keys issues the per-instance API keys (the master's keyring).
@@ -154,6 +159,7 @@ type Manager struct {
 	reconcileDone     chan struct{}
 	stopOnce          sync.Once               // closes stopReconcile (Shutdown may come twice)
 	createBackoff     map[string]*createRetry // by configuration; the reconciler's own
+	params            paramsCache             // joinability numbers by configuration
 
 	rtInfoMu sync.Mutex // guards the cached answer of RuntimeInfos
 	rtInfo   []api.RuntimeInfo

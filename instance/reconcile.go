@@ -103,6 +103,7 @@ func (m *Manager) release() {
 		in.released = true
 		in.cancelRestartLocked()
 		in.stopHeartbeat()
+		in.stopHealthLocked()
 		p := in.proc
 		in.mu.Unlock()
 		if p != nil {
@@ -120,7 +121,10 @@ func (m *Manager) release() {
 
 // ConfigurationChanged tells the reconciler a configuration was stored or
 // deleted.
-func (m *Manager) ConfigurationChanged() { m.reconcileSoon() }
+func (m *Manager) ConfigurationChanged() {
+	m.forgetParams()
+	m.reconcileSoon()
+}
 
 // reconciler keeps every configuration at its minimumServiceCount of
 // active instances: one pass whenever something changed, and a full pass
