@@ -92,6 +92,7 @@ const (
 	EventScheduleFailed    = "schedule.failed"
 	EventKeyCreated        = "key.created"
 	EventKeyRevoked        = "key.revoked"
+	EventScalingDecision   = "scaling.decision"
 )
 
 // Event is one thing that happened, in the event log.

@@ -114,6 +114,9 @@ type Config struct {
 	ConsoleLog *console.LogSink
 
 	Now func() time.Time // the clock; nil: time.Now
+	// ScalingWarmUp: how long the scaler waits for reports after it
+	// starts leading before it scales (0: scaling.WarmUp, 10 s).
+	ScalingWarmUp time.Duration
 }
 
 // DefaultConfig returns the production defaults.

@@ -27,7 +27,7 @@ var eventTypes = []string{
 	api.EventInstanceStarted, api.EventInstanceStopped, api.EventInstanceCrashed, api.EventInstanceRestarted,
 	api.EventInstanceCrashLoop, api.EventInstanceLost, api.EventInstanceReplaced, api.EventNodeLost, api.EventNodeBack,
 	api.EventBackupCompleted, api.EventBackupFailed, api.EventRestoreCompleted, api.EventRestoreFailed,
-	api.EventScheduleFailed, api.EventKeyCreated, api.EventKeyRevoked,
+	api.EventScheduleFailed, api.EventKeyCreated, api.EventKeyRevoked, api.EventScalingDecision,
 }
 
 type eventState struct {
@@ -319,5 +319,7 @@ func newBackupishID() string {
 func (m *Master) instanceHooks() instance.Hooks {
 	h := m.metrics.instanceHooks()
 	h.Event = m.instanceEvent
+	h.Reported = func(string) { m.scale.s.Trigger() }
+	h.Health = func(api.InstanceInfo) { m.scale.s.Trigger() }
 	return h
 }

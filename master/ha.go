@@ -371,6 +371,7 @@ func (m *Master) nodesChanged() {
 func (m *Master) onLeader(leader bool) {
 	if !leader {
 		m.stopScheduler()
+		m.stopScaler()
 		m.hub.SetLeader(false)
 		m.instances.SetLeader(false)
 		return
@@ -391,6 +392,7 @@ func (m *Master) onLeader(leader bool) {
 		}
 		m.purgeLoginKeys("")
 		m.startScheduler()
+		m.startScaler()
 		// Backups the previous leader was taking are lost with it.
 		if n, err := m.backups.Recover(); err != nil {
 			m.log.Warn("backups under way under the previous leader", "err", err)

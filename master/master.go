@@ -71,6 +71,7 @@ type Master struct {
 	hub         *hub.Hub // agent nodes
 	backups     *backup.Service
 	sched       *scheduler
+	scale       *scalerState
 	ev          *eventState
 	uploads     map[string]bool  // routes whose body limit is MaxUploadBytes (and may take longer)
 	bodyLimits  map[string]int64 // routes with a body limit of their own
@@ -282,6 +283,7 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	m.newScheduler()
+	m.newScaler()
 	m.commands = console.NewRegistry()
 	if err := m.commands.Register(
 		console.HelpCommand(m.commands),
@@ -435,6 +437,7 @@ func (m *Master) Open() error {
 	}()
 	if !m.cfg.HA.Enabled() {
 		m.startScheduler() // in a cluster, the leader runs it (onLeader)
+		m.startScaler()
 	}
 	m.wg.Add(1)
 	go func() {
@@ -501,6 +504,7 @@ func (m *Master) Close() error {
 		}
 		waitTimeout(&m.wsWG, m.cfg.ShutdownTimeout)
 		m.stopScheduler()
+		m.stopScaler()
 		m.wg.Wait()
 		m.ev.hooks.Close()
 		m.backups.Close() // a backup cut short is FAILED ("the master stopped")

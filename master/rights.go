@@ -87,6 +87,8 @@ var routeRules = map[string]rule{
 	"POST /api/schedules":                            {on: adminOnly}, // members: with schedules' own rows, later
 	"GET /api/schedules":                             {on: adminOnly},
 	"GET /api/schedules/preview":                     {"schedule.read", anywhere},
+	"POST /api/instances/:id/drain":                  {"power.stop", onInstance},
+	"GET /api/configurations/:name/scaling":          {"config.read", onConfig},
 	"GET /api/schedules/:schedule":                   {on: adminOnly},
 	"PUT /api/schedules/:schedule":                   {on: adminOnly},
 	"DELETE /api/schedules/:schedule":                {on: adminOnly},

@@ -122,6 +122,8 @@ func (m *Master) routes() (*gin.Engine, error) {
 	admin.POST("/schedules", m.handleScheduleCreate)
 	admin.GET("/schedules", m.handleScheduleList)
 	admin.GET("/schedules/preview", m.handleSchedulePreview)
+	admin.POST("/instances/:id/drain", m.handleDrain)
+	admin.GET("/configurations/:name/scaling", m.handleScaling)
 	admin.GET("/schedules/:schedule", m.handleScheduleGet)
 	admin.PUT("/schedules/:schedule", m.handleSchedulePut)
 	admin.DELETE("/schedules/:schedule", m.handleScheduleDelete)

@@ -37,6 +37,8 @@ const keptDecisions = 100
 // Scaler runs the passes: every Interval, and at once when Trigger says
 // the picture changed (a report, a health change).
 type Scaler struct {
+	// WarmUp overrides the package's WarmUp (tests).
+	WarmUp  time.Duration
 	env     Env
 	now     func() time.Time
 	log     *slog.Logger
@@ -103,7 +105,11 @@ func (s *Scaler) Pass(ctx context.Context) {
 	}
 	now := s.now()
 	s.mu.Lock()
-	warm := now.Sub(s.since) < WarmUp
+	warmUp := WarmUp
+	if s.WarmUp > 0 {
+		warmUp = s.WarmUp
+	}
+	warm := now.Sub(s.since) < warmUp
 	for name := range s.mem {
 		if !hasConfig(cfgs, name) {
 			delete(s.mem, name)
