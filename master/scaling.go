@@ -117,7 +117,7 @@ func (e scalingEnv) Decided(cfg string, d api.ScalingDecision, n scaling.Numbers
 	}
 	e.m.ev.log.Add(api.Event{Type: api.EventScalingDecision, InstanceID: d.InstanceID, Configuration: cfg,
 		Message: "scaling " + cfg + ": " + d.Action + " (" + d.Reason + ")",
-		Data: map[string]any{"action": d.Action, "reason": d.Reason, "desired": n.Desired, "actual": n.Actual, "joinable": n.Joinable, "starting": n.Starting}})
+		Data:    map[string]any{"action": d.Action, "reason": d.Reason, "desired": n.Desired, "actual": n.Actual, "joinable": n.Joinable, "starting": n.Starting}})
 }
 
 func containsWord(s, w string) bool {
