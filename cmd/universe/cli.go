@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/api/client"
 )
@@ -263,10 +264,28 @@ func instanceRow(r *remote, in api.InstanceInfo) []string {
 	if in.ProcessPid != nil {
 		pid = strconv.FormatInt(*in.ProcessPid, 10)
 	}
-	return []string{in.ID, in.ConfigurationName, r.state(in.State), in.WrapperNodeID, in.HostAddress + ":" + strconv.Itoa(in.AllocatedPort), pid, in.Runtime, strconv.Itoa(in.Restarts), in.Reason}
+	return []string{in.ID, in.ConfigurationName, r.state(in.State), playersOf(in), in.WrapperNodeID, in.HostAddress + ":" + strconv.Itoa(in.AllocatedPort), pid, in.Runtime, strconv.Itoa(in.Restarts), in.Reason}
 }
 
-var instanceHeaders = []string{"ID", "CONFIGURATION", "STATE", "NODE", "ADDRESS", "PID", "RUNTIME", "RESTARTS", "REASON"}
+var instanceHeaders = []string{"ID", "CONFIGURATION", "STATE", "PLAYERS", "NODE", "ADDRESS", "PID", "RUNTIME", "RESTARTS", "REASON"}
+
+// playersOf is the PLAYERS column: players/max, and what keeps it from
+// taking more (draining, full, failing its health check).
+func playersOf(in api.InstanceInfo) string {
+	s := strconv.Itoa(in.Players)
+	if in.MaxPlayers > 0 {
+		s += "/" + strconv.Itoa(in.MaxPlayers)
+	}
+	switch {
+	case in.Draining:
+		s += " draining"
+	case in.Health == api.HealthFailing:
+		s += " unhealthy"
+	case in.State == "ONLINE" && !in.Joinable && in.MaxPlayers > 0 && in.Players > 0:
+		s += " full"
+	}
+	return s
+}
 
 func (r *remote) instanceInfo(in api.InstanceInfo) {
 	if r.json {
@@ -287,6 +306,14 @@ func (r *remote) instanceInfo(in api.InstanceInfo) {
 		{"Last heartbeat", fmtAgo(in.LastHeartbeat)}, {"Exit code", exit}, {"Restarts", strconv.Itoa(in.Restarts)}}
 	if in.Reason != "" {
 		kv = append(kv, [2]string{"Reason", in.Reason})
+	}
+	kv = append(kv, [2]string{"Players", playersOf(in)}, [2]string{"Joinable", yesNo(in.Joinable)})
+	if in.Health != "" {
+		h := in.Health
+		if in.HealthError != "" {
+			h += " (" + in.HealthError + ")"
+		}
+		kv = append(kv, [2]string{"Health", h})
 	}
 	if in.NextRestartAt != 0 {
 		kv = append(kv, [2]string{"Next restart", fmtTime(in.NextRestartAt)})
@@ -423,6 +450,35 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 	}},
 	"start":   lifecycle("start"),
 	"stop":    lifecycle("stop"),
+	"drain": {usage: "instance drain <id> [--deadline 10m]", nargs: [2]int{1, 1},
+		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
+			deadline := fs.String("deadline", "", "stop it then at the latest, even with players (such as 10m or 1h); default: once empty")
+			return func(r *remote, a []string) int {
+				secs := 0
+				if *deadline != "" {
+					d, err := universe.ParseDuration(*deadline)
+					if err != nil || d <= 0 {
+						fmt.Fprintln(r.stderr, "universe: --deadline: a duration such as 10m or 1h")
+						return exitUsage
+					}
+					secs = int(d.Seconds())
+				}
+				in, err := r.c.Drain(r.ctx, a[0], secs)
+				if err != nil {
+					return r.fail(err)
+				}
+				if r.json {
+					r.printJSON(in)
+					return exitOK
+				}
+				fmt.Fprintf(r.stdout, "Draining %s (%s players): no new players; stopped once empty", in.ID, playersOf(in))
+				if in.DrainDeadline > 0 {
+					fmt.Fprintf(r.stdout, " or at %s", fmtTime(in.DrainDeadline))
+				}
+				fmt.Fprintln(r.stdout, ".")
+				return exitOK
+			}
+		}},
 	"restart": lifecycle("restart"),
 	"kill":    lifecycle("kill"),
 	"delete": {usage: "instance delete <id>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
@@ -588,6 +644,23 @@ func instanceLogs(r *remote, id string, o logsOptions) int {
 }
 
 var configGroup = group{name: "config", subs: map[string]*command{
+	"scaling": {usage: "config scaling <name>", nargs: [2]int{1, 1}, run: func(r *remote, a []string) int {
+		st, err := r.c.Scaling(r.ctx, a[0])
+		if err != nil {
+			return r.fail(err)
+		}
+		if r.json {
+			r.printJSON(st)
+			return exitOK
+		}
+		fmt.Fprintf(r.stdout, "%s: desired %d, actual %d, joinable %d\n\n", a[0], st.Desired, st.Actual, st.Joinable)
+		rows := make([][]string, 0, len(st.Decisions))
+		for _, d := range st.Decisions {
+			rows = append(rows, []string{d.Time.UTC().Format("2006-01-02 15:04:05Z"), d.Action, d.InstanceID, d.Reason})
+		}
+		r.table([]string{"TIME", "ACTION", "INSTANCE", "REASON"}, rows)
+		return exitOK
+	}},
 	"list": {usage: "config list", nargs: [2]int{0, 0}, run: func(r *remote, _ []string) int {
 		list, err := r.c.Configurations(r.ctx)
 		return printList(r, list, err, []string{"NAME", "RUNTIME", "PORTS", "MIN/MAX", "RESTART", "COMMAND"}, func(c api.Configuration) []string {

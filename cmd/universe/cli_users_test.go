@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,4 +71,40 @@ func TestCLIUsersGrantsAndLogin(t *testing.T) {
 	step(m.admin, "", 0, `"admin": false`, "user", "info", "ann", "-o", "json")
 	step(m.admin, "", 0, "Deleted user ann", "user", "delete", "ann")
 	step(m.admin, "", 1, "", "user", "info", "ann")
+}
+
+// The PLAYERS column, `instance drain` and `config scaling` against a
+// real master.
+func TestCLIScalingCommands(t *testing.T) {
+	m, _ := newCLIMaster(t)
+	step := func(code int, want string, args ...string) string {
+		t.Helper()
+		got, out, errOut := m.run(m.admin, "", args...)
+		if got != code || !strings.Contains(out+errOut, want) {
+			t.Fatalf("%v: exit %d (want %d), %q %q (want %q)", args, got, code, out, errOut, want)
+		}
+		return out
+	}
+	if code, _, errOut := m.run(m.admin, `{"name":"lobby","command":"exec sleep 600","availablePorts":{"min":22140,"max":22144},"stopTimeoutSeconds":1,"scaling":{"readyHeadroom":0}}`, "config", "apply", "-f", "-"); code != 0 {
+		t.Fatalf("config apply: %s", errOut)
+	}
+	out := step(0, `"state": "ONLINE"`, "instance", "create", "lobby", "-o", "json")
+	var in api.InstanceInfo
+	if err := json.Unmarshal([]byte(out), &in); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("PUT", m.url+"/api/instances/"+in.ID+"/state", strings.NewReader(`{"state":"ONLINE","players":3,"maxPlayers":10}`))
+	req.Header.Set("Authorization", "Bearer "+m.admin)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("report: %v %v", resp, err)
+	}
+	step(0, "3/10", "instance", "list")
+	step(0, "Joinable:", "instance", "info", in.ID)
+	step(0, "Draining "+in.ID, "instance", "drain", in.ID, "--deadline", "10m")
+	step(0, "3/10 draining", "instance", "list")
+	step(2, "--deadline", "instance", "drain", in.ID, "--deadline", "soon")
+	step(1, "", "instance", "drain", "nope")
+	step(0, "desired", "config", "scaling", "lobby")
+	step(1, "", "config", "scaling", "nope")
 }
