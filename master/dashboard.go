@@ -86,6 +86,7 @@ func (m *Master) uiRoutes(e *gin.Engine) {
 	s.GET("/instances/:id", m.uiInstance)
 	s.POST("/instances/:id/power", m.uiPower)
 	s.POST("/instances/:id/command", m.uiCommand)
+	s.POST("/instances/:id/drain", m.uiDrain)
 	s.GET("/instances/:id/log.txt", m.uiLogDownload)
 	s.GET("/instances/:id/files", m.uiFiles)
 	s.POST("/instances/:id/files/upload", m.uiFilesUpload)

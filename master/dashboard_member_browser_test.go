@@ -178,6 +178,20 @@ func TestDashboardMemberInBrowser(t *testing.T) {
 	if gs := decode[[]api.Grant](t, e.do("GET", "/api/users/zed/grants", e.admin, "")); len(gs) != 0 {
 		t.Errorf("zed's grants after the revocation: %+v", gs)
 	}
+	// Drain from the instance page; the configuration's Scaling panel.
+	b.do(chromedp.Navigate(origin + "/ui/instances/" + mine.ID))
+	b.named("button", "Drain")
+	b.do(chromedp.Click(chromedp.CSS(`button[aria-label=Drain]`)))
+	b.waitJS(`document.readyState === 'complete' && !!document.querySelector('#joinable') && document.querySelector('#joinable').textContent.includes('draining')`)
+	if in := decode[api.InstanceInfo](t, e.do("GET", "/api/instances/"+mine.ID, e.admin, "")); !in.Draining || in.DrainDeadline == 0 {
+		t.Errorf("after the Drain button: %+v", in)
+	}
+	b.shot("instance-draining-1280")
+	e.putConfig("game", map[string]any{"command": "exec sleep 600", "availablePorts": map[string]int{"min": 22090, "max": 22094}, "stopTimeoutSeconds": 1,
+		"scaling": map[string]any{"readyHeadroom": 0}})
+	b.do(chromedp.Navigate(origin + "/ui/configurations/game"))
+	b.named("table", "Scaling decisions")
+	b.shotAt("configuration-scaling-1280", "#scaling")
 	b.do(chromedp.EmulateViewport(390, 844))
 	b.do(chromedp.Navigate(origin + "/ui/users"))
 	b.shot("users-390")

@@ -66,7 +66,8 @@ func (d instancesData) Rows() template.HTML {
 	rows := make([]webui.InstanceRow, len(d.Instances))
 	for i, in := range d.Instances {
 		rows[i] = webui.InstanceRow{ID: in.ID, Configuration: in.ConfigurationName, State: in.State, Transition: in.Transition,
-			Node: in.WrapperNodeID, Reason: in.Reason, Port: in.AllocatedPort, Players: in.Players, MaxPlayers: in.MaxPlayers, StartedAt: in.StartedAt}
+			Node: in.WrapperNodeID, Reason: in.Reason, Port: in.AllocatedPort, Players: in.Players, MaxPlayers: in.MaxPlayers, StartedAt: in.StartedAt,
+			Draining: in.Draining, Full: in.State == "ONLINE" && !in.Joinable && in.MaxPlayers > 0 && in.Players > 0}
 	}
 	return webui.InstanceRows(rows, time.Now())
 }
@@ -295,6 +296,22 @@ func (m *Master) uiInstance(c *gin.Context) {
 func (m *Master) uiPower(c *gin.Context) {
 	id := c.Param("id")
 	if _, err := m.act(c, id, c.PostForm("action")); err != nil {
+		m.uiFail(c, "instances", "/ui/instances/"+url.PathEscape(id), err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/ui/instances/"+url.PathEscape(id))
+}
+
+// uiDrain drains an instance: stopped once empty, or in 30 minutes.
+func (m *Master) uiDrain(c *gin.Context) {
+	id := c.Param("id")
+	in, err := m.instances.Get(id)
+	if err == nil {
+		_, err = in.Drain(m.cfg.Now().Add(30 * time.Minute))
+		m.scale.s.Trigger()
+	}
+	m.dashAudit(c, "drain instance id="+id, err)
+	if err != nil {
 		m.uiFail(c, "instances", "/ui/instances/"+url.PathEscape(id), err)
 		return
 	}
@@ -599,6 +616,7 @@ type configData struct {
 	Errors    map[string]string
 	Schedules *schedulesData // a stored configuration's (admins)
 	Members   *membersData   // its grants (who may grant there)
+	Scaling   *api.ScalingStatus
 }
 
 // F builds one form field for the template.
@@ -659,6 +677,12 @@ func (m *Master) uiConfigurationPage(c *gin.Context, form scheduleForm, why, mem
 	}
 	if rights.Can("user.grant", "", name) {
 		d.Members = m.membersOf(c, "", name, membersWhy)
+	}
+	if st := m.scale.s.Status(name); cfg.Scaling != nil || len(st.Decisions) > 0 {
+		if len(st.Decisions) > 10 {
+			st.Decisions = st.Decisions[:10]
+		}
+		d.Scaling = &st
 	}
 	m.render(c, status, "configuration", uiPage{Title: name, Nav: "configurations", Data: d})
 }

@@ -22,6 +22,7 @@ var uiRules = map[string]rule{
 	"POST /ui/instances/bulk":                                   {"instance.read", anywhere},
 	"GET /ui/instances/:id":                                     {"instance.read", onInstance},
 	"POST /ui/instances/:id/power":                              {"instance.read", onInstance},
+	"POST /ui/instances/:id/drain":                              {"power.stop", onInstance},
 	"POST /ui/instances/:id/command":                            {"console.write", onInstance},
 	"GET /ui/instances/:id/log.txt":                             {"console.read", onInstance},
 	"GET /ui/instances/:id/files":                               {"file.list", onInstance},

@@ -165,6 +165,7 @@ type InstanceRow struct {
 	ID, Configuration, State, Transition, Node, Reason string
 	Port, Players, MaxPlayers                          int
 	StartedAt                                          int64 // epoch ms
+	Draining, Full                                     bool
 }
 
 // InstanceRows renders the rows of the instances table. It is the one
@@ -212,6 +213,12 @@ func InstanceRows(rows []InstanceRow, now time.Time) template.HTML {
 		if r.MaxPlayers > 0 {
 			b.WriteString(" / ")
 			b.WriteString(strconv.Itoa(r.MaxPlayers))
+		}
+		switch {
+		case r.Draining:
+			b.WriteString(" · draining")
+		case r.Full:
+			b.WriteString(" · full")
 		}
 		b.WriteString(`</td><td class="hide-sm" data-cell="started">`)
 		if r.StartedAt > 0 {

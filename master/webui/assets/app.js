@@ -323,6 +323,7 @@ async function lifecycle(id, target) {
 
 function powerForm(form, id) {
   form.addEventListener('submit', async ev => {
+    if (ev.submitter && ev.submitter.hasAttribute('formaction')) return; // (Drain: the form's own post)
     ev.preventDefault();
     const target = ev.submitter && ev.submitter.value;
     try { await lifecycle(id, target); } catch (e) { flash(e.message); }
@@ -377,7 +378,8 @@ async function refreshStates() {
     b.dataset.state = i.state;
     b.textContent = i.state + (i.transition ? ' · ' + i.transition : '');
     $('[data-cell=reason]', tr).textContent = i.reason || '';
-    $('[data-cell=players]', tr).textContent = i.players + (i.maxPlayers ? ' / ' + i.maxPlayers : '');
+    $('[data-cell=players]', tr).textContent = i.players + (i.maxPlayers ? ' / ' + i.maxPlayers : '') +
+      (i.draining ? ' · draining' : (i.state === 'ONLINE' && !i.joinable && i.maxPlayers > 0 && i.players > 0 ? ' · full' : ''));
   }
 }
 
