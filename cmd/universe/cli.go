@@ -448,8 +448,8 @@ var instanceGroup = group{name: "instance", subs: map[string]*command{
 		r.instanceInfo(in)
 		return exitOK
 	}},
-	"start":   lifecycle("start"),
-	"stop":    lifecycle("stop"),
+	"start": lifecycle("start"),
+	"stop":  lifecycle("stop"),
 	"drain": {usage: "instance drain <id> [--deadline 10m]", nargs: [2]int{1, 1},
 		flags: func(fs *flag.FlagSet) func(*remote, []string) int {
 			deadline := fs.String("deadline", "", "stop it then at the latest, even with players (such as 10m or 1h); default: once empty")
