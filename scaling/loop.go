@@ -81,16 +81,30 @@ func (s *Scaler) Run(ctx context.Context) {
 	s.mu.Unlock()
 	t := time.NewTicker(Interval)
 	defer t.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-s.trigger:
+			// Reports come in bursts (a thousand instances every few
+			// seconds): one pass per MinGap takes them all in.
+			if wait := MinGap - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
+		last = time.Now()
 		s.Pass(ctx)
 	}
 }
+
+// MinGap is the shortest time between two passes a trigger asks for.
+const MinGap = 100 * time.Millisecond
 
 // Pass decides for every configuration once, and acts.
 func (s *Scaler) Pass(ctx context.Context) {

@@ -138,3 +138,18 @@ func TestDrainsAndMaintenance(t *testing.T) {
 		t.Fatalf("a configuration in maintenance scaled: %+v", acts)
 	}
 }
+
+// BenchmarkDecide1000: one configuration's pass over 1,000 reporting
+// instances (the decision alone; the master's pass also lists them).
+func BenchmarkDecide1000(b *testing.B) {
+	insts := make([]api.InstanceInfo, 1000)
+	for i := range insts {
+		insts[i] = online("i"+string(rune('a'+i%26))+string(rune('a'+i/26%26))+string(rune('a'+i/676)), i%50, 50, t0.Add(-time.Hour), t0)
+	}
+	mem := scaling.NewMemory()
+	c := cfg(20, 0, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		scaling.Decide(c, insts, mem, t0)
+	}
+}
