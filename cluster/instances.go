@@ -27,6 +27,8 @@ import (
 //	To(node, "inst.pprof")    request InstanceRequest{Profile, Seconds}
 //	                          → Reply (Data: the supervisor's profile)
 //	From(node, "inst.log")    publish LogBatch
+//	From(node, "inst.health") publish HealthReport (a verdict that
+//	                          differs from the last, and every failure)
 //	From(node, "inst.exit")   request ExitReport → Reply (the node sends
 //	                          it again until the master answered)
 
@@ -51,6 +53,22 @@ type Install struct {
 	// with cgroup v2 where it can (its answer says whether it does).
 	RAMMB int `json:"ramMB,omitempty"`
 	CPU   int `json:"cpu,omitempty"`
+	// Health is the instance's health check: the node probes Port on
+	// itself and reports each verdict that differs, and every failure
+	// (inst.health).
+	Health *api.HealthCheck `json:"health,omitempty"`
+	Port   int              `json:"port,omitempty"`
+}
+
+// HealthReport is a node's verdict of an instance's health check: Fails
+// counts the failures in a row (the master restarts the instance past the
+// configuration's threshold).
+type HealthReport struct {
+	Instance string `json:"instance"`
+	Epoch    int64  `json:"epoch"`
+	Passing  bool   `json:"passing"`
+	Error    string `json:"error,omitempty"`
+	Fails    int    `json:"fails"`
 }
 
 // InstanceRequest acts on an instance of a node.

@@ -361,7 +361,7 @@ func (in *Instance) start(by string) {
 	in.mu.Unlock()
 	if remote {
 		install := Install{Override: cfg.TemplateInstallationConfig.OnTemplatePasteOverridePresentFiles, Files: cfg.FileModifications,
-			Placeholders: m.vars(info, cfg).Values(), RAMMB: cfg.RAMMB, CPU: cfg.CPU}
+			Placeholders: m.vars(info, cfg).Values(), RAMMB: cfg.RAMMB, CPU: cfg.CPU, Health: cfg.HealthCheck, Port: info.AllocatedPort}
 		if !cfg.Static && m.opt.Templates != nil {
 			if install.Plan, err = m.opt.Templates.Plan(cfg.TemplateInstallationConfig, mrand.IntN); err != nil {
 				_ = in.log.Takeback(0)
@@ -407,7 +407,11 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 	in.info.ProcessPid = &pid
 	in.info.Reason = ""
 	in.info.NextRestartAt = 0
-	in.armHealthLocked(p)
+	if !in.m.remote(in.info) {
+		in.armHealthLocked(p) // (a node checks its own instances: NodeHealth)
+	} else if cfg, err := in.m.opt.Store.GetConfiguration(in.info.ConfigurationName); err == nil && cfg.HealthCheck != nil {
+		in.info.Health, in.info.HealthError = api.HealthUnknown, ""
+	}
 	in.changedLocked()
 	in.mu.Unlock()
 	p.Begin()

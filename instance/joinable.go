@@ -143,6 +143,61 @@ func (in *Instance) armHealthLocked(p process) {
 	go in.checkHealth(ctx, p, h, addr)
 }
 
+// NodeHealth takes a node's verdict of the health check of instance id's
+// process of epoch (its start): passing or not, the error, and the
+// failures in a row; past the configuration's threshold the process is
+// stopped as failed, as a local check does. A verdict of another start
+// does nothing.
+func (m *Manager) NodeHealth(id string, epoch int64, passing bool, why string, fails int) {
+	in, err := m.Get(id)
+	if err != nil {
+		return
+	}
+	cfg, err := m.opt.Store.GetConfiguration(in.configName())
+	if err != nil || cfg.HealthCheck == nil {
+		return
+	}
+	h := *Normalize(cfg).HealthCheck
+	in.mu.Lock()
+	p := in.proc
+	if p == nil || in.epoch != epoch {
+		in.mu.Unlock()
+		return
+	}
+	was := in.info.Health
+	if passing {
+		in.info.Health, in.info.HealthError = api.HealthPassing, ""
+	} else {
+		in.info.Health, in.info.HealthError = api.HealthFailing, why
+	}
+	changed := was != in.info.Health
+	if changed {
+		in.changedLocked()
+	}
+	info := in.copyInfo()
+	in.mu.Unlock()
+	if changed {
+		in.log.System("health check (on its node) " + info.Health + map[bool]string{true: ": " + why, false: ""}[why != ""])
+		if hook := m.opt.Hooks.Health; hook != nil {
+			hook(info)
+		}
+	}
+	if !passing && fails >= h.Failures {
+		why := "health check failed " + strconv.Itoa(fails) + " times in a row on its node: " + why
+		m.background(func() {
+			in.action.Lock()
+			defer in.action.Unlock()
+			in.mu.Lock()
+			current := in.proc == p
+			in.mu.Unlock()
+			if current {
+				in.log.System(why)
+				in.stopAs("health check", why, nil)
+			}
+		})
+	}
+}
+
 // stopHealthLocked ends the check loop. Caller holds in.mu.
 func (in *Instance) stopHealthLocked() {
 	if in.healthStop != nil {

@@ -277,6 +277,10 @@ type Install struct {
 	// RAMMB and CPU are the limits the node enforces (as the master does
 	// for its own instances), where it can.
 	RAMMB, CPU int
+	// Health is the configuration's health check, which the node runs
+	// against Port and reports (Manager.NodeHealth).
+	Health *api.HealthCheck
+	Port   int
 }
 
 // remote says whether info's instance runs on an agent node.

@@ -19,6 +19,7 @@ import (
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/backup"
 	"github.com/universe-orchestrator/universe/cluster/ha"
+	"github.com/universe-orchestrator/universe/cluster"
 	"github.com/universe-orchestrator/universe/cluster/hub"
 	"github.com/universe-orchestrator/universe/console"
 	"github.com/universe-orchestrator/universe/instance"
@@ -243,7 +244,9 @@ func New(cfg Config) (*Master, error) {
 		OnNodeChange: func(node string, reachable bool, lastHeard time.Time) {
 			m.instances.NodeChanged(node, reachable, lastHeard)
 			m.nodeEvent(node, reachable)
-		}})
+		},
+		OnHealth: func(r cluster.HealthReport) { m.instances.NodeHealth(r.Instance, r.Epoch, r.Passing, r.Error, r.Fails) },
+	})
 	m.instances = instance.New(instance.Options{
 		NodeID:    cfg.NodeID,
 		DataDir:   cfg.DataDir,

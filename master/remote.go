@@ -171,7 +171,8 @@ func labelsMiss(have, want map[string]string) (string, bool) {
 
 func (r remote) Start(node string, epoch int64, spec supervisor.Spec, install instance.Install, sink supervisor.Sink) (instance.Process, error) {
 	p, err := r.m.hub.Start(node, epoch, spec, &cluster.Install{Plan: install.Plan, Override: install.Override,
-		Files: install.Files, Placeholders: install.Placeholders, RAMMB: install.RAMMB, CPU: install.CPU}, sink)
+		Files: install.Files, Placeholders: install.Placeholders, RAMMB: install.RAMMB, CPU: install.CPU,
+		Health: install.Health, Port: install.Port}, sink)
 	if err != nil {
 		return nil, err
 	}

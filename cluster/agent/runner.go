@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -323,7 +324,48 @@ func (r *runner) handleStart(m *nats.Msg) {
 	r.mu.Unlock()
 	cl.Begin()
 	go r.watch(ru)
+	if req.Install != nil && req.Install.Health != nil && req.Install.Port > 0 {
+		go r.checkHealth(ru, *req.Install.Health, req.Install.Port)
+	}
 	respond(m, cluster.Reply{Pid: cl.Pid(), Running: true, Limits: limits})
+}
+
+// checkHealth runs an instance's health check here, on its node, against
+// its port, and reports to the master each verdict that differs from the
+// last and every failure (the master counts them and restarts it), until
+// the process ends.
+func (r *runner) checkHealth(ru *run, h api.HealthCheck, port int) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	wait := time.Duration(h.GraceSeconds) * time.Second
+	fails, last := 0, ""
+	for {
+		select {
+		case <-ru.cl.Done():
+			return
+		case <-r.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = time.Duration(max(h.IntervalSeconds, 1)) * time.Second
+		err := instance.Probe(r.ctx, h, addr)
+		rep := cluster.HealthReport{Instance: ru.id, Epoch: ru.epoch, Passing: err == nil}
+		verdict := "passing"
+		if err != nil {
+			fails++
+			rep.Error, verdict = err.Error(), "failing"
+		} else {
+			fails = 0
+		}
+		rep.Fails = fails
+		if verdict == last && err == nil {
+			continue
+		}
+		last = verdict
+		b, _ := json.Marshal(rep)
+		if err := r.nc.Publish(cluster.From(r.node, "inst.health"), b); err != nil {
+			r.log.Warn("report health", "instance", ru.id, "err", err)
+		}
+	}
 }
 
 func (ru *run) ended() bool {

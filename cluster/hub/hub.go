@@ -59,6 +59,9 @@ type Options struct {
 	// OnNodeChange is told when a node becomes reachable (ONLINE or
 	// DRAINING) or unreachable, with when the master last heard from it.
 	OnNodeChange func(node string, reachable bool, lastHeard time.Time)
+	// OnHealth is told of a node's health check verdict about one of the
+	// instances the master placed there (its node and epoch checked).
+	OnHealth func(cluster.HealthReport)
 	// NATSURL, when set, is an operator's NATS cluster (comma-separated
 	// URLs, user:password@ allowed) used instead of the embedded server:
 	// the master then opens no port of its own, and the nodes' permissions

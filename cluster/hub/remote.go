@@ -478,6 +478,20 @@ func (h *Hub) serveInstances(nc *nats.Conn) error {
 	}); err != nil {
 		return err
 	}
+	if _, err := nc.Subscribe(cluster.FromAll("inst.health"), func(m *nats.Msg) {
+		var rep cluster.HealthReport
+		if json.Unmarshal(m.Data, &rep) != nil || h.opt.OnHealth == nil {
+			return
+		}
+		if len(rep.Error) > maxReason {
+			rep.Error = rep.Error[:maxReason]
+		}
+		if p := h.proc(cluster.NodeOf(m.Subject), rep.Instance, rep.Epoch); p != nil {
+			h.opt.OnHealth(rep)
+		}
+	}); err != nil {
+		return err
+	}
 	_, err := nc.Subscribe(cluster.FromAll("inst.exit"), func(m *nats.Msg) {
 		var rep cluster.ExitReport
 		if json.Unmarshal(m.Data, &rep) != nil {

@@ -198,3 +198,33 @@ func TestLostInstanceIsReplacedWithoutMinimum(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeRunsHealthChecks: an instance on an agent node is checked by its
+// node (against its port there); the node's failures, reported to the
+// master, make it failing and then restart it under its policy.
+func TestNodeRunsHealthChecks(t *testing.T) {
+	c := newCluster(t, "--no-local-instances")
+	base, admin := c.m.base, c.admin
+	n := jsonReq[api.NodeCreated](t, "POST", base+"/api/cluster/nodes", admin, `{"name":"edge-1"}`, 201)
+	agentDir := t.TempDir()
+	startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + n.Key}, "--master", "nats://127.0.0.1:"+strconv.Itoa(c.nodePort), "--data", agentDir)
+	waitFor(t, "edge-1 online", 15*time.Second, func() bool {
+		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-1", admin, "", 200).State == api.NodeOnline
+	})
+	cfg, _ := json.Marshal(map[string]any{"command": "exec sleep 600", "restartPolicy": "always", "stopTimeoutSeconds": 1,
+		"availablePorts": map[string]int{"min": 22150, "max": 22154},
+		"healthCheck":    map[string]any{"type": "tcp", "intervalSeconds": 1, "timeoutSeconds": 1, "graceSeconds": 1, "failures": 2}})
+	jsonReq[any](t, "PUT", base+"/api/configurations/hc", admin, string(cfg), 204)
+	in := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"hc"}`, 201)
+	if in.WrapperNodeID != "edge-1" || in.Health != api.HealthUnknown {
+		t.Fatalf("created: %+v", in)
+	}
+	t.Cleanup(func() { request(t, "DELETE", base+"/api/instances/"+in.ID, admin, "") })
+	waitFor(t, "a restart after the node's failing checks", 30*time.Second, func() bool {
+		return jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+in.ID, admin, "", 200).Restarts >= 1
+	})
+	resp, body := request(t, "GET", base+"/api/instances/"+in.ID+"/logs?lines=100", admin, "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "failed 2 times in a row on its node") {
+		t.Fatalf("the log does not say the node's checks failed: %s", body)
+	}
+}
