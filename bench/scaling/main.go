@@ -15,6 +15,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math"
 	"net/http"
@@ -38,6 +39,7 @@ func main() {
 	maxInst := flag.Int("maxinst", 16, "maximumServiceCount")
 	scaleDown := flag.Int("scaledown", 30, "scaleDownAfterSeconds")
 	agents := flag.Int("agents", 2, "agent processes beside the master")
+	load := flag.Int("load", 0, "instead of the wave: this many instances reporting every 5 s; the scaler's share of the master's CPU from a 30 s profile")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "scaling-bench-")
@@ -88,6 +90,10 @@ func main() {
 				log.Fatalf("%s did not come online", name)
 			}
 		}
+	}
+	if *load > 0 {
+		loadMode(m, token, bin, *load)
+		return
 	}
 	cfg := fmt.Sprintf(`{"command":"exec %s -max %d","availablePorts":{"min":23000,"max":23199},"stopTimeoutSeconds":2,"minimumServiceCount":1,"maximumServiceCount":%d,"scaling":{"readyHeadroom":%d,"fullAt":0.9,"scaleDownAfterSeconds":%d}}`,
 		fake, *perServer, *maxInst, *headroom, *scaleDown)
@@ -245,4 +251,113 @@ func main() {
 	fmt.Printf("stops of an instance with players: %d; most instances running: %d of a maximum of %d; player-seconds without a joinable instance: %.0f\n",
 		stoppedWithPlayers, maxActive, *maxInst, waiting)
 	fmt.Printf("instances started by node: %v\n", nodes)
+}
+
+// loadMode: n instances of a scaled configuration (sleep processes: the
+// reports come from here, with the admin key, n/5 a second), then a 30 s
+// CPU profile of the master: the samples under the scaler's passes against
+// the wall time are its share of one core.
+func loadMode(m *proc.Master, token, bin string, n int) {
+	m.Call("PUT", "/api/configurations/load", fmt.Sprintf(`{"command":"exec sleep 3600","availablePorts":{"min":30000,"max":%d},"stopTimeoutSeconds":1,"minimumServiceCount":%d,"maximumServiceCount":%d,"scaling":{"readyHeadroom":1,"scaleDownAfterSeconds":3600}}`,
+		30000+n+10, n, n+10), nil)
+	t0 := time.Now()
+	var list []api.InstanceInfo
+	for deadline := time.Now().Add(15 * time.Minute); ; time.Sleep(2 * time.Second) {
+		m.Call("GET", "/api/instances?configuration=load", "", &list)
+		online := 0
+		for _, in := range list {
+			if in.State == "ONLINE" {
+				online++
+			}
+		}
+		if online >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			log.Fatalf("%d of %d online after 15 minutes", online, n)
+		}
+	}
+	fmt.Printf("%d instances online in %s\n", n, time.Since(t0).Round(time.Second))
+	stop := make(chan struct{})
+	sent := 0
+	go func() {
+		client := &http.Client{Timeout: 5 * time.Second}
+		tick := time.NewTicker(5 * time.Second / time.Duration(len(list)))
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			in := list[i%len(list)]
+			body := fmt.Sprintf(`{"state":"ONLINE","players":%d,"maxPlayers":50}`, (i/len(list)+i)%40)
+			req, _ := http.NewRequest("PUT", m.Base+"/api/instances/"+in.ID+"/state", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/json")
+			if resp, err := client.Do(req); err == nil {
+				resp.Body.Close()
+				sent++
+			}
+		}
+	}()
+	time.Sleep(15 * time.Second) // reports from every instance first
+	dir, _ := os.MkdirTemp("", "scaling-profile-")
+	defer os.RemoveAll(dir)
+	prof := filepath.Join(dir, "cpu.pb.gz")
+	req, _ := http.NewRequest("GET", m.Base+"/api/debug/pprof/profile?seconds=30", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	f, _ := os.Create(prof)
+	_, _ = io.Copy(f, resp.Body)
+	resp.Body.Close()
+	f.Close()
+	close(stop)
+	total := topSeconds(bin, prof, "")
+	scaler := topSeconds(bin, prof, `scaling\.\(\*Scaler\)\.Pass`)
+	fmt.Printf("%d reports/s from %d instances; the master's CPU over 30 s: %.2f s (%.1f%% of one core), of which the scaler's passes %.3f s (%.2f%% of one core; goal <= 5%%)\n",
+		len(list)/5, len(list), total, total/30*100, scaler, scaler/30*100)
+}
+
+// topSeconds is the CPU seconds of the profile (under focus, a regexp of
+// functions, when set), from go tool pprof's summary line.
+func topSeconds(bin, prof, focus string) float64 {
+	args := []string{"tool", "pprof", "-top", "-nodecount=100000", "-nodefraction=0", "-edgefraction=0"}
+	if focus != "" {
+		args = append(args, "-focus="+focus)
+	}
+	out, err := exec.Command("go", append(args, bin, prof)...).CombinedOutput()
+	if err != nil {
+		log.Fatalf("pprof: %v %s", err, out)
+	}
+	return parseSamples(string(out), focus != "")
+}
+
+// parseSamples reads pprof -top's header: the total samples, or with a
+// focus the part it accounts for.
+func parseSamples(out string, focused bool) float64 {
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		if !focused {
+			if i := strings.Index(l, "Total samples = "); i >= 0 {
+				return seconds(strings.Fields(l[i+len("Total samples = "):])[0])
+			}
+			continue
+		}
+		if strings.HasPrefix(l, "Showing nodes accounting for ") {
+			return seconds(strings.TrimSuffix(strings.Fields(strings.TrimPrefix(l, "Showing nodes accounting for "))[0], ","))
+		}
+	}
+	return 0
+}
+
+func seconds(s string) float64 {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0
+	}
+	return d.Seconds()
 }
