@@ -669,8 +669,8 @@ func (m *Master) uiConfigurationPage(c *gin.Context, form scheduleForm, why, mem
 		form.Type, form.Payload = api.TaskRollingRestart, ""
 	}
 	rights := rightsFor(c)
-	if rights.Admin() {
-		if d.Schedules, err = m.schedulesFor("", name, form, why); err != nil {
+	if rights.Can("schedule.read", "", name) {
+		if d.Schedules, err = m.schedulesFor(c, "", name, form, why); err != nil {
 			m.uiFail(c, "configurations", "/ui/configurations", err)
 			return
 		}

@@ -35,9 +35,9 @@ var uiRules = map[string]rule{
 	"GET /ui/instances/:id/backups":                             {"backup.read", onInstance},
 	"POST /ui/instances/:id/backups":                            {"backup.create", onInstance},
 	"POST /ui/instances/:id/backups/:backup/:action":            {"backup.read", onInstance}, // and the action's own
-	"GET /ui/instances/:id/schedules":                           {on: adminOnly},
-	"POST /ui/instances/:id/schedules":                          {on: adminOnly},
-	"POST /ui/instances/:id/schedules/:schedule/:action":        {on: adminOnly},
+	"GET /ui/instances/:id/schedules":                           {"schedule.read", onInstance},
+	"POST /ui/instances/:id/schedules":                          {"schedule.write", onInstance},
+	"POST /ui/instances/:id/schedules/:schedule/:action":        {"schedule.read", onInstance}, // and schedule.write on the schedule: the handler
 	"GET /ui/instances/:id/members":                             {"user.grant", onInstance},
 	"POST /ui/instances/:id/members":                            {"user.grant", onInstance},
 	"POST /ui/instances/:id/members/:grant/revoke":              {"user.grant", onInstance},
@@ -45,8 +45,8 @@ var uiRules = map[string]rule{
 	"GET /ui/configurations/:name":                              {"config.read", onConfig},
 	"POST /ui/configurations/:name":                             {"config.write", onConfig},
 	"POST /ui/configurations/:name/delete":                      {"config.write", onConfig},
-	"POST /ui/configurations/:name/schedules":                   {on: adminOnly},
-	"POST /ui/configurations/:name/schedules/:schedule/:action": {on: adminOnly},
+	"POST /ui/configurations/:name/schedules":                   {"schedule.write", onConfig},
+	"POST /ui/configurations/:name/schedules/:schedule/:action": {"schedule.read", onConfig}, // the same
 	"POST /ui/configurations/:name/members":                     {"user.grant", onConfig},
 	"POST /ui/configurations/:name/members/:grant/revoke":       {"user.grant", onConfig},
 	"GET /ui/account":                                           {on: self},

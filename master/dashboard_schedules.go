@@ -25,6 +25,7 @@ type schedulesData struct {
 	// /ui/configurations/NAME); its forms post under Base+"/schedules".
 	Base          string
 	Configuration bool // on a configuration's page: rolling restarts offered
+	Write         bool // the caller may add and change them (else: read only)
 	List          []scheduleRow
 	// Form holds what was sent when it was refused, Error why.
 	Form  scheduleForm
@@ -48,12 +49,13 @@ var defaultScheduleForm = scheduleForm{Cron: "0 4 * * *", Timezone: "UTC", Type:
 
 // schedulesFor lists the schedules of an instance (with its
 // configuration's) or, with id "", of a configuration.
-func (m *Master) schedulesFor(id, configuration string, form scheduleForm, why string) (*schedulesData, error) {
+func (m *Master) schedulesFor(c *gin.Context, id, configuration string, form scheduleForm, why string) (*schedulesData, error) {
 	all, err := m.db.Schedules()
 	if err != nil {
 		return nil, err
 	}
-	sd := &schedulesData{Form: form, Error: why, Configuration: id == ""}
+	r := callerRights(c)
+	sd := &schedulesData{Form: form, Error: why, Configuration: id == "", Write: r == nil || r.Allowed("schedule.write", id, configuration)}
 	if id != "" {
 		sd.Base = "/ui/instances/" + url.PathEscape(id)
 	} else {
@@ -63,6 +65,9 @@ func (m *Master) schedulesFor(id, configuration string, form scheduleForm, why s
 	for _, s := range all {
 		mine := s.InstanceID == id && id != "" || id == "" && s.Configuration == configuration
 		if !mine && s.Configuration != configuration {
+			continue
+		}
+		if r != nil && !r.Allowed("schedule.read", s.InstanceID, configuration) {
 			continue
 		}
 		row := scheduleRow{Schedule: s, Mine: mine}
@@ -113,7 +118,7 @@ func (m *Master) uiSchedulesWith(c *gin.Context, form scheduleForm, why string, 
 	}
 	d.SchedulesTab = true
 	info := in.Info()
-	sd, err := m.schedulesFor(info.ID, info.ConfigurationName, form, why)
+	sd, err := m.schedulesFor(c, info.ID, info.ConfigurationName, form, why)
 	if err != nil {
 		m.uiFail(c, "instances", "/ui/instances/"+url.PathEscape(in.ID()), err)
 		return
@@ -144,6 +149,9 @@ func (m *Master) scheduleOf(c *gin.Context, id, name string) (api.Schedule, sche
 	}
 	s.ID, s.CreatedAt, s.By = newBackupishID(), m.cfg.Now().UTC(), byOf(c)
 	s, err := m.checkSchedule(s)
+	if err == nil {
+		err = m.maySchedule(c, s)
+	}
 	if err == nil {
 		err = m.db.PutSchedule(s)
 	}
@@ -190,6 +198,9 @@ func (m *Master) uiScheduleAction(c *gin.Context) {
 	}
 	sid, action := c.Param("schedule"), c.Param("action")
 	s, err := m.db.GetSchedule(sid)
+	if r := callerRights(c); err == nil && r != nil && !r.Allowed("schedule.write", s.InstanceID, m.scheduleConfig(s)) {
+		err = needs("schedule.write", "schedule "+sid)
+	}
 	if err == nil {
 		switch action {
 		case "run":

@@ -26,6 +26,7 @@ const (
 	onConfig          // on the configuration of :name
 	onBackup          // on the instance of the backup :backup
 	anywhere          // held on anything: the handler narrows (lists, a create's body)
+	onSchedule        // on the instance or configuration of the schedule :schedule
 	self              // a user's own account (/api/me...): any user's key
 )
 
@@ -84,16 +85,16 @@ var routeRules = map[string]rule{
 	"POST /api/backups/:backup/lock":                 {"backup.delete", onBackup}, // a lock keeps it from deletion
 	"POST /api/backups/:backup/unlock":               {"backup.delete", onBackup},
 	"POST /api/backups/:backup/restore":              {"backup.restore", onBackup},
-	"POST /api/schedules":                            {on: adminOnly}, // members: with schedules' own rows, later
-	"GET /api/schedules":                             {on: adminOnly},
+	"POST /api/schedules":                            {"schedule.write", anywhere}, // the handler: on the body's target, and each task's permission
+	"GET /api/schedules":                             {"schedule.read", anywhere},  // the handler keeps what the member may read
 	"GET /api/schedules/preview":                     {"schedule.read", anywhere},
 	"POST /api/instances/:id/drain":                  {"power.stop", onInstance},
 	"GET /api/configurations/:name/scaling":          {"config.read", onConfig},
-	"GET /api/schedules/:schedule":                   {on: adminOnly},
-	"PUT /api/schedules/:schedule":                   {on: adminOnly},
-	"DELETE /api/schedules/:schedule":                {on: adminOnly},
-	"POST /api/schedules/:schedule/run":              {on: adminOnly},
-	"GET /api/schedules/:schedule/runs":              {on: adminOnly},
+	"GET /api/schedules/:schedule":                   {"schedule.read", onSchedule},
+	"PUT /api/schedules/:schedule":                   {"schedule.write", onSchedule}, // and the new body's, as a create
+	"DELETE /api/schedules/:schedule":                {"schedule.write", onSchedule},
+	"POST /api/schedules/:schedule/run":              {"schedule.write", onSchedule},
+	"GET /api/schedules/:schedule/runs":              {"schedule.read", onSchedule},
 	"GET /api/events":                                {"instance.read", anywhere}, // the handler keeps what the member may see
 	"GET /api/events/live":                           {"instance.read", anywhere},
 	"POST /api/webhooks":                             {on: adminOnly},
@@ -177,6 +178,13 @@ func (m *Master) authorize(c *gin.Context) {
 		b, err := m.db.GetBackup(c.Param("backup"))
 		if err != nil || !r.Allowed(rl.perm, b.InstanceID, b.Configuration) {
 			fail(c, needs(rl.perm, "backup "+c.Param("backup")))
+			return
+		}
+	case onSchedule:
+		// Like a backup: an unknown schedule is 403 here, not 404.
+		s, err := m.db.GetSchedule(c.Param("schedule"))
+		if err != nil || !r.Allowed(rl.perm, s.InstanceID, m.scheduleConfig(s)) {
+			fail(c, needs(rl.perm, "schedule "+c.Param("schedule")))
 			return
 		}
 	case onConfig:

@@ -65,6 +65,10 @@ func TestEveryRouteWithEveryRole(t *testing.T) {
 	if err := m.db.PutBackup(api.Backup{ID: "b1", InstanceID: in.ID, Configuration: "game", State: api.BackupCompleted}); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.db.PutSchedule(api.Schedule{ID: "s1", Name: "nightly", Configuration: "game", Cron: "@daily", Timezone: "UTC",
+		Tasks: []api.ScheduleTask{{Type: api.TaskRollingRestart, MaxUnavailable: 1}}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, u := range []userCreate{{Name: "full", Password: "a password of full"}, {Name: "none", Password: "a password of none"}, {Name: "gone", Password: "a password of gone"}} {
 		if _, err := m.createUser(u); err != nil {
 			t.Fatal(err)
@@ -93,7 +97,7 @@ func TestEveryRouteWithEveryRole(t *testing.T) {
 		method, p, _ := strings.Cut(path, " ")
 		e.Handle(method, p, m.requestID, m.renderErrors, m.authenticate, m.requireUserKey, m.authorize, func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	}
-	fill := strings.NewReplacer(":id", in.ID, ":name", "game", ":key", "x", ":group", "lobby", "*path", "a.txt", "*name", "heap", ":grant", "g1", ":backup", "b1")
+	fill := strings.NewReplacer(":id", in.ID, ":name", "game", ":key", "x", ":group", "lobby", "*path", "a.txt", "*name", "heap", ":grant", "g1", ":backup", "b1", ":schedule", "s1")
 	mismatches := 0
 	for path, rl := range routeRules {
 		method, p, _ := strings.Cut(path, " ")

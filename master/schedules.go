@@ -158,6 +158,57 @@ func withNext(s api.Schedule, now time.Time) api.Schedule {
 	return s
 }
 
+// scheduleConfig is the configuration a schedule acts in: its own, or its
+// instance's.
+func (m *Master) scheduleConfig(s api.Schedule) string {
+	if s.Configuration != "" {
+		return s.Configuration
+	}
+	if in, err := m.instances.Get(s.InstanceID); err == nil {
+		return in.Info().ConfigurationName
+	}
+	return ""
+}
+
+// taskPermission is what a member needs to have a schedule do a task.
+func taskPermission(t api.ScheduleTask) string {
+	switch t.Type {
+	case api.TaskCommand:
+		return "console.write"
+	case api.TaskPower:
+		return "power." + t.Payload
+	case api.TaskBackup:
+		return "backup.create"
+	case api.TaskRollingRestart:
+		return "power.restart"
+	}
+	return "schedule.write"
+}
+
+// maySchedule says whether the caller may make or change s: schedule.write
+// on its target, and the permission of each of its tasks there (a
+// schedule does nothing its maker could not do). Nil for an admin.
+func (m *Master) maySchedule(c *gin.Context, s api.Schedule) error {
+	r := callerRights(c)
+	if r == nil {
+		return nil
+	}
+	cfg := m.scheduleConfig(s)
+	where := "configuration " + s.Configuration
+	if s.InstanceID != "" {
+		where = "instance " + s.InstanceID
+	}
+	if !r.Allowed("schedule.write", s.InstanceID, cfg) {
+		return needs("schedule.write", where)
+	}
+	for _, t := range s.Tasks {
+		if p := taskPermission(t); !r.Allowed(p, s.InstanceID, cfg) {
+			return needs(p, where)
+		}
+	}
+	return nil
+}
+
 // checkSchedule normalizes and validates s, and checks its target exists
 // (404) and the instance's count of schedules (at most 100).
 func (m *Master) checkSchedule(s api.Schedule) (api.Schedule, error) {
@@ -198,6 +249,9 @@ func (m *Master) handleScheduleCreate(c *gin.Context) {
 	_, _ = rand.Read(id[:])
 	s.ID, s.CreatedAt, s.By, s.NextRun = hex.EncodeToString(id[:]), m.cfg.Now().UTC(), byOf(c), nil
 	s, err := m.checkSchedule(s)
+	if err == nil {
+		err = m.maySchedule(c, s)
+	}
 	if err != nil {
 		fail(c, err)
 		return
@@ -219,7 +273,11 @@ func (m *Master) handleScheduleList(c *gin.Context) {
 	inst, cfg := c.Query("instanceId"), c.Query("configuration")
 	out := []api.Schedule{}
 	now := m.cfg.Now()
+	r := callerRights(c)
 	for _, s := range all {
+		if r != nil && !r.Allowed("schedule.read", s.InstanceID, m.scheduleConfig(s)) {
+			continue
+		}
 		if (inst == "" || s.InstanceID == inst) && (cfg == "" || s.Configuration == cfg) {
 			out = append(out, withNext(s, now))
 		}
@@ -250,7 +308,10 @@ func (m *Master) handleSchedulePut(c *gin.Context) {
 		return
 	}
 	s.ID, s.CreatedAt, s.By, s.NextRun = old.ID, old.CreatedAt, old.By, nil
-	if s, err = m.checkSchedule(s); err != nil {
+	if s, err = m.checkSchedule(s); err == nil {
+		err = m.maySchedule(c, s)
+	}
+	if err != nil {
 		fail(c, err)
 		return
 	}

@@ -308,3 +308,53 @@ func TestMemberSeesOnlyItsEventsAndAudit(t *testing.T) {
 		t.Errorf("ann's audit: hers %v, on game %v: %+v", hers, onGame, entries)
 	}
 }
+
+// A member with schedule.write makes schedules on what it was granted,
+// doing only what it may do itself; it lists and reads only those it may
+// read.
+func TestMemberSchedules(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putConfig("game", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 22160, "max": 22164}})
+	e.putConfig("other", map[string]any{"command": "exec sleep 60", "stopTimeoutSeconds": 1, "availablePorts": map[string]int{"min": 22165, "max": 22169}})
+	game := e.create("game")
+	if r := e.do("POST", "/api/users", e.admin, `{"name":"sam","password":"a long password of sam"}`); r.StatusCode != 201 {
+		t.Fatal(r.StatusCode)
+	}
+	if r := e.do("POST", "/api/users/sam/grants", e.admin, `{"configuration":"game","permissions":["instance.read","schedule.read","schedule.write","power.restart"]}`); r.StatusCode != 201 {
+		t.Fatal(r.StatusCode)
+	}
+	r := e.do("POST", "/api/login", "", `{"name":"sam","password":"a long password of sam"}`, "Sec-Fetch-Site: same-origin")
+	ck := r.Cookies()[0]
+	key := decode[api.UserKeyCreated](t, e.do("POST", "/api/me/keys", "", `{"label":"sam-key"}`, "Cookie: "+ck.Name+"="+ck.Value, "Sec-Fetch-Site: same-origin")).Token
+	theirs := decode[api.Schedule](t, e.do("POST", "/api/schedules", e.admin, `{"name":"x","configuration":"other","cron":"@daily","tasks":[{"type":"power","payload":"restart"}]}`))
+
+	ok := e.do("POST", "/api/schedules", key, `{"name":"nightly","instanceId":"`+game.ID+`","cron":"0 4 * * *","enabled":true,"tasks":[{"type":"power","payload":"restart"}]}`)
+	if ok.StatusCode != 201 {
+		t.Fatalf("sam's restart schedule: %d %s", ok.StatusCode, readAll(ok))
+	}
+	mine := decode[api.Schedule](t, ok)
+	for body, want := range map[string]string{
+		`{"name":"stop","instanceId":"` + game.ID + `","cron":"@daily","tasks":[{"type":"power","payload":"stop"}]}`: "power.stop",
+		`{"name":"say","instanceId":"` + game.ID + `","cron":"@daily","tasks":[{"type":"command","payload":"hi"}]}`: "console.write",
+		`{"name":"there","configuration":"other","cron":"@daily","tasks":[{"type":"power","payload":"restart"}]}`: "schedule.write",
+	} {
+		r := e.do("POST", "/api/schedules", key, body)
+		if msg := errorBody(t, r); r.StatusCode != 403 || !strings.Contains(msg, want) {
+			t.Errorf("%s: %d %q, want 403 naming %s", body, r.StatusCode, msg, want)
+		}
+	}
+	if l := decode[[]api.Schedule](t, e.do("GET", "/api/schedules", key, "")); len(l) != 1 || l[0].ID != mine.ID {
+		t.Errorf("sam's list: %+v", l)
+	}
+	for _, path := range []string{"/api/schedules/" + theirs.ID, "/api/schedules/" + theirs.ID + "/runs", "/api/schedules/nope"} {
+		if r := e.do("GET", path, key, ""); r.StatusCode != 403 {
+			t.Errorf("GET %s as sam: %d", path, r.StatusCode)
+		}
+	}
+	if r := e.do("POST", "/api/schedules/"+mine.ID+"/run", key, ""); r.StatusCode != 202 {
+		t.Errorf("sam runs his schedule: %d", r.StatusCode)
+	}
+	if r := e.do("DELETE", "/api/schedules/"+theirs.ID, key, ""); r.StatusCode != 403 {
+		t.Errorf("sam deletes another's schedule: %d", r.StatusCode)
+	}
+}
