@@ -335,8 +335,8 @@ func TestMemberSchedules(t *testing.T) {
 	mine := decode[api.Schedule](t, ok)
 	for body, want := range map[string]string{
 		`{"name":"stop","instanceId":"` + game.ID + `","cron":"@daily","tasks":[{"type":"power","payload":"stop"}]}`: "power.stop",
-		`{"name":"say","instanceId":"` + game.ID + `","cron":"@daily","tasks":[{"type":"command","payload":"hi"}]}`: "console.write",
-		`{"name":"there","configuration":"other","cron":"@daily","tasks":[{"type":"power","payload":"restart"}]}`: "schedule.write",
+		`{"name":"say","instanceId":"` + game.ID + `","cron":"@daily","tasks":[{"type":"command","payload":"hi"}]}`:  "console.write",
+		`{"name":"there","configuration":"other","cron":"@daily","tasks":[{"type":"power","payload":"restart"}]}`:    "schedule.write",
 	} {
 		r := e.do("POST", "/api/schedules", key, body)
 		if msg := errorBody(t, r); r.StatusCode != 403 || !strings.Contains(msg, want) {
