@@ -79,7 +79,7 @@ func main() {
 		direct, _ = minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(s3test.AccessKey, s3test.SecretKey, ""), BucketLookup: minio.BucketLookupPath})
 	}
 	m = proc.StartMaster(bin, data, proc.FreePort(), token, args...)
-	defer func() { _ = m.Cmd.Process.Kill() }()
+	defer m.Stop()
 	pid := m.Cmd.Process.Pid
 
 	m.Call("PUT", "/api/configurations/bench", `{"command":"exec sleep 1000000","static":true,"stopTimeoutSeconds":1,"availablePorts":{"min":23400,"max":23410}}`, nil)

@@ -57,14 +57,14 @@ func main() {
 	token := proc.AdminKey(bin, data)
 	natsPort := proc.FreePort()
 	m := proc.StartMaster(bin, data, proc.FreePort(), token, "--cluster-addr", "127.0.0.1:"+strconv.Itoa(natsPort))
-	defer func() { _ = m.Cmd.Process.Kill(); _ = m.Cmd.Wait() }()
 	var agentCmds []*exec.Cmd
 	defer func() {
+		m.DeleteAll() // while the agents run: they stop their instances
 		for _, a := range agentCmds {
 			_ = a.Process.Kill()
 			_ = a.Wait()
 		}
-		_ = exec.Command("pkill", "-f", fake).Run() // the servers the agents leave running, by design
+		m.Stop()
 	}()
 	for i := 1; i <= *agents; i++ {
 		name := "edge-" + strconv.Itoa(i)

@@ -50,7 +50,7 @@ func main() {
 	token := proc.AdminKey(bin, data)
 	port := proc.FreePort()
 	m = proc.StartMaster(bin, data, port, token)
-	defer func() { _ = m.Cmd.Process.Kill() }()
+	defer func() { m.Stop() }() // (m may be the master started again)
 
 	m.Call("PUT", "/api/configurations/sink", `{"command":"exec cat >/dev/null","stopTimeoutSeconds":1,"availablePorts":{"min":23500,"max":23600}}`, nil)
 	// At most 100 schedules an instance: n/100 instances.

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -75,6 +76,51 @@ func StartMaster(bin, data string, port int, token string, extra ...string) *Mas
 	}
 	log.Fatal("the master did not answer")
 	return nil
+}
+
+// DeleteAll deletes every configuration, stopping and deleting its
+// instances (those on agents too: an agent leaves its instances running
+// when it stops, by design), and any instance left.
+func (m *Master) DeleteAll() {
+	do := func(method, path string, out any) {
+		req, _ := http.NewRequest(method, m.Base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+m.Token)
+		resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			_ = json.NewDecoder(resp.Body).Decode(out)
+		}
+	}
+	var cfgs, insts []struct {
+		Name string `json:"name"`
+		ID   string `json:"id"`
+	}
+	do("GET", "/api/configurations", &cfgs)
+	for _, c := range cfgs {
+		do("DELETE", "/api/configurations/"+c.Name+"?force=true", nil)
+	}
+	do("GET", "/api/instances", &insts)
+	for _, in := range insts {
+		do("DELETE", "/api/instances/"+in.ID, nil)
+	}
+}
+
+// Stop deletes everything (DeleteAll), then stops the master with SIGTERM
+// and waits: a bench leaves no process behind.
+func (m *Master) Stop() {
+	m.DeleteAll()
+	_ = m.Cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = m.Cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = m.Cmd.Process.Kill()
+		<-done
+	}
 }
 
 // Call sends a request with the key and decodes a 2xx answer into out
