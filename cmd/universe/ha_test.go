@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/scaling"
 )
 
 // haCluster is three master processes in a Raft cluster.
@@ -400,6 +401,22 @@ func TestHAClusterFailover(t *testing.T) {
 	}
 	waitFor(t, "the schedule to fire", 20*time.Second, func() bool { return len(runsOf(other)) >= 2 })
 
+	// A scaled configuration: the leader's scaler starts its one instance
+	// (it never reports: it counts as starting for scaling.StartGrace).
+	jsonReq[any](t, "PUT", c.ms[other].base+"/api/configurations/scaled", c.admin,
+		`{"command":"exec sleep 600","nodes":["edge-1"],"stopTimeoutSeconds":1,"maximumServiceCount":3,"scaling":{"readyHeadroom":1}}`, 204)
+	scaledActive := func(i int) []api.InstanceInfo {
+		var out []api.InstanceInfo
+		for _, in := range jsonReq[[]api.InstanceInfo](t, "GET", c.ms[i].base+"/api/instances?configuration=scaled", c.admin, "", 200) {
+			if in.State == "ONLINE" || in.State == "CREATING" {
+				out = append(out, in)
+			}
+		}
+		return out
+	}
+	waitFor(t, "the leader's scaler to start an instance", 30*time.Second, func() bool { return len(scaledActive(other)) == 1 })
+	scaledFirst := scaledActive(other)[0]
+
 	// SIGKILL of the leader: a new one takes writes within seconds.
 	killed := time.Now()
 	c.ms[lead].signal(syscall.SIGKILL)
@@ -451,6 +468,18 @@ func TestHAClusterFailover(t *testing.T) {
 		}
 		return false
 	})
+	// The new leader's scaler, past its warm-up, does not start a second
+	// one: one instance of the scaled configuration, one process. (An
+	// instance started a moment before the kill may come back under a new
+	// id: its last record had not reached the others, so the node's copy
+	// is stale, killed, and replaced; never two.)
+	time.Sleep(scaling.WarmUp + 3*scaling.Interval)
+	waitFor(t, "one instance of the scaled configuration, one process", 30*time.Second, func() bool {
+		return len(scaledActive(survivor)) == 1 && countProcsWithEnv(t, "UNIVERSE_CONFIGURATION=scaled") == 1
+	})
+	if l := scaledActive(survivor); l[0].ID != scaledFirst.ID {
+		t.Logf("the scaled instance %s came back as %s after the kill", scaledFirst.ID, l[0].ID)
+	}
 	fired := map[int64]string{}
 	for _, r := range runsOf(newLead) {
 		if prev, dup := fired[r.FireTime.Unix()]; dup && !r.Manual {
