@@ -183,19 +183,24 @@ func (m *Manager) NodeHealth(id string, epoch int64, passing bool, why string, f
 		}
 	}
 	if !passing && fails >= h.Failures {
-		why := "health check failed " + strconv.Itoa(fails) + " times in a row on its node: " + why
-		m.background(func() {
-			in.action.Lock()
-			defer in.action.Unlock()
-			in.mu.Lock()
-			current := in.proc == p
-			in.mu.Unlock()
-			if current {
-				in.log.System(why)
-				in.stopAs("health check", why, nil)
-			}
-		})
+		in.failHealth(p, "health check failed "+strconv.Itoa(fails)+" times in a row on its node: "+why)
 	}
+}
+
+// failHealth stops process p as failed (its restart policy decides what
+// follows), unless another process runs meanwhile.
+func (in *Instance) failHealth(p process, why string) {
+	in.m.background(func() {
+		in.action.Lock()
+		defer in.action.Unlock()
+		in.mu.Lock()
+		current := in.proc == p
+		in.mu.Unlock()
+		if current {
+			in.log.System(why)
+			in.stopAs("health check", why, nil)
+		}
+	})
 }
 
 // stopHealthLocked ends the check loop. Caller holds in.mu.
@@ -250,18 +255,7 @@ func (in *Instance) checkHealth(ctx context.Context, p process, h api.HealthChec
 			}
 		}
 		if err != nil && fails >= h.Failures {
-			why := "health check failed " + strconv.Itoa(fails) + " times in a row: " + err.Error()
-			in.m.background(func() {
-				in.action.Lock()
-				defer in.action.Unlock()
-				in.mu.Lock()
-				current := in.proc == p
-				in.mu.Unlock()
-				if current {
-					in.log.System(why)
-					in.stopAs("health check", why, nil)
-				}
-			})
+			in.failHealth(p, "health check failed "+strconv.Itoa(fails)+" times in a row: "+err.Error())
 			return
 		}
 	}

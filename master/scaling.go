@@ -1,10 +1,8 @@
 package master
 
 import (
-	"context"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,9 +20,7 @@ import (
 type scalerState struct {
 	s       *scaling.Scaler
 	actions *prometheus.CounterVec
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
+	loop    leaderLoop
 }
 
 func (m *Master) newScaler() {
@@ -40,33 +36,10 @@ func (m *Master) newScaler() {
 }
 
 // startScaler starts scaling (leadership gained, or Open alone).
-func (m *Master) startScaler() {
-	s := m.scale
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(m.ctx)
-	s.cancel, s.done = cancel, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		s.s.Run(ctx)
-	}(s.done)
-}
+func (m *Master) startScaler() { m.scale.loop.start(m.ctx, m.scale.s.Run) }
 
 // stopScaler stops scaling (leadership lost, or the master stops).
-func (m *Master) stopScaler() {
-	s := m.scale
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
+func (m *Master) stopScaler() { m.scale.loop.stop() }
 
 // scalingEnv is the scaler's hands.
 type scalingEnv struct{ m *Master }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,9 +21,7 @@ import (
 // Open to Close).
 type scheduler struct {
 	runner *schedule.Runner
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop   leaderLoop
 }
 
 func (m *Master) newScheduler() {
@@ -50,33 +47,10 @@ func (m *Master) newScheduler() {
 }
 
 // startScheduler starts firing schedules (leadership gained, or Open alone).
-func (m *Master) startScheduler() {
-	s := m.sched
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(m.ctx)
-	s.cancel, s.done = cancel, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		s.runner.Run(ctx)
-	}(s.done)
-}
+func (m *Master) startScheduler() { m.sched.loop.start(m.ctx, m.sched.runner.Run) }
 
 // stopScheduler stops firing and waits for the runs under way to stop.
-func (m *Master) stopScheduler() {
-	s := m.sched
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
+func (m *Master) stopScheduler() { m.sched.loop.stop() }
 
 // scheduleActions are the tasks' hands on the instances.
 type scheduleActions struct{ m *Master }
