@@ -76,7 +76,16 @@ func (m *Master) newEvents() {
 
 // leads says whether this master leads its cluster (a master alone
 // always does): the leader alone tells of changes every master applies.
-func (m *Master) leads() bool { return m.ha == nil || m.ha.IsLeader() }
+func (m *Master) leads() bool {
+	if !m.cfg.HA.Enabled() {
+		return true
+	}
+	// (haNode, not m.ha: the log replays into the state, and tells of
+	// keys, before openHA has set m.ha; a master not yet leading tells
+	// nothing, so a restart does not send old events to webhooks again.)
+	n := m.haNode.Load()
+	return n != nil && n.IsLeader()
+}
 
 // eventClock is where a log's numbering starts when this master starts or
 // gains the leadership (event.Log.Advance).
