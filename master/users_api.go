@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/console"
 	"github.com/universe-orchestrator/universe/master/auth"
 	"github.com/universe-orchestrator/universe/master/users"
@@ -20,24 +21,16 @@ import (
 // The users' API: accounts (admins'), grants, the sign-in, and a user's
 // own account (/api/me). The rules of who may call what are routeRules.
 
-// userView is a user as the API shows it: never a hash or a secret.
-type userView struct {
-	Name      string `json:"name"`
-	Admin     bool   `json:"admin"`
-	Disabled  bool   `json:"disabled"`
-	TOTP      bool   `json:"totp"`
-	CreatedAt int64  `json:"createdAt"`
-}
+// The bodies and answers of the users' API are the wire's types (api),
+// which the Go client shares; userView is a user as the API shows it:
+// never a hash or a secret.
+type userView = api.User
 
 func viewOf(u users.User) userView {
 	return userView{Name: u.Name, Admin: u.Admin, Disabled: u.Disabled, TOTP: u.TOTPSecret != "", CreatedAt: u.CreatedAt}
 }
 
-type userCreate struct {
-	Name     string `json:"name"`
-	Password string `json:"password"`
-	Admin    bool   `json:"admin"`
-}
+type userCreate = api.UserCreate
 
 // createUser makes a user (the API's, the console's and the offline
 // command's). Errors: EINVALID (name, weak password), ECONFLICT.
@@ -90,10 +83,7 @@ func (m *Master) handleUserGet(c *gin.Context) {
 	c.JSON(http.StatusOK, viewOf(u))
 }
 
-type userPatch struct {
-	Disabled *bool   `json:"disabled"`
-	Password *string `json:"password"`
-}
+type userPatch = api.UserPatch
 
 // handleUserPatch disables or enables a user, or sets its password. A
 // disabled user's sessions end at once (their sockets close), and its keys
@@ -200,11 +190,7 @@ func (m *Master) deleteUser(name string) error {
 	return nil
 }
 
-type grantCreate struct {
-	InstanceID    string   `json:"instanceId"`
-	Configuration string   `json:"configuration"`
-	Permissions   []string `json:"permissions"`
-}
+type grantCreate = api.GrantCreate
 
 // handleGrantCreate grants a member permissions on an instance or a
 // configuration. No one grants more than they hold: a member needs
@@ -328,11 +314,7 @@ func (m *Master) revokeGrant(c *gin.Context, name, id string) error {
 	return nil
 }
 
-type loginRequest struct {
-	Name     string `json:"name"`
-	Password string `json:"password"`
-	Code     string `json:"code"`
-}
+type loginRequest = api.Login
 
 // signIn checks a user's name, password and (with TOTP) code, and makes
 // the key of a dashboard session. Failures are throttled per user and per
@@ -464,15 +446,7 @@ func (m *Master) handleLogin(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"name": req.Name})
 }
 
-type meView struct {
-	Name        string        `json:"name,omitempty"`
-	Admin       bool          `json:"admin"`
-	TOTP        bool          `json:"totp"`
-	Grants      []users.Grant `json:"grants"`
-	Scope       string        `json:"scope"`
-	Key         string        `json:"key"`
-	Permissions []string      `json:"permissions,omitempty"`
-}
+type meView = api.Me
 
 // handleMe is GET /api/me: the caller's user and grants, and its key.
 func (m *Master) handleMe(c *gin.Context) {
@@ -491,11 +465,7 @@ func (m *Master) handleMe(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-type meKeyCreate struct {
-	Label       string   `json:"label"`
-	Permissions []string `json:"permissions"`
-	ExpiresIn   string   `json:"expiresIn"`
-}
+type meKeyCreate = api.UserKeyCreate
 
 // handleMeKey is POST /api/me/keys: a key of the caller's user, with its
 // rights or fewer (never more: a key made by a narrowed key is narrowed

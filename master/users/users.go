@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/api"
 )
 
 // User is a user's record (stored in bbolt, replicated in a cluster).
@@ -47,16 +48,8 @@ type User struct {
 }
 
 // Grant is a set of permissions of a member on one instance or one
-// configuration.
-type Grant struct {
-	ID            string   `json:"id"`
-	User          string   `json:"user"`
-	InstanceID    string   `json:"instanceId,omitempty"`
-	Configuration string   `json:"configuration,omitempty"`
-	Permissions   []string `json:"permissions"`
-	By            string   `json:"by,omitempty"`
-	CreatedAt     int64    `json:"createdAt"`
-}
+// configuration (the wire's api.Grant, stored as it is).
+type Grant = api.Grant
 
 // Permissions a grant may hold, named area.action.
 var Permissions = []string{
