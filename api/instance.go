@@ -153,14 +153,17 @@ type ScalingStatus struct {
 // ScalingDecision is one decision of the scaler, with the numbers it was
 // made from.
 type ScalingDecision struct {
-	Time       time.Time `json:"time"`
-	Action     string    `json:"action"` // "start", "stop" or "none"
-	Reason     string    `json:"reason"`
-	InstanceID string    `json:"instanceId,omitempty"`
-	Desired    int       `json:"desired"`
-	Actual     int       `json:"actual"`
-	Joinable   int       `json:"joinable"`
-	Starting   int       `json:"starting"`
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"` // "start", "stop" or "none"
+	// Cause is what moved a start or a stop: headroom, empty, drained,
+	// drain-deadline.
+	Cause      string `json:"cause,omitempty"`
+	Reason     string `json:"reason"` // the sentence, with its numbers
+	InstanceID string `json:"instanceId,omitempty"`
+	Desired    int    `json:"desired"`
+	Actual     int    `json:"actual"`
+	Joinable   int    `json:"joinable"`
+	Starting   int    `json:"starting"`
 }
 
 // DrainRequest is the body of POST /api/instances/{id}/drain.

@@ -76,30 +76,11 @@ func (e scalingEnv) Stop(id, reason string) error {
 
 func (e scalingEnv) Decided(cfg string, d api.ScalingDecision, n scaling.Numbers) {
 	if d.Action != "none" {
-		reason := scaling.ReasonHeadroom
-		switch {
-		case d.Action == "stop" && len(d.Reason) >= 8 && d.Reason[:8] == "draining":
-			reason = scaling.ReasonDrained
-			if containsWord(d.Reason, "deadline") {
-				reason = scaling.ReasonDrainDeadline
-			}
-		case d.Action == "stop":
-			reason = scaling.ReasonEmpty
-		}
-		e.m.scale.actions.WithLabelValues(d.Action, reason).Inc()
+		e.m.scale.actions.WithLabelValues(d.Action, d.Cause).Inc()
 	}
 	e.m.ev.log.Add(api.Event{Type: api.EventScalingDecision, InstanceID: d.InstanceID, Configuration: cfg,
 		Message: "scaling " + cfg + ": " + d.Action + " (" + d.Reason + ")",
-		Data:    map[string]any{"action": d.Action, "reason": d.Reason, "desired": n.Desired, "actual": n.Actual, "joinable": n.Joinable, "starting": n.Starting}})
-}
-
-func containsWord(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		if s[i:i+len(w)] == w {
-			return true
-		}
-	}
-	return false
+		Data:    map[string]any{"action": d.Action, "cause": d.Cause, "reason": d.Reason, "desired": n.Desired, "actual": n.Actual, "joinable": n.Joinable, "starting": n.Starting}})
 }
 
 // scalingCollector reports desired and actual instances per configuration

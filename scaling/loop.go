@@ -172,7 +172,7 @@ func (s *Scaler) Pass(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, w := range work {
-		d := api.ScalingDecision{Time: now.UTC(), Action: "none", Reason: w.a.Why, InstanceID: w.a.InstanceID,
+		d := api.ScalingDecision{Time: now.UTC(), Action: "none", Cause: w.a.Reason, Reason: w.a.Why, InstanceID: w.a.InstanceID,
 			Desired: w.n.Desired, Actual: w.n.Actual, Joinable: w.n.Joinable, Starting: w.n.Starting}
 		switch {
 		case w.a.Start:
