@@ -125,9 +125,8 @@ func (a scheduleActions) Backup(ctx context.Context, id, name, by string) error 
 // withNext fills a schedule's next run time.
 func withNext(s api.Schedule, now time.Time) api.Schedule {
 	s.NextRun = nil
-	if spec, err := schedule.Parse(s.Cron, s.Timezone); err == nil && s.Enabled {
-		n := spec.Next(now)
-		s.NextRun = &n
+	if next := nextRuns(s.Cron, s.Timezone, now, 1); s.Enabled && len(next) == 1 {
+		s.NextRun = &next[0]
 	}
 	return s
 }
