@@ -237,6 +237,14 @@ func New(opt Options) *Manager {
 	if len(m.supervisorCmd) == 0 {
 		m.supervisorCmd = []string{DefaultSupervisor()}
 		m.fullSupervisorCmd = []string{selfBinary()}
+		if m.supervisorCmd[0] == m.fullSupervisorCmd[0] && opt.DataDir != "" {
+			if sup, err := FromSource(filepath.Join(opt.DataDir, "bin")); err == nil {
+				m.supervisorCmd = []string{sup}
+				m.log.Info("supervisors run the supervisor-only binary built from source", "path", sup)
+			} else if goRunExe.MatchString(filepath.ToSlash(m.fullSupervisorCmd[0])) {
+				m.log.Warn("supervisors run this whole binary (about 5 MiB more each)", "error", err)
+			}
+		}
 	}
 	for _, r := range opt.Runtimes {
 		m.runtimes[r.Name()] = r
