@@ -54,21 +54,34 @@ type Master struct {
 	Cmd   *exec.Cmd
 	Base  string
 	Token string
+	group bool // Cmd leads a process group to signal whole ("go run" and the master it starts)
 }
 
 // StartMaster starts a master on port with data (its log beside data) and
 // waits for it to answer.
 func StartMaster(bin, data string, port int, token string, extra ...string) *Master {
-	args := append([]string{"master", "--no-console", "--access-log=false", "--data", data,
-		"--addr", "127.0.0.1:" + strconv.Itoa(port), "--cluster-addr", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(bin, args...)
+	return StartMasterWith([]string{bin}, "", data, port, token, extra...)
+}
+
+// StartMasterWith is StartMaster with the command that runs the universe
+// binary (such as "go", "run", "./cmd/universe", run in dir), in a process
+// group of its own that Stop signals whole.
+func StartMasterWith(argv []string, dir, data string, port int, token string, extra ...string) *Master {
+	args := append(append(argv[1:len(argv):len(argv)], "master", "--no-console", "--access-log=false", "--data", data,
+		"--addr", "127.0.0.1:"+strconv.Itoa(port), "--cluster-addr", "127.0.0.1:0"), extra...)
+	cmd := exec.Command(argv[0], args...)
+	cmd.Dir = dir
+	group := len(argv) > 1
+	if group {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	logf, _ := os.OpenFile(filepath.Join(data, "..", "master.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
-	m := &Master{Cmd: cmd, Base: "http://127.0.0.1:" + strconv.Itoa(port), Token: token}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	m := &Master{Cmd: cmd, Base: "http://127.0.0.1:" + strconv.Itoa(port), Token: token, group: group}
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get(m.Base + "/api/ping"); err == nil {
 			resp.Body.Close()
 			return m
@@ -112,13 +125,21 @@ func (m *Master) DeleteAll() {
 // and waits: a bench leaves no process behind.
 func (m *Master) Stop() {
 	m.DeleteAll()
-	_ = m.Cmd.Process.Signal(syscall.SIGTERM)
+	if m.group {
+		_ = syscall.Kill(-m.Cmd.Process.Pid, syscall.SIGTERM)
+	} else {
+		_ = m.Cmd.Process.Signal(syscall.SIGTERM)
+	}
 	done := make(chan struct{})
 	go func() { _ = m.Cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(60 * time.Second):
-		_ = m.Cmd.Process.Kill()
+		if m.group {
+			_ = syscall.Kill(-m.Cmd.Process.Pid, syscall.SIGKILL)
+		} else {
+			_ = m.Cmd.Process.Kill()
+		}
 		<-done
 	}
 }

@@ -1,0 +1,307 @@
+// Command supervisors measures what each instance's supervisor costs, in
+// the layouts an operator runs, against the floor of a Go program doing
+// the least a supervisor does:
+//
+//	go run ./bench/supervisors -n 100 -start 50 -rounds 5
+//
+// Layouts: "go run" (the README's first command, run in the source tree:
+// the master builds the supervisor-only binary into <data>/bin), "release"
+// (universe and universe-supervisor side by side, as `task build` lays them
+// out) and "lone" (a universe binary built alone: it supervises with
+// itself).
+//
+// Memory: -n idle `sleep` instances in each layout; 8 s after the last
+// start (supervisors give back what starting touched at start and 5 s on),
+// every supervisor's RSS and PSS, medians; the floor is -n processes of
+// bench/supervisors/floor (starts `sh -c sleep` in a folder and waits).
+//
+// Start: -start instances created by 10 concurrent clients until every one
+// is ONLINE, against this process fork/exec-ing the same commands in
+// folders of their own with 10 goroutines (the folder made, the process
+// started), alternating, -rounds rounds, medians.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/universe-orchestrator/universe/bench/internal/proc"
+)
+
+const command = "exec sleep 600"
+
+func main() {
+	n := flag.Int("n", 100, "idle instances whose supervisors are measured")
+	startN := flag.Int("start", 50, "instances created per start round")
+	rounds := flag.Int("rounds", 5, "start rounds per layout")
+	flag.Parse()
+	if _, err := os.Stat("go.mod"); err != nil {
+		log.Fatal("run from the source tree: go run ./bench/supervisors")
+	}
+	root, _ := os.Getwd()
+	dir, err := os.MkdirTemp("", "universe-bench-supervisors-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	build := func(out, pkg string) string {
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			log.Fatalf("build %s: %v %s", pkg, err, b)
+		}
+		return out
+	}
+	release := filepath.Join(dir, "release")
+	build(filepath.Join(release, "universe"), "./cmd/universe")
+	build(filepath.Join(release, "universe-supervisor"), "./cmd/universe-supervisor")
+	lone := build(filepath.Join(dir, "lone", "universe"), "./cmd/universe")
+	floor := build(filepath.Join(dir, "floor", "floor"), "./bench/supervisors/floor")
+	// go run builds the same binary into the build cache: once here, so
+	// that the first round does not time a build.
+	if b, err := exec.Command("go", "build", "-o", os.DevNull, "./cmd/universe").CombinedOutput(); err != nil {
+		log.Fatalf("%v %s", err, b)
+	}
+
+	layouts := []struct {
+		name string
+		argv []string
+	}{
+		{"go run", []string{"go", "run", "./cmd/universe"}},
+		{"release", []string{filepath.Join(release, "universe")}},
+		{"lone", []string{lone}},
+	}
+
+	fmt.Printf("memory of %d idle supervisors (KiB, medians; 8 s after the last start)\n", *n)
+	fr, fp := floorMemory(floor, filepath.Join(dir, "floor-run"), *n)
+	fmt.Printf("  %-8s RSS %6d  PSS %6d  (bench/supervisors/floor)\n", "floor", fr, fp)
+	for _, l := range layouts {
+		m, data := startMaster(l.argv, root, dir, l.name)
+		m.Call("PUT", "/api/configurations/idle", `{"command":"`+command+`","availablePorts":{"min":23300,"max":23999}}`, nil)
+		for i := 0; i < *n; i++ {
+			m.Call("POST", "/api/instances", `{"configurationName":"idle"}`, nil)
+		}
+		time.Sleep(8 * time.Second)
+		pids := supervisors(data)
+		rss, pss := memory(pids)
+		fmt.Printf("  %-8s RSS %6d  PSS %6d  (%d supervisors, running %s)  RSS %.2f x floor, PSS %.2f x floor\n",
+			l.name, rss, pss, len(pids), exeOf(pids), float64(rss)/float64(fr), float64(pss)/float64(fp))
+		m.Stop()
+	}
+
+	fmt.Printf("start: %d instances by 10 clients until all ONLINE, against fork/exec of the same commands in new folders (ms, medians of %d)\n", *startN, *rounds)
+	for _, l := range layouts {
+		m, _ := startMaster(l.argv, root, dir, l.name+"-start")
+		m.Call("PUT", "/api/configurations/start", `{"command":"`+command+`","availablePorts":{"min":23300,"max":23999}}`, nil)
+		var us, fs, f2 []float64
+		for r := 0; r < *rounds; r++ {
+			fs = append(fs, forkExec(filepath.Join(dir, "forkexec", strconv.Itoa(r)), *startN, ""))
+			f2 = append(f2, forkExec(filepath.Join(dir, "forkexec2", strconv.Itoa(r)), *startN, floor))
+			us = append(us, createAll(m, *startN))
+			m.DeleteAll()
+			m.Call("PUT", "/api/configurations/start", `{"command":"`+command+`","availablePorts":{"min":23300,"max":23999}}`, nil)
+		}
+		fmt.Printf("  %-8s %7.1f ms (%s)  fork/exec %6.1f ms (%s)  ratio %.2f;  through the floor supervisor %6.1f ms (%s)  ratio %.2f\n",
+			l.name, median(us), list(us), median(fs), list(fs), median(us)/median(fs), median(f2), list(f2), median(us)/median(f2))
+		m.Stop()
+	}
+}
+
+func startMaster(argv []string, root, dir, name string) (*proc.Master, string) {
+	d := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+	data := filepath.Join(d, "data")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	token := proc.AdminKey(filepath.Join(dir, "release", "universe"), data)
+	return proc.StartMasterWith(argv, root, data, proc.FreePort(), token), data
+}
+
+// createAll creates n instances with 10 concurrent clients and returns the
+// milliseconds until every one answered ONLINE.
+func createAll(m *proc.Master, n int) float64 {
+	var wg sync.WaitGroup
+	next := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		next <- struct{}{}
+	}
+	close(next)
+	start := time.Now()
+	for c := 0; c < 10; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				var info struct {
+					State string `json:"state"`
+				}
+				m.Call("POST", "/api/instances", `{"configurationName":"start"}`, &info)
+				if info.State != "ONLINE" {
+					log.Fatalf("created in state %s", info.State)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(time.Since(start).Microseconds()) / 1000
+}
+
+// forkExec makes n folders under dir and starts sh -c command in each, 10
+// at a time, and returns the milliseconds that took; then stops them.
+// With via (the floor binary), each command is started by a process of
+// its own, which says when it has: the start of a supervised process.
+func forkExec(dir string, n int, via string) float64 {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		procs []*exec.Cmd
+	)
+	next := make(chan int, n)
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	start := time.Now()
+	for c := 0; c < 10; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				d := filepath.Join(dir, strconv.Itoa(i))
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					log.Fatal(err)
+				}
+				cmd := exec.Command("/bin/sh", "-c", command)
+				cmd.Dir = d
+				var out io.ReadCloser
+				if via != "" {
+					cmd = exec.Command(via, d, command)
+					cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GOMAXPROCS=1"}
+					out, _ = cmd.StdoutPipe()
+				}
+				if err := cmd.Start(); err != nil {
+					log.Fatal(err)
+				}
+				if out != nil {
+					if b, _ := io.ReadAll(out); !strings.HasPrefix(string(b), "ok ") {
+						log.Fatalf("floor: %q", b)
+					}
+				}
+				mu.Lock()
+				procs = append(procs, cmd)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	ms := float64(time.Since(start).Microseconds()) / 1000
+	for _, p := range procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+		_ = p.Wait()
+	}
+	return ms
+}
+
+// floorMemory runs n floor processes and measures them like supervisors.
+func floorMemory(bin, dir string, n int) (rss, pss int) {
+	var procs []*exec.Cmd
+	for i := 0; i < n; i++ {
+		d := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			log.Fatal(err)
+		}
+		cmd := exec.Command(bin, d, command)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GOMAXPROCS=1"} // as a supervisor runs
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		procs = append(procs, cmd)
+	}
+	time.Sleep(8 * time.Second)
+	var pids []int
+	for _, p := range procs {
+		pids = append(pids, p.Process.Pid)
+	}
+	rss, pss = memory(pids)
+	for _, p := range procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+		_ = p.Wait()
+	}
+	return rss, pss
+}
+
+// supervisors are the pids of the supervisors of instances under data.
+func supervisors(data string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) >= 3 && args[1] == "supervise" && strings.HasPrefix(args[2], data) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func exeOf(pids []int) string {
+	if len(pids) == 0 {
+		return "-"
+	}
+	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pids[0]) + "/exe")
+	return filepath.Base(filepath.Dir(exe)) + "/" + filepath.Base(exe)
+}
+
+// memory is the median RSS (VmRSS) and PSS (smaps_rollup) of pids, KiB.
+func memory(pids []int) (rss, pss int) {
+	var rs, ps []float64
+	for _, pid := range pids {
+		rs = append(rs, float64(field("/proc/"+strconv.Itoa(pid)+"/status", "VmRSS:")))
+		ps = append(ps, float64(field("/proc/"+strconv.Itoa(pid)+"/smaps_rollup", "Pss:")))
+	}
+	return int(median(rs)), int(median(ps))
+}
+
+func field(path, name string) int {
+	b, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == name {
+			v, _ := strconv.Atoi(f[1])
+			return v
+		}
+	}
+	return 0
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func list(v []float64) string {
+	var parts []string
+	for _, x := range v {
+		parts = append(parts, strconv.FormatFloat(x, 'f', 0, 64))
+	}
+	return strings.Join(parts, " ")
+}
