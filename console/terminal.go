@@ -35,25 +35,86 @@ type Terminal struct {
 
 // LogSink is a writer whose target can be swapped: the master's log writes
 // to it, and the console points it through its prompt while it runs.
+//
+// A Write queues its line and returns; a goroutine of the sink, started
+// when the queue was empty and gone once it is again, writes what is
+// queued, as one write(2) for every line that came while it was writing
+// the last batch. Under load (an access-log line per request, from
+// many goroutines) that is one write for many lines instead of one each;
+// alone, a line is written as soon as the writer wakes. At most maxPending
+// bytes wait: a Write beyond that waits for room, so nothing is dropped.
+// Lines are written whole, in the order of the Writes. Flush waits until
+// everything queued is written (the master calls it before it exits).
 type LogSink struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu      sync.Mutex
+	turn    sync.Cond // signalled when a batch is taken or written
+	w       io.Writer
+	writing bool   // a drain goroutine runs
+	pending []byte // lines queued, written next
+	spare   []byte // the last batch's buffer, for reuse
 }
+
+// maxPending bounds the bytes queued behind the batch being written.
+const maxPending = 256 << 10
 
 // NewLogSink returns a sink writing to w.
-func NewLogSink(w io.Writer) *LogSink { return &LogSink{w: w} }
-
-// Write writes p to the current target.
-func (s *LogSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+func NewLogSink(w io.Writer) *LogSink {
+	s := &LogSink{w: w}
+	s.turn.L = &s.mu
+	return s
 }
 
-// set points the sink at w and returns the previous target.
+// Write queues p for the current target and returns.
+func (s *LogSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	for len(s.pending) > 0 && len(s.pending)+len(p) > maxPending {
+		s.turn.Wait()
+	}
+	s.pending = append(s.pending, p...)
+	if !s.writing {
+		s.writing = true
+		go s.drain()
+	}
+	s.mu.Unlock()
+	return len(p), nil
+}
+
+// drain writes what is queued, batch after batch, until nothing is.
+func (s *LogSink) drain() {
+	s.mu.Lock()
+	for len(s.pending) > 0 {
+		batch, w := s.pending, s.w
+		s.pending, s.spare = s.spare[:0], nil
+		s.turn.Broadcast() // room for the writers waiting
+		s.mu.Unlock()
+		_, _ = w.Write(batch)
+		s.mu.Lock()
+		if cap(batch) <= 2*maxPending {
+			s.spare = batch
+		}
+	}
+	s.writing = false
+	s.turn.Broadcast()
+	s.mu.Unlock()
+}
+
+// Flush returns once every line written before it has reached the target.
+func (s *LogSink) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.writing {
+		s.turn.Wait()
+	}
+}
+
+// set points the sink at w and returns the previous target, once what was
+// queued before has been written to it.
 func (s *LogSink) set(w io.Writer) io.Writer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for s.writing {
+		s.turn.Wait()
+	}
 	prev := s.w
 	s.w = w
 	return prev

@@ -94,6 +94,7 @@ func TestTerminalKeepsThePromptClean(t *testing.T) {
 	if !strings.Contains(after, "universe> ") {
 		t.Fatalf("no prompt after the log line: %q", got)
 	}
+	sink.Flush()
 	if logged.Len() != 0 {
 		t.Fatalf("the log went around the prompt: %q", logged.String())
 	}
@@ -106,6 +107,7 @@ func TestTerminalKeepsThePromptClean(t *testing.T) {
 	}
 	// Back to where it wrote before.
 	_, _ = sink.Write([]byte("after\n"))
+	sink.Flush()
 	if logged.String() != "after\n" {
 		t.Fatalf("after the console: %q", logged.String())
 	}

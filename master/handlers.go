@@ -34,7 +34,7 @@ func (m *Master) handleNode(c *gin.Context) {
 	for _, n := range counts.ByState {
 		counts.Total += n
 	}
-	c.JSON(http.StatusOK, api.Node{
+	answerJSON(c, &api.Node{
 		Version:   m.cfg.Version,
 		NodeID:    m.cfg.NodeID,
 		StartedAt: m.startedAt.UnixMilli(),

@@ -106,6 +106,7 @@ func main() {
 	seconds := flag.Float64("seconds", 3, "seconds a measurement")
 	conns := flag.Int("conns", 32, "keep-alive connections")
 	profile := flag.String("profile", "", "write a CPU profile of the master under load to this file")
+	profileOf := flag.String("profile-of", "node", "the load under the profile: node (GET /api/node) or instance (GET /api/instances/{id})")
 	flag.Parse()
 	root, err := os.MkdirTemp("", "bench-outside-")
 	if err != nil {
@@ -177,7 +178,11 @@ func main() {
 	}
 	if *profile != "" {
 		done := make(chan struct{})
-		go func() { load(mbase+paths[1], token, *conns, 12*time.Second); close(done) }()
+		path := paths[1]
+		if *profileOf == "instance" {
+			path = paths[0]
+		}
+		go func() { load(mbase+path, token, *conns, 12*time.Second); close(done) }()
 		time.Sleep(time.Second)
 		req, _ := http.NewRequest("GET", mbase+"/api/debug/pprof/profile?seconds=10", nil)
 		req.Header.Set("Authorization", "Bearer "+token)

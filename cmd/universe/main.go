@@ -253,6 +253,7 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.Addr, cfg.DataDir, cfg.TLSCert, cfg.TLSKey = *addr, *data, *cert, *key
 	cfg.ShutdownTimeout, cfg.AccessLog, cfg.Version = *shutdown, *accessLog, versionString()
 	logOut := console.NewLogSink(stderr)
+	defer logOut.Flush() // lines another goroutine's write still carries
 	cfg.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	cfg.AccessLogOut = logOut // the same sink, the same format, formatted by hand
 	cfg.ConsoleLog = logOut
