@@ -39,12 +39,18 @@ func (db *DB) appendAudit(tx *bolt.Tx, e universe.AuditEntry) error {
 	size += uint64(len(v))
 	// Entries are only ever removed from the front, so the keys are
 	// contiguous and the count is seq-first+1: no bucket walk needed.
+	// The front is trimmed once the log is a hundredth over a bound, down
+	// to the bounds: trimming an entry at each append would rewrite the
+	// log's first page (and the path to it) in every transaction.
+	limit, bytes := uint64(db.auditLimit), uint64(db.auditBytes)
 	c := b.Cursor()
-	for k, old := c.First(); k != nil && binary.BigEndian.Uint64(k) != seq &&
-		(seq-binary.BigEndian.Uint64(k)+1 > uint64(db.auditLimit) || size > uint64(db.auditBytes)); k, old = c.First() {
-		size -= uint64(len(old))
-		if err := b.Delete(k); err != nil {
-			return fmt.Errorf("trim audit: %w", err)
+	if k, _ := c.First(); k != nil && (seq-binary.BigEndian.Uint64(k)+1 > limit+limit/100 || size > bytes+bytes/100) {
+		for k, old := c.First(); k != nil && binary.BigEndian.Uint64(k) != seq &&
+			(seq-binary.BigEndian.Uint64(k)+1 > limit || size > bytes); k, old = c.First() {
+			size -= uint64(len(old))
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("trim audit: %w", err)
+			}
 		}
 	}
 	return tx.Bucket(bucketMeta).Put(metaAuditBytes, binary.BigEndian.AppendUint64(nil, size))

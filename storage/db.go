@@ -53,8 +53,8 @@ type Options struct {
 type DB struct {
 	bolt *bolt.DB
 	path string
-	// The audit log keeps at most auditLimit entries and auditBytes bytes
-	// of them (oldest dropped first).
+	// The audit log keeps auditLimit entries and auditBytes bytes of them
+	// (oldest dropped first, once it is a hundredth over either bound).
 	auditLimit   int
 	auditBytes   int
 	group        *groupCommit // key and audit writes

@@ -19,8 +19,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -173,13 +175,33 @@ func main() {
 	token := proc.AdminKey(bin, data)
 	m := proc.StartMaster(bin, data, proc.FreePort(), token, "--access-log=true")
 	defer m.Stop()
+	bareBin := filepath.Join(dir, "bare")
+	if out, err := exec.Command("go", "build", "-o", bareBin, "./bench/writes/bare").CombinedOutput(); err != nil {
+		log.Fatalf("build bare: %v %s", err, out)
+	}
+	bareAddr := "127.0.0.1:" + strconv.Itoa(proc.FreePort())
+	bare := exec.Command(bareBin, bareAddr, filepath.Join(dir, "bare.db"))
+	if err := bare.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = bare.Process.Kill(); _ = bare.Wait() }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", bareAddr); err == nil {
+			c.Close()
+			break
+		} else if time.Now().After(deadline) {
+			log.Fatal(err)
+		}
+	}
 	var seq atomic.Int64
-	var raw, raw3, one, eight []float64
+	var raw, raw3, bare1, bare8, one, eight []float64
 	for r := 0; r < *rounds; r++ {
 		_ = os.Remove(filepath.Join(dir, "raw.db"))
 		raw = append(raw, rawRate(dir, d))
 		_ = os.Remove(filepath.Join(dir, "raw3.db"))
 		raw3 = append(raw3, rawLikeAPI(dir, d, int(seq.Load())))
+		bare1 = append(bare1, apiRate("http://"+bareAddr, token, 1, d, &seq))
+		bare8 = append(bare8, apiRate("http://"+bareAddr, token, 8, d, &seq))
 		var prof chan []byte
 		if *cpuprofile != "" && r == *rounds-1 {
 			prof = profile(m, d)
@@ -191,12 +213,14 @@ func main() {
 			}
 		}
 		eight = append(eight, apiRate(m.Base, token, 8, d, &seq))
-		fmt.Printf("round %d: raw bbolt %.0f tx/s, with a key creation's three records in three buckets %.0f tx/s; POST /api/keys to the master process, 1 client %.0f/s, 8 clients %.0f/s\n",
-			r+1, raw[r], raw3[r], one[r], eight[r])
+		fmt.Printf("round %d: raw bbolt %.0f tx/s, with a key creation's three records in three buckets %.0f tx/s; bare HTTP process writing them 1 client %.0f/s, 8 clients %.0f/s; POST /api/keys to the master process, 1 client %.0f/s, 8 clients %.0f/s\n",
+			r+1, raw[r], raw3[r], bare1[r], bare8[r], one[r], eight[r])
 	}
 	fmt.Printf("median: floor (three records, one fsync'd transaction) %.0f tx/s (%.2f of one record's %.0f)\n", median(raw3), median(raw3)/median(raw), median(raw))
-	fmt.Printf("median: api-1 %.0f/s: %.2f of the floor (goal >= 0.8); api-8 %.0f/s: %.2f x api-1 (goal >= 3)\n",
-		median(one), median(one)/median(raw3), median(eight), median(eight)/median(one))
+	fmt.Printf("median: bare HTTP process 1 client %.0f/s: %.2f of the floor; 8 clients %.0f/s: %.2f x its 1 client\n",
+		median(bare1), median(bare1)/median(raw3), median(bare8), median(bare8)/median(bare1))
+	fmt.Printf("median: api-1 %.0f/s: %.2f of the floor (goal >= 0.8), %.2f of the bare HTTP process; api-8 %.0f/s: %.2f x api-1 (goal >= 3)\n",
+		median(one), median(one)/median(raw3), median(one)/median(bare1), median(eight), median(eight)/median(one))
 }
 
 // profile takes a CPU profile of the master over d (rounded up to whole
