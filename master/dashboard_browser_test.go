@@ -438,6 +438,29 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.waitJS(`Array.from(document.querySelectorAll('[data-cell=state]')).every(s => s.dataset.state === 'STOPPED')`)
 	b.shot("instances-1280")
 
+	// The rows follow a state change made elsewhere through the events
+	// socket: the page's poll is switched off for this visit (no timer can
+	// repeat), so only the socket can bring it.
+	var noTimers page.ScriptIdentifier
+	b.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		r, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `window.setInterval = () => 0;`})
+		if err == nil {
+			noTimers = r.Identifier
+		}
+		return err
+	}))
+	b.do(chromedp.Navigate(origin + "/ui/instances"))
+	b.do(chromedp.WaitVisible(chromedp.CSS("table#instances")))
+	b.waitJS(`document.body.dataset.live === 'on'`)
+	if r := e.do("PATCH", "/api/instances/"+second.ID+"/lifecycle?target=start", e.admin, ""); r.StatusCode/100 != 2 {
+		t.Fatalf("start: %d %s", r.StatusCode, readAll(r))
+	}
+	b.waitJS(`document.querySelector('tr[data-id="` + second.ID + `"] [data-cell=state]').dataset.state === 'ONLINE'`)
+	b.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.RemoveScriptToEvaluateOnNewDocument, page.RemoveScriptToEvaluateOnNewDocumentParams{Identifier: noTimers})
+		return err
+	}))
+
 	// The other pages render and name their controls.
 	for _, p := range []struct{ path, name, table string }{
 		{"/ui/configurations", "configurations", "Configurations"},

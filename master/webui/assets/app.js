@@ -352,7 +352,53 @@ function instancesPage() {
     }));
     refreshStates();
   });
-  setInterval(refreshStates, 2000);
+  // State changes come as events: the rows follow within a moment of one
+  // (one list fetched for any number of events meanwhile, never two at
+  // once), and every 5 s anyway for what no event tells (players).
+  let busy = false, again = false;
+  const refresh = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try { await refreshStates(); } finally {
+      busy = false;
+      if (again) { again = false; setTimeout(refresh, 100); }
+    }
+  };
+  let queued = false;
+  followEvents(e => {
+    if (!e.instanceId || queued) return;
+    queued = true;
+    setTimeout(() => { queued = false; refresh(); }, 50);
+  });
+  setInterval(refresh, 5000);
+}
+
+// followEvents calls onEvent with each event from now on, over the live
+// events socket, reconnecting with a backoff (and from where it was); a
+// gap (events the log no longer holds) is reported as an event without
+// an instance, so the page refreshes anyway.
+function followEvents(onEvent) {
+  let since = '', retry = 500;
+  const connect = () => {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${proto}//${location.host}/api/events/live` + (since ? `?since=${since}` : ''));
+    ws.onopen = () => { retry = 500; document.body.dataset.live = 'on'; };
+    ws.onmessage = m => {
+      for (const line of String(m.data).split('\n')) {
+        let f;
+        try { f = JSON.parse(line); } catch { continue; }
+        if (f.gap) { since = String(f.gap.to); onEvent({ instanceId: '*' }); continue; }
+        if (f.event) { since = String(f.event.seq); onEvent(f.event); }
+      }
+    };
+    ws.onclose = ev => {
+      if (ev.code === 1008) { signedOut(); return; }
+      document.body.dataset.live = 'off';
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    };
+  };
+  connect();
 }
 
 function li(cls, mark, id, msg) {
