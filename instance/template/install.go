@@ -1,12 +1,14 @@
 package template
 
 import (
-	"errors"
+	"bytes"
+	"encoding/binary"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
+	"path"
 	"sort"
+
+	"golang.org/x/sys/unix"
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
@@ -87,37 +89,215 @@ func (s *Store) Install(dst string, plan []api.Template, override bool) (int, er
 	return written, nil
 }
 
+// copyTree copies the folders and regular files of src into dst, parents
+// first, in lexical order; symbolic links and special files are skipped,
+// and so are entries removed meanwhile. It works on folder descriptors, a
+// name at a time (openat with O_NOFOLLOW), so that a file costs an open of
+// each side, its copy and two closes: neither side's paths are walked again
+// per file, and nothing is followed out of either tree (dst may hold what
+// an instance made: a link where a folder or file should be is an error,
+// never followed).
 func copyTree(src, dst *os.Root, override bool) (int, error) {
-	n := 0
-	err := walkTree(src, func(p string, fi fs.FileInfo) error {
-		if fi.IsDir() {
-			if err := dst.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	sd, err := src.Open(".")
+	if err != nil {
+		return 0, err
+	}
+	defer sd.Close()
+	dd, err := dst.Open(".")
+	if err != nil {
+		return 0, err
+	}
+	defer dd.Close()
+	c := &treeCopy{override: override}
+	err = c.dir(int(sd.Fd()), int(dd.Fd()), ".")
+	return c.n, err
+}
+
+type treeCopy struct {
+	override bool
+	n        int    // files written
+	buf      []byte // for a copy copy_file_range cannot do
+}
+
+const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+
+// dir copies the entries of the folder sfd into the folder dfd; rel is
+// their path, for errors.
+func (c *treeCopy) dir(sfd, dfd int, rel string) error {
+	ents, err := readDir(sfd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	for _, e := range ents {
+		p := path.Join(rel, e.name)
+		switch e.typ {
+		case unix.DT_DIR:
+			if err := unix.Mkdirat(dfd, e.name, 0o755); err != nil && err != unix.EEXIST {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			s, err := unix.Openat(sfd, e.name, dirFlags, 0)
+			if err == unix.ENOENT {
+				continue // removed meanwhile
+			} else if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			d, err := unix.Openat(dfd, e.name, dirFlags, 0)
+			if err != nil {
+				_ = unix.Close(s)
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			err = c.dir(s, d, p)
+			_ = unix.Close(s)
+			_ = unix.Close(d)
+			if err != nil {
 				return err
 			}
+		case unix.DT_REG:
+			if err := c.file(sfd, dfd, e.name, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *treeCopy) file(sfd, dfd int, name, p string) error {
+	r, err := unix.Openat(sfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT {
+		return nil // removed meanwhile
+	} else if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	defer unix.Close(r)
+	var st unix.Stat_t
+	if err := unix.Fstat(r, &st); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil // replaced meanwhile by something else
+	}
+	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if !c.override {
+		flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	}
+	w, err := unix.Openat(dfd, name, flags, st.Mode&0o777)
+	if err == unix.EEXIST {
+		return nil // present files are kept
+	} else if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	err = c.copy(w, r)
+	if cerr := unix.Close(w); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	c.n++
+	return nil
+}
+
+// copy copies r to w, to its end: in the kernel (copy_file_range) where it
+// can, else through a buffer.
+func (c *treeCopy) copy(w, r int) error {
+	for done := 0; ; {
+		n, err := unix.CopyFileRange(r, nil, w, nil, 1<<30, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if done == 0 && (err == unix.EXDEV || err == unix.ENOSYS || err == unix.EINVAL || err == unix.EOPNOTSUPP) {
+				return c.readWrite(w, r)
+			}
+			return err
+		}
+		if n == 0 {
 			return nil
 		}
-		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-		if !override {
-			flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+		done += n
+	}
+}
+
+func (c *treeCopy) readWrite(w, r int) error {
+	if c.buf == nil {
+		c.buf = make([]byte, 64<<10)
+	}
+	for {
+		n, err := unix.Read(r, c.buf)
+		if err == unix.EINTR {
+			continue
 		}
-		w, err := dst.OpenFile(p, flags, fi.Mode().Perm())
-		if errors.Is(err, fs.ErrExist) {
-			return nil // present files are kept
-		} else if err != nil {
-			return err
-		}
-		r, err := src.Open(p)
 		if err != nil {
-			_ = w.Close()
 			return err
 		}
-		_, err = io.Copy(w, r)
-		_ = r.Close()
-		if cerr := w.Close(); err == nil {
-			err = cerr
+		if n == 0 {
+			return nil
 		}
-		n++
-		return err
-	})
-	return n, err
+		for b := c.buf[:n]; len(b) > 0; {
+			m, err := unix.Write(w, b)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			b = b[m:]
+		}
+	}
+}
+
+type dirent struct {
+	name string
+	typ  uint8
+}
+
+// readDir lists the folder fd (from its start), sorted by name; an entry
+// whose type the file system does not say is asked for (fstatat, without
+// following a link).
+func readDir(fd int) ([]dirent, error) {
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return nil, err
+	}
+	var (
+		out []dirent
+		buf = make([]byte, 16<<10)
+	)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			break
+		}
+		for b := buf[:n]; len(b) > 0; {
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			typ := b[18]
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			b = b[reclen:]
+			if s := string(name); s != "." && s != ".." {
+				if typ == unix.DT_UNKNOWN {
+					var st unix.Stat_t
+					if unix.Fstatat(fd, s, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+						continue
+					}
+					switch st.Mode & unix.S_IFMT {
+					case unix.S_IFDIR:
+						typ = unix.DT_DIR
+					case unix.S_IFREG:
+						typ = unix.DT_REG
+					}
+				}
+				out = append(out, dirent{s, typ})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
 }

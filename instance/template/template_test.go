@@ -3,8 +3,10 @@ package template_test
 import (
 	"archive/zip"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -190,4 +192,68 @@ func FuzzImport(f *testing.F) {
 			t.Fatalf("something landed outside the templates folder: %v", ents)
 		}
 	})
+}
+
+// BenchmarkInstall100 installs a template of 100 files in 10 folders
+// (4 KiB each) into a new folder per round.
+func BenchmarkInstall100(b *testing.B) {
+	files := map[string]string{}
+	for i := 0; i < 100; i++ {
+		files[fmt.Sprintf("dir%d/file%d.txt", i%10, i)] = strings.Repeat("x", 4096)
+	}
+	s := newStore(b, map[string]map[string]string{"g/t": files})
+	dst := b.TempDir()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Install(filepath.Join(dst, strconv.Itoa(i)), []api.Template{{Group: "g", Name: "t"}}, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestInstallNeverFollowsLinks: a link in a template is skipped; in the
+// destination (a folder an instance controls) a link where a file goes is
+// kept as it is, or refused when files are overwritten, and a link where a
+// folder goes is refused: nothing is written through one.
+func TestInstallNeverFollowsLinks(t *testing.T) {
+	s := newStore(t, map[string]map[string]string{"g/t": {"a.txt": "a", "sub/b.txt": "b", "c.txt": "c"}})
+	outside := t.TempDir()
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(s.Dir(), "g", "t", "link")); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	n, err := s.Install(dst, []api.Template{{Group: "g", Name: "t"}}, false)
+	if err != nil || n != 3 {
+		t.Fatalf("install: %d files, %v", n, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "link")); !os.IsNotExist(err) {
+		t.Fatalf("a link of the template was copied: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "sub", "b.txt")); string(b) != "b" {
+		t.Fatalf("sub/b.txt: %q", b)
+	}
+
+	// The instance's links, where a file and where a folder go.
+	dst = t.TempDir()
+	if err := os.Symlink(filepath.Join(outside, "a.txt"), filepath.Join(dst, "a.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Install(dst, []api.Template{{Group: "g", Name: "t"}}, false); err != nil {
+		t.Fatalf("install beside a link: %v", err)
+	}
+	if _, err := s.Install(dst, []api.Template{{Group: "g", Name: "t"}}, true); err == nil {
+		t.Fatal("overwriting through a link was not refused")
+	}
+	if err := os.RemoveAll(filepath.Join(dst, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dst, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Install(dst, []api.Template{{Group: "g", Name: "t"}}, true); err == nil {
+		t.Fatal("a link where a folder goes was not refused")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("written outside through a link: %v", ents)
+	}
 }
