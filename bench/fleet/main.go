@@ -60,6 +60,15 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	// This program logs only to die (log.Fatal, here and in proc): then
+	// nothing it started may outlive it, its deferred stops not being run.
+	// A supervisor told to stop (SIGTERM) stops its instance.
+	log.SetOutput(io.MultiWriter(os.Stderr, dying(func() {
+		_ = exec.Command("pkill", "-TERM", "-f", dir).Run()
+		time.Sleep(3 * time.Second)
+		_ = exec.Command("pkill", "-9", "-f", dir).Run()
+		_ = os.RemoveAll(dir)
+	})))
 	for _, b := range []string{"universe", "universe-supervisor", "universe-agent"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b).CombinedOutput(); err != nil {
 			log.Fatalf("build %s: %v %s", b, err, out)
@@ -198,6 +207,14 @@ func main() {
 	}
 
 	page(m, cookie, list)
+}
+
+// dying is a writer that runs f at its first write.
+type dying func()
+
+func (d dying) Write(p []byte) (int, error) {
+	d()
+	return len(p), nil
 }
 
 func startAgent(m *proc.Master, bin, dir, name string, clusterPort int) {
