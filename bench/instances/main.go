@@ -629,11 +629,125 @@ func main() {
 // with no follower, and with one follower that asks for batched frames
 // (?format=json&batch=1), until it has received every line. Baseline in the
 // same round: a Go reader counting the lines of the same command on a pipe.
+// scanLines reads a batched "lines" frame by hand: every line's seq must
+// follow last; it returns the last seq and how many were stdout lines.
+func scanLines(data []byte, last uint64) (uint64, uint64) {
+	var n uint64
+	seqKey, stdout := []byte(`{"seq":`), []byte(`"stream":"stdout"`)
+	for {
+		i := bytes.Index(data, seqKey)
+		if i < 0 {
+			return last, n
+		}
+		data = data[i+len(seqKey):]
+		var seq uint64
+		j := 0
+		for ; j < len(data) && data[j] >= '0' && data[j] <= '9'; j++ {
+			seq = seq*10 + uint64(data[j]-'0')
+		}
+		if last != 0 && seq != last+1 {
+			log.Fatalf("line %d after %d", seq, last)
+		}
+		last = seq
+		// The stream comes after ts, before the line: within the element.
+		end := bytes.IndexByte(data, '}')
+		if end < 0 {
+			end = len(data)
+		}
+		if bytes.Contains(data[j:end], stdout) {
+			n++
+		}
+		data = data[end:]
+	}
+}
+
+// followLines reads batched live-log frames from conn until lines stdout
+// lines (or gaps) have come, checking their order, and returns when.
+func followLines(conn *websocket.Conn, lines uint64, client string) time.Time {
+	conn.SetReadLimit(8 << 20)
+	var got, gap, last uint64
+	for got+gap < lines {
+		_, data, err := conn.Read(context.Background())
+		if err != nil {
+			log.Fatal(err)
+		}
+		if client == "scan" && bytes.HasPrefix(data, []byte(`{"type":"lines"`)) {
+			var n uint64
+			last, n = scanLines(data, last)
+			got += n
+			continue
+		}
+		var f api.LiveLogFrame
+		if err := json.Unmarshal(data, &f); err != nil {
+			log.Fatal(err)
+		}
+		switch f.Type {
+		case api.FrameLines:
+			for _, l := range f.Lines {
+				if last != 0 && l.Seq != last+1 {
+					log.Fatalf("line %d after %d", l.Seq, last)
+				}
+				last = l.Seq
+				if l.Stream == api.StreamStdout {
+					got++
+				}
+			}
+		case api.FrameGap:
+			gap += f.To - f.From + 1
+			last = f.To
+		}
+	}
+	end := time.Now()
+	conn.CloseNow()
+	if gap > 0 {
+		fmt.Printf("  the follower was told of a gap of %d lines\n", gap)
+	}
+	return end
+}
+
+// ingestProcess runs script as an instance of a master process of bin
+// (no line-rate limit) with one batched follower over TCP, and returns
+// lines per second from the script's start to the last line received.
+func ingestProcess(bin, script string, lines uint64, client string, startOf func(string) time.Time) float64 {
+	dir, err := os.MkdirTemp("", "ingest-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	data := filepath.Join(dir, "data")
+	m := proc.StartMaster(bin, data, proc.FreePort(), proc.AdminKey(bin, data), "--access-log=true", "--log-line-rate", "-1")
+	defer m.Stop()
+	m.Call("PUT", "/api/configurations/in", `{"command":`+strconv.Quote("sleep 0.3; "+script)+`,"availablePorts":{"min":20000,"max":20010}}`, nil)
+	var info api.InstanceInfo
+	m.Call("POST", "/api/instances", `{"configurationName":"in"}`, &info)
+	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(m.Base, "http")+"/api/instances/"+info.ID+"/live-log?format=json&batch=1&since=0",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + m.Token}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	end := followLines(conn, lines, client)
+	return float64(lines) / end.Sub(startOf(filepath.Join(data, "running", info.ID))).Seconds()
+}
+
 func ingest(args []string) {
 	fs := flag.NewFlagSet("ingest", flag.ExitOnError)
 	mb := fs.Float64("mb", 2, "MB the process writes (2 bytes a line)")
 	rounds := fs.Int("rounds", 5, "paired rounds")
+	client := fs.String("client", "json", `how the follower reads a frame: "json" (encoding/json into api.LiveLogFrame) or "scan" (a hand scanner of the lines frames: each line's seq and stream, in order, nothing else)`)
+	process := fs.String("process", "", `the follower of an instance under a real master process, as an operator runs it: "release" (universe and universe-supervisor side by side); the master alone is then not measured`)
 	_ = fs.Parse(args)
+	var bin string
+	if *process != "" {
+		dir, err := os.MkdirTemp("", "ingest-bin-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		bin = proc.Build(dir)
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "universe-supervisor"), "./cmd/universe-supervisor").CombinedOutput(); err != nil {
+			log.Fatalf("build: %v %s", err, out)
+		}
+	}
 	size := int(*mb * 1e6)
 	lines := uint64(size / 2)
 	script := fmt.Sprintf(`date +%%s%%N >start.txt; yes | head -c %d`, size)
@@ -681,38 +795,7 @@ func ingest(args []string) {
 			var end time.Time
 			if follow {
 				conn := b.dial(info.ID, "?format=json&batch=1&since="+strconv.FormatUint(in.Log().Total(), 10))
-				conn.SetReadLimit(8 << 20)
-				var got, gap, last uint64
-				for got+gap < lines {
-					_, data, err := conn.Read(context.Background())
-					if err != nil {
-						log.Fatal(err)
-					}
-					var f api.LiveLogFrame
-					if err := json.Unmarshal(data, &f); err != nil {
-						log.Fatal(err)
-					}
-					switch f.Type {
-					case api.FrameLines:
-						for _, l := range f.Lines {
-							if last != 0 && l.Seq != last+1 {
-								log.Fatalf("line %d after %d", l.Seq, last)
-							}
-							last = l.Seq
-							if l.Stream == api.StreamStdout {
-								got++
-							}
-						}
-					case api.FrameGap:
-						gap += f.To - f.From + 1
-						last = f.To
-					}
-				}
-				end = time.Now()
-				conn.CloseNow()
-				if gap > 0 {
-					fmt.Printf("  the follower was told of a gap of %d lines\n", gap)
-				}
+				end = followLines(conn, lines, *client)
 			} else {
 				first := in.Log().Total()
 				for in.Log().Total() < first+lines {
@@ -722,7 +805,12 @@ func ingest(args []string) {
 			}
 			return float64(lines) / end.Sub(startOf(filepath.Join(b.M.Config().DataDir, "running", info.ID))).Seconds()
 		}
-		a, f := rate(false), rate(true)
+		var a, f float64
+		if bin != "" {
+			f = ingestProcess(bin, script, lines, *client, startOf)
+		} else {
+			a, f = rate(false), rate(true)
+		}
 		base, alone, followed = append(base, baseRate), append(alone, a), append(followed, f)
 		fmt.Printf("round %d: Go reader on the pipe %.0f lines/s; master, no follower %.0f lines/s (%.2f of the reader); one batched follower %.0f lines/s (%.2f)\n",
 			r+1, baseRate, a, a/baseRate, f, f/baseRate)
@@ -735,6 +823,11 @@ func ingest(args []string) {
 	bm, _, _ := med(base)
 	am, alo, ahi := med(alone)
 	fm, flo, fhi := med(followed)
-	fmt.Printf("median of %d rounds, %d lines: Go reader %.0f lines/s; master alone %.0f lines/s (%.0f-%.0f; goal >= 1M); batched follower %.0f lines/s (%.0f-%.0f; goal >= 300k)\n",
-		*rounds, lines, bm, am, alo, ahi, fm, flo, fhi)
+	if bin != "" {
+		fmt.Printf("median of %d rounds, %d lines, a master process: Go reader %.0f lines/s; batched follower (%s client) %.0f lines/s (%.0f-%.0f; goal >= 2.5M)\n",
+			*rounds, lines, bm, *client, fm, flo, fhi)
+		return
+	}
+	fmt.Printf("median of %d rounds, %d lines: Go reader %.0f lines/s; master alone %.0f lines/s (%.0f-%.0f; goal >= 1M); batched follower (%s client) %.0f lines/s (%.0f-%.0f; goal >= 2.5M)\n",
+		*rounds, lines, bm, am, alo, ahi, *client, fm, flo, fhi)
 }
