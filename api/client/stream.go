@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,7 @@ type LogStream struct {
 	conn    *websocket.Conn
 	ctx     context.Context
 	pending []api.LogLine // lines of a batched frame not returned yet
+	buf     bytes.Buffer  // the message being read, reused (the frame's strings are copies)
 	// Last is the sequence number of the last line received.
 	Last uint64
 }
@@ -87,13 +89,17 @@ var ErrLogEnded = errors.New("the instance was deleted")
 func (s *LogStream) Next() (api.LiveLogFrame, error) {
 	var f api.LiveLogFrame
 	for len(s.pending) == 0 {
-		_, b, err := s.conn.Read(s.ctx)
+		_, r, err := s.conn.Reader(s.ctx)
+		if err == nil {
+			s.buf.Reset()
+			_, err = s.buf.ReadFrom(r)
+		}
 		if err != nil {
 			// A normal closure without the deleted frame is the master
 			// shutting down: the log goes on elsewhere or later.
 			return f, err
 		}
-		if err := json.Unmarshal(b, &f); err != nil {
+		if err := decodeFrame(s.buf.Bytes(), &f); err != nil {
 			return f, err
 		}
 		if f.Type != api.FrameLines {

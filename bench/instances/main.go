@@ -40,6 +40,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/api/client"
 	"github.com/universe-orchestrator/universe/bench/internal/benchmaster"
 	"github.com/universe-orchestrator/universe/bench/internal/proc"
 	"github.com/universe-orchestrator/universe/instance/supervisor"
@@ -705,6 +706,44 @@ func followLines(conn *websocket.Conn, lines uint64, client string) time.Time {
 	return end
 }
 
+// followWithClient follows id with the Go client (api/client: what
+// `universe logs -f` reads with) until lines stdout lines (or gaps) came.
+func followWithClient(m *proc.Master, id string, lines uint64) time.Time {
+	c, err := client.New(m.Base, m.Token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := c.LiveLog(context.Background(), id, client.LiveLogOptions{HasSince: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	var got, gap, last uint64
+	for got+gap < lines {
+		f, err := s.Next()
+		if err != nil {
+			log.Fatal(err)
+		}
+		switch f.Type {
+		case "":
+			if last != 0 && f.Seq != last+1 {
+				log.Fatalf("line %d after %d", f.Seq, last)
+			}
+			last = f.Seq
+			if f.Stream == api.StreamStdout {
+				got++
+			}
+		case api.FrameGap:
+			gap += f.To - f.From + 1
+			last = f.To
+		}
+	}
+	if gap > 0 {
+		fmt.Printf("  the follower was told of a gap of %d lines\n", gap)
+	}
+	return time.Now()
+}
+
 // ingestProcess runs script as an instance of a master process of bin
 // (no line-rate limit) with one batched follower over TCP, and returns
 // lines per second from the script's start to the last line received.
@@ -720,6 +759,10 @@ func ingestProcess(bin, script string, lines uint64, client string, startOf func
 	m.Call("PUT", "/api/configurations/in", `{"command":`+strconv.Quote("sleep 0.3; "+script)+`,"availablePorts":{"min":20000,"max":20010}}`, nil)
 	var info api.InstanceInfo
 	m.Call("POST", "/api/instances", `{"configurationName":"in"}`, &info)
+	if client == "go" {
+		end := followWithClient(m, info.ID, lines)
+		return float64(lines) / end.Sub(startOf(filepath.Join(data, "running", info.ID))).Seconds()
+	}
 	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(m.Base, "http")+"/api/instances/"+info.ID+"/live-log?format=json&batch=1&since=0",
 		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + m.Token}}})
 	if err != nil {
@@ -733,7 +776,7 @@ func ingest(args []string) {
 	fs := flag.NewFlagSet("ingest", flag.ExitOnError)
 	mb := fs.Float64("mb", 2, "MB the process writes (2 bytes a line)")
 	rounds := fs.Int("rounds", 5, "paired rounds")
-	client := fs.String("client", "json", `how the follower reads a frame: "json" (encoding/json into api.LiveLogFrame) or "scan" (a hand scanner of the lines frames: each line's seq and stream, in order, nothing else)`)
+	client := fs.String("client", "json", `how the follower reads a frame: "json" (encoding/json into api.LiveLogFrame), "scan" (a hand scanner of the lines frames: each line's seq and stream, in order, nothing else) or, with -process, "go" (the Go client, api/client, line by line)`)
 	process := fs.String("process", "", `the follower of an instance under a real master process, as an operator runs it: "release" (universe and universe-supervisor side by side); the master alone is then not measured`)
 	_ = fs.Parse(args)
 	var bin string
