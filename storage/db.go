@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,8 @@ type DB struct {
 	rep          Replicator   // in a cluster: writes of replicated state go through it
 	applied      []func(Command)
 	appliedIndex atomic.Uint64 // the last command applied (ApplyCommands)
+	appliedMu    sync.Mutex
+	appliedWake  chan struct{} // closed (and dropped) when appliedIndex moves: WaitApplied
 }
 
 // Open creates dir (mode 0700) if needed and opens <dir>/universe.db (mode

@@ -200,7 +200,7 @@ func (db *DB) ApplyCommands(entries []Entry) []error {
 		}
 		return out
 	}
-	defer db.appliedIndex.Store(newLast) // after the observers: what it says is seen in memory too
+	defer db.setApplied(newLast) // after the observers: what it says is seen in memory too
 	for i := range entries {
 		if applied[i] {
 			for _, f := range db.applied {
@@ -379,8 +379,45 @@ func (db *DB) Restore(r io.Reader) error {
 	for _, f := range db.applied {
 		f(Command{Op: OpRestore})
 	}
-	db.appliedIndex.Store(db.storedIndex())
+	db.setApplied(db.storedIndex())
 	return nil
+}
+
+// setApplied records index as applied and wakes the WaitApplied callers.
+func (db *DB) setApplied(index uint64) {
+	db.appliedIndex.Store(index)
+	db.appliedMu.Lock()
+	if db.appliedWake != nil {
+		close(db.appliedWake)
+		db.appliedWake = nil
+	}
+	db.appliedMu.Unlock()
+}
+
+// WaitApplied returns once index is applied here (AppliedIndex), woken by
+// the apply itself, or after d; it says whether index is applied.
+func (db *DB) WaitApplied(index uint64, d time.Duration) bool {
+	var timer *time.Timer
+	for {
+		db.appliedMu.Lock()
+		if db.appliedWake == nil {
+			db.appliedWake = make(chan struct{})
+		}
+		wake := db.appliedWake
+		db.appliedMu.Unlock()
+		if db.AppliedIndex() >= index { // after taking wake: no apply between is missed
+			return true
+		}
+		if timer == nil {
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return db.AppliedIndex() >= index
+		}
+	}
 }
 
 // AppliedIndex is the log index of the last command applied here, its

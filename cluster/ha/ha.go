@@ -316,13 +316,7 @@ func (n *Node) Apply(cmd []byte) error {
 
 // waitApplied returns once this master has applied index (or after d).
 func (n *Node) waitApplied(index uint64, d time.Duration) {
-	if n.AppliedIndex() >= index {
-		return
-	}
-	deadline := time.Now().Add(d)
-	for pause := 100 * time.Microsecond; n.AppliedIndex() < index && time.Now().Before(deadline); pause = min(2*pause, 2*time.Millisecond) {
-		time.Sleep(pause)
-	}
+	n.opt.Store.WaitApplied(index, d) // woken by the apply, not polled
 }
 
 // applyLocal appends cmd to this master's log (as the leader) and waits
