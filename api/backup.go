@@ -42,6 +42,11 @@ type Backup struct {
 	CompletedAt  *time.Time `json:"completedAt,omitempty"`
 	// By: who asked (a key's label, "user:NAME", or a schedule).
 	By string `json:"by"`
+	// UploadedBy names the node that uploaded the archive to its target
+	// itself (an instance on an agent, an S3 target the agent has); empty
+	// when the master wrote it. Its SHA256 is then the node's count; its
+	// SizeBytes the target's.
+	UploadedBy string `json:"uploadedBy,omitempty"`
 }
 
 // BackupRequest asks for a backup of an instance. Name is optional (at most

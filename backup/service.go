@@ -41,6 +41,13 @@ type Subject struct {
 	// (LocalArchive) or on the instance's node. The service measures
 	// the stream's size and digest itself.
 	Archive func(ctx context.Context, ignore []string, w io.Writer) (Stats, error)
+	// Upload, when set, has the instance's node archive and upload it to
+	// the (S3) target of that name itself, under key; it reports the
+	// archive's bytes sent so far to written, and returns the node's
+	// counts, size and SHA-256; ErrNoTarget when the node has no such
+	// target (then Archive is used). Node is the node's name.
+	Upload func(ctx context.Context, ignore []string, target, key string, written func(int64)) (Stats, int64, string, error)
+	Node   string
 	// Restore puts the archive (SHA-256 sha) into the instance's folder,
 	// checked before anything is written, the instance stopped: here
 	// (LocalRestore) or on the instance's node.
@@ -55,6 +62,11 @@ type Subject struct {
 	WatchLine func(text string) (seen <-chan struct{}, stop func())
 	// System writes a system line to the instance's log.
 	System func(line string)
+}
+
+// sizer is a target that says the size of what it holds (S3).
+type sizer interface {
+	Size(ctx context.Context, key string) (int64, error)
 }
 
 // Hooks tell the master's metrics of finished backups and restores.
@@ -312,7 +324,6 @@ func (s *Service) archive(sub Subject, b *api.Backup, extra []string) (err error
 			}
 		}()
 	}
-	pr, pw := io.Pipe()
 	n := &atomic.Int64{}
 	s.mu.Lock()
 	s.written[b.ID] = n
@@ -322,6 +333,30 @@ func (s *Service) archive(sub Subject, b *api.Backup, extra []string) (err error
 		delete(s.written, b.ID)
 		s.mu.Unlock()
 	}()
+	ignore := append(append([]string{}, opt.Ignore...), extra...)
+	if sized, ok := s.targets[b.Target].(sizer); ok && sub.Upload != nil {
+		// The node uploads it itself; the master checks the object's size
+		// with the target (the digest only the node could see).
+		st, size, digest, err := sub.Upload(s.ctx, ignore, b.Target, Key(b.InstanceID, b.ID), func(w int64) { n.Store(w) })
+		switch {
+		case errors.Is(err, ErrNoTarget):
+			// Through the master, below.
+		case err != nil:
+			return err
+		default:
+			got, serr := sized.Size(s.ctx, Key(b.InstanceID, b.ID))
+			if serr != nil {
+				return fmt.Errorf("the archive node %s uploaded: %w", sub.Node, serr)
+			}
+			if got != size {
+				_ = s.targets[b.Target].Delete(context.WithoutCancel(s.ctx), Key(b.InstanceID, b.ID))
+				return fmt.Errorf("node %s reported an archive of %d bytes; the target holds %d", sub.Node, size, got)
+			}
+			b.Files, b.Skipped, b.Changed, b.SizeBytes, b.SHA256, b.UploadedBy = st.Files, st.Skipped, st.Changed, got, digest, sub.Node
+			return nil
+		}
+	}
+	pr, pw := io.Pipe()
 	var st Stats
 	var aerr error
 	done := make(chan struct{})
@@ -331,7 +366,7 @@ func (s *Service) archive(sub Subject, b *api.Backup, extra []string) (err error
 	cw := &countingWriter{w: io.MultiWriter(pw, sum)}
 	go func() {
 		defer close(done)
-		st, aerr = sub.Archive(s.ctx, append(append([]string{}, opt.Ignore...), extra...), cw)
+		st, aerr = sub.Archive(s.ctx, ignore, cw)
 		pw.CloseWithError(aerr)
 	}()
 	perr := s.targets[b.Target].Put(s.ctx, Key(b.InstanceID, b.ID), &progressReader{pr, n})

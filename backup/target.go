@@ -382,6 +382,18 @@ func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	return o, nil
 }
 
+// Size is the size of the object under key, as the store has it.
+func (s *S3) Size(ctx context.Context, key string) (int64, error) {
+	st, err := s.client.StatObject(ctx, s.bucket, s.key(key), minio.StatObjectOptions{})
+	if err != nil {
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return 0, fs.ErrNotExist
+		}
+		return 0, fmt.Errorf("stat on S3: %s", s3Reason(err))
+	}
+	return st.Size, nil
+}
+
 // Delete implements Target.
 func (s *S3) Delete(ctx context.Context, key string) error {
 	if err := s.client.RemoveObject(ctx, s.bucket, s.key(key), minio.RemoveObjectOptions{}); err != nil {

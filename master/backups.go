@@ -124,11 +124,17 @@ func (m *Master) backupSubject(id string) (backup.Subject, error) {
 		sub.Archive, sub.Restore = backup.LocalArchive(dir), backup.LocalRestore(dir, in.Running)
 	} else {
 		// On an agent node: archived and restored there, the archive
-		// carried over the node's connection.
+		// carried over the node's connection, or uploaded from there.
 		nb := m.hub.Backups(info.WrapperNodeID, id)
 		sub.Archive = func(ctx context.Context, ignore []string, w io.Writer) (backup.Stats, error) {
 			files, skipped, changed, err := nb.Archive(ctx, ignore, w)
 			return backup.Stats{Files: files, Skipped: skipped, Changed: changed}, err
+		}
+		// To an S3 target the node has too, it uploads the archive itself.
+		sub.Node = info.WrapperNodeID
+		sub.Upload = func(ctx context.Context, ignore []string, target, key string, written func(int64)) (backup.Stats, int64, string, error) {
+			files, skipped, changed, size, sha, err := nb.Upload(ctx, ignore, target, key, written)
+			return backup.Stats{Files: files, Skipped: skipped, Changed: changed}, size, sha, err
 		}
 		sub.Restore = func(ctx context.Context, open backup.Opener, sha string, truncate bool) (int, error) {
 			rc, err := open(ctx)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/universe-orchestrator/universe/backup"
 	"github.com/universe-orchestrator/universe/cluster"
 )
 
@@ -56,6 +57,10 @@ type Options struct {
 	Heartbeat time.Duration
 	// MaxBackoff caps the wait between reconnection attempts (default 5 s).
 	MaxBackoff time.Duration
+	// BackupTargets are the S3 targets this node uploads its instances'
+	// backups to itself (backup.LoadTargets); a backup to another target
+	// is carried to the master.
+	BackupTargets map[string]backup.Target
 	// Supervisor runs the supervisors of the built-in runtimes, and
 	// FullSupervisor those of the others (docker), to which "supervise
 	// <dir>" is appended (default: this executable).
@@ -211,6 +216,7 @@ func Run(ctx context.Context, opt Options) error {
 	if err != nil {
 		return err
 	}
+	r.targets = opt.BackupTargets
 	log.Info("agent started", "master", cluster.RedactURLs(opt.Master))
 	t := time.NewTicker(opt.Heartbeat)
 	defer t.Stop()

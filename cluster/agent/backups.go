@@ -7,9 +7,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,7 +22,8 @@ import (
 )
 
 // Backups of this node's instances: an archive is written here into a pipe
-// the master reads a chunk at a time (never a copy on disk); a restore's
+// the master reads a chunk at a time (never a copy on disk), or uploaded
+// from here to an S3 target this node has (its --backup-targets); a restore's
 // archive arrives in chunks into <data>/restores, is checked and unpacked
 // here (backup.Restore), and removed.
 
@@ -40,6 +44,21 @@ type archiveSession struct {
 type backupSessions struct {
 	mu sync.Mutex
 	m  map[string]*archiveSession
+	up map[string]*uploadSession
+}
+
+// uploadSession is an archive this node uploads to a target itself.
+type uploadSession struct {
+	cancel  context.CancelFunc
+	timer   *time.Timer // ends an upload the master stopped asking after
+	written atomic.Int64
+
+	mu     sync.Mutex
+	done   bool
+	stats  backup.Stats
+	size   int64
+	sha256 string
+	err    error
 }
 
 func backupReply(m *nats.Msg, rep cluster.BackupReply, err error) {
@@ -72,8 +91,21 @@ func (r *runner) handleBackup(m *nats.Msg) {
 		// Reading may wait for the archive: apart from the subscription's
 		// goroutine, so that other orders are not held up.
 		go r.readArchive(m, req.Session)
+	case cluster.BackupUpload:
+		if _, err := os.Stat(dir); err != nil {
+			backupReply(m, cluster.BackupReply{}, universe.Errorf(universe.ENOTFOUND, "no folder of instance %s on this node", req.Instance))
+			return
+		}
+		if _, ok := r.targets[req.Target]; !ok {
+			backupReply(m, cluster.BackupReply{NoTarget: true}, nil)
+			return
+		}
+		backupReply(m, cluster.BackupReply{}, r.startUpload(req, dir))
+	case cluster.BackupStatus:
+		backupReply(r.uploadStatus(m, req.Session))
 	case cluster.BackupAbort:
 		r.endArchive(req.Session)
+		r.endUpload(req.Session)
 		backupReply(m, cluster.BackupReply{}, nil)
 	case cluster.RestoreWrite:
 		backupReply(m, cluster.BackupReply{}, r.restoreChunk(req))
@@ -117,6 +149,74 @@ func (r *runner) startArchive(req cluster.BackupRequest, dir string) error {
 		pw.CloseWithError(s.err)
 	}()
 	return nil
+}
+
+// startUpload archives dir to the target under the request's key, in the
+// background; the master asks how it goes (status) until it is done.
+func (r *runner) startUpload(req cluster.BackupRequest, dir string) error {
+	if req.Key != backup.Key(req.Instance, strings.TrimSuffix(path.Base(req.Key), ".tar.zst")) {
+		return universe.Errorf(universe.EINVALID, "the key of a backup of %s is %s/<backup>.tar.zst", req.Instance, req.Instance)
+	}
+	ig, err := backup.NewIgnore(dir, req.Ignore)
+	if err != nil {
+		return universe.Errorf(universe.EINVALID, "%s", err)
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	u := &uploadSession{cancel: cancel}
+	r.backups.mu.Lock()
+	if r.backups.up == nil {
+		r.backups.up = map[string]*uploadSession{}
+	}
+	if _, dup := r.backups.up[req.Session]; dup {
+		r.backups.mu.Unlock()
+		cancel()
+		return universe.Errorf(universe.ECONFLICT, "session %s exists", req.Session)
+	}
+	r.backups.up[req.Session] = u
+	u.timer = time.AfterFunc(sessionIdle, func() { r.endUpload(req.Session) })
+	r.backups.mu.Unlock()
+	t := r.targets[req.Target]
+	go func() {
+		st, size, sum, err := backup.Upload(ctx, dir, ig, t, req.Key, &u.written)
+		u.mu.Lock()
+		u.done, u.stats, u.size, u.sha256, u.err = true, st, size, sum, err
+		u.mu.Unlock()
+	}()
+	return nil
+}
+
+// uploadStatus answers how upload session id goes; once it is done, the
+// answer has its outcome and the session ends.
+func (r *runner) uploadStatus(m *nats.Msg, id string) (*nats.Msg, cluster.BackupReply, error) {
+	r.backups.mu.Lock()
+	u := r.backups.up[id]
+	r.backups.mu.Unlock()
+	if u == nil {
+		return m, cluster.BackupReply{}, universe.Errorf(universe.ENOTFOUND, "no upload session %s (it ended)", id)
+	}
+	u.timer.Reset(sessionIdle)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.done {
+		return m, cluster.BackupReply{Written: u.written.Load()}, nil
+	}
+	r.endUpload(id)
+	rep := cluster.BackupReply{Done: true, Written: u.written.Load(), Files: u.stats.Files, Skipped: u.stats.Skipped, Changed: u.stats.Changed, Size: u.size, SHA256: u.sha256}
+	if u.err != nil {
+		rep.Error, rep.Code = backup.Reason(u.err), universe.EUNAVAILABLE
+	}
+	return m, rep, nil
+}
+
+func (r *runner) endUpload(id string) {
+	r.backups.mu.Lock()
+	u := r.backups.up[id]
+	delete(r.backups.up, id)
+	r.backups.mu.Unlock()
+	if u != nil {
+		u.timer.Stop()
+		u.cancel()
+	}
 }
 
 func (r *runner) readArchive(m *nats.Msg, id string) {

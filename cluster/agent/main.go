@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/universe-orchestrator/universe/backup"
 	"io"
 	"log/slog"
 	"os"
@@ -46,6 +47,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 	if lvl == "" {
 		lvl = "info"
 	}
+	targetsFile := fs.String("backup-targets", getenv("UNIVERSE_BACKUP_TARGETS"), "JSON file of S3 backup targets this node uploads its instances' backups to itself, mode 0600, as the master's (env UNIVERSE_BACKUP_TARGETS)")
 	logLevel := fs.String("log-level", lvl, "debug, info, warn or error (env UNIVERSE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -88,9 +90,17 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 		fmt.Fprintln(stderr, "universe agent: no node credential: set UNIVERSE_NODE_KEY or --key-file (never a flag: flags show in process listings)")
 		return ExitUsage
 	}
+	var targets map[string]backup.Target
+	if *targetsFile != "" {
+		var err error
+		if targets, err = backup.LoadTargets(*targetsFile); err != nil {
+			fmt.Fprintln(stderr, "universe agent:", err)
+			return ExitUsage
+		}
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	err := Run(ctx, Options{Master: *masterURL, Credential: cred, NATSCreds: *natsCreds, CgroupParent: *cgroups, DataDir: *data, Version: version, Logger: log,
-		Supervisor: supervisor, FullSupervisor: full})
+		Supervisor: supervisor, FullSupervisor: full, BackupTargets: targets})
 	switch {
 	case err == nil:
 		return ExitOK

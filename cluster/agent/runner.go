@@ -18,6 +18,7 @@ import (
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/backup"
 	"github.com/universe-orchestrator/universe/cluster"
 	"github.com/universe-orchestrator/universe/instance"
 	"github.com/universe-orchestrator/universe/instance/cgroup"
@@ -34,6 +35,7 @@ import (
 // them (same pids) from <data>/instances/<id>.
 type runner struct {
 	backups    backupSessions
+	targets    map[string]backup.Target // S3 targets this node uploads to itself
 	nc         *nats.Conn
 	node, dir  string
 	log        *slog.Logger

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	universe "github.com/universe-orchestrator/universe"
+	"github.com/universe-orchestrator/universe/backup"
 	"github.com/universe-orchestrator/universe/cluster"
 )
 
@@ -67,6 +68,49 @@ func (b NodeBackups) Archive(ctx context.Context, ignore []string, w io.Writer) 
 		}
 		if rep.EOF {
 			return rep.Files, rep.Skipped, rep.Changed, nil
+		}
+	}
+}
+
+// uploadPoll is how often the master asks how an upload on a node goes.
+const uploadPoll = 250 * time.Millisecond
+
+// Upload has the node archive the instance's folder and upload it to its
+// target of that name under key itself; written gets the bytes sent so
+// far. It returns the node's counts, and the archive's size and SHA-256
+// as the node counted them; backup.ErrNoTarget when the node has no such
+// target (the master then pulls the archive).
+func (b NodeBackups) Upload(ctx context.Context, ignore []string, target, key string, written func(int64)) (files, skipped, changed int, size int64, sha string, err error) {
+	s := session()
+	rep, err := b.do(ctx, cluster.BackupRequest{Op: cluster.BackupUpload, Session: s, Ignore: ignore, Target: target, Key: key}, filesTimeout)
+	if err != nil {
+		return 0, 0, 0, 0, "", err
+	}
+	if rep.NoTarget {
+		return 0, 0, 0, 0, "", backup.ErrNoTarget
+	}
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_, _ = b.do(actx, cluster.BackupRequest{Op: cluster.BackupAbort, Session: s}, 5*time.Second)
+			cancel()
+		}
+	}()
+	t := time.NewTicker(uploadPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, 0, 0, 0, "", ctx.Err()
+		case <-t.C:
+		}
+		rep, err := b.do(ctx, cluster.BackupRequest{Op: cluster.BackupStatus, Session: s}, filesTimeout)
+		if err != nil {
+			return 0, 0, 0, 0, "", err
+		}
+		written(rep.Written)
+		if rep.Done {
+			return rep.Files, rep.Skipped, rep.Changed, rep.Size, rep.SHA256, nil
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/backup/s3test"
 )
 
 // A master SIGKILLed during a backup: when it is started again the backup
@@ -132,5 +133,92 @@ func TestBackupOfAnInstanceOnAnAgent(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(agentDir, "restores", "*")); len(left) != 0 {
 		t.Errorf("the node kept the restore's archive: %v", left)
+	}
+}
+
+// An instance on an agent that has the configuration's S3 target uploads
+// its backup to it from the node itself (the record names the node; the
+// archive's size is the one the target holds; the download's digest is
+// the record's); a target only the master has still works, through the
+// master; the restore takes the node's upload back.
+func TestBackupUploadedFromTheAgent(t *testing.T) {
+	srv := s3test.Start(t)
+	conf := t.TempDir()
+	_ = os.WriteFile(filepath.Join(conf, "access"), []byte(s3test.AccessKey), 0o600)
+	_ = os.WriteFile(filepath.Join(conf, "secret"), []byte(s3test.SecretKey), 0o600)
+	target := func(prefix string) string {
+		return `{"type":"s3","endpoint":"` + srv.Endpoint + `","bucket":"` + s3test.Bucket + `","prefix":"` + prefix + `","pathStyle":true,"accessKeyFile":"access","secretKeyFile":"secret"}`
+	}
+	masterTargets, agentTargets := filepath.Join(conf, "master.json"), filepath.Join(conf, "agent.json")
+	_ = os.WriteFile(masterTargets, []byte(`{"offsite":`+target("net")+`,"masteronly":`+target("m")+`}`), 0o600)
+	_ = os.WriteFile(agentTargets, []byte(`{"offsite":`+target("net")+`}`), 0o600)
+
+	c := newCluster(t, "--backup-targets", masterTargets)
+	base, admin := c.m.base, c.admin
+	n := jsonReq[api.NodeCreated](t, "POST", base+"/api/cluster/nodes", admin, `{"name":"edge-s"}`, 201)
+	agentDir := t.TempDir()
+	startAgent(t, agentDir, []string{"UNIVERSE_NODE_KEY=" + n.Key}, "--master", "nats://127.0.0.1:"+strconv.Itoa(c.nodePort), "--data", agentDir, "--backup-targets", agentTargets)
+	waitFor(t, "edge-s online", 30*time.Second, func() bool {
+		return jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-s", admin, "", 200).State == api.NodeOnline
+	})
+	for _, tg := range []string{"offsite", "masteronly"} {
+		cfg, _ := json.Marshal(api.Configuration{Command: "exec sleep 600", Nodes: []string{"edge-s"}, AvailablePorts: api.Ports{Min: 22090, Max: 22099}, StopTimeoutSeconds: 2,
+			Backup: &api.BackupOptions{Target: tg}})
+		jsonReq[any](t, "PUT", base+"/api/configurations/to-"+tg, admin, string(cfg), 204)
+	}
+	world := make([]byte, 5<<20)
+	for i := range world {
+		world[i] = byte(i * 13 % 253)
+	}
+	backupOf := func(cfg string) (api.InstanceInfo, api.Backup) {
+		info := jsonReq[api.InstanceInfo](t, "POST", base+"/api/instances", admin, `{"configurationName":"`+cfg+`"}`, 201)
+		if info.ProcessPid != nil {
+			pid := int(*info.ProcessPid)
+			t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+		}
+		work := filepath.Join(agentDir, "running", info.ID)
+		if err := os.WriteFile(filepath.Join(work, "level.dat"), world, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b := jsonReq[api.Backup](t, "POST", base+"/api/instances/"+info.ID+"/backups", admin, `{"name":"`+cfg+`"}`, 202)
+		waitFor(t, "the backup", 60*time.Second, func() bool {
+			b = jsonReq[api.Backup](t, "GET", base+"/api/backups/"+b.ID, admin, "", 200)
+			return b.State == api.BackupCompleted || b.State == api.BackupFailed
+		})
+		if b.State != api.BackupCompleted {
+			t.Fatalf("the backup to %s: %+v", cfg, b)
+		}
+		r, body := request(t, "GET", base+"/api/backups/"+b.ID+"/download", admin, "")
+		if sum := sha256.Sum256(body); r.StatusCode != 200 || hex.EncodeToString(sum[:]) != b.SHA256 || int64(len(body)) != b.SizeBytes {
+			t.Fatalf("the download of %s does not match its record: %d, %d bytes", b.ID, r.StatusCode, len(body))
+		}
+		return info, b
+	}
+
+	info, b := backupOf("to-offsite")
+	if b.UploadedBy != "edge-s" {
+		t.Errorf("the backup to the agent's target was not uploaded by the agent: %+v", b)
+	}
+	_, viaMaster := backupOf("to-masteronly")
+	if viaMaster.UploadedBy != "" {
+		t.Errorf("a target the agent lacks was uploaded by it: %+v", viaMaster)
+	}
+
+	work := filepath.Join(agentDir, "running", info.ID)
+	jsonReq[any](t, "PATCH", base+"/api/instances/"+info.ID+"/lifecycle?target=stop", admin, "", 202)
+	waitFor(t, "the instance to stop", 30*time.Second, func() bool {
+		return jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200).State == "STOPPED"
+	})
+	_ = os.WriteFile(filepath.Join(work, "level.dat"), []byte("griefed"), 0o644)
+	jsonReq[any](t, "POST", base+"/api/backups/"+b.ID+"/restore", admin, `{"truncate":true}`, 202)
+	waitFor(t, "the restore", 60*time.Second, func() bool {
+		_, logs := request(t, "GET", base+"/api/instances/"+info.ID+"/logs?lines=200", admin, "")
+		return strings.Contains(string(logs), "restore of backup "+b.ID+" done")
+	})
+	if got, _ := os.ReadFile(filepath.Join(work, "level.dat")); !bytes.Equal(got, world) {
+		t.Error("the restored file differs from the one backed up")
+	}
+	if logs, _ := os.ReadFile(filepath.Join(agentDir, "agent.log")); strings.Contains(string(logs), s3test.SecretKey) || strings.Contains(string(logs), s3test.AccessKey) {
+		t.Error("the agent's log shows the S3 credentials")
 	}
 }
