@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -64,12 +65,23 @@ func main() {
 	// This program logs only to die (log.Fatal, here and in proc): then
 	// nothing it started may outlive it, its deferred stops not being run.
 	// A supervisor told to stop (SIGTERM) stops its instance.
-	log.SetOutput(io.MultiWriter(os.Stderr, dying(func() {
+	cleanup := func() {
 		_ = exec.Command("pkill", "-TERM", "-f", dir).Run()
 		time.Sleep(3 * time.Second)
 		_ = exec.Command("pkill", "-9", "-f", dir).Run()
 		_ = os.RemoveAll(dir)
-	})))
+	}
+	log.SetOutput(io.MultiWriter(os.Stderr, dying(cleanup)))
+	// Output into a closed pipe (| head) fails instead of killing this
+	// program; an interrupt stops what it started first.
+	signal.Ignore(syscall.SIGPIPE)
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-stop
+		cleanup()
+		os.Exit(1)
+	}()
 	for _, b := range []string{"universe", "universe-supervisor", "universe-agent"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b).CombinedOutput(); err != nil {
 			log.Fatalf("build %s: %v %s", b, err, out)
