@@ -670,12 +670,15 @@ func (r *runner) install(dir string, lg *logs.Log, in *cluster.Install) error {
 		}
 	}
 	if len(in.Plan) > 0 {
+		templatesMu.RLock() // no sync rewrites the copies while they are read
 		store, err := template.Open(root)
 		if err != nil {
+			templatesMu.RUnlock()
 			return err
 		}
 		n, err := store.Install(dir, in.Plan, in.Override)
 		_ = store.Close()
+		templatesMu.RUnlock()
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,8 +50,15 @@ type SyncStats struct {
 	FirstError error // the first template that could not be synced (the others were)
 }
 
+// templatesMu keeps one sync at a time (a start's and the background
+// one's) and no install reading the node's copies while a sync writes
+// them.
+var templatesMu sync.RWMutex
+
 // SyncTemplates brings the node's templates in line with the master's.
 func SyncTemplates(nc *nats.Conn, node, dataDir string) (SyncStats, error) {
+	templatesMu.Lock()
+	defer templatesMu.Unlock()
 	var st SyncStats
 	var list cluster.TemplateList
 	if err := request(nc, cluster.From(node, "tpl.list"), struct{}{}, &list); err != nil {
