@@ -4,7 +4,7 @@
 # SIGKILL the master, start it again, time until /api/ping answers (adoption
 # runs before it listens) and count ONLINE instances. Prints each round and
 # the supervisors' RSS and PSS. Usage: N=100 ROUNDS=5 bench/adopt.sh
-# (RSS is read 8 s after the last start: supervisors trim at start and 5 s on.)
+# (RSS is read 8 s after the last start: supervisors trim 5 s after their start.)
 # LOGMB=10 first gives every instance a log of about that many MB (lines of
 # 99 bytes, no line-rate limit), and prints, as the baseline, how long
 # `tail -n 10000` of all their log files takes.
