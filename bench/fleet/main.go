@@ -262,73 +262,23 @@ func startAgent(m *proc.Master, bin, dir, name string, clusterPort int) {
 }
 
 // copyAndStart makes n folders under dir, copies the template's files into
-// each and starts the command there, 10 at a time; it returns how long
-// that took, then stops the processes.
+// each and starts the command there, 10 at a time (proc.StartFloor).
 func copyAndStart(dir, tpl string, files []string, n int, via string) time.Duration {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		procs []*exec.Cmd
-	)
-	next := make(chan int, n)
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	s := time.Now()
-	for c := 0; c < 10; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				d := filepath.Join(dir, strconv.Itoa(i))
-				for _, rel := range files {
-					b, err := os.ReadFile(filepath.Join(tpl, rel))
-					if err != nil {
-						log.Fatal(err)
-					}
-					p := filepath.Join(d, rel)
-					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-						log.Fatal(err)
-					}
-					if err := os.WriteFile(p, b, 0o644); err != nil {
-						log.Fatal(err)
-					}
-				}
-				cmd := exec.Command("/bin/sh", "-c", command)
-				cmd.Dir = d
-				var out io.ReadCloser
-				if via != "" { // started by a process of its own, which says when it has
-					cmd = exec.Command(via, d, command)
-					cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GOMAXPROCS=1"}
-					out, _ = cmd.StdoutPipe()
-				}
-				if err := cmd.Start(); err != nil {
-					log.Fatal(err)
-				}
-				if out != nil {
-					if b, _ := io.ReadAll(out); !strings.HasPrefix(string(b), "ok ") {
-						log.Fatalf("floor supervisor: %q", b)
-					}
-				}
-				mu.Lock()
-				procs = append(procs, cmd)
-				mu.Unlock()
+	return proc.StartFloor(dir, n, command, via, func(d string) {
+		for _, rel := range files {
+			b, err := os.ReadFile(filepath.Join(tpl, rel))
+			if err != nil {
+				log.Fatal(err)
 			}
-		}()
-	}
-	wg.Wait()
-	took := time.Since(s)
-	for _, p := range procs {
-		if via != "" {
-			_ = p.Process.Signal(syscall.SIGTERM) // the floor supervisor stops its command
-		} else {
-			_ = p.Process.Kill()
+			p := filepath.Join(d, rel)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				log.Fatal(err)
+			}
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				log.Fatal(err)
+			}
 		}
-		_ = p.Wait()
-	}
-	_ = os.RemoveAll(dir)
-	return took
+	})
 }
 
 // page opens /ui/instances in headless Chromium, stops every instance

@@ -24,7 +24,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"os"
 	"os/exec"
@@ -155,60 +154,9 @@ func createAll(m *proc.Master, n int) float64 {
 	return float64(time.Since(start).Microseconds()) / 1000
 }
 
-// forkExec makes n folders under dir and starts sh -c command in each, 10
-// at a time, and returns the milliseconds that took; then stops them.
-// With via (the floor binary), each command is started by a process of
-// its own, which says when it has: the start of a supervised process.
+// forkExec is proc.StartFloor in milliseconds.
 func forkExec(dir string, n int, via string) float64 {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		procs []*exec.Cmd
-	)
-	next := make(chan int, n)
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	start := time.Now()
-	for c := 0; c < 10; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				d := filepath.Join(dir, strconv.Itoa(i))
-				if err := os.MkdirAll(d, 0o755); err != nil {
-					log.Fatal(err)
-				}
-				cmd := exec.Command("/bin/sh", "-c", command)
-				cmd.Dir = d
-				var out io.ReadCloser
-				if via != "" {
-					cmd = exec.Command(via, d, command)
-					cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GOMAXPROCS=1"}
-					out, _ = cmd.StdoutPipe()
-				}
-				if err := cmd.Start(); err != nil {
-					log.Fatal(err)
-				}
-				if out != nil {
-					if b, _ := io.ReadAll(out); !strings.HasPrefix(string(b), "ok ") {
-						log.Fatalf("floor: %q", b)
-					}
-				}
-				mu.Lock()
-				procs = append(procs, cmd)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	ms := float64(time.Since(start).Microseconds()) / 1000
-	for _, p := range procs {
-		_ = p.Process.Signal(syscall.SIGTERM)
-		_ = p.Wait()
-	}
-	return ms
+	return float64(proc.StartFloor(dir, n, command, via, nil).Microseconds()) / 1000
 }
 
 // floorMemory runs n floor processes and measures them like supervisors.
