@@ -254,6 +254,9 @@ func runMaster(ctx context.Context, args []string, getenv func(string) string, s
 	cfg.ShutdownTimeout, cfg.AccessLog, cfg.Version = *shutdown, *accessLog, versionString()
 	logOut := console.NewLogSink(stderr)
 	defer logOut.Flush() // lines another goroutine's write still carries
+	// Everything this command writes to stderr from here on goes through
+	// the sink: in order with the log, and never beside its writer.
+	stderr = logOut
 	cfg.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	cfg.AccessLogOut = logOut // the same sink, the same format, formatted by hand
 	cfg.ConsoleLog = logOut
