@@ -162,7 +162,7 @@ func median(xs []float64) float64 {
 func main() {
 	rounds := flag.Int("rounds", 5, "alternating rounds")
 	seconds := flag.Float64("seconds", 2, "seconds per measurement")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the master during the 1-client runs")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the master during the last round's 1-client run (and FILE.8 during its 8-client run)")
 	flag.Parse()
 	d := time.Duration(*seconds * float64(time.Second))
 	dir, err := os.MkdirTemp("", "universe-writes-")
@@ -212,7 +212,16 @@ func main() {
 				log.Fatal(err)
 			}
 		}
+		if *cpuprofile != "" && r == *rounds-1 {
+			prof = profile(m, d)
+		}
 		eight = append(eight, apiRate(m.Base, token, 8, d, &seq))
+		if prof != nil {
+			if err := os.WriteFile(*cpuprofile+".8", <-prof, 0o644); err != nil {
+				log.Fatal(err)
+			}
+			prof = nil
+		}
 		fmt.Printf("round %d: raw bbolt %.0f tx/s, with a key creation's three records in three buckets %.0f tx/s; bare HTTP process writing them 1 client %.0f/s, 8 clients %.0f/s; POST /api/keys to the master process, 1 client %.0f/s, 8 clients %.0f/s\n",
 			r+1, raw[r], raw3[r], bare1[r], bare8[r], one[r], eight[r])
 	}
