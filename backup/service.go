@@ -122,14 +122,16 @@ func (s *Service) HasTarget(name string) bool {
 
 // Recover marks FAILED every backup left PENDING or RUNNING by a master
 // that stopped during it, or lost its lead (nothing stays pending
-// forever), except those under way here, and removes the partial
-// archives of the local target. It returns how many it failed.
+// forever), except those under way here, removes the partial archives of
+// the local target, and, in the background, whatever such a backup left
+// under its key on another target. It returns how many it failed.
 func (s *Service) Recover() (int, error) {
 	all, err := s.store.Backups("")
 	if err != nil {
 		return 0, err
 	}
 	n := 0
+	var orphans []api.Backup // on targets other than the local folder
 	for _, b := range all {
 		if b.State != api.BackupPending && b.State != api.BackupRunning || s.Busy(b.InstanceID) == "backup" {
 			continue // (or under way here)
@@ -141,6 +143,26 @@ func (s *Service) Recover() (int, error) {
 			return n, err
 		}
 		n++
+		if _, local := s.targets[b.Target].(Local); !local {
+			orphans = append(orphans, b)
+		}
+	}
+	// What a failed backup may have left on a remote target (an archive a
+	// node finished uploading after its master stopped asking) goes, in
+	// the background: a store that does not answer does not hold up the
+	// start.
+	if len(orphans) > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for _, b := range orphans {
+				if t, ok := s.targets[b.Target]; ok {
+					ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+					_ = t.Delete(ctx, Key(b.InstanceID, b.ID))
+					cancel()
+				}
+			}
+		}()
 	}
 	if l, ok := s.targets[LocalTarget].(Local); ok {
 		s.mu.Lock()
