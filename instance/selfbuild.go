@@ -20,7 +20,7 @@ var goRunExe = regexp.MustCompile(`(/[0-9a-f]{2}/[0-9a-f]{64}-d|/go-build[0-9]+/
 
 // buildTimeout bounds building the supervisor from source: with the build
 // cache "go run" has just filled, it is a link of a few packages.
-const buildTimeout = 2 * time.Minute
+const buildTimeout = time.Minute
 
 // FromSource builds the small supervisor binary (SupervisorBinary) into
 // dir when this executable is one "go run" built, so that supervisors stay
