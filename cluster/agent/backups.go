@@ -61,6 +61,21 @@ type uploadSession struct {
 	err    error
 }
 
+// register adds v to sessions (made when nil) under id, unless id is
+// taken (ECONFLICT).
+func register[T any](mu *sync.Mutex, sessions *map[string]T, id string, v T) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if *sessions == nil {
+		*sessions = map[string]T{}
+	}
+	if _, dup := (*sessions)[id]; dup {
+		return universe.Errorf(universe.ECONFLICT, "session %s exists", id)
+	}
+	(*sessions)[id] = v
+	return nil
+}
+
 func backupReply(m *nats.Msg, rep cluster.BackupReply, err error) {
 	if err != nil {
 		rep = cluster.BackupReply{Error: universe.ErrorMessage(err), Code: universe.ErrorCode(err)}
@@ -131,18 +146,12 @@ func (r *runner) startArchive(req cluster.BackupRequest, dir string) error {
 	ctx, cancel := context.WithCancel(r.ctx)
 	pr, pw := io.Pipe()
 	s := &archiveSession{pr: pr, cancel: cancel, done: make(chan struct{})}
-	r.backups.mu.Lock()
-	if r.backups.m == nil {
-		r.backups.m = map[string]*archiveSession{}
-	}
-	if _, dup := r.backups.m[req.Session]; dup {
-		r.backups.mu.Unlock()
-		cancel()
-		return universe.Errorf(universe.ECONFLICT, "session %s exists", req.Session)
-	}
-	r.backups.m[req.Session] = s
 	s.timer = time.AfterFunc(sessionIdle, func() { r.endArchive(req.Session) })
-	r.backups.mu.Unlock()
+	if err := register(&r.backups.mu, &r.backups.m, req.Session, s); err != nil {
+		s.timer.Stop()
+		cancel()
+		return err
+	}
 	go func() {
 		defer close(s.done)
 		s.stats, s.err = backup.ArchiveTo(ctx, dir, pw, ig)
@@ -163,18 +172,12 @@ func (r *runner) startUpload(req cluster.BackupRequest, dir string) error {
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	u := &uploadSession{cancel: cancel}
-	r.backups.mu.Lock()
-	if r.backups.up == nil {
-		r.backups.up = map[string]*uploadSession{}
-	}
-	if _, dup := r.backups.up[req.Session]; dup {
-		r.backups.mu.Unlock()
-		cancel()
-		return universe.Errorf(universe.ECONFLICT, "session %s exists", req.Session)
-	}
-	r.backups.up[req.Session] = u
 	u.timer = time.AfterFunc(sessionIdle, func() { r.endUpload(req.Session) })
-	r.backups.mu.Unlock()
+	if err := register(&r.backups.mu, &r.backups.up, req.Session, u); err != nil {
+		u.timer.Stop()
+		cancel()
+		return err
+	}
 	t := r.targets[req.Target]
 	go func() {
 		st, size, sum, err := backup.Upload(ctx, dir, ig, t, req.Key, &u.written)
