@@ -47,7 +47,12 @@ type Subject struct {
 	// counts, size and SHA-256; ErrNoTarget when the node has no such
 	// target (then Archive is used). Node is the node's name.
 	Upload func(ctx context.Context, ignore []string, target, key string, written func(int64)) (Stats, int64, string, error)
-	Node   string
+	// RestoreFrom, when set, has the instance's node read the archive
+	// from the (S3) target of that name itself, under key, and restore
+	// it as Restore does; ErrNoTarget when the node has no such target
+	// (then Restore is used).
+	RestoreFrom func(ctx context.Context, target, key, sha string, truncate bool) (int, error)
+	Node        string
 	// Restore puts the archive (SHA-256 sha) into the instance's folder,
 	// checked before anything is written, the instance stopped: here
 	// (LocalRestore) or on the instance's node.
@@ -555,11 +560,23 @@ func (s *Service) Restore(b api.Backup, sub Subject, truncate bool, by string) e
 		}
 		sub.System(fmt.Sprintf("restore of backup %q (%s, %s) started by %s", b.Name, b.ID, mode, by))
 		open := func(ctx context.Context) (io.ReadCloser, error) { return s.Open(ctx, b) }
-		n, err := sub.Restore(s.ctx, open, b.SHA256, truncate)
+		var (
+			n   int
+			err = ErrNoTarget
+			via string
+		)
+		if _, local := s.targets[b.Target].(Local); !local && sub.RestoreFrom != nil {
+			n, err = sub.RestoreFrom(s.ctx, b.Target, Key(b.InstanceID, b.ID), b.SHA256, truncate)
+			via = ", read from " + b.Target + " by node " + sub.Node
+		}
+		if errors.Is(err, ErrNoTarget) {
+			n, err = sub.Restore(s.ctx, open, b.SHA256, truncate)
+			via = ""
+		}
 		if err != nil {
 			sub.System(fmt.Sprintf("restore of backup %s FAILED, the folder is as it was: %s", b.ID, reasonOf(err, s.ctx)))
 		} else {
-			sub.System(fmt.Sprintf("restore of backup %s done: %d entries", b.ID, n))
+			sub.System(fmt.Sprintf("restore of backup %s done: %d entries%s", b.ID, n, via))
 		}
 		if s.hooks.Restored != nil {
 			s.hooks.Restored(b, err, time.Since(start))

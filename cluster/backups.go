@@ -10,13 +10,14 @@ package cluster
 
 // Backup operations.
 const (
-	BackupStart  = "start"  // begin archiving Instance's folder under Session
-	BackupRead   = "read"   // the next chunk of Session's archive
-	BackupAbort  = "abort"  // end Session
-	RestoreWrite = "write"  // Data at Offset of Session's archive to restore
-	RestoreRun   = "run"    // check Session's archive against SHA256 and restore it
-	BackupUpload = "upload" // archive Instance's folder to Target under Key, in the background, as Session
-	BackupStatus = "status" // how Session's upload goes: Written so far, or Done with its outcome
+	BackupStart  = "start"        // begin archiving Instance's folder under Session
+	BackupRead   = "read"         // the next chunk of Session's archive
+	BackupAbort  = "abort"        // end Session
+	RestoreWrite = "write"        // Data at Offset of Session's archive to restore
+	RestoreRun   = "run"          // check Session's archive against SHA256 and restore it
+	BackupUpload = "upload"       // archive Instance's folder to Target under Key, in the background, as Session
+	BackupStatus = "status"       // how Session's upload goes: Written so far, or Done with its outcome
+	RestoreFrom  = "restore-from" // read the archive from Target under Key, check it against SHA256 and restore it
 )
 
 // BackupRequest is one backup operation.
@@ -29,8 +30,8 @@ type BackupRequest struct {
 	Data     []byte   `json:"data,omitempty"`     // write
 	SHA256   string   `json:"sha256,omitempty"`   // run
 	Truncate bool     `json:"truncate,omitempty"` // run
-	Target   string   `json:"target,omitempty"`   // upload: the S3 target's name
-	Key      string   `json:"key,omitempty"`      // upload: where on the target
+	Target   string   `json:"target,omitempty"`   // upload, restore-from: the S3 target's name
+	Key      string   `json:"key,omitempty"`      // upload, restore-from: where on the target
 }
 
 // BackupReply answers a BackupRequest (Error and Code as in Reply).

@@ -136,6 +136,7 @@ func (m *Master) backupSubject(id string) (backup.Subject, error) {
 			files, skipped, changed, size, sha, err := nb.Upload(ctx, ignore, target, key, written)
 			return backup.Stats{Files: files, Skipped: skipped, Changed: changed}, size, sha, err
 		}
+		sub.RestoreFrom = nb.RestoreFrom // from an S3 target the node has too, it reads the archive itself
 		sub.Restore = func(ctx context.Context, open backup.Opener, sha string, truncate bool) (int, error) {
 			rc, err := open(ctx)
 			if err != nil {

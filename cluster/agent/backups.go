@@ -116,6 +116,25 @@ func (r *runner) handleBackup(m *nats.Msg) {
 			return
 		}
 		backupReply(m, cluster.BackupReply{}, r.startUpload(req, dir))
+	case cluster.RestoreFrom:
+		if running {
+			backupReply(m, cluster.BackupReply{}, universe.Errorf(universe.ECONFLICT, "instance %s is running: stop it before a restore", req.Instance))
+			return
+		}
+		t, ok := r.targets[req.Target]
+		if !ok {
+			backupReply(m, cluster.BackupReply{NoTarget: true}, nil)
+			return
+		}
+		if err := checkKey(req); err != nil {
+			backupReply(m, cluster.BackupReply{}, err)
+			return
+		}
+		go func() {
+			open := func(ctx context.Context) (io.ReadCloser, error) { return t.Open(ctx, req.Key) }
+			n, err := r.restoreWith(req, dir, open)
+			backupReply(m, cluster.BackupReply{Files: n}, err)
+		}()
 	case cluster.BackupStatus:
 		backupReply(r.uploadStatus(m, req.Session))
 	case cluster.BackupAbort:
@@ -160,11 +179,19 @@ func (r *runner) startArchive(req cluster.BackupRequest, dir string) error {
 	return nil
 }
 
+// checkKey refuses a key that is not one of the instance's backups.
+func checkKey(req cluster.BackupRequest) error {
+	if req.Key != backup.Key(req.Instance, strings.TrimSuffix(path.Base(req.Key), ".tar.zst")) {
+		return universe.Errorf(universe.EINVALID, "the key of a backup of %s is %s/<backup>.tar.zst", req.Instance, req.Instance)
+	}
+	return nil
+}
+
 // startUpload archives dir to the target under the request's key, in the
 // background; the master asks how it goes (status) until it is done.
 func (r *runner) startUpload(req cluster.BackupRequest, dir string) error {
-	if req.Key != backup.Key(req.Instance, strings.TrimSuffix(path.Base(req.Key), ".tar.zst")) {
-		return universe.Errorf(universe.EINVALID, "the key of a backup of %s is %s/<backup>.tar.zst", req.Instance, req.Instance)
+	if err := checkKey(req); err != nil {
+		return err
 	}
 	ig, err := backup.NewIgnore(dir, req.Ignore)
 	if err != nil {
@@ -310,6 +337,12 @@ func (r *runner) runRestore(req cluster.BackupRequest, dir string) (int, error) 
 		}
 		return f, err
 	}
+	return r.restoreWith(req, dir, open)
+}
+
+// restoreWith restores the archive open reads (checked against the
+// request's SHA256 first) into dir, the instance stopped.
+func (r *runner) restoreWith(req cluster.BackupRequest, dir string, open backup.Opener) (int, error) {
 	n, err := backup.Restore(r.ctx, open, req.SHA256, dir, backup.RestoreOptions{Truncate: req.Truncate, BeforeSwap: func() error {
 		r.mu.Lock()
 		_, running := r.runs[req.Instance]

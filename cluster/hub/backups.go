@@ -115,6 +115,20 @@ func (b NodeBackups) Upload(ctx context.Context, ignore []string, target, key st
 	}
 }
 
+// RestoreFrom has the node read the archive from its target of that name
+// under key itself, check it against sha and restore it (the instance
+// stopped); backup.ErrNoTarget when the node has no such target.
+func (b NodeBackups) RestoreFrom(ctx context.Context, target, key, sha string, truncate bool) (int, error) {
+	rep, err := b.do(ctx, cluster.BackupRequest{Op: cluster.RestoreFrom, Session: session(), Target: target, Key: key, SHA256: sha, Truncate: truncate}, restoreRunTimeout)
+	if err != nil {
+		return 0, err
+	}
+	if rep.NoTarget {
+		return 0, backup.ErrNoTarget
+	}
+	return rep.Files, nil
+}
+
 // Restore sends the archive r to the node, which checks it against sha and
 // restores it into the instance's folder (the instance stopped); it
 // returns the entries restored.

@@ -140,7 +140,7 @@ func TestBackupOfAnInstanceOnAnAgent(t *testing.T) {
 // its backup to it from the node itself (the record names the node; the
 // archive's size is the one the target holds; the download's digest is
 // the record's); a target only the master has still works, through the
-// master; the restore takes the node's upload back.
+// master; the restore is read from the target by the node itself.
 func TestBackupUploadedFromTheAgent(t *testing.T) {
 	srv := s3test.Start(t)
 	conf := t.TempDir()
@@ -199,7 +199,7 @@ func TestBackupUploadedFromTheAgent(t *testing.T) {
 	if b.UploadedBy != "edge-s" {
 		t.Errorf("the backup to the agent's target was not uploaded by the agent: %+v", b)
 	}
-	_, viaMaster := backupOf("to-masteronly")
+	other, viaMaster := backupOf("to-masteronly")
 	if viaMaster.UploadedBy != "" {
 		t.Errorf("a target the agent lacks was uploaded by it: %+v", viaMaster)
 	}
@@ -211,12 +211,29 @@ func TestBackupUploadedFromTheAgent(t *testing.T) {
 	})
 	_ = os.WriteFile(filepath.Join(work, "level.dat"), []byte("griefed"), 0o644)
 	jsonReq[any](t, "POST", base+"/api/backups/"+b.ID+"/restore", admin, `{"truncate":true}`, 202)
+	var logs []byte
 	waitFor(t, "the restore", 60*time.Second, func() bool {
-		_, logs := request(t, "GET", base+"/api/instances/"+info.ID+"/logs?lines=200", admin, "")
+		_, logs = request(t, "GET", base+"/api/instances/"+info.ID+"/logs?lines=200", admin, "")
 		return strings.Contains(string(logs), "restore of backup "+b.ID+" done")
 	})
+	if !strings.Contains(string(logs), "read from offsite by node edge-s") {
+		t.Error("the node did not read the archive from its target itself")
+	}
 	if got, _ := os.ReadFile(filepath.Join(work, "level.dat")); !bytes.Equal(got, world) {
 		t.Error("the restored file differs from the one backed up")
+	}
+	// A target the node lacks: the master reads the archive and sends it.
+	jsonReq[any](t, "PATCH", base+"/api/instances/"+other.ID+"/lifecycle?target=stop", admin, "", 202)
+	waitFor(t, "the other instance to stop", 30*time.Second, func() bool {
+		return jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+other.ID, admin, "", 200).State == "STOPPED"
+	})
+	jsonReq[any](t, "POST", base+"/api/backups/"+viaMaster.ID+"/restore", admin, `{"truncate":true}`, 202)
+	waitFor(t, "the other restore", 60*time.Second, func() bool {
+		_, logs = request(t, "GET", base+"/api/instances/"+other.ID+"/logs?lines=200", admin, "")
+		return strings.Contains(string(logs), "restore of backup "+viaMaster.ID+" done")
+	})
+	if strings.Contains(string(logs), "read from masteronly by node") {
+		t.Error("a node without the target said it read the archive from it")
 	}
 	if logs, _ := os.ReadFile(filepath.Join(agentDir, "agent.log")); strings.Contains(string(logs), s3test.SecretKey) || strings.Contains(string(logs), s3test.AccessKey) {
 		t.Error("the agent's log shows the S3 credentials")
