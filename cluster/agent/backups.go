@@ -76,6 +76,15 @@ func register[T any](mu *sync.Mutex, sessions *map[string]T, id string, v T) err
 	return nil
 }
 
+// unregister takes id's session out of sessions (nil when there is none).
+func unregister[T any](mu *sync.Mutex, sessions map[string]*T, id string) *T {
+	mu.Lock()
+	defer mu.Unlock()
+	v := sessions[id]
+	delete(sessions, id)
+	return v
+}
+
 func backupReply(m *nats.Msg, rep cluster.BackupReply, err error) {
 	if err != nil {
 		rep = cluster.BackupReply{Error: universe.ErrorMessage(err), Code: universe.ErrorCode(err)}
@@ -239,11 +248,7 @@ func (r *runner) uploadStatus(m *nats.Msg, id string) (*nats.Msg, cluster.Backup
 }
 
 func (r *runner) endUpload(id string) {
-	r.backups.mu.Lock()
-	u := r.backups.up[id]
-	delete(r.backups.up, id)
-	r.backups.mu.Unlock()
-	if u != nil {
+	if u := unregister(&r.backups.mu, r.backups.up, id); u != nil {
 		u.timer.Stop()
 		u.cancel()
 	}
@@ -274,11 +279,7 @@ func (r *runner) readArchive(m *nats.Msg, id string) {
 }
 
 func (r *runner) endArchive(id string) {
-	r.backups.mu.Lock()
-	s := r.backups.m[id]
-	delete(r.backups.m, id)
-	r.backups.mu.Unlock()
-	if s != nil {
+	if s := unregister(&r.backups.mu, r.backups.m, id); s != nil {
 		s.timer.Stop()
 		s.cancel()
 		_ = s.pr.CloseWithError(errors.New("the session ended"))
