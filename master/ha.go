@@ -488,7 +488,8 @@ func servedHere(path string) bool {
 		return true
 	}
 	for _, p := range []string{"/api/ping", "/api/metrics", "/api/cluster/masters", "/api/keys", "/api/configurations",
-		"/api/templates", "/api/audit", "/api/openapi.json", "/api/auth", "/api/node"} {
+		"/api/templates", "/api/audit", "/api/openapi.json", "/api/auth", "/api/node",
+		"/api/debug/pprof"} { // a profile is of this process
 		if path == p || strings.HasPrefix(path, p+"/") {
 			return true
 		}

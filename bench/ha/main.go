@@ -231,6 +231,69 @@ func rate(token string, apis []string, d time.Duration) float64 {
 	return float64(len(acks)) / d.Seconds()
 }
 
+// profiles takes a CPU profile of each of apis for most of d, written to
+// prefix-<i>.prof (the leader's name says so); the returned func waits
+// for them.
+func profiles(token string, apis []string, prefix string, d time.Duration) func() {
+	var wg sync.WaitGroup
+	secs := max(1, int(d.Seconds())-1)
+	for i, a := range apis {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", a+"/api/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				log.Print(err)
+				return
+			}
+			defer resp.Body.Close()
+			var ping struct{ Leader bool }
+			if r, err := http.Get(a + "/api/ping"); err == nil {
+				_ = json.NewDecoder(r.Body).Decode(&ping)
+				r.Body.Close()
+			}
+			name := prefix + "-" + strconv.Itoa(i)
+			if ping.Leader {
+				name += "-leader"
+			}
+			f, err := os.Create(name + ".prof")
+			if err != nil {
+				log.Print(err)
+				return
+			}
+			_, _ = io.Copy(f, resp.Body)
+			_ = f.Close()
+		}()
+	}
+	return wg.Wait
+}
+
+// commitLatency is what a master's metrics say of its Raft commits: how
+// many, and their mean latency.
+func commitLatency(api string) string {
+	resp, err := http.Get(api + "/api/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	var sum, count float64
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "universe_raft_commit_seconds_sum "); ok {
+			sum, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "universe_raft_commit_seconds_count "); ok {
+			count, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if count == 0 {
+		return "no commits"
+	}
+	return fmt.Sprintf("%.0f commits, mean %.2f ms", count, sum/count*1000)
+}
+
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
@@ -249,6 +312,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "throughput rounds")
 	seconds := flag.Float64("seconds", 3, "seconds a throughput round")
 	instances := flag.Int("instances", 20, "instances on an agent node, checked after the kills (same pid, no restart, none twice)")
+	profile := flag.String("profile", "", "write CPU profiles of every master during the last round's writes through all masters, and of the single master during its, to PREFIX-<n>.prof")
 	flag.Parse()
 	root, err := os.MkdirTemp("", "bench-ha-")
 	if err != nil {
@@ -287,11 +351,27 @@ func main() {
 	d := time.Duration(*seconds * float64(time.Second))
 	var rc, rl, rs []float64
 	for r := range *rounds {
+		var done func()
+		if *profile != "" && r == *rounds-1 {
+			done = profiles(token, all, *profile+"-master", d)
+		}
 		c := rate(token, all, d)
+		if done != nil {
+			done()
+		}
 		l := rate(token, []string{ms[waitLeader(ms)].api}, d)
+		if *profile != "" && r == *rounds-1 {
+			done = profiles(stoken, []string{single.api}, *profile+"-single", d)
+		}
 		s := rate(stoken, []string{single.api}, d)
+		if done != nil {
+			done()
+		}
 		rc, rl, rs = append(rc, c), append(rl, l), append(rs, s)
 		fmt.Printf("round %d: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f\n", r+1, c, l, s, c/s)
+	}
+	for _, a := range all {
+		fmt.Printf("  %s: %s\n", a, commitLatency(a))
 	}
 	single.signal(syscall.SIGTERM)
 	if len(rc) == 0 {
