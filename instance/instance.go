@@ -186,7 +186,7 @@ func (in *Instance) changedLocked() {
 		in.m.log.Error("store instance", "instance", in.id, "err", err)
 	}
 	in.log.State(info)
-	in.m.reconcileSoon()
+	in.m.reconcileConfig(info.ConfigurationName)
 }
 
 func (in *Instance) setOffline(reason string) {

@@ -29,6 +29,9 @@ import (
 type Store interface {
 	GetConfiguration(name string) (api.Configuration, error)
 	ListConfigurations() ([]api.Configuration, error)
+	// ListConfigurationsWanted is ListConfigurations with only those
+	// whose minimumServiceCount is above 0.
+	ListConfigurationsWanted() ([]api.Configuration, error)
 	PutInstance(info api.InstanceInfo) error
 	DeleteInstance(id string) error
 	ListInstances() ([]api.InstanceInfo, error)
@@ -153,8 +156,11 @@ type Manager struct {
 	// binary does not link (docker): the master's own binary.
 	fullSupervisorCmd []string
 	reconcile         chan struct{} // a pass is wanted
-	follower          atomic.Bool   // in a cluster, another master leads: no reconciling
-	leadMu            sync.Mutex    // one SetLeader of a standby manager at a time
+	reconcileMu       sync.Mutex
+	reconcileAll      bool                // the next pass looks at every configuration
+	reconcileNames    map[string]struct{} // or at these only
+	follower          atomic.Bool         // in a cluster, another master leads: no reconciling
+	leadMu            sync.Mutex          // one SetLeader of a standby manager at a time
 	stopReconcile     chan struct{}
 	reconcileDone     chan struct{}
 	stopOnce          sync.Once               // closes stopReconcile (Shutdown may come twice)
@@ -1293,7 +1299,7 @@ func (m *Manager) Delete(id, by string) error {
 	if m.opt.Keys != nil {
 		m.opt.Keys.RevokeInstanceKeys(id)
 	}
-	m.reconcileSoon()
+	m.reconcileConfig(info.ConfigurationName)
 	m.log.Info("instance deleted", "instance", id, "by", by)
 	return nil
 }

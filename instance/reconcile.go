@@ -8,9 +8,32 @@ import (
 	"github.com/universe-orchestrator/universe/instance/logs"
 )
 
-// reconcileSoon asks for a reconciler pass (exits, deletes, configuration
-// changes). It never blocks.
+// reconcileSoon asks for a reconciler pass over every configuration. It
+// never blocks.
 func (m *Manager) reconcileSoon() {
+	m.reconcileMu.Lock()
+	m.reconcileAll = true
+	m.reconcileMu.Unlock()
+	m.wakeReconciler()
+}
+
+// reconcileConfig asks for a reconciler pass over one configuration (its
+// instance exited or was deleted, it was stored or deleted): a change to
+// one configuration does not cost a pass over all of them, which under a
+// stream of configuration writes grew with their number. It never blocks.
+func (m *Manager) reconcileConfig(name string) {
+	m.reconcileMu.Lock()
+	if !m.reconcileAll {
+		if m.reconcileNames == nil {
+			m.reconcileNames = map[string]struct{}{}
+		}
+		m.reconcileNames[name] = struct{}{}
+	}
+	m.reconcileMu.Unlock()
+	m.wakeReconciler()
+}
+
+func (m *Manager) wakeReconciler() {
 	select {
 	case m.reconcile <- struct{}{}:
 	default:
@@ -119,11 +142,11 @@ func (m *Manager) release() {
 	}
 }
 
-// ConfigurationChanged tells the reconciler a configuration was stored or
-// deleted.
-func (m *Manager) ConfigurationChanged() {
+// ConfigurationChanged tells the reconciler the configuration name was
+// stored or deleted.
+func (m *Manager) ConfigurationChanged(name string) {
 	m.forgetParams()
-	m.reconcileSoon()
+	m.reconcileConfig(name)
 }
 
 // reconciler keeps every configuration at its minimumServiceCount of
@@ -141,8 +164,19 @@ func (m *Manager) reconciler() {
 			return
 		case <-m.reconcile:
 		case <-t.C:
+			m.reconcileMu.Lock()
+			m.reconcileAll = true
+			m.reconcileMu.Unlock()
 		}
-		m.reconcilePass()
+		m.reconcileMu.Lock()
+		all, names := m.reconcileAll, m.reconcileNames
+		m.reconcileAll, m.reconcileNames = false, nil
+		m.reconcileMu.Unlock()
+		if all {
+			m.reconcilePass()
+		} else if len(names) > 0 {
+			m.reconcileNamed(names)
+		}
 	}
 }
 
@@ -166,11 +200,36 @@ func (m *Manager) reconcilePass() {
 		return // in a cluster of masters, only the leader reconciles
 	}
 	m.loseUnreachable()
-	cfgs, err := m.opt.Store.ListConfigurations()
+	cfgs, err := m.opt.Store.ListConfigurationsWanted()
 	if err != nil {
 		m.log.Error("reconciler: list configurations", "err", err)
 		return
 	}
+	m.reconcileConfigs(cfgs)
+}
+
+// reconcileNamed is reconcilePass over the configurations named only.
+func (m *Manager) reconcileNamed(names map[string]struct{}) {
+	if m.follower.Load() {
+		return
+	}
+	m.loseUnreachable()
+	cfgs := make([]api.Configuration, 0, len(names))
+	for name := range names {
+		cfg, err := m.opt.Store.GetConfiguration(name)
+		if universe.ErrorCode(err) == universe.ENOTFOUND {
+			continue // deleted: nothing to keep running
+		} else if err != nil {
+			m.log.Error("reconciler: read configuration", "configuration", name, "err", err)
+			continue
+		}
+		cfgs = append(cfgs, cfg)
+	}
+	m.reconcileConfigs(cfgs)
+}
+
+// reconcileConfigs creates what each of cfgs misses.
+func (m *Manager) reconcileConfigs(cfgs []api.Configuration) {
 	now := m.opt.Now()
 	b := m.opt.Restart
 	var wait time.Duration

@@ -65,7 +65,7 @@ func (m *Master) putConfiguration(cfg api.Configuration) error {
 	if err := m.db.PutConfiguration(cfg); err != nil {
 		return err
 	}
-	m.instances.ConfigurationChanged()
+	m.instances.ConfigurationChanged(cfg.Name)
 	return nil
 }
 
@@ -90,7 +90,7 @@ func (m *Master) deleteConfiguration(name string, force bool, by string) error {
 	if err := m.db.DeleteConfiguration(name); err != nil {
 		return err
 	}
-	m.instances.ConfigurationChanged()
+	m.instances.ConfigurationChanged(name)
 	if force {
 		for _, in := range m.instances.List(instance.Filter{Configuration: name}) {
 			if err := m.instances.Delete(in.ID, by); err != nil && universe.ErrorCode(err) != universe.ENOTFOUND {

@@ -44,12 +44,35 @@ func (m *Master) stopScaler() { m.scale.loop.stop() }
 // scalingEnv is the scaler's hands.
 type scalingEnv struct{ m *Master }
 
+// Configurations are those the scaler acts on: the scaled ones, and
+// those of draining instances (a drain ends in a stop whether or not the
+// configuration scales). The others are not decoded at every pass.
 func (e scalingEnv) Configurations() ([]api.Configuration, error) {
-	cfgs, err := e.m.db.ListConfigurations()
+	cfgs, err := e.m.db.ListConfigurationsScaled()
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(cfgs))
+	for _, c := range cfgs {
+		have[c.Name] = true
+	}
+	for _, in := range e.m.instances.List(instance.Filter{}) {
+		if !in.Draining || have[in.ConfigurationName] {
+			continue
+		}
+		have[in.ConfigurationName] = true
+		c, err := e.m.db.GetConfiguration(in.ConfigurationName)
+		if universe.ErrorCode(err) == universe.ENOTFOUND {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		cfgs = append(cfgs, c)
+	}
 	for i := range cfgs {
 		cfgs[i] = instance.Normalize(cfgs[i])
 	}
-	return cfgs, err
+	return cfgs, nil
 }
 
 func (e scalingEnv) Instances() []api.InstanceInfo { return e.m.instances.List(instance.Filter{}) }
@@ -100,7 +123,7 @@ func (c scalingCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c scalingCollector) Collect(ch chan<- prometheus.Metric) {
-	cfgs, err := c.m.db.ListConfigurations()
+	cfgs, err := c.m.db.ListConfigurationsScaled()
 	if err != nil {
 		return
 	}

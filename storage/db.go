@@ -64,6 +64,7 @@ type DB struct {
 	appliedIndex atomic.Uint64 // the last command applied (ApplyCommands)
 	appliedMu    sync.Mutex
 	appliedWake  chan struct{} // closed (and dropped) when appliedIndex moves: WaitApplied
+	wanted       wantedCache   // ListConfigurationsWanted
 }
 
 // Open creates dir (mode 0700) if needed and opens <dir>/universe.db (mode
