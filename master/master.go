@@ -124,9 +124,14 @@ func New(cfg Config) (*Master, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, universe.Errorf(universe.EINVALID, "--tls-cert and --tls-key go together")
 	}
-	db, err := storage.Open(cfg.DataDir, storage.Options{})
+	// In a cluster, the Raft log (fsync'd) is what keeps each write: the
+	// state it is applied to commits without fsync (storage.Options.Derived).
+	db, err := storage.Open(cfg.DataDir, storage.Options{Derived: cfg.HA.Enabled()})
 	if err != nil {
 		return nil, err
+	}
+	if db.Rebuilt != "" {
+		cfg.Logger.Warn("the machine restarted since this master last wrote its state without a clean stop: that state is set aside, and the cluster's snapshot and log rebuild it", "setAside", db.Rebuilt)
 	}
 	keys, err := auth.OpenKeyring(db, cfg.Now)
 	if err != nil {

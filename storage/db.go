@@ -48,6 +48,17 @@ type Options struct {
 	Timeout time.Duration
 	// NoSync skips fsync on commit. Only for benchmarks that fill a db.
 	NoSync bool
+	// Derived says the database only ever holds what a Raft log rebuilds
+	// (a master in a cluster: every write is a committed entry the FSM
+	// applies, and the log and its snapshots are fsync'd): commits skip
+	// fsync, which took one fsync'd commit of three off every write's
+	// path. What such a commit wrote is lost only if the machine itself
+	// stops (a process killed leaves it in the page cache). So a file
+	// written that way is trusted again only after a clean close, or
+	// while the machine has not restarted since (its boot id, kept in
+	// <dir>/universe.db.sync); otherwise it is set aside (Rebuilt) and
+	// the Raft snapshot and log fill a new one.
+	Derived bool
 }
 
 // DB is the open bbolt database of one data directory.
@@ -65,6 +76,10 @@ type DB struct {
 	appliedMu    sync.Mutex
 	appliedWake  chan struct{} // closed (and dropped) when appliedIndex moves: WaitApplied
 	wanted       wantedCache   // ListConfigurationsWanted
+	derived      bool          // Options.Derived
+	// Rebuilt names where a Derived file that could not be trusted was
+	// set aside at Open ("": none).
+	Rebuilt string
 }
 
 // Open creates dir (mode 0700) if needed and opens <dir>/universe.db (mode
@@ -79,7 +94,26 @@ func Open(dir string, opts Options) (*DB, error) {
 	if timeout <= 0 {
 		timeout = defaultOpenTimeout
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opts.NoSync})
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opts.NoSync || opts.Derived})
+	var rebuilt string
+	if err == nil && opts.Derived {
+		// Under the file's lock: was it left by a run whose unsynced
+		// commits an OS restart may have dropped?
+		if !derivedTrusted(dir) {
+			rebuilt = path + ".untrusted"
+			_ = b.Close()
+			if err := os.Rename(path, rebuilt); err != nil {
+				return nil, fmt.Errorf("set aside %s: %w", path, err)
+			}
+			b, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: true})
+		}
+		if err == nil {
+			if werr := writeSyncMarker(dir, "open"); werr != nil {
+				_ = b.Close()
+				return nil, werr
+			}
+		}
+	}
 	if errors.Is(err, boltErrors.ErrTimeout) {
 		return nil, ErrLocked
 	} else if err != nil {
@@ -101,7 +135,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("create buckets: %w", err)
 	}
-	db := &DB{bolt: b, path: path, auditLimit: 10000, auditBytes: 8 << 20, group: &groupCommit{db: b}}
+	db := &DB{bolt: b, path: path, auditLimit: 10000, auditBytes: 8 << 20, group: &groupCommit{db: b}, derived: opts.Derived, Rebuilt: rebuilt}
 	db.appliedIndex.Store(db.storedIndex())
 	return db, nil
 }
@@ -111,8 +145,17 @@ func (db *DB) Path() string { return db.path }
 
 // Close closes the file and releases its lock.
 func (db *DB) Close() error {
+	if db.derived {
+		if err := db.bolt.Sync(); err != nil {
+			_ = db.bolt.Close()
+			return fmt.Errorf("sync db: %w", err)
+		}
+	}
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("close db: %w", err)
+	}
+	if db.derived {
+		return writeSyncMarker(filepath.Dir(db.path), "clean")
 	}
 	return nil
 }

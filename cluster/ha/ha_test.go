@@ -2,6 +2,8 @@ package ha
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -20,103 +22,169 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// trio is three masters' Raft nodes and stores in one test.
+type trio struct {
+	t        *testing.T
+	peers    []string
+	dirs     []string
+	dbs      []*storage.DB
+	nodes    []*Node
+	restored chan struct{} // master 2 installed a snapshot
+	opt      storage.Options
+	trailing uint64
+}
+
+func newTrio(t *testing.T, opt storage.Options, trailing uint64) *trio {
+	c := &trio{t: t, peers: []string{freeAddr(t), freeAddr(t), freeAddr(t)}, dirs: []string{t.TempDir(), t.TempDir(), t.TempDir()},
+		dbs: make([]*storage.DB, 3), nodes: make([]*Node, 3), restored: make(chan struct{}, 8), opt: opt, trailing: trailing}
+	for i := range 3 {
+		c.open(i)
+	}
+	t.Cleanup(func() {
+		for i := range 3 {
+			c.close(i)
+		}
+	})
+	return c
+}
+
+func (c *trio) open(i int) {
+	db, err := storage.Open(c.dirs[i], c.opt)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	db.OnApplied(func(cmd storage.Command) {
+		if cmd.Op == storage.OpRestore && i == 2 {
+			c.restored <- struct{}{}
+		}
+	})
+	n, err := Open(Options{Bind: c.peers[i], Peers: c.peers, Secret: []byte("snapshot-test-secret-0123456789ab"), Dir: c.dirs[i] + "/raft", Store: db, TrailingLogs: c.trailing})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	db.SetReplicator(n)
+	c.dbs[i], c.nodes[i] = db, n
+}
+
+func (c *trio) close(i int) {
+	if c.nodes[i] != nil {
+		_ = c.nodes[i].Close()
+		_ = c.dbs[i].Close()
+		c.nodes[i], c.dbs[i] = nil, nil
+	}
+}
+
+func (c *trio) leader() int {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for i, n := range c.nodes {
+			if n != nil && n.IsLeader() {
+				return i
+			}
+		}
+	}
+	c.t.Fatal("no leader")
+	return -1
+}
+
+// notLeader makes sure master i does not lead, and returns the leader.
+func (c *trio) notLeader(i int) int {
+	l := c.leader()
+	if l == i {
+		_ = c.nodes[i].r.LeadershipTransfer().Error()
+		l = c.leader()
+	}
+	return l
+}
+
+func (c *trio) put(i, k int) {
+	c.t.Helper()
+	if err := c.dbs[i].PutConfiguration(apiConfig("c" + strconv.Itoa(k))); err != nil {
+		c.t.Fatalf("write %d through %d: %v", k, i, err)
+	}
+}
+
+// holds waits until master i holds n configurations.
+func (c *trio) holds(i, n int) {
+	c.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		list, _ := c.dbs[i].ListConfigurations()
+		if len(list) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("master %d holds %d of %d configurations", i, len(list), n)
+		}
+	}
+}
+
 // A master that was down while the log was compacted behind a snapshot
 // catches up by installing the snapshot (the FSM's Restore), then the
 // log: it ends with every write, and what observes the store is told.
 func TestCatchUpFromASnapshot(t *testing.T) {
-	secret := []byte("snapshot-test-secret-0123456789ab")
-	peers := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	dbs := make([]*storage.DB, 3)
-	nodes := make([]*Node, 3)
-	restored := make(chan struct{}, 8)
-	open := func(i int) {
-		db, err := storage.Open(dirs[i], storage.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		db.OnApplied(func(c storage.Command) {
-			if c.Op == storage.OpRestore && i == 2 {
-				restored <- struct{}{}
-			}
-		})
-		n, err := Open(Options{Bind: peers[i], Peers: peers, Secret: secret, Dir: dirs[i] + "/raft", Store: db, TrailingLogs: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		db.SetReplicator(n)
-		dbs[i], nodes[i] = db, n
-	}
-	for i := range 3 {
-		open(i)
-	}
-	t.Cleanup(func() {
-		for i := range 3 {
-			if nodes[i] != nil {
-				_ = nodes[i].Close()
-				_ = dbs[i].Close()
-			}
-		}
-	})
-	leader := func() int {
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			for i, n := range nodes {
-				if n != nil && n.IsLeader() {
-					return i
-				}
-			}
-		}
-		t.Fatal("no leader")
-		return -1
-	}
-	put := func(i, k int) {
-		t.Helper()
-		if err := dbs[i].PutConfiguration(apiConfig("c" + strconv.Itoa(k))); err != nil {
-			t.Fatalf("write %d through %d: %v", k, i, err)
-		}
-	}
-	l := leader()
+	c := newTrio(t, storage.Options{}, 5)
+	l := c.leader()
 	for k := range 20 {
-		put(l, k)
+		c.put(l, k)
 	}
 	// Master 2 goes down (not the leader); more writes; a snapshot
 	// compacts the log behind them.
-	if l == 2 {
-		_ = nodes[2].r.LeadershipTransfer().Error()
-		l = leader()
-	}
-	_ = nodes[2].Close()
-	_ = dbs[2].Close()
-	nodes[2], dbs[2] = nil, nil
-	l = leader()
+	c.notLeader(2)
+	c.close(2)
+	l = c.leader()
 	for k := 20; k < 80; k++ {
-		put(l, k)
+		c.put(l, k)
 	}
-	if err := nodes[l].Snapshot(); err != nil {
+	if err := c.nodes[l].Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	for k := 80; k < 90; k++ {
-		put(l, k)
+		c.put(l, k)
 	}
-	open(2)
+	c.open(2)
 	select {
-	case <-restored:
+	case <-c.restored:
 	case <-time.After(20 * time.Second):
 		t.Fatal("master 2 did not install the snapshot")
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		list, _ := dbs[2].ListConfigurations()
-		if len(list) == 90 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("master 2 holds %d of 90 configurations", len(list))
-		}
-	}
+	c.holds(2, 90)
 	// A command it applies again after the restore changes nothing twice.
-	if err := dbs[l].CreateKey(universe.KeyRecord{ID: "k1", Label: "after", Scope: universe.ScopeAll}, nil); err != nil {
+	if err := c.dbs[l].CreateKey(universe.KeyRecord{ID: "k1", Label: "after", Scope: universe.ScopeAll}, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A master whose state (committed without fsync) was left open by a boot
+// of the machine that is gone starts from an empty file, set aside the
+// old one, and its own snapshot and log, then the leader's, give it
+// every write back.
+func TestRebuiltAfterTheMachineRestarted(t *testing.T) {
+	c := newTrio(t, storage.Options{Derived: true}, 1024)
+	l := c.notLeader(2)
+	for k := range 40 {
+		c.put(l, k)
+	}
+	c.holds(2, 40)
+	if err := c.nodes[2].Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	for k := 40; k < 60; k++ {
+		c.put(l, k)
+	}
+	c.holds(2, 60)
+	dir := c.dirs[2]
+	c.close(2)
+	for k := 60; k < 70; k++ {
+		c.put(l, k)
+	}
+	// As if the machine had stopped with master 2 running.
+	if err := os.WriteFile(filepath.Join(dir, storage.FileName+".sync"), []byte("an-earlier-boot open\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.open(2)
+	if c.dbs[2].Rebuilt == "" {
+		t.Fatal("a state left open by an earlier boot was trusted")
+	}
+	c.holds(2, 70)
 }
 
 func apiConfig(name string) api.Configuration {
