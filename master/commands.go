@@ -113,6 +113,19 @@ func (m *Master) appendAudit(e universe.AuditEntry) {
 
 // auditEntry builds the audit entry of one action and logs it.
 func (m *Master) auditEntry(keyID, source, command string, out *cleanWriter, err error) universe.AuditEntry {
+	e := m.newAuditEntry(keyID, source, command, out, err)
+	m.logAudit(e)
+	return e
+}
+
+// logAudit logs an audit entry.
+func (m *Master) logAudit(e universe.AuditEntry) {
+	m.log.Info("audit", "key", e.KeyID, "source", e.Source, "command", e.Command, "result", e.Result)
+}
+
+// newAuditEntry is auditEntry without the log line (for an entry written
+// only if the action it goes with succeeds).
+func (m *Master) newAuditEntry(keyID, source, command string, out *cleanWriter, err error) universe.AuditEntry {
 	e := universe.AuditEntry{
 		Time: m.cfg.Now().UTC(), KeyID: keyID, Source: source,
 		Command: truncate(maskTokens(command), auditCommandBytes), Result: "ok",
@@ -129,7 +142,6 @@ func (m *Master) auditEntry(keyID, source, command string, out *cleanWriter, err
 			m.log.Error("command failed", "key", keyID, "command", e.Command, "err", maskTokens(err.Error()))
 		}
 	}
-	m.log.Info("audit", "key", keyID, "source", source, "command", e.Command, "result", e.Result)
 	return e
 }
 

@@ -46,15 +46,27 @@ func (m *Master) handleConfigPut(c *gin.Context) {
 		return
 	}
 	cfg.Name = name
-	if err := m.putConfiguration(cfg); err != nil {
+	// The configuration and its audit entry are one commit (one round
+	// through the Raft log in a cluster, not two).
+	audit := m.newAuditEntry(callerKey(c).ID(), "rest", c.Request.Method+" "+c.Request.URL.Path, nil, nil)
+	audit.Configuration = name
+	if err := m.putConfigurationAudited(cfg, &audit); err != nil {
 		fail(c, err)
 		return
 	}
+	m.logAudit(audit)
+	c.Set(ctxAudited, true)
 	c.Status(http.StatusNoContent)
 }
 
 // putConfiguration normalizes, validates and stores cfg. Errors: EINVALID.
 func (m *Master) putConfiguration(cfg api.Configuration) error {
+	return m.putConfigurationAudited(cfg, nil)
+}
+
+// putConfigurationAudited is putConfiguration that writes audit (nil:
+// none) with the configuration.
+func (m *Master) putConfigurationAudited(cfg api.Configuration, audit *universe.AuditEntry) error {
 	cfg = instance.Normalize(cfg)
 	if err := m.instances.Validate(cfg, m.templates); err != nil {
 		return err
@@ -62,7 +74,7 @@ func (m *Master) putConfiguration(cfg api.Configuration) error {
 	if b := cfg.Backup; b != nil && b.Target != "" && !m.backups.HasTarget(b.Target) {
 		return universe.Errorf(universe.EINVALID, "invalid configuration: backup.target: %q is not a backup target of this master (local, or one of --backup-targets)", b.Target)
 	}
-	if err := m.db.PutConfiguration(cfg); err != nil {
+	if err := m.db.PutConfigurationAudited(cfg, audit); err != nil {
 		return err
 	}
 	m.instances.ConfigurationChanged(cfg.Name)

@@ -219,6 +219,7 @@ func TestAuditFloodAndRESTChanges(t *testing.T) {
 	e.do("POST", "/api/templates/g/t", e.admin, "")
 	e.do("PUT", "/api/templates/g/t/files/a.txt", e.admin, "x")
 	e.do("DELETE", "/api/instances/nosuch", e.admin, "")
+	e.do("PUT", "/api/configurations/bad", e.admin, `{"command":""}`)
 	var entries []api.AuditEntry
 	if err := json.Unmarshal([]byte(readAll(e.do("GET", "/api/audit?limit=30", e.admin, ""))), &entries); err != nil {
 		t.Fatal(err)
@@ -238,10 +239,21 @@ func TestAuditFloodAndRESTChanges(t *testing.T) {
 		"PUT /api/templates/g/t/files/a.txt ok",
 		"DELETE /api/instances/nosuch error",
 		"POST /api/instances configuration=loud id=" + id + " ok",
+		"PUT /api/configurations/bad error",
 	} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("audit lacks %q:\n%s", want, joined)
 		}
+	}
+	// A configuration and its entry are written together, once.
+	var puts []api.AuditEntry
+	for _, a := range entries {
+		if a.Command == "PUT /api/configurations/loud" {
+			puts = append(puts, a)
+		}
+	}
+	if len(puts) != 1 || puts[0].Result != "ok" || puts[0].Configuration != "loud" || puts[0].KeyID == "" {
+		t.Errorf("audit of the configuration's PUT: %+v", puts)
 	}
 }
 

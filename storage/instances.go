@@ -11,14 +11,25 @@ import (
 
 // PutConfiguration stores c under c.Name, replacing any earlier version.
 func (db *DB) PutConfiguration(c api.Configuration) error {
-	if db.rep != nil {
-		return db.replicate(Command{Op: OpConfigPut, Config: &c})
-	}
-	return db.putConfiguration(c)
+	return db.PutConfigurationAudited(c, nil)
 }
 
-func (db *DB) putConfiguration(c api.Configuration) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error { return putConfigurationTx(tx, c) })
+// PutConfigurationAudited is PutConfiguration with its audit entry (nil:
+// none) written in the same transaction (in a cluster, the same
+// command): one commit for both, not two.
+func (db *DB) PutConfigurationAudited(c api.Configuration, audit *universe.AuditEntry) error {
+	if db.rep != nil {
+		return db.replicate(Command{Op: OpConfigPut, Config: &c, Audit: audit})
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := putConfigurationTx(tx, c); err != nil {
+			return err
+		}
+		if audit != nil {
+			return db.appendAudit(tx, *audit)
+		}
+		return nil
+	})
 }
 
 func putConfigurationTx(tx *bolt.Tx, c api.Configuration) error {

@@ -229,7 +229,13 @@ func (db *DB) applyTx(tx *bolt.Tx, cmd Command) error {
 		if cmd.Config == nil {
 			return fmt.Errorf("%w: config.put without a configuration", errBadCommand)
 		}
-		return putConfigurationTx(tx, *cmd.Config)
+		if err := putConfigurationTx(tx, *cmd.Config); err != nil {
+			return err
+		}
+		if cmd.Audit != nil {
+			return db.appendAudit(tx, *cmd.Audit)
+		}
+		return nil
 	case OpConfigDelete:
 		return deleteConfigurationTx(tx, cmd.Name)
 	case OpAudit:
