@@ -19,20 +19,24 @@ func TestListConfigurationsWanted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	check := func(want ...string) []api.Configuration {
+	names := func(list func() ([]api.Configuration, error), want ...string) []api.Configuration {
 		t.Helper()
-		list, err := db.ListConfigurationsWanted()
+		got, err := list()
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		for _, c := range list {
-			got = append(got, c.Name)
+		var have []string
+		for _, c := range got {
+			have = append(have, c.Name)
 		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("wanted: %v, want %v", got, want)
+		if !slices.Equal(have, want) {
+			t.Fatalf("listed %v, want %v", have, want)
 		}
-		return list
+		return got
+	}
+	check := func(want ...string) []api.Configuration {
+		t.Helper()
+		return names(db.ListConfigurationsWanted, want...)
 	}
 	put("a", 0, "x")
 	put("b", 2, "x")
@@ -56,17 +60,7 @@ func TestListConfigurationsWanted(t *testing.T) {
 
 	scaled := func(want ...string) {
 		t.Helper()
-		list, err := db.ListConfigurationsScaled()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, c := range list {
-			got = append(got, c.Name)
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("scaled: %v, want %v", got, want)
-		}
+		names(db.ListConfigurationsScaled, want...)
 	}
 	scaled()
 	if err := db.PutConfiguration(api.Configuration{Name: "s", Scaling: &api.Scaling{}}); err != nil {
