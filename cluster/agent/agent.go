@@ -193,10 +193,13 @@ func Run(ctx context.Context, opt Options) error {
 				return
 			case <-syncWanted:
 			}
+			if syncCtx.Err() != nil {
+				return // both were ready: ending wins
+			}
 			if !nc.IsConnected() {
 				continue // the reconnection asks again
 			}
-			st, err := SyncTemplates(nc, node, opt.DataDir)
+			st, err := SyncTemplates(syncCtx, nc, node, opt.DataDir)
 			switch {
 			case err != nil:
 				log.Warn("template sync", "err", err)

@@ -659,7 +659,7 @@ func (r *runner) install(dir string, lg *logs.Log, in *cluster.Install) error {
 	// what changed travels), so a file written just before the start is
 	// there. Without the master, the node's own copy serves, if it has one.
 	if len(in.Plan) > 0 {
-		if _, err := SyncTemplates(r.nc, r.node, r.dir); err != nil {
+		if _, err := SyncTemplates(r.ctx, r.nc, r.node, r.dir); err != nil {
 			if t := missing(); t != "" {
 				return universe.Errorf(universe.EUNAVAILABLE, "sync the templates: %v", err)
 			}

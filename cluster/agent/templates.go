@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -56,12 +57,12 @@ type SyncStats struct {
 var templatesMu sync.RWMutex
 
 // SyncTemplates brings the node's templates in line with the master's.
-func SyncTemplates(nc *nats.Conn, node, dataDir string) (SyncStats, error) {
+func SyncTemplates(ctx context.Context, nc *nats.Conn, node, dataDir string) (SyncStats, error) {
 	templatesMu.Lock()
 	defer templatesMu.Unlock()
 	var st SyncStats
 	var list cluster.TemplateList
-	if err := request(nc, cluster.From(node, "tpl.list"), struct{}{}, &list); err != nil {
+	if err := request(ctx, nc, cluster.From(node, "tpl.list"), struct{}{}, &list); err != nil {
 		return st, err
 	}
 	if list.Error != "" {
@@ -81,7 +82,7 @@ func SyncTemplates(nc *nats.Conn, node, dataDir string) (SyncStats, error) {
 			continue // not a name the master would hand out
 		}
 		keep[ref.Group+"/"+ref.Name] = true
-		installed, err := syncOne(nc, node, dataDir, root, blobs, ref, &st)
+		installed, err := syncOne(ctx, nc, node, dataDir, root, blobs, ref, &st)
 		switch {
 		case err != nil && st.FirstError == nil:
 			st.FirstError = fmt.Errorf("template %s/%s: %w", ref.Group, ref.Name, err)
@@ -112,9 +113,9 @@ func SyncTemplates(nc *nats.Conn, node, dataDir string) (SyncStats, error) {
 
 // syncOne installs one template unless the installed copy was built from
 // the same manifest.
-func syncOne(nc *nats.Conn, node, dataDir, root, blobs string, ref cluster.TemplateRef, st *SyncStats) (bool, error) {
+func syncOne(ctx context.Context, nc *nats.Conn, node, dataDir, root, blobs string, ref cluster.TemplateRef, st *SyncStats) (bool, error) {
 	var man cluster.Manifest
-	if err := request(nc, cluster.From(node, "tpl.manifest"), ref, &man); err != nil {
+	if err := request(ctx, nc, cluster.From(node, "tpl.manifest"), ref, &man); err != nil {
 		return false, err
 	}
 	if man.Error != "" {
@@ -139,7 +140,7 @@ func syncOne(nc *nats.Conn, node, dataDir, root, blobs string, ref cluster.Templ
 		if _, err := os.Stat(filepath.Join(blobs, f.SHA256)); err == nil {
 			continue
 		}
-		n, err := fetchBlob(nc, node, blobs, f.SHA256)
+		n, err := fetchBlob(ctx, nc, node, blobs, f.SHA256)
 		if err != nil {
 			return false, fmt.Errorf("file %s: %w", f.Path, err)
 		}
@@ -191,7 +192,7 @@ func syncOne(nc *nats.Conn, node, dataDir, root, blobs string, ref cluster.Templ
 }
 
 // fetchBlob fetches a blob in chunks, verifies its digest and stores it.
-func fetchBlob(nc *nats.Conn, node, blobs, sum string) (int64, error) {
+func fetchBlob(ctx context.Context, nc *nats.Conn, node, blobs, sum string) (int64, error) {
 	tmp, err := os.CreateTemp(blobs, ".fetch-")
 	if err != nil {
 		return 0, err
@@ -203,7 +204,7 @@ func fetchBlob(nc *nats.Conn, node, blobs, sum string) (int64, error) {
 	var off, size int64 = 0, -1
 	for size < 0 || off < size {
 		b, _ := json.Marshal(cluster.BlobRequest{SHA256: sum, Offset: off})
-		m, err := nc.Request(cluster.From(node, "tpl.blob"), b, requestTimeout)
+		m, err := requestMsg(ctx, nc, cluster.From(node, "tpl.blob"), b)
 		if err != nil {
 			return 0, err
 		}
@@ -249,13 +250,21 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 	return out.Close()
 }
 
-func request(nc *nats.Conn, subject string, req, out any) error {
+func request(ctx context.Context, nc *nats.Conn, subject string, req, out any) error {
 	b, _ := json.Marshal(req)
-	m, err := nc.Request(subject, b, requestTimeout)
+	m, err := requestMsg(ctx, nc, subject, b)
 	if err != nil {
 		return err
 	}
 	return json.Unmarshal(m.Data, out)
+}
+
+// requestMsg asks the master, for at most requestTimeout and no longer
+// than ctx lasts (a revoked agent does not wait on a sync to exit).
+func requestMsg(ctx context.Context, nc *nats.Conn, subject string, b []byte) (*nats.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return nc.RequestWithContext(ctx, subject, b)
 }
 
 func randomSuffix() string {

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func TestTemplateSync(t *testing.T) {
 	sync := func() agent.SyncStats {
 		t.Helper()
 		start := time.Now()
-		st, err := agent.SyncTemplates(nc, node, dir)
+		st, err := agent.SyncTemplates(context.Background(), nc, node, dir)
 		if err != nil || st.FirstError != nil {
 			t.Fatalf("sync: %v %v", err, st.FirstError)
 		}
