@@ -143,6 +143,17 @@ func (l *netnsLab) startMaster(i int, dir string, args ...string) string {
 		return err == nil
 	})
 	l.t.Cleanup(func() {
+		// Stopped before its folder is removed (cleanups run last
+		// first): its graceful stop still writes there.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		exited := make(chan struct{})
+		go func() { _, _ = cmd.Process.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 		if l.t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "master.log"))
 			l.t.Logf("master %d log:\n%s", i, tail(string(b), 30))
@@ -280,7 +291,4 @@ func TestHAPartitionMinorityNeverActs(t *testing.T) {
 		t.Fatalf("after the heal: %+v", p)
 	}
 	t.Logf("healed: converged %v later, %d acknowledged writes on all three", time.Since(healed).Round(time.Millisecond), len(acked))
-	for _, c := range l.children {
-		_ = c.Process.Signal(syscall.SIGTERM)
-	}
 }
