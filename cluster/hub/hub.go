@@ -461,7 +461,16 @@ func (h *Hub) serve(nc *nats.Conn) error {
 	if err := h.serveInstances(nc); err != nil {
 		return err
 	}
-	return h.serveTemplates(nc)
+	if err := h.serveTemplates(nc); err != nil {
+		return err
+	}
+	// The server holds the subscriptions before the hub counts as up: a
+	// node's first request is not refused for want of a responder (seen
+	// in CI: "no responders" to a node connecting at once).
+	if nc.IsConnected() {
+		_ = nc.FlushTimeout(5 * time.Second)
+	}
+	return nil
 }
 
 // connectExternalLocked connects the master to the operator's cluster. It
