@@ -99,11 +99,20 @@ func TestWebhookRetryDoesNotHoldUpOthers(t *testing.T) {
 	if got := flaky.got(); got[49] != 1 {
 		t.Errorf("the flaky target's last event: %d, want the refused one (1)", got[49])
 	}
-	dels := d.Deliveries("flaky")
-	for _, del := range dels {
-		if del.EventSeq == 1 && (del.Outcome != "ok" || del.Attempts != 3) {
-			t.Errorf("the refused event's delivery: %+v", del)
+	// The target has the event before the dispatcher has its answer and
+	// records the delivery: wait for the record, then check it.
+	var refusedDel *api.Delivery
+	waitUntil(t, "the refused event's delivery recorded done", func() bool {
+		for _, del := range d.Deliveries("flaky") {
+			if del.EventSeq == 1 && del.Outcome != "retrying" {
+				refusedDel = &del
+				return true
+			}
 		}
+		return false
+	})
+	if refusedDel.Outcome != "ok" || refusedDel.Attempts != 3 {
+		t.Errorf("the refused event's delivery: %+v", *refusedDel)
 	}
 	if h := d.Deliveries("hanging"); len(h) != 0 && h[0].Outcome == "ok" {
 		t.Errorf("the hanging target took a delivery: %+v", h[0])
