@@ -312,13 +312,20 @@ func main() {
 	rounds := flag.Int("rounds", 5, "throughput rounds")
 	seconds := flag.Float64("seconds", 3, "seconds a throughput round")
 	instances := flag.Int("instances", 20, "instances on an agent node, checked after the kills (same pid, no restart, none twice)")
+	keep := flag.Bool("keep", false, "keep the masters' folders (their logs) after the run")
 	profile := flag.String("profile", "", "write CPU profiles of every master during the last round's writes through all masters, and of the single master during its, to PREFIX-<n>.prof")
 	flag.Parse()
 	root, err := os.MkdirTemp("", "bench-ha-")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(root)
+	defer func() {
+		if *keep {
+			log.Printf("kept %s (every master's log)", root)
+		} else {
+			os.RemoveAll(root)
+		}
+	}()
 	bin = filepath.Join(root, "universe")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/universe").CombinedOutput(); err != nil {
 		log.Fatalf("build: %v %s", err, out)
