@@ -446,6 +446,7 @@ func (m *Master) forwardWrites(c *gin.Context) {
 	r := c.Request
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if read && c.Query("consistent") != "true" && servedHere(r.URL.Path) {
+		m.ha.WaitAcked() // what this master answered as written is read here
 		c.Next()
 		return
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
@@ -89,7 +90,12 @@ type Node struct {
 	logStore *raftboltdb.BoltStore
 	http     *http.Server
 	forward  *http.Client
+	propose  *proposer
 	leader   atomic.Bool
+	// acked is the highest index the leader had applied when it answered
+	// a write this master forwarded: what this master's own reads wait
+	// for (WaitAcked).
+	acked atomic.Uint64
 	// Changes counts leadership changes seen here; CommitSeconds is told
 	// how long each Apply took to commit (metrics).
 	Changes       atomic.Int64
@@ -141,7 +147,11 @@ func Open(opt Options) (*Node, error) {
 		Stream:  &streamLayer{subListener: n.mux.raft, conf: client, adv: adv},
 		MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog,
 	})
-	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(opt.Dir, "raft.db")})
+	// The log's free pages are not written at every append (bbolt scans
+	// the file for them when it opens it): an append writes less. As in
+	// Consul's and Nomad's raft_boltdb no_freelist_sync.
+	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(opt.Dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
 	if err != nil {
 		n.mux.close()
 		return nil, fmt.Errorf("open the Raft log: %w", err)
@@ -169,12 +179,20 @@ func Open(opt Options) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	r, err := raft.NewRaft(conf, &fsm{db: opt.Store}, logStore, logStore, snaps, transport)
+	// The newest entries stay in memory: replication and the FSM read them
+	// from there, not from bbolt (Nomad and Consul keep 512 the same way).
+	logs, err := raft.NewLogCache(512, logStore)
+	if err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	r, err := raft.NewRaft(conf, &fsm{db: opt.Store}, logs, logStore, snaps, transport)
 	if err != nil {
 		n.closeStores()
 		return nil, err
 	}
 	n.r = r
+	n.propose = newProposer(r, n.done)
 	if !had && !opt.Join {
 		var servers []raft.Server
 		for _, p := range opt.Peers {
@@ -314,6 +332,27 @@ func (n *Node) Apply(cmd []byte) error {
 	return nil
 }
 
+// noteAcked raises acked to index.
+func (n *Node) noteAcked(index uint64) {
+	for {
+		cur := n.acked.Load()
+		if index <= cur || n.acked.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+// WaitAcked returns once this master has applied every write it has
+// answered as forwarded (or after 2 s: a master cut off from the leader
+// serves what it has): what a read served here waits for, so that a
+// client reads its own writes on the master it wrote through. At once
+// when nothing is pending.
+func (n *Node) WaitAcked() {
+	if want := n.acked.Load(); n.AppliedIndex() < want {
+		n.waitApplied(want, 2*time.Second)
+	}
+}
+
 // waitApplied returns once this master has applied index (or after d).
 func (n *Node) waitApplied(index uint64, d time.Duration) {
 	n.opt.Store.WaitApplied(index, d) // woken by the apply, not polled
@@ -322,14 +361,14 @@ func (n *Node) waitApplied(index uint64, d time.Duration) {
 // applyLocal appends cmd to this master's log (as the leader) and waits
 // for its commit and its application.
 func (n *Node) applyLocal(cmd []byte) error {
-	f := n.r.Apply(cmd, 10*time.Second)
-	if err := f.Error(); err != nil {
+	_, resp, err := n.propose.apply(cmd)
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return ErrNoLeader
 		}
 		return fmt.Errorf("raft apply: %w", err)
 	}
-	if err, ok := f.Response().(error); ok && err != nil {
+	if err, ok := resp.(error); ok && err != nil {
 		return err
 	}
 	return nil
@@ -358,8 +397,11 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request) bool {
 	}
 	defer resp.Body.Close()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		// Read your writes here too: answer once this master has applied
-		// what the leader had when it answered (at most 2 s).
+		// Read your writes here too: every read this master serves after
+		// this answer waits until it has applied what the leader had when
+		// it answered (WaitAcked). The answer itself does not wait: the
+		// write is committed, and a client that only writes is not held
+		// up by this master's catching up.
 		want, err := strconv.ParseUint(resp.Header.Get(appliedHeader), 10, 64)
 		if err != nil { // a leader of an older version: ask it
 			if addr, _ := n.r.LeaderWithID(); addr != "" {
@@ -369,7 +411,7 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request) bool {
 			}
 		}
 		resp.Header.Del(appliedHeader)
-		n.waitApplied(want, 2*time.Second)
+		n.noteAcked(want)
 	}
 	for k, v := range resp.Header {
 		w.Header()[k] = v
@@ -417,10 +459,9 @@ func (n *Node) routes() http.Handler {
 			if !n.IsLeader() {
 				err = ErrNoLeader
 			} else {
-				f := n.r.Apply(cmd, 10*time.Second)
-				if err = f.Error(); err == nil {
-					out.Index = f.Index()
-					if e, ok := f.Response().(error); ok {
+				var resp any
+				if out.Index, resp, err = n.propose.apply(cmd); err == nil {
+					if e, ok := resp.(error); ok {
 						err = e
 					}
 				}

@@ -190,3 +190,35 @@ func TestRebuiltAfterTheMachineRestarted(t *testing.T) {
 func apiConfig(name string) api.Configuration {
 	return api.Configuration{Name: name, Command: "true"}
 }
+
+// A follower answers a forwarded write as soon as the leader has
+// committed it; what it reads afterwards waits until it has applied
+// that much itself, and no longer.
+func TestReadsWaitForWhatWasAcknowledged(t *testing.T) {
+	c := newTrio(t, storage.Options{}, 1024)
+	l := c.notLeader(2)
+	c.put(l, 0)
+	c.holds(2, 1)
+	f := c.nodes[2]
+	// As if the leader had answered a write forwarded through master 2
+	// at the next index, not applied there yet.
+	want := f.AppliedIndex() + 1
+	f.noteAcked(want)
+	f.noteAcked(want - 1) // a lower one changes nothing
+	returned := make(chan uint64, 1)
+	go func() {
+		f.WaitAcked()
+		returned <- f.AppliedIndex()
+	}()
+	select {
+	case <-returned:
+		t.Fatal("a read went on before the acknowledged write was applied here")
+	case <-time.After(200 * time.Millisecond):
+	}
+	c.put(l, 1)
+	if got := <-returned; got < want {
+		t.Fatalf("the read went on at applied index %d, before %d", got, want)
+	}
+	// Nothing pending: at once.
+	f.WaitAcked()
+}
