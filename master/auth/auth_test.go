@@ -3,6 +3,7 @@ package auth_test
 import (
 	"crypto/sha256"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -336,5 +337,51 @@ func TestParseDuration(t *testing.T) {
 		if _, err := universe.ParseDuration(in); universe.ErrorCode(err) != universe.EINVALID {
 			t.Errorf("%q: %v, want EINVALID", in, err)
 		}
+	}
+}
+
+// Instances starting together get their keys concurrently: each its own,
+// each in the store and in memory when the call returns, and a new key
+// for an instance revokes its previous one.
+func TestIssueInstanceKeysConcurrently(t *testing.T) {
+	db := openStore(t, t.TempDir())
+	r, err := auth.OpenKeyring(db, newClock().Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	tokens := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := r.IssueInstanceKey("i" + strconv.Itoa(i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if k, err := r.Authenticate(tok); err != nil || k.Record().Instance != "i"+strconv.Itoa(i) {
+				t.Errorf("instance %d's key right after it was issued: %v", i, err)
+			}
+			tokens[i] = tok
+		}()
+	}
+	wg.Wait()
+	if recs, _ := db.ListKeys(); len(recs) != n {
+		t.Fatalf("%d keys stored, want %d", len(recs), n)
+	}
+	again, err := r.IssueInstanceKey("i0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Authenticate(tokens[0]); err == nil {
+		t.Fatal("an instance's previous key still authenticates after a new one was issued")
+	}
+	if _, err := r.Authenticate(again); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ := db.ListKeys(); len(recs) != n {
+		t.Fatalf("%d keys stored after a reissue, want %d", len(recs), n)
 	}
 }

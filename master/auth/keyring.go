@@ -268,18 +268,37 @@ func (r *Keyring) create(label string, scope universe.Scope, expiresIn time.Dura
 // new ScopeInstance key bound to it; the token is returned, never stored.
 func (r *Keyring) IssueInstanceKey(id string) (string, error) {
 	r.RevokeInstanceKeys(id)
+	// The id and label are reserved, not held under writeMu while they
+	// are written: instances starting together have their keys committed
+	// together (a start waited for every other start's fsync before).
 	r.writeMu.Lock()
-	defer r.writeMu.Unlock()
 	kid := r.freshID()
+	for r.creating[kid] {
+		kid = r.freshID()
+	}
+	label := "instance." + id + "." + kid
+	if r.creating == nil {
+		r.creating = map[string]bool{}
+	}
+	r.creating[kid], r.creating[label] = true, true
+	r.writeMu.Unlock()
+	defer func() {
+		r.writeMu.Lock()
+		delete(r.creating, kid)
+		delete(r.creating, label)
+		r.writeMu.Unlock()
+	}()
 	token := NewToken()
-	rec := universe.KeyRecord{ID: kid, Label: "instance." + id + "." + kid, Scope: universe.ScopeInstance,
+	rec := universe.KeyRecord{ID: kid, Label: label, Scope: universe.ScopeInstance,
 		Hash: HashToken(token), CreatedAt: r.now().UTC(), Instance: id}
 	if err := r.store.CreateKey(rec, nil); err != nil {
 		return "", err
 	}
+	r.writeMu.Lock() // in memory before the reservation goes (the deferred func)
 	r.mu.Lock()
 	r.insertOnce(newKey(rec))
 	r.mu.Unlock()
+	r.writeMu.Unlock()
 	return token, nil
 }
 
