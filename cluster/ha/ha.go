@@ -171,6 +171,12 @@ func Open(opt Options) (*Node, error) {
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.SnapshotThreshold = 8192
 	conf.BatchApplyCh = true // concurrent writes share a log append (group commit)
+	// A master that was down catches up 512 entries an append, not 64: a
+	// leader handing over (SIGTERM) right after another master restarted
+	// waited for it to store its backlog 64 at a time, each append an
+	// fsync (pauses of 0.5-1.2 s measured with bench/ha, all writes
+	// waiting on the slow member of the new majority).
+	conf.MaxAppendEntries = 512
 	if opt.TrailingLogs > 0 {
 		conf.TrailingLogs = opt.TrailingLogs
 	}
@@ -767,9 +773,38 @@ func (n *Node) Snapshot() error { return n.r.Snapshot().Error() }
 // (a graceful stop), so writes pause only for the transfer.
 func (n *Node) HandOver() {
 	if n.IsLeader() {
+		n.awaitFollowers(3 * time.Second)
 		if err := n.r.LeadershipTransfer().Error(); err != nil {
 			n.opt.Logger.Warn("hand the leadership over", "err", err)
 		}
+	}
+}
+
+// awaitFollowers waits, at most d, until every other master that answers
+// has applied what this one had applied when it was called: once this
+// master has left, the new majority has no backlog to store before it
+// can commit again. A master that was restarted a moment ago may be
+// thousands of entries behind (raft retries a member that was down only
+// after a backoff of up to seconds); handing over then paused every write
+// until it had caught up (0.5-1.2 s measured with bench/ha). Writes go on
+// here meanwhile. A master that does not answer is not waited for.
+func (n *Node) awaitFollowers(d time.Duration) {
+	target := n.AppliedIndex()
+	deadline := time.Now().Add(d)
+	for {
+		behind := false
+		for _, addr := range n.Peers() {
+			ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+			m, err := n.info(ctx, addr)
+			cancel()
+			if err == nil && m.AppliedIndex < target {
+				behind = true
+			}
+		}
+		if !behind || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 }
 

@@ -222,3 +222,27 @@ func TestReadsWaitForWhatWasAcknowledged(t *testing.T) {
 	// Nothing pending: at once.
 	f.WaitAcked()
 }
+
+// A leader handing over first waits until the other masters that answer
+// have applied what it had: a master restarted a moment ago, thousands of
+// entries behind, is not left to catch up while every write waits. A
+// master that is down is not waited for.
+func TestHandOverWaitsForAFollowerBehind(t *testing.T) {
+	c := newTrio(t, storage.Options{}, 1024)
+	l := c.notLeader(2)
+	c.close(2)
+	for k := range 300 {
+		c.put(l, k)
+	}
+	start := time.Now()
+	c.nodes[l].awaitFollowers(20 * time.Second)
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Fatalf("waited %v for a master that is down", waited)
+	}
+	target := c.nodes[l].AppliedIndex()
+	c.open(2)
+	c.nodes[l].awaitFollowers(20 * time.Second)
+	if got := c.nodes[2].AppliedIndex(); got < target {
+		t.Fatalf("handed over with master 2 at index %d, before %d", got, target)
+	}
+}
