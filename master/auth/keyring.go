@@ -221,21 +221,10 @@ func (r *Keyring) create(label string, scope universe.Scope, expiresIn time.Dura
 		r.writeMu.Unlock()
 		return nil, "", universe.Errorf(universe.ECONFLICT, "a key labelled %q exists already", label)
 	}
-	id := r.freshID()
-	for r.creating[id] {
-		id = r.freshID()
-	}
-	if r.creating == nil {
-		r.creating = map[string]bool{}
-	}
-	r.creating[label], r.creating[id] = true, true
+	id := r.reservedID()
+	r.reserveLocked(label)
 	r.writeMu.Unlock()
-	defer func() {
-		r.writeMu.Lock()
-		delete(r.creating, label)
-		delete(r.creating, id)
-		r.writeMu.Unlock()
-	}()
+	defer r.release(id, label)
 	token := NewToken()
 	now := r.now().UTC()
 	rec := universe.KeyRecord{ID: id, Label: label, Scope: scope, Hash: HashToken(token), CreatedAt: now}
@@ -272,22 +261,11 @@ func (r *Keyring) IssueInstanceKey(id string) (string, error) {
 	// are written: instances starting together have their keys committed
 	// together (a start waited for every other start's fsync before).
 	r.writeMu.Lock()
-	kid := r.freshID()
-	for r.creating[kid] {
-		kid = r.freshID()
-	}
+	kid := r.reservedID()
 	label := "instance." + id + "." + kid
-	if r.creating == nil {
-		r.creating = map[string]bool{}
-	}
-	r.creating[kid], r.creating[label] = true, true
+	r.reserveLocked(label)
 	r.writeMu.Unlock()
-	defer func() {
-		r.writeMu.Lock()
-		delete(r.creating, kid)
-		delete(r.creating, label)
-		r.writeMu.Unlock()
-	}()
+	defer r.release(kid, label)
 	token := NewToken()
 	rec := universe.KeyRecord{ID: kid, Label: label, Scope: universe.ScopeInstance,
 		Hash: HashToken(token), CreatedAt: r.now().UTC(), Instance: id}
@@ -314,6 +292,37 @@ func (r *Keyring) RevokeInstanceKeys(id string) {
 	r.mu.RUnlock()
 	for _, kid := range ids {
 		_, _ = r.Revoke(kid)
+	}
+}
+
+// reservedID returns a fresh id no other write has reserved, reserved
+// now for the caller's write (release drops it). Caller holds writeMu.
+func (r *Keyring) reservedID() string {
+	id := r.freshID()
+	for r.creating[id] {
+		id = r.freshID()
+	}
+	r.reserveLocked(id)
+	return id
+}
+
+// reserveLocked marks names (a key's id or label) as being written: no
+// other create takes them meanwhile. Caller holds writeMu.
+func (r *Keyring) reserveLocked(names ...string) {
+	if r.creating == nil {
+		r.creating = map[string]bool{}
+	}
+	for _, n := range names {
+		r.creating[n] = true
+	}
+}
+
+// release drops the reservations of names.
+func (r *Keyring) release(names ...string) {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	for _, n := range names {
+		delete(r.creating, n)
 	}
 }
 
