@@ -770,7 +770,8 @@ func (n *Node) RemoveServer(id string) error {
 func (n *Node) Snapshot() error { return n.r.Snapshot().Error() }
 
 // HandOver gives the leadership to another master before this one stops
-// (a graceful stop), so writes pause only for the transfer.
+// (a graceful stop), once the others have caught up (awaitFollowers), so
+// writes pause only for the transfer.
 func (n *Node) HandOver() {
 	if n.IsLeader() {
 		n.awaitFollowers(3 * time.Second)
