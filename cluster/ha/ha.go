@@ -369,15 +369,25 @@ func (n *Node) waitApplied(index uint64, d time.Duration) {
 func (n *Node) applyLocal(cmd []byte) error {
 	_, resp, err := n.propose.apply(cmd)
 	if err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return ErrNoLeader
-		}
-		return fmt.Errorf("raft apply: %w", err)
+		return raftError(err)
 	}
 	if err, ok := resp.(error); ok && err != nil {
 		return err
 	}
 	return nil
+}
+
+// raftError is what raft's refusal of a command means to the writer:
+// ErrNoLeader (503, try again shortly) when this master does not lead, or
+// no longer, or is handing the leadership over or stopping; anything else
+// is raft's own failure.
+func raftError(err error) error {
+	for _, e := range []error{raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress, raft.ErrRaftShutdown} {
+		if errors.Is(err, e) {
+			return ErrNoLeader
+		}
+	}
+	return fmt.Errorf("raft apply: %w", err)
 }
 
 type applyReply struct {
@@ -466,10 +476,10 @@ func (n *Node) routes() http.Handler {
 				err = ErrNoLeader
 			} else {
 				var resp any
-				if out.Index, resp, err = n.propose.apply(cmd); err == nil {
-					if e, ok := resp.(error); ok {
-						err = e
-					}
+				if out.Index, resp, err = n.propose.apply(cmd); err != nil {
+					err = raftError(err) // a transfer under way: the follower says 503, not 500
+				} else if e, ok := resp.(error); ok {
+					err = e
 				}
 			}
 		}

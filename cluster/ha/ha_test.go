@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	universe "github.com/universe-orchestrator/universe"
 	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/storage"
@@ -244,5 +246,18 @@ func TestHandOverWaitsForAFollowerBehind(t *testing.T) {
 	c.nodes[l].awaitFollowers(20 * time.Second)
 	if got := c.nodes[2].AppliedIndex(); got < target {
 		t.Fatalf("handed over with master 2 at index %d, before %d", got, target)
+	}
+}
+
+// A command raft refuses because this master does not lead, no longer
+// leads, is handing over or is stopping is a 503 to try again, not a 500.
+func TestRaftRefusalsAreUnavailable(t *testing.T) {
+	for _, err := range []error{raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress, raft.ErrRaftShutdown} {
+		if got := universe.ErrorCode(raftError(err)); got != universe.EUNAVAILABLE {
+			t.Errorf("%v: code %q, want %q", err, got, universe.EUNAVAILABLE)
+		}
+	}
+	if got := universe.ErrorCode(raftError(raft.ErrAbortedByRestore)); got != universe.EINTERNAL {
+		t.Errorf("another failure: code %q", got)
 	}
 }
