@@ -446,7 +446,9 @@ func (m *Master) forwardWrites(c *gin.Context) {
 	r := c.Request
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if read && c.Query("consistent") != "true" && servedHere(r.URL.Path) {
-		m.ha.WaitAcked() // what this master answered as written is read here
+		if readsState(r.URL.Path) {
+			m.ha.WaitAcked() // what this master answered as written is read here
+		}
 		c.Next()
 		return
 	}
@@ -475,6 +477,18 @@ func (m *Master) toLeader(c *gin.Context) {
 		return
 	}
 	fail(c, ha.ErrNoLeader)
+}
+
+// readsState says whether a read served here reads the replicated state
+// (a key authenticates it, if nothing else): what waits for the writes
+// this master answered. Health checks, metrics and static files do not
+// wait for a follower that is catching up.
+func readsState(path string) bool {
+	switch {
+	case path == "/api/ping", path == "/api/metrics", strings.HasPrefix(path, "/ui/assets/"):
+		return false
+	}
+	return true
 }
 
 // servedHere says whether a follower answers a read of path itself: what
