@@ -314,6 +314,7 @@ func main() {
 	instances := flag.Int("instances", 20, "instances on an agent node, checked after the kills (same pid, no restart, none twice)")
 	keep := flag.Bool("keep", false, "keep the masters' folders (their logs) after the run")
 	profile := flag.String("profile", "", "write CPU profiles of every master during the last round's writes through all masters, and of the single master during its, to PREFIX-<n>.prof")
+	withFloor := flag.Bool("floor", true, "measure the floor too in every round (bench/ha/floor: the same writes by bare processes, alone and as three Raft members)")
 	flag.Parse()
 	root, err := os.MkdirTemp("", "bench-ha-")
 	if err != nil {
@@ -355,8 +356,13 @@ func main() {
 	for _, m := range ms {
 		all = append(all, m.api)
 	}
+	var fl *floor
+	if *withFloor && *rounds > 0 {
+		fl = startFloor(root)
+		defer fl.stop()
+	}
 	d := time.Duration(*seconds * float64(time.Second))
-	var rc, rl, rs []float64
+	var rc, rl, rs, rfc, rfl, rfs []float64
 	for r := range *rounds {
 		var done func()
 		if *profile != "" && r == *rounds-1 {
@@ -376,6 +382,11 @@ func main() {
 		}
 		rc, rl, rs = append(rc, c), append(rl, l), append(rs, s)
 		fmt.Printf("round %d: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f\n", r+1, c, l, s, c/s)
+		if fl != nil {
+			fc, fl1, fs := rate("", fl.members, d), rate("", []string{fl.leader()}, d), rate("", []string{fl.single}, d)
+			rfc, rfl, rfs = append(rfc, fc), append(rfl, fl1), append(rfs, fs)
+			fmt.Printf("         floor: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f\n", fc, fl1, fs, fc/fs)
+		}
 	}
 	for _, a := range all {
 		fmt.Printf("  %s: %s\n", a, commitLatency(a))
@@ -386,6 +397,10 @@ func main() {
 	}
 	fmt.Printf("throughput at 8 clients: cluster %.0f/s (leader only %.0f/s: %.2f), single %.0f/s: ratio %.2f (goal >= 0.5)\n",
 		median(rc), median(rl), median(rl)/median(rs), median(rs), median(rc)/median(rs))
+	if len(rfc) > 0 {
+		fmt.Printf("floor at 8 clients (bare processes, same writes, same rounds): cluster %.0f/s (leader only %.0f/s: %.2f), single %.0f/s: ratio %.2f; universe's cluster %.2f of the floor cluster, its single master %.2f of the floor single\n",
+			median(rfc), median(rfl), median(rfl)/median(rfs), median(rfs), median(rfc)/median(rfs), median(rc)/median(rfc), median(rs)/median(rfs))
+	}
 
 	// Kills under writes.
 	var mu sync.Mutex
@@ -683,4 +698,85 @@ func procsOf(id string) int {
 		}
 	}
 	return n
+}
+
+// floor is bench/ha/floor running: a single process and a cluster of
+// three, their HTTP addresses.
+type floor struct {
+	single  string
+	members []string
+	procs   []*exec.Cmd
+}
+
+// startFloor builds bench/ha/floor and starts it alone and as three Raft
+// members (in root), once the cluster has a leader.
+func startFloor(root string) *floor {
+	bin := filepath.Join(root, "floor")
+	if out, err := exec.Command("go", "build", "-o", bin, "./bench/ha/floor").CombinedOutput(); err != nil {
+		log.Fatalf("build the floor: %v %s", err, out)
+	}
+	f := &floor{}
+	run := func(dir string, args ...string) {
+		_ = os.MkdirAll(dir, 0o700)
+		cmd := exec.Command(bin, args...)
+		logf, _ := os.Create(filepath.Join(dir, "log"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		f.procs = append(f.procs, cmd)
+	}
+	sp := freePort()
+	f.single = "http://127.0.0.1:" + strconv.Itoa(sp)
+	run(filepath.Join(root, "floor-single"), "single", "127.0.0.1:"+strconv.Itoa(sp), filepath.Join(root, "floor-single"))
+	var peers []string
+	for range 3 {
+		h := "127.0.0.1:" + strconv.Itoa(freePort())
+		peers = append(peers, h+"=127.0.0.1:"+strconv.Itoa(freePort()))
+		f.members = append(f.members, "http://"+h)
+	}
+	for i := range 3 {
+		dir := filepath.Join(root, "floor-"+strconv.Itoa(i))
+		run(dir, "raft", strconv.Itoa(i), dir, strings.Join(peers, ","))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for up := false; !up; {
+		if time.Now().After(deadline) {
+			log.Fatal("the floor cluster elected no leader in 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+		for _, m := range f.members {
+			if resp, err := http.Get(m + "/leader"); err == nil {
+				resp.Body.Close()
+				up = up || resp.StatusCode == http.StatusOK
+			}
+		}
+	}
+	for !post(f.single, "", "/", "{}", "POST") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return f
+}
+
+// leader is the HTTP address of the floor cluster's leader (waits for one).
+func (f *floor) leader() string {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, m := range f.members {
+			if resp, err := http.Get(m + "/leader"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return m
+				}
+			}
+		}
+	}
+	log.Fatal("the floor cluster has no leader")
+	return ""
+}
+
+func (f *floor) stop() {
+	for _, c := range f.procs {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
 }
