@@ -129,6 +129,28 @@ func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// doOnNewPage is do for steps on a page that a form's submission just
+// loaded: chromedp may still hold the node ids of the page before (its
+// DOM events trail the new document, which a waitJS already sees), and a
+// step that resolves one fails with "No node with given id found" before
+// it acts. Such a failure is retried; steps must be ones that can run
+// again after it (fields set, one click last).
+func (b *browser) doOnNewPage(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	for try := 0; ; try++ {
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		err := chromedp.Do(ctx, steps...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 4 || !strings.Contains(err.Error(), "No node with given id found") {
+			b.fail(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (b *browser) fail(err error) {
 	b.t.Helper()
 	where, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`location.href + " " + document.body.innerText.slice(0, 400)`))
@@ -386,7 +408,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] input[name=cron]`), "99 4 * * *"),
 		chromedp.Click(chromedp.CSS(`form[aria-label="New schedule"] button`)))
 	b.waitJS(`document.querySelector('[role=alert]') && document.querySelector('[role=alert]').textContent.includes('cron')`)
-	b.do(chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] input[name=cron]`), "0 4 * * *"),
+	b.doOnNewPage(chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] input[name=cron]`), "0 4 * * *"),
 		chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] select[name=type]`), "command"),
 		chromedp.SetValue(chromedp.CSS(`form[aria-label="New schedule"] input[name=payload]`), "say from the schedule"),
 		chromedp.Click(chromedp.CSS(`form[aria-label="New schedule"] button`)))
@@ -503,7 +525,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[aria-label="New webhook"] button`)))
 	b.waitJS(`!!document.querySelector('.field-error') && document.querySelector('.field-error').textContent.includes('loopback')`)
 	const discordToken = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH"
-	b.do(chromedp.SetValue(chromedp.CSS(`form[aria-label="New webhook"] input[name=url]`), "https://discord.example/api/webhooks/1/"+discordToken),
+	b.doOnNewPage(chromedp.SetValue(chromedp.CSS(`form[aria-label="New webhook"] input[name=url]`), "https://discord.example/api/webhooks/1/"+discordToken),
 		chromedp.SetValue(chromedp.CSS(`form[aria-label="New webhook"] select[name=format]`), "discord"),
 		chromedp.Click(chromedp.CSS(`form[aria-label="New webhook"] button`)))
 	b.do(chromedp.WaitVisible(chromedp.CSS("#token")))
