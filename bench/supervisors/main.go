@@ -24,7 +24,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +46,7 @@ func main() {
 	n := flag.Int("n", 100, "idle instances whose supervisors are measured")
 	startN := flag.Int("start", 50, "instances created per start round")
 	rounds := flag.Int("rounds", 5, "start rounds per layout")
+	profile := flag.String("profile", "", "after the release layout's start rounds, write a CPU profile of its master to this file, taken over 3 s of start rounds, and the machine's CPU use in them")
 	flag.Parse()
 	if _, err := os.Stat("go.mod"); err != nil {
 		log.Fatal("run from the source tree: go run ./bench/supervisors")
@@ -111,6 +114,9 @@ func main() {
 		}
 		fmt.Printf("  %-8s %7.1f ms (%s)  fork/exec %6.1f ms (%s)  ratio %.2f;  through the floor supervisor %6.1f ms (%s)  ratio %.2f\n",
 			l.name, median(us), list(us), median(fs), list(fs), median(us)/median(fs), median(f2), list(f2), median(us)/median(f2))
+		if *profile != "" && l.name == "release" {
+			profileStarts(m, *startN, *profile)
+		}
 		m.Stop()
 	}
 }
@@ -252,4 +258,58 @@ func list(v []float64) string {
 		parts = append(parts, strconv.FormatFloat(x, 'f', 0, 64))
 	}
 	return strings.Join(parts, " ")
+}
+
+// profileStarts writes a CPU profile of m's master over 3 s of start
+// rounds (each followed by the deletion of what it started, which the
+// profile holds too) to file, and prints how busy the machine was.
+func profileStarts(m *proc.Master, n int, file string) {
+	done := make(chan []byte)
+	go func() {
+		req, _ := http.NewRequest("GET", m.Base+"/api/debug/pprof/profile?seconds=3", nil)
+		req.Header.Set("Authorization", "Bearer "+m.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- b
+	}()
+	busy0, all0 := cpuTimes()
+	var rounds int
+	var creating time.Duration
+	for {
+		select {
+		case b := <-done:
+			busy1, all1 := cpuTimes()
+			if err := os.WriteFile(file, b, 0o644); err != nil {
+				log.Fatal(err)
+			}
+			fmt.Printf("  profile of the release master over %d start rounds (%.0f ms creating a round): %s; the machine %.0f %% busy\n",
+				rounds, float64(creating.Milliseconds())/float64(max(rounds, 1)), file, 100*float64(busy1-busy0)/float64(max(all1-all0, 1)))
+			return
+		default:
+		}
+		t := time.Now()
+		createAll(m, n)
+		creating += time.Since(t)
+		rounds++
+		m.DeleteAll()
+		m.Call("PUT", "/api/configurations/start", `{"command":"`+command+`","availablePorts":{"min":23300,"max":23999}}`, nil)
+	}
+}
+
+// cpuTimes reads the machine's busy and total CPU ticks from /proc/stat.
+func cpuTimes() (busy, all uint64) {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		all += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, all
 }
