@@ -6,6 +6,9 @@
 // throughput: POST /api/keys from 8 clients for -seconds, to a three-master
 // cluster (spread over every master: followers forward) and to a single
 // master without Raft, in alternating rounds; medians and their ratio.
+// In the same rounds, the floor (bench/ha/floor): bare processes that do
+// only the same writes, alone and as three hashicorp/raft members; its
+// own ratio is what Raft costs on this machine with nothing else around.
 // kills: while 8 clients write keys and configurations through every live
 // master, the leader is SIGKILLed -kills times (and started again): for
 // each, the time until a write is acknowledged again and until every
@@ -719,6 +722,7 @@ func startFloor(root string) *floor {
 	run := func(dir string, args ...string) {
 		_ = os.MkdirAll(dir, 0o700)
 		cmd := exec.Command(bin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with the bench, whatever ends it
 		logf, _ := os.Create(filepath.Join(dir, "log"))
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
@@ -739,19 +743,8 @@ func startFloor(root string) *floor {
 		dir := filepath.Join(root, "floor-"+strconv.Itoa(i))
 		run(dir, "raft", strconv.Itoa(i), dir, strings.Join(peers, ","))
 	}
+	f.leader() // elected
 	deadline := time.Now().Add(30 * time.Second)
-	for up := false; !up; {
-		if time.Now().After(deadline) {
-			log.Fatal("the floor cluster elected no leader in 30 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-		for _, m := range f.members {
-			if resp, err := http.Get(m + "/leader"); err == nil {
-				resp.Body.Close()
-				up = up || resp.StatusCode == http.StatusOK
-			}
-		}
-	}
 	for !post(f.single, "", "/", "{}", "POST") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -158,6 +158,12 @@ func (g *group) write(b []byte) error {
 	return o.err
 }
 
+// serve serves http.DefaultServeMux on addr, each read with a deadline.
+func serve(addr string) {
+	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	log.Fatal(srv.ListenAndServe())
+}
+
 func single(addr, dir string) {
 	db, err := bolt.Open(filepath.Join(dir, "floor.db"), 0o600, nil)
 	if err != nil {
@@ -167,7 +173,7 @@ func single(addr, dir string) {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		answer(w, g.write(body(r)))
 	})
-	log.Fatal(http.ListenAndServe(addr, nil))
+	serve(addr)
 }
 
 // fsm applies a batch of committed writes in one transaction, unsynced.
@@ -329,7 +335,7 @@ func member(i int, dir string, peers []string) {
 		}
 		answer(w, err)
 	})
-	log.Fatal(http.ListenAndServe(httpOf[self.Address], nil))
+	serve(httpOf[self.Address])
 }
 
 // proposals hands writes to raft in groups, one group committing at a
