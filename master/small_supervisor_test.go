@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/universe-orchestrator/universe/instance/runtime"
+	"github.com/universe-orchestrator/universe/instance/supervisor"
 	"github.com/universe-orchestrator/universe/master"
 )
 
@@ -52,11 +53,19 @@ func TestSmallSupervisorBinary(t *testing.T) {
 			f := e.liveLog(info.ID, "?format=json&lines=100")
 			f.until("the greeting", line("hello "+info.ID))
 			sup := supervisorOf(t, info.ID)
+			dir, _ := os.Readlink("/proc/" + strconv.Itoa(sup) + "/cwd") // its state folder
 			if exe, _ := os.Readlink("/proc/" + strconv.Itoa(sup) + "/exe"); exe != bin {
 				t.Fatalf("the supervisor %d runs %q, want %q", sup, exe, bin)
 			}
 			if resp := e.do("POST", "/api/instances/"+info.ID+"/execute", e.admin, `{"command":"ping"}`); resp.StatusCode != 204 {
-				t.Fatalf("execute: %d %s", resp.StatusCode, readAll(resp))
+				// Seen once in CI (409, not running), never since: say
+				// what the master and the supervisor saw.
+				st, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(sup), "stat"))
+				exit, _ := os.ReadFile(filepath.Join(dir, supervisor.ExitName))
+				diag, _ := os.ReadFile(filepath.Join(dir, supervisor.StderrName))
+				t.Fatalf("execute: %d %s\nthe instance: %s\nits log: %s\nits supervisor: %s\nexit record: %s\nsupervisor's log: %s",
+					resp.StatusCode, readAll(resp), readAll(e.do("GET", "/api/instances/"+info.ID, e.admin, "")),
+					readAll(e.do("GET", "/api/instances/"+info.ID+"/logs?lines=20", e.admin, "")), st, exit, diag)
 			}
 			f.until("the echo", line("got ping"))
 			if got := e.waitState(info.ID, "OFFLINE"); got.ExitCode == nil || *got.ExitCode != 4 {
