@@ -371,7 +371,11 @@ func main() {
 		if *profile != "" && r == *rounds-1 {
 			done = profiles(token, all, *profile+"-master", d)
 		}
-		c := rate(token, all, d)
+		var mpids []int
+		for _, m := range ms {
+			mpids = append(mpids, m.cmd.Process.Pid)
+		}
+		c, cc := rateCPU(token, all, d, mpids)
 		if done != nil {
 			done()
 		}
@@ -379,16 +383,18 @@ func main() {
 		if *profile != "" && r == *rounds-1 {
 			done = profiles(stoken, []string{single.api}, *profile+"-single", d)
 		}
-		s := rate(stoken, []string{single.api}, d)
+		s, sc := rateCPU(stoken, []string{single.api}, d, []int{single.cmd.Process.Pid})
 		if done != nil {
 			done()
 		}
 		rc, rl, rs = append(rc, c), append(rl, l), append(rs, s)
-		fmt.Printf("round %d: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f\n", r+1, c, l, s, c/s)
+		fmt.Printf("round %d: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f; CPU a write: the three masters %.0f µs, the single %.0f µs\n", r+1, c, l, s, c/s, cc, sc)
 		if fl != nil {
-			fc, fl1, fs := rate("", fl.members, d), rate("", []string{fl.leader()}, d), rate("", []string{fl.single}, d)
+			fc, fcc := rateCPU("", fl.members, d, fl.pids(1, 4))
+			fl1 := rate("", []string{fl.leader()}, d)
+			fs, fsc := rateCPU("", []string{fl.single}, d, fl.pids(0, 1))
 			rfc, rfl, rfs = append(rfc, fc), append(rfl, fl1), append(rfs, fs)
-			fmt.Printf("         floor: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f\n", fc, fl1, fs, fc/fs)
+			fmt.Printf("         floor: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f; CPU a write: the three members %.0f µs, the single %.0f µs\n", fc, fl1, fs, fc/fs, fcc, fsc)
 		}
 	}
 	for _, a := range all {
@@ -767,9 +773,47 @@ func (f *floor) leader() string {
 	return ""
 }
 
+// pids are the floor's processes from i to j (0: the single, 1-3: the
+// members).
+func (f *floor) pids(i, j int) []int {
+	var out []int
+	for _, c := range f.procs[i:j] {
+		out = append(out, c.Process.Pid)
+	}
+	return out
+}
+
 func (f *floor) stop() {
 	for _, c := range f.procs {
 		_ = c.Process.Kill()
 		_ = c.Wait()
 	}
+}
+
+// cpuTicks is the CPU time (user and system, in clock ticks: 100 a
+// second) that process pid has used.
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + k
+}
+
+// rateCPU is rate, and the CPU time per acknowledged write (µs) that the
+// processes pids used meanwhile, together.
+func rateCPU(token string, apis []string, d time.Duration, pids []int) (perSecond, cpuPerWrite float64) {
+	var before int64
+	for _, p := range pids {
+		before -= cpuTicks(p)
+	}
+	perSecond = rate(token, apis, d)
+	for _, p := range pids {
+		before += cpuTicks(p)
+	}
+	return perSecond, float64(before) * 1e4 / (perSecond * d.Seconds())
 }
