@@ -388,13 +388,13 @@ func main() {
 			done()
 		}
 		rc, rl, rs = append(rc, c), append(rl, l), append(rs, s)
-		fmt.Printf("round %d: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f; CPU a write: the three masters %.0f µs, the single %.0f µs\n", r+1, c, l, s, c/s, cc, sc)
+		fmt.Printf("round %d: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f; CPU a write: the three masters %s, the single %s\n", r+1, c, l, s, c/s, cc, sc)
 		if fl != nil {
 			fc, fcc := rateCPU("", fl.members, d, fl.pids(1, 4))
 			fl1 := rate("", []string{fl.leader()}, d)
 			fs, fsc := rateCPU("", []string{fl.single}, d, fl.pids(0, 1))
 			rfc, rfl, rfs = append(rfc, fc), append(rfl, fl1), append(rfs, fs)
-			fmt.Printf("         floor: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f; CPU a write: the three members %.0f µs, the single %.0f µs\n", fc, fl1, fs, fc/fs, fcc, fsc)
+			fmt.Printf("         floor: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f; CPU a write: the three members %s, the single %s\n", fc, fl1, fs, fc/fs, fcc, fsc)
 		}
 	}
 	for _, a := range all {
@@ -790,30 +790,39 @@ func (f *floor) stop() {
 	}
 }
 
-// cpuTicks is the CPU time (user and system, in clock ticks: 100 a
-// second) that process pid has used.
-func cpuTicks(pid int) int64 {
+// cpuTicks is the CPU time that process pid has used, in user mode and
+// in the kernel, in clock ticks (100 a second).
+func cpuTicks(pid int) (user, system int64) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k
+	user, _ = strconv.ParseInt(f[11], 10, 64)
+	system, _ = strconv.ParseInt(f[12], 10, 64)
+	return user, system
 }
 
-// rateCPU is rate, and the CPU time per acknowledged write (µs) that the
-// processes pids used meanwhile, together.
-func rateCPU(token string, apis []string, d time.Duration, pids []int) (perSecond, cpuPerWrite float64) {
-	var before int64
+// cpuUse is the CPU time per acknowledged write that processes used
+// together, and the kernel's share of it.
+type cpuUse struct{ perWrite, kernel float64 }
+
+func (c cpuUse) String() string {
+	return fmt.Sprintf("%.0f µs (%.0f %% in the kernel)", c.perWrite, 100*c.kernel)
+}
+
+// rateCPU is rate, and the CPU time the processes pids used meanwhile.
+func rateCPU(token string, apis []string, d time.Duration, pids []int) (float64, cpuUse) {
+	var user, system int64
 	for _, p := range pids {
-		before -= cpuTicks(p)
+		u, s := cpuTicks(p)
+		user, system = user-u, system-s
 	}
-	perSecond = rate(token, apis, d)
+	perSecond := rate(token, apis, d)
 	for _, p := range pids {
-		before += cpuTicks(p)
+		u, s := cpuTicks(p)
+		user, system = user+u, system+s
 	}
-	return perSecond, float64(before) * 1e4 / (perSecond * d.Seconds())
+	return perSecond, cpuUse{float64(user+system) * 1e4 / (perSecond * d.Seconds()), float64(system) / float64(max(user+system, 1))}
 }
