@@ -397,6 +397,9 @@ func main() {
 			fmt.Printf("         floor: cluster %.0f writes/s (to the leader only %.0f), single %.0f writes/s, ratio %.2f; CPU a write: the three members %s, the single %s\n", fc, fl1, fs, fc/fs, fcc, fsc)
 		}
 	}
+	if fl != nil {
+		fl.stop() // not beside the kills
+	}
 	for _, a := range all {
 		fmt.Printf("  %s: %s\n", a, commitLatency(a))
 	}
