@@ -133,20 +133,9 @@ func main() {
 	syscall.Sync()
 	floorSv := copyAndStart(filepath.Join(dir, "floor-sv"), tpl, tplFiles, *n, floorSup)
 	syscall.Sync()
-	var prof chan []byte
+	var prof <-chan []byte
 	if *profile != "" {
-		prof = make(chan []byte, 1)
-		go func() {
-			req, _ := http.NewRequest("GET", m.Base+"/api/debug/pprof/profile?seconds=10", nil)
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				log.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			prof <- b
-		}()
+		prof = m.CPUProfile(10)
 	}
 	s := time.Now()
 	var wg sync.WaitGroup

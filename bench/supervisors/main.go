@@ -24,9 +24,7 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,18 +262,7 @@ func list(v []float64) string {
 // rounds (each followed by the deletion of what it started, which the
 // profile holds too) to file, and prints how busy the machine was.
 func profileStarts(m *proc.Master, n int, file string) {
-	done := make(chan []byte)
-	go func() {
-		req, _ := http.NewRequest("GET", m.Base+"/api/debug/pprof/profile?seconds=3", nil)
-		req.Header.Set("Authorization", "Bearer "+m.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			log.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		done <- b
-	}()
+	done := m.CPUProfile(3)
 	busy0, all0 := cpuTimes()
 	var rounds int
 	var creating time.Duration

@@ -202,7 +202,7 @@ func main() {
 		raw3 = append(raw3, rawLikeAPI(dir, d, int(seq.Load())))
 		bare1 = append(bare1, apiRate("http://"+bareAddr, token, 1, d, &seq))
 		bare8 = append(bare8, apiRate("http://"+bareAddr, token, 8, d, &seq))
-		var prof chan []byte
+		var prof <-chan []byte
 		if *cpuprofile != "" && r == *rounds-1 {
 			prof = profile(m, d)
 		}
@@ -234,20 +234,8 @@ func main() {
 
 // profile takes a CPU profile of the master over d (rounded up to whole
 // seconds), started now, and sends it when done.
-func profile(m *proc.Master, d time.Duration) chan []byte {
-	out := make(chan []byte, 1)
-	secs := int((d + time.Second - 1) / time.Second)
-	go func() {
-		req, _ := http.NewRequest("GET", m.Base+"/api/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil)
-		req.Header.Set("Authorization", "Bearer "+m.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			log.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		out <- b
-	}()
+func profile(m *proc.Master, d time.Duration) <-chan []byte {
+	out := m.CPUProfile(int((d + time.Second - 1) / time.Second))
 	time.Sleep(100 * time.Millisecond)
 	return out
 }

@@ -171,3 +171,21 @@ func (m *Master) Call(method, path, body string, out any) {
 		}
 	}
 }
+
+// CPUProfile takes a CPU profile of the master over seconds, from now;
+// the channel gets it when it is done.
+func (m *Master) CPUProfile(seconds int) <-chan []byte {
+	out := make(chan []byte, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", m.Base+"/api/debug/pprof/profile?seconds="+strconv.Itoa(seconds), nil)
+		req.Header.Set("Authorization", "Bearer "+m.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out <- b
+	}()
+	return out
+}
