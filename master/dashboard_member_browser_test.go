@@ -127,14 +127,14 @@ func TestDashboardMemberInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.doOnNewPage(chromedp.SendKeys(chromedp.CSS(`form[aria-label="Confirm two-factor sign-in"] input[name=code]`), code),
+	b.doOnNewPage(chromedp.SetValue(chromedp.CSS(`form[aria-label="Confirm two-factor sign-in"] input[name=code]`), code),
 		chromedp.Click(chromedp.CSS(`form[aria-label="Confirm two-factor sign-in"] button`)))
 	b.waitJS(`document.querySelectorAll('#recovery li').length === 10`)
 	b.shot("account-recovery-1280")
 	if u := decode[api.User](t, e.do("GET", "/api/users/mia", e.admin, "")); !u.TOTP {
 		t.Error("two-factor sign-in is not on after the page's confirmation")
 	}
-	b.doOnNewPage(chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create a key of yours"] input[name=label]`), "mia-script"),
+	b.doOnNewPage(chromedp.SetValue(chromedp.CSS(`form[aria-label="Create a key of yours"] input[name=label]`), "mia-script"),
 		chromedp.Click(chromedp.CSS(`form[aria-label="Create a key of yours"] button`)))
 	b.do(chromedp.WaitVisible(chromedp.CSS("#token")))
 	token := eval[string](b, `document.querySelector('#token').textContent`)
