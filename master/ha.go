@@ -434,17 +434,30 @@ func emptySnapshot(dataDir string) (*os.File, error) {
 // every read of what the leader alone holds in memory (instances, nodes'
 // observed states, the dashboard's pages, WebSockets), streamed through.
 // Reads of the replicated state (keys, configurations, templates, audit)
-// are served here, unless ?consistent=true. Without a leader: 503 with
-// retryAfterMs. The leader serves a forwarded request as its own (it
-// came over the masters' mutual TLS: the client's address is the one the
-// follower saw).
+// are served here, unless ?consistent=true (which the leader serves once
+// ha.Node.ConsistentRead says its state is current). Without a leader:
+// 503 with retryAfterMs. The leader serves a forwarded request as its own
+// (it came over the masters' mutual TLS: the client's address is the one
+// the follower saw).
 func (m *Master) forwardWrites(c *gin.Context) {
-	if m.ha == nil || m.ha.IsLeader() {
+	if m.ha == nil {
 		c.Next()
 		return
 	}
 	r := c.Request
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if m.ha.IsLeader() {
+		if read && c.Query("consistent") == "true" {
+			// Linearizable: what any master acknowledged before this
+			// read began is in what it reads.
+			if err := m.ha.ConsistentRead(5 * time.Second); err != nil {
+				fail(c, err)
+				return
+			}
+		}
+		c.Next()
+		return
+	}
 	if read && c.Query("consistent") != "true" && servedHere(r.URL.Path) {
 		if readsState(r.URL.Path) {
 			m.ha.WaitAcked() // what this master answered as written is read here

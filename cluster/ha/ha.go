@@ -96,6 +96,10 @@ type Node struct {
 	// a write this master forwarded: what this master's own reads wait
 	// for (WaitAcked).
 	acked atomic.Uint64
+	// readTerm is the term in which this master, leading, committed a
+	// barrier: from then on it has applied all its predecessors
+	// committed (ConsistentRead).
+	readTerm atomic.Uint64
 	// Changes counts leadership changes seen here; CommitSeconds is told
 	// how long each Apply took to commit (metrics).
 	Changes       atomic.Int64
@@ -282,6 +286,33 @@ func (n *Node) ApplyHere(cmd []byte) error {
 		}
 	}()
 	return n.applyLocal(cmd)
+}
+
+// ConsistentRead readies this master for a linearizable read of its state
+// (?consistent=true), the way Consul's consistent reads are made:
+//   - it leads, and has committed an entry of its own term (a barrier,
+//     once a term), so that it has applied everything its predecessors
+//     committed (a new leader's commit index trails theirs until then);
+//   - a quorum still follows it now (VerifyLeader): no newer leader can
+//     have answered a write it has not seen.
+//
+// A write this master answered was applied before the answer; so the state
+// read after ConsistentRead holds every write acknowledged anywhere before
+// the read began. Errors: ErrNoLeader.
+func (n *Node) ConsistentRead(timeout time.Duration) error {
+	if !n.IsLeader() {
+		return ErrNoLeader
+	}
+	if term := n.r.CurrentTerm(); n.readTerm.Load() != term {
+		if err := n.r.Barrier(timeout).Error(); err != nil {
+			return raftError(err)
+		}
+		n.readTerm.Store(term) // (leadership lost meanwhile fails the barrier)
+	}
+	if err := n.r.VerifyLeader().Error(); err != nil {
+		return raftError(err)
+	}
+	return nil
 }
 
 // Barrier returns once every entry committed before it is applied here:
