@@ -417,10 +417,32 @@ func TestHAClusterFailover(t *testing.T) {
 	waitFor(t, "the leader's scaler to start an instance", 30*time.Second, func() bool { return len(scaledActive(other)) == 1 })
 	scaledFirst := scaledActive(other)[0]
 
+	// A history of concurrent key writes and reads through every live
+	// master, across the kill, checked for linearizability at the end.
+	hist := &keyHistory{prefix: "lin"}
+	var downMu sync.Mutex
+	down := map[int]bool{}
+	live := func() []int {
+		downMu.Lock()
+		defer downMu.Unlock()
+		var out []int
+		for i := range 3 {
+			if !down[i] {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	stopHist := make(chan struct{})
+	histDone := hist.run(c, live, stopHist)
+	time.Sleep(500 * time.Millisecond)
+
 	// SIGKILL of the leader: a new one takes writes within seconds.
 	killed := time.Now()
 	c.ms[lead].signal(syscall.SIGKILL)
-	down := map[int]bool{lead: true}
+	downMu.Lock()
+	down[lead] = true
+	downMu.Unlock()
 	newLead := c.leader(down)
 	t.Logf("SIGKILL of the leader → master %d leads after %v", newLead, time.Since(killed).Round(time.Millisecond))
 	survivor := 3 - lead - newLead
@@ -436,6 +458,9 @@ func TestHAClusterFailover(t *testing.T) {
 	if firstOK == 0 || firstOK > 10*time.Second {
 		t.Fatalf("no write acknowledged within 10 s of the leader's kill (%v)", firstOK)
 	}
+	time.Sleep(time.Second) // the history goes on under the new leader
+	close(stopHist)
+	histDone.Wait()
 
 	// The new leader runs the instance the old one started: adopted on
 	// its node, same id, same process, not restarted; and it obeys the new
@@ -474,9 +499,20 @@ func TestHAClusterFailover(t *testing.T) {
 	// id: its last record had not reached the others, so the node's copy
 	// is stale, killed, and replaced; never two.)
 	time.Sleep(scaling.WarmUp + 3*scaling.Interval)
-	waitFor(t, "one instance of the scaled configuration, one process", 30*time.Second, func() bool {
-		return len(scaledActive(survivor)) == 1 && countProcsWithEnv(t, "UNIVERSE_CONFIGURATION=scaled") == 1
-	})
+	var seenActive []api.InstanceInfo
+	var seenProcs int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		seenActive, seenProcs = scaledActive(survivor), countProcsWithEnv(t, "UNIVERSE_CONFIGURATION=scaled")
+		if len(seenActive) == 1 && seenProcs == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			all := jsonReq[[]api.InstanceInfo](t, "GET", c.ms[survivor].base+"/api/instances?configuration=scaled", c.admin, "", 200)
+			t.Fatalf("not one instance of the scaled configuration and one process after 30 s: %d processes; the instances: %+v", seenProcs, all)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if l := scaledActive(survivor); l[0].ID != scaledFirst.ID {
 		t.Logf("the scaled instance %s came back as %s after the kill", scaledFirst.ID, l[0].ID)
 	}
@@ -528,6 +564,19 @@ func TestHAClusterFailover(t *testing.T) {
 		resp.Body.Close()
 	}
 	t.Logf("%d acknowledged writes, all on every master", len(acked))
+	final := map[string]bool{}
+	waitFor(t, "a consistent read of the keys", 30*time.Second, func() bool {
+		resp, b := request(t, "GET", c.ms[c.leader(nil)].base+"/api/keys?consistent=true", c.admin, "")
+		var keys []api.Key
+		if resp.StatusCode != 200 || json.Unmarshal(b, &keys) != nil {
+			return false
+		}
+		for _, k := range keys {
+			final[k.Label] = true
+		}
+		return true
+	})
+	hist.check(t, final)
 	// A template deleted through one master goes from every master.
 	jsonReq[any](t, "DELETE", c.ms[lead].base+"/api/templates/lobby/base", c.admin, "", 204)
 	waitFor(t, "the deleted template gone from every master", 30*time.Second, func() bool {
