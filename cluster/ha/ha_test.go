@@ -261,3 +261,28 @@ func TestRaftRefusalsAreUnavailable(t *testing.T) {
 		t.Errorf("another failure: code %q", got)
 	}
 }
+
+// A consistent read on a leader just elected holds every write its
+// predecessor acknowledged (the last ones were committed, but the new
+// leader learns so only once an entry of its own term commits); a
+// follower refuses one (503).
+func TestConsistentReadOnANewLeader(t *testing.T) {
+	c := newTrio(t, storage.Options{}, 1024)
+	l := c.leader()
+	const n = 200
+	for k := range n {
+		c.put(l, k)
+	}
+	c.close(l) // at once: the others may not know the last commits yet
+	nl := c.leader()
+	if err := c.nodes[nl].ConsistentRead(5 * time.Second); err != nil {
+		t.Fatalf("a consistent read on the new leader: %v", err)
+	}
+	if list, _ := c.dbs[nl].ListConfigurations(); len(list) != n {
+		t.Fatalf("the new leader's consistent read holds %d of the %d acknowledged writes", len(list), n)
+	}
+	f := 3 - l - nl
+	if got := universe.ErrorCode(c.nodes[f].ConsistentRead(time.Second)); got != universe.EUNAVAILABLE {
+		t.Fatalf("a consistent read on a follower: %q, want %q", got, universe.EUNAVAILABLE)
+	}
+}
