@@ -92,6 +92,8 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	rotating sync.Mutex // one rotation at a time
+
 	mu   sync.Mutex
 	busy map[string]string // instance id: "backup" or "restore"
 	// reading: backups whose archives a restore reads (not deleted).
@@ -215,11 +217,19 @@ func (s *Service) claim(id, what string) error {
 	return nil
 }
 
+// release undoes a claim whose work did not begin.
 func (s *Service) release(id string) {
+	s.free(id)
+	s.wg.Done()
+}
+
+// free says the instance is no longer busy: once its backup's record or
+// its restore's log line says how it ended, the next one may begin. (The
+// goroutine that claimed it calls wg.Done when it ends.)
+func (s *Service) free(id string) {
 	s.mu.Lock()
 	delete(s.busy, id)
 	s.mu.Unlock()
-	s.wg.Done()
 }
 
 // Busy reports what is under way for an instance ("" : nothing).
@@ -266,7 +276,7 @@ func (s *Service) Create(sub Subject, req api.BackupRequest, by string) (api.Bac
 		return api.Backup{}, err
 	}
 	go func() {
-		defer s.release(sub.ID)
+		defer s.wg.Done()
 		s.run(sub, b, req.Ignore)
 	}()
 	return b, nil
@@ -299,6 +309,9 @@ func (s *Service) run(sub Subject, b api.Backup, ignore []string) {
 	if err := s.store.PutBackup(b); err != nil {
 		s.log.Error("backup record", "backup", b.ID, "err", err)
 	}
+	// Its record says how it ended: a client that saw that may begin the
+	// next one at once (it was refused while the rotation below ran).
+	s.free(sub.ID)
 	if s.hooks.Done != nil {
 		s.hooks.Done(b, time.Since(start))
 	}
@@ -438,6 +451,10 @@ var errPutFailed = errors.New("the target stopped taking the archive")
 // at most keep unlocked ones are left. Locked ones are never deleted, and
 // do not count: a locked backup is one put aside.
 func (s *Service) rotate(instanceID string, keep int) {
+	// One at a time: the next backup of the instance may end while this
+	// one rotates (its instance is free once its record is written).
+	s.rotating.Lock()
+	defer s.rotating.Unlock()
 	all, err := s.store.Backups(instanceID)
 	if err != nil {
 		return
@@ -545,14 +562,7 @@ func (s *Service) Restore(b api.Backup, sub Subject, truncate bool, by string) e
 	s.reading[b.ID]++
 	s.mu.Unlock()
 	go func() {
-		defer s.release(sub.ID)
-		defer func() {
-			s.mu.Lock()
-			if s.reading[b.ID]--; s.reading[b.ID] <= 0 {
-				delete(s.reading, b.ID)
-			}
-			s.mu.Unlock()
-		}()
+		defer s.wg.Done()
 		start := time.Now()
 		mode := "overlay"
 		if truncate {
@@ -573,6 +583,14 @@ func (s *Service) Restore(b api.Backup, sub Subject, truncate bool, by string) e
 			n, err = sub.Restore(s.ctx, open, b.SHA256, truncate)
 			via = ""
 		}
+		// Over before the log says so: a client that read the line may
+		// back up, restore or delete at once.
+		s.mu.Lock()
+		if s.reading[b.ID]--; s.reading[b.ID] <= 0 {
+			delete(s.reading, b.ID)
+		}
+		delete(s.busy, sub.ID)
+		s.mu.Unlock()
 		if err != nil {
 			sub.System(fmt.Sprintf("restore of backup %s FAILED, the folder is as it was: %s", b.ID, reasonOf(err, s.ctx)))
 		} else {

@@ -175,13 +175,19 @@ func TestBackupCreateDownloadRestore(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		later = append(later, e.backup(in.ID, `{}`))
 	}
-	list := decode[[]api.Backup](t, e.do("GET", "/api/instances/"+in.ID+"/backups", e.admin, ""))
-	ids := []string{}
-	for _, x := range list {
-		ids = append(ids, x.ID)
-	}
-	if want := []string{b.ID, later[1].ID, later[2].ID}; strings.Join(ids, ",") != strings.Join(want, ",") {
-		t.Fatalf("after rotation: %v, want %v", ids, want)
+	// The rotation follows the last one's record (a moment after).
+	want := strings.Join([]string{b.ID, later[1].ID, later[2].ID}, ",")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ids := []string{}
+		for _, x := range decode[[]api.Backup](t, e.do("GET", "/api/instances/"+in.ID+"/backups", e.admin, "")) {
+			ids = append(ids, x.ID)
+		}
+		if strings.Join(ids, ",") == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after rotation: %v, want %s", ids, want)
+		}
 	}
 	if r := e.do("GET", "/api/backups/"+later[0].ID+"/download", e.admin, ""); r.StatusCode != 404 {
 		t.Errorf("a rotated backup: %d", r.StatusCode)
