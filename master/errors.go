@@ -81,7 +81,7 @@ func (m *Master) writeError(c *gin.Context, err error) {
 	case universe.ERATELIMITED:
 		body.RetryAfterMs = c.GetInt64(ctxRetryAfter)
 	case universe.EUNAVAILABLE:
-		if errors.Is(err, ha.ErrNoLeader) {
+		if errors.Is(err, ha.ErrNoLeader) || errors.Is(err, ha.ErrBusy) {
 			body.RetryAfterMs = 500 // an election takes about that
 		}
 	case universe.ENOSPACE:

@@ -410,16 +410,24 @@ func (n *Node) applyLocal(cmd []byte) error {
 
 // raftError is what raft's refusal of a command means to the writer:
 // ErrNoLeader (503, try again shortly) when this master does not lead, or
-// no longer, or is handing the leadership over or stopping; anything else
-// is raft's own failure.
+// no longer, or is handing the leadership over or stopping; ErrBusy (503)
+// when raft could not even queue it in time; anything else is raft's own
+// failure.
 func raftError(err error) error {
 	for _, e := range []error{raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress, raft.ErrRaftShutdown} {
 		if errors.Is(err, e) {
 			return ErrNoLeader
 		}
 	}
+	if errors.Is(err, raft.ErrEnqueueTimeout) {
+		return ErrBusy
+	}
 	return fmt.Errorf("raft apply: %w", err)
 }
+
+// ErrBusy: raft did not take a command in time (its queue was full that
+// long): the client may try again shortly.
+var ErrBusy = universe.Errorf(universe.EUNAVAILABLE, "the cluster is too busy to take this now; try again shortly")
 
 type applyReply struct {
 	Index   uint64 `json:"index"`

@@ -257,6 +257,9 @@ func TestRaftRefusalsAreUnavailable(t *testing.T) {
 			t.Errorf("%v: code %q, want %q", err, got, universe.EUNAVAILABLE)
 		}
 	}
+	if got := universe.ErrorCode(raftError(raft.ErrEnqueueTimeout)); got != universe.EUNAVAILABLE {
+		t.Errorf("raft's queue full: code %q, want %q", got, universe.EUNAVAILABLE)
+	}
 	if got := universe.ErrorCode(raftError(raft.ErrAbortedByRestore)); got != universe.EINTERNAL {
 		t.Errorf("another failure: code %q", got)
 	}
