@@ -16,7 +16,9 @@ for i in $(seq "$runs"); do
   if out=$(go test ./... 2>&1); then
     green=$((green + 1)); echo "run $i: green in $(( $(date +%s) - start )) s"
   else
-    echo "run $i: FAILED in $(( $(date +%s) - start )) s"; echo "$out" | grep -E -- '^(--- FAIL|FAIL|panic|\s+\S+_test.go:)' | head -20
+    keep=$(mktemp "${TMPDIR:-/tmp}/test-under-load-run$i-XXXXXX.log")
+    echo "$out" > "$keep"
+    echo "run $i: FAILED in $(( $(date +%s) - start )) s (whole output: $keep)"; echo "$out" | grep -E -- '^(--- FAIL|FAIL|panic|\s+\S+_test.go:)' | head -20
   fi
 done
 echo "$green of $runs runs green with $load busy loops beside them"
