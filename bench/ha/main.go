@@ -827,5 +827,6 @@ func rateCPU(token string, apis []string, d time.Duration, pids []int) (float64,
 		u, s := cpuTicks(p)
 		user, system = user+u, system+s
 	}
-	return perSecond, cpuUse{float64(user+system) * 1e4 / (perSecond * d.Seconds()), float64(system) / float64(max(user+system, 1))}
+	writes := max(perSecond*d.Seconds(), 1) // (a round with none: its CPU, not a division by zero)
+	return perSecond, cpuUse{float64(user+system) * 1e4 / writes, float64(system) / float64(max(user+system, 1))}
 }
