@@ -241,16 +241,7 @@ func New(opt Options) *Manager {
 	m.supervisorCmd = opt.Supervisor
 	m.fullSupervisorCmd = opt.Supervisor
 	if len(m.supervisorCmd) == 0 {
-		m.supervisorCmd = []string{DefaultSupervisor()}
-		m.fullSupervisorCmd = []string{selfBinary()}
-		if m.supervisorCmd[0] == m.fullSupervisorCmd[0] && opt.DataDir != "" {
-			if sup, err := FromSource(filepath.Join(opt.DataDir, "bin")); err == nil {
-				m.supervisorCmd = []string{sup}
-				m.log.Info("supervisors run the supervisor-only binary built from source", "path", sup)
-			} else if goRunExe.MatchString(filepath.ToSlash(m.fullSupervisorCmd[0])) {
-				m.log.Warn("supervisors run this whole binary (about 5 MiB more each)", "error", err)
-			}
-		}
+		m.supervisorCmd, m.fullSupervisorCmd = SupervisorCommands(opt.DataDir, m.log)
 	}
 	for _, r := range opt.Runtimes {
 		m.runtimes[r.Name()] = r
@@ -443,6 +434,25 @@ func DefaultSupervisor() string {
 		return sib
 	}
 	return exe
+}
+
+// SupervisorCommands are the commands that run supervisors for a node
+// whose data directory is dataDir: small for the built-in runtimes (the
+// supervisor-only binary next to this executable, else one built from
+// source into dataDir/bin when "go run" started this one, else this
+// executable), full for the others (docker: this executable, which links
+// the Docker client). The master and an agent choose alike.
+func SupervisorCommands(dataDir string, log *slog.Logger) (small, full []string) {
+	small, full = []string{DefaultSupervisor()}, []string{selfBinary()}
+	if small[0] == full[0] && dataDir != "" {
+		if sup, err := FromSource(filepath.Join(dataDir, "bin")); err == nil {
+			small = []string{sup}
+			log.Info("supervisors run the supervisor-only binary built from source", "path", sup)
+		} else if goRunExe.MatchString(filepath.ToSlash(full[0])) {
+			log.Warn("supervisors run this whole binary (about 5 MiB more each)", "error", err)
+		}
+	}
+	return small, full
 }
 
 // selfBinary is this executable.

@@ -113,7 +113,14 @@ const epochFile = "epoch"
 
 func newRunner(ctx context.Context, nc *nats.Conn, node, dir string, log *slog.Logger, sup, full []string, cgroups string) (*runner, error) {
 	if len(sup) == 0 {
-		sup = []string{Self()}
+		// The supervisor-only binary where there is one (next to this
+		// one, or built from source under go run): the agent's own
+		// binary carries the NATS client and more into each supervisor.
+		small, self := instance.SupervisorCommands(dir, log)
+		sup = small
+		if len(full) == 0 {
+			full = self
+		}
 	}
 	if len(full) == 0 {
 		full = []string{Self()}

@@ -2,8 +2,9 @@
 // in a binary that links only the agent, the supervisor and the built-in
 // runtimes (10 MiB of RSS idle against 21 for the whole universe binary).
 // "universe agent" runs it when it lies next to it. The supervisors of
-// its instances run this binary too, but those of docker instances run
-// "universe" (next to it), which links the Docker client.
+// its instances run universe-supervisor when it lies next to it (else
+// this binary), and those of docker instances run "universe" (next to
+// it), which links the Docker client.
 package main
 
 import (

@@ -140,6 +140,7 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "universe agent: run %s: %v\n", slim, err)
 		return exitError
 	}
-	self := []string{agent.Self()}
-	return agent.Main(ctx, args, getenv, stderr, versionString(), self, self)
+	// Supervisors: the supervisor-only binary where there is one, as the
+	// master's (agent.Options.Supervisor left empty); docker's, this one.
+	return agent.Main(ctx, args, getenv, stderr, versionString(), nil, []string{agent.Self()})
 }

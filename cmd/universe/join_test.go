@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -154,5 +155,76 @@ func TestPrintedJoinLine(t *testing.T) {
 	}
 	if e := environOf(t, pid); e["UNIVERSE_INSTANCE_ID"] != info.ID || e["UNIVERSE_API_KEY"] == "" {
 		t.Errorf("the instance lacks its own variables: %v", e)
+	}
+}
+
+// TestAgentBinaryUsesSmallSupervisor runs universe-agent as a release lays
+// it out, universe-supervisor beside it: the supervisors of its instances
+// run universe-supervisor, not the agent's own binary (which carries the
+// NATS client and more into each, and its start-up into every start).
+func TestAgentBinaryUsesSmallSupervisor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := t.TempDir()
+	for _, b := range []string{"universe-agent", "universe-supervisor"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, b), "./cmd/"+b)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b, err, out)
+		}
+	}
+	c := newCluster(t)
+	env := []string{"UNIVERSE_URL=" + c.m.base, "UNIVERSE_TOKEN=" + c.admin}
+	code, out, errOut := cliEnvRun(t, env, "node", "create", "edge-1")
+	if code != 0 {
+		t.Fatalf("node create: %d %s %s", code, out, errOut)
+	}
+	cred := ""
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "UNIVERSE_NODE_KEY=") {
+			cred = f
+		}
+	}
+	data := t.TempDir()
+	agent := exec.Command(filepath.Join(bin, "universe-agent"), "agent", "--master", "nats://127.0.0.1:"+strconv.Itoa(c.nodePort), "--data", data)
+	agent.Env = shellEnv(bin, cred)
+	logf, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent.Stdout, agent.Stderr = logf, logf
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = agent.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = agent.Process.Kill()
+		<-done
+		killSupervisorsUnder(data)
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("agent log:\n%s", tail(string(b), 40))
+		}
+	})
+	waitFor(t, "edge-1 to come online", 30*time.Second, func() bool {
+		return jsonReq[api.ClusterNode](t, "GET", c.m.base+"/api/cluster/nodes/edge-1", c.admin, "", 200).State == api.NodeOnline
+	})
+	jsonReq[any](t, "PUT", c.m.base+"/api/configurations/far", c.admin,
+		`{"command":"exec sleep 600","nodes":["edge-1"],"availablePorts":{"min":21960,"max":21969},"stopTimeoutSeconds":2}`, 204)
+	info := jsonReq[api.InstanceInfo](t, "POST", c.m.base+"/api/instances", c.admin, `{"configurationName":"far"}`, 201)
+	if info.State != "ONLINE" || info.WrapperNodeID != "edge-1" || info.ProcessPid == nil {
+		t.Fatalf("an instance on the node: %+v", info)
+	}
+	sup := parentOf(t, int(*info.ProcessPid))
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(sup) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(bin, "universe-supervisor"); exe != want {
+		t.Fatalf("the instance's supervisor (pid %d) runs %s, want %s", sup, exe, want)
 	}
 }
