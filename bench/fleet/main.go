@@ -56,6 +56,7 @@ func main() {
 	nAgents := flag.Int("agents", 3, "agent processes beside the master")
 	files := flag.Int("files", 100, "files in the template")
 	profile := flag.String("profile", "", "write a CPU profile of the master while the instances are created")
+	perfOut := flag.String("perf", "", "record the whole machine with perf (perf record -a -g) while the instances are created, into this file, and while the floor supervisor starts the same, into this file + .floor")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "universe-bench-fleet-")
 	if err != nil {
@@ -131,12 +132,15 @@ func main() {
 	syscall.Sync()
 	floor := copyAndStart(filepath.Join(dir, "floor"), tpl, tplFiles, *n, "")
 	syscall.Sync()
+	stopPerf := record(*perfOut, ".floor")
 	floorSv := copyAndStart(filepath.Join(dir, "floor-sv"), tpl, tplFiles, *n, floorSup)
+	stopPerf()
 	syscall.Sync()
 	var prof <-chan []byte
 	if *profile != "" {
 		prof = m.CPUProfile(10)
 	}
+	stopPerf = record(*perfOut, "")
 	s := time.Now()
 	var wg sync.WaitGroup
 	next := make(chan int, *n)
@@ -159,6 +163,7 @@ func main() {
 	}
 	wg.Wait()
 	took := time.Since(s)
+	stopPerf()
 	syscall.Sync()
 	floor2 := copyAndStart(filepath.Join(dir, "floor2"), tpl, tplFiles, *n, "")
 	if prof != nil {
@@ -252,6 +257,25 @@ func startAgent(m *proc.Master, bin, dir, name string, clusterPort int) {
 
 // copyAndStart makes n folders under dir, copies the template's files into
 // each and starts the command there, 10 at a time (proc.StartFloor).
+// record runs perf record over the whole machine into file+suffix until
+// the returned func is called ("" file: nothing). Read it with
+// perf report -i file --sort comm,dso,sym.
+func record(file, suffix string) (stop func()) {
+	if file == "" {
+		return func() {}
+	}
+	cmd := exec.Command("perf", "record", "-a", "-g", "-F", "499", "-o", file+suffix)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		log.Fatalf("perf: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // perf is recording
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+	}
+}
+
 func copyAndStart(dir, tpl string, files []string, n int, via string) time.Duration {
 	return proc.StartFloor(dir, n, command, via, func(d string) {
 		for _, rel := range files {
