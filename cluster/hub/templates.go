@@ -21,6 +21,7 @@ import (
 // Templates is the master's template store, as the hub serves it to nodes.
 type Templates interface {
 	List() ([]api.TemplateInfo, error)
+	Names() ([]api.Template, error)
 	Files(group, name string) ([]api.TemplateFile, error)
 	OpenFile(group, name, path string) (*os.File, fs.FileInfo, error)
 }
@@ -60,7 +61,7 @@ func (d *digests) fill(t Templates) {
 	}
 	d.filled = time.Now()
 	d.mu.Unlock()
-	infos, err := t.List()
+	infos, err := t.Names()
 	if err != nil {
 		return
 	}
@@ -116,7 +117,7 @@ func (h *Hub) serveTemplates(nc *nats.Conn) error {
 		_ = m.Respond(b)
 	}
 	if _, err := nc.QueueSubscribe(cluster.FromAll("tpl.list"), "master", func(m *nats.Msg) {
-		infos, err := t.List()
+		infos, err := t.Names() // not List: no template's files walked
 		out := cluster.TemplateList{Templates: []cluster.TemplateRef{}}
 		if err != nil {
 			out.Error = "cannot list the templates"

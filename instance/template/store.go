@@ -122,6 +122,26 @@ func (s *Store) List() ([]api.TemplateInfo, error) {
 	return out, nil
 }
 
+// Names lists the templates, group and name, sorted: List without
+// reading what is in them.
+func (s *Store) Names() ([]api.Template, error) {
+	groups, err := s.Groups()
+	if err != nil {
+		return nil, err
+	}
+	out := []api.Template{}
+	for _, g := range groups {
+		names, err := s.InGroup(g)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			out = append(out, api.Template{Group: g, Name: n})
+		}
+	}
+	return out, nil
+}
+
 // Groups returns the template groups (folders with a valid name).
 func (s *Store) Groups() ([]string, error) { return s.subdirs(".") }
 
