@@ -662,11 +662,12 @@ func (r *runner) install(dir string, lg *logs.Log, in *cluster.Install) error {
 		}
 		return ""
 	}
-	// The master's templates are the truth: sync before installing (only
-	// what changed travels), so a file written just before the start is
-	// there. Without the master, the node's own copy serves, if it has one.
+	// The master's templates are the truth: the plan's templates are
+	// synced before installing (only what changed travels), so a file
+	// written just before the start is there. Without the master, the
+	// node's own copy serves, if it has one.
 	if len(in.Plan) > 0 {
-		if _, err := SyncTemplates(r.ctx, r.nc, r.node, r.dir); err != nil {
+		if err := syncPlan(r.ctx, r.nc, r.node, r.dir, in.Plan); err != nil {
 			if t := missing(); t != "" {
 				return universe.Errorf(universe.EUNAVAILABLE, "sync the templates: %v", err)
 			}

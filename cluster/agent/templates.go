@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/universe-orchestrator/universe/api"
 	"github.com/universe-orchestrator/universe/cluster"
 	"github.com/universe-orchestrator/universe/instance/template"
 )
@@ -109,6 +110,99 @@ func SyncTemplates(ctx context.Context, nc *nats.Conn, node, dataDir string) (Sy
 		}
 	}
 	return st, nil
+}
+
+// syncPlan brings the node's copies of the templates of plan in line
+// with the master's before a start. Each start needs a check of each of
+// its templates that began after it asked, so that a file written before
+// the start is there; starts that ask while a check runs share the next
+// one (a fleet's starts do not each ask the master for the same
+// manifest). The first error is returned; the other templates are still
+// synced.
+func syncPlan(ctx context.Context, nc *nats.Conn, node, dataDir string, plan []api.Template) error {
+	var first error
+	seen := map[string]bool{}
+	for _, t := range plan {
+		ref := cluster.TemplateRef{Group: t.Group, Name: t.Name}
+		key := dataDir + "\x00" + ref.Group + "/" + ref.Name
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		err := checksOf(key).do(func() error {
+			if err := template.ValidTemplate(ref.Group, ref.Name); err != nil {
+				return err
+			}
+			templatesMu.Lock()
+			defer templatesMu.Unlock()
+			root, blobs := filepath.Join(dataDir, "templates"), filepath.Join(dataDir, "blobs")
+			for _, d := range []string{root, blobs} {
+				if err := os.MkdirAll(d, 0o700); err != nil {
+					return err
+				}
+			}
+			var st SyncStats
+			_, err := syncOne(ctx, nc, node, dataDir, root, blobs, ref, &st)
+			return err
+		})
+		if err != nil && first == nil {
+			first = fmt.Errorf("template %s/%s: %w", ref.Group, ref.Name, err)
+		}
+	}
+	return first
+}
+
+var (
+	checksMu sync.Mutex
+	checks   = map[string]*coalesced{} // data dir and template
+)
+
+func checksOf(key string) *coalesced {
+	checksMu.Lock()
+	defer checksMu.Unlock()
+	c := checks[key]
+	if c == nil {
+		c = &coalesced{}
+		c.cond = sync.NewCond(&c.mu)
+		checks[key] = c
+	}
+	return c
+}
+
+// coalesced runs a function for callers that each need a run that began
+// after they called: one runs at a time, and those who call meanwhile
+// share the next run and its error.
+type coalesced struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	started uint64 // runs begun
+	done    uint64 // the last run ended
+	running bool
+	waiting int   // callers waiting for a run
+	err     error // of run done
+}
+
+func (c *coalesced) do(f func() error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	need := c.started + 1 // the one under way, if any, began before this call
+	for c.done < need {
+		if c.running {
+			c.waiting++
+			c.cond.Wait()
+			c.waiting--
+			continue
+		}
+		c.running = true
+		c.started++
+		n := c.started
+		c.mu.Unlock()
+		err := f()
+		c.mu.Lock()
+		c.running, c.done, c.err = false, n, err
+		c.cond.Broadcast()
+	}
+	return c.err
 }
 
 // syncOne installs one template unless the installed copy was built from
