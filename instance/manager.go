@@ -387,10 +387,47 @@ func (m *Manager) loseUnreachable() {
 	}
 }
 
-// usageLocked tells what the instances on node hold. Caller holds m.mu.
-func (m *Manager) usageLocked(node string) NodeUsage { return m.usageExceptLocked(node, nil) }
+// usageOfNodesLocked tells what the instances on each node hold, the
+// nodes counted in one pass over the instances the first time one is
+// asked for (a placement asks for every candidate node). Caller holds m.mu
+// while it uses the function.
+func (m *Manager) usageOfNodesLocked() func(node string) NodeUsage {
+	var all map[string]NodeUsage
+	return func(node string) NodeUsage {
+		if all == nil {
+			all = map[string]NodeUsage{}
+			for _, in := range m.instances {
+				in.mu.Lock()
+				n := in.info.WrapperNodeID
+				u, ok := all[n]
+				if !ok {
+					u = NodeUsage{Ports: map[int]bool{}, ByConfig: map[string]int{}}
+				}
+				u.add(in)
+				all[n] = u
+				in.mu.Unlock()
+			}
+		}
+		if u, ok := all[node]; ok {
+			return u
+		}
+		return NodeUsage{Ports: map[int]bool{}, ByConfig: map[string]int{}}
+	}
+}
 
-// usageExceptLocked is usageLocked without except. Caller holds m.mu.
+// add counts in (its lock held) in u.
+func (u *NodeUsage) add(in *Instance) {
+	u.Ports[in.info.AllocatedPort] = true
+	if in.activeLocked() {
+		u.RAMMB += in.info.AllocatedRAMMB
+		u.CPU += in.info.AllocatedCPU
+		u.Instances++
+		u.ByConfig[in.info.ConfigurationName]++
+	}
+}
+
+// usageExceptLocked tells what the instances on node hold, but except.
+// Caller holds m.mu.
 func (m *Manager) usageExceptLocked(node string, except *Instance) NodeUsage {
 	u := NodeUsage{Ports: map[int]bool{}, ByConfig: map[string]int{}}
 	for _, in := range m.instances {
@@ -399,13 +436,7 @@ func (m *Manager) usageExceptLocked(node string, except *Instance) NodeUsage {
 		}
 		in.mu.Lock()
 		if in.info.WrapperNodeID == node {
-			u.Ports[in.info.AllocatedPort] = true
-			if in.activeLocked() {
-				u.RAMMB += in.info.AllocatedRAMMB
-				u.CPU += in.info.AllocatedCPU
-				u.Instances++
-				u.ByConfig[in.info.ConfigurationName]++
-			}
+			u.add(in)
 		}
 		in.mu.Unlock()
 	}
@@ -1075,7 +1106,7 @@ func (m *Manager) create(name, by string, replacing *Instance) (api.InstanceInfo
 	node, port, local := m.opt.NodeID, 0, true
 	if m.opt.Remote != nil {
 		var placed string
-		if placed, port, local, err = m.opt.Remote.Place(cfg, m.usageLocked); err != nil {
+		if placed, port, local, err = m.opt.Remote.Place(cfg, m.usageOfNodesLocked()); err != nil {
 			m.mu.Unlock()
 			return api.InstanceInfo{}, err
 		}
