@@ -86,6 +86,16 @@ type Instance struct {
 	// failures in a row.
 	healthStop  func()
 	healthFails int
+
+	// firstKey is the key Create issued beside the instance's first
+	// record (the two writes share a commit), for its first start.
+	firstKey <-chan issuedKey
+}
+
+// issuedKey is the outcome of IssueInstanceKey.
+type issuedKey struct {
+	token string
+	err   error
 }
 
 // ID returns the instance id.
@@ -177,12 +187,25 @@ func (in *Instance) endTransition(t string) {
 
 // changedLocked stores the record and tells subscribers, hooks and the
 // reconciler. Caller holds in.mu.
-func (in *Instance) changedLocked() {
+func (in *Instance) changedLocked() { in.changed(false) }
+
+// changedQueuedLocked is changedLocked without waiting for the record's
+// commit (storage's PutInstanceQueued): for a change the next master can
+// learn again should this one stop before the commit (a local process
+// running: its supervisor is adopted). Caller holds in.mu.
+func (in *Instance) changedQueuedLocked() { in.changed(true) }
+
+func (in *Instance) changed(queued bool) {
 	info := in.copyInfo()
 	if in.deleted || in.released {
 		return
 	}
-	if err := in.m.opt.Store.PutInstance(info); err != nil {
+	if queued {
+		id, log := in.id, in.m.log
+		in.m.opt.Store.PutInstanceQueued(info, func(err error) {
+			log.Error("store instance", "instance", id, "err", err)
+		})
+	} else if err := in.m.opt.Store.PutInstance(info); err != nil {
 		in.m.log.Error("store instance", "instance", in.id, "err", err)
 	}
 	in.log.State(info)
@@ -262,6 +285,8 @@ func (m *Manager) reserve(in *Instance, cfg api.Configuration) error {
 // start starts the process under a new supervisor. Caller holds
 // in.action. Failures leave the instance OFFLINE with the reason.
 func (in *Instance) start(by string) {
+	firstKey := in.firstKey // this start's only (a next one revokes it)
+	in.firstKey = nil
 	in.cancelRestart()
 	if in.Running() {
 		return
@@ -309,8 +334,15 @@ func (in *Instance) start(by string) {
 	)
 	if m.opt.Keys != nil {
 		// A fresh key for every process: the one of the previous process
-		// is revoked.
-		token, err := m.opt.Keys.IssueInstanceKey(in.id)
+		// is revoked. The first start takes the one Create issued.
+		var token string
+		var err error
+		if firstKey != nil {
+			k := <-firstKey
+			token, err = k.token, k.err
+		} else {
+			token, err = m.opt.Keys.IssueInstanceKey(in.id)
+		}
 		if err != nil {
 			in.startFailed("cannot start: cannot issue the instance's key")
 			m.log.Error("issue instance key", "instance", in.id, "err", err)
@@ -407,12 +439,23 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 	in.info.ProcessPid = &pid
 	in.info.Reason = ""
 	in.info.NextRestartAt = 0
-	if !in.m.remote(in.info) {
+	local := !in.m.remote(in.info)
+	if local {
 		in.armHealthLocked(p) // (a node checks its own instances: NodeHealth)
 	} else if cfg, err := in.m.opt.Store.GetConfiguration(in.info.ConfigurationName); err == nil && cfg.HealthCheck != nil {
 		in.info.Health, in.info.HealthError = api.HealthUnknown, ""
 	}
-	in.changedLocked()
+	if local {
+		// Not waited for: should this master stop before the commit, the
+		// next one adopts the running supervisor and records this again.
+		// The audit entry of the request that started it commits after
+		// it, before the answer.
+		in.changedQueuedLocked()
+	} else {
+		// A node's process is known by its start's epoch: the next
+		// leader must find it in the record.
+		in.changedLocked()
+	}
 	in.mu.Unlock()
 	p.Begin()
 	in.m.opt.Hooks.Started()

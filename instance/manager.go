@@ -33,6 +33,9 @@ type Store interface {
 	// whose minimumServiceCount is above 0.
 	ListConfigurationsWanted() ([]api.Configuration, error)
 	PutInstance(info api.InstanceInfo) error
+	// PutInstanceQueued is PutInstance without waiting for the commit, in
+	// order with the other writes; failed is told if it was not written.
+	PutInstanceQueued(info api.InstanceInfo, failed func(error))
 	DeleteInstance(id string) error
 	ListInstances() ([]api.InstanceInfo, error)
 }
@@ -1132,7 +1135,7 @@ func (m *Manager) create(name, by string, replacing *Instance) (api.InstanceInfo
 	m.mu.Unlock()
 	defer in.action.Unlock()
 
-	fail := func(err error) (api.InstanceInfo, error) {
+	failed := func(err error) (api.InstanceInfo, error) {
 		m.mu.Lock()
 		delete(m.instances, id)
 		m.mu.Unlock()
@@ -1145,11 +1148,27 @@ func (m *Manager) create(name, by string, replacing *Instance) (api.InstanceInfo
 		_ = os.RemoveAll(m.stateDir(id))
 		return api.InstanceInfo{}, err
 	}
+	fail := failed
 	lg, err := logs.Open(m.stateDir(id), m.opt.Log)
 	if err != nil {
 		return fail(fmt.Errorf("open instance log: %w", err))
 	}
 	in.log = lg
+	if m.opt.Keys != nil {
+		// The key of its first process is written beside its record: the
+		// two writes wait for one commit, not one after the other.
+		keyc := make(chan issuedKey, 1)
+		go func() {
+			token, err := m.opt.Keys.IssueInstanceKey(id)
+			keyc <- issuedKey{token, err}
+		}()
+		in.firstKey = keyc
+		fail = func(err error) (api.InstanceInfo, error) {
+			<-keyc
+			m.opt.Keys.RevokeInstanceKeys(id)
+			return failed(err)
+		}
+	}
 	if err := m.opt.Store.PutInstance(info); err != nil {
 		return fail(fmt.Errorf("store instance: %w", err))
 	}
@@ -1160,6 +1179,11 @@ func (m *Manager) create(name, by string, replacing *Instance) (api.InstanceInfo
 	}
 	if err := m.deploy(in, cfg); err != nil {
 		m.log.Warn("instance deploy failed", "instance", id, "err", err)
+		if in.firstKey != nil {
+			<-in.firstKey // no process took it
+			in.firstKey = nil
+			m.opt.Keys.RevokeInstanceKeys(id)
+		}
 		in.setOffline("deploy failed: " + universe.ErrorMessage(err))
 		return in.Info(), nil
 	}
