@@ -145,6 +145,9 @@ func (db *DB) Path() string { return db.path }
 
 // Close closes the file and releases its lock.
 func (db *DB) Close() error {
+	// Queued writes (PutInstanceQueued) first: an empty write that waits
+	// is committed after them.
+	_ = db.group.update(func(*bolt.Tx) error { return nil })
 	if db.derived {
 		if err := db.bolt.Sync(); err != nil {
 			_ = db.bolt.Close()

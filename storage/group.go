@@ -23,6 +23,17 @@ type groupOp struct {
 	fn   func(*bolt.Tx) error
 	err  error
 	done chan struct{}
+	// after, for a queued write, is told its outcome once committed.
+	after func(error)
+}
+
+// finish answers op with err.
+func (op *groupOp) finish(err error) {
+	op.err = err
+	close(op.done)
+	if op.after != nil {
+		op.after(err)
+	}
 }
 
 // failedOp says which write of a group failed; the others are committed
@@ -49,7 +60,30 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	}
 	g.leading = true
 	g.mu.Unlock()
-	// This writer commits groups until none is waiting.
+	g.lead()
+	<-op.done
+	return op.err
+}
+
+// queue is update without waiting: fn is committed after every write
+// queued or updated before it, and before every one after it (so writes of
+// the same record keep their order); after is told the outcome. A write
+// that comes next and waits (update) waits for this one's commit too.
+func (g *groupCommit) queue(fn func(*bolt.Tx) error, after func(error)) {
+	op := &groupOp{fn: fn, done: make(chan struct{}), after: after}
+	g.mu.Lock()
+	g.pending = append(g.pending, op)
+	if g.leading {
+		g.mu.Unlock()
+		return
+	}
+	g.leading = true
+	g.mu.Unlock()
+	go g.lead()
+}
+
+// lead commits groups until none is waiting. Caller set g.leading.
+func (g *groupCommit) lead() {
 	for {
 		g.mu.Lock()
 		group := g.pending
@@ -57,13 +91,11 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 		if len(group) == 0 {
 			g.leading = false
 			g.mu.Unlock()
-			break
+			return
 		}
 		g.mu.Unlock()
 		g.commit(group)
 	}
-	<-op.done
-	return op.err
 }
 
 // commit commits group in one transaction; a write that fails is answered
@@ -80,14 +112,12 @@ func (g *groupCommit) commit(group []*groupOp) {
 		})
 		var f *failedOp
 		if errors.As(err, &f) {
-			group[f.i].err = f.err
-			close(group[f.i].done)
+			group[f.i].finish(f.err)
 			group = append(group[:f.i:f.i], group[f.i+1:]...)
 			continue
 		}
 		for _, op := range group {
-			op.err = err
-			close(op.done)
+			op.finish(err)
 		}
 		return
 	}

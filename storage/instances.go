@@ -99,6 +99,27 @@ func (db *DB) PutInstance(info api.InstanceInfo) error {
 	return db.group.update(func(tx *bolt.Tx) error { return putInstanceTx(tx, rec) })
 }
 
+// PutInstanceQueued is PutInstance without waiting for the commit: the
+// record is written in the next commit, in order with this master's other
+// writes (a later write of the same record lands after it), and failed is
+// told if it could not be. A write that waits, such as the audit entry of
+// the request that made the change, waits for this one too. In a cluster
+// it is PutInstance (failed is told its error).
+func (db *DB) PutInstanceQueued(info api.InstanceInfo, failed func(error)) {
+	rec := storedInstance{InstanceInfo: info, Properties: info.Properties}
+	if db.rep != nil {
+		if err := db.replicateAsLeader(Command{Op: OpInstancePut, Instance: &rec}); err != nil {
+			failed(err)
+		}
+		return
+	}
+	db.group.queue(func(tx *bolt.Tx) error { return putInstanceTx(tx, rec) }, func(err error) {
+		if err != nil {
+			failed(err)
+		}
+	})
+}
+
 // Info is the record as the instance manager has it.
 func (r *storedInstance) Info() api.InstanceInfo {
 	info := r.InstanceInfo

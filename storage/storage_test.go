@@ -261,3 +261,63 @@ func TestSecondFactorSpentOnce(t *testing.T) {
 		t.Fatalf("%+v", u)
 	}
 }
+
+// Queued instance writes keep their order with each other and with the
+// writes that wait: each record ends as its last write, whether queued or
+// waited for; a write that waits finds every write queued before it
+// committed; and Close commits what is still queued.
+func TestQueuedInstanceWritesKeepTheirOrder(t *testing.T) {
+	dir := t.TempDir()
+	db, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := func(err error) { t.Errorf("a queued write failed: %v", err) }
+	const ids, writes = 8, 200
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("inst%d", i)
+			for w := range writes {
+				info := api.InstanceInfo{ID: id, ConfigurationName: "c", State: "ONLINE", AllocatedPort: w}
+				if w%10 == 9 {
+					if err := db.PutInstance(info); err != nil {
+						t.Error(err)
+						return
+					}
+					// Waited for: every queued write before it is in.
+					got, err := instanceIn(db, id)
+					if err != nil || got.AllocatedPort != w {
+						t.Errorf("after a waited write %d: %+v %v", w, got, err)
+						return
+					}
+					continue
+				}
+				db.PutInstanceQueued(info, failed)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, dir)
+	for i := range ids {
+		got, err := instanceIn(db, fmt.Sprintf("inst%d", i))
+		if err != nil || got.AllocatedPort != writes-1 {
+			t.Fatalf("instance %d after reopening: %+v %v, want its last write (port %d)", i, got, err, writes-1)
+		}
+	}
+}
+
+func instanceIn(db *storage.DB, id string) (api.InstanceInfo, error) {
+	list, err := db.ListInstances()
+	for _, in := range list {
+		if in.ID == id {
+			return in, nil
+		}
+	}
+	return api.InstanceInfo{}, fmt.Errorf("no record of %s (%v)", id, err)
+}
