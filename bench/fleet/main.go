@@ -132,7 +132,7 @@ func main() {
 	syscall.Sync()
 	floor := copyAndStart(filepath.Join(dir, "floor"), tpl, tplFiles, *n, "")
 	syscall.Sync()
-	stopPerf := record(*perfOut, ".floor")
+	stopPerf := proc.Perf(*perfOut, ".floor")
 	floorSv := copyAndStart(filepath.Join(dir, "floor-sv"), tpl, tplFiles, *n, floorSup)
 	stopPerf()
 	syscall.Sync()
@@ -140,7 +140,7 @@ func main() {
 	if *profile != "" {
 		prof = m.CPUProfile(10)
 	}
-	stopPerf = record(*perfOut, "")
+	stopPerf = proc.Perf(*perfOut, "")
 	s := time.Now()
 	var wg sync.WaitGroup
 	next := make(chan int, *n)
@@ -257,25 +257,6 @@ func startAgent(m *proc.Master, bin, dir, name string, clusterPort int) {
 
 // copyAndStart makes n folders under dir, copies the template's files into
 // each and starts the command there, 10 at a time (proc.StartFloor).
-// record runs perf record over the whole machine into file+suffix until
-// the returned func is called ("" file: nothing). Read it with
-// perf report -i file --sort comm,dso,sym.
-func record(file, suffix string) (stop func()) {
-	if file == "" {
-		return func() {}
-	}
-	cmd := exec.Command("perf", "record", "-a", "-g", "-F", "499", "-o", file+suffix)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		log.Fatalf("perf: %v", err)
-	}
-	time.Sleep(500 * time.Millisecond) // perf is recording
-	return func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		_ = cmd.Wait()
-	}
-}
-
 func copyAndStart(dir, tpl string, files []string, n int, via string) time.Duration {
 	return proc.StartFloor(dir, n, command, via, func(d string) {
 		for _, rel := range files {

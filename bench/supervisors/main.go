@@ -18,7 +18,12 @@
 // Start: -start instances created by 10 concurrent clients until every one
 // is ONLINE, against this process fork/exec-ing the same commands in
 // folders of their own with 10 goroutines (the folder made, the process
-// started), alternating, -rounds rounds, medians.
+// started), alternating, -rounds rounds, medians. Every layout's master
+// runs through the rounds, each round taking the floors and then every
+// layout in turn. -base REV adds the release layout built from another
+// revision (an A/B in one run); -layouts picks some; -n 0 skips memory:
+//
+//	go run ./bench/supervisors -n 0 -layouts release,base -base HEAD~3 -rounds 10
 package main
 
 import (
@@ -45,6 +50,9 @@ func main() {
 	startN := flag.Int("start", 50, "instances created per start round")
 	rounds := flag.Int("rounds", 5, "start rounds per layout")
 	profile := flag.String("profile", "", "after the release layout's start rounds, write a CPU profile of its master to this file, taken over 3 s of start rounds, and the machine's CPU use in them")
+	base := flag.String("base", "", "also run the release layout built from this git revision (a worktree of it), its start rounds alternating with the others': an A/B in one run")
+	only := flag.String("layouts", "", "comma-separated layouts to run (go run, release, lone, base; default all)")
+	perfOut := flag.String("perf", "", "record the whole machine with perf (perf record -a -g) during the start rounds (every layout's and the floors') into this file")
 	flag.Parse()
 	if _, err := os.Stat("go.mod"); err != nil {
 		log.Fatal("run from the source tree: go run ./bench/supervisors")
@@ -72,19 +80,50 @@ func main() {
 		log.Fatalf("%v %s", err, b)
 	}
 
-	layouts := []struct {
+	type layout struct {
 		name string
 		argv []string
-	}{
+	}
+	all := []layout{
 		{"go run", []string{"go", "run", "./cmd/universe"}},
 		{"release", []string{filepath.Join(release, "universe")}},
 		{"lone", []string{lone}},
 	}
+	if *base != "" {
+		src := filepath.Join(dir, "base-src")
+		if b, err := exec.Command("git", "worktree", "add", "--detach", src, *base).CombinedOutput(); err != nil {
+			log.Fatalf("git worktree add %s: %v %s", *base, err, b)
+		}
+		defer exec.Command("git", "worktree", "remove", "--force", src).Run()
+		out := filepath.Join(dir, "base")
+		for _, b := range []string{"universe", "universe-supervisor"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(out, b), "./cmd/"+b)
+			cmd.Dir = src
+			if o, err := cmd.CombinedOutput(); err != nil {
+				log.Fatalf("build %s at %s: %v %s", b, *base, err, o)
+			}
+		}
+		all = append(all, layout{"base", []string{filepath.Join(out, "universe")}})
+	}
+	var layouts []layout
+	for _, l := range all {
+		if *only == "" || strings.Contains(","+*only+",", ","+l.name+",") {
+			layouts = append(layouts, l)
+		}
+	}
 
-	fmt.Printf("memory of %d idle supervisors (KiB, medians; 8 s after the last start)\n", *n)
-	fr, fp := floorMemory(floor, filepath.Join(dir, "floor-run"), *n)
-	fmt.Printf("  %-8s RSS %6d  PSS %6d  (bench/supervisors/floor)\n", "floor", fr, fp)
+	if *n > 0 {
+		fmt.Printf("memory of %d idle supervisors (KiB, medians; 8 s after the last start)\n", *n)
+	}
+	fr, fp := 0, 0
+	if *n > 0 {
+		fr, fp = floorMemory(floor, filepath.Join(dir, "floor-run"), *n)
+		fmt.Printf("  %-8s RSS %6d  PSS %6d  (bench/supervisors/floor)\n", "floor", fr, fp)
+	}
 	for _, l := range layouts {
+		if *n == 0 {
+			break
+		}
 		m, data := startMaster(l.argv, root, dir, l.name)
 		m.Call("PUT", "/api/configurations/idle", `{"command":"`+command+`","availablePorts":{"min":23300,"max":23999}}`, nil)
 		for i := 0; i < *n; i++ {
@@ -99,23 +138,35 @@ func main() {
 	}
 
 	fmt.Printf("start: %d instances by 10 clients until all ONLINE, against fork/exec of the same commands in new folders (ms, medians of %d)\n", *startN, *rounds)
-	for _, l := range layouts {
-		m, _ := startMaster(l.argv, root, dir, l.name+"-start")
-		m.Call("PUT", "/api/configurations/start", `{"command":"`+command+`","availablePorts":{"min":23300,"max":23999}}`, nil)
-		var us, fs, f2 []float64
-		for r := 0; r < *rounds; r++ {
-			fs = append(fs, forkExec(filepath.Join(dir, "forkexec", strconv.Itoa(r)), *startN, ""))
-			f2 = append(f2, forkExec(filepath.Join(dir, "forkexec2", strconv.Itoa(r)), *startN, floor))
-			us = append(us, createAll(m, *startN))
+	// Every layout's master runs through the rounds; each round takes the
+	// floors and then every layout in turn.
+	const putStart = `{"command":"` + command + `","availablePorts":{"min":23300,"max":23999}}`
+	masters := make([]*proc.Master, len(layouts))
+	for i, l := range layouts {
+		masters[i], _ = startMaster(l.argv, root, dir, l.name+"-start")
+		masters[i].Call("PUT", "/api/configurations/start", putStart, nil)
+	}
+	us := make([][]float64, len(layouts))
+	var fs, f2 []float64
+	stopPerf := proc.Perf(*perfOut, "")
+	for r := 0; r < *rounds; r++ {
+		fs = append(fs, forkExec(filepath.Join(dir, "forkexec", strconv.Itoa(r)), *startN, ""))
+		f2 = append(f2, forkExec(filepath.Join(dir, "forkexec2", strconv.Itoa(r)), *startN, floor))
+		for i, m := range masters {
+			us[i] = append(us[i], createAll(m, *startN))
 			m.DeleteAll()
-			m.Call("PUT", "/api/configurations/start", `{"command":"`+command+`","availablePorts":{"min":23300,"max":23999}}`, nil)
+			m.Call("PUT", "/api/configurations/start", putStart, nil)
 		}
-		fmt.Printf("  %-8s %7.1f ms (%s)  fork/exec %6.1f ms (%s)  ratio %.2f;  through the floor supervisor %6.1f ms (%s)  ratio %.2f\n",
-			l.name, median(us), list(us), median(fs), list(fs), median(us)/median(fs), median(f2), list(f2), median(us)/median(f2))
+	}
+	stopPerf()
+	fmt.Printf("  fork/exec %6.1f ms (%s);  through the floor supervisor %6.1f ms (%s)\n", median(fs), list(fs), median(f2), list(f2))
+	for i, l := range layouts {
+		fmt.Printf("  %-8s %7.1f ms (%s)  ratio to fork/exec %.2f, to the floor supervisor %.2f\n",
+			l.name, median(us[i]), list(us[i]), median(us[i])/median(fs), median(us[i])/median(f2))
 		if *profile != "" && l.name == "release" {
-			profileStarts(m, *startN, *profile)
+			profileStarts(masters[i], *startN, *profile)
 		}
-		m.Stop()
+		masters[i].Stop()
 	}
 }
 

@@ -78,3 +78,22 @@ func StartFloor(dir string, n int, command, via string, fill func(dir string)) t
 	_ = os.RemoveAll(dir)
 	return took
 }
+
+// Perf runs perf record over the whole machine (-a -g, 499 Hz) into
+// file+suffix until the returned func is called ("" file: nothing). Read
+// it with perf report -i file --sort comm,dso,sym.
+func Perf(file, suffix string) (stop func()) {
+	if file == "" {
+		return func() {}
+	}
+	cmd := exec.Command("perf", "record", "-a", "-g", "-F", "499", "-o", file+suffix)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		log.Fatalf("perf: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // perf is recording
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+	}
+}
