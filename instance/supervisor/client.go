@@ -3,7 +3,6 @@ package supervisor
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -78,6 +77,10 @@ type Client struct {
 // arguments before the subcommand) for spec, with its state in dir, and
 // attaches to it. The log's file must have been handed off (spec.NextSeq).
 func Start(command []string, dir string, spec Spec, opt Options) (*Client, error) {
+	b, err := encodeSpec(spec)
+	if err != nil {
+		return nil, universe.Errorf(universe.EINVALID, "start supervisor: %v", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
@@ -112,7 +115,7 @@ func Start(command []string, dir string, spec Spec, opt Options) (*Client, error
 	spid := cmd.Process.Pid // reap releases cmd.Process
 	go reap(cmd)            // when it ends while the master runs
 	go func() {
-		_ = json.NewEncoder(in).Encode(spec)
+		_, _ = in.Write(b)
 		_ = in.Close()
 	}()
 	answer := make(chan string, 1)

@@ -3,12 +3,14 @@ package supervisor
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/runtime"
 )
 
 // The wire format of msg: a frame is a 4-byte big-endian length and that
@@ -192,4 +194,89 @@ func decode(p []byte, m *msg) error {
 		return d.err
 	}
 	return nil
+}
+
+// maxSpec bounds the spec a supervisor reads on its stdin.
+const maxSpec = 16 << 20
+
+// encodeSpec is the spec as the master writes it to its supervisor's
+// stdin: the length, then the fields in this encoding's varints and
+// strings; a container's spec (container runtimes only, whose supervisor
+// is the whole binary) as JSON inside. encoding/json's first decode of
+// Spec in each supervisor cost a start more CPU than the rest of reading
+// it (bench/fleet -perf).
+func encodeSpec(s Spec) ([]byte, error) {
+	var container []byte
+	if s.Container != nil {
+		var err error
+		if container, err = json.Marshal(s.Container); err != nil {
+			return nil, err
+		}
+	}
+	b := []byte{0, 0, 0, 0}
+	for _, f := range []string{s.InstanceID, s.Runtime, s.Dir, s.Command} {
+		b = appendString(b, f)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Env)))
+	for _, kv := range s.Env {
+		b = appendString(b, kv)
+	}
+	b = appendString(b, s.StartedBy)
+	b = binary.AppendUvarint(b, s.NextSeq)
+	b = binary.AppendVarint(b, int64(s.LineRate))
+	b = binary.AppendVarint(b, s.FileBytes)
+	b = binary.AppendVarint(b, int64(s.FileCount))
+	b = appendString(b, s.Cgroup)
+	b = appendString(b, string(container))
+	if len(b)-4 > maxSpec {
+		return nil, fmt.Errorf("the spec is %d bytes, over %d", len(b)-4, maxSpec)
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	return b, nil
+}
+
+// readSpec reads what encodeSpec wrote.
+func readSpec(r io.Reader) (Spec, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Spec{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxSpec {
+		return Spec{}, fmt.Errorf("%w: spec of %d bytes", errFrame, n)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return Spec{}, err
+	}
+	d := decoder{b: p}
+	var s Spec
+	s.InstanceID, s.Runtime, s.Dir, s.Command = d.string(), d.string(), d.string(), d.string()
+	env := d.uvarint()
+	if env > uint64(len(d.b)) { // each takes a byte at least
+		return Spec{}, errFrame
+	}
+	for i := uint64(0); i < env && d.err == nil; i++ {
+		s.Env = append(s.Env, d.string())
+	}
+	s.StartedBy = d.string()
+	s.NextSeq = d.uvarint()
+	s.LineRate = d.int()
+	s.FileBytes = d.varint()
+	s.FileCount = d.int()
+	s.Cgroup = d.string()
+	container := d.string()
+	if d.err != nil {
+		return Spec{}, d.err
+	}
+	if len(d.b) != 0 {
+		return Spec{}, fmt.Errorf("%w: %d bytes after the spec", errFrame, len(d.b))
+	}
+	if container != "" {
+		s.Container = new(runtime.ContainerSpec)
+		if err := json.Unmarshal([]byte(container), s.Container); err != nil {
+			return Spec{}, err
+		}
+	}
+	return s, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/instance/runtime"
 )
 
 func TestCodecRoundTrip(t *testing.T) {
@@ -100,5 +101,41 @@ func TestExitJSON(t *testing.T) {
 		if got := e.appendJSON(nil); string(got) != string(want) {
 			t.Errorf("appendJSON = %s, json.Marshal = %s", got, want)
 		}
+	}
+}
+
+// The spec reaches the supervisor as the master wrote it, a container's
+// too; a truncated or padded one is refused.
+func TestSpecRoundTrip(t *testing.T) {
+	cases := []Spec{
+		{InstanceID: "abc123", Runtime: "process", Dir: "/srv/x", Command: "echo hi; sleep 1", Env: []string{"A=1", "B=ü=2", ""},
+			StartedBy: "admin", NextSeq: 1<<63 + 5, LineRate: -1, FileBytes: 1 << 40, FileCount: 7, Cgroup: "/sys/fs/cgroup/u/abc123"},
+		{InstanceID: "d", Runtime: "docker", Container: &runtime.ContainerSpec{Image: "alpine:3", MemoryMB: 64, Labels: map[string]string{"a": "b"}}},
+		{},
+	}
+	for _, want := range cases {
+		b, err := encodeSpec(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := readSpec(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%+v: %v", want, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %+v\nwant %+v", got, want)
+		}
+		if _, err := readSpec(bytes.NewReader(b[:len(b)-1])); err == nil {
+			t.Fatal("a truncated spec was read")
+		}
+		padded := append(append([]byte{}, b...), 0)
+		binary.BigEndian.PutUint32(padded, uint32(len(padded)-4))
+		if _, err := readSpec(bytes.NewReader(padded)); err == nil {
+			t.Fatal("a spec with a byte after it was read")
+		}
+	}
+	huge := binary.BigEndian.AppendUint32(nil, maxSpec+1)
+	if _, err := readSpec(bytes.NewReader(huge)); err == nil {
+		t.Fatal("a spec over the bound was read")
 	}
 }

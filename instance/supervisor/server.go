@@ -2,9 +2,7 @@ package supervisor
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -58,8 +56,8 @@ func Main(args []string, extra ...runtime.Runtime) int {
 	}()
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
-	var spec Spec
-	if err := json.NewDecoder(io.LimitReader(os.Stdin, 16<<20)).Decode(&spec); err != nil {
+	spec, err := readSpec(os.Stdin)
+	if err != nil {
 		fmt.Fprintln(os.Stdout, "error cannot read the spec:", err)
 		return 1
 	}
