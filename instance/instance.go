@@ -382,6 +382,9 @@ func (in *Instance) start(by string) {
 	}
 	var p process
 	epoch := m.opt.Now().UnixMilli()
+	if remote && State(info.State) == StateCreating && info.StartedAt != 0 && info.ProcessPid == nil {
+		epoch = info.StartedAt // the first start: Create recorded it with the first record
+	}
 	// What the previous process reported goes now, before the new one can
 	// report: a report it makes at once is not wiped when it is recorded
 	// as running.
@@ -390,6 +393,14 @@ func (in *Instance) start(by string) {
 	in.info.LastHeartbeat = 0
 	in.info.ReportedState = ""
 	in.info.Players, in.info.MaxPlayers = 0, 0
+	if remote && in.info.StartedAt != epoch {
+		// A node's process is known by its start's epoch: recorded before
+		// the node is told, so that a master that takes over (this one
+		// restarted, or a new leader) expects the process the node may
+		// already run, rather than have the node kill it as stale.
+		in.info.StartedAt = epoch
+		in.changedLocked()
+	}
 	in.mu.Unlock()
 	if remote {
 		install := Install{Override: cfg.TemplateInstallationConfig.OnTemplatePasteOverridePresentFiles, Files: cfg.FileModifications,

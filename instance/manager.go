@@ -1129,6 +1129,12 @@ func (m *Manager) create(name, by string, replacing *Instance) (api.InstanceInfo
 		AllocatedPort: port, State: string(StateCreating), AllocatedRAMMB: cfg.RAMMB, AllocatedCPU: cfg.CPU,
 		Runtime: cfg.Runtime, Static: cfg.Static, CreatedAt: now.UnixMilli(),
 	}
+	if !local {
+		// The epoch its node will know its first process by, in the first
+		// record: a master that takes over before the start is recorded
+		// expects that process instead of having it killed as stale.
+		info.StartedAt = now.UnixMilli()
+	}
 	in := &Instance{m: m, id: id, info: info}
 	in.action.Lock() // nobody acts on it before it is deployed
 	m.instances[id] = in

@@ -494,10 +494,11 @@ func TestHAClusterFailover(t *testing.T) {
 		return false
 	})
 	// The new leader's scaler, past its warm-up, does not start a second
-	// one: one instance of the scaled configuration, one process. (An
-	// instance started a moment before the kill may come back under a new
-	// id: its last record had not reached the others, so the node's copy
-	// is stale, killed, and replaced; never two.)
+	// one: one instance of the scaled configuration, one process. (The
+	// record holds the epoch of a node's process before the node is told
+	// to start it, so the new leader expects that process; an instance
+	// whose start order the old leader never sent comes back under a new
+	// id; never two.)
 	time.Sleep(scaling.WarmUp + 3*scaling.Interval)
 	var seenActive []api.InstanceInfo
 	var seenProcs int
