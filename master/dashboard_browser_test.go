@@ -462,10 +462,13 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The rows follow a state change made elsewhere through the events
 	// socket: the page's poll is switched off for this visit (no timer can
-	// repeat), so only the socket can bring it.
+	// repeat) and the list it would fetch never comes, so only the event's
+	// state can bring it.
 	var noTimers page.ScriptIdentifier
 	b.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		r, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `window.setInterval = () => 0;`})
+		r, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `window.setInterval = () => 0;
+const realFetch = window.fetch;
+window.fetch = (u, o) => new URL(String(u), location.href).pathname === '/api/instances' ? new Promise(() => {}) : realFetch(u, o);`})
 		if err == nil {
 			noTimers = r.Identifier
 		}

@@ -101,8 +101,16 @@ func (m *Master) reloadWebhooks() {
 	m.ev.hooks.Set(hooks)
 }
 
+// instanceEvent adds an instance's event; its data holds the instance's
+// state after what happened ("state"), so that a follower (the dashboard's
+// instances page) need not fetch the list to show it.
 func (m *Master) instanceEvent(typ string, info api.InstanceInfo, message string, data map[string]any) {
-	m.ev.log.Add(api.Event{Type: typ, InstanceID: info.ID, Configuration: info.ConfigurationName, Node: info.WrapperNodeID, Message: message, Data: data})
+	d := make(map[string]any, len(data)+1)
+	for k, v := range data {
+		d[k] = v
+	}
+	d["state"] = info.State
+	m.ev.log.Add(api.Event{Type: typ, InstanceID: info.ID, Configuration: info.ConfigurationName, Node: info.WrapperNodeID, Message: message, Data: d})
 }
 
 // nodeEvent tells of a node's reachability when it changes.

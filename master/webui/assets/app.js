@@ -364,9 +364,19 @@ function instancesPage() {
       if (again) { again = false; setTimeout(refresh, 100); }
     }
   };
+  // An instance's event carries its state: its row shows it at once; the
+  // list, fetched for the rest (reason, players), follows.
   let queued = false;
   followEvents(e => {
-    if (!e.instanceId || queued) return;
+    if (!e.instanceId) return;
+    const state = e.data && e.data.state;
+    const tr = state && $(`#instances tbody tr[data-id="${CSS.escape(e.instanceId)}"]`);
+    if (tr) {
+      const b = $('[data-cell=state]', tr);
+      b.dataset.state = state;
+      b.textContent = state;
+    }
+    if (queued) return;
     queued = true;
     setTimeout(() => { queued = false; refresh(); }, 50);
   });
