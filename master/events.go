@@ -102,14 +102,18 @@ func (m *Master) reloadWebhooks() {
 }
 
 // instanceEvent adds an instance's event; its data holds the instance's
-// state after what happened ("state"), so that a follower (the dashboard's
-// instances page) need not fetch the list to show it.
+// state after what happened ("state") and why ("stateReason", when it
+// says), so that a follower (the dashboard's instances page) need not
+// fetch the list to show them.
 func (m *Master) instanceEvent(typ string, info api.InstanceInfo, message string, data map[string]any) {
-	d := make(map[string]any, len(data)+1)
+	d := make(map[string]any, len(data)+2)
 	for k, v := range data {
 		d[k] = v
 	}
 	d["state"] = info.State
+	if info.Reason != "" {
+		d["stateReason"] = info.Reason
+	}
 	m.ev.log.Add(api.Event{Type: typ, InstanceID: info.ID, Configuration: info.ConfigurationName, Node: info.WrapperNodeID, Message: message, Data: d})
 }
 

@@ -119,7 +119,7 @@ func TestEventsAndWebhooks(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if crashed.Configuration != "crash" || crashed.Data["exitCode"] != float64(3) || crashed.Data["state"] != "OFFLINE" {
+	if crashed.Configuration != "crash" || crashed.Data["exitCode"] != float64(3) || crashed.Data["state"] != "OFFLINE" || crashed.Data["stateReason"] == nil {
 		t.Errorf("the crash event: %+v", crashed)
 	}
 	// The WebSocket follower sees the started and crashed events in order.

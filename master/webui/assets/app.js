@@ -364,8 +364,9 @@ function instancesPage() {
       if (again) { again = false; setTimeout(refresh, 100); }
     }
   };
-  // An instance's event carries its state: its row shows it at once; the
-  // list, fetched for the rest (reason, players), follows.
+  // An instance's event carries its state and why: its row shows them at
+  // once. Anything else (a gap, an instance this page has no row for)
+  // fetches the list; players come with the 5 s refresh.
   let queued = false;
   followEvents(e => {
     if (!e.instanceId) return;
@@ -375,6 +376,8 @@ function instancesPage() {
       const b = $('[data-cell=state]', tr);
       b.dataset.state = state;
       b.textContent = state;
+      $('[data-cell=reason]', tr).textContent = e.data.stateReason || '';
+      return;
     }
     if (queued) return;
     queued = true;
