@@ -474,6 +474,30 @@ func (in *Instance) running(p process, host string, limits *api.Limits) {
 	in.m.background(func() { in.watch(p, exited) })
 }
 
+// recordPidOnceKnown records the pid of p, a node's process adopted
+// without one, once its node has told it (within a minute), unless p is no
+// longer the instance's process.
+func (in *Instance) recordPidOnceKnown(p process) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		select {
+		case <-p.Done():
+			return
+		default:
+		}
+		pid := int64(p.Pid())
+		if pid <= 0 {
+			continue
+		}
+		in.mu.Lock()
+		if in.proc == p && (in.info.ProcessPid == nil || *in.info.ProcessPid <= 0) {
+			in.info.ProcessPid = &pid
+			in.changedLocked()
+		}
+		in.mu.Unlock()
+		return
+	}
+}
+
 // watch records the exit of p and applies the restart policy.
 func (in *Instance) watch(p process, exited chan struct{}) {
 	<-p.Done()

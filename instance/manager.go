@@ -787,8 +787,14 @@ func (m *Manager) adopt(in *Instance) error {
 		if info.ProcessPid != nil {
 			pid = int(*info.ProcessPid)
 		}
-		in.running(m.opt.Remote.Adopt(info.WrapperNodeID, in.id, info.StartedAt, pid, in.log), "", nil)
+		p := m.opt.Remote.Adopt(info.WrapperNodeID, in.id, info.StartedAt, pid, in.log)
+		in.running(p, "", nil)
 		m.opt.Hooks.Adopted("running")
+		if pid == 0 {
+			// Its start was recorded (the epoch) but not its process: the
+			// node tells the pid when it is attached to.
+			go in.recordPidOnceKnown(p)
+		}
 		if info.UnreachableSince != 0 {
 			// Its node was unreachable when its record was written (by this
 			// master before a restart, or by a previous leader): so it stays

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/universe-orchestrator/universe/api"
+	"github.com/universe-orchestrator/universe/storage"
 )
 
 // TestRemoteInstance runs an instance on an agent process: placed by its
@@ -162,6 +163,38 @@ func TestRemoteInstance(t *testing.T) {
 	got = jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200)
 	if got.ProcessPid == nil || int(*got.ProcessPid) != pid {
 		t.Fatalf("after the master restart: %+v", got)
+	}
+
+	// It dies again, where a start leaves it before the node's answer is
+	// recorded: the record says CREATING under the start's epoch, with no
+	// pid. The next master expects that process (the node does not kill
+	// it as stale): same id, same pid, recorded once the node tells it.
+	m2.signal(syscall.SIGKILL)
+	db, err := storage.Open(c.dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := db.ListInstances()
+	for _, r := range recs {
+		if r.ID == info.ID {
+			r.State, r.ProcessPid = "CREATING", nil
+			if err := db.PutInstance(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_ = db.Close()
+	startChildMaster(t, c.dir, c.port, c.args...)
+	waitFor(t, "the instance adopted from a record without its pid", 30*time.Second, func() bool {
+		got = jsonReq[api.InstanceInfo](t, "GET", base+"/api/instances/"+info.ID, admin, "", 200)
+		return got.State == "ONLINE" && got.ProcessPid != nil && *got.ProcessPid > 0 &&
+			jsonReq[api.ClusterNode](t, "GET", base+"/api/cluster/nodes/edge-1", admin, "", 200).State == api.NodeOnline
+	})
+	if int(*got.ProcessPid) != pid || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("after the master restart in a start: %+v (its process %d was killed or replaced)", got, pid)
+	}
+	if list := jsonReq[[]api.InstanceInfo](t, "GET", base+"/api/instances?configuration=far", admin, "", 200); len(list) != 1 {
+		t.Fatalf("instances of far: %d, want 1 (nothing replaced)", len(list))
 	}
 	f.frames = follow(t, ctx, base, admin, info.ID, "since="+strconv.FormatUint(f.lastSeq, 10))
 	jsonReq[any](t, "POST", base+"/api/instances/"+info.ID+"/execute", admin, `{"command":"again"}`, 204)
