@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,34 +98,8 @@ func TestPrintedJoinLine(t *testing.T) {
 	// A secret of the agent's own, beside its credential.
 	sh.Env = shellEnv(universeOnPath(t), "AGENT_SECRET=do-not-leak")
 	sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sh.Stdout, sh.Stderr = logf, logf
-	if err := sh.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = sh.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-sh.Process.Pid, syscall.SIGKILL)
-		<-done
-		killSupervisorsUnder(work)
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("agent log:\n%s", tail(string(b), 40))
-		}
-	})
-	waitFor(t, "edge-1 to come online", 30*time.Second, func() bool {
-		return jsonReq[api.ClusterNode](t, "GET", c.m.base+"/api/cluster/nodes/edge-1", c.admin, "", 200).State == api.NodeOnline
-	})
-	jsonReq[any](t, "PUT", c.m.base+"/api/configurations/far", c.admin,
-		`{"command":"echo started in $PWD; exec sleep 600","nodes":["edge-1"],"availablePorts":{"min":21950,"max":21959},"stopTimeoutSeconds":2}`, 204)
-	info := jsonReq[api.InstanceInfo](t, "POST", c.m.base+"/api/instances", c.admin, `{"configurationName":"far"}`, 201)
-	if info.State != "ONLINE" || info.WrapperNodeID != "edge-1" || info.ProcessPid == nil {
-		t.Fatalf("an instance on the printed node: %+v", info)
-	}
+	runAgentProcess(t, sh, work)
+	info := instanceOnEdge(t, c, "echo started in $PWD; exec sleep 600", 21950)
 	// Its folder is below the data directory the line named, relative to
 	// the folder it ran in, not to the instance's folder.
 	data := filepath.Join(work, "edge-1")
@@ -191,34 +166,9 @@ func TestAgentBinaryUsesSmallSupervisor(t *testing.T) {
 	data := t.TempDir()
 	agent := exec.Command(filepath.Join(bin, "universe-agent"), "agent", "--master", "nats://127.0.0.1:"+strconv.Itoa(c.nodePort), "--data", data)
 	agent.Env = shellEnv(bin, cred)
-	logf, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent.Stdout, agent.Stderr = logf, logf
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = agent.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = agent.Process.Kill()
-		<-done
-		killSupervisorsUnder(data)
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("agent log:\n%s", tail(string(b), 40))
-		}
-	})
-	waitFor(t, "edge-1 to come online", 30*time.Second, func() bool {
-		return jsonReq[api.ClusterNode](t, "GET", c.m.base+"/api/cluster/nodes/edge-1", c.admin, "", 200).State == api.NodeOnline
-	})
-	jsonReq[any](t, "PUT", c.m.base+"/api/configurations/far", c.admin,
-		`{"command":"exec sleep 600","nodes":["edge-1"],"availablePorts":{"min":21960,"max":21969},"stopTimeoutSeconds":2}`, 204)
-	info := jsonReq[api.InstanceInfo](t, "POST", c.m.base+"/api/instances", c.admin, `{"configurationName":"far"}`, 201)
-	if info.State != "ONLINE" || info.WrapperNodeID != "edge-1" || info.ProcessPid == nil {
-		t.Fatalf("an instance on the node: %+v", info)
-	}
+	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	runAgentProcess(t, agent, data)
+	info := instanceOnEdge(t, c, "exec sleep 600", 21960)
 	sup := parentOf(t, int(*info.ProcessPid))
 	exe, err := os.Readlink("/proc/" + strconv.Itoa(sup) + "/exe")
 	if err != nil {
@@ -227,4 +177,49 @@ func TestAgentBinaryUsesSmallSupervisor(t *testing.T) {
 	if want := filepath.Join(bin, "universe-supervisor"); exe != want {
 		t.Fatalf("the instance's supervisor (pid %d) runs %s, want %s", sup, exe, want)
 	}
+}
+
+// runAgentProcess starts cmd (an agent, or a shell running one, in a
+// process group of its own) with its output in a log shown if the test
+// fails; at the end its group is killed, and the supervisors it left under
+// dir (agents leave them running, by design).
+func runAgentProcess(t *testing.T, cmd *exec.Cmd, dir string) {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		killSupervisorsUnder(dir)
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("agent log:\n%s", tail(string(b), 40))
+		}
+	})
+}
+
+// instanceOnEdge waits for node edge-1 to be online, then creates an
+// instance running command there (configuration "far", ports from
+// minPort): ONLINE, on edge-1, with a pid.
+func instanceOnEdge(t *testing.T, c *cluster, command string, minPort int) api.InstanceInfo {
+	t.Helper()
+	waitFor(t, "edge-1 to come online", 30*time.Second, func() bool {
+		return jsonReq[api.ClusterNode](t, "GET", c.m.base+"/api/cluster/nodes/edge-1", c.admin, "", 200).State == api.NodeOnline
+	})
+	cfg, _ := json.Marshal(api.Configuration{Command: command, Nodes: []string{"edge-1"},
+		AvailablePorts: api.Ports{Min: minPort, Max: minPort + 9}, StopTimeoutSeconds: 2})
+	jsonReq[any](t, "PUT", c.m.base+"/api/configurations/far", c.admin, string(cfg), 204)
+	info := jsonReq[api.InstanceInfo](t, "POST", c.m.base+"/api/instances", c.admin, `{"configurationName":"far"}`, 201)
+	if info.State != "ONLINE" || info.WrapperNodeID != "edge-1" || info.ProcessPid == nil {
+		t.Fatalf("an instance on edge-1: %+v", info)
+	}
+	return info
 }
