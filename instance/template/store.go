@@ -101,23 +101,17 @@ func (s *Store) Exists(group, name string) bool {
 
 // List returns every template, ordered by group and name.
 func (s *Store) List() ([]api.TemplateInfo, error) {
-	groups, err := s.Groups()
+	names, err := s.Names()
 	if err != nil {
 		return nil, err
 	}
 	out := []api.TemplateInfo{}
-	for _, g := range groups {
-		names, err := s.InGroup(g)
+	for _, n := range names {
+		info, err := s.Get(n.Group, n.Name)
 		if err != nil {
-			return nil, err
+			continue // deleted meanwhile
 		}
-		for _, n := range names {
-			info, err := s.Get(g, n)
-			if err != nil {
-				continue // deleted meanwhile
-			}
-			out = append(out, info)
-		}
+		out = append(out, info)
 	}
 	return out, nil
 }
